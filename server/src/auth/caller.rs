@@ -1,0 +1,170 @@
+//! Who is calling, and the per-route policy that decides whether they may.
+//!
+//! The router declares a [`Policy`] for each group of routes (roles, minimum assurance level); the
+//! `authorize` middleware verifies the bearer token, checks that the session, user and device are still
+//! live in the database, applies the policy and hands the handler a [`Caller`]. Data-dependent rules (this
+//! enterprise, this unit's subtree) are the handler's, through the helpers below.
+
+use axum::{
+    extract::{FromRequestParts, Request, State},
+    http::{header::AUTHORIZATION, request::Parts},
+    middleware::Next,
+    response::Response,
+};
+
+use super::{store, tokens};
+use crate::{
+    domain::{Aal, Role, UserStatus},
+    error::ApiError,
+    state::AppState,
+};
+
+/// The authenticated caller, as the `authorize` middleware established it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: i64,
+    pub username: String,
+    pub role: Role,
+    pub enterprise_id: Option<i64>,
+    pub unit_id: Option<i64>,
+    pub aal: Aal,
+    pub session_id: String,
+    pub device_id: Option<String>,
+}
+
+impl Caller {
+    pub fn require_role(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs one of the roles {}; you are {}",
+                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+                self.role
+            )))
+        }
+    }
+
+    /// The caller's enterprise, for enterprise roles.
+    pub fn enterprise(&self) -> Result<i64, ApiError> {
+        self.enterprise_id.ok_or_else(|| ApiError::forbidden("this is for enterprise users"))
+    }
+
+    /// The caller's customs unit, for customs roles.
+    pub fn unit(&self) -> Result<i64, ApiError> {
+        self.unit_id.ok_or_else(|| ApiError::forbidden("this is for customs users"))
+    }
+}
+
+/// A route group's access rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Roles allowed; empty means any authenticated user.
+    pub roles: &'static [Role],
+    pub min_aal: Aal,
+}
+
+impl Policy {
+    pub const fn any() -> Policy {
+        Policy { roles: &[], min_aal: Aal::Password }
+    }
+
+    pub const fn roles(roles: &'static [Role]) -> Policy {
+        Policy { roles, min_aal: Aal::Password }
+    }
+
+    pub const fn strong(mut self) -> Policy {
+        self.min_aal = Aal::Strong;
+        self
+    }
+}
+
+pub async fn authorize(
+    State((state, policy)): State<(AppState, Policy)>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, req.headers().get(AUTHORIZATION)).await?;
+    if !policy.roles.is_empty() {
+        caller.require_role(policy.roles)?;
+    }
+    if caller.aal < policy.min_aal {
+        return Err(ApiError::forbidden(
+            "this needs a strong login: sign a challenge with your registered key (POST /api/v1/auth/challenge)",
+        )
+        .with_details(serde_json::json!({"required_aal": "strong"})));
+    }
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}
+
+async fn authenticate(
+    state: &AppState,
+    header: Option<&axum::http::HeaderValue>,
+) -> Result<Caller, ApiError> {
+    let token = header
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access token>`; log in first")
+        })?;
+    let now = state.now_ms();
+    let claims = tokens::verify(&state.keys, &state.settings.auth.issuer, token, now / 1000)?;
+    let sid = claims.sid.clone();
+    let status = state
+        .db
+        .read(move |c| store::session_status(c, &sid))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the session of this token is unknown"))?;
+    if status.revoked_at.is_some() || status.expires_at <= now {
+        return Err(ApiError::unauthorized("session_ended", "this session has ended; log in again"));
+    }
+    refuse_unless_active("account", status.user_status)?;
+    if status.user_valid_until.is_some_and(|until| until <= now) {
+        return Err(ApiError::unauthorized(
+            "account_expired",
+            "this account's validity has ended; ask your legal person to extend it",
+        ));
+    }
+    if let Some(device) = status.device_status {
+        refuse_unless_active("device", device)?;
+    }
+    let user_id = claims
+        .sub
+        .parse()
+        .map_err(|_| ApiError::unauthorized("invalid_token", "the token's subject is malformed"))?;
+    Ok(Caller {
+        user_id,
+        username: claims.username,
+        role: claims.role,
+        enterprise_id: claims.org,
+        unit_id: claims.unit,
+        aal: Aal::from_level(claims.aal.into()).unwrap_or(Aal::Password),
+        session_id: claims.sid,
+        device_id: claims.dev,
+    })
+}
+
+fn refuse_unless_active(what: &str, status: UserStatus) -> Result<(), ApiError> {
+    match status {
+        UserStatus::Active => Ok(()),
+        UserStatus::Frozen => Err(ApiError::unauthorized(
+            if what == "device" { "device_frozen" } else { "account_frozen" },
+            format!("this {what} is frozen; ask a supervisor or your legal person to unfreeze it"),
+        )),
+        UserStatus::Lost => Err(ApiError::unauthorized(
+            if what == "device" { "device_lost" } else { "account_lost" },
+            format!("this {what} was reported lost and can no longer be used"),
+        )),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("route takes a Caller but has no authorize layer"))
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! Identity: signing keys, tokens, passwords, strong login, and the per-route access policy.
+
+pub mod caller;
+pub mod http;
+pub mod keys;
+pub mod password;
+pub mod store;
+pub mod tokens;
+
+pub use caller::{Caller, Policy};

@@ -1,0 +1,310 @@
+//! The `fieldcheck` command line. `main` stays thin: parse, then hand over to one function per command.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use clap::{Parser, Subcommand};
+use ed25519_dalek::{Signer, SigningKey};
+
+use crate::{
+    audit::{self, Actor},
+    auth::{keys, password},
+    config::{DEFAULT_CONFIG_TOML, FlagOverrides, Settings},
+    db::Db,
+    domain::{CreditRating, CustomsCode, DistrictCode, Role, UnitKind, Uscc},
+    orgs::{self, NewEnterprise, NewUnit, NewUser, store},
+};
+
+#[derive(Parser)]
+#[command(name = "fieldcheck", version, about = "Customs field inspection with offline sync")]
+struct Cli {
+    /// A TOML settings file (see `fieldcheck default-config`).
+    #[arg(long, global = true, env = "FIELDCHECK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for the SQLite database and keys.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Load demo data into an empty data dir (password `demo-password` for every demo user).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Print the documented example configuration with every default.
+    DefaultConfig,
+    /// Administration on the data dir, without the server.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Ed25519 keys for strong login.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a customs unit.
+    CreateUnit {
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_vocab::<UnitKind>)]
+        kind: UnitKind,
+        /// District code of the parent unit.
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Create an enterprise.
+    CreateEnterprise {
+        #[arg(long)]
+        customs_code: String,
+        #[arg(long)]
+        uscc: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_vocab::<CreditRating>)]
+        credit_rating: CreditRating,
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// Create a user; the password is read from FIELDCHECK_PASSWORD or the first line of stdin.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        #[arg(long, value_parser = parse_vocab::<Role>)]
+        role: Role,
+        /// District code of the unit (customs roles).
+        #[arg(long)]
+        unit: Option<String>,
+        /// Customs code of the enterprise (enterprise roles).
+        #[arg(long)]
+        enterprise: Option<String>,
+    },
+    /// Register a user's Ed25519 public key (base64) for strong login.
+    SetSigningKey {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        public_key: String,
+    },
+    /// Check the audit log's hash chain; exits non-zero and names the first broken link if it is broken.
+    VerifyAudit,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a key: writes the secret seed to FILE and prints the public key (base64).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a strong-login challenge with the seed in KEY; prints the signature (base64).
+    Sign {
+        #[arg(long)]
+        key: PathBuf,
+        /// The challenge text exactly as the server sent it.
+        #[arg(long)]
+        message: String,
+    },
+}
+
+trait Vocabulary: Sized {
+    fn parse_str(s: &str) -> Option<Self>;
+    fn all() -> Vec<&'static str>;
+}
+
+macro_rules! vocab_impl {
+    ($($t:ty),*) => {$(
+        impl Vocabulary for $t {
+            fn parse_str(s: &str) -> Option<Self> { <$t>::parse(s) }
+            fn all() -> Vec<&'static str> { <$t>::ALL.iter().map(|v| v.as_str()).collect() }
+        }
+    )*};
+}
+vocab_impl!(Role, UnitKind, CreditRating);
+
+fn parse_vocab<T: Vocabulary + Clone + Send + Sync + 'static>(s: &str) -> Result<T, String> {
+    T::parse_str(s).ok_or_else(|| format!("expected one of: {}", T::all().join(", ")))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut flags = FlagOverrides { data_dir: cli.data_dir.clone(), ..Default::default() };
+    match cli.command {
+        Command::Serve { listen, demo } => {
+            flags.listen = listen;
+            flags.demo = demo;
+            let settings = Settings::load(cli.config.as_deref(), &flags)?;
+            serve(settings)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DefaultConfig => {
+            print!("{DEFAULT_CONFIG_TOML}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(cmd) => {
+            let settings = Settings::load(cli.config.as_deref(), &flags)?;
+            admin(&settings, cmd)
+        }
+        Command::Keys(cmd) => keys_command(cmd),
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    crate::telemetry::init(&settings.log);
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let listen = settings.server.listen;
+        let state = tokio::task::spawn_blocking(move || crate::prepare(settings)).await??;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, data_dir = %state.settings.storage.data_dir.display(), "fieldcheck is serving");
+        // Scripts and the end-to-end tests read this line to learn the port; keep its shape.
+        println!("fieldcheck listening on http://{addr}");
+        crate::run(listener, state, shutdown_signal()).await
+    })
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    let db = Db::open(&settings.storage.data_dir, 1)?;
+    let actor = Actor::System;
+    let now = now_ms();
+    let api = |e: crate::error::ApiError| anyhow::anyhow!("{e}");
+    match cmd {
+        AdminCommand::CreateUnit { code, name, kind, parent } => {
+            let new = NewUnit {
+                code: DistrictCode::parse(&code)?,
+                name,
+                kind,
+                parent_code: parent.as_deref().map(DistrictCode::parse).transpose()?,
+                timezone: None,
+            };
+            let unit = db.write_blocking(|tx| orgs::create_unit(tx, now, &actor, new)).map_err(api)?;
+            println!("created unit {} ({}) with id {}", unit.code, unit.name, unit.id);
+        }
+        AdminCommand::CreateEnterprise { customs_code, uscc, name, credit_rating, unit } => {
+            let new = NewEnterprise {
+                customs_code: CustomsCode::parse(&customs_code)?,
+                uscc: Uscc::parse(&uscc)?,
+                name,
+                credit_rating,
+                unit_code: unit.as_deref().map(DistrictCode::parse).transpose()?,
+            };
+            let e = db.write_blocking(|tx| orgs::create_enterprise(tx, now, &actor, new)).map_err(api)?;
+            println!("created enterprise {} ({}) with id {}", e.customs_code, e.name, e.id);
+        }
+        AdminCommand::CreateUser { username, display_name, role, unit, enterprise } => {
+            let password = match std::env::var("FIELDCHECK_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            password::check_strength(&password).map_err(api)?;
+            let hash = password::hash_blocking(&password, settings.auth.argon2_memory_kib).map_err(api)?;
+            let new = NewUser {
+                username,
+                display_name,
+                password: String::new(),
+                role,
+                unit_code: unit.as_deref().map(DistrictCode::parse).transpose()?,
+                enterprise_code: enterprise.as_deref().map(CustomsCode::parse).transpose()?,
+                valid_until: None,
+            };
+            let u = db.write_blocking(|tx| orgs::create_user(tx, now, &actor, &new, &hash)).map_err(api)?;
+            println!("created user {} ({}) with id {}", u.username, u.role, u.id);
+        }
+        AdminCommand::SetSigningKey { username, public_key } => {
+            db.write_blocking(|tx| {
+                let user = store::user_by_name(tx, &username)?
+                    .ok_or_else(|| crate::error::ApiError::not_found(&format!("user {username}")))?;
+                orgs::set_signing_key(tx, now, &actor, user.id, &public_key)
+            })
+            .map_err(api)?;
+            println!("registered the signing key of {username}");
+        }
+        AdminCommand::VerifyAudit => {
+            let report = db.write_blocking(|tx| audit::verify(tx)).map_err(api)?;
+            return Ok(match report.first_broken {
+                None => {
+                    println!("audit chain intact: {} entries", report.entries);
+                    ExitCode::SUCCESS
+                }
+                Some(b) => {
+                    println!("audit chain BROKEN at entry {}: {}", b.seq, b.reason);
+                    ExitCode::from(2)
+                }
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys_command(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        KeysCommand::Generate { out } => {
+            anyhow::ensure!(!out.exists(), "{} exists; refusing to overwrite a key", out.display());
+            let seed = keys::random_seed()?;
+            keys::write_secret(&out, hex::encode(seed).as_bytes())?;
+            let public = SigningKey::from_bytes(&seed).verifying_key();
+            println!("{}", STANDARD.encode(public.as_bytes()));
+        }
+        KeysCommand::Sign { key, message } => {
+            let seed = keys::read_seed(&key)?;
+            let signature = SigningKey::from_bytes(&seed).sign(message.as_bytes());
+            println!("{}", STANDARD.encode(signature.to_bytes()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,190 @@
+//! Layered settings: defaults in code → TOML file → `FIELDCHECK__SECTION__KEY` env vars → command-line flags.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// The documented example configuration printed by `fieldcheck default-config`; a test keeps it equal to
+/// the defaults below.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub storage: StorageSettings,
+    pub auth: AuthSettings,
+    pub log: LogSettings,
+    pub demo: DemoSettings,
+    pub testing: TestingSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Requests running longer are answered 408 so a stuck client cannot pin a worker.
+    pub request_timeout_secs: u64,
+    /// Default JSON body limit; endpoints that take bulk data (sync, photos) set their own.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may finish after SIGTERM before the process exits anyway.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Holds `fieldcheck.sqlite3` (WAL mode) and `keys/`.
+    pub data_dir: PathBuf,
+    /// Read connections kept open next to the single writer.
+    pub read_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    pub issuer: String,
+    pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
+    pub challenge_ttl_secs: i64,
+    /// Argon2 memory cost in KiB; the default follows OWASP's minimum for argon2id.
+    pub argon2_memory_kib: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoSettings {
+    /// Load `fixtures/demo` into an empty data dir; every demo user gets the password `demo-password`.
+    pub enabled: bool,
+    /// Where the demo fixtures live; relative paths are taken from the working directory.
+    pub fixtures_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestingSettings {
+    /// Replace the system clock by one moved through `PUT /api/v1/testing/clock`. Never in production.
+    pub manual_clock: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings { data_dir: PathBuf::from("data"), read_connections: 4 }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            issuer: "fieldcheck".into(),
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            challenge_ttl_secs: 120,
+            argon2_memory_kib: 19 * 1024,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { format: LogFormat::Human, level: "info".into() }
+    }
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        DemoSettings { enabled: false, fixtures_dir: PathBuf::from("fixtures/demo") }
+    }
+}
+
+/// Command-line overrides; only the flags that were given take part in the merge.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    pub demo: bool,
+}
+
+impl Settings {
+    /// Merges the layers; `config_file` is optional and may not exist only if it was not asked for.
+    pub fn load(config_file: Option<&std::path::Path>, flags: &FlagOverrides) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = config_file {
+            anyhow::ensure!(path.exists(), "config file {} does not exist", path.display());
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("FIELDCHECK__").split("__"));
+        if let Some(listen) = flags.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        if let Some(dir) = &flags.data_dir {
+            figment = figment.merge(Serialized::default("storage.data_dir", dir));
+        }
+        if flags.demo {
+            figment = figment.merge(Serialized::default("demo.enabled", true));
+        }
+        Ok(figment.extract()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_config_equals_the_defaults() {
+        let parsed: Settings = toml::from_str(DEFAULT_CONFIG_TOML).expect("example config parses");
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn flags_override_files_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fc.toml");
+        std::fs::write(&file, "[server]\nlisten = \"0.0.0.0:9000\"\n[log]\nformat = \"json\"\n").unwrap();
+        let flags = FlagOverrides { listen: Some("127.0.0.1:7000".parse().unwrap()), ..Default::default() };
+        let s = Settings::load(Some(&file), &flags).unwrap();
+        assert_eq!(s.server.listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_config_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fc.toml");
+        std::fs::write(&file, "[server]\nlisten_addr = \"0.0.0.0:9000\"\n").unwrap();
+        assert!(Settings::load(Some(&file), &FlagOverrides::default()).is_err());
+    }
+}

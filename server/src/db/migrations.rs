@@ -1,0 +1,19 @@
+//! Embedded schema migrations. Only ever add a new file at the end; never edit one that has shipped.
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+/// `(version, sql)`, applied in order; `PRAGMA user_version` records the last one applied.
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_foundation.sql"))];
+
+pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql).with_context(|| format!("migration {version}"))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "applied migration");
+    }
+    Ok(())
+}

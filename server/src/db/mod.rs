@@ -1,0 +1,139 @@
+//! The SQLite database: one writer connection, a few readers, embedded migrations.
+//!
+//! rusqlite is blocking, so every call runs on tokio's blocking pool, never on the async executor. SQLite
+//! allows one writer at a time anyway; serialising writers on our own mutex (and `BEGIN IMMEDIATE`) means
+//! transactions never fail with `SQLITE_BUSY` halfway and invariants such as slot capacity hold under any
+//! concurrency. Readers run in parallel thanks to WAL mode.
+
+mod migrations;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::ApiError;
+
+pub use migrations::MIGRATIONS;
+
+pub const DB_FILE: &str = "fieldcheck.sqlite3";
+
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `std::sync::Mutex` rather than tokio's: it is only ever held on a blocking thread, never across
+    /// an `.await`.
+    writer: Mutex<Connection>,
+    /// Idle read connections; a reader is opened on demand when all are busy and kept up to `max_readers`.
+    readers: Mutex<Vec<Connection>>,
+    max_readers: usize,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to date.
+    pub fn open(data_dir: &Path, max_readers: usize) -> anyhow::Result<Db> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        let path = data_dir.join(DB_FILE);
+        let mut writer = Connection::open(&path)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        configure(&writer)?;
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        migrations::apply(&mut writer)?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                max_readers: max_readers.max(1),
+                path,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only when `f` returns `Ok`.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await?
+    }
+
+    /// Runs `f` on a read-only connection.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match idle {
+                Some(c) => c,
+                None => open_reader(&inner.path)?,
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < inner.max_readers {
+                pool.push(conn);
+            }
+            out
+        })
+        .await?
+    }
+
+    /// Blocking access to the writer for CLI commands that run without a tokio runtime.
+    pub fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Is the database answering? Used by `/readyz`.
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // NORMAL is durable in WAL mode except for the last transactions on power loss; a killed process
+    // loses nothing. FULL makes every commit survive power loss too, which an evidence system wants.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection, ApiError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    configure(&conn)?;
+    Ok(conn)
+}

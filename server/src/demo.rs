@@ -1,0 +1,103 @@
+//! Demo data: `fieldcheck serve --demo` fills an empty data dir from `fixtures/demo/demo.json`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde::Deserialize;
+
+use crate::{
+    audit::Actor,
+    auth::{keys, password},
+    config::Settings,
+    db::Db,
+    devices,
+    orgs::{self, NewEnterprise, NewUnit, NewUser, store},
+};
+
+/// The one password every demo account has. Demo mode only: nothing else ever sets it.
+pub const DEMO_PASSWORD: &str = "demo-password";
+pub const DEMO_KEYS_DIR: &str = "demo-keys";
+
+#[derive(Deserialize)]
+struct DemoFile {
+    units: Vec<NewUnit>,
+    enterprises: Vec<NewEnterprise>,
+    users: Vec<DemoUser>,
+    devices: Vec<DemoDevice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoUser {
+    username: String,
+    display_name: String,
+    role: crate::domain::Role,
+    unit_code: Option<crate::domain::DistrictCode>,
+    enterprise_code: Option<crate::domain::CustomsCode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoDevice {
+    id: String,
+    officer: String,
+    name: String,
+}
+
+/// Loads the demo fixtures unless the database already has users (a restart keeps what is there).
+/// Returns whether anything was loaded.
+pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<bool> {
+    if db.write_blocking(|tx| Ok(store::count_users(tx)?))? > 0 {
+        return Ok(false);
+    }
+    let path = settings.demo.fixtures_dir.join("demo.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading demo fixtures {}", path.display()))?;
+    let demo: DemoFile = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    // One hash for all demo users: argon2 is slow on purpose and they share the password anyway.
+    let hash = password::hash_blocking(DEMO_PASSWORD, settings.auth.argon2_memory_kib)?;
+    let keys_dir = settings.storage.data_dir.join(DEMO_KEYS_DIR);
+    let mut seeds = Vec::new();
+    for u in &demo.users {
+        seeds.push((u.username.clone(), keys::random_seed()?));
+    }
+    db.write_blocking(|tx| {
+        let system = Actor::System;
+        for unit in demo.units {
+            orgs::create_unit(tx, now, &system, unit)?;
+        }
+        for e in demo.enterprises {
+            orgs::create_enterprise(tx, now, &system, e)?;
+        }
+        for (u, (_, seed)) in demo.users.into_iter().zip(&seeds) {
+            let new = NewUser {
+                username: u.username,
+                display_name: u.display_name,
+                password: String::new(),
+                role: u.role,
+                unit_code: u.unit_code,
+                enterprise_code: u.enterprise_code,
+                valid_until: None,
+            };
+            let user = orgs::create_user(tx, now, &system, &new, &hash)?;
+            let public = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key();
+            orgs::set_signing_key(tx, now, &system, user.id, &STANDARD.encode(public.as_bytes()))?;
+        }
+        for d in demo.devices {
+            let officer = store::user_by_name(tx, &d.officer)?
+                .ok_or_else(|| crate::error::ApiError::not_found(&format!("demo officer {}", d.officer)))?;
+            devices::register(tx, now, officer.id, &d.name, Some(&d.id))?;
+        }
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("loading demo data: {e}"))?;
+    for (username, seed) in seeds {
+        keys::write_secret(&keys_dir.join(format!("{username}.seed")), hex::encode(seed).as_bytes())?;
+    }
+    Ok(true)
+}
+
+/// Where a demo user's signing seed is written.
+pub fn key_path(data_dir: &Path, username: &str) -> std::path::PathBuf {
+    data_dir.join(DEMO_KEYS_DIR).join(format!("{username}.seed"))
+}

@@ -1,0 +1,106 @@
+//! Handheld registration and status.
+
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+};
+use serde::Deserialize;
+
+use super::Device;
+use crate::{
+    audit::Actor,
+    auth::Caller,
+    domain::{Role, UserStatus},
+    error::{ApiError, ApiJson, ApiPath, ErrorBody, invalid},
+    orgs::store as orgs_store,
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDevice {
+    /// A name the officer recognises, e.g. "Zhang's handheld".
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceStatusChange {
+    pub status: UserStatus,
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = RegisterDevice,
+    security(("bearer" = [])),
+    responses((status = 201, body = Device), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<RegisterDevice>,
+) -> Result<(StatusCode, Json<Device>), ApiError> {
+    let now = state.now_ms();
+    let device = state.db.write(move |tx| super::register(tx, now, caller.user_id, &req.name, None)).await?;
+    Ok((StatusCode::CREATED, Json(device)))
+}
+
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Device>)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Device>>, ApiError> {
+    let devices = state
+        .db
+        .read(move |c| {
+            Ok(match caller.role {
+                Role::Admin => super::all(c)?,
+                Role::Supervisor => super::in_unit_subtree(c, caller.unit()?)?,
+                _ => super::of_officer(c, caller.user_id)?,
+            })
+        })
+        .await?;
+    Ok(Json(devices))
+}
+
+#[utoipa::path(post, path = "/api/v1/devices/{id}/status", tag = "devices", request_body = DeviceStatusChange,
+    security(("bearer" = [])), params(("id" = String, Path, description = "device id")),
+    responses((status = 200, body = Device), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn set_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<DeviceStatusChange>,
+) -> Result<Json<Device>, ApiError> {
+    if req.reason.trim().is_empty() {
+        return Err(invalid("reason", "missing_reason", "say why the device status changes"));
+    }
+    let now = state.now_ms();
+    let device = state
+        .db
+        .write(move |tx| {
+            let device = super::get(tx, &id)?.ok_or_else(|| ApiError::not_found("the device"))?;
+            match caller.role {
+                Role::Admin => {}
+                Role::Supervisor => {
+                    let officer = orgs_store::user(tx, device.officer_id)?;
+                    let inside = match officer.and_then(|o| o.unit_id) {
+                        Some(unit) => orgs_store::in_subtree(tx, caller.unit()?, unit)?,
+                        None => false,
+                    };
+                    if !inside {
+                        return Err(ApiError::not_found("the device"));
+                    }
+                }
+                Role::Officer if device.officer_id == caller.user_id => {
+                    if req.status != UserStatus::Lost {
+                        return Err(ApiError::forbidden(
+                            "an officer can report their own device lost; freezing and unfreezing is for a supervisor",
+                        ));
+                    }
+                }
+                _ => return Err(ApiError::not_found("the device")),
+            }
+            super::set_status(tx, now, &Actor::User(caller.user_id), &id, req.status, &req.reason)
+        })
+        .await?;
+    Ok(Json(device))
+}

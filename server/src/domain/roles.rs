@@ -1,0 +1,113 @@
+//! Closed vocabularies: roles, statuses, ratings, delegation scopes, assurance levels.
+
+use serde::{Deserialize, Serialize};
+
+/// Generates `as_str`/`parse` for a snake_case enum so SQL text and JSON agree on one spelling.
+macro_rules! vocabulary {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+        )]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                let s = v.as_str()?;
+                $name::parse(s).ok_or_else(|| rusqlite::types::FromSqlError::Other(
+                    format!("unknown {} `{s}`", stringify!($name)).into()))
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+    };
+}
+
+vocabulary!(
+    /// What a user may do; one role per account, as the seeds' permission model has it.
+    Role {
+        EnterpriseOperator = "enterprise_operator",
+        EnterpriseLegal = "enterprise_legal",
+        Reviewer = "reviewer",
+        Officer = "officer",
+        Supervisor = "supervisor",
+        Admin = "admin",
+    }
+);
+
+impl Role {
+    /// Enterprise roles belong to an enterprise; the others to a customs unit.
+    pub fn is_enterprise(self) -> bool {
+        matches!(self, Role::EnterpriseOperator | Role::EnterpriseLegal)
+    }
+}
+
+vocabulary!(
+    /// Account and device status. `lost` is final: a lost card or handheld is replaced, never brought back.
+    UserStatus { Active = "active", Frozen = "frozen", Lost = "lost" }
+);
+
+vocabulary!(
+    /// Customs enterprise credit rating (企业信用等级); it scales the inspection sampling ratio.
+    CreditRating {
+        AdvancedCertified = "advanced_certified",
+        GeneralCertified = "general_certified",
+        General = "general",
+        Discredited = "discredited",
+    }
+);
+
+vocabulary!(
+    /// What a legal person may delegate to an agent enterprise.
+    Scope { Applications = "applications", Bookings = "bookings", Certificates = "certificates" }
+);
+
+vocabulary!(
+    /// Level of a customs unit in the hierarchy.
+    UnitKind { Headquarters = "headquarters", Customs = "customs", Site = "site" }
+);
+
+/// Authentication assurance level, carried in the token's `aal` claim.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Aal {
+    /// Username and password: enough for applications and bookings.
+    Password = 1,
+    /// A challenge signed with the user's registered Ed25519 key (the IC card / Ikey replacement).
+    Strong = 2,
+}
+
+impl Aal {
+    pub fn from_level(level: i64) -> Option<Aal> {
+        match level {
+            1 => Some(Aal::Password),
+            2 => Some(Aal::Strong),
+            _ => None,
+        }
+    }
+}

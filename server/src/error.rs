@@ -1,0 +1,219 @@
+//! The one error type of the HTTP API.
+//!
+//! Every failure a client can see is an [`ApiError`]: a status, a stable machine-readable `code`, a sentence
+//! that says what to fix, and optional structured `details`. Infrastructure failures become a bare 500 whose
+//! cause is logged, never sent: a client cannot act on a SQLite message, and it may leak internals.
+
+use axum::{
+    Json,
+    extract::{
+        FromRequest, FromRequestParts, Path, Query, Request,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
+    http::request::Parts,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+/// The error body every endpoint answers with: `{"code", "message", "details"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable identifier for programs, e.g. `invalid_customs_code`.
+    pub code: String,
+    /// A sentence for people: what is wrong and what to do about it.
+    pub message: String,
+    /// Structured extras: the offending field, the allowed values, alternatives.
+    pub details: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A client mistake, answered as-is.
+    #[error("{code}: {message}")]
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    /// Anything else: logged in full, answered as a bare 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Client { status, code, message: message.into(), details: Value::Null }
+    }
+
+    pub fn with_details(self, extra: Value) -> Self {
+        match self {
+            ApiError::Client { status, code, message, .. } => {
+                ApiError::Client { status, code, message, details: extra }
+            }
+            other => other,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} was not found"))
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// The status this error answers with; handy for metrics and tests.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Client { status, .. } => *status,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("blocking task"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Client { status, code, message, details } => {
+                let body = ErrorBody { code: code.to_string(), message, details };
+                (status, Json(body)).into_response()
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                let body = ErrorBody {
+                    code: "internal".into(),
+                    message: "internal error; the request was not applied".into(),
+                    details: Value::Null,
+                };
+                (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// `Json` with our error format: a malformed, mistyped or oversized body gets an [`ApiError`] that says
+/// which part to fix instead of axum's plain-text rejection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// `Path` with our error format: `/devices/abc` where a number belongs says so in JSON.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+/// `Query` with our error format.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    let text = rejection.body_text();
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is larger than this endpoint accepts",
+        );
+    }
+    match rejection {
+        JsonRejection::JsonDataError(_) => {
+            let code = if text.contains("unknown field") { "unknown_field" } else { "invalid_field" };
+            ApiError::unprocessable(code, text)
+        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {text}"),
+        ),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body with `Content-Type: application/json`",
+        ),
+        _ => ApiError::bad_request("invalid_body", text),
+    }
+}
+
+/// Turns a field-level parse failure into the 422 every endpoint uses for bad values.
+pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::unprocessable(code, message).with_details(json!({ "field": field }))
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    fieldcheck_server::cli::main()
+}

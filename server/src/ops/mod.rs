@@ -1,0 +1,60 @@
+//! Operations: health, readiness, metrics, and the test-only clock.
+
+pub mod metrics;
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    domain::time::rfc3339,
+    error::{ApiError, ApiJson},
+    state::AppState,
+};
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "the process is up")))]
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "the database answers"), (status = 503, description = "it does not")))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unavailable"})))
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetClock {
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub now: i64,
+}
+
+/// Moves the manual clock. Routed only when `testing.manual_clock` is on.
+#[utoipa::path(put, path = "/api/v1/testing/clock", tag = "operations", request_body = SetClock,
+    responses((status = 200, description = "the clock now reads `now`")))]
+pub async fn set_clock(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SetClock>,
+) -> Result<Json<Value>, ApiError> {
+    let to = jiff::Timestamp::from_millisecond(req.now)
+        .map_err(|e| ApiError::bad_request("invalid_time", e.to_string()))?;
+    if !state.clock.set(to) {
+        return Err(ApiError::not_found("the manual clock"));
+    }
+    Ok(Json(json!({"now": to.to_string()})))
+}

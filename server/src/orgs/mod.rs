@@ -1,0 +1,292 @@
+//! Organisations and people: the customs unit hierarchy, enterprises, user accounts.
+//!
+//! The functions here are the one place these rows change; both the HTTP API and the `fieldcheck admin`
+//! commands call them, each inside one transaction that also writes the audit entry.
+
+pub mod http;
+pub mod store;
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use rusqlite::Transaction;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    audit::{self, Actor},
+    domain::{CreditRating, CustomsCode, DistrictCode, Role, UnitKind, Uscc, UserStatus, time::rfc3339},
+    error::{ApiError, invalid},
+};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Unit {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub kind: UnitKind,
+    pub parent_id: Option<i64>,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Enterprise {
+    pub id: i64,
+    pub customs_code: String,
+    pub uscc: String,
+    pub name: String,
+    pub credit_rating: CreditRating,
+    pub unit_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub unit_id: Option<i64>,
+    pub enterprise_id: Option<i64>,
+    pub status: UserStatus,
+    /// `null` = no end.
+    #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub valid_until: Option<i64>,
+    pub has_signing_key: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUnit {
+    pub code: DistrictCode,
+    pub name: String,
+    pub kind: UnitKind,
+    /// District code of the parent unit; required for all but the headquarters.
+    pub parent_code: Option<DistrictCode>,
+    pub timezone: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnterprise {
+    pub customs_code: CustomsCode,
+    pub uscc: Uscc,
+    pub name: String,
+    pub credit_rating: CreditRating,
+    /// District code of the customs unit the enterprise is registered with.
+    pub unit_code: Option<DistrictCode>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub role: Role,
+    /// For customs roles: the unit's district code.
+    pub unit_code: Option<DistrictCode>,
+    /// For enterprise roles: the enterprise's customs code.
+    pub enterprise_code: Option<CustomsCode>,
+    /// When the account stops working; absent = no end.
+    #[serde(default, with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub valid_until: Option<i64>,
+}
+
+fn nonempty(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    let n = value.trim().chars().count();
+    if n == 0 || n > max {
+        return Err(invalid(field, "invalid_text", format!("`{field}` must have 1 to {max} characters")));
+    }
+    Ok(())
+}
+
+pub fn check_username(name: &str) -> Result<(), ApiError> {
+    let ok = (3..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "username",
+            "invalid_username",
+            "a username has 3 to 64 characters: letters, digits, `-`, `_` or `.`",
+        ))
+    }
+}
+
+pub fn create_unit(tx: &Transaction<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result<Unit, ApiError> {
+    nonempty("name", &new.name, 200)?;
+    let timezone = new.timezone.unwrap_or_else(|| "Asia/Shanghai".into());
+    if jiff::tz::TimeZone::get(&timezone).is_err() {
+        return Err(invalid("timezone", "unknown_timezone", format!("`{timezone}` is not an IANA time zone")));
+    }
+    let parent_id = match (&new.parent_code, new.kind) {
+        (None, UnitKind::Headquarters) => None,
+        (None, _) => {
+            return Err(invalid("parent_code", "missing_parent", "customs and site units need a `parent_code`"));
+        }
+        (Some(code), _) => Some(
+            store::unit_by_code(tx, code.as_str())?
+                .ok_or_else(|| invalid("parent_code", "unknown_unit", format!("no unit has the code {code}")))?
+                .id,
+        ),
+    };
+    if store::unit_by_code(tx, new.code.as_str())?.is_some() {
+        return Err(ApiError::conflict("duplicate_unit", format!("a unit with the code {} exists", new.code)));
+    }
+    let id = store::insert_unit(tx, new.code.as_str(), &new.name, new.kind, parent_id, &timezone, now)?;
+    audit::append(tx, now, actor, "unit.create", &format!("unit:{id}"), json!({"code": new.code}))?;
+    store::unit(tx, id)?.ok_or_else(|| ApiError::not_found("the unit"))
+}
+
+pub fn create_enterprise(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    new: NewEnterprise,
+) -> Result<Enterprise, ApiError> {
+    nonempty("name", &new.name, 200)?;
+    let unit_id = match &new.unit_code {
+        None => None,
+        Some(code) => Some(
+            store::unit_by_code(tx, code.as_str())?
+                .ok_or_else(|| invalid("unit_code", "unknown_unit", format!("no unit has the code {code}")))?
+                .id,
+        ),
+    };
+    if store::enterprise_by_code(tx, new.customs_code.as_str())?.is_some() {
+        return Err(ApiError::conflict(
+            "duplicate_enterprise",
+            format!("an enterprise with the customs code {} exists", new.customs_code),
+        ));
+    }
+    let id = store::insert_enterprise(tx, &new, unit_id, now).map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            ApiError::conflict("duplicate_enterprise", "an enterprise with this unified social credit code exists")
+        }
+        other => other.into(),
+    })?;
+    audit::append(tx, now, actor, "enterprise.create", &format!("enterprise:{id}"), json!({"customs_code": new.customs_code}))?;
+    store::enterprise(tx, id)?.ok_or_else(|| ApiError::not_found("the enterprise"))
+}
+
+/// Creates a user whose password hash was computed beforehand (off the executor).
+pub fn create_user(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    new: &NewUser,
+    password_hash: &str,
+) -> Result<User, ApiError> {
+    check_username(&new.username)?;
+    nonempty("display_name", &new.display_name, 200)?;
+    let (unit_id, enterprise_id) = if new.role.is_enterprise() {
+        let code = new.enterprise_code.as_ref().ok_or_else(|| {
+            invalid("enterprise_code", "missing_enterprise", "enterprise roles need an `enterprise_code`")
+        })?;
+        let e = store::enterprise_by_code(tx, code.as_str())?.ok_or_else(|| {
+            invalid("enterprise_code", "unknown_enterprise", format!("no enterprise has the customs code {code}"))
+        })?;
+        (None, Some(e.id))
+    } else {
+        let code = new
+            .unit_code
+            .as_ref()
+            .ok_or_else(|| invalid("unit_code", "missing_unit", "customs roles need a `unit_code`"))?;
+        let u = store::unit_by_code(tx, code.as_str())?
+            .ok_or_else(|| invalid("unit_code", "unknown_unit", format!("no unit has the code {code}")))?;
+        (Some(u.id), None)
+    };
+    if store::user_by_name(tx, &new.username)?.is_some() {
+        return Err(ApiError::conflict("duplicate_username", format!("the username {} is taken", new.username)));
+    }
+    let id = store::insert_user(tx, new, password_hash, unit_id, enterprise_id, now)?;
+    audit::append(
+        tx,
+        now,
+        actor,
+        "user.create",
+        &format!("user:{id}"),
+        json!({"username": new.username, "role": new.role}),
+    )?;
+    store::user(tx, id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+}
+
+/// Freezes, unfreezes or reports an account lost; a frozen or lost account's sessions end at once.
+pub fn set_user_status(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    user_id: i64,
+    status: UserStatus,
+    reason: &str,
+) -> Result<User, ApiError> {
+    let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+    if user.status == UserStatus::Lost && status != UserStatus::Lost {
+        return Err(ApiError::conflict(
+            "account_lost",
+            "a lost account stays lost; create a new account for the person",
+        ));
+    }
+    store::update_user_status(tx, user_id, status)?;
+    if status != UserStatus::Active {
+        crate::auth::store::revoke_user_sessions(tx, user_id, now, &format!("account {status}"))?;
+    }
+    audit::append(
+        tx,
+        now,
+        actor,
+        "user.status",
+        &format!("user:{user_id}"),
+        json!({"from": user.status, "to": status, "reason": reason}),
+    )?;
+    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+}
+
+pub fn set_user_validity(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    user_id: i64,
+    valid_until: Option<i64>,
+) -> Result<User, ApiError> {
+    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+    store::update_user_validity(tx, user_id, valid_until)?;
+    audit::append(tx, now, actor, "user.validity", &format!("user:{user_id}"), json!({"valid_until": valid_until}))?;
+    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+}
+
+/// Registers the Ed25519 public key (base64, 32 bytes) that the user's strong logins are verified with.
+pub fn set_signing_key(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    user_id: i64,
+    public_key_b64: &str,
+) -> Result<User, ApiError> {
+    let key = parse_public_key(public_key_b64)?;
+    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+    store::update_signing_key(tx, user_id, &key)?;
+    audit::append(
+        tx,
+        now,
+        actor,
+        "user.signing_key",
+        &format!("user:{user_id}"),
+        json!({"public_key": public_key_b64}),
+    )?;
+    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+}
+
+pub fn parse_public_key(b64: &str) -> Result<[u8; 32], ApiError> {
+    let bytes = STANDARD.decode(b64.trim()).map_err(|_| {
+        invalid("public_key", "invalid_public_key", "`public_key` must be standard base64")
+    })?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| {
+        invalid("public_key", "invalid_public_key", "`public_key` must be a 32-byte Ed25519 public key")
+    })?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| {
+        invalid("public_key", "invalid_public_key", "`public_key` is not a valid Ed25519 point")
+    })?;
+    Ok(key)
+}

@@ -1,0 +1,169 @@
+//! The whole HTTP surface in one place: every route, the policy that guards it, and the layers around it.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, StatusCode},
+    middleware::from_fn_with_state,
+    routing::get,
+};
+use tower_http::{
+    compression::CompressionLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    timeout::TimeoutLayer,
+    trace::TraceLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    audit,
+    auth::{self, Policy, caller::authorize},
+    delegations,
+    devices,
+    domain::Role,
+    error::ApiError,
+    ops, orgs,
+    state::AppState,
+};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "fieldcheck", description = "Customs field inspection with offline sync."),
+    modifiers(&BearerAuth),
+    components(schemas(crate::error::ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+const ENTERPRISE: &[Role] = &[Role::EnterpriseOperator, Role::EnterpriseLegal];
+const LEGAL: &[Role] = &[Role::EnterpriseLegal];
+const ADMIN: &[Role] = &[Role::Admin];
+const DEVICE_USERS: &[Role] = &[Role::Officer, Role::Supervisor, Role::Admin];
+const OFFICER: &[Role] = &[Role::Officer];
+
+/// Routes guarded by one policy.
+fn guarded(state: &AppState, policy: Policy, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    routes.route_layer(from_fn_with_state((state.clone(), policy), authorize))
+}
+
+/// The API routes and their OpenAPI document, built from the same declarations so neither can drift.
+fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let public = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(auth::http::login))
+        .routes(routes!(auth::http::refresh))
+        .routes(routes!(auth::http::challenge))
+        .routes(routes!(auth::http::strong_login))
+        .routes(routes!(auth::http::jwks));
+    let testing = if state.settings.testing.manual_clock {
+        OpenApiRouter::new().routes(routes!(ops::set_clock))
+    } else {
+        OpenApiRouter::new()
+    };
+
+    let signed_in = guarded(
+        state,
+        Policy::any(),
+        OpenApiRouter::new()
+            .routes(routes!(auth::http::logout))
+            .routes(routes!(auth::http::me))
+            .routes(routes!(orgs::http::list_units))
+            .routes(routes!(orgs::http::get_enterprise)),
+    );
+    let admin = guarded(
+        state,
+        Policy::roles(ADMIN),
+        OpenApiRouter::new()
+            .routes(routes!(orgs::http::create_unit))
+            .routes(routes!(orgs::http::create_enterprise))
+            .routes(routes!(orgs::http::create_user, orgs::http::list_users))
+            .routes(routes!(orgs::http::set_user_status))
+            .routes(routes!(orgs::http::set_signing_key))
+            .routes(routes!(audit::http::list))
+            .routes(routes!(audit::http::verify)),
+    );
+    let officer = guarded(state, Policy::roles(OFFICER), OpenApiRouter::new().routes(routes!(devices::http::register)));
+    let device_users = guarded(
+        state,
+        Policy::roles(DEVICE_USERS),
+        OpenApiRouter::new().routes(routes!(devices::http::list)).routes(routes!(devices::http::set_status)),
+    );
+    let enterprise = guarded(
+        state,
+        Policy::roles(ENTERPRISE),
+        OpenApiRouter::new()
+            .routes(routes!(delegations::http::list))
+            .routes(routes!(delegations::http::grants)),
+    );
+    let legal = guarded(
+        state,
+        Policy::roles(LEGAL),
+        OpenApiRouter::new()
+            .routes(routes!(delegations::http::create))
+            .routes(routes!(delegations::http::revoke))
+            .routes(routes!(delegations::http::grant))
+            .routes(routes!(orgs::http::list_operators, orgs::http::create_operator))
+            .routes(routes!(orgs::http::set_operator_status))
+            .routes(routes!(orgs::http::set_operator_validity)),
+    );
+    // Issuing a credential to someone else is certificate-grade work: it needs the legal person's key.
+    let legal_strong = guarded(
+        state,
+        Policy::roles(LEGAL).strong(),
+        OpenApiRouter::new().routes(routes!(orgs::http::set_operator_signing_key)),
+    );
+
+    // Groups may share a path with different methods (GET /delegations for enterprise users, POST for the
+    // legal person); axum merges those per method, each keeping its own policy layer.
+    public
+        .merge(testing)
+        .merge(signed_in)
+        .merge(admin)
+        .merge(officer)
+        .merge(device_users)
+        .merge(enterprise)
+        .merge(legal)
+        .merge(legal_strong)
+        .split_for_parts()
+}
+
+/// The application: routes, error fallbacks and the tower layers, in the order requests meet them.
+pub fn app(state: AppState) -> Router {
+    let (api, openapi) = api(&state);
+    let openapi = Arc::new(openapi);
+    let request_id = HeaderName::from_static("x-request-id");
+    let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
+    api.route("/api/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
+        .route("/.well-known/jwks.json", get(auth::http::jwks))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+        })
+        .layer(from_fn_with_state(state.clone(), ops::metrics::track))
+        .layer(DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
