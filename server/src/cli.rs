@@ -178,36 +178,41 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let listen = settings.server.listen;
         let state = tokio::task::spawn_blocking(move || crate::prepare(settings)).await??;
-        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
+        // Signal handlers go in before anyone learns the address: a SIGTERM sent right after the "listening"
+        // line must shut down gracefully, not hit the default action.
+        let shutdown = shutdown_signal()?;
         tracing::info!(%addr, data_dir = %state.settings.storage.data_dir.display(), "fieldcheck is serving");
         // Scripts and the end-to-end tests read this line to learn the port; keep its shape.
         println!("fieldcheck listening on http://{addr}");
-        crate::run(listener, state, shutdown_signal()).await
+        crate::run(listener, state, shutdown).await
     })
 }
 
-/// Resolves on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the ctrl-c and SIGTERM handlers now; the returned future resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+            tracing::info!("shutting down");
+        })
     }
-    tracing::info!("shutting down");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        })
+    }
 }
 
 fn now_ms() -> i64 {

@@ -52,8 +52,10 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
         return Ok(false);
     }
     let path = settings.demo.fixtures_dir.join("demo.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading demo fixtures {}", path.display()))?;
-    let demo: DemoFile = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading demo fixtures {}", path.display()))?;
+    let demo: DemoFile =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     // One hash for all demo users: argon2 is slow on purpose and they share the password anyway.
     let hash = password::hash_blocking(DEMO_PASSWORD, settings.auth.argon2_memory_kib)?;
     let keys_dir = settings.storage.data_dir.join(DEMO_KEYS_DIR);

@@ -10,8 +10,8 @@ use axum::{
         FromRequest, FromRequestParts, Path, Query, Request,
         rejection::{JsonRejection, PathRejection, QueryRejection},
     },
-    http::request::Parts,
     http::StatusCode,
+    http::request::Parts,
     response::{IntoResponse, Response},
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -32,12 +32,7 @@ pub struct ErrorBody {
 pub enum ApiError {
     /// A client mistake, answered as-is.
     #[error("{code}: {message}")]
-    Client {
-        status: StatusCode,
-        code: &'static str,
-        message: String,
-        details: Value,
-    },
+    Client { status: StatusCode, code: &'static str, message: String, details: Value },
     /// Anything else: logged in full, answered as a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -198,12 +193,13 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(_) => {
             let code = if text.contains("unknown field") { "unknown_field" } else { "invalid_field" };
-            ApiError::unprocessable(code, text)
+            // axum's prefix says nothing the status does not; keep the part that names the field.
+            let detail = text.split_once("target type: ").map_or(text.as_str(), |(_, rest)| rest);
+            ApiError::unprocessable(code, format!("the body does not fit: {detail}"))
         }
-        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(
-            "invalid_json",
-            format!("the body is not valid JSON: {text}"),
-        ),
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {text}"))
+        }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

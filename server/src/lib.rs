@@ -42,7 +42,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 
-use crate::{auth::keys::JwtKeys, clock::Clock, config::Settings, db::Db, ops::metrics::Metrics, state::AppState};
+use crate::{
+    auth::keys::JwtKeys, clock::Clock, config::Settings, db::Db, ops::metrics::Metrics, state::AppState,
+};
 
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
 pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
@@ -58,7 +60,13 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     if settings.demo.enabled && demo::load_if_empty(&db, &settings, clock.now_ms())? {
         tracing::info!("loaded demo data; every demo user's password is `{}`", demo::DEMO_PASSWORD);
     }
-    Ok(AppState { settings: Arc::new(settings), db, keys: Arc::new(keys), clock, metrics: Arc::new(Metrics::new()) })
+    Ok(AppState {
+        settings: Arc::new(settings),
+        db,
+        keys: Arc::new(keys),
+        clock,
+        metrics: Arc::new(Metrics::new()),
+    })
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish (bounded by

@@ -24,8 +24,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     audit,
     auth::{self, Policy, caller::authorize},
-    delegations,
-    devices,
+    delegations, devices,
     domain::Role,
     error::ApiError,
     ops, orgs,
@@ -47,7 +46,9 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
         );
     }
 }
@@ -101,7 +102,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(audit::http::list))
             .routes(routes!(audit::http::verify)),
     );
-    let officer = guarded(state, Policy::roles(OFFICER), OpenApiRouter::new().routes(routes!(devices::http::register)));
+    let officer =
+        guarded(state, Policy::roles(OFFICER), OpenApiRouter::new().routes(routes!(devices::http::register)));
     let device_users = guarded(
         state,
         Policy::roles(DEVICE_USERS),
@@ -154,9 +156,15 @@ pub fn app(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     api.route("/api/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/.well-known/jwks.json", get(auth::http::jwks))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /api/v1/openapi.json") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /api/v1/openapi.json")
+        })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
         })
         .layer(from_fn_with_state(state.clone(), ops::metrics::track))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit_bytes))

@@ -1,9 +1,6 @@
 //! Reading and verifying the audit log (administrators).
 
-use axum::{
-    Json,
-    extract::State,
-};
+use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -37,7 +34,10 @@ pub struct AuditEntry {
 
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
     responses((status = 200, body = Vec<AuditEntry>)))]
-pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<AuditQuery>) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state

@@ -34,7 +34,15 @@ impl Actor {
 
 const GENESIS: [u8; 32] = [0; 32];
 
-fn entry_hash(prev: &[u8], seq: i64, at: i64, actor: &str, action: &str, subject: &str, details: &str) -> Vec<u8> {
+fn entry_hash(
+    prev: &[u8],
+    seq: i64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: &str,
+) -> Vec<u8> {
     // A JSON array is an unambiguous encoding: no field can bleed into the next.
     let canonical = serde_json::to_vec(&(seq, at, actor, action, subject, details))
         .expect("a tuple of strings and integers serialises");

@@ -102,11 +102,12 @@ async fn authenticate(
     state: &AppState,
     header: Option<&axum::http::HeaderValue>,
 ) -> Result<Caller, ApiError> {
-    let token = header
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access token>`; log in first")
+    let token =
+        header.and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_token",
+                "send `Authorization: Bearer <access token>`; log in first",
+            )
         })?;
     let now = state.now_ms();
     let claims = tokens::verify(&state.keys, &state.settings.auth.issuer, token, now / 1000)?;

@@ -70,10 +70,18 @@ fn bad_credentials() -> ApiError {
 }
 
 fn challenge_text(challenge_id: &str, username: &str, nonce: &[u8], expires_at: i64) -> String {
-    format!("fieldcheck strong login v1\nchallenge:{challenge_id}\nuser:{username}\nnonce:{}\nexpires:{expires_at}", hex::encode(nonce))
+    format!(
+        "fieldcheck strong login v1\nchallenge:{challenge_id}\nuser:{username}\nnonce:{}\nexpires:{expires_at}",
+        hex::encode(nonce)
+    )
 }
 
-async fn audit_failure(state: &AppState, action: &'static str, subject: String, why: &'static str) -> Result<(), ApiError> {
+async fn audit_failure(
+    state: &AppState,
+    action: &'static str,
+    subject: String,
+    why: &'static str,
+) -> Result<(), ApiError> {
     let now = state.now_ms();
     state
         .db
@@ -86,7 +94,9 @@ fn check_login_allowed(user: &UserRow, now: i64) -> Result<(), ApiError> {
     match user.status {
         UserStatus::Active => {}
         UserStatus::Frozen => return Err(ApiError::unauthorized("account_frozen", "this account is frozen")),
-        UserStatus::Lost => return Err(ApiError::unauthorized("account_lost", "this account was reported lost")),
+        UserStatus::Lost => {
+            return Err(ApiError::unauthorized("account_lost", "this account was reported lost"));
+        }
     }
     if user.valid_until.is_some_and(|t| t <= now) {
         return Err(ApiError::unauthorized("account_expired", "this account's validity has ended"));
@@ -148,7 +158,8 @@ pub async fn login(
     let Some(user) = user else {
         // Hash anyway so an unknown username takes as long as a wrong password.
         let _ = password::hash(req.password, state.settings.auth.argon2_memory_kib).await;
-        audit_failure(&state, "auth.login_failed", format!("username:{}", req.username), "unknown user").await?;
+        audit_failure(&state, "auth.login_failed", format!("username:{}", req.username), "unknown user")
+            .await?;
         return Err(bad_credentials());
     };
     if !password::verify(req.password, user.password_hash.clone()).await? {
@@ -157,7 +168,8 @@ pub async fn login(
     }
     let now = state.now_ms();
     if let Err(e) = check_login_allowed(&user, now) {
-        audit_failure(&state, "auth.login_refused", format!("user:{}", user.id), "account not active").await?;
+        audit_failure(&state, "auth.login_refused", format!("user:{}", user.id), "account not active")
+            .await?;
         return Err(e);
     }
     let st = state.clone();
@@ -168,8 +180,14 @@ pub async fn login(
                 crate::devices::check_usable_by(tx, device_id, user.id)?;
             }
             let out = open_session(&st, tx, &user, req.device_id.as_deref(), Aal::Password, now)?;
-            audit::append(tx, now, &Actor::User(user.id), "auth.login", &format!("user:{}", user.id),
-                json!({"aal": "password", "device_id": req.device_id}))?;
+            audit::append(
+                tx,
+                now,
+                &Actor::User(user.id),
+                "auth.login",
+                &format!("user:{}", user.id),
+                json!({"aal": "password", "device_id": req.device_id}),
+            )?;
             Ok(out)
         })
         .await?;
@@ -204,9 +222,13 @@ pub async fn refresh(
             };
             let session = store::session(tx, &sid)?.ok_or_else(|| ApiError::not_found("the session"))?;
             if session.revoked || session.expires_at <= now {
-                return Ok(Err(ApiError::unauthorized("session_ended", "this session has ended; log in again")));
+                return Ok(Err(ApiError::unauthorized(
+                    "session_ended",
+                    "this session has ended; log in again",
+                )));
             }
-            let user = orgs_store::user(tx, session.user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+            let user =
+                orgs_store::user(tx, session.user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
             if let Err(e) = check_login_allowed(&user, now) {
                 return Ok(Err(e));
             }
@@ -230,7 +252,14 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Sta
         .db
         .write(move |tx| {
             store::revoke_session(tx, &caller.session_id, now, "logout")?;
-            audit::append(tx, now, &Actor::User(caller.user_id), "auth.logout", &format!("user:{}", caller.user_id), json!({}))
+            audit::append(
+                tx,
+                now,
+                &Actor::User(caller.user_id),
+                "auth.logout",
+                &format!("user:{}", caller.user_id),
+                json!({}),
+            )
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -251,10 +280,12 @@ pub async fn challenge(
         .write(move |tx| {
             let user = orgs_store::user_by_name(tx, &req.username)?
                 .filter(|u| u.signing_key.is_some())
-                .ok_or_else(|| ApiError::unauthorized(
-                    "no_signing_key",
-                    "no registered signing key for this username; ask an administrator to register one",
-                ))?;
+                .ok_or_else(|| {
+                    ApiError::unauthorized(
+                        "no_signing_key",
+                        "no registered signing key for this username; ask an administrator to register one",
+                    )
+                })?;
             let id = store::create_challenge(tx, user.id, &nonce, expires_at)?;
             Ok(Json(ChallengeResponse {
                 challenge: challenge_text(&id, &user.username, &nonce, expires_at),
@@ -276,23 +307,43 @@ pub async fn strong_login(
         .decode(req.signature.trim())
         .ok()
         .and_then(|b| Signature::from_slice(&b).ok())
-        .ok_or_else(|| crate::error::invalid("signature", "invalid_signature", "`signature` must be base64 of 64 bytes"))?;
+        .ok_or_else(|| {
+        crate::error::invalid("signature", "invalid_signature", "`signature` must be base64 of 64 bytes")
+    })?;
     let st = state.clone();
     let outcome: Result<TokenResponse, ApiError> = state
         .db
         .write(move |tx| {
             let refuse = |tx: &rusqlite::Transaction<'_>, subject: String, why: &str, err: ApiError| {
-                audit::append(tx, now, &Actor::Anonymous, "auth.strong_login_failed", &subject, json!({"reason": why}))?;
+                audit::append(
+                    tx,
+                    now,
+                    &Actor::Anonymous,
+                    "auth.strong_login_failed",
+                    &subject,
+                    json!({"reason": why}),
+                )?;
                 Ok(Err(err))
             };
             let Some(c) = store::take_challenge(tx, &req.challenge_id, now)? else {
-                return refuse(tx, "challenge".into(), "unknown challenge",
-                    ApiError::unauthorized("invalid_challenge", "unknown challenge; ask for a new one"));
+                return refuse(
+                    tx,
+                    "challenge".into(),
+                    "unknown challenge",
+                    ApiError::unauthorized("invalid_challenge", "unknown challenge; ask for a new one"),
+                );
             };
             let subject = format!("user:{}", c.user_id);
             if c.used || c.expires_at <= now {
-                return refuse(tx, subject, "challenge spent or expired",
-                    ApiError::unauthorized("invalid_challenge", "this challenge was used or has expired; ask for a new one"));
+                return refuse(
+                    tx,
+                    subject,
+                    "challenge spent or expired",
+                    ApiError::unauthorized(
+                        "invalid_challenge",
+                        "this challenge was used or has expired; ask for a new one",
+                    ),
+                );
             }
             let user = orgs_store::user(tx, c.user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
             let key = user
@@ -302,8 +353,15 @@ pub async fn strong_login(
                 .and_then(|k| VerifyingKey::from_bytes(&k).ok());
             let text = challenge_text(&req.challenge_id, &user.username, &c.nonce, c.expires_at);
             if key.is_none_or(|k| k.verify(text.as_bytes(), &signature).is_err()) {
-                return refuse(tx, subject, "bad signature",
-                    ApiError::unauthorized("invalid_signature", "the signature does not verify with the registered key"));
+                return refuse(
+                    tx,
+                    subject,
+                    "bad signature",
+                    ApiError::unauthorized(
+                        "invalid_signature",
+                        "the signature does not verify with the registered key",
+                    ),
+                );
             }
             if let Err(e) = check_login_allowed(&user, now) {
                 return refuse(tx, subject, "account not active", e);

@@ -77,9 +77,7 @@ pub fn random_seed() -> anyhow::Result<[u8; 32]> {
 pub fn read_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{} must hold a 32-byte seed", path.display()))
+    bytes.try_into().map_err(|_| anyhow::anyhow!("{} must hold a 32-byte seed", path.display()))
 }
 
 /// Writes a secret readable by the owner only, atomically (temporary file, fsync, rename).

@@ -30,7 +30,9 @@ pub fn store_refresh(tx: &Transaction<'_>, hash: &[u8], session_id: &str, now: i
 
 pub enum Rotation {
     /// The token was live: it is now spent; continue the session.
-    Rotated { session_id: String },
+    Rotated {
+        session_id: String,
+    },
     /// The token was spent already: someone replayed it. The whole session is revoked.
     Reused,
     Unknown,
@@ -67,14 +69,24 @@ pub fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64, why: &st
     Ok(())
 }
 
-pub fn revoke_device_sessions(tx: &Transaction<'_>, device_id: &str, now: i64, why: &str) -> Result<usize, ApiError> {
+pub fn revoke_device_sessions(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    now: i64,
+    why: &str,
+) -> Result<usize, ApiError> {
     Ok(tx.execute(
         "UPDATE sessions SET revoked_at = ?1, revoked_why = ?2 WHERE device_id = ?3 AND revoked_at IS NULL",
         params![now, why, device_id],
     )?)
 }
 
-pub fn revoke_user_sessions(tx: &Transaction<'_>, user_id: i64, now: i64, why: &str) -> Result<usize, ApiError> {
+pub fn revoke_user_sessions(
+    tx: &Transaction<'_>,
+    user_id: i64,
+    now: i64,
+    why: &str,
+) -> Result<usize, ApiError> {
     Ok(tx.execute(
         "UPDATE sessions SET revoked_at = ?1, revoked_why = ?2 WHERE user_id = ?3 AND revoked_at IS NULL",
         params![now, why, user_id],
@@ -163,11 +175,16 @@ pub fn take_challenge(tx: &Transaction<'_>, id: &str, now: i64) -> Result<Option
         .query_row(
             "SELECT user_id, nonce, expires_at, used_at IS NOT NULL FROM login_challenges WHERE id = ?1",
             params![id],
-            |r| Ok(Challenge { user_id: r.get(0)?, nonce: r.get(1)?, expires_at: r.get(2)?, used: r.get(3)? }),
+            |r| {
+                Ok(Challenge { user_id: r.get(0)?, nonce: r.get(1)?, expires_at: r.get(2)?, used: r.get(3)? })
+            },
         )
         .optional()?;
     if c.is_some() {
-        tx.execute("UPDATE login_challenges SET used_at = ?1 WHERE id = ?2 AND used_at IS NULL", params![now, id])?;
+        tx.execute(
+            "UPDATE login_challenges SET used_at = ?1 WHERE id = ?2 AND used_at IS NULL",
+            params![now, id],
+        )?;
     }
     Ok(c)
 }

@@ -43,8 +43,8 @@ impl Db {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
-        let mut writer = Connection::open(&path)
-            .with_context(|| format!("opening database {}", path.display()))?;
+        let mut writer =
+            Connection::open(&path).with_context(|| format!("opening database {}", path.display()))?;
         configure(&writer)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut writer)?;

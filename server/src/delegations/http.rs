@@ -1,10 +1,6 @@
 //! Delegations between enterprises, and grants to the agent's operators.
 
-use axum::{
-    Json,
-    extract::State,
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 
 use super::{Delegation, Grant, NewDelegation};
@@ -52,9 +48,10 @@ pub async fn create(
     let d = state
         .db
         .write(move |tx| {
-            let agent = orgs_store::enterprise_by_code(tx, req.agent_customs_code.as_str())?.ok_or_else(|| {
-                invalid("agent_customs_code", "unknown_enterprise", "no enterprise has this customs code")
-            })?;
+            let agent =
+                orgs_store::enterprise_by_code(tx, req.agent_customs_code.as_str())?.ok_or_else(|| {
+                    invalid("agent_customs_code", "unknown_enterprise", "no enterprise has this customs code")
+                })?;
             let new = NewDelegation {
                 agent_id: agent.id,
                 scopes,

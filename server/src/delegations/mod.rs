@@ -59,7 +59,11 @@ fn decode_scopes(text: &str) -> Vec<Scope> {
 pub fn scope_set(scopes: &[Scope]) -> Result<BTreeSet<Scope>, ApiError> {
     let set: BTreeSet<Scope> = scopes.iter().copied().collect();
     if set.is_empty() {
-        return Err(invalid("scopes", "missing_scopes", "name at least one scope: applications, bookings, certificates"));
+        return Err(invalid(
+            "scopes",
+            "missing_scopes",
+            "name at least one scope: applications, bookings, certificates",
+        ));
     }
     Ok(set)
 }
@@ -114,10 +118,19 @@ pub struct NewDelegation {
     pub valid_until: i64,
 }
 
-pub fn create(tx: &Transaction<'_>, now: i64, caller: &Caller, new: NewDelegation) -> Result<Delegation, ApiError> {
+pub fn create(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    new: NewDelegation,
+) -> Result<Delegation, ApiError> {
     let principal = caller.enterprise()?;
     if new.agent_id == principal {
-        return Err(invalid("agent_customs_code", "self_delegation", "an enterprise cannot delegate to itself"));
+        return Err(invalid(
+            "agent_customs_code",
+            "self_delegation",
+            "an enterprise cannot delegate to itself",
+        ));
     }
     if new.valid_until <= new.valid_from || new.valid_until <= now {
         return Err(invalid(
@@ -181,7 +194,10 @@ pub fn grant(
         .filter(|d| Some(d.agent_id) == caller.enterprise_id)
         .ok_or_else(|| ApiError::not_found("the delegation"))?;
     if !is_live(&d, now) {
-        return Err(ApiError::conflict("delegation_inactive", "this delegation is revoked or outside its validity"));
+        return Err(ApiError::conflict(
+            "delegation_inactive",
+            "this delegation is revoked or outside its validity",
+        ));
     }
     let extra: Vec<&str> = scopes.iter().filter(|s| !d.scopes.contains(s)).map(|s| s.as_str()).collect();
     if !extra.is_empty() {
@@ -191,9 +207,10 @@ pub fn grant(
             format!("the delegation does not include {}", extra.join(", ")),
         ));
     }
-    let user = crate::orgs::store::user(tx, user_id)?
-        .filter(|u| u.enterprise_id == Some(d.agent_id))
-        .ok_or_else(|| invalid("user_id", "unknown_operator", "the user is not one of your enterprise's operators"))?;
+    let user =
+        crate::orgs::store::user(tx, user_id)?.filter(|u| u.enterprise_id == Some(d.agent_id)).ok_or_else(
+            || invalid("user_id", "unknown_operator", "the user is not one of your enterprise's operators"),
+        )?;
     tx.execute(
         "INSERT INTO delegation_grants (delegation_id, user_id, scopes, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![delegation_id, user.id, encode_scopes(&scopes), caller.user_id, now],
@@ -221,7 +238,13 @@ fn is_live(d: &Delegation, now: i64) -> bool {
 
 /// May the caller act for `enterprise_id` in `scope` now? Own enterprise: yes. An agent's legal person:
 /// through a live delegation with that scope. An agent's operator: through a live grant under one.
-pub fn may_act_for(c: &Connection, caller: &Caller, enterprise_id: i64, scope: Scope, now: i64) -> Result<bool, ApiError> {
+pub fn may_act_for(
+    c: &Connection,
+    caller: &Caller,
+    enterprise_id: i64,
+    scope: Scope,
+    now: i64,
+) -> Result<bool, ApiError> {
     let Some(own) = caller.enterprise_id else { return Ok(false) };
     if own == enterprise_id {
         return Ok(true);

@@ -1,10 +1,6 @@
 //! Handheld registration and status.
 
-use axum::{
-    Json,
-    extract::State,
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 
 use super::Device;

@@ -54,7 +54,8 @@ pub fn all(c: &Connection) -> rusqlite::Result<Vec<Device>> {
 }
 
 pub fn of_officer(c: &Connection, officer_id: i64) -> rusqlite::Result<Vec<Device>> {
-    let mut stmt = c.prepare(&format!("SELECT {COLS} FROM devices WHERE officer_id = ?1 ORDER BY registered_at"))?;
+    let mut stmt =
+        c.prepare(&format!("SELECT {COLS} FROM devices WHERE officer_id = ?1 ORDER BY registered_at"))?;
     stmt.query_map([officer_id], row)?.collect()
 }
 

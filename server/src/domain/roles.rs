@@ -91,9 +91,7 @@ vocabulary!(
 );
 
 /// Authentication assurance level, carried in the token's `aal` claim.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Aal {
     /// Username and password: enough for applications and bookings.

@@ -109,7 +109,10 @@ pub async fn set_user_status(
     require_reason(&req.reason)?;
     let now = state.now_ms();
     Ok(Json(
-        state.db.write(move |tx| super::set_user_status(tx, now, &actor(&caller), id, req.status, &req.reason)).await?,
+        state
+            .db
+            .write(move |tx| super::set_user_status(tx, now, &actor(&caller), id, req.status, &req.reason))
+            .await?,
     ))
 }
 
@@ -123,7 +126,12 @@ pub async fn set_signing_key(
     ApiJson(req): ApiJson<SigningKey>,
 ) -> Result<Json<User>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.write(move |tx| super::set_signing_key(tx, now, &actor(&caller), id, &req.public_key)).await?))
+    Ok(Json(
+        state
+            .db
+            .write(move |tx| super::set_signing_key(tx, now, &actor(&caller), id, &req.public_key))
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/units", tag = "organisation", security(("bearer" = [])),
@@ -161,7 +169,10 @@ pub async fn get_enterprise(
 
 #[utoipa::path(get, path = "/api/v1/enterprise/operators", tag = "enterprise", security(("bearer" = [])),
     responses((status = 200, body = Vec<User>)))]
-pub async fn list_operators(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<User>>, ApiError> {
+pub async fn list_operators(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<User>>, ApiError> {
     let own = caller.enterprise()?;
     Ok(Json(state.db.read(move |c| Ok(store::enterprise_users(c, own)?)).await?))
 }
@@ -182,16 +193,19 @@ pub async fn create_operator(
     let user = state
         .db
         .write(move |tx| {
-            let enterprise = store::enterprise(tx, own)?.ok_or_else(|| ApiError::not_found("your enterprise"))?;
+            let enterprise =
+                store::enterprise(tx, own)?.ok_or_else(|| ApiError::not_found("your enterprise"))?;
             let new = NewUser {
                 username: req.username,
                 display_name: req.display_name,
                 password: String::new(),
                 role: Role::EnterpriseOperator,
                 unit_code: None,
-                enterprise_code: Some(crate::domain::CustomsCode::parse(&enterprise.customs_code).map_err(|e| {
-                    ApiError::Internal(anyhow::anyhow!("stored customs code invalid: {e}"))
-                })?),
+                enterprise_code: Some(
+                    crate::domain::CustomsCode::parse(&enterprise.customs_code).map_err(|e| {
+                        ApiError::Internal(anyhow::anyhow!("stored customs code invalid: {e}"))
+                    })?,
+                ),
                 valid_until: req.valid_until,
             };
             super::create_user(tx, now, &actor(&caller), &new, &hash)

@@ -118,21 +118,34 @@ pub fn create_unit(tx: &Transaction<'_>, now: i64, actor: &Actor, new: NewUnit) 
     nonempty("name", &new.name, 200)?;
     let timezone = new.timezone.unwrap_or_else(|| "Asia/Shanghai".into());
     if jiff::tz::TimeZone::get(&timezone).is_err() {
-        return Err(invalid("timezone", "unknown_timezone", format!("`{timezone}` is not an IANA time zone")));
+        return Err(invalid(
+            "timezone",
+            "unknown_timezone",
+            format!("`{timezone}` is not an IANA time zone"),
+        ));
     }
     let parent_id = match (&new.parent_code, new.kind) {
         (None, UnitKind::Headquarters) => None,
         (None, _) => {
-            return Err(invalid("parent_code", "missing_parent", "customs and site units need a `parent_code`"));
+            return Err(invalid(
+                "parent_code",
+                "missing_parent",
+                "customs and site units need a `parent_code`",
+            ));
         }
         (Some(code), _) => Some(
             store::unit_by_code(tx, code.as_str())?
-                .ok_or_else(|| invalid("parent_code", "unknown_unit", format!("no unit has the code {code}")))?
+                .ok_or_else(|| {
+                    invalid("parent_code", "unknown_unit", format!("no unit has the code {code}"))
+                })?
                 .id,
         ),
     };
     if store::unit_by_code(tx, new.code.as_str())?.is_some() {
-        return Err(ApiError::conflict("duplicate_unit", format!("a unit with the code {} exists", new.code)));
+        return Err(ApiError::conflict(
+            "duplicate_unit",
+            format!("a unit with the code {} exists", new.code),
+        ));
     }
     let id = store::insert_unit(tx, new.code.as_str(), &new.name, new.kind, parent_id, &timezone, now)?;
     audit::append(tx, now, actor, "unit.create", &format!("unit:{id}"), json!({"code": new.code}))?;
@@ -162,11 +175,21 @@ pub fn create_enterprise(
     }
     let id = store::insert_enterprise(tx, &new, unit_id, now).map_err(|e| match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-            ApiError::conflict("duplicate_enterprise", "an enterprise with this unified social credit code exists")
+            ApiError::conflict(
+                "duplicate_enterprise",
+                "an enterprise with this unified social credit code exists",
+            )
         }
         other => other.into(),
     })?;
-    audit::append(tx, now, actor, "enterprise.create", &format!("enterprise:{id}"), json!({"customs_code": new.customs_code}))?;
+    audit::append(
+        tx,
+        now,
+        actor,
+        "enterprise.create",
+        &format!("enterprise:{id}"),
+        json!({"customs_code": new.customs_code}),
+    )?;
     store::enterprise(tx, id)?.ok_or_else(|| ApiError::not_found("the enterprise"))
 }
 
@@ -185,7 +208,11 @@ pub fn create_user(
             invalid("enterprise_code", "missing_enterprise", "enterprise roles need an `enterprise_code`")
         })?;
         let e = store::enterprise_by_code(tx, code.as_str())?.ok_or_else(|| {
-            invalid("enterprise_code", "unknown_enterprise", format!("no enterprise has the customs code {code}"))
+            invalid(
+                "enterprise_code",
+                "unknown_enterprise",
+                format!("no enterprise has the customs code {code}"),
+            )
         })?;
         (None, Some(e.id))
     } else {
@@ -198,7 +225,10 @@ pub fn create_user(
         (Some(u.id), None)
     };
     if store::user_by_name(tx, &new.username)?.is_some() {
-        return Err(ApiError::conflict("duplicate_username", format!("the username {} is taken", new.username)));
+        return Err(ApiError::conflict(
+            "duplicate_username",
+            format!("the username {} is taken", new.username),
+        ));
     }
     let id = store::insert_user(tx, new, password_hash, unit_id, enterprise_id, now)?;
     audit::append(
@@ -252,7 +282,14 @@ pub fn set_user_validity(
 ) -> Result<User, ApiError> {
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
     store::update_user_validity(tx, user_id, valid_until)?;
-    audit::append(tx, now, actor, "user.validity", &format!("user:{user_id}"), json!({"valid_until": valid_until}))?;
+    audit::append(
+        tx,
+        now,
+        actor,
+        "user.validity",
+        &format!("user:{user_id}"),
+        json!({"valid_until": valid_until}),
+    )?;
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
 }
 
@@ -279,9 +316,9 @@ pub fn set_signing_key(
 }
 
 pub fn parse_public_key(b64: &str) -> Result<[u8; 32], ApiError> {
-    let bytes = STANDARD.decode(b64.trim()).map_err(|_| {
-        invalid("public_key", "invalid_public_key", "`public_key` must be standard base64")
-    })?;
+    let bytes = STANDARD
+        .decode(b64.trim())
+        .map_err(|_| invalid("public_key", "invalid_public_key", "`public_key` must be standard base64"))?;
     let key: [u8; 32] = bytes.try_into().map_err(|_| {
         invalid("public_key", "invalid_public_key", "`public_key` must be a 32-byte Ed25519 public key")
     })?;

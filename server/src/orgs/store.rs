@@ -23,7 +23,8 @@ pub fn unit(c: &Connection, id: i64) -> rusqlite::Result<Option<Unit>> {
 }
 
 pub fn unit_by_code(c: &Connection, code: &str) -> rusqlite::Result<Option<Unit>> {
-    c.query_row(&format!("SELECT {UNIT_COLS} FROM customs_units WHERE code = ?1"), [code], unit_row).optional()
+    c.query_row(&format!("SELECT {UNIT_COLS} FROM customs_units WHERE code = ?1"), [code], unit_row)
+        .optional()
 }
 
 /// The unit and every unit below it, in one recursive query.
@@ -87,8 +88,12 @@ pub fn enterprise(c: &Connection, id: i64) -> rusqlite::Result<Option<Enterprise
 }
 
 pub fn enterprise_by_code(c: &Connection, code: &str) -> rusqlite::Result<Option<Enterprise>> {
-    c.query_row(&format!("SELECT {ENTERPRISE_COLS} FROM enterprises WHERE customs_code = ?1"), [code], enterprise_row)
-        .optional()
+    c.query_row(
+        &format!("SELECT {ENTERPRISE_COLS} FROM enterprises WHERE customs_code = ?1"),
+        [code],
+        enterprise_row,
+    )
+    .optional()
 }
 
 pub fn all_enterprises(c: &Connection) -> rusqlite::Result<Vec<Enterprise>> {
@@ -96,7 +101,12 @@ pub fn all_enterprises(c: &Connection) -> rusqlite::Result<Vec<Enterprise>> {
     stmt.query_map([], enterprise_row)?.collect()
 }
 
-pub fn insert_enterprise(c: &Connection, e: &NewEnterprise, unit_id: Option<i64>, now: i64) -> rusqlite::Result<i64> {
+pub fn insert_enterprise(
+    c: &Connection,
+    e: &NewEnterprise,
+    unit_id: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<i64> {
     c.execute(
         "INSERT INTO enterprises (customs_code, uscc, name, credit_rating, unit_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -135,8 +145,7 @@ impl UserRow {
     }
 }
 
-const USER_COLS: &str =
-    "id, username, display_name, password_hash, role, unit_id, enterprise_id, status, valid_until, signing_key";
+const USER_COLS: &str = "id, username, display_name, password_hash, role, unit_id, enterprise_id, status, valid_until, signing_key";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -158,11 +167,13 @@ pub fn user(c: &Connection, id: i64) -> rusqlite::Result<Option<UserRow>> {
 }
 
 pub fn user_by_name(c: &Connection, username: &str) -> rusqlite::Result<Option<UserRow>> {
-    c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"), [username], user_row).optional()
+    c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"), [username], user_row)
+        .optional()
 }
 
 pub fn enterprise_users(c: &Connection, enterprise_id: i64) -> rusqlite::Result<Vec<User>> {
-    let mut stmt = c.prepare(&format!("SELECT {USER_COLS} FROM users WHERE enterprise_id = ?1 ORDER BY username"))?;
+    let mut stmt =
+        c.prepare(&format!("SELECT {USER_COLS} FROM users WHERE enterprise_id = ?1 ORDER BY username"))?;
     stmt.query_map([enterprise_id], user_row)?.map(|r| r.map(UserRow::public)).collect()
 }
 

@@ -1,0 +1,232 @@
+//! # fieldcheck end-to-end test kit
+//!
+//! Starts the real `fieldcheck` binary on a real socket with its own temporary data dir, and talks to it
+//! over HTTP like any client would. The tests themselves live in `tests/tests/`.
+//!
+//! # Layout
+//! - [`TestServer`]: one server process (port 0, own SQLite file, manual clock), restartable on the same
+//!   data dir, killable with SIGKILL or stopped with SIGTERM.
+//! - [`Api`]: a small JSON client with the caller's token, answering `(status, body)` pairs.
+//! - [`binary`]: where cargo put the workspace's binaries.
+//!
+//! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
+//! command does that.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+/// Path of a workspace binary next to the running test executable (`target/<profile>/<name>`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+/// The repository root, for fixtures.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repo root").to_path_buf()
+}
+
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    data_dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A fresh data dir with demo data and a manual clock.
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child_and_base = spawn(dir.path());
+        TestServer { child: child_and_base.0, base: child_and_base.1, data_dir: Some(dir) }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.as_ref().expect("data dir kept until drop").path()
+    }
+
+    /// Stops with SIGTERM and waits; the data dir stays for a restart.
+    pub fn stop(&mut self) -> ExitStatus {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait for the server")
+    }
+
+    /// Kills with SIGKILL: no shutdown code runs, as in a crash or power cut of the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a new process on the same data dir (after [`stop`](Self::stop) or [`kill`](Self::kill)).
+    pub fn restart(&mut self) {
+        let (child, base) = spawn(self.data_dir());
+        self.child = child;
+        self.base = base;
+    }
+
+    pub fn api(&self) -> Api {
+        Api { base: self.base.clone(), token: None, client: reqwest::Client::new() }
+    }
+
+    /// Logs in as a demo user (password `demo-password`).
+    pub async fn login(&self, username: &str) -> Api {
+        let (status, body) = self
+            .api()
+            .post("/api/v1/auth/login", json!({"username": username, "password": "demo-password"}))
+            .await;
+        assert_eq!(status, 200, "login {username}: {body}");
+        self.api().with_token(body["access_token"].as_str().expect("access token"))
+    }
+
+    /// Moves the server's manual clock to `unix_secs`.
+    pub async fn set_clock(&self, unix_secs: i64) {
+        let (status, body) =
+            self.api().put("/api/v1/testing/clock", json!({"now": rfc3339(unix_secs)})).await;
+        assert_eq!(status, 200, "set clock: {body}");
+    }
+
+    /// Runs `fieldcheck <args>` against this server's data dir (for `admin` commands).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary("fieldcheck"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .output()
+            .expect("run fieldcheck")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn spawn(data_dir: &Path) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("server.log"))
+        .expect("server log");
+    let mut child = Command::new(binary("fieldcheck"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("FIELDCHECK__DEMO__FIXTURES_DIR", repo_root().join("fixtures/demo"))
+        .env("FIELDCHECK__TESTING__MANUAL_CLOCK", "true")
+        // The OWASP minimum is far too slow for a debug build; tests do not measure password strength.
+        .env("FIELDCHECK__AUTH__ARGON2_MEMORY_KIB", "1024")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start fieldcheck");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("fieldcheck listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    // A guard against a server that never comes up, not a timing assumption: the line arrives as soon as
+    // the socket is bound.
+    let base = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
+        let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
+        panic!("fieldcheck did not start; its log:\n{log}")
+    });
+    (child, base)
+}
+
+pub fn rfc3339(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let secs = unix_secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm: keeps the test kit free of a date library.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs() as i64
+}
+
+/// A JSON client; every call answers `(status, body)` and never panics on a 4xx, so tests assert on both.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: Option<String>,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub fn with_token(mut self, token: &str) -> Api {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request reaches the server");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("response body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// Sends raw bytes with a content type, for malformed-input tests.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut req =
+            self.client.request(method, format!("{}{path}", self.base)).header("content-type", content_type);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.body(body).send().await.expect("request reaches the server");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("response body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
