@@ -20,7 +20,27 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub log: LogSettings,
     pub demo: DemoSettings,
+    pub workflow: WorkflowSettings,
     pub testing: TestingSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowSettings {
+    /// Time an on-site inspection instruction gets from issue to completion.
+    pub inspection_deadline_hours: i64,
+}
+
+impl Default for WorkflowSettings {
+    fn default() -> Self {
+        WorkflowSettings { inspection_deadline_hours: 72 }
+    }
+}
+
+impl WorkflowSettings {
+    pub fn inspection_deadline_ms(&self) -> i64 {
+        self.inspection_deadline_hours * 3600 * 1000
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,9 +93,9 @@ pub struct LogSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoSettings {
-    /// Load `fixtures/demo` into an empty data dir; every demo user gets the password `demo-password`.
+    /// Load demo data into an empty data dir; every demo user gets the password `demo-password`.
     pub enabled: bool,
-    /// Where the demo fixtures live; relative paths are taken from the working directory.
+    /// The fixtures folder (`demo/`, `hs/`, `checklists/`); relative paths start at the working directory.
     pub fixtures_dir: PathBuf,
 }
 
@@ -123,7 +143,7 @@ impl Default for LogSettings {
 
 impl Default for DemoSettings {
     fn default() -> Self {
-        DemoSettings { enabled: false, fixtures_dir: PathBuf::from("fixtures/demo") }
+        DemoSettings { enabled: false, fixtures_dir: PathBuf::from("fixtures") }
     }
 }
 

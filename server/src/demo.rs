@@ -1,4 +1,5 @@
-//! Demo data: `fieldcheck serve --demo` fills an empty data dir from `fixtures/demo/demo.json`.
+//! Demo data: `fieldcheck serve --demo` fills an empty data dir from `fixtures/demo/demo.json` and the
+//! reference data (HS table, rules, checklist templates) from `fixtures/hs` and `fixtures/checklists`.
 
 use std::path::Path;
 
@@ -51,7 +52,7 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
     if db.write_blocking(|tx| Ok(store::count_users(tx)?))? > 0 {
         return Ok(false);
     }
-    let path = settings.demo.fixtures_dir.join("demo.json");
+    let path = settings.demo.fixtures_dir.join("demo/demo.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading demo fixtures {}", path.display()))?;
     let demo: DemoFile =
@@ -64,6 +65,7 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
         seeds.push((u.username.clone(), keys::random_seed()?));
     }
     db.write_blocking(|tx| {
+        crate::reference::load(tx, &settings.demo.fixtures_dir).map_err(crate::error::ApiError::Internal)?;
         let system = Actor::System;
         for unit in demo.units {
             orgs::create_unit(tx, now, &system, unit)?;

@@ -16,11 +16,18 @@
 //! - [`devices`]: registered handhelds and their automerge actor ids.
 //! - [`delegations`]: enterprise-to-agent delegation and grants to the agent's operators.
 //! - [`audit`]: the append-only, hash-chained audit log.
+//! - [`reference`]: HS table, producer and risk rules, sampling ratios, checklist templates (data, not code).
+//! - [`applications`]: inspection applications: drafts, submission, copies, inspection numbers.
+//! - [`review`]: document review (approve, return, suspend, resume, document check) and auto-review.
+//! - [`selection`]: the risk engine's reproducible, explained decision after approval.
+//! - [`instructions`]: on-site inspection instructions, checklists, officer assignment, statistics.
+//! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`ops`]: health, readiness, metrics, the test clock.
 //! - [`clock`]: the one source of "now", movable in tests.
 //! - [`demo`]: demo data for `serve --demo`.
 //! - [`telemetry`]: logging setup.
 
+pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -32,9 +39,14 @@ pub mod demo;
 pub mod devices;
 pub mod domain;
 pub mod error;
+pub mod instructions;
 pub mod ops;
 pub mod orgs;
+pub mod receipts;
+pub mod reference;
+pub mod review;
 pub mod router;
+pub mod selection;
 pub mod state;
 pub mod telemetry;
 
@@ -66,6 +78,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         keys: Arc::new(keys),
         clock,
         metrics: Arc::new(Metrics::new()),
+        receipts: Arc::new(tokio::sync::watch::channel(0).0),
     })
 }
 

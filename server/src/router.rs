@@ -22,12 +22,12 @@ use utoipa::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    audit,
+    applications, audit,
     auth::{self, Policy, caller::authorize},
     delegations, devices,
     domain::Role,
     error::ApiError,
-    ops, orgs,
+    instructions, ops, orgs, receipts, reference, review, selection,
     state::AppState,
 };
 
@@ -58,6 +58,8 @@ const LEGAL: &[Role] = &[Role::EnterpriseLegal];
 const ADMIN: &[Role] = &[Role::Admin];
 const DEVICE_USERS: &[Role] = &[Role::Officer, Role::Supervisor, Role::Admin];
 const OFFICER: &[Role] = &[Role::Officer];
+const REVIEWERS: &[Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin];
+const SUPERVISORS: &[Role] = &[Role::Supervisor, Role::Admin];
 
 /// Routes guarded by one policy.
 fn guarded(state: &AppState, policy: Policy, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -99,6 +101,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(orgs::http::create_user, orgs::http::list_users))
             .routes(routes!(orgs::http::set_user_status))
             .routes(routes!(orgs::http::set_signing_key))
+            .routes(routes!(reference::http::set_sampling_ratio))
             .routes(routes!(audit::http::list))
             .routes(routes!(audit::http::verify)),
     );
@@ -114,7 +117,40 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         Policy::roles(ENTERPRISE),
         OpenApiRouter::new()
             .routes(routes!(delegations::http::list))
-            .routes(routes!(delegations::http::grants)),
+            .routes(routes!(delegations::http::grants))
+            .routes(routes!(receipts::http::list)),
+    );
+    let applications = guarded(
+        state,
+        Policy::any(),
+        OpenApiRouter::new()
+            .routes(routes!(applications::http::create, applications::http::list))
+            .routes(routes!(applications::http::get, applications::http::update))
+            .routes(routes!(applications::http::submit))
+            .routes(routes!(applications::http::copy))
+            .routes(routes!(applications::http::history))
+            .routes(routes!(instructions::http::list))
+            .routes(routes!(instructions::http::get))
+            .routes(routes!(reference::http::hs_code))
+            .routes(routes!(reference::http::checklist_template)),
+    );
+    let review = guarded(
+        state,
+        Policy::roles(REVIEWERS),
+        OpenApiRouter::new()
+            .routes(routes!(review::http::review))
+            .routes(routes!(review::http::batch))
+            .routes(routes!(selection::http::get))
+            .routes(routes!(reference::http::sampling_ratios))
+            .routes(routes!(instructions::http::stats)),
+    );
+    let supervision = guarded(
+        state,
+        Policy::roles(SUPERVISORS),
+        OpenApiRouter::new()
+            .routes(routes!(instructions::http::assign))
+            .routes(routes!(instructions::http::cancel))
+            .routes(routes!(review::http::set_auto_review)),
     );
     let legal = guarded(
         state,
@@ -143,6 +179,9 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(officer)
         .merge(device_users)
         .merge(enterprise)
+        .merge(applications)
+        .merge(review)
+        .merge(supervision)
         .merge(legal)
         .merge(legal_strong)
         .split_for_parts()

@@ -11,10 +11,17 @@ pub struct AppState {
     pub keys: Arc<JwtKeys>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// Bumped after every commit that wrote receipts; long-polling readers wait on it.
+    pub receipts: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl AppState {
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Wakes long-polling receipt readers; call after the writing transaction committed.
+    pub fn receipts_changed(&self) {
+        self.receipts.send_modify(|v| *v = v.wrapping_add(1));
     }
 }

@@ -121,7 +121,7 @@ fn spawn(data_dir: &Path) -> (Child, String) {
     let mut child = Command::new(binary("fieldcheck"))
         .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
-        .env("FIELDCHECK__DEMO__FIXTURES_DIR", repo_root().join("fixtures/demo"))
+        .env("FIELDCHECK__DEMO__FIXTURES_DIR", repo_root().join("fixtures"))
         .env("FIELDCHECK__TESTING__MANUAL_CLOCK", "true")
         // The OWASP minimum is far too slow for a debug build; tests do not measure password strength.
         .env("FIELDCHECK__AUTH__ARGON2_MEMORY_KIB", "1024")

@@ -4,7 +4,10 @@ use anyhow::Context;
 use rusqlite::Connection;
 
 /// `(version, sql)`, applied in order; `PRAGMA user_version` records the last one applied.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_foundation.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_foundation.sql")),
+    (2, include_str!("migrations/0002_applications.sql")),
+];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -280,3 +280,41 @@ pub fn may_see(c: &Connection, caller: &Caller, enterprise_id: i64, now: i64) ->
     }
     Ok(false)
 }
+
+/// Enterprises the caller may act for through delegation now, with the scopes it holds for each.
+pub fn principals_of(c: &Connection, caller: &Caller, now: i64) -> Result<Vec<(i64, Vec<Scope>)>, ApiError> {
+    let Some(own) = caller.enterprise_id else { return Ok(Vec::new()) };
+    let live = "d.agent_id = ?1 AND d.revoked_at IS NULL AND d.valid_from <= ?2 AND ?2 < d.valid_until";
+    let rows: Vec<(i64, String, Option<String>)> = if caller.role == Role::EnterpriseLegal {
+        let mut stmt =
+            c.prepare(&format!("SELECT d.principal_id, d.scopes, NULL FROM delegations d WHERE {live}"))?;
+        stmt.query_map(params![own, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?
+    } else {
+        let mut stmt = c.prepare(&format!(
+            "SELECT d.principal_id, d.scopes, g.scopes FROM delegations d JOIN delegation_grants g ON g.delegation_id = d.id
+             WHERE {live} AND g.user_id = ?3 AND g.revoked_at IS NULL"
+        ))?;
+        stmt.query_map(params![own, now, caller.user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut out: Vec<(i64, Vec<Scope>)> = Vec::new();
+    for (principal, delegated, granted) in rows {
+        let delegated = decode_scopes(&delegated);
+        let scopes: Vec<Scope> = match granted {
+            Some(g) => decode_scopes(&g).into_iter().filter(|s| delegated.contains(s)).collect(),
+            None => delegated,
+        };
+        match out.iter_mut().find(|(p, _)| *p == principal) {
+            Some((_, existing)) => {
+                for s in scopes {
+                    if !existing.contains(&s) {
+                        existing.push(s);
+                    }
+                }
+            }
+            None => out.push((principal, scopes)),
+        }
+    }
+    Ok(out)
+}

@@ -1,8 +1,11 @@
 //! Domain values that cannot hold a bad value: parse, don't validate.
 
 mod codes;
-mod roles;
 pub mod time;
+mod vocab;
 
-pub use codes::{CustomsCode, DistrictCode, Uscc};
-pub use roles::{Aal, CreditRating, Role, Scope, UnitKind, UserStatus};
+pub use codes::{CodeError, CustomsCode, DistrictCode, Uscc};
+pub use vocab::{
+    Aal, ApplicationState, CertificateKind, CreditRating, Direction, InstructionState, Role, Scope,
+    SelectionOutcome, UnitKind, UserStatus,
+};

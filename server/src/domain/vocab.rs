@@ -1,4 +1,4 @@
-//! Closed vocabularies: roles, statuses, ratings, delegation scopes, assurance levels.
+//! Closed vocabularies: roles, statuses, ratings, delegation scopes, workflow states, assurance levels.
 
 use serde::{Deserialize, Serialize};
 
@@ -109,3 +109,54 @@ impl Aal {
         }
     }
 }
+
+vocabulary!(
+    /// Import (digit 1 of an inspection number) or export (digit 2).
+    Direction { Import = "import", Export = "export" }
+);
+
+vocabulary!(
+    /// Where an application stands. After approval the risk engine's outcome decides between `released`,
+    /// `document_check` and `inspection`.
+    ApplicationState {
+        Draft = "draft",
+        Submitted = "submitted",
+        Returned = "returned",
+        Suspended = "suspended",
+        DocumentCheck = "document_check",
+        Inspection = "inspection",
+        Released = "released",
+        NotReleased = "not_released",
+    }
+);
+
+vocabulary!(
+    /// Certificates an enterprise may request with its application.
+    CertificateKind {
+        Phytosanitary = "phytosanitary",
+        VeterinaryHealth = "veterinary_health",
+        Sanitary = "sanitary",
+        Origin = "origin",
+        Quality = "quality",
+        Fumigation = "fumigation",
+    }
+);
+
+vocabulary!(
+    /// The risk engine's decision for an approved application.
+    SelectionOutcome { Release = "release", DocumentCheck = "document_check", OnSite = "on_site" }
+);
+
+vocabulary!(
+    /// An on-site inspection instruction's life.
+    InstructionState {
+        Issued = "issued",
+        Booked = "booked",
+        Assigned = "assigned",
+        InProgress = "in_progress",
+        Submitted = "submitted",
+        Approved = "approved",
+        Returned = "returned",
+        Cancelled = "cancelled",
+    }
+);

@@ -1,0 +1,206 @@
+//! SQL for applications and their history.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::{Application, ApplicationContent};
+use crate::{domain::time::rfc3339, error::ApiError};
+
+const COLS: &str = "id, enterprise_id, state, inspection_no, version, copied_from, disposition, content, \
+                    created_at, updated_at, submitted_at, district_unit, site_unit";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Application> {
+    let content: String = r.get(7)?;
+    Ok(Application {
+        id: r.get(0)?,
+        enterprise_id: r.get(1)?,
+        state: r.get(2)?,
+        inspection_no: r.get(3)?,
+        version: r.get(4)?,
+        copied_from: r.get(5)?,
+        disposition: r.get(6)?,
+        content: serde_json::from_str(&content).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        submitted_at: r.get(10)?,
+        district_unit: r.get(11)?,
+        site_unit: r.get(12)?,
+    })
+}
+
+pub fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<Application>> {
+    c.query_row(&format!("SELECT {COLS} FROM applications WHERE id = ?1"), [id], row).optional()
+}
+
+pub fn by_inspection_no(c: &Connection, no: &str) -> rusqlite::Result<Option<Application>> {
+    c.query_row(&format!("SELECT {COLS} FROM applications WHERE inspection_no = ?1"), [no], row).optional()
+}
+
+pub struct NewRow<'a> {
+    pub enterprise_id: i64,
+    pub created_by: i64,
+    pub content: &'a ApplicationContent,
+    pub district_unit: i64,
+    pub site_unit: i64,
+    pub copied_from: Option<i64>,
+}
+
+pub fn insert(c: &Connection, n: NewRow<'_>, now: i64) -> Result<i64, ApiError> {
+    c.execute(
+        "INSERT INTO applications (enterprise_id, created_by, direction, state, district_unit, site_unit, content,
+                                   copied_from, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 'draft', ?4, ?5, ?6, ?7, ?8, ?8)",
+        params![
+            n.enterprise_id,
+            n.created_by,
+            n.content.direction,
+            n.district_unit,
+            n.site_unit,
+            serde_json::to_string(n.content).map_err(anyhow::Error::from)?,
+            n.copied_from,
+            now
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn update_content(c: &Connection, app: &Application) -> Result<(), ApiError> {
+    c.execute(
+        "UPDATE applications SET content = ?1, direction = ?2, district_unit = ?3, site_unit = ?4, enterprise_id = ?5,
+                version = ?6, updated_at = ?7 WHERE id = ?8",
+        params![
+            serde_json::to_string(&app.content).map_err(anyhow::Error::from)?,
+            app.content.direction,
+            app.district_unit,
+            app.site_unit,
+            app.enterprise_id,
+            app.version,
+            app.updated_at,
+            app.id
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn update_state(c: &Connection, app: &Application) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE applications SET state = ?1, inspection_no = ?2, disposition = ?3, updated_at = ?4, submitted_at = ?5
+         WHERE id = ?6",
+        params![app.state, app.inspection_no, app.disposition, app.updated_at, app.submitted_at, app.id],
+    )?;
+    Ok(())
+}
+
+pub fn insert_history(
+    c: &Connection,
+    app: &Application,
+    action: &str,
+    opinion: Option<&str>,
+    actor: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    c.execute(
+        "INSERT INTO application_history (application_id, version, state, action, opinion, actor, at, content)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            app.id,
+            app.version,
+            app.state,
+            action,
+            opinion,
+            actor,
+            now,
+            serde_json::to_string(&app.content).map_err(anyhow::Error::from)?
+        ],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    pub version: i64,
+    pub state: String,
+    pub action: String,
+    pub opinion: Option<String>,
+    pub actor: String,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+    pub content: serde_json::Value,
+}
+
+pub fn history(c: &Connection, id: i64) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let mut stmt = c.prepare(
+        "SELECT version, state, action, opinion, actor, at, content FROM application_history
+         WHERE application_id = ?1 ORDER BY id",
+    )?;
+    stmt.query_map([id], |r| {
+        Ok(HistoryEntry {
+            version: r.get(0)?,
+            state: r.get(1)?,
+            action: r.get(2)?,
+            opinion: r.get(3)?,
+            actor: r.get(4)?,
+            at: r.get(5)?,
+            content: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+        })
+    })?
+    .collect()
+}
+
+/// Filters for listing; `enterprises` / `district_units` carry the caller's scope and are always applied.
+#[derive(Default)]
+pub struct Filter {
+    pub enterprises: Option<Vec<i64>>,
+    pub district_units: Option<Vec<i64>>,
+    pub state: Option<String>,
+    pub inspection_no: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub enterprise: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub fn list(c: &Connection, f: &Filter) -> rusqlite::Result<Vec<Application>> {
+    let mut sql = format!("SELECT {COLS} FROM applications WHERE 1 = 1");
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let in_list = |sql: &mut String, col: &str, ids: &[i64], values: &mut Vec<rusqlite::types::Value>| {
+        let marks = ids.iter().map(|_| "?").collect::<Vec<_>>().join(",");
+        sql.push_str(&format!(" AND {col} IN ({marks})"));
+        values.extend(ids.iter().map(|i| rusqlite::types::Value::from(*i)));
+    };
+    if let Some(ids) = &f.enterprises {
+        in_list(&mut sql, "enterprise_id", ids, &mut values);
+    }
+    if let Some(ids) = &f.district_units {
+        in_list(&mut sql, "district_unit", ids, &mut values);
+    }
+    if let Some(s) = &f.state {
+        sql.push_str(" AND state = ?");
+        values.push(s.clone().into());
+    }
+    if let Some(n) = &f.inspection_no {
+        sql.push_str(" AND inspection_no = ?");
+        values.push(n.clone().into());
+    }
+    if let Some(t) = f.from {
+        sql.push_str(" AND created_at >= ?");
+        values.push(t.into());
+    }
+    if let Some(t) = f.to {
+        sql.push_str(" AND created_at < ?");
+        values.push(t.into());
+    }
+    if let Some(e) = f.enterprise {
+        sql.push_str(" AND enterprise_id = ?");
+        values.push(e.into());
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ? OFFSET ?");
+    values.push(f.limit.into());
+    values.push(f.offset.into());
+    let mut stmt = c.prepare(&sql)?;
+    stmt.query_map(rusqlite::params_from_iter(values), row)?.collect()
+}

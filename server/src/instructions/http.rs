@@ -1,0 +1,153 @@
+//! Instructions: list, read, assign, cancel; counts by state.
+
+use axum::{Json, extract::State};
+use serde::{Deserialize, Serialize};
+
+use super::Instruction;
+use crate::{
+    auth::Caller,
+    domain::{InstructionState, time::rfc3339},
+    error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
+    state::AppState,
+};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub state: Option<InstructionState>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/instructions", tag = "instructions", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = Vec<Instruction>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<Instruction>>, ApiError> {
+    let now = state.now_ms();
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let offset = q.offset.unwrap_or(0).max(0);
+    Ok(Json(state.db.read(move |c| super::list(c, &caller, q.state, limit, offset, now)).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/instructions/{id}", tag = "instructions", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, body = Instruction), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Instruction>, ApiError> {
+    let now = state.now_ms();
+    Ok(Json(state.db.read(move |c| super::visible(c, &caller, id, now)).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// One to four field officers of your unit's subtree; replaces any earlier assignment.
+    pub officer_ids: Vec<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/assign", tag = "instructions", request_body = AssignRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<AssignRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    let now = state.now_ms();
+    let i = state.db.write(move |tx| super::assign(tx, now, &caller, id, &req.officer_ids)).await?;
+    state.receipts_changed();
+    Ok(Json(i))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/cancel", tag = "instructions", request_body = CancelRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<CancelRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    if req.reason.trim().is_empty() {
+        return Err(invalid("reason", "missing_reason", "say why the instruction is cancelled"));
+    }
+    let now = state.now_ms();
+    let i = state.db.write(move |tx| super::cancel(tx, now, &caller, id, &req.reason)).await?;
+    state.receipts_changed();
+    Ok(Json(i))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Count what was created at or after this time (RFC 3339).
+    pub from: Option<String>,
+    /// ... and before this time.
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StateCount {
+    pub unit_id: i64,
+    pub unit_code: String,
+    /// `application` or `instruction`.
+    pub subject: String,
+    pub state: String,
+    pub count: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/stats", tag = "instructions", security(("bearer" = [])), params(StatsQuery),
+    responses((status = 200, body = Vec<StateCount>), (status = 422, body = ErrorBody)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> Result<Json<Vec<StateCount>>, ApiError> {
+    let parse = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+        v.as_deref().map(|s| rfc3339::parse(s).map_err(|m| invalid(field, "invalid_time", m))).transpose()
+    };
+    let from = parse("from", &q.from)?.unwrap_or(i64::MIN);
+    let to = parse("to", &q.to)?.unwrap_or(i64::MAX);
+    let unit = caller.unit()?;
+    let counts = state
+        .db
+        .read(move |c| {
+            let mut stmt = c.prepare(
+                "WITH RECURSIVE t(id) AS (SELECT ?1 UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id)
+                 SELECT x.unit, u.code, x.subject, x.state, count(*) FROM (
+                     SELECT district_unit AS unit, 'application' AS subject, state, created_at FROM applications
+                     UNION ALL
+                     SELECT unit_id, 'instruction', state, created_at FROM instructions) x
+                 JOIN customs_units u ON u.id = x.unit
+                 WHERE x.unit IN t AND x.created_at >= ?2 AND x.created_at < ?3
+                 GROUP BY x.unit, x.subject, x.state ORDER BY u.code, x.subject, x.state",
+            )?;
+            let rows = stmt
+                .query_map(rusqlite::params![unit, from, to], |r| {
+                    Ok(StateCount {
+                        unit_id: r.get(0)?,
+                        unit_code: r.get(1)?,
+                        subject: r.get(2)?,
+                        state: r.get(3)?,
+                        count: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+    Ok(Json(counts))
+}

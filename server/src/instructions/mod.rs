@@ -1,0 +1,373 @@
+//! Inspection instructions (指令): created for on-site outcomes, with a checklist from the goods'
+//! templates, a unit, a site and a deadline; assigned to officers by a supervisor of the site's subtree.
+//!
+//! Hand-off to offline sync: [`assign`] is where the record document and the officers' assignment-index
+//! documents are created (issue 5 plugs in here, inside the same transaction).
+
+pub mod http;
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    applications::Application,
+    audit::{self, Actor},
+    auth::Caller,
+    domain::{InstructionState, Role, UserStatus, time::rfc3339},
+    error::{ApiError, invalid},
+    orgs::store as orgs_store,
+    receipts::{self, NewReceipt},
+    reference::{self, CheckItem},
+};
+
+/// Used for goods whose HS code names no template category.
+pub const FALLBACK_CATEGORY: &str = "general_goods";
+pub const MAX_OFFICERS: usize = 4;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Instruction {
+    pub id: i64,
+    pub application_id: i64,
+    pub inspection_no: String,
+    pub enterprise_id: i64,
+    pub unit_id: i64,
+    pub site_id: i64,
+    pub state: InstructionState,
+    pub checklist: Vec<CheckItem>,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub deadline: i64,
+    /// The booked slot's start, once a booking is confirmed.
+    #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due_at: Option<i64>,
+    pub officers: Vec<i64>,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+const COLS: &str = "id, application_id, inspection_no, enterprise_id, unit_id, site_id, state, checklist, deadline, due_at, created_at";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Instruction> {
+    Ok(Instruction {
+        id: r.get(0)?,
+        application_id: r.get(1)?,
+        inspection_no: r.get(2)?,
+        enterprise_id: r.get(3)?,
+        unit_id: r.get(4)?,
+        site_id: r.get(5)?,
+        state: r.get(6)?,
+        checklist: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+        deadline: r.get(8)?,
+        due_at: r.get(9)?,
+        officers: Vec::new(),
+        created_at: r.get(10)?,
+    })
+}
+
+fn with_officers(c: &Connection, mut i: Instruction) -> rusqlite::Result<Instruction> {
+    let mut stmt = c.prepare_cached(
+        "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY officer_id",
+    )?;
+    i.officers = stmt.query_map([i.id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(i)
+}
+
+pub fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<Instruction>> {
+    let i = c.query_row(&format!("SELECT {COLS} FROM instructions WHERE id = ?1"), [id], row).optional()?;
+    i.map(|i| with_officers(c, i)).transpose()
+}
+
+pub fn by_application(c: &Connection, application_id: i64) -> rusqlite::Result<Option<Instruction>> {
+    let i = c
+        .query_row(
+            &format!("SELECT {COLS} FROM instructions WHERE application_id = ?1"),
+            [application_id],
+            row,
+        )
+        .optional()?;
+    i.map(|i| with_officers(c, i)).transpose()
+}
+
+/// Which instructions a caller sees, as SQL over the `instructions` table aliased `i`.
+pub fn scope_sql(
+    c: &Connection,
+    caller: &Caller,
+    now: i64,
+) -> Result<(String, Vec<rusqlite::types::Value>), ApiError> {
+    Ok(match caller.role {
+        Role::Admin => ("1 = 1".into(), vec![]),
+        Role::Officer => (
+            "i.id IN (SELECT instruction_id FROM instruction_officers WHERE officer_id = ?)".into(),
+            vec![caller.user_id.into()],
+        ),
+        Role::Supervisor | Role::Reviewer => (
+            "i.unit_id IN (WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id) SELECT id FROM t)".into(),
+            vec![caller.unit()?.into()],
+        ),
+        Role::EnterpriseLegal | Role::EnterpriseOperator => {
+            let mut ids = vec![caller.enterprise()?];
+            ids.extend(
+                crate::delegations::principals_of(c, caller, now)?
+                    .into_iter()
+                    .filter(|(_, s)| s.contains(&crate::domain::Scope::Applications) || s.contains(&crate::domain::Scope::Bookings))
+                    .map(|(id, _)| id),
+            );
+            let marks = ids.iter().map(|_| "?").collect::<Vec<_>>().join(",");
+            (format!("i.enterprise_id IN ({marks})"), ids.into_iter().map(Into::into).collect())
+        }
+    })
+}
+
+pub fn list(
+    c: &Connection,
+    caller: &Caller,
+    state: Option<InstructionState>,
+    limit: i64,
+    offset: i64,
+    now: i64,
+) -> Result<Vec<Instruction>, ApiError> {
+    let (scope, mut values) = scope_sql(c, caller, now)?;
+    let mut sql = format!("SELECT {COLS} FROM instructions i WHERE {scope}");
+    if let Some(s) = state {
+        sql.push_str(" AND i.state = ?");
+        values.push(s.as_str().to_string().into());
+    }
+    sql.push_str(" ORDER BY i.id DESC LIMIT ? OFFSET ?");
+    values.push(limit.into());
+    values.push(offset.into());
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), row)?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows.into_iter().map(|i| with_officers(c, i)).collect::<Result<_, _>>()?)
+}
+
+/// May the caller see this instruction?
+pub fn visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Instruction, ApiError> {
+    let (scope, mut values) = scope_sql(c, caller, now)?;
+    values.insert(0, id.into());
+    let found: bool = c.query_row(
+        &format!("SELECT EXISTS (SELECT 1 FROM instructions i WHERE i.id = ? AND {scope})"),
+        rusqlite::params_from_iter(values),
+        |r| r.get(0),
+    )?;
+    if !found {
+        return Err(ApiError::not_found("the instruction"));
+    }
+    get(c, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+}
+
+/// The checklist for the goods: the templates of their categories, in order of first appearance, without
+/// repeats; the fallback template where no goods line names a category.
+pub fn checklist_for(c: &Connection, app: &Application) -> Result<Vec<CheckItem>, ApiError> {
+    let mut categories: Vec<String> = Vec::new();
+    for line in &app.content.goods {
+        let category = reference::hs(c, &String::from(line.hs_code.clone()))?.and_then(|h| h.category);
+        if let Some(cat) = category
+            && !categories.contains(&cat)
+        {
+            categories.push(cat);
+        }
+    }
+    if categories.is_empty() {
+        categories.push(FALLBACK_CATEGORY.into());
+    }
+    let mut items: Vec<CheckItem> = Vec::new();
+    for cat in categories {
+        for item in reference::checklist_template(c, &cat)?.unwrap_or_default() {
+            if !items.iter().any(|i| i.item_id == item.item_id) {
+                items.push(item);
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// Creates the instruction for an application selected for on-site inspection, and tells the enterprise.
+pub fn create_for(
+    tx: &Transaction<'_>,
+    app: &Application,
+    deadline: i64,
+    now: i64,
+) -> Result<Instruction, ApiError> {
+    let checklist = checklist_for(tx, app)?;
+    let inspection_no =
+        app.inspection_no.clone().ok_or_else(|| ApiError::conflict("no_number", "not submitted"))?;
+    tx.execute(
+        "INSERT INTO instructions (application_id, inspection_no, enterprise_id, unit_id, site_id, state, checklist,
+                                   deadline, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'issued', ?6, ?7, ?8, ?8)",
+        params![
+            app.id,
+            inspection_no,
+            app.enterprise_id,
+            app.district_unit,
+            app.site_unit,
+            serde_json::to_string(&checklist).map_err(anyhow::Error::from)?,
+            deadline,
+            now
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    receipts::emit(
+        tx,
+        now,
+        NewReceipt {
+            enterprise_id: app.enterprise_id,
+            subject: "instruction",
+            subject_id: id,
+            inspection_no: Some(&inspection_no),
+            kind: "inspection_notice",
+            state: InstructionState::Issued.as_str(),
+            opinion: None,
+            details: json!({"site_id": app.site_unit, "deadline": rfc3339::to_string(deadline), "checks": checklist.len()}),
+        },
+    )?;
+    audit::append(
+        tx,
+        now,
+        &Actor::System,
+        "instruction.issue",
+        &format!("instruction:{id}"),
+        json!({"application": app.id}),
+    )?;
+    get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+}
+
+/// A change of an instruction's state, as the enterprise's receipt and the audit log tell it.
+pub struct Change<'a> {
+    pub state: InstructionState,
+    /// What happened, e.g. `assigned`, `cancelled`, `booked`.
+    pub kind: &'a str,
+    pub opinion: Option<&'a str>,
+    pub details: serde_json::Value,
+}
+
+/// Moves an instruction to a new state, with a receipt and an audit entry.
+pub fn transition(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    i: &Instruction,
+    change: Change<'_>,
+) -> Result<(), ApiError> {
+    let Change { state, kind, opinion, details } = change;
+    tx.execute(
+        "UPDATE instructions SET state = ?1, updated_at = ?2 WHERE id = ?3",
+        params![state, now, i.id],
+    )?;
+    receipts::emit(
+        tx,
+        now,
+        NewReceipt {
+            enterprise_id: i.enterprise_id,
+            subject: "instruction",
+            subject_id: i.id,
+            inspection_no: Some(&i.inspection_no),
+            kind,
+            state: state.as_str(),
+            opinion,
+            details: details.clone(),
+        },
+    )?;
+    audit::append(
+        tx,
+        now,
+        actor,
+        &format!("instruction.{kind}"),
+        &format!("instruction:{}", i.id),
+        json!({"from": i.state, "to": state, "opinion": opinion, "details": details}),
+    )?;
+    Ok(())
+}
+
+/// A supervisor of the site's subtree assigns one to four officers of that subtree (replacing earlier ones).
+pub fn assign(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    officers: &[i64],
+) -> Result<Instruction, ApiError> {
+    let i = get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+    let unit = caller.unit()?;
+    if caller.role != Role::Admin && !orgs_store::in_subtree(tx, unit, i.site_id)? {
+        return Err(ApiError::not_found("the instruction"));
+    }
+    if !matches!(i.state, InstructionState::Issued | InstructionState::Booked | InstructionState::Assigned) {
+        return Err(ApiError::conflict(
+            "instruction_not_assignable",
+            format!("an instruction that is {} cannot be (re)assigned", i.state),
+        ));
+    }
+    let mut ids: Vec<i64> = officers.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() || ids.len() > MAX_OFFICERS {
+        return Err(invalid("officer_ids", "officer_count", format!("assign 1 to {MAX_OFFICERS} officers")));
+    }
+    for officer in &ids {
+        let user = orgs_store::user(tx, *officer)?;
+        let ok = match &user {
+            Some(u) => {
+                u.role == Role::Officer
+                    && u.status == UserStatus::Active
+                    && u.unit_id.is_some_and(|ou| orgs_store::in_subtree(tx, unit, ou).unwrap_or(false))
+            }
+            None => false,
+        };
+        if !ok {
+            return Err(invalid(
+                "officer_ids",
+                "not_an_officer_here",
+                format!("user {officer} is not an active field officer of your unit"),
+            ));
+        }
+    }
+    tx.execute("DELETE FROM instruction_officers WHERE instruction_id = ?1", [id])?;
+    for officer in &ids {
+        tx.execute(
+            "INSERT INTO instruction_officers (instruction_id, officer_id, assigned_at) VALUES (?1, ?2, ?3)",
+            params![id, officer, now],
+        )?;
+    }
+    let change = Change {
+        state: InstructionState::Assigned,
+        kind: "assigned",
+        opinion: None,
+        details: json!({"officers": ids.len()}),
+    };
+    transition(tx, now, &Actor::User(caller.user_id), &i, change)?;
+    get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+}
+
+pub fn cancel(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    reason: &str,
+) -> Result<Instruction, ApiError> {
+    let i = get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+    if caller.role != Role::Admin && !orgs_store::in_subtree(tx, caller.unit()?, i.site_id)? {
+        return Err(ApiError::not_found("the instruction"));
+    }
+    if matches!(
+        i.state,
+        InstructionState::Submitted | InstructionState::Approved | InstructionState::Cancelled
+    ) {
+        return Err(ApiError::conflict(
+            "instruction_not_cancellable",
+            format!("an instruction that is {} cannot be cancelled", i.state),
+        ));
+    }
+    let change = Change {
+        state: InstructionState::Cancelled,
+        kind: "cancelled",
+        opinion: Some(reason),
+        details: json!({}),
+    };
+    transition(tx, now, &Actor::User(caller.user_id), &i, change)?;
+    get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+}

@@ -1,0 +1,111 @@
+//! Looking up reference data; administrators edit sampling ratios.
+
+use axum::{Json, extract::State};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{CheckItem, HsEntry};
+use crate::{
+    audit::{self, Actor},
+    auth::Caller,
+    domain::CreditRating,
+    error::{ApiError, ApiJson, ApiPath, ErrorBody, invalid},
+    state::AppState,
+};
+
+#[utoipa::path(get, path = "/api/v1/hs-codes/{code}", tag = "reference", security(("bearer" = [])),
+    params(("code" = String, Path, description = "10-digit HS code")),
+    responses((status = 200, body = HsEntry), (status = 404, body = ErrorBody)))]
+pub async fn hs_code(
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Json<HsEntry>, ApiError> {
+    let entry = state
+        .db
+        .read(move |c| super::hs(c, &code)?.ok_or_else(|| ApiError::not_found(&format!("HS code {code}"))))
+        .await?;
+    Ok(Json(entry))
+}
+
+#[utoipa::path(get, path = "/api/v1/checklist-templates/{category}", tag = "reference", security(("bearer" = [])),
+    params(("category" = String, Path)),
+    responses((status = 200, body = Vec<CheckItem>), (status = 404, body = ErrorBody)))]
+pub async fn checklist_template(
+    State(state): State<AppState>,
+    ApiPath(category): ApiPath<String>,
+) -> Result<Json<Vec<CheckItem>>, ApiError> {
+    let items = state
+        .db
+        .read(move |c| {
+            super::checklist_template(c, &category)?
+                .ok_or_else(|| ApiError::not_found(&format!("checklist template {category}")))
+        })
+        .await?;
+    Ok(Json(items))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingRatio {
+    /// Two-digit HS chapter.
+    pub chapter: String,
+    pub credit_rating: CreditRating,
+    /// Share of consignments inspected on site, 0 to 1.
+    pub ratio: f64,
+}
+
+#[utoipa::path(get, path = "/api/v1/sampling-ratios", tag = "reference", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SamplingRatio>)))]
+pub async fn sampling_ratios(State(state): State<AppState>) -> Result<Json<Vec<SamplingRatio>>, ApiError> {
+    let ratios = state
+        .db
+        .read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT chapter, credit_rating, ratio FROM sampling_ratios ORDER BY chapter, credit_rating",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(SamplingRatio { chapter: r.get(0)?, credit_rating: r.get(1)?, ratio: r.get(2)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+    Ok(Json(ratios))
+}
+
+#[utoipa::path(put, path = "/api/v1/admin/sampling-ratios", tag = "admin", request_body = SamplingRatio,
+    security(("bearer" = [])), responses((status = 200, body = SamplingRatio), (status = 422, body = ErrorBody)))]
+pub async fn set_sampling_ratio(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<SamplingRatio>,
+) -> Result<Json<SamplingRatio>, ApiError> {
+    if req.chapter.len() != 2 || !req.chapter.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "chapter",
+            "invalid_chapter",
+            "`chapter` is the two-digit HS chapter, e.g. \"08\"",
+        ));
+    }
+    if !(0.0..=1.0).contains(&req.ratio) {
+        return Err(invalid("ratio", "invalid_ratio", "`ratio` is a share between 0 and 1"));
+    }
+    let now = state.now_ms();
+    state
+        .db
+        .write(move |tx| {
+            let old = super::sampling_ratio(tx, &req.chapter, req.credit_rating)?;
+            super::set_sampling_ratio(tx, &req.chapter, req.credit_rating, req.ratio)?;
+            audit::append(
+                tx,
+                now,
+                &Actor::User(caller.user_id),
+                "reference.sampling_ratio",
+                &format!("chapter:{}:{}", req.chapter, req.credit_rating),
+                json!({"from": old, "to": req.ratio}),
+            )?;
+            Ok(Json(req))
+        })
+        .await
+}

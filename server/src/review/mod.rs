@@ -1,0 +1,179 @@
+//! Document review (单证审核): approve, return with an opinion, suspend, resume; the document check of
+//! consignments the risk engine sent there; and the per-unit auto-review switch.
+//!
+//! Approval runs the risk engine in the same transaction: the application leaves review as `released`,
+//! `document_check` or `inspection` (with its instruction issued), never half-way.
+
+pub mod http;
+
+use rusqlite::{Connection, Transaction, params};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    applications::{self, Application, store as app_store},
+    audit::{self, Actor},
+    auth::Caller,
+    domain::{ApplicationState, Role, SelectionOutcome},
+    error::{ApiError, invalid},
+    instructions, orgs, selection,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Approve,
+    Return,
+    Suspend,
+    Resume,
+    /// Document check passed: release.
+    DocumentsPass,
+    /// Document check failed: back to the enterprise with the opinion.
+    DocumentsFail,
+}
+
+impl Action {
+    fn needs_opinion(self) -> bool {
+        matches!(self, Action::Return | Action::Suspend | Action::DocumentsFail)
+    }
+}
+
+/// May this customs user review applications of `district_unit`?
+pub fn may_review(c: &Connection, caller: &Caller, district_unit: i64) -> Result<bool, ApiError> {
+    Ok(caller.role == Role::Admin
+        || (matches!(caller.role, Role::Reviewer | Role::Supervisor)
+            && orgs::store::in_subtree(c, caller.unit()?, district_unit)?))
+}
+
+/// Applies one review action; `actor` is the reviewer, or the system for auto-review.
+pub fn apply(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    app: &mut Application,
+    action: Action,
+    opinion: Option<&str>,
+    deadline_ms: i64,
+) -> Result<(), ApiError> {
+    let opinion = opinion.map(str::trim).filter(|o| !o.is_empty());
+    if action.needs_opinion() && opinion.is_none() {
+        return Err(invalid(
+            "opinion",
+            "missing_opinion",
+            "returning, suspending or failing a document check needs an opinion",
+        ));
+    }
+    let from = app.state;
+    let wrong_state = || {
+        ApiError::conflict(
+            "wrong_state",
+            format!(
+                "cannot {} an application that is {from}",
+                serde_json::to_value(action).unwrap_or_default().as_str().unwrap_or("act on")
+            ),
+        )
+    };
+    match action {
+        Action::Approve => {
+            if from != ApplicationState::Submitted {
+                return Err(wrong_state());
+            }
+            let explanation = selection::select(tx, app, now)?;
+            app.disposition = Some(explanation.outcome.as_str().to_string());
+            let state = match explanation.outcome {
+                SelectionOutcome::Release => ApplicationState::Released,
+                SelectionOutcome::DocumentCheck => ApplicationState::DocumentCheck,
+                SelectionOutcome::OnSite => ApplicationState::Inspection,
+            };
+            applications::transition(tx, now, actor, app, state, "approved", opinion)?;
+            if explanation.outcome == SelectionOutcome::OnSite {
+                instructions::create_for(tx, app, now + deadline_ms, now)?;
+            }
+        }
+        Action::Return => {
+            if !matches!(from, ApplicationState::Submitted | ApplicationState::Suspended) {
+                return Err(wrong_state());
+            }
+            applications::transition(tx, now, actor, app, ApplicationState::Returned, "returned", opinion)?;
+        }
+        Action::Suspend => {
+            if from != ApplicationState::Submitted {
+                return Err(wrong_state());
+            }
+            applications::transition(tx, now, actor, app, ApplicationState::Suspended, "suspended", opinion)?;
+        }
+        Action::Resume => {
+            if from != ApplicationState::Suspended {
+                return Err(wrong_state());
+            }
+            applications::transition(tx, now, actor, app, ApplicationState::Submitted, "resumed", opinion)?;
+        }
+        Action::DocumentsPass | Action::DocumentsFail => {
+            if from != ApplicationState::DocumentCheck {
+                return Err(wrong_state());
+            }
+            let (state, kind) = if action == Action::DocumentsPass {
+                (ApplicationState::Released, "released")
+            } else {
+                (ApplicationState::Returned, "returned")
+            };
+            applications::transition(tx, now, actor, app, state, kind, opinion)?;
+        }
+    }
+    Ok(())
+}
+
+/// One reviewer action on one application, inside the caller's transaction.
+pub fn review_one(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    action: Action,
+    opinion: Option<&str>,
+    deadline_ms: i64,
+) -> Result<Application, ApiError> {
+    let mut app = app_store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+    if !may_review(tx, caller, app.district_unit)? {
+        return Err(ApiError::not_found("the application"));
+    }
+    apply(tx, now, &Actor::User(caller.user_id), &mut app, action, opinion, deadline_ms)?;
+    Ok(app)
+}
+
+pub fn auto_review_enabled(c: &Connection, unit: i64) -> rusqlite::Result<bool> {
+    c.query_row("SELECT EXISTS (SELECT 1 FROM auto_review WHERE unit_id = ?1 AND enabled = 1)", [unit], |r| {
+        r.get(0)
+    })
+}
+
+/// Switches auto-review for the caller's own unit. The seeds' hierarchy rule: a unit decides for its own
+/// queue only; a parent unit cannot switch it on (or off) for a child.
+pub fn set_auto_review(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    unit: i64,
+    enabled: bool,
+) -> Result<(), ApiError> {
+    if caller.unit_id != Some(unit) {
+        return Err(ApiError::forbidden(
+            "a unit switches auto-review for its own queue only, not for another unit's",
+        ));
+    }
+    tx.execute(
+        "INSERT INTO auto_review (unit_id, enabled, changed_by, changed_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (unit_id) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by,
+             changed_at = excluded.changed_at",
+        params![unit, enabled, caller.user_id, now],
+    )?;
+    audit::append(
+        tx,
+        now,
+        &Actor::User(caller.user_id),
+        "review.auto_review",
+        &format!("unit:{unit}"),
+        json!({"enabled": enabled}),
+    )?;
+    Ok(())
+}

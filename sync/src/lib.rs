@@ -1,0 +1,34 @@
+//! fieldcheck's sync core: the record document, what officers may change in it, and the sync
+//! conversation that carries their changes to the server.
+//!
+//! # Layout
+//!
+//! - [`schema`]: the record document's layout (schema 1), its value types, size limits and the
+//!   strict readers shared by the handheld's edits and the server's validation.
+//! - [`record`]: `RecordDoc`, one instruction's record: created by the server, edited by officers
+//!   through typed operations, read back as a plain `Record`.
+//! - [`conflicts`]: the verdict and check results that officers set differently at the same time,
+//!   which must be resolved by a person, never by automerge's silent pick.
+//! - [`validate`]: vets an incoming sync message on a copy of the document and accepts it whole or
+//!   refuses it with the rule it broke.
+//! - [`index`]: `AssignmentIndex`, each officer's list of assigned instructions, written by the
+//!   server only.
+//! - [`session`]: `SyncSession`, one peer's sync conversation about one document, free of any
+//!   transport so the batch HTTP and WebSocket endpoints share it.
+//! - `json` (private): writes and reads the server-owned parts as plain automerge maps and lists.
+
+pub mod conflicts;
+pub mod index;
+mod json;
+pub mod record;
+pub mod schema;
+pub mod session;
+pub mod validate;
+
+pub use automerge::{ActorId, ChangeHash};
+pub use conflicts::{Conflict, ConflictField, open_conflicts};
+pub use index::{Assignment, AssignmentIndex};
+pub use record::{Document, RecordDoc, RecordError, new_actor_id};
+pub use schema::Record;
+pub use session::{Received, SyncSession};
+pub use validate::{Refusal, Rules};

@@ -1,0 +1,795 @@
+//! `RecordDoc`: one instruction's inspection record as an automerge document, with typed officer
+//! operations and a typed read-back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{
+    ActorId, AutoCommit, AutomergeError, ChangeHash, ObjId, ObjType, ROOT, ReadDoc,
+    transaction::{CommitOptions, Transactable},
+};
+
+use crate::json;
+use crate::schema::{
+    self, CheckResult, InstructionPart, MAX_PHOTOS, MAX_SAMPLES, Measurement, OFFICER_CONTAINERS, PhotoHash,
+    PhotoRef, Record, SCHEMA_VERSION, Sample, SampleId, SchemaViolation, Stamp, UnixMillis, Verdict, key,
+};
+
+/// A fresh automerge actor id (16 random bytes; `to_string()` gives its hex form).
+///
+/// The server hands one to each registered handheld and binds it to the officer, because automerge
+/// actor ids are not authenticated: the binding is what lets the validator tell who wrote a change.
+pub fn new_actor_id() -> ActorId {
+    ActorId::random()
+}
+
+/// A document the sync engine can carry: a [`RecordDoc`] or an
+/// [`AssignmentIndex`](crate::index::AssignmentIndex). Sealed, so the engine only ever meets
+/// documents whose layout it knows.
+pub trait Document: sealed::Sealed {}
+
+pub(crate) mod sealed {
+    use automerge::AutoCommit;
+
+    pub trait Sealed: Clone {
+        fn automerge(&self) -> &AutoCommit;
+        fn automerge_mut(&mut self) -> &mut AutoCommit;
+        fn from_automerge(doc: AutoCommit) -> Self;
+    }
+}
+
+/// Why a record could not be created, edited or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The document has no (or another) `schema`: e.g. a replica that has not synced yet.
+    #[error("not a schema {SCHEMA_VERSION} record (found schema {found:?})")]
+    NotARecord { found: Option<i64> },
+    /// The edit, or data found in the document, breaks the schema.
+    #[error(transparent)]
+    Schema(#[from] SchemaViolation),
+    #[error("{0:?} is not on this record's checklist")]
+    UnknownCheckItem(String),
+    #[error("invalid instruction: {0}")]
+    InvalidInstruction(String),
+    /// A server-owned value that has no document representation (never expected in practice).
+    #[error("cannot write the value to the document: {0}")]
+    Unrepresentable(String),
+    #[error("automerge: {0}")]
+    Automerge(#[from] AutomergeError),
+}
+
+/// One instruction's record document.
+///
+/// The same type serves the server (actor: the server's) and the handheld (actor: the device's).
+/// Every edit is one automerge change committed with its time, and is re-read by the same strict
+/// readers the server validates with, so a handheld cannot commit what the server would refuse.
+#[derive(Debug, Clone)]
+pub struct RecordDoc {
+    doc: AutoCommit,
+}
+
+impl Document for RecordDoc {}
+
+impl sealed::Sealed for RecordDoc {
+    fn automerge(&self) -> &AutoCommit {
+        &self.doc
+    }
+    fn automerge_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+    fn from_automerge(doc: AutoCommit) -> Self {
+        Self { doc }
+    }
+}
+
+impl From<json::PutError> for RecordError {
+    fn from(e: json::PutError) -> Self {
+        match e {
+            json::PutError::Automerge(e) => Self::Automerge(e),
+            json::PutError::Serialize(e) => Self::Unrepresentable(e.to_string()),
+        }
+    }
+}
+
+/// Commit options carrying the edit's time: automerge's Rust API writes 0 unless told.
+fn commit_options(at: UnixMillis, message: impl Into<String>) -> CommitOptions {
+    CommitOptions::default().with_message(message).with_time(at.div_euclid(1000))
+}
+
+/// Runs `f` as one change: committed if it succeeds, rolled back (nothing left behind) if not.
+pub(crate) fn edit(
+    doc: &mut AutoCommit,
+    at: UnixMillis,
+    message: impl Into<String>,
+    f: impl FnOnce(&mut AutoCommit) -> Result<(), RecordError>,
+) -> Result<(), RecordError> {
+    match f(doc) {
+        Ok(()) => {
+            doc.commit_with(commit_options(at, message));
+            Ok(())
+        }
+        Err(e) => {
+            doc.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// Reads the root `schema` and refuses anything but ours.
+pub(crate) fn check_schema(doc: &impl ReadDoc) -> Result<(), RecordError> {
+    let found = doc.get(ROOT, key::SCHEMA).ok().flatten().and_then(|(v, _)| v.as_i64());
+    if found == Some(SCHEMA_VERSION) { Ok(()) } else { Err(RecordError::NotARecord { found }) }
+}
+
+/// A root container that the server created; missing means the document is not a record.
+fn container(doc: &impl ReadDoc, name: &str, ty: ObjType) -> Result<ObjId, RecordError> {
+    check_schema(doc)?;
+    schema::child(doc, &ROOT, name, ty)
+        .ok_or_else(|| RecordError::Schema(SchemaViolation::MissingField { path: name.to_owned() }))
+}
+
+fn check_entry(doc: &AutoCommit, item_id: &str) -> Result<ObjId, RecordError> {
+    let checks = container(doc, key::CHECKS, ObjType::Map)?;
+    schema::child(doc, &checks, item_id, ObjType::Map)
+        .ok_or_else(|| RecordError::UnknownCheckItem(item_id.to_owned()))
+}
+
+/// The entry map `parent[id]`, created if absent. Existing entries are written into, never
+/// replaced: replacing a map would hide a concurrent edit to the old one.
+fn entry_map(doc: &mut AutoCommit, parent: &ObjId, id: &str) -> Result<ObjId, RecordError> {
+    match schema::child(doc, parent, id, ObjType::Map) {
+        Some(obj) => Ok(obj),
+        None => Ok(doc.put_object(parent, id, ObjType::Map)?),
+    }
+}
+
+/// Writes `value` as a new op even if it equals the current one. Automerge skips a put of the
+/// value already there (or, over a conflict, only deletes the losers), so an officer re-affirming
+/// a verdict would leave no trace for the conflict check, and a repeated `by` no proof for the
+/// validator. Deleting first makes the put a fresh op; both land in the same change.
+fn put_fresh<V: Into<automerge::ScalarValue>>(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    k: &str,
+    value: V,
+) -> Result<(), RecordError> {
+    if doc.get(obj, k)?.is_some() {
+        doc.delete(obj, k)?;
+    }
+    doc.put(obj, k, value)?;
+    Ok(())
+}
+
+fn put_stamp(doc: &mut AutoCommit, obj: &ObjId, stamp: &Stamp) -> Result<(), RecordError> {
+    put_fresh(doc, obj, key::BY, stamp.by.as_str())?;
+    put_fresh(doc, obj, key::AT, stamp.at)
+}
+
+fn put_or_delete<V: Into<automerge::ScalarValue>>(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    k: &str,
+    value: Option<V>,
+) -> Result<(), RecordError> {
+    match value {
+        Some(v) => doc.put(obj, k, v)?,
+        None if doc.get(obj, k)?.is_some() => doc.delete(obj, k)?,
+        None => {}
+    }
+    Ok(())
+}
+
+fn checklist(doc: &impl ReadDoc) -> Result<BTreeSet<String>, RecordError> {
+    let checks = container(doc, key::CHECKS, ObjType::Map)?;
+    Ok(doc.keys(&checks).collect())
+}
+
+impl RecordDoc {
+    /// The server creates the record for an instruction: the instruction part, and every
+    /// officer-owned container, including one empty entry per checklist item.
+    pub fn create(
+        instruction: &InstructionPart,
+        server_actor: ActorId,
+        at: UnixMillis,
+    ) -> Result<Self, RecordError> {
+        if instruction.instruction_id.is_empty() {
+            return Err(RecordError::InvalidInstruction("instruction_id is empty".into()));
+        }
+        if instruction.checklist.is_empty() {
+            return Err(RecordError::InvalidInstruction("the checklist is empty".into()));
+        }
+        let mut ids = BTreeSet::new();
+        for item in &instruction.checklist {
+            if !schema::check_item_id(&item.item_id) {
+                return Err(RecordError::InvalidInstruction(format!(
+                    "check item id {:?} must be 1-64 characters of A-Z a-z 0-9 - _ . :",
+                    item.item_id
+                )));
+            }
+            if !ids.insert(item.item_id.as_str()) {
+                return Err(RecordError::InvalidInstruction(format!(
+                    "check item id {:?} appears twice",
+                    item.item_id
+                )));
+            }
+        }
+
+        let mut doc = AutoCommit::new().with_actor(server_actor);
+        let message = format!("create record for instruction {}", instruction.instruction_id);
+        edit(&mut doc, at, message, |doc| {
+            doc.put(ROOT, key::SCHEMA, SCHEMA_VERSION)?;
+            json::put(doc, &ROOT, key::INSTRUCTION, instruction)?;
+            // Read it back: a value serde cannot round-trip (a NaN quantity becomes null) would
+            // otherwise make the record unreadable later.
+            let obj = container(doc, key::INSTRUCTION, ObjType::Map)?;
+            json::get::<InstructionPart>(doc, &obj, key::INSTRUCTION)
+                .map_err(|e| RecordError::InvalidInstruction(e.to_string()))?;
+            for (name, ty) in OFFICER_CONTAINERS {
+                let obj = doc.put_object(ROOT, name, ty)?;
+                if name == key::CHECKS {
+                    for item in &instruction.checklist {
+                        doc.put_object(&obj, item.item_id.as_str(), ObjType::Map)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Self { doc })
+    }
+
+    /// An empty copy that fills itself on its first sync (how a handheld receives a record).
+    pub fn replica(actor: ActorId) -> Self {
+        Self { doc: AutoCommit::new().with_actor(actor) }
+    }
+
+    /// Loads a saved record, to be edited as `actor`. `bytes` may be a [`save`](Self::save)
+    /// followed by any number of [`save_incremental`](Self::save_incremental) chunks.
+    pub fn load(bytes: &[u8], actor: ActorId) -> Result<Self, RecordError> {
+        Ok(Self { doc: AutoCommit::load(bytes)?.with_actor(actor) })
+    }
+
+    /// The whole document, compacted.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// The changes since the last `save` or `save_incremental`; append them to the stored bytes.
+    pub fn save_incremental(&mut self) -> Vec<u8> {
+        self.doc.save_incremental()
+    }
+
+    /// The current heads: what the server stores when it seals the record.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    pub fn actor(&self) -> &ActorId {
+        self.doc.get_actor()
+    }
+
+    pub fn set_check_result(
+        &mut self,
+        item_id: &str,
+        result: CheckResult,
+        stamp: &Stamp,
+    ) -> Result<(), RecordError> {
+        self.edit_check(item_id, stamp, "result", |doc, obj| {
+            put_fresh(doc, obj, key::RESULT, result.as_str())
+        })
+    }
+
+    /// Sets (or with `None` clears) a check item's measurement.
+    pub fn set_measurement(
+        &mut self,
+        item_id: &str,
+        measurement: Option<&Measurement>,
+        stamp: &Stamp,
+    ) -> Result<(), RecordError> {
+        self.edit_check(item_id, stamp, "measurement", |doc, obj| {
+            match measurement {
+                Some(m) => {
+                    let m_obj = entry_map(doc, obj, key::MEASUREMENT)?;
+                    doc.put(&m_obj, key::VALUE, m.value)?;
+                    doc.put(&m_obj, key::UNIT, m.unit.as_str())?;
+                }
+                None => put_or_delete::<&str>(doc, obj, key::MEASUREMENT, None)?,
+            }
+            Ok(())
+        })
+    }
+
+    pub fn set_check_note(&mut self, item_id: &str, note: &str, stamp: &Stamp) -> Result<(), RecordError> {
+        self.edit_check(item_id, stamp, "note", |doc, obj| {
+            doc.put(obj, key::NOTE, note)?;
+            Ok(())
+        })
+    }
+
+    fn edit_check(
+        &mut self,
+        item_id: &str,
+        stamp: &Stamp,
+        what: &str,
+        f: impl FnOnce(&mut AutoCommit, &ObjId) -> Result<(), RecordError>,
+    ) -> Result<(), RecordError> {
+        edit(&mut self.doc, stamp.at, format!("check {item_id}: {what}"), |doc| {
+            let obj = check_entry(doc, item_id)?;
+            f(doc, &obj)?;
+            put_stamp(doc, &obj, stamp)?;
+            schema::read_check(doc, obj, schema::join(key::CHECKS, item_id))?;
+            Ok(())
+        })
+    }
+
+    /// Replaces `delete` characters (Unicode code points) at `index` of the notes with `insert`.
+    /// Text merges character by character, so two officers' notes interleave instead of conflicting.
+    pub fn splice_notes(
+        &mut self,
+        index: usize,
+        delete: usize,
+        insert: &str,
+        at: UnixMillis,
+    ) -> Result<(), RecordError> {
+        let delete = isize::try_from(delete).map_err(|_| {
+            RecordError::Schema(SchemaViolation::InvalidValue {
+                path: key::NOTES.into(),
+                expected: "a splice within the text",
+            })
+        })?;
+        edit(&mut self.doc, at, "notes", |doc| {
+            let notes = container(doc, key::NOTES, ObjType::Text)?;
+            doc.splice_text(&notes, index, delete, insert)?;
+            schema::read_notes(doc, &notes)?;
+            Ok(())
+        })
+    }
+
+    /// Sets the notes to `text`, recorded as the smallest splices from the current text (for UIs
+    /// that hand over the whole text rather than keystrokes).
+    pub fn update_notes(&mut self, text: &str, at: UnixMillis) -> Result<(), RecordError> {
+        edit(&mut self.doc, at, "notes", |doc| {
+            let notes = container(doc, key::NOTES, ObjType::Text)?;
+            doc.update_text(&notes, text)?;
+            schema::read_notes(doc, &notes)?;
+            Ok(())
+        })
+    }
+
+    /// Records a photo's metadata (its bytes go to the photo store). Attaching the same hash again
+    /// updates the entry in place.
+    pub fn attach_photo(
+        &mut self,
+        hash: &PhotoHash,
+        photo: &PhotoRef,
+        stamp: &Stamp,
+    ) -> Result<(), RecordError> {
+        edit(&mut self.doc, stamp.at, format!("photo {hash}"), |doc| {
+            let items = checklist(doc)?;
+            let photos = container(doc, key::PHOTOS, ObjType::Map)?;
+            let obj = entry_map(doc, &photos, hash.as_str())?;
+            put_or_delete(doc, &obj, key::CHECK_ITEM, photo.check_item.as_deref())?;
+            doc.put(&obj, key::CAPTION, photo.caption.as_str())?;
+            doc.put(&obj, key::TAKEN_AT, photo.taken_at)?;
+            put_or_delete(doc, &obj, key::LAT, photo.location.map(|l| l.lat))?;
+            put_or_delete(doc, &obj, key::LON, photo.location.map(|l| l.lon))?;
+            put_stamp(doc, &obj, stamp)?;
+            let path = schema::join(key::PHOTOS, hash.as_str());
+            schema::read_photo(doc, obj, path, &|item| items.contains(item))?;
+            schema::check_count(doc, &photos, key::PHOTOS, MAX_PHOTOS)?;
+            Ok(())
+        })
+    }
+
+    /// Records a sample; adding an existing id corrects that sample in place.
+    pub fn add_sample(&mut self, id: &SampleId, sample: &Sample, stamp: &Stamp) -> Result<(), RecordError> {
+        edit(&mut self.doc, stamp.at, format!("sample {id}"), |doc| {
+            let samples = container(doc, key::SAMPLES, ObjType::Map)?;
+            let obj = entry_map(doc, &samples, id.as_str())?;
+            doc.put(&obj, key::DESCRIPTION, sample.description.as_str())?;
+            doc.put(&obj, key::QUANTITY, sample.quantity)?;
+            doc.put(&obj, key::UNIT, sample.unit.as_str())?;
+            doc.put(&obj, key::SEAL_NO, sample.seal_no.as_str())?;
+            put_stamp(doc, &obj, stamp)?;
+            schema::read_sample(doc, obj, schema::join(key::SAMPLES, id.as_str()))?;
+            schema::check_count(doc, &samples, key::SAMPLES, MAX_SAMPLES)?;
+            Ok(())
+        })
+    }
+
+    /// Sets the verdict. A conforming verdict removes any disposal this copy has seen.
+    pub fn set_verdict(&mut self, verdict: Verdict, stamp: &Stamp) -> Result<(), RecordError> {
+        edit(&mut self.doc, stamp.at, "verdict", |doc| {
+            let obj = container(doc, key::VERDICT, ObjType::Map)?;
+            put_fresh(doc, &obj, key::VALUE, verdict.value_str())?;
+            match verdict {
+                Verdict::Conforming => put_or_delete::<&str>(doc, &obj, key::DISPOSAL, None)?,
+                Verdict::NonConforming { disposal } => {
+                    put_fresh(doc, &obj, key::DISPOSAL, disposal.as_str())?
+                }
+            }
+            put_stamp(doc, &obj, stamp)?;
+            schema::read_verdict(doc, obj, key::VERDICT.to_owned())?;
+            Ok(())
+        })
+    }
+
+    /// Signs the record as `stamp.by`, under that officer's own key in `signatures`.
+    pub fn sign(&mut self, statement: &str, stamp: &Stamp) -> Result<(), RecordError> {
+        edit(&mut self.doc, stamp.at, format!("signature {}", stamp.by), |doc| {
+            let signatures = container(doc, key::SIGNATURES, ObjType::Map)?;
+            let obj = entry_map(doc, &signatures, stamp.by.as_str())?;
+            doc.put(&obj, key::STATEMENT, statement)?;
+            doc.put(&obj, key::AT, stamp.at)?;
+            schema::read_signature(doc, obj, schema::join(key::SIGNATURES, stamp.by.as_str()))?;
+            Ok(())
+        })
+    }
+
+    /// Marks the inspection complete (or withdraws that, until the record is approved).
+    pub fn set_complete(&mut self, complete: bool, stamp: &Stamp) -> Result<(), RecordError> {
+        edit(&mut self.doc, stamp.at, "completion", |doc| {
+            let obj = container(doc, key::COMPLETION, ObjType::Map)?;
+            doc.put(&obj, key::COMPLETE, complete)?;
+            put_stamp(doc, &obj, stamp)?;
+            schema::read_completion(doc, obj, key::COMPLETION.to_owned())?;
+            Ok(())
+        })
+    }
+
+    /// The whole record as plain values, with the winning value wherever officers conflicted
+    /// (see [`open_conflicts`](crate::conflicts::open_conflicts) for the others).
+    pub fn read(&self) -> Result<Record, RecordError> {
+        let doc = &self.doc;
+        let instruction_obj = container(doc, key::INSTRUCTION, ObjType::Map)?;
+        let instruction: InstructionPart = json::get(doc, &instruction_obj, key::INSTRUCTION)?;
+
+        let checks_obj = container(doc, key::CHECKS, ObjType::Map)?;
+        let mut checks = BTreeMap::new();
+        for item in doc.keys(&checks_obj) {
+            let path = schema::join(key::CHECKS, &item);
+            let obj = schema::child(doc, &checks_obj, &item, ObjType::Map)
+                .ok_or_else(|| SchemaViolation::InvalidValue { path: path.clone(), expected: "a map" })?;
+            checks.insert(item, schema::read_check(doc, obj, path)?);
+        }
+
+        let photos_obj = container(doc, key::PHOTOS, ObjType::Map)?;
+        let mut photos = BTreeMap::new();
+        for (hash, obj, path) in entries(doc, &photos_obj, key::PHOTOS)? {
+            let hash = PhotoHash::parse(hash).map_err(|_| SchemaViolation::InvalidValue {
+                path: path.clone(),
+                expected: "keyed by a SHA-256",
+            })?;
+            let photo = schema::read_photo(doc, obj, path, &|item| checks.contains_key(item))?;
+            photos.insert(hash, photo);
+        }
+
+        let samples_obj = container(doc, key::SAMPLES, ObjType::Map)?;
+        let mut samples = BTreeMap::new();
+        for (id, obj, path) in entries(doc, &samples_obj, key::SAMPLES)? {
+            let id = SampleId::parse(id).map_err(|_| SchemaViolation::InvalidValue {
+                path: path.clone(),
+                expected: "keyed by a sample id",
+            })?;
+            samples.insert(id, schema::read_sample(doc, obj, path)?);
+        }
+
+        let signatures_obj = container(doc, key::SIGNATURES, ObjType::Map)?;
+        let mut signatures = BTreeMap::new();
+        for (officer, obj, path) in entries(doc, &signatures_obj, key::SIGNATURES)? {
+            let officer = schema::OfficerId::parse(officer).map_err(|_| SchemaViolation::InvalidValue {
+                path: path.clone(),
+                expected: "keyed by an officer id",
+            })?;
+            signatures.insert(officer, schema::read_signature(doc, obj, path)?);
+        }
+
+        let notes_obj = container(doc, key::NOTES, ObjType::Text)?;
+        let verdict_obj = container(doc, key::VERDICT, ObjType::Map)?;
+        let completion_obj = container(doc, key::COMPLETION, ObjType::Map)?;
+        Ok(Record {
+            schema: SCHEMA_VERSION,
+            instruction,
+            checks,
+            photos,
+            samples,
+            notes: schema::read_notes(doc, &notes_obj)?,
+            verdict: schema::read_verdict(doc, verdict_obj, key::VERDICT.to_owned())?,
+            signatures,
+            completion: schema::read_completion(doc, completion_obj, key::COMPLETION.to_owned())?,
+        })
+    }
+}
+
+/// The (key, map, path) of every entry of a keyed collection, refusing non-map entries.
+fn entries(
+    doc: &impl ReadDoc,
+    collection: &ObjId,
+    name: &str,
+) -> Result<Vec<(String, ObjId, String)>, SchemaViolation> {
+    doc.keys(collection)
+        .map(|k| {
+            let path = schema::join(name, &k);
+            match schema::child(doc, collection, &k, ObjType::Map) {
+                Some(obj) => Ok((k, obj, path)),
+                None => Err(SchemaViolation::InvalidValue { path, expected: "a map" }),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::schema::{
+        ChecklistItem, Completion, Disposal, GoodsLine, Location, MAX_NOTE_BYTES, OfficerId, Slot, Stamped,
+    };
+
+    pub(crate) const T0: UnixMillis = 1_750_000_000_000;
+
+    pub(crate) fn instruction() -> InstructionPart {
+        InstructionPart {
+            instruction_id: "ins-1".into(),
+            inspection_no: "212345678901234".into(),
+            enterprise_name: "Ningbo Bamboo Crafts Co.".into(),
+            goods: vec![GoodsLine {
+                line_no: 1,
+                hs_code: "4602191000".into(),
+                name: "bamboo baskets".into(),
+                quantity: 1200.0,
+                unit: "pcs".into(),
+                weight_kg: 850.5,
+                origin: "CN".into(),
+            }],
+            checklist: vec![
+                ChecklistItem {
+                    item_id: "c1".into(),
+                    title: "Packaging intact".into(),
+                    kind: "visual".into(),
+                },
+                ChecklistItem {
+                    item_id: "c2".into(),
+                    title: "Moisture content".into(),
+                    kind: "measurement".into(),
+                },
+            ],
+            site: "Beilun yard 3".into(),
+            slot: Some(Slot { starts_at: T0, ends_at: T0 + 3_600_000 }),
+            deadline: T0 + 86_400_000,
+        }
+    }
+
+    pub(crate) fn server_record() -> RecordDoc {
+        RecordDoc::create(&instruction(), new_actor_id(), T0).unwrap()
+    }
+
+    /// `by` at `T0 + seconds`.
+    pub(crate) fn stamp(by: &str, seconds: i64) -> Stamp {
+        Stamp { by: OfficerId::parse(by).unwrap(), at: T0 + seconds * 1000 }
+    }
+
+    pub(crate) fn photo_hash(n: u16) -> PhotoHash {
+        PhotoHash::parse(format!("{n:064x}")).unwrap()
+    }
+
+    pub(crate) fn photo() -> PhotoRef {
+        PhotoRef {
+            check_item: Some("c1".into()),
+            caption: "torn carton, pallet 4".into(),
+            taken_at: T0 + 500,
+            location: Some(Location { lat: 29.87, lon: 121.85 }),
+        }
+    }
+
+    pub(crate) fn sample() -> Sample {
+        Sample {
+            description: "3 baskets from pallet 4".into(),
+            quantity: 3.0,
+            unit: "pcs".into(),
+            seal_no: "S-0042".into(),
+        }
+    }
+
+    #[test]
+    fn a_new_record_holds_the_instruction_and_an_empty_entry_per_check_item() {
+        let record = server_record().read().unwrap();
+        assert_eq!(record.schema, SCHEMA_VERSION);
+        assert_eq!(record.instruction, instruction());
+        assert_eq!(record.checks.keys().collect::<Vec<_>>(), vec!["c1", "c2"]);
+        assert!(record.checks.values().all(|c| *c == Default::default()));
+        assert!(record.photos.is_empty() && record.samples.is_empty());
+        assert_eq!(record.notes, "");
+        assert_eq!(record.verdict, None);
+        assert_eq!(record.completion, None);
+    }
+
+    #[test]
+    fn an_instruction_with_a_duplicate_or_malformed_check_item_is_refused() {
+        let mut dup = instruction();
+        dup.checklist.push(dup.checklist[0].clone());
+        assert!(matches!(
+            RecordDoc::create(&dup, new_actor_id(), T0),
+            Err(RecordError::InvalidInstruction(_))
+        ));
+        let mut odd = instruction();
+        odd.checklist[0].item_id = "c 1".into();
+        assert!(matches!(
+            RecordDoc::create(&odd, new_actor_id(), T0),
+            Err(RecordError::InvalidInstruction(_))
+        ));
+    }
+
+    #[test]
+    fn an_instruction_that_cannot_round_trip_is_refused() {
+        let mut nan = instruction();
+        nan.goods[0].quantity = f64::NAN;
+        assert!(matches!(
+            RecordDoc::create(&nan, new_actor_id(), T0),
+            Err(RecordError::InvalidInstruction(_))
+        ));
+    }
+
+    #[test]
+    fn officer_edits_read_back_as_plain_values() {
+        let mut doc = server_record();
+        let alice = stamp("alice", 1);
+        doc.set_check_result("c1", CheckResult::Fail, &alice).unwrap();
+        doc.set_check_note("c1", "carton torn", &alice).unwrap();
+        let m = Measurement { value: 11.5, unit: "%".into() };
+        doc.set_measurement("c2", Some(&m), &alice).unwrap();
+        doc.attach_photo(&photo_hash(1), &photo(), &alice).unwrap();
+        let bag = SampleId::parse("bag-1").unwrap();
+        doc.add_sample(&bag, &sample(), &alice).unwrap();
+        doc.splice_notes(0, 0, "Rain overnight.", alice.at).unwrap();
+        let verdict = Verdict::NonConforming { disposal: Disposal::TechnicalTreatment };
+        doc.set_verdict(verdict, &alice).unwrap();
+        doc.sign("I inspected these goods.", &alice).unwrap();
+        doc.set_complete(true, &alice).unwrap();
+
+        let record = doc.read().unwrap();
+        let c1 = &record.checks["c1"];
+        assert_eq!(c1.result, Some(CheckResult::Fail));
+        assert_eq!(c1.note.as_deref(), Some("carton torn"));
+        assert_eq!(c1.last_edit, Some(alice.clone()));
+        assert_eq!(record.checks["c2"].measurement, Some(m));
+        assert_eq!(record.photos[&photo_hash(1)], Stamped { value: photo(), stamp: alice.clone() });
+        assert_eq!(record.samples[&bag].value, sample());
+        assert_eq!(record.notes, "Rain overnight.");
+        assert_eq!(record.verdict.map(|v| v.value), Some(verdict));
+        assert_eq!(record.signatures[&alice.by].statement, "I inspected these goods.");
+        assert_eq!(record.completion.map(|c| c.value), Some(Completion { complete: true }));
+    }
+
+    #[test]
+    fn a_record_serializes_to_the_json_the_server_projects() {
+        let mut doc = server_record();
+        doc.attach_photo(&photo_hash(1), &photo(), &stamp("alice", 1)).unwrap();
+        let verdict = Verdict::NonConforming { disposal: Disposal::Return };
+        doc.set_verdict(verdict, &stamp("alice", 2)).unwrap();
+        let json = serde_json::to_value(doc.read().unwrap()).unwrap();
+        assert_eq!(json["photos"][photo_hash(1).as_str()]["by"], "alice");
+        assert_eq!(json["photos"][photo_hash(1).as_str()]["caption"], "torn carton, pallet 4");
+        assert_eq!(
+            json["verdict"],
+            serde_json::json!({"value": "non_conforming", "disposal": "return", "by": "alice", "at": T0 + 2000})
+        );
+        assert_eq!(json["checks"]["c1"]["result"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn every_edit_is_committed_with_its_time_in_seconds() {
+        let mut doc = server_record();
+        doc.set_check_result("c1", CheckResult::Pass, &stamp("alice", 42)).unwrap();
+        let times: Vec<i64> = doc.doc.get_changes_meta(&[]).iter().map(|c| c.timestamp).collect();
+        assert_eq!(times, vec![T0 / 1000, T0 / 1000 + 42]);
+    }
+
+    #[test]
+    fn a_record_loads_from_a_save_followed_by_incremental_saves() {
+        let mut doc = server_record();
+        let mut stored = doc.save();
+        doc.set_check_result("c1", CheckResult::Pass, &stamp("alice", 1)).unwrap();
+        stored.extend(doc.save_incremental());
+        doc.update_notes("ok", T0).unwrap();
+        stored.extend(doc.save_incremental());
+
+        let actor = doc.actor().clone();
+        let mut loaded = RecordDoc::load(&stored, actor.clone()).unwrap();
+        assert_eq!(loaded.heads(), doc.heads());
+        assert_eq!(loaded.actor(), &actor);
+        assert_eq!(loaded.read().unwrap(), doc.read().unwrap());
+    }
+
+    #[test]
+    fn an_edit_to_an_unknown_check_item_is_refused_and_leaves_nothing_behind() {
+        let mut doc = server_record();
+        let heads = doc.heads();
+        assert!(matches!(
+            doc.set_check_result("c9", CheckResult::Pass, &stamp("alice", 1)),
+            Err(RecordError::UnknownCheckItem(_))
+        ));
+        assert_eq!(doc.heads(), heads);
+    }
+
+    #[test]
+    fn a_note_over_the_limit_is_refused_and_rolled_back() {
+        let mut doc = server_record();
+        let heads = doc.heads();
+        let long = "x".repeat(MAX_NOTE_BYTES + 1);
+        let err = doc.set_check_note("c1", &long, &stamp("alice", 1)).unwrap_err();
+        assert!(matches!(
+            err,
+            RecordError::Schema(SchemaViolation::TooLarge { ref path, .. }) if path == "checks.c1.note"
+        ));
+        assert_eq!(doc.heads(), heads);
+        assert_eq!(doc.read().unwrap().checks["c1"], Default::default());
+    }
+
+    #[test]
+    fn a_photo_of_an_item_not_on_the_checklist_is_refused() {
+        let mut doc = server_record();
+        let mut p = photo();
+        p.check_item = Some("c9".into());
+        assert!(matches!(
+            doc.attach_photo(&photo_hash(1), &p, &stamp("alice", 1)),
+            Err(RecordError::Schema(SchemaViolation::InvalidValue { .. }))
+        ));
+        assert!(doc.read().unwrap().photos.is_empty());
+    }
+
+    #[test]
+    fn photos_beyond_the_limit_are_refused() {
+        let mut doc = server_record();
+        for n in 0..MAX_PHOTOS as u16 {
+            doc.attach_photo(&photo_hash(n), &photo(), &stamp("alice", 1)).unwrap();
+        }
+        assert!(matches!(
+            doc.attach_photo(&photo_hash(9999), &photo(), &stamp("alice", 2)),
+            Err(RecordError::Schema(SchemaViolation::TooMany { .. }))
+        ));
+        assert_eq!(doc.read().unwrap().photos.len(), MAX_PHOTOS);
+    }
+
+    #[test]
+    fn reattaching_a_photo_updates_it_in_place() {
+        let mut doc = server_record();
+        doc.attach_photo(&photo_hash(1), &photo(), &stamp("alice", 1)).unwrap();
+        let mut p = photo();
+        p.location = None;
+        p.caption = "carton torn".into();
+        doc.attach_photo(&photo_hash(1), &p, &stamp("alice", 2)).unwrap();
+        assert_eq!(doc.read().unwrap().photos[&photo_hash(1)].value, p);
+    }
+
+    #[test]
+    fn a_conforming_verdict_drops_an_earlier_disposal() {
+        let mut doc = server_record();
+        let nc = Verdict::NonConforming { disposal: Disposal::Return };
+        doc.set_verdict(nc, &stamp("alice", 1)).unwrap();
+        doc.set_verdict(Verdict::Conforming, &stamp("alice", 2)).unwrap();
+        let verdict_obj = container(&doc.doc, key::VERDICT, ObjType::Map).unwrap();
+        assert!(doc.doc.get(&verdict_obj, key::DISPOSAL).unwrap().is_none());
+        assert_eq!(doc.read().unwrap().verdict.map(|v| v.value), Some(Verdict::Conforming));
+    }
+
+    #[test]
+    fn a_replica_cannot_be_read_or_edited_before_its_first_sync() {
+        let mut replica = RecordDoc::replica(new_actor_id());
+        assert!(matches!(replica.read(), Err(RecordError::NotARecord { found: None })));
+        assert!(matches!(
+            replica.set_check_result("c1", CheckResult::Pass, &stamp("alice", 1)),
+            Err(RecordError::NotARecord { .. })
+        ));
+    }
+
+    #[test]
+    fn concurrent_note_edits_merge_character_by_character() {
+        let mut server = server_record();
+        server.update_notes("Pallets dry.", T0).unwrap();
+        let mut a = RecordDoc { doc: server.doc.fork() };
+        let mut b = RecordDoc { doc: server.doc.fork() };
+        a.splice_notes(0, 0, "Alice: ", T0).unwrap();
+        b.splice_notes(12, 0, " Bob: one wet.", T0).unwrap();
+        server.doc.merge(&mut a.doc).unwrap();
+        server.doc.merge(&mut b.doc).unwrap();
+        assert_eq!(server.read().unwrap().notes, "Alice: Pallets dry. Bob: one wet.");
+    }
+}
