@@ -135,14 +135,8 @@ pub async fn list(
             };
             match caller.role {
                 Role::EnterpriseLegal | Role::EnterpriseOperator => {
-                    let mut ids = vec![caller.enterprise()?];
-                    ids.extend(
-                        delegations::principals_of(c, &caller, now)?
-                            .into_iter()
-                            .filter(|(_, s)| s.contains(&Scope::Applications))
-                            .map(|(id, _)| id),
-                    );
-                    filter.enterprises = Some(ids);
+                    filter.enterprises =
+                        Some(delegations::enterprises_for(c, &caller, &[Scope::Applications], now)?);
                 }
                 Role::Admin => {}
                 Role::Reviewer | Role::Supervisor => {

@@ -318,3 +318,19 @@ pub fn principals_of(c: &Connection, caller: &Caller, now: i64) -> Result<Vec<(i
     }
     Ok(out)
 }
+
+/// The caller's own enterprise plus those delegating any of `scopes` to it now.
+pub fn enterprises_for(
+    c: &Connection,
+    caller: &Caller,
+    scopes: &[Scope],
+    now: i64,
+) -> Result<Vec<i64>, ApiError> {
+    let mut ids = vec![caller.enterprise()?];
+    for (principal, held) in principals_of(c, caller, now)? {
+        if held.iter().any(|s| scopes.contains(s)) && !ids.contains(&principal) {
+            ids.push(principal);
+        }
+    }
+    Ok(ids)
+}

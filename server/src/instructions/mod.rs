@@ -14,7 +14,7 @@ use crate::{
     applications::Application,
     audit::{self, Actor},
     auth::Caller,
-    domain::{InstructionState, Role, UserStatus, time::rfc3339},
+    domain::{InstructionState, Role, Scope, UserStatus, time::rfc3339},
     error::{ApiError, invalid},
     orgs::store as orgs_store,
     receipts::{self, NewReceipt},
@@ -108,13 +108,7 @@ pub fn scope_sql(
             vec![caller.unit()?.into()],
         ),
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
-            let mut ids = vec![caller.enterprise()?];
-            ids.extend(
-                crate::delegations::principals_of(c, caller, now)?
-                    .into_iter()
-                    .filter(|(_, s)| s.contains(&crate::domain::Scope::Applications) || s.contains(&crate::domain::Scope::Bookings))
-                    .map(|(id, _)| id),
-            );
+            let ids = crate::delegations::enterprises_for(c, caller, &[Scope::Applications, Scope::Bookings], now)?;
             let marks = ids.iter().map(|_| "?").collect::<Vec<_>>().join(",");
             (format!("i.enterprise_id IN ({marks})"), ids.into_iter().map(Into::into).collect())
         }
