@@ -236,6 +236,17 @@ async fn every_submission_rule_refuses_with_its_name_and_field() {
     let mut consignee = application(ENT1, vec![goods("0805100000", "kg")]);
     consignee["consignee_name"] = json!("  ");
     expect_violation(&op, consignee, "required", "consignee_name").await;
+    let mut unnamed = goods("0805100000", "kg");
+    unnamed["name"] = json!("");
+    expect_violation(&op, application(ENT1, vec![unnamed]), "invalid_text", "goods[0].name").await;
+    let mut negative = goods("0805100000", "kg");
+    negative["value_usd"] = json!(-5);
+    expect_violation(&op, application(ENT1, vec![negative]), "not_positive", "goods[0].value_usd").await;
+    // Several broken rules come back together, so the filer fixes them in one go.
+    let app =
+        draft(&op, application(ENT1, vec![goods("0805109999", "kg"), goods("0805100000", "piece")])).await;
+    let (_, err) = submit(&op, &app["id"]).await;
+    assert_eq!(err["details"]["violations"].as_array().unwrap().len(), 2, "{err}");
 }
 
 #[tokio::test]
@@ -281,6 +292,14 @@ async fn drafts_check_the_applicant_district_and_site_at_once() {
     let mut bad_country = frozen_fish(ENT1);
     bad_country["destination_country"] = json!("Japan");
     assert_eq!(op.post("/api/v1/applications", bad_country).await.0, 422);
+    let mut bad_code = frozen_fish(ENT1);
+    bad_code["consignor_code"] = json!("31019600");
+    let (status, err) = op.post("/api/v1/applications", bad_code).await;
+    assert_eq!(status, 422);
+    assert!(err["message"].as_str().unwrap().contains("exactly 10 digits"), "{err}");
+    let mut bad_certificate = frozen_fish(ENT1);
+    bad_certificate["certificates"] = json!(["gold_star"]);
+    assert_eq!(op.post("/api/v1/applications", bad_certificate).await.0, 422);
 }
 
 #[tokio::test]
@@ -515,4 +534,12 @@ async fn an_inspection_number_with_a_typo_is_refused_when_searching() {
     assert_eq!(found.as_array().unwrap().len(), 1);
     let (status, err) = op.get("/api/v1/applications?inspection_no=12345").await;
     assert_eq!((status, err["code"].as_str()), (422, Some("invalid_inspection_no")));
+    // Two neighbouring digits swapped: caught by the check digit, and the message says so.
+    let mut swapped: Vec<char> = no.chars().collect();
+    let i = (9..14).find(|i| swapped[*i] != swapped[i + 1]).unwrap_or(4);
+    swapped.swap(i, i + 1);
+    let swapped: String = swapped.into_iter().collect();
+    let (status, err) = op.get(&format!("/api/v1/applications?inspection_no={swapped}")).await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("invalid_inspection_no")), "{swapped}");
+    assert!(err["message"].as_str().unwrap().contains("check digit"), "{err}");
 }
