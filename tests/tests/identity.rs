@@ -228,3 +228,31 @@ async fn the_jwks_endpoint_publishes_the_key_that_verifies_issued_tokens() {
     assert_eq!(data.claims["username"], "admin");
     assert_eq!(data.header.kid.as_deref(), jwk["kid"].as_str());
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_throttle_the_account_until_the_window_passes() {
+    let server = TestServer::start();
+    let wrong = json!({"username": "officer2", "password": "guess-guess"});
+    for _ in 0..5 {
+        assert_eq!(server.api().post("/api/v1/auth/login", wrong.clone()).await.0, 401);
+    }
+    let right = json!({"username": "officer2", "password": "demo-password"});
+    let (status, body) = server.api().post("/api/v1/auth/login", right.clone()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("too_many_attempts")),
+        "even the right password waits"
+    );
+    assert!(body["details"]["retry_after_secs"].as_i64().unwrap() > 0);
+    // Other accounts are not affected, and unknown usernames are throttled the same way.
+    assert_eq!(
+        server
+            .api()
+            .post("/api/v1/auth/login", json!({"username": "officer1", "password": "demo-password"}))
+            .await
+            .0,
+        200
+    );
+    server.set_clock(now_secs() + 16 * 60).await;
+    assert_eq!(server.api().post("/api/v1/auth/login", right).await.0, 200);
+}

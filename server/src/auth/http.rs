@@ -89,6 +89,41 @@ async fn audit_failure(
         .await
 }
 
+/// Failed password logins allowed per subject before it must wait.
+pub const MAX_FAILURES: i64 = 5;
+/// The window failures are counted in, and how long a throttled subject waits.
+pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Refuses a login for a subject (user or unknown username) with too many recent failures since its last
+/// success, so passwords cannot be guessed at network speed. Counted from the audit log, so a restart
+/// does not reset it.
+async fn throttle(state: &AppState, subject: String) -> Result<(), ApiError> {
+    let now = state.now_ms();
+    let since = now - FAILURE_WINDOW_MS;
+    let (failures, latest) = state
+        .db
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT count(*), max(at) FROM audit_log
+                 WHERE subject = ?1 AND action = 'auth.login_failed'
+                   AND at > max(?2, COALESCE((SELECT max(at) FROM audit_log WHERE subject = ?1 AND action = 'auth.login'), 0))",
+                rusqlite::params![subject, since],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+            )?)
+        })
+        .await?;
+    if failures >= MAX_FAILURES {
+        let retry_after = (latest.unwrap_or(now) + FAILURE_WINDOW_MS - now).max(0) / 1000 + 1;
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("{failures} failed logins in the last 15 minutes; try again in {retry_after} s"),
+        )
+        .with_details(json!({"retry_after_secs": retry_after})));
+    }
+    Ok(())
+}
+
 /// Checks that the user may log in now, before any token is made.
 fn check_login_allowed(user: &UserRow, now: i64) -> Result<(), ApiError> {
     match user.status {
@@ -155,6 +190,11 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let name = req.username.clone();
     let user = state.db.read(move |c| Ok(orgs_store::user_by_name(c, &name)?)).await?;
+    let subject = match &user {
+        Some(u) => format!("user:{}", u.id),
+        None => format!("username:{}", req.username),
+    };
+    throttle(&state, subject).await?;
     let Some(user) = user else {
         // Hash anyway so an unknown username takes as long as a wrong password.
         let _ = password::hash(req.password, state.settings.auth.argon2_memory_kib).await;
