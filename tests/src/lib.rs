@@ -25,7 +25,11 @@ use serde_json::{Value, json};
 /// Path of a workspace binary next to the running test executable (`target/<profile>/<name>`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    // Tests run from target/<profile>/deps/, the bench binaries from target/<profile>/.
+    let mut dir = exe.parent().expect("the executable's directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("target/<profile>");
+    }
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
@@ -40,14 +44,21 @@ pub struct TestServer {
     child: Child,
     pub base: String,
     data_dir: Option<tempfile::TempDir>,
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
     /// A fresh data dir with demo data and a manual clock.
     pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// Like [`start`](Self::start), with extra `FIELDCHECK__…` settings (benchmarks use production ones).
+    pub fn start_with(env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let child_and_base = spawn(dir.path());
-        TestServer { child: child_and_base.0, base: child_and_base.1, data_dir: Some(dir) }
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, base) = spawn(dir.path(), &env);
+        TestServer { child, base, data_dir: Some(dir), env }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -69,7 +80,7 @@ impl TestServer {
 
     /// Starts a new process on the same data dir (after [`stop`](Self::stop) or [`kill`](Self::kill)).
     pub fn restart(&mut self) {
-        let (child, base) = spawn(self.data_dir());
+        let (child, base) = spawn(self.data_dir(), &self.env);
         self.child = child;
         self.base = base;
     }
@@ -112,7 +123,7 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(data_dir: &Path) -> (Child, String) {
+fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -125,6 +136,7 @@ fn spawn(data_dir: &Path) -> (Child, String) {
         .env("FIELDCHECK__TESTING__MANUAL_CLOCK", "true")
         // The OWASP minimum is far too slow for a debug build; tests do not measure password strength.
         .env("FIELDCHECK__AUTH__ARGON2_MEMORY_KIB", "1024")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
