@@ -314,6 +314,13 @@ async fn customs_reschedules_and_cancels_any_time_but_only_with_a_recorded_reaso
         (last["kind"].as_str(), last["opinion"].as_str()),
         (Some("booking_cancelled"), Some("site closed by typhoon warning"))
     );
+    let admin = server.login("admin").await;
+    let (status, log) = admin.get("/api/v1/admin/audit?limit=1000").await;
+    assert_eq!(status, 200, "{log}");
+    let entries = log.as_array().expect("audit entries");
+    let cancel = entries.iter().find(|e| e["action"] == "booking.cancelled").expect("the cancel is audited");
+    assert_eq!(cancel["subject"], format!("booking:{id}"));
+    assert_eq!(cancel["details"]["opinion"], "site closed by typhoon warning");
 }
 
 #[tokio::test]

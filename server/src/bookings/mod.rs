@@ -393,7 +393,7 @@ fn record(
         tx,
         now,
         actor,
-        &format!("booking.{kind}"),
+        &format!("booking.{}", kind.trim_start_matches("booking_")),
         &format!("booking:{id}"),
         json!({
             "state": b.state, "opinion": opinion, "details": details,
