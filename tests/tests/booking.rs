@@ -475,3 +475,24 @@ async fn the_demo_sites_have_calendars_with_holidays() {
         assert!(cal["closed_days"].as_array().unwrap().iter().any(|d| d["date"] == "2027-01-01"), "{cal}");
     }
 }
+
+#[tokio::test]
+async fn cancelling_an_instruction_cancels_its_booking_and_frees_the_place() {
+    let server = TestServer::start();
+    server.set_clock(MONDAY).await;
+    set_calendar(&server, 1, true, &[]).await;
+    let ent = server.login("ent1-operator").await;
+    let ids = issue_instructions(&server, &ent, 2).await;
+    let (_, b) = book(&ent, ids[0], &local(1, 9)).await;
+    assert_eq!(usage(&ent, &local(1, 9)).await, (1, 0));
+
+    let supervisor = server.login("supervisor1").await;
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{}/cancel", ids[0]), json!({"reason": "goods withdrawn"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, after) = ent.get(&format!("/api/v1/bookings/{}", b["id"])).await;
+    assert_eq!(after["state"], "cancelled");
+    assert_eq!(usage(&ent, &local(1, 9)).await, (0, 1));
+    assert_eq!(book(&ent, ids[1], &local(1, 9)).await.0, 201, "the freed place can be booked");
+}
