@@ -21,6 +21,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub demo: DemoSettings,
     pub workflow: WorkflowSettings,
+    pub booking: BookingSettings,
     pub testing: TestingSettings,
 }
 
@@ -40,6 +41,37 @@ impl Default for WorkflowSettings {
 impl WorkflowSettings {
     pub fn inspection_deadline_ms(&self) -> i64 {
         self.inspection_deadline_hours * 3600 * 1000
+    }
+}
+
+/// Rules of slot booking (flow step 5); the calendars themselves are data, per site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BookingSettings {
+    /// An enterprise books (or moves a booking to) a slot at least this many hours ahead, so the site can plan.
+    pub min_lead_hours: i64,
+    /// An enterprise may reschedule or cancel until this many hours before the slot; a cancel after it
+    /// counts as a no-show.
+    pub cutoff_hours: i64,
+    /// No-shows within the window that block new bookings; 0 never blocks.
+    pub max_no_shows: i64,
+    pub no_show_window_days: i64,
+    /// How many alternative slots a refusal or a decline proposes.
+    pub alternatives: usize,
+    /// How far from the asked-for slot alternatives are searched.
+    pub alternatives_horizon_days: i64,
+}
+
+impl Default for BookingSettings {
+    fn default() -> Self {
+        BookingSettings {
+            min_lead_hours: 4,
+            cutoff_hours: 24,
+            max_no_shows: 3,
+            no_show_window_days: 90,
+            alternatives: 3,
+            alternatives_horizon_days: 14,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::{
     audit::Actor,
     auth::{keys, password},
+    bookings,
     config::Settings,
     db::Db,
     devices,
@@ -26,6 +27,20 @@ struct DemoFile {
     enterprises: Vec<NewEnterprise>,
     users: Vec<DemoUser>,
     devices: Vec<DemoDevice>,
+    #[serde(default)]
+    calendars: Vec<DemoCalendar>,
+}
+
+/// A site's slot calendar: the site's code plus what a supervisor would `PUT`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoCalendar {
+    site_code: String,
+    slot_minutes: i64,
+    capacity: i64,
+    auto_confirm: bool,
+    hours: std::collections::BTreeMap<String, Vec<String>>,
+    closed_days: Vec<bookings::calendar::ClosedDay>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +106,17 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
             let officer = store::user_by_name(tx, &d.officer)?
                 .ok_or_else(|| crate::error::ApiError::not_found(&format!("demo officer {}", d.officer)))?;
             devices::register(tx, now, officer.id, &d.name, Some(&d.id))?;
+        }
+        for cal in demo.calendars {
+            let site = bookings::site_by_code(tx, "calendars.site_code", &cal.site_code)?;
+            let spec = bookings::CalendarSpec {
+                slot_minutes: cal.slot_minutes,
+                capacity: cal.capacity,
+                auto_confirm: cal.auto_confirm,
+                hours: cal.hours,
+                closed_days: cal.closed_days,
+            };
+            bookings::calendar::put(tx, now, site.id, &spec, "system")?;
         }
         Ok(())
     })

@@ -21,6 +21,7 @@
 //! - [`review`]: document review (approve, return, suspend, resume, document check) and auto-review.
 //! - [`selection`]: the risk engine's reproducible, explained decision after approval.
 //! - [`instructions`]: on-site inspection instructions, checklists, officer assignment, statistics.
+//! - [`bookings`]: slot calendars per site, availability, and bookings that never overbook a slot.
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`ops`]: health, readiness, metrics, the test clock.
 //! - [`clock`]: the one source of "now", movable in tests.
@@ -30,6 +31,7 @@
 pub mod applications;
 pub mod audit;
 pub mod auth;
+pub mod bookings;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -24,7 +24,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     applications, audit,
     auth::{self, Policy, caller::authorize},
-    delegations, devices,
+    bookings, delegations, devices,
     domain::Role,
     error::ApiError,
     instructions, ops, orgs, receipts, reference, review, selection,
@@ -90,7 +90,13 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(auth::http::logout))
             .routes(routes!(auth::http::me))
             .routes(routes!(orgs::http::list_units))
-            .routes(routes!(orgs::http::get_enterprise)),
+            .routes(routes!(orgs::http::get_enterprise))
+            .routes(routes!(bookings::http::get_calendar))
+            .routes(routes!(bookings::http::availability))
+            .routes(routes!(bookings::http::list))
+            .routes(routes!(bookings::http::get))
+            .routes(routes!(bookings::http::reschedule))
+            .routes(routes!(bookings::http::cancel)),
     );
     let admin = guarded(
         state,
@@ -118,7 +124,9 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         OpenApiRouter::new()
             .routes(routes!(delegations::http::list))
             .routes(routes!(delegations::http::grants))
-            .routes(routes!(receipts::http::list)),
+            .routes(routes!(receipts::http::list))
+            .routes(routes!(bookings::http::create))
+            .routes(routes!(bookings::http::accept_alternative)),
     );
     let applications = guarded(
         state,
@@ -150,7 +158,11 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         OpenApiRouter::new()
             .routes(routes!(instructions::http::assign))
             .routes(routes!(instructions::http::cancel))
-            .routes(routes!(review::http::set_auto_review)),
+            .routes(routes!(review::http::set_auto_review))
+            .routes(routes!(bookings::http::put_calendar))
+            .routes(routes!(bookings::http::confirm))
+            .routes(routes!(bookings::http::decline))
+            .routes(routes!(bookings::http::no_show)),
     );
     let legal = guarded(
         state,

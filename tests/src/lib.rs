@@ -8,6 +8,8 @@
 //!   data dir, killable with SIGKILL or stopped with SIGTERM.
 //! - [`Api`]: a small JSON client with the caller's token, answering `(status, body)` pairs.
 //! - [`binary`]: where cargo put the workspace's binaries.
+//! - [`booking`]: instructions to book, a site calendar and the booking race, shared by the booking tests
+//!   and the `bench-booking` load generator.
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
 //! command does that.
@@ -22,14 +24,14 @@ use std::{
 
 use serde_json::{Value, json};
 
+pub mod booking;
+
 /// Path of a workspace binary next to the running test executable (`target/<profile>/<name>`).
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // Tests run from target/<profile>/deps/, the bench binaries from target/<profile>/.
-    let mut dir = exe.parent().expect("the executable's directory");
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir = dir.parent().expect("target/<profile>");
-    }
+    let exe = std::env::current_exe().expect("executable path");
+    // Tests run from target/<profile>/deps/; this crate's own binaries (the benchmarks) from target/<profile>/.
+    let dir = exe.parent().expect("target/<profile>/…");
+    let dir = if dir.ends_with("deps") { dir.parent().expect("target/<profile>") } else { dir };
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path

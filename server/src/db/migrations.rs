@@ -8,6 +8,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
     (2, include_str!("migrations/0002_applications.sql")),
     (3, include_str!("migrations/0003_login_throttle.sql")),
+    (4, include_str!("migrations/0004_bookings.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

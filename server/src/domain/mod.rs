@@ -6,6 +6,6 @@ mod vocab;
 
 pub use codes::{CodeError, CustomsCode, DistrictCode, Uscc};
 pub use vocab::{
-    Aal, ApplicationState, CertificateKind, CreditRating, Direction, InstructionState, Role, Scope,
-    SelectionOutcome, UnitKind, UserStatus,
+    Aal, ApplicationState, BookingState, CertificateKind, CreditRating, Direction, InstructionState, Role,
+    Scope, SelectionOutcome, UnitKind, UserStatus,
 };

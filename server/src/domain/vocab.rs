@@ -160,3 +160,14 @@ vocabulary!(
         Cancelled = "cancelled",
     }
 );
+
+vocabulary!(
+    /// A slot booking: `requested` and `confirmed` hold a place in the slot; the others are final.
+    BookingState {
+        Requested = "requested",
+        Confirmed = "confirmed",
+        Declined = "declined",
+        Cancelled = "cancelled",
+        NoShow = "no_show",
+    }
+);

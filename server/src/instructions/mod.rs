@@ -362,6 +362,8 @@ pub fn cancel(
         opinion: Some(reason),
         details: json!({}),
     };
-    transition(tx, now, &Actor::User(caller.user_id), &i, change)?;
+    let actor = Actor::User(caller.user_id);
+    transition(tx, now, &actor, &i, change)?;
+    crate::bookings::instruction_cancelled(tx, now, &actor, id)?;
     get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
 }

@@ -1,0 +1,484 @@
+//! Slot calendars: a site's weekly working hours in its own zone, the slot length, the capacity per slot
+//! and its closed days. Slots are not stored; they are generated from the calendar, so changing the hours
+//! changes the offer without a migration of rows. Only the *use* of a slot is stored (`slot_usage`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{Timestamp, civil::Date, tz::TimeZone};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    domain::time::rfc3339,
+    error::{ApiError, invalid},
+};
+
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const MINUTE_MS: i64 = 60_000;
+
+/// A slot as clients see it: the UTC instants and the site's wall time with its zone name.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SlotTime {
+    /// UTC, RFC 3339 — the value to send back when booking this slot.
+    #[schema(example = "2026-12-01T01:00:00Z")]
+    pub starts_at: String,
+    #[schema(example = "2026-12-01T02:00:00Z")]
+    pub ends_at: String,
+    /// The same instant as the site's wall time, with its UTC offset.
+    #[schema(example = "2026-12-01T09:00:00+08:00")]
+    pub local_starts_at: String,
+    #[schema(example = "2026-12-01T10:00:00+08:00")]
+    pub local_ends_at: String,
+    /// IANA zone of the site.
+    #[schema(example = "Asia/Shanghai")]
+    pub timezone: String,
+}
+
+impl SlotTime {
+    pub fn new(starts_at: i64, ends_at: i64, tz_name: &str) -> SlotTime {
+        let tz = TimeZone::get(tz_name).unwrap_or(TimeZone::UTC);
+        let local = |ms: i64| {
+            Timestamp::from_millisecond(ms)
+                .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+                .unwrap_or_default()
+        };
+        SlotTime {
+            starts_at: rfc3339::to_string(starts_at),
+            ends_at: rfc3339::to_string(ends_at),
+            local_starts_at: local(starts_at),
+            local_ends_at: local(ends_at),
+            timezone: tz_name.to_string(),
+        }
+    }
+}
+
+/// A closed day (holiday, works) as the site's local date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClosedDay {
+    #[schema(example = "2027-01-01")]
+    pub date: String,
+    pub reason: String,
+}
+
+/// What a supervisor sends to set a site's calendar; it replaces the previous one whole.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSpec {
+    /// Length of every slot, 5 to 720 minutes; each working window must be a whole number of slots.
+    pub slot_minutes: i64,
+    /// Bookings per slot, 1 to 1000.
+    pub capacity: i64,
+    /// `true`: a request with free capacity is confirmed at once. `false`: it holds its place until a
+    /// supervisor confirms or declines it.
+    #[serde(default)]
+    pub auto_confirm: bool,
+    /// Weekday (`mon` … `sun`) → working windows in the site's zone, e.g. `["09:00-12:00", "13:00-17:00"]`.
+    /// A weekday left out is closed.
+    #[schema(value_type = Object, example = json!({"mon": ["09:00-12:00", "13:00-17:00"]}))]
+    pub hours: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub closed_days: Vec<ClosedDay>,
+}
+
+/// A site's calendar as stored and shown.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Calendar {
+    pub site_id: i64,
+    pub site_code: String,
+    pub timezone: String,
+    pub slot_minutes: i64,
+    pub capacity: i64,
+    pub auto_confirm: bool,
+    #[schema(value_type = Object)]
+    pub hours: BTreeMap<String, Vec<String>>,
+    pub closed_days: Vec<ClosedDay>,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+}
+
+/// A working window in minutes after local midnight, `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    start: i64,
+    end: i64,
+}
+
+/// The calendar in the form the rules work on.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub site_id: i64,
+    pub timezone: String,
+    tz: TimeZone,
+    pub slot_minutes: i64,
+    pub capacity: i64,
+    pub auto_confirm: bool,
+    week: [Vec<Window>; 7],
+    closed: BTreeSet<Date>,
+}
+
+fn parse_hhmm(s: &str) -> Option<i64> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    // 24:00 is allowed as the end of a day that works until midnight.
+    ((0..=23).contains(&h) && (0..=59).contains(&m) || (h == 24 && m == 0)).then_some(h * 60 + m)
+}
+
+fn parse_week(
+    hours: &BTreeMap<String, Vec<String>>,
+    slot_minutes: i64,
+) -> Result<[Vec<Window>; 7], ApiError> {
+    let mut week: [Vec<Window>; 7] = Default::default();
+    for (day, windows) in hours {
+        let Some(index) = WEEKDAYS.iter().position(|d| d == day) else {
+            return Err(invalid(
+                "hours",
+                "invalid_weekday",
+                format!("`{day}` is not a weekday; use mon, tue, wed, thu, fri, sat, sun"),
+            ));
+        };
+        let mut parsed = Vec::new();
+        for w in windows {
+            let window = w
+                .split_once('-')
+                .and_then(|(a, b)| Some(Window { start: parse_hhmm(a)?, end: parse_hhmm(b)? }))
+                .filter(|w| w.start < w.end)
+                .ok_or_else(|| {
+                    invalid(
+                        "hours",
+                        "invalid_hours",
+                        format!("`{w}` on {day} is not a window like 09:00-12:00 (start before end)"),
+                    )
+                })?;
+            if (window.end - window.start) % slot_minutes != 0 {
+                return Err(invalid(
+                    "hours",
+                    "window_not_whole_slots",
+                    format!("`{w}` on {day} is not a whole number of {slot_minutes}-minute slots"),
+                ));
+            }
+            parsed.push(window);
+        }
+        parsed.sort_by_key(|w| w.start);
+        if parsed.windows(2).any(|p| p[1].start < p[0].end) {
+            return Err(invalid("hours", "overlapping_hours", format!("the windows on {day} overlap")));
+        }
+        week[index] = parsed;
+    }
+    Ok(week)
+}
+
+pub fn parse_date(field: &str, s: &str) -> Result<Date, ApiError> {
+    s.parse::<Date>()
+        .map_err(|_| invalid(field, "invalid_date", format!("`{s}` is not a date like 2026-12-01")))
+}
+
+impl CalendarSpec {
+    /// Checks every part; the first broken rule is reported with the field to fix.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if !(5..=720).contains(&self.slot_minutes) {
+            return Err(invalid("slot_minutes", "invalid_slot_minutes", "slot_minutes must be 5 to 720"));
+        }
+        if !(1..=1000).contains(&self.capacity) {
+            return Err(invalid(
+                "capacity",
+                "invalid_capacity",
+                "capacity must be 1 to 1000 bookings per slot",
+            ));
+        }
+        parse_week(&self.hours, self.slot_minutes)?;
+        for d in &self.closed_days {
+            parse_date("closed_days", &d.date)?;
+            if d.reason.trim().is_empty() {
+                return Err(invalid(
+                    "closed_days",
+                    "missing_reason",
+                    format!("say why {} is closed", d.date),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Rules {
+    pub fn slot_ms(&self) -> i64 {
+        self.slot_minutes * MINUTE_MS
+    }
+
+    pub fn slot_time(&self, start: i64) -> SlotTime {
+        SlotTime::new(start, start + self.slot_ms(), &self.timezone)
+    }
+
+    fn local_date(&self, ms: i64) -> Date {
+        Timestamp::from_millisecond(ms).map(|t| t.to_zoned(self.tz.clone()).date()).unwrap_or_default()
+    }
+
+    /// Starts of the slots on one local date (none on a closed day).
+    fn slots_on(&self, date: Date) -> Vec<i64> {
+        if self.closed.contains(&date) {
+            return Vec::new();
+        }
+        let weekday = date.weekday().to_monday_zero_offset() as usize;
+        let mut out = Vec::new();
+        for w in &self.week[weekday] {
+            let mut m = w.start;
+            while m + self.slot_minutes <= w.end {
+                let start = date
+                    .at((m / 60) as i8, (m % 60) as i8, 0, 0)
+                    .to_zoned(self.tz.clone())
+                    .map(|z| z.timestamp().as_millisecond());
+                if let Ok(start) = start {
+                    out.push(start);
+                }
+                m += self.slot_minutes;
+            }
+        }
+        out
+    }
+
+    /// Starts of every slot starting in `[from, to)`, in order.
+    pub fn slots_between(&self, from: i64, to: i64) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut date = self.local_date(from);
+        let last = self.local_date(to);
+        while date <= last {
+            out.extend(self.slots_on(date).into_iter().filter(|s| (from..to).contains(s)));
+            match date.tomorrow() {
+                Ok(d) => date = d,
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// Is `start` the start of a slot? If not, a 422 that says why: closed day, outside the hours, or off
+    /// the slot grid (naming the nearest slots that day).
+    pub fn check_slot(&self, field: &str, start: i64) -> Result<(), ApiError> {
+        let date = self.local_date(start);
+        if self.closed.contains(&date) {
+            return Err(invalid(
+                field,
+                "closed_day",
+                format!("the site is closed on {date} (local date in {})", self.timezone),
+            ));
+        }
+        let day = self.slots_on(date);
+        if day.contains(&start) {
+            return Ok(());
+        }
+        let local = self.slot_time(start).local_starts_at;
+        let weekday = date.weekday().to_monday_zero_offset() as usize;
+        let z = Timestamp::from_millisecond(start).map(|t| t.to_zoned(self.tz.clone()));
+        let minute = z.as_ref().map(|z| i64::from(z.hour()) * 60 + i64::from(z.minute())).unwrap_or(-1);
+        let inside = self.week[weekday].iter().any(|w| (w.start..w.end).contains(&minute));
+        if !inside {
+            let hours: Vec<String> = self.week[weekday]
+                .iter()
+                .map(|w| {
+                    format!("{:02}:{:02}-{:02}:{:02}", w.start / 60, w.start % 60, w.end / 60, w.end % 60)
+                })
+                .collect();
+            return Err(invalid(
+                field,
+                "outside_working_hours",
+                format!(
+                    "{local} is outside the site's working hours on {} ({})",
+                    WEEKDAYS[weekday],
+                    if hours.is_empty() { "closed".to_string() } else { hours.join(", ") }
+                ),
+            )
+            .with_details(json!({"field": field, "hours": hours})));
+        }
+        let mut nearest = day.clone();
+        nearest.sort_by_key(|s| (s - start).abs());
+        nearest.truncate(2);
+        nearest.sort_unstable();
+        Err(invalid(
+            field,
+            "not_on_slot_boundary",
+            format!(
+                "{local} is not the start of a slot; slots are {} minutes long from the start of each working window",
+                self.slot_minutes
+            ),
+        )
+        .with_details(json!({
+            "field": field,
+            "nearest": nearest.iter().map(|s| self.slot_time(*s)).collect::<Vec<_>>(),
+        })))
+    }
+}
+
+/// The site's calendar in rule form, or `None` if it takes no bookings.
+pub fn rules(c: &Connection, site_id: i64) -> Result<Option<Rules>, ApiError> {
+    let row: Option<(i64, i64, String, bool, String)> = c
+        .query_row(
+            "SELECT k.slot_minutes, k.capacity, k.hours, k.auto_confirm, u.timezone
+             FROM slot_calendars k JOIN customs_units u ON u.id = k.site_id WHERE k.site_id = ?1",
+            [site_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((slot_minutes, capacity, hours, auto_confirm, timezone)) = row else { return Ok(None) };
+    let hours: BTreeMap<String, Vec<String>> = serde_json::from_str(&hours).map_err(anyhow::Error::from)?;
+    let week = parse_week(&hours, slot_minutes)?;
+    let tz = TimeZone::get(&timezone).map_err(anyhow::Error::from)?;
+    let mut stmt = c.prepare_cached("SELECT day FROM closed_days WHERE site_id = ?1")?;
+    let closed = stmt
+        .query_map([site_id], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?
+        .iter()
+        .filter_map(|d| d.parse::<Date>().ok())
+        .collect();
+    Ok(Some(Rules { site_id, timezone, tz, slot_minutes, capacity, auto_confirm, week, closed }))
+}
+
+pub fn get(c: &Connection, site_id: i64) -> Result<Option<Calendar>, ApiError> {
+    let row = c
+        .query_row(
+            "SELECT k.site_id, u.code, u.timezone, k.slot_minutes, k.capacity, k.auto_confirm, k.hours, k.updated_at
+             FROM slot_calendars k JOIN customs_units u ON u.id = k.site_id WHERE k.site_id = ?1",
+            [site_id],
+            |r| {
+                Ok(Calendar {
+                    site_id: r.get(0)?,
+                    site_code: r.get(1)?,
+                    timezone: r.get(2)?,
+                    slot_minutes: r.get(3)?,
+                    capacity: r.get(4)?,
+                    auto_confirm: r.get(5)?,
+                    hours: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                    closed_days: Vec::new(),
+                    updated_at: r.get(7)?,
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut cal) = row else { return Ok(None) };
+    let mut stmt = c.prepare("SELECT day, reason FROM closed_days WHERE site_id = ?1 ORDER BY day")?;
+    cal.closed_days = stmt
+        .query_map([site_id], |r| Ok(ClosedDay { date: r.get(0)?, reason: r.get(1)? }))?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(cal))
+}
+
+/// Replaces the calendar of `site_id`. Existing bookings keep their slots; capacity already used above a
+/// lowered capacity is honoured (the slot just takes no more).
+pub fn put(
+    tx: &rusqlite::Transaction<'_>,
+    now: i64,
+    site_id: i64,
+    spec: &CalendarSpec,
+    actor: &str,
+) -> Result<(), ApiError> {
+    spec.check()?;
+    tx.execute(
+        "INSERT INTO slot_calendars (site_id, slot_minutes, capacity, hours, auto_confirm, updated_by, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (site_id) DO UPDATE SET slot_minutes = excluded.slot_minutes, capacity = excluded.capacity,
+             hours = excluded.hours, auto_confirm = excluded.auto_confirm, updated_by = excluded.updated_by,
+             updated_at = excluded.updated_at",
+        params![
+            site_id,
+            spec.slot_minutes,
+            spec.capacity,
+            serde_json::to_string(&spec.hours).map_err(anyhow::Error::from)?,
+            spec.auto_confirm,
+            actor,
+            now
+        ],
+    )?;
+    tx.execute(
+        "UPDATE slot_usage SET capacity = max(?2, used) WHERE site_id = ?1 AND starts_at >= ?3",
+        params![site_id, spec.capacity, now],
+    )?;
+    tx.execute("DELETE FROM closed_days WHERE site_id = ?1", [site_id])?;
+    for d in &spec.closed_days {
+        let date = parse_date("closed_days", &d.date)?;
+        tx.execute(
+            "INSERT INTO closed_days (site_id, day, reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT (site_id, day) DO UPDATE SET reason = excluded.reason",
+            params![site_id, date.to_string(), d.reason.trim()],
+        )?;
+    }
+    Ok(())
+}
+
+/// `[start, end)` of a local date range in UTC ms, for queries over stored instants.
+pub fn date_range_ms(timezone: &str, from: Date, to_inclusive: Date) -> Result<(i64, i64), ApiError> {
+    let tz = TimeZone::get(timezone).map_err(anyhow::Error::from)?;
+    let start = from.to_zoned(tz.clone()).map_err(anyhow::Error::from)?;
+    let end = to_inclusive.tomorrow().and_then(|d| d.to_zoned(tz)).map_err(anyhow::Error::from)?;
+    Ok((start.timestamp().as_millisecond(), end.timestamp().as_millisecond()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shanghai(hours: &[(&str, &[&str])], closed: &[&str]) -> Rules {
+        let hours: BTreeMap<String, Vec<String>> =
+            hours.iter().map(|(d, w)| (d.to_string(), w.iter().map(|s| s.to_string()).collect())).collect();
+        Rules {
+            site_id: 1,
+            timezone: "Asia/Shanghai".into(),
+            tz: TimeZone::get("Asia/Shanghai").unwrap(),
+            slot_minutes: 60,
+            capacity: 5,
+            auto_confirm: true,
+            week: parse_week(&hours, 60).unwrap(),
+            closed: closed.iter().map(|d| d.parse().unwrap()).collect(),
+        }
+    }
+
+    fn ms(s: &str) -> i64 {
+        rfc3339::parse(s).unwrap()
+    }
+
+    #[test]
+    fn slots_are_generated_in_the_sites_zone_and_skip_closed_days() {
+        // 2026-12-01 is a Tuesday; 09:00 in Shanghai is 01:00 UTC.
+        let rules = shanghai(&[("tue", &["09:00-11:00", "13:00-14:00"])], &["2026-12-08"]);
+        let slots = rules.slots_between(ms("2026-11-30T00:00:00Z"), ms("2026-12-10T00:00:00Z"));
+        let shown: Vec<String> = slots.iter().map(|s| rfc3339::to_string(*s)).collect();
+        assert_eq!(shown, ["2026-12-01T01:00:00Z", "2026-12-01T02:00:00Z", "2026-12-01T05:00:00Z"]);
+        assert_eq!(rules.slot_time(slots[0]).local_starts_at, "2026-12-01T09:00:00+08:00");
+    }
+
+    #[test]
+    fn a_start_off_the_grid_outside_hours_or_on_a_closed_day_is_refused_with_its_reason() {
+        let rules = shanghai(&[("tue", &["09:00-12:00"])], &["2026-12-08"]);
+        let code = |s: &str| match rules.check_slot("starts_at", ms(s)) {
+            Ok(()) => "ok",
+            Err(ApiError::Client { code, .. }) => code,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(code("2026-12-01T02:00:00Z"), "ok");
+        assert_eq!(code("2026-12-01T02:30:00Z"), "not_on_slot_boundary");
+        assert_eq!(code("2026-12-01T06:00:00Z"), "outside_working_hours");
+        assert_eq!(code("2026-12-02T02:00:00Z"), "outside_working_hours");
+        assert_eq!(code("2026-12-08T02:00:00Z"), "closed_day");
+    }
+
+    #[test]
+    fn a_calendar_with_bad_hours_is_refused() {
+        let spec = |hours: &[(&str, &str)], slot: i64| CalendarSpec {
+            slot_minutes: slot,
+            capacity: 5,
+            auto_confirm: false,
+            hours: hours.iter().map(|(d, w)| (d.to_string(), vec![w.to_string()])).collect(),
+            closed_days: vec![],
+        };
+        assert!(spec(&[("mon", "09:00-12:00")], 60).check().is_ok());
+        assert!(spec(&[("monday", "09:00-12:00")], 60).check().is_err());
+        assert!(spec(&[("mon", "12:00-09:00")], 60).check().is_err());
+        assert!(spec(&[("mon", "09:00-12:30")], 60).check().is_err(), "not whole slots");
+        assert!(spec(&[("mon", "9-12")], 60).check().is_err());
+        assert!(spec(&[("mon", "09:00-12:00")], 0).check().is_err());
+    }
+}
