@@ -21,6 +21,8 @@
 //! - [`review`]: document review (approve, return, suspend, resume, document check) and auto-review.
 //! - [`selection`]: the risk engine's reproducible, explained decision after approval.
 //! - [`instructions`]: on-site inspection instructions, checklists, officer assignment, statistics.
+//! - [`records`]: offline inspection records: record and index documents in SQLite, the batch sync
+//!   engine (validate, merge, persist), the SQL projection and the instruction's progress.
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`ops`]: health, readiness, metrics, the test clock.
 //! - [`clock`]: the one source of "now", movable in tests.
@@ -43,6 +45,7 @@ pub mod instructions;
 pub mod ops;
 pub mod orgs;
 pub mod receipts;
+pub mod records;
 pub mod reference;
 pub mod review;
 pub mod router;
