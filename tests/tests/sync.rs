@@ -560,3 +560,89 @@ async fn a_handheld_killed_mid_sync_resumes_without_duplicates() {
     assert_eq!(one.ok(&["status"])["pending_edits"], 0);
     assert_eq!(one.ok(&["show", &id])["record"], view["record"]);
 }
+
+/// Files, approves and assigns `n` instructions to officer1, eight requests in flight at a time.
+async fn dispatched_many(server: &TestServer, n: usize) -> Vec<i64> {
+    let operator = server.login("ent1-operator").await;
+    let mut filing = tokio::task::JoinSet::new();
+    let mut apps = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+        for _ in chunk {
+            let operator = operator.clone();
+            filing.spawn(async move {
+                let (status, app) = operator.post("/api/v1/applications", content()).await;
+                assert_eq!(status, 201, "{app}");
+                let id = app["id"].as_i64().unwrap();
+                let (status, body) =
+                    operator.post(&format!("/api/v1/applications/{id}/submit"), json!({})).await;
+                assert_eq!(status, 200, "{body}");
+                id
+            });
+        }
+        while let Some(id) = filing.join_next().await {
+            apps.push(id.unwrap());
+        }
+    }
+    let reviewer = server.login("reviewer1").await;
+    for chunk in apps.chunks(200) {
+        let (status, body) =
+            reviewer.post("/api/v1/reviews", json!({"application_ids": chunk, "action": "approve"})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let supervisor = server.login("supervisor1").await;
+    let officer = user_id(server, "officer1").await;
+    let mut instructions = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (_, page) = supervisor.get(&format!("/api/v1/instructions?limit=500&offset={offset}")).await;
+        let page = page.as_array().unwrap().clone();
+        offset += page.len();
+        instructions.extend(page.iter().map(|i| i["id"].as_i64().unwrap()));
+        if page.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(instructions.len(), n);
+    let mut assigning = tokio::task::JoinSet::new();
+    for chunk in instructions.chunks(8) {
+        for id in chunk {
+            let (supervisor, id) = (supervisor.clone(), *id);
+            assigning.spawn(async move {
+                let (status, body) = supervisor
+                    .post(&format!("/api/v1/instructions/{id}/assign"), json!({"officer_ids": [officer]}))
+                    .await;
+                assert_eq!(status, 200, "{body}");
+            });
+        }
+        while let Some(done) = assigning.join_next().await {
+            done.unwrap();
+        }
+    }
+    instructions
+}
+
+#[tokio::test]
+async fn a_handheld_with_a_thousand_records_syncs_in_a_bounded_number_of_round_trips() {
+    const RECORDS: usize = 1_000;
+    let server = TestServer::start();
+    let instructions = dispatched_many(&server, RECORDS).await;
+    let one = Handheld::new(&server, "officer1");
+
+    // First sync from empty. The bound: the index takes at most 3 requests; the records at most
+    // 4 rounds (3, plus one for a bloom-filter false positive) of ceil(1000 / 250) = 4 requests.
+    let report = one.sync();
+    assert_eq!(report["records"], RECORDS, "{report}");
+    assert_eq!(report["errors"], json!([]));
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(requests <= 3 + 4 * 4, "took {requests} requests: {report}");
+    assert_eq!(one.ok(&["list"]).as_array().unwrap().len(), RECORDS);
+
+    // Edits on fifty records go up within the same bound.
+    for id in &instructions[..50] {
+        one.ok(&["note", &id.to_string(), "seen"]);
+    }
+    let report = one.sync();
+    assert!(report["requests"].as_u64().unwrap() <= 3 + 4 * 4, "{report}");
+    assert!(report["accepted"].as_u64().unwrap() >= 50, "{report}");
+    assert_eq!(one.ok(&["status"])["pending_edits"], 0);
+}
