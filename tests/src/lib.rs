@@ -22,10 +22,14 @@ use std::{
 
 use serde_json::{Value, json};
 
-/// Path of a workspace binary next to the running test executable (`target/<profile>/<name>`).
+/// Path of a workspace binary next to the running executable (`target/<profile>/<name>`), from a test
+/// (`target/<profile>/deps/<test>`) or from a binary of this crate (`target/<profile>/<bin>`).
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let exe = std::env::current_exe().expect("executable path");
+    let mut dir = exe.parent().expect("target/<profile>/…");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("target/<profile>/deps");
+    }
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
@@ -48,6 +52,11 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let child_and_base = spawn(dir.path());
         TestServer { child: child_and_base.0, base: child_and_base.1, data_dir: Some(dir) }
+    }
+
+    /// The server process id (for resource figures such as RSS).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn data_dir(&self) -> &Path {

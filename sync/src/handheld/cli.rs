@@ -183,7 +183,7 @@ fn client(store: &Store, attempts: u32) -> Result<Client> {
     Ok(client)
 }
 
-fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
+pub(super) fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
     if let Some(t) = &client.access_token {
         store.set("access_token", t)?;
     }
@@ -198,26 +198,8 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
     match &cli.command {
         Command::Register { server, username, password, name, device_id } => {
             let mut client = Client::new(server, cli.attempts)?;
-            client.login(username, password, None)?;
-            let device: Value = match device_id {
-                Some(id) => {
-                    let devices: Vec<Value> = client.get_json("/api/v1/devices")?;
-                    devices
-                        .into_iter()
-                        .find(|d| d["id"] == id.as_str())
-                        .with_context(|| format!("device {id} is not registered to {username}"))?
-                }
-                None => client.post_json("/api/v1/devices", &json!({"name": name}))?,
-            };
-            let device_id = device["id"].as_str().context("device id")?.to_owned();
-            let actor_id = device["actor_id"].as_str().context("actor id")?.to_owned();
-            actor_id.parse::<automerge::ActorId>().map_err(|e| anyhow::anyhow!("actor id: {e}"))?;
-            client.login(username, password, Some(&device_id))?;
-            store.set("server", server)?;
-            store.set("username", username)?;
-            store.set("device_id", &device_id)?;
-            store.set("actor_id", &actor_id)?;
-            keep_tokens(store, &client)?;
+            let (device_id, actor_id) =
+                super::register(store, &mut client, username, password, name, device_id.as_deref())?;
             Ok(Output {
                 text: format!("registered device {device_id} for {username} (actor {actor_id})"),
                 json: json!({"device_id": device_id, "actor_id": actor_id, "username": username}),

@@ -22,6 +22,8 @@ pub struct Client {
     pub requests: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// How long each sync request took, retries included (for the fleet benchmark's percentiles).
+    pub latencies: Vec<Duration>,
 }
 
 /// The server's `{code, message}` error, kept whole so the CLI can show it.
@@ -51,6 +53,7 @@ impl Client {
             requests: 0,
             bytes_sent: 0,
             bytes_received: 0,
+            latencies: Vec::new(),
         })
     }
 
@@ -128,6 +131,7 @@ impl Client {
         let url = format!("{}/api/v1/sync", self.base);
         let body = batch::encode(request);
         self.bytes_sent += body.len() as u64;
+        let started = std::time::Instant::now();
         let resp = self.send(&|http, token| {
             let req = http.post(&url).header("content-type", batch::CONTENT_TYPE).body(body.clone());
             match token {
@@ -139,6 +143,7 @@ impl Client {
             return Err(server_error(resp).into());
         }
         let bytes = resp.bytes().context("reading the sync response")?;
+        self.latencies.push(started.elapsed());
         self.bytes_received += bytes.len() as u64;
         batch::decode(&bytes).context("the server's sync response")
     }

@@ -76,6 +76,39 @@ pub fn load(store: &Store, id: &str, actor: &ActorId) -> Result<Option<(Doc, Syn
     Ok(Some((doc, session)))
 }
 
+/// Binds this store to a device of `username`: a new one named `name`, or the registered `device_id`;
+/// then logs in with it. Answers `(device id, actor id)`.
+pub fn register(
+    store: &Store,
+    client: &mut Client,
+    username: &str,
+    password: &str,
+    name: &str,
+    device_id: Option<&str>,
+) -> Result<(String, String)> {
+    client.login(username, password, None)?;
+    let device: serde_json::Value = match device_id {
+        Some(id) => {
+            let devices: Vec<serde_json::Value> = client.get_json("/api/v1/devices")?;
+            devices
+                .into_iter()
+                .find(|d| d["id"] == id)
+                .with_context(|| format!("device {id} is not registered to {username}"))?
+        }
+        None => client.post_json("/api/v1/devices", &serde_json::json!({"name": name}))?,
+    };
+    let device_id = device["id"].as_str().context("device id")?.to_owned();
+    let actor_id = device["actor_id"].as_str().context("actor id")?.to_owned();
+    actor_id.parse::<ActorId>().map_err(|e| anyhow::anyhow!("actor id: {e}"))?;
+    client.login(username, password, Some(&device_id))?;
+    store.set("server", &client.base)?;
+    store.set("username", username)?;
+    store.set("device_id", &device_id)?;
+    store.set("actor_id", &actor_id)?;
+    cli::keep_tokens(store, client)?;
+    Ok((device_id, actor_id))
+}
+
 /// What a sync did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct SyncReport {
