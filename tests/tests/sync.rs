@@ -646,3 +646,56 @@ async fn a_handheld_with_a_thousand_records_syncs_in_a_bounded_number_of_round_t
     assert!(report["accepted"].as_u64().unwrap() >= 50, "{report}");
     assert_eq!(one.ok(&["status"])["pending_edits"], 0);
 }
+
+#[tokio::test]
+async fn reassignment_moves_the_record_from_the_dropped_officers_index_to_the_new_one() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    one.sync();
+    assert_eq!(one.ok(&["list"]).as_array().unwrap().len(), 1);
+
+    let officer2 = user_id(&server, "officer2").await;
+    let supervisor = server.login("supervisor1").await;
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{instruction}/assign"), json!({"officer_ids": [officer2]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    one.sync();
+    assert_eq!(one.ok(&["list"]), json!([]));
+    two.sync();
+    assert_eq!(two.ok(&["list"])[0]["instruction_id"], instruction.to_string());
+    // The dropped officer's device may no longer write to it.
+    let device = RawDevice::login(&server, "officer1").await;
+    let doc_id = record(&supervisor, instruction).await["record_doc"].as_str().unwrap().to_owned();
+    assert_eq!(device.sync(&doc_id, &mut AutoCommit::new()).await.as_deref(), Some("not_assigned"));
+}
+
+#[tokio::test]
+async fn a_cancelled_instructions_record_refuses_new_changes() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    one.ok(&["check", &id, &items[0], "pass"]);
+    one.sync();
+    let supervisor = server.login("supervisor1").await;
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{instruction}/cancel"), json!({"reason": "goods withdrawn"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = record(&supervisor, instruction).await;
+
+    one.ok(&["check", &id, &items[1], "fail"]);
+    let report = one.sync();
+    let refused: Vec<&str> =
+        report["errors"].as_array().unwrap().iter().map(|e| e[1].as_str().unwrap()).collect();
+    assert_eq!(refused, vec!["sealed_record"], "{report}");
+    assert_eq!(one.ok(&["status"])["pending_edits"], 1, "a refused edit stays pending");
+    let after = record(&supervisor, instruction).await;
+    assert_eq!(after["heads"], before["heads"]);
+    assert_eq!(after["state"], "cancelled");
+}
