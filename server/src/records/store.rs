@@ -161,3 +161,61 @@ pub fn put_sync_state(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use fieldcheck_sync::{Assignment, AssignmentIndex};
+
+    use super::*;
+    use crate::db::Db;
+
+    fn assignment(n: i64) -> Assignment {
+        Assignment {
+            record_doc_id: format!("{n:032x}"),
+            inspection_no: "212345678901234".into(),
+            site: "2201".into(),
+            deadline: 2_000,
+            assigned_at: 1_000 + n,
+        }
+    }
+
+    #[test]
+    fn a_document_appended_past_the_threshold_is_compacted_and_loads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), 1).unwrap();
+        let (heads, stored) = db
+            .write_blocking(|tx| {
+                tx.execute(
+                    "INSERT INTO customs_units (id, code, name, kind, created_at) VALUES (1, '9999', 'hq', 'headquarters', 0)",
+                    [],
+                )?;
+                tx.execute(
+                    "INSERT INTO users (id, username, display_name, password_hash, role, unit_id, created_at)
+                     VALUES (7, 'o', 'o', 'x', 'officer', 1, 0)",
+                    [],
+                )?;
+                let actor = server_actor(tx)?;
+                assert_eq!(server_actor(tx)?, actor, "the server actor is created once");
+                let mut index = AssignmentIndex::create(actor.clone(), 1_000).unwrap();
+                insert(tx, "doc", DocKind::Index, 7, &index.save(), 1_000)?;
+                let mut compacted = false;
+                for n in 0..COMPACT_AFTER_CHUNKS + 3 {
+                    let heads = index.heads();
+                    index.assign(&n.to_string(), &assignment(n), 1_000 + n).unwrap();
+                    if append(tx, "doc", &index.save_after(&heads), 1_000 + n)? {
+                        compact(tx, "doc", &index.save(), 1_000 + n)?;
+                        compacted = true;
+                    }
+                }
+                assert!(compacted);
+                let chunks: i64 = tx.query_row("SELECT chunks FROM sync_docs WHERE id = 'doc'", [], |r| r.get(0))?;
+                assert_eq!(chunks, 3, "the chunks after the compaction remain");
+                let stored = AssignmentIndex::load(&load_bytes(tx, "doc")?, actor).unwrap();
+                Ok((index.heads(), stored))
+            })
+            .unwrap();
+        let mut stored = stored;
+        assert_eq!(stored.heads(), heads);
+        assert_eq!(stored.read().unwrap().len(), COMPACT_AFTER_CHUNKS as usize + 3);
+    }
+}
