@@ -8,6 +8,8 @@
 //!   data dir, killable with SIGKILL or stopped with SIGTERM.
 //! - [`Api`]: a small JSON client with the caller's token, answering `(status, body)` pairs.
 //! - [`binary`]: where cargo put the workspace's binaries.
+//! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
+//!   against the same workload merged in-process with plain automerge).
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
 //! command does that.

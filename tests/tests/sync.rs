@@ -634,6 +634,7 @@ async fn a_handheld_with_a_thousand_records_syncs_in_a_bounded_number_of_round_t
     assert_eq!(report["records"], RECORDS, "{report}");
     assert_eq!(report["errors"], json!([]));
     let requests = report["requests"].as_u64().unwrap();
+    eprintln!("first sync of {RECORDS} records: {} rounds, {requests} requests", report["rounds"]);
     assert!(requests <= 3 + 4 * 4, "took {requests} requests: {report}");
     assert_eq!(one.ok(&["list"]).as_array().unwrap().len(), RECORDS);
 
