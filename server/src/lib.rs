@@ -22,6 +22,8 @@
 //! - [`selection`]: the risk engine's reproducible, explained decision after approval.
 //! - [`instructions`]: on-site inspection instructions, checklists, officer assignment, statistics.
 //! - [`bookings`]: slot calendars per site, availability, and bookings that never overbook a slot.
+//! - [`records`]: offline inspection records: record and index documents in SQLite, the batch sync
+//!   engine (validate, merge, persist), the SQL projection and the instruction's progress.
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`ops`]: health, readiness, metrics, the test clock.
 //! - [`clock`]: the one source of "now", movable in tests.
@@ -45,6 +47,7 @@ pub mod instructions;
 pub mod ops;
 pub mod orgs;
 pub mod receipts;
+pub mod records;
 pub mod reference;
 pub mod review;
 pub mod router;

@@ -27,7 +27,7 @@ use crate::{
     bookings, delegations, devices,
     domain::Role,
     error::ApiError,
-    instructions, ops, orgs, receipts, reference, review, selection,
+    instructions, ops, orgs, receipts, records, reference, review, selection,
     state::AppState,
 };
 
@@ -60,6 +60,9 @@ const DEVICE_USERS: &[Role] = &[Role::Officer, Role::Supervisor, Role::Admin];
 const OFFICER: &[Role] = &[Role::Officer];
 const REVIEWERS: &[Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin];
 const SUPERVISORS: &[Role] = &[Role::Supervisor, Role::Admin];
+const CUSTOMS: &[Role] = &[Role::Officer, Role::Reviewer, Role::Supervisor, Role::Admin];
+/// A sync batch may carry many documents' changes; larger than the JSON endpoints' limit.
+const SYNC_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Routes guarded by one policy.
 fn guarded(state: &AppState, policy: Policy, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -113,6 +116,15 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     );
     let officer =
         guarded(state, Policy::roles(OFFICER), OpenApiRouter::new().routes(routes!(devices::http::register)));
+    let sync = guarded(
+        state,
+        Policy::roles(OFFICER),
+        OpenApiRouter::new().routes(routes!(records::http::sync)).routes(routes!(records::http::index)),
+    )
+    .layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT));
+    // Officers' notes and evidence are customs-internal: enterprises see the instruction, not the record.
+    let records =
+        guarded(state, Policy::roles(CUSTOMS), OpenApiRouter::new().routes(routes!(records::http::record)));
     let device_users = guarded(
         state,
         Policy::roles(DEVICE_USERS),
@@ -189,6 +201,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(signed_in)
         .merge(admin)
         .merge(officer)
+        .merge(sync)
+        .merge(records)
         .merge(device_users)
         .merge(enterprise)
         .merge(applications)

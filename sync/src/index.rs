@@ -77,6 +77,13 @@ impl AssignmentIndex {
         self.doc.save_incremental()
     }
 
+    /// The changes not reachable from `heads`, in the incremental format: what a server that loaded
+    /// the document from storage appends after a sync added changes (a loaded document's
+    /// `save_incremental` would repeat the whole history).
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()
     }

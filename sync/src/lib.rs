@@ -15,9 +15,13 @@
 //!   server only.
 //! - [`session`]: `SyncSession`, one peer's sync conversation about one document, free of any
 //!   transport so the batch HTTP and WebSocket endpoints share it.
+//! - [`batch`]: the batch HTTP endpoint's CBOR framing (many documents per round trip).
+//! - [`handheld`]: the `handheld` reference client: local store, offline edits, sync, photo queue.
 //! - `json` (private): writes and reads the server-owned parts as plain automerge maps and lists.
 
+pub mod batch;
 pub mod conflicts;
+pub mod handheld;
 pub mod index;
 mod json;
 pub mod record;

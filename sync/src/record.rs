@@ -257,6 +257,13 @@ impl RecordDoc {
         self.doc.save_incremental()
     }
 
+    /// The changes not reachable from `heads`, in the incremental format: what a server that loaded
+    /// the document from storage appends after a sync added changes (a loaded document's
+    /// `save_incremental` would repeat the whole history).
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
     /// The current heads: what the server stores when it seals the record.
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()

@@ -10,6 +10,8 @@
 //! - [`binary`]: where cargo put the workspace's binaries.
 //! - [`booking`]: instructions to book, a site calendar and the booking race, shared by the booking tests
 //!   and the `bench-booking` load generator.
+//! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
+//!   against the same workload merged in-process with plain automerge).
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
 //! command does that.
@@ -26,12 +28,14 @@ use serde_json::{Value, json};
 
 pub mod booking;
 
-/// Path of a workspace binary next to the running test executable (`target/<profile>/<name>`).
+/// Path of a workspace binary next to the running executable (`target/<profile>/<name>`), from a test
+/// (`target/<profile>/deps/<test>`) or from a binary of this crate (`target/<profile>/<bin>`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("executable path");
-    // Tests run from target/<profile>/deps/; this crate's own binaries (the benchmarks) from target/<profile>/.
-    let dir = exe.parent().expect("target/<profile>/…");
-    let dir = if dir.ends_with("deps") { dir.parent().expect("target/<profile>") } else { dir };
+    let mut dir = exe.parent().expect("target/<profile>/…");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("target/<profile>/deps");
+    }
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
@@ -61,6 +65,11 @@ impl TestServer {
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let (child, base) = spawn(dir.path(), &env);
         TestServer { child, base, data_dir: Some(dir), env }
+    }
+
+    /// The server process id (for resource figures such as RSS).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -9,6 +9,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_applications.sql")),
     (3, include_str!("migrations/0003_login_throttle.sql")),
     (4, include_str!("migrations/0004_bookings.sql")),
+    (5, include_str!("migrations/0005_records.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

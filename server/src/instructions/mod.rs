@@ -1,8 +1,8 @@
 //! Inspection instructions (指令): created for on-site outcomes, with a checklist from the goods'
 //! templates, a unit, a site and a deadline; assigned to officers by a supervisor of the site's subtree.
 //!
-//! Hand-off to offline sync: [`assign`] is where the record document and the officers' assignment-index
-//! documents are created (issue 5 plugs in here, inside the same transaction).
+//! Hand-off to offline sync: [`assign`] creates the record document and updates the officers'
+//! assignment-index documents through [`crate::records::on_assign`], inside the same transaction.
 
 pub mod http;
 
@@ -319,6 +319,7 @@ pub fn assign(
             ));
         }
     }
+    let before = i.officers.clone();
     tx.execute("DELETE FROM instruction_officers WHERE instruction_id = ?1", [id])?;
     for officer in &ids {
         tx.execute(
@@ -333,6 +334,7 @@ pub fn assign(
         details: json!({"officers": ids.len()}),
     };
     transition(tx, now, &Actor::User(caller.user_id), &i, change)?;
+    crate::records::on_assign(tx, now, &i, &before, &ids)?;
     get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
 }
 

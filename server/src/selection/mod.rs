@@ -20,7 +20,8 @@ use crate::{
     reference::{self, RiskRule},
 };
 
-/// Everything the decision depends on, stored verbatim.
+/// Everything the decision depends on, stored verbatim. Ratios are floats: serde_json's `float_roundtrip`
+/// feature (on in the workspace) makes them parse back bit-exact, which replaying the draw depends on.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Inputs {
     pub application_id: i64,
@@ -233,6 +234,19 @@ mod tests {
         assert_eq!(decide(&seed, &i), decide(&seed, &i));
         let other = decide(&[43u8; 32], &i);
         assert_ne!(decide(&seed, &i).draw_inspect, other.draw_inspect);
+    }
+
+    #[test]
+    fn a_decision_replays_identically_after_a_trip_through_json() {
+        for k in 0..2000u32 {
+            let mut i = inputs(0.1 + f64::from(k) / 7919.0, vec![]);
+            i.document_check_share = 1.0 / (3.0 + f64::from(k));
+            let seed = [(k % 251) as u8; 32];
+            let stored_inputs = serde_json::to_string(&i).unwrap();
+            let stored = serde_json::to_string(&decide(&seed, &i)).unwrap();
+            let replayed = decide(&seed, &serde_json::from_str(&stored_inputs).unwrap());
+            assert_eq!(serde_json::from_str::<Explanation>(&stored).unwrap(), replayed, "case {k}");
+        }
     }
 
     #[test]

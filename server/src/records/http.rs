@@ -1,0 +1,161 @@
+//! The batch sync endpoint (CBOR), the officer's index discovery, and the supervisor's record view.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use fieldcheck_sync::{
+    RecordDoc, batch,
+    batch::{MAX_DOCS_PER_BATCH, SyncRequest, VERSION},
+    open_conflicts,
+};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{projection, store};
+use crate::{
+    auth::Caller,
+    domain::InstructionState,
+    error::{ApiError, ApiPath, ErrorBody},
+    instructions,
+    state::AppState,
+};
+
+fn device_of(caller: &Caller) -> Result<String, ApiError> {
+    caller.device_id.clone().ok_or_else(|| {
+        ApiError::forbidden(
+            "sync needs a device-bound login: log in with the `device_id` of your registered handheld",
+        )
+        .with_details(json!({"required": "device_id"}))
+    })
+}
+
+/// Body for the OpenAPI document: the CBOR framing is in docs/sync-protocol.md.
+#[utoipa::path(post, path = "/api/v1/sync", tag = "sync", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/cbor",
+        description = "CBOR `{v: 1, messages: [{doc, data}]}`; see docs/sync-protocol.md"),
+    responses(
+        (status = 200, content_type = "application/cbor", body = Vec<u8>,
+            description = "CBOR `{v, index_doc, results: [{doc, data?, error?, accepted}]}`"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let device_id = device_of(&caller)?;
+    if headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some(batch::CONTENT_TYPE) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the batch as CBOR with `Content-Type: application/cbor`",
+        ));
+    }
+    let body = body.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the batch is too large; send fewer documents per request",
+        )
+    })?;
+    let request: SyncRequest = batch::decode(&body)
+        .map_err(|e| ApiError::bad_request("invalid_batch", format!("{e}; see docs/sync-protocol.md")))?;
+    if request.v != VERSION {
+        return Err(ApiError::bad_request(
+            "unsupported_version",
+            format!("this server speaks batch version {VERSION}"),
+        )
+        .with_details(json!({"supported": [VERSION]})));
+    }
+    if request.messages.len() > MAX_DOCS_PER_BATCH {
+        return Err(ApiError::unprocessable(
+            "too_many_documents",
+            format!("a batch carries at most {MAX_DOCS_PER_BATCH} documents; split it"),
+        )
+        .with_details(json!({"limit": MAX_DOCS_PER_BATCH})));
+    }
+    let now = state.now_ms();
+    let outcome = state.db.write(move |tx| super::sync_batch(tx, now, &caller, &device_id, &request)).await?;
+    if outcome.receipts_written {
+        state.receipts_changed();
+    }
+    Ok(([(CONTENT_TYPE, batch::CONTENT_TYPE)], batch::encode(&outcome.response)).into_response())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IndexDoc {
+    /// The caller's assignment-index document id: sync it first to learn which records to fetch.
+    pub index_doc: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/sync/index", tag = "sync", security(("bearer" = [])),
+    responses((status = 200, body = IndexDoc), (status = 403, body = ErrorBody)))]
+pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Json<IndexDoc>, ApiError> {
+    let now = state.now_ms();
+    let index_doc = state.db.write(move |tx| super::index_for(tx, caller.user_id, now)).await?;
+    Ok(Json(IndexDoc { index_doc }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordView {
+    pub instruction_id: i64,
+    pub state: InstructionState,
+    pub record_doc: String,
+    /// The record's current heads (hex change hashes).
+    pub heads: Vec<String>,
+    /// The merged record in the document's own schema (times in Unix ms, as in the document); where
+    /// officers conflict, automerge's pick — `conflicts` lists every value.
+    #[schema(value_type = Object)]
+    pub record: serde_json::Value,
+    /// Open conflicts: while any is open the result cannot be submitted.
+    pub conflicts: Vec<projection::ConflictView>,
+    /// Referenced photos whose bytes the photo store does not hold yet.
+    pub pending_photos: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/instructions/{id}/record", tag = "instructions", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = RecordView), (status = 404, body = ErrorBody)))]
+pub async fn record(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<RecordView>, ApiError> {
+    let now = state.now_ms();
+    let view = state
+        .db
+        .read(move |c| {
+            let instruction = instructions::visible(c, &caller, id, now)?;
+            let doc_id = store::record_of(c, id)?.ok_or_else(|| {
+                ApiError::not_found("the record (it is created when officers are assigned)")
+            })?;
+            let bytes = store::load_bytes(c, &doc_id)?;
+            let mut doc = RecordDoc::load(&bytes, fieldcheck_sync::new_actor_id())
+                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored record: {e}")))?;
+            let read = doc.read().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored record: {e}")))?;
+            let conflicts =
+                open_conflicts(&doc).map_err(|e| ApiError::Internal(anyhow::anyhow!("conflicts: {e}")))?;
+            let mut pending_photos = Vec::new();
+            for sha in read.photos.keys() {
+                if !projection::photo_is_present(c, sha.as_str())? {
+                    pending_photos.push(sha.to_string());
+                }
+            }
+            Ok(RecordView {
+                instruction_id: id,
+                state: instruction.state,
+                record_doc: doc_id,
+                heads: doc.heads().iter().map(|h| h.to_string()).collect(),
+                record: serde_json::to_value(&read).map_err(anyhow::Error::from)?,
+                conflicts: projection::conflict_views(c, &conflicts)?,
+                pending_photos,
+            })
+        })
+        .await?;
+    Ok(Json(view))
+}

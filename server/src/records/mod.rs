@@ -1,0 +1,323 @@
+//! Offline inspection records (flow steps 6–8): the record document created at dispatch, each
+//! officer's assignment index, the batch sync engine that validates and merges what handhelds send,
+//! and the SQL projection that moves the instruction along.
+//!
+//! The sync protocol itself (schema, validation rules, sessions) is the `fieldcheck-sync` crate; this
+//! module gives it storage, authorization and the workflow around it. Every batch runs in one write
+//! transaction: chunks, projection, instruction state and session states commit together before the
+//! response leaves, so an acknowledged change is never lost and a failed batch leaves nothing behind.
+
+pub mod http;
+pub mod projection;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use fieldcheck_sync::{
+    ActorId, Assignment, AssignmentIndex, RecordDoc, Refusal, Rules, SyncSession,
+    batch::{DocError, DocMessage, DocResult, SyncRequest, SyncResponse, VERSION},
+    schema::{ChecklistItem, GoodsLine, InstructionPart, OfficerId},
+};
+use rusqlite::{Connection, Transaction, params};
+
+use self::store::{DocKind, DocMeta};
+use crate::{
+    applications::store as applications_store,
+    auth::Caller,
+    domain::InstructionState,
+    error::ApiError,
+    instructions::{self, Instruction},
+    orgs::store as orgs_store,
+};
+
+fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("{context}: {e}"))
+}
+
+/// The officer id written in `by` fields and as `signatures` keys: the username, which the officer
+/// knows from logging in and a supervisor reads at a glance.
+pub fn officer_id(username: &str) -> Option<OfficerId> {
+    OfficerId::parse(username).ok()
+}
+
+/// The server-owned part of the record, from the instruction and its application.
+fn instruction_part(tx: &Transaction<'_>, i: &Instruction) -> Result<InstructionPart, ApiError> {
+    let app = applications_store::get(tx, i.application_id)?
+        .ok_or_else(|| internal("instruction part", "application missing"))?;
+    let enterprise_name = orgs_store::enterprise(tx, i.enterprise_id)?.map(|e| e.name).unwrap_or_default();
+    let site =
+        orgs_store::unit(tx, i.site_id)?.map(|u| format!("{} ({})", u.name, u.code)).unwrap_or_default();
+    Ok(InstructionPart {
+        instruction_id: i.id.to_string(),
+        inspection_no: i.inspection_no.clone(),
+        enterprise_name,
+        goods: app
+            .content
+            .goods
+            .iter()
+            .enumerate()
+            .map(|(n, g)| GoodsLine {
+                line_no: n as u32 + 1,
+                hs_code: String::from(g.hs_code.clone()),
+                name: g.name.clone(),
+                quantity: g.quantity,
+                unit: g.unit.clone(),
+                weight_kg: g.net_weight_kg,
+                origin: String::from(g.origin_country.clone()),
+            })
+            .collect(),
+        checklist: i
+            .checklist
+            .iter()
+            .map(|c| ChecklistItem {
+                item_id: c.item_id.clone(),
+                title: c.title_en.clone(),
+                kind: c.kind.clone(),
+            })
+            .collect(),
+        site,
+        // The booked slot belongs to the booking workflow; it is not written into records yet.
+        slot: None,
+        deadline: i.deadline,
+    })
+}
+
+fn load_record(c: &Connection, id: &str, actor: ActorId) -> Result<RecordDoc, ApiError> {
+    RecordDoc::load(&store::load_bytes(c, id)?, actor).map_err(|e| internal("stored record", e))
+}
+
+fn load_index(c: &Connection, id: &str, actor: ActorId) -> Result<AssignmentIndex, ApiError> {
+    AssignmentIndex::load(&store::load_bytes(c, id)?, actor).map_err(|e| internal("stored index", e))
+}
+
+/// The officer's assignment index, created (empty) on first need.
+pub fn index_for(tx: &Transaction<'_>, officer: i64, now: i64) -> Result<String, ApiError> {
+    if let Some(id) = store::index_of(tx, officer)? {
+        return Ok(id);
+    }
+    let mut index =
+        AssignmentIndex::create(store::server_actor(tx)?, now).map_err(|e| internal("index", e))?;
+    let id = store::new_doc_id()?;
+    store::insert(tx, &id, DocKind::Index, officer, &index.save(), now)?;
+    Ok(id)
+}
+
+/// Appends what a server-side edit added since `before` (the index after assign/unassign).
+fn append_index(
+    tx: &Transaction<'_>,
+    id: &str,
+    index: &mut AssignmentIndex,
+    before: &[fieldcheck_sync::ChangeHash],
+    now: i64,
+) -> Result<(), ApiError> {
+    let chunk = index.save_after(before);
+    if store::append(tx, id, &chunk, now)? {
+        store::compact(tx, id, &index.save(), now)?;
+    }
+    Ok(())
+}
+
+/// The hand-off from dispatch (called by [`instructions::assign`] inside its transaction): creates the
+/// record document on first assignment and puts it in the index of every newly assigned officer;
+/// officers dropped by a re-assignment lose it from theirs.
+pub fn on_assign(
+    tx: &Transaction<'_>,
+    now: i64,
+    i: &Instruction,
+    before: &[i64],
+    after: &[i64],
+) -> Result<(), ApiError> {
+    let actor = store::server_actor(tx)?;
+    let record_id = match store::record_of(tx, i.id)? {
+        Some(id) => id,
+        None => {
+            let part = instruction_part(tx, i)?;
+            let mut record =
+                RecordDoc::create(&part, actor.clone(), now).map_err(|e| internal("record create", e))?;
+            let id = store::new_doc_id()?;
+            store::insert(tx, &id, DocKind::Record, i.id, &record.save(), now)?;
+            projection::create(tx, i.id, part.checklist.len(), now)?;
+            id
+        }
+    };
+    let key = i.id.to_string();
+    for officer in after.iter().filter(|o| !before.contains(o)) {
+        let index_id = index_for(tx, *officer, now)?;
+        let mut index = load_index(tx, &index_id, actor.clone())?;
+        let heads = index.heads();
+        let assignment = Assignment {
+            record_doc_id: record_id.clone(),
+            inspection_no: i.inspection_no.clone(),
+            site: orgs_store::unit(tx, i.site_id)?.map(|u| u.code).unwrap_or_default(),
+            deadline: i.deadline,
+            assigned_at: now,
+        };
+        index.assign(&key, &assignment, now).map_err(|e| internal("index assign", e))?;
+        append_index(tx, &index_id, &mut index, &heads, now)?;
+    }
+    for officer in before.iter().filter(|o| !after.contains(o)) {
+        let Some(index_id) = store::index_of(tx, *officer)? else { continue };
+        let mut index = load_index(tx, &index_id, actor.clone())?;
+        let heads = index.heads();
+        if index.unassign(&key, now).map_err(|e| internal("index unassign", e))? {
+            append_index(tx, &index_id, &mut index, &heads, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// The devices allowed to write a record: actor → officer, for every device of every officer
+/// assigned to the instruction, whatever its status (a frozen device cannot log in, but changes it
+/// made earlier may still arrive through a colleague's handheld).
+pub fn bound_officers(c: &Connection, instruction_id: i64) -> Result<BTreeMap<ActorId, OfficerId>, ApiError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT d.actor_id, u.username FROM devices d
+         JOIN instruction_officers io ON io.officer_id = d.officer_id
+         JOIN users u ON u.id = d.officer_id
+         WHERE io.instruction_id = ?1",
+    )?;
+    let rows = stmt
+        .query_map([instruction_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(actor, username)| Some((actor.parse::<ActorId>().ok()?, officer_id(&username)?)))
+        .collect())
+}
+
+/// A sealed record refuses every new change: approved (the heads are the evidence) or cancelled.
+fn is_sealed(state: InstructionState) -> bool {
+    matches!(state, InstructionState::Approved | InstructionState::Cancelled)
+}
+
+/// What a batch did, beyond its response: whether receipts were written (to wake long-pollers).
+pub struct BatchOutcome {
+    pub response: SyncResponse,
+    pub receipts_written: bool,
+}
+
+/// One batch round: every message validated, merged and persisted (or refused on its own), in one
+/// transaction.
+pub fn sync_batch(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    device_id: &str,
+    request: &SyncRequest,
+) -> Result<BatchOutcome, ApiError> {
+    let index_doc = index_for(tx, caller.user_id, now)?;
+    let actor = store::server_actor(tx)?;
+    let mut receipts_written = false;
+    let mut results = Vec::with_capacity(request.messages.len());
+    for message in &request.messages {
+        let result = match sync_one(tx, now, caller, device_id, &actor, message)? {
+            Ok((data, accepted, wrote_receipts)) => {
+                receipts_written |= wrote_receipts;
+                DocResult {
+                    doc: message.doc.clone(),
+                    data: data.map(fieldcheck_sync::batch::Bytes),
+                    error: None,
+                    accepted,
+                }
+            }
+            Err(error) => DocResult { doc: message.doc.clone(), data: None, error: Some(error), accepted: 0 },
+        };
+        results.push(result);
+    }
+    tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, device_id])?;
+    Ok(BatchOutcome { response: SyncResponse { v: VERSION, index_doc, results }, receipts_written })
+}
+
+fn doc_error(code: &str, message: impl Into<String>) -> DocError {
+    DocError { code: code.to_owned(), message: message.into() }
+}
+
+fn refused(refusal: &Refusal) -> DocError {
+    doc_error(refusal.rule(), refusal.to_string())
+}
+
+/// A document's round: the reply, how many changes were accepted, whether receipts were written.
+type Done = (Option<Vec<u8>>, usize, bool);
+
+/// `Ok(Err(..))` is a per-document refusal; `Err(..)` an infrastructure failure that aborts the batch.
+type OneResult = Result<Result<Done, DocError>, ApiError>;
+
+fn sync_one(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    device_id: &str,
+    actor: &ActorId,
+    message: &DocMessage,
+) -> OneResult {
+    let Some(meta) = store::meta(tx, &message.doc)? else {
+        return Ok(Err(doc_error("unknown_document", format!("there is no document {:?}", message.doc))));
+    };
+    // A corrupt stored state only costs a full re-sync, never a refusal.
+    let mut session = store::sync_state(tx, device_id, &meta.id)?
+        .and_then(|s| SyncSession::resume(&s).ok())
+        .unwrap_or_default();
+    let outcome = match meta.kind {
+        DocKind::Index => {
+            if meta.officer_id != Some(caller.user_id) {
+                return Ok(Err(doc_error("not_assigned", "this is another officer's assignment index")));
+            }
+            let mut index = load_index(tx, &meta.id, actor.clone())?;
+            // Read-only: an accepted message never adds changes, so there is nothing to store.
+            session.receive(&mut index, &message.data.0, &Rules::ReadOnly).map(|r| (r.reply, 0, false))
+        }
+        DocKind::Record => match sync_record(tx, now, caller, actor, &meta, &mut session, &message.data.0)? {
+            Ok(outcome) => outcome,
+            Err(error) => return Ok(Err(error)),
+        },
+    };
+    match outcome {
+        Err(refusal) => Ok(Err(refused(&refusal))),
+        Ok(done) => {
+            store::put_sync_state(tx, device_id, &meta.id, &session.persist(), now)?;
+            Ok(Ok(done))
+        }
+    }
+}
+
+/// One message for a record: authorize, validate and merge, persist the new chunk, project.
+fn sync_record(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    actor: &ActorId,
+    meta: &DocMeta,
+    session: &mut SyncSession,
+    data: &[u8],
+) -> Result<Result<Result<Done, Refusal>, DocError>, ApiError> {
+    let instruction_id = meta.instruction_id.ok_or_else(|| internal("record", "no instruction"))?;
+    let assigned: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM instruction_officers WHERE instruction_id = ?1 AND officer_id = ?2)",
+        params![instruction_id, caller.user_id],
+        |r| r.get(0),
+    )?;
+    if !assigned {
+        return Ok(Err(doc_error("not_assigned", "you are not assigned to this record's instruction")));
+    }
+    let instruction =
+        instructions::get(tx, instruction_id)?.ok_or_else(|| internal("record", "no instruction"))?;
+    let rules =
+        Rules::Record { officers: bound_officers(tx, instruction_id)?, sealed: is_sealed(instruction.state) };
+    let mut record = load_record(tx, &meta.id, actor.clone())?;
+    let heads = record.heads();
+    let received = match session.receive(&mut record, data, &rules) {
+        Ok(r) => r,
+        Err(refusal) => return Ok(Ok(Err(refusal))),
+    };
+    let changes = received.accepted.changes;
+    let mut receipts = false;
+    if changes > 0 {
+        // Persist before replying: the reply acknowledges these changes.
+        let chunk = record.save_after(&heads);
+        if store::append(tx, &meta.id, &chunk, now)? {
+            store::compact(tx, &meta.id, &record.save(), now)?;
+        }
+        receipts = projection::project(tx, now, caller, &instruction, &record)?;
+    }
+    Ok(Ok(Ok((received.reply, changes, receipts))))
+}

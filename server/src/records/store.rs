@@ -1,0 +1,221 @@
+//! Automerge documents and sync sessions in SQLite. A document is a compacted base snapshot plus the
+//! incremental chunks appended since; the database is the truth, nothing is cached across requests.
+
+use fieldcheck_sync::ActorId;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::error::ApiError;
+
+/// After this many appended chunks a document is rewritten as one snapshot: loading stays one
+/// contiguous read, and automerge's compressed format is far smaller than the sum of chunks.
+pub const COMPACT_AFTER_CHUNKS: i64 = 32;
+
+const SERVER_ACTOR_KEY: &str = "sync.server_actor";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocKind {
+    Record,
+    Index,
+}
+
+impl DocKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Record => "record",
+            DocKind::Index => "index",
+        }
+    }
+}
+
+/// What the sync endpoint needs to know about a document before loading it.
+#[derive(Debug, Clone)]
+pub struct DocMeta {
+    pub id: String,
+    pub kind: DocKind,
+    pub instruction_id: Option<i64>,
+    pub officer_id: Option<i64>,
+}
+
+/// The server's own automerge actor: every server-written change carries it, so validation can refuse
+/// anyone else writing as the server. Created once, on first use.
+pub fn server_actor(tx: &Transaction<'_>) -> Result<ActorId, ApiError> {
+    let hex: Option<String> = tx
+        .query_row("SELECT value FROM settings_kv WHERE key = ?1", [SERVER_ACTOR_KEY], |r| r.get(0))
+        .optional()?;
+    let hex = match hex {
+        Some(h) => h,
+        None => {
+            let h = fieldcheck_sync::new_actor_id().to_hex_string();
+            tx.execute("INSERT INTO settings_kv (key, value) VALUES (?1, ?2)", params![SERVER_ACTOR_KEY, h])?;
+            h
+        }
+    };
+    hex.parse::<ActorId>().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored server actor: {e}")))
+}
+
+/// A new document id: 16 random bytes, hex.
+pub fn new_doc_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+pub fn meta(c: &Connection, id: &str) -> rusqlite::Result<Option<DocMeta>> {
+    c.query_row("SELECT id, kind, instruction_id, officer_id FROM sync_docs WHERE id = ?1", [id], |r| {
+        let kind: String = r.get(1)?;
+        Ok(DocMeta {
+            id: r.get(0)?,
+            kind: if kind == "record" { DocKind::Record } else { DocKind::Index },
+            instruction_id: r.get(2)?,
+            officer_id: r.get(3)?,
+        })
+    })
+    .optional()
+}
+
+pub fn record_of(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT id FROM sync_docs WHERE instruction_id = ?1", [instruction_id], |r| r.get(0))
+        .optional()
+}
+
+pub fn index_of(c: &Connection, officer_id: i64) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT id FROM sync_docs WHERE officer_id = ?1", [officer_id], |r| r.get(0)).optional()
+}
+
+pub fn insert(
+    tx: &Transaction<'_>,
+    id: &str,
+    kind: DocKind,
+    owner: i64,
+    base: &[u8],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let (instruction, officer) = match kind {
+        DocKind::Record => (Some(owner), None),
+        DocKind::Index => (None, Some(owner)),
+    };
+    tx.execute(
+        "INSERT INTO sync_docs (id, kind, instruction_id, officer_id, base, bytes, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![id, kind.as_str(), instruction, officer, base, base.len() as i64, now],
+    )?;
+    Ok(())
+}
+
+/// The stored bytes: the base followed by every chunk, which automerge loads as one.
+pub fn load_bytes(c: &Connection, id: &str) -> rusqlite::Result<Vec<u8>> {
+    let mut bytes: Vec<u8> = c.query_row("SELECT base FROM sync_docs WHERE id = ?1", [id], |r| r.get(0))?;
+    let mut stmt = c.prepare_cached("SELECT data FROM sync_doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+    let mut rows = stmt.query([id])?;
+    while let Some(row) = rows.next()? {
+        bytes.extend_from_slice(row.get_ref(0)?.as_blob()?);
+    }
+    Ok(bytes)
+}
+
+/// Appends a chunk; answers whether the document is due for [`compact`].
+pub fn append(tx: &Transaction<'_>, id: &str, chunk: &[u8], now: i64) -> rusqlite::Result<bool> {
+    let chunks: i64 = tx.query_row(
+        "UPDATE sync_docs SET chunks = chunks + 1, bytes = bytes + ?2, updated_at = ?3 WHERE id = ?1
+         RETURNING chunks",
+        params![id, chunk.len() as i64, now],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO sync_doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)",
+        params![id, chunks, chunk],
+    )?;
+    Ok(chunks >= COMPACT_AFTER_CHUNKS)
+}
+
+/// Replaces base and chunks by one snapshot (`save()` of the loaded document).
+pub fn compact(tx: &Transaction<'_>, id: &str, snapshot: &[u8], now: i64) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM sync_doc_chunks WHERE doc_id = ?1", [id])?;
+    tx.execute(
+        "UPDATE sync_docs SET base = ?2, chunks = 0, bytes = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, snapshot, snapshot.len() as i64, now],
+    )?;
+    Ok(())
+}
+
+pub fn sync_state(c: &Connection, device_id: &str, doc_id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    c.query_row(
+        "SELECT state FROM sync_states WHERE device_id = ?1 AND doc_id = ?2",
+        params![device_id, doc_id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+pub fn put_sync_state(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    doc_id: &str,
+    state: &[u8],
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO sync_states (device_id, doc_id, state, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (device_id, doc_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        params![device_id, doc_id, state, now],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use fieldcheck_sync::{Assignment, AssignmentIndex};
+
+    use super::*;
+    use crate::db::Db;
+
+    fn assignment(n: i64) -> Assignment {
+        Assignment {
+            record_doc_id: format!("{n:032x}"),
+            inspection_no: "212345678901234".into(),
+            site: "2201".into(),
+            deadline: 2_000,
+            assigned_at: 1_000 + n,
+        }
+    }
+
+    #[test]
+    fn a_document_appended_past_the_threshold_is_compacted_and_loads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), 1).unwrap();
+        let (heads, stored) = db
+            .write_blocking(|tx| {
+                tx.execute(
+                    "INSERT INTO customs_units (id, code, name, kind, created_at) VALUES (1, '9999', 'hq', 'headquarters', 0)",
+                    [],
+                )?;
+                tx.execute(
+                    "INSERT INTO users (id, username, display_name, password_hash, role, unit_id, created_at)
+                     VALUES (7, 'o', 'o', 'x', 'officer', 1, 0)",
+                    [],
+                )?;
+                let actor = server_actor(tx)?;
+                assert_eq!(server_actor(tx)?, actor, "the server actor is created once");
+                let mut index = AssignmentIndex::create(actor.clone(), 1_000).unwrap();
+                insert(tx, "doc", DocKind::Index, 7, &index.save(), 1_000)?;
+                let mut compacted = false;
+                for n in 0..COMPACT_AFTER_CHUNKS + 3 {
+                    let heads = index.heads();
+                    index.assign(&n.to_string(), &assignment(n), 1_000 + n).unwrap();
+                    if append(tx, "doc", &index.save_after(&heads), 1_000 + n)? {
+                        compact(tx, "doc", &index.save(), 1_000 + n)?;
+                        compacted = true;
+                    }
+                }
+                assert!(compacted);
+                let chunks: i64 = tx.query_row("SELECT chunks FROM sync_docs WHERE id = 'doc'", [], |r| r.get(0))?;
+                assert_eq!(chunks, 3, "the chunks after the compaction remain");
+                let stored = AssignmentIndex::load(&load_bytes(tx, "doc")?, actor).unwrap();
+                Ok((index.heads(), stored))
+            })
+            .unwrap();
+        let mut stored = stored;
+        assert_eq!(stored.heads(), heads);
+        assert_eq!(stored.read().unwrap().len(), COMPACT_AFTER_CHUNKS as usize + 3);
+    }
+}

@@ -1,0 +1,449 @@
+//! The `handheld` command line: readable output for an officer at a terminal, `--json` for scripts.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{Doc, client::Client, load, store::Store};
+use crate::{
+    RecordDoc, open_conflicts,
+    schema::{
+        CheckResult, Disposal, Location, Measurement, OfficerId, PhotoHash, PhotoRef, Sample, SampleId,
+        Stamp, Verdict,
+    },
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "handheld", about = "fieldcheck handheld: inspect offline, sync when a network appears")]
+pub struct Cli {
+    /// Where the local store lives.
+    #[arg(long, env = "HANDHELD_DIR", default_value = "handheld-data", global = true)]
+    pub dir: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Attempts per request on network errors (exponential backoff between them).
+    #[arg(long, default_value_t = 5, global = true)]
+    pub attempts: u32,
+    /// Talk to this server from now on (e.g. after it moved); stored for later commands.
+    #[arg(long = "use-server", global = true)]
+    pub use_server: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Registers this device for an officer and logs in with it.
+    Register {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "HANDHELD_PASSWORD")]
+        password: String,
+        /// A name the officer recognises.
+        #[arg(long, default_value = "handheld")]
+        name: String,
+        /// Use a device already registered to this officer (e.g. `demo-handheld-officer1`).
+        #[arg(long)]
+        device_id: Option<String>,
+    },
+    /// Logs in again with the registered device (e.g. after the refresh token expired).
+    Login {
+        #[arg(long, env = "HANDHELD_PASSWORD")]
+        password: String,
+    },
+    /// Syncs the assignment index, then every assigned record.
+    Sync,
+    /// Assigned instructions.
+    List,
+    /// One record, as this device holds it.
+    Show { instruction: String },
+    /// Edits not yet acknowledged by the server, photos not uploaded, last sync.
+    Status,
+    /// Sets a check item's result.
+    Check { instruction: String, item: String, result: ResultArg },
+    /// Records a measurement for a check item.
+    #[command(allow_negative_numbers = true)]
+    Measure { instruction: String, item: String, value: f64, unit: String },
+    /// Adds a line to the record's notes, or with --item sets that check item's note.
+    Note {
+        instruction: String,
+        text: String,
+        #[arg(long)]
+        item: Option<String>,
+    },
+    /// Attaches a photo: stores its SHA-256 and metadata in the record, queues the bytes for upload.
+    Attach {
+        instruction: String,
+        file: PathBuf,
+        #[arg(long)]
+        caption: String,
+        #[arg(long)]
+        item: Option<String>,
+        #[arg(long, requires = "lon")]
+        lat: Option<f64>,
+        #[arg(long, requires = "lat")]
+        lon: Option<f64>,
+    },
+    /// Records a sample taken.
+    Sample {
+        instruction: String,
+        id: String,
+        #[arg(long)]
+        description: String,
+        #[arg(long)]
+        quantity: f64,
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        seal: String,
+    },
+    /// Sets the verdict.
+    Verdict {
+        instruction: String,
+        value: VerdictArg,
+        #[arg(long)]
+        disposal: Option<DisposalArg>,
+    },
+    /// Signs the record.
+    Sign { instruction: String, statement: String },
+    /// Marks the inspection complete (or, with --undo, not complete).
+    Complete {
+        instruction: String,
+        #[arg(long)]
+        undo: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ResultArg {
+    Pass,
+    Fail,
+    #[value(name = "not_applicable")]
+    NotApplicable,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VerdictArg {
+    Conforming,
+    #[value(name = "non_conforming")]
+    NonConforming,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DisposalArg {
+    #[value(name = "technical_treatment")]
+    TechnicalTreatment,
+    Return,
+    Destruction,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // One command at a time per store: an edit must not land while a sync holds the same document in
+    // memory, or the sync's save would drop it. The OS releases the lock if the process dies.
+    std::fs::create_dir_all(&cli.dir).with_context(|| format!("creating {}", cli.dir.display()))?;
+    let lock = std::fs::File::create(cli.dir.join("lock")).context("lock file")?;
+    lock.lock().context("locking the store")?;
+    let store = Store::open(&cli.dir)?;
+    if let Some(server) = &cli.use_server {
+        store.set("server", server)?;
+    }
+    let out = run(&cli, &store)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&out.json)?);
+    } else {
+        println!("{}", out.text);
+    }
+    Ok(())
+}
+
+struct Output {
+    text: String,
+    json: Value,
+}
+
+fn client(store: &Store, attempts: u32) -> Result<Client> {
+    let mut client = Client::new(&store.require("server")?, attempts)?;
+    client.access_token = store.setting("access_token")?;
+    client.refresh_token = store.setting("refresh_token")?;
+    Ok(client)
+}
+
+pub(super) fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
+    if let Some(t) = &client.access_token {
+        store.set("access_token", t)?;
+    }
+    if let Some(t) = &client.refresh_token {
+        store.set("refresh_token", t)?;
+    }
+    Ok(())
+}
+
+fn run(cli: &Cli, store: &Store) -> Result<Output> {
+    let now = now_ms();
+    match &cli.command {
+        Command::Register { server, username, password, name, device_id } => {
+            let mut client = Client::new(server, cli.attempts)?;
+            let (device_id, actor_id) =
+                super::register(store, &mut client, username, password, name, device_id.as_deref())?;
+            Ok(Output {
+                text: format!("registered device {device_id} for {username} (actor {actor_id})"),
+                json: json!({"device_id": device_id, "actor_id": actor_id, "username": username}),
+            })
+        }
+        Command::Login { password } => {
+            let mut client = Client::new(&store.require("server")?, cli.attempts)?;
+            let username = store.require("username")?;
+            client.login(&username, password, Some(&store.require("device_id")?))?;
+            keep_tokens(store, &client)?;
+            Ok(Output { text: format!("logged in as {username}"), json: json!({"username": username}) })
+        }
+        Command::Sync => {
+            let mut client = client(store, cli.attempts)?;
+            let result = super::sync(store, &mut client, now);
+            keep_tokens(store, &client)?;
+            let report = result?;
+            let mut text = format!(
+                "synced {} records in {} rounds ({} requests, {} B up, {} B down); server stored {} changes",
+                report.records,
+                report.rounds,
+                report.requests,
+                report.bytes_sent,
+                report.bytes_received,
+                report.accepted
+            );
+            for (doc, code, message) in &report.errors {
+                text.push_str(&format!("\n  refused {doc}: {code}: {message}"));
+            }
+            Ok(Output { text, json: serde_json::to_value(&report)? })
+        }
+        Command::List => list(store),
+        Command::Show { instruction } => show(store, instruction),
+        Command::Status => status(store),
+        edit => edit_command(store, edit, now),
+    }
+}
+
+fn list(store: &Store) -> Result<Output> {
+    let actor = super::actor(store)?;
+    let mut rows = Vec::new();
+    let mut text = String::new();
+    for local in store.records()? {
+        let instruction = local.instruction_id.clone().unwrap_or_default();
+        let pending = store.pending_of(&local.id)?;
+        let Some((Doc::Record(doc), _)) = load(store, &local.id, &actor)? else { continue };
+        match doc.read() {
+            Ok(r) => {
+                let done = r.checks.values().filter(|c| c.result.is_some()).count();
+                let complete = r.completion.as_ref().is_some_and(|c| c.value.complete);
+                text.push_str(&format!(
+                    "{instruction}\t{}\t{}\tchecks {done}/{}\t{}{}\tpending {pending}\n",
+                    r.instruction.inspection_no,
+                    r.instruction.site,
+                    r.checks.len(),
+                    r.verdict.as_ref().map_or("no verdict", |v| v.value.value_str()),
+                    if complete { ", complete" } else { "" },
+                ));
+                rows.push(json!({"instruction_id": instruction, "doc": local.id, "inspection_no": r.instruction.inspection_no,
+                    "site": r.instruction.site, "checks_done": done, "checks_total": r.checks.len(),
+                    "verdict": r.verdict.as_ref().map(|v| v.value.value_str()), "complete": complete, "pending": pending}));
+            }
+            Err(_) => {
+                text.push_str(&format!("{instruction}\t(not downloaded yet: run `handheld sync`)\n"));
+                rows.push(json!({"instruction_id": instruction, "doc": local.id, "downloaded": false}));
+            }
+        }
+    }
+    if rows.is_empty() {
+        text = "no assigned instructions (run `handheld sync`)".into();
+    }
+    Ok(Output { text: text.trim_end().to_owned(), json: Value::Array(rows) })
+}
+
+fn record(store: &Store, instruction: &str) -> Result<(String, RecordDoc)> {
+    let local = store.record_of(instruction)?.with_context(|| {
+        format!("instruction {instruction} is not assigned to this device (run `handheld sync`)")
+    })?;
+    match load(store, &local.id, &super::actor(store)?)? {
+        Some((Doc::Record(doc), _)) => Ok((local.id, doc)),
+        _ => bail!("instruction {instruction} has no record here"),
+    }
+}
+
+fn show(store: &Store, instruction: &str) -> Result<Output> {
+    let (id, doc) = record(store, instruction)?;
+    let r = doc.read().with_context(|| format!("the record of {instruction} has not been downloaded yet"))?;
+    let conflicts = open_conflicts(&doc)?;
+    let mut text = format!(
+        "instruction {} — {} — {}\nsite {}\n",
+        r.instruction.instruction_id,
+        r.instruction.inspection_no,
+        r.instruction.enterprise_name,
+        r.instruction.site
+    );
+    for line in &r.instruction.goods {
+        text.push_str(&format!(
+            "  goods {}: {} {} {} {}\n",
+            line.line_no, line.hs_code, line.name, line.quantity, line.unit
+        ));
+    }
+    for item in &r.instruction.checklist {
+        let entry = &r.checks[&item.item_id];
+        text.push_str(&format!(
+            "  [{}] {} — {}{}{}\n",
+            entry.result.map_or("    ", |c| c.as_str()),
+            item.item_id,
+            item.title,
+            entry.measurement.as_ref().map(|m| format!(" ({} {})", m.value, m.unit)).unwrap_or_default(),
+            entry.note.as_ref().map(|n| format!(" — {n}")).unwrap_or_default(),
+        ));
+    }
+    for (sha, p) in &r.photos {
+        text.push_str(&format!("  photo {}… {}\n", &sha.as_str()[..12], p.value.caption));
+    }
+    for (sid, s) in &r.samples {
+        text.push_str(&format!(
+            "  sample {sid}: {} {} {} seal {}\n",
+            s.value.description, s.value.quantity, s.value.unit, s.value.seal_no
+        ));
+    }
+    if !r.notes.is_empty() {
+        text.push_str(&format!("notes:\n{}\n", r.notes));
+    }
+    text.push_str(&format!(
+        "verdict: {}\n",
+        r.verdict.as_ref().map_or("none".into(), |v| format!("{:?}", v.value))
+    ));
+    for officer in r.signatures.keys() {
+        text.push_str(&format!("signed by {officer}\n"));
+    }
+    text.push_str(&format!("complete: {}", r.completion.as_ref().is_some_and(|c| c.value.complete)));
+    for c in &conflicts {
+        let values: Vec<_> = c.values.iter().map(|v| v.value.as_str()).collect();
+        text.push_str(&format!("\nCONFLICT {}: {}", c.field.path(), values.join(" vs ")));
+    }
+    let json = json!({"doc": id, "record": r, "conflicts": conflicts, "pending": store.pending_of(&id)?});
+    Ok(Output { text, json })
+}
+
+fn status(store: &Store) -> Result<Output> {
+    let pending = store.pending()?;
+    let photos = store.pending_photos()?;
+    let last_sync = store.setting("last_sync_at")?.and_then(|s| s.parse::<i64>().ok());
+    let total: i64 = pending.iter().map(|(_, n)| n).sum();
+    let text = format!(
+        "{} as {} on {}\npending edits: {total} in {} records\nphotos waiting for upload: {}\nlast sync: {}",
+        store.setting("device_id")?.unwrap_or_else(|| "(unregistered)".into()),
+        store.setting("username")?.unwrap_or_default(),
+        store.setting("server")?.unwrap_or_default(),
+        pending.len(),
+        photos.len(),
+        last_sync.map_or("never".into(), |ms| format!("{ms} (unix ms)")),
+    );
+    let json = json!({
+        "device_id": store.setting("device_id")?, "username": store.setting("username")?,
+        "pending_edits": total, "pending_by_doc": pending.iter().map(|(d, n)| json!({"doc": d, "edits": n})).collect::<Vec<_>>(),
+        "pending_photos": photos.iter().map(|(sha, _)| sha).collect::<Vec<_>>(), "last_sync_at": last_sync,
+    });
+    Ok(Output { text, json })
+}
+
+fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
+    let by = OfficerId::parse(store.require("username")?).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stamp = Stamp { by, at: now };
+    let (instruction, what) = match command {
+        Command::Check { instruction, item, .. } => (instruction, format!("check {item}")),
+        Command::Measure { instruction, item, .. } => (instruction, format!("measure {item}")),
+        Command::Note { instruction, item, .. } => {
+            (instruction, format!("note{}", item.as_ref().map(|i| format!(" {i}")).unwrap_or_default()))
+        }
+        Command::Attach { instruction, .. } => (instruction, "photo".to_owned()),
+        Command::Sample { instruction, id, .. } => (instruction, format!("sample {id}")),
+        Command::Verdict { instruction, .. } => (instruction, "verdict".to_owned()),
+        Command::Sign { instruction, .. } => (instruction, "signature".to_owned()),
+        Command::Complete { instruction, .. } => (instruction, "completion".to_owned()),
+        _ => unreachable!("only editing commands reach here"),
+    };
+    let (id, mut doc) = record(store, instruction)?;
+    doc.read().with_context(|| {
+        format!("the record of {instruction} has not been downloaded yet: run `handheld sync`")
+    })?;
+    let mut extra = json!({});
+    match command {
+        Command::Check { item, result, .. } => {
+            let result = match result {
+                ResultArg::Pass => CheckResult::Pass,
+                ResultArg::Fail => CheckResult::Fail,
+                ResultArg::NotApplicable => CheckResult::NotApplicable,
+            };
+            doc.set_check_result(item, result, &stamp)?;
+        }
+        Command::Measure { item, value, unit, .. } => {
+            doc.set_measurement(item, Some(&Measurement { value: *value, unit: unit.clone() }), &stamp)?;
+        }
+        Command::Note { text, item: Some(item), .. } => doc.set_check_note(item, text, &stamp)?,
+        Command::Note { text, item: None, .. } => {
+            let current = doc.read()?.notes;
+            let at = current.chars().count();
+            let line = if current.is_empty() { text.clone() } else { format!("\n{text}") };
+            doc.splice_notes(at, 0, &line, now)?;
+        }
+        Command::Attach { file, caption, item, lat, lon, .. } => {
+            let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let hash = PhotoHash::from_digest(Sha256::digest(&bytes).into());
+            let location = lat.zip(*lon).map(|(lat, lon)| Location { lat, lon });
+            let photo =
+                PhotoRef { check_item: item.clone(), caption: caption.clone(), taken_at: now, location };
+            doc.attach_photo(&hash, &photo, &stamp)?;
+            let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+            store.queue_photo(hash.as_str(), &path.to_string_lossy(), &id, now)?;
+            extra = json!({"sha256": hash.as_str()});
+        }
+        Command::Sample { id: sample_id, description, quantity, unit, seal, .. } => {
+            let sample_id = SampleId::parse(sample_id.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let sample = Sample {
+                description: description.clone(),
+                quantity: *quantity,
+                unit: unit.clone(),
+                seal_no: seal.clone(),
+            };
+            doc.add_sample(&sample_id, &sample, &stamp)?;
+        }
+        Command::Verdict { value, disposal, .. } => {
+            let verdict = match (value, disposal) {
+                (VerdictArg::Conforming, _) => Verdict::Conforming,
+                (VerdictArg::NonConforming, Some(d)) => Verdict::NonConforming {
+                    disposal: match d {
+                        DisposalArg::TechnicalTreatment => Disposal::TechnicalTreatment,
+                        DisposalArg::Return => Disposal::Return,
+                        DisposalArg::Destruction => Disposal::Destruction,
+                    },
+                },
+                (VerdictArg::NonConforming, None) => bail!("a non_conforming verdict needs --disposal"),
+            };
+            doc.set_verdict(verdict, &stamp)?;
+        }
+        Command::Sign { statement, .. } => doc.sign(statement, &stamp)?,
+        Command::Complete { undo, .. } => doc.set_complete(!undo, &stamp)?,
+        _ => unreachable!("only editing commands reach here"),
+    }
+    store.save_edit(&id, &doc.save(), &what, now)?;
+    Ok(Output {
+        text: format!("saved {what} on instruction {instruction} (not yet synced)"),
+        json: json!({"instruction_id": instruction, "doc": id, "edit": what, "extra": extra}),
+    })
+}

@@ -1,0 +1,173 @@
+//! HTTP to the server: JSON for login and registration, CBOR for sync batches. Network failures and
+//! 5xx answers are retried with exponential backoff (a flaky link is the normal case in a yard); an
+//! expired access token is renewed once with the refresh token. Plain HTTP only for now: no TLS.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use reqwest::blocking::{Client as Http, RequestBuilder, Response};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
+
+use crate::batch::{self, SyncRequest, SyncResponse};
+
+pub struct Client {
+    http: Http,
+    pub base: String,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// Attempts per request before giving up (at least 1).
+    pub attempts: u32,
+    /// Requests sent, including retries: what "round trips" counts.
+    pub requests: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// How long each sync request took, retries included (for the fleet benchmark's percentiles).
+    pub latencies: Vec<Duration>,
+}
+
+/// The server's `{code, message}` error, kept whole so the CLI can show it.
+#[derive(Debug, thiserror::Error)]
+#[error("server refused ({status}): {code}: {message}")]
+pub struct ServerError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl Client {
+    pub fn new(base: &str, attempts: u32) -> Result<Client> {
+        let http = Http::builder().timeout(Duration::from_secs(60)).build().context("HTTP client")?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            access_token: None,
+            refresh_token: None,
+            attempts: attempts.max(1),
+            requests: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            latencies: Vec::new(),
+        })
+    }
+
+    /// Sends with retries; `build` makes a fresh request for every attempt.
+    fn send(&mut self, build: &dyn Fn(&Http, Option<&str>) -> RequestBuilder) -> Result<Response> {
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.requests += 1;
+            let result = build(&self.http, self.access_token.as_deref()).send();
+            match result {
+                Ok(resp) if resp.status().as_u16() == 401 && !refreshed && self.refresh_token.is_some() => {
+                    refreshed = true;
+                    self.refresh()?;
+                }
+                Ok(resp) if resp.status().is_server_error() && attempt < self.attempts => backoff(attempt),
+                Ok(resp) => return Ok(resp),
+                Err(e) if attempt < self.attempts && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    eprintln!("network error ({e}); retrying");
+                    backoff(attempt)
+                }
+                Err(e) => return Err(e).context(format!("reaching {}", self.base)),
+            }
+        }
+    }
+
+    fn refresh(&mut self) -> Result<()> {
+        let token = self.refresh_token.clone().context("no refresh token")?;
+        let url = format!("{}/api/v1/auth/refresh", self.base);
+        let resp = self.http.post(url).json(&json!({"refresh_token": token})).send()?;
+        let tokens: Tokens = read_json(resp)?;
+        self.access_token = Some(tokens.access_token);
+        self.refresh_token = Some(tokens.refresh_token);
+        Ok(())
+    }
+
+    pub fn post_json<T: DeserializeOwned>(&mut self, path: &str, body: &impl Serialize) -> Result<T> {
+        let url = format!("{}{path}", self.base);
+        let body = serde_json::to_value(body)?;
+        let resp = self.send(&|http, token| {
+            let req = http.post(&url).json(&body);
+            match token {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            }
+        })?;
+        read_json(resp)
+    }
+
+    pub fn get_json<T: DeserializeOwned>(&mut self, path: &str) -> Result<T> {
+        let url = format!("{}{path}", self.base);
+        let resp = self.send(&|http, token| {
+            let req = http.get(&url);
+            match token {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            }
+        })?;
+        read_json(resp)
+    }
+
+    pub fn login(&mut self, username: &str, password: &str, device_id: Option<&str>) -> Result<Tokens> {
+        let tokens: Tokens = self.post_json(
+            "/api/v1/auth/login",
+            &json!({"username": username, "password": password, "device_id": device_id}),
+        )?;
+        self.access_token = Some(tokens.access_token.clone());
+        self.refresh_token = Some(tokens.refresh_token.clone());
+        Ok(tokens)
+    }
+
+    /// One batch round trip.
+    pub fn sync(&mut self, request: &SyncRequest) -> Result<SyncResponse> {
+        let url = format!("{}/api/v1/sync", self.base);
+        let body = batch::encode(request);
+        self.bytes_sent += body.len() as u64;
+        let started = std::time::Instant::now();
+        let resp = self.send(&|http, token| {
+            let req = http.post(&url).header("content-type", batch::CONTENT_TYPE).body(body.clone());
+            match token {
+                Some(t) => req.bearer_auth(t),
+                None => req,
+            }
+        })?;
+        if !resp.status().is_success() {
+            return Err(server_error(resp).into());
+        }
+        let bytes = resp.bytes().context("reading the sync response")?;
+        self.latencies.push(started.elapsed());
+        self.bytes_received += bytes.len() as u64;
+        batch::decode(&bytes).context("the server's sync response")
+    }
+}
+
+fn backoff(attempt: u32) {
+    // 200 ms, 400 ms, 800 ms … capped at 10 s.
+    let ms = (200u64 << attempt.min(6).saturating_sub(1)).min(10_000);
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn server_error(resp: Response) -> ServerError {
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    ServerError {
+        status,
+        code: body["code"].as_str().unwrap_or("unknown").to_owned(),
+        message: body["message"].as_str().unwrap_or("no message").to_owned(),
+    }
+}
+
+fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T> {
+    if !resp.status().is_success() {
+        bail!(server_error(resp));
+    }
+    resp.json().context("reading the server's answer")
+}

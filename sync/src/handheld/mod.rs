@@ -1,0 +1,237 @@
+//! The `handheld` reference client: what an officer's device does, as a command line. Documents live
+//! in a local SQLite store ([`store`]); edits are the typed `RecordDoc` operations, committed offline;
+//! [`sync`] carries them to the server over the batch endpoint ([`client`]) — the assignment index
+//! first, then every assigned record — and brings back colleagues' work.
+//!
+//! Round trips: a sync sends one request per round per [`DOCS_PER_REQUEST`] documents. A first sync of
+//! `n` records from empty takes the index's rounds (2–3) plus at most 3 rounds of `ceil(n / 250)`
+//! requests when no bloom-filter false positive forces an extra round; the loop stops at
+//! [`MAX_ROUNDS`] rounds whatever happens.
+
+pub mod cli;
+pub mod client;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result, bail};
+use automerge::ActorId;
+
+use self::{client::Client, store::Store};
+use crate::{
+    AssignmentIndex, RecordDoc, Refusal, Rules, SyncSession,
+    batch::{Bytes, DocMessage, SyncRequest, VERSION},
+    session::Received,
+};
+
+/// Documents per HTTP request (the server takes up to 500).
+pub const DOCS_PER_REQUEST: usize = 250;
+/// A sync that has not settled after this many rounds stops and reports it.
+pub const MAX_ROUNDS: usize = 12;
+
+/// A local document of either kind.
+pub enum Doc {
+    Record(RecordDoc),
+    Index(AssignmentIndex),
+}
+
+impl Doc {
+    fn receive(&mut self, session: &mut SyncSession, message: &[u8]) -> Result<Received, Refusal> {
+        match self {
+            Doc::Record(d) => session.receive(d, message, &Rules::TrustServer),
+            Doc::Index(d) => session.receive(d, message, &Rules::TrustServer),
+        }
+    }
+
+    fn generate(&mut self, session: &mut SyncSession) -> Option<Vec<u8>> {
+        match self {
+            Doc::Record(d) => session.generate(d),
+            Doc::Index(d) => session.generate(d),
+        }
+    }
+
+    fn save(&mut self) -> Vec<u8> {
+        match self {
+            Doc::Record(d) => d.save(),
+            Doc::Index(d) => d.save(),
+        }
+    }
+}
+
+pub fn actor(store: &Store) -> Result<ActorId> {
+    store.require("actor_id")?.parse::<ActorId>().map_err(|e| anyhow::anyhow!("stored actor id: {e}"))
+}
+
+/// Loads a local document (an empty replica if it never synced).
+pub fn load(store: &Store, id: &str, actor: &ActorId) -> Result<Option<(Doc, SyncSession)>> {
+    let Some(local) = store.doc(id)? else { return Ok(None) };
+    let doc = match (local.kind.as_str(), &local.data) {
+        ("index", Some(data)) => Doc::Index(AssignmentIndex::load(data, actor.clone())?),
+        ("index", None) => Doc::Index(AssignmentIndex::replica(actor.clone())),
+        (_, Some(data)) => Doc::Record(RecordDoc::load(data, actor.clone())?),
+        (_, None) => Doc::Record(RecordDoc::replica(actor.clone())),
+    };
+    // A state that cannot be read only costs a full exchange.
+    let session = local.sync_state.as_deref().and_then(|s| SyncSession::resume(s).ok()).unwrap_or_default();
+    Ok(Some((doc, session)))
+}
+
+/// Binds this store to a device of `username`: a new one named `name`, or the registered `device_id`;
+/// then logs in with it. Answers `(device id, actor id)`.
+pub fn register(
+    store: &Store,
+    client: &mut Client,
+    username: &str,
+    password: &str,
+    name: &str,
+    device_id: Option<&str>,
+) -> Result<(String, String)> {
+    client.login(username, password, None)?;
+    let device: serde_json::Value = match device_id {
+        Some(id) => {
+            let devices: Vec<serde_json::Value> = client.get_json("/api/v1/devices")?;
+            devices
+                .into_iter()
+                .find(|d| d["id"] == id)
+                .with_context(|| format!("device {id} is not registered to {username}"))?
+        }
+        None => client.post_json("/api/v1/devices", &serde_json::json!({"name": name}))?,
+    };
+    let device_id = device["id"].as_str().context("device id")?.to_owned();
+    let actor_id = device["actor_id"].as_str().context("actor id")?.to_owned();
+    actor_id.parse::<ActorId>().map_err(|e| anyhow::anyhow!("actor id: {e}"))?;
+    client.login(username, password, Some(&device_id))?;
+    store.set("server", &client.base)?;
+    store.set("username", username)?;
+    store.set("device_id", &device_id)?;
+    store.set("actor_id", &actor_id)?;
+    cli::keep_tokens(store, client)?;
+    Ok((device_id, actor_id))
+}
+
+/// What a sync did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct SyncReport {
+    pub rounds: usize,
+    pub requests: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Changes of ours the server accepted and stored.
+    pub accepted: usize,
+    pub records: usize,
+    /// Documents the server refused, with the rule: `(doc, code, message)`.
+    pub errors: Vec<(String, String, String)>,
+}
+
+/// Exchanges messages for `ids` until neither side has anything to say. Every request's results are
+/// stored (documents and sync states) before the next request goes out.
+fn exchange(
+    store: &Store,
+    client: &mut Client,
+    ids: &[String],
+    report: &mut SyncReport,
+    now: i64,
+) -> Result<BTreeSet<String>> {
+    let actor = actor(store)?;
+    let mut live: BTreeMap<String, (Doc, SyncSession)> = BTreeMap::new();
+    let mut outgoing = Vec::new();
+    for id in ids {
+        let Some((mut doc, mut session)) = load(store, id, &actor)? else { continue };
+        if let Some(m) = doc.generate(&mut session) {
+            outgoing.push((id.clone(), m));
+        }
+        live.insert(id.clone(), (doc, session));
+    }
+    let mut failed = BTreeSet::new();
+    let mut rounds = 0;
+    while !outgoing.is_empty() {
+        rounds += 1;
+        if rounds > MAX_ROUNDS {
+            bail!("the sync did not settle after {MAX_ROUNDS} rounds; run it again");
+        }
+        let mut next = Vec::new();
+        for chunk in outgoing.chunks(DOCS_PER_REQUEST) {
+            let request = SyncRequest {
+                v: VERSION,
+                messages: chunk
+                    .iter()
+                    .map(|(doc, m)| DocMessage { doc: doc.clone(), data: Bytes(m.clone()) })
+                    .collect(),
+            };
+            let response = client.sync(&request)?;
+            store.set("index_doc", &response.index_doc)?;
+            let mut touched = Vec::new();
+            for result in response.results {
+                if let Some(error) = result.error {
+                    failed.insert(result.doc.clone());
+                    report.errors.push((result.doc, error.code, error.message));
+                    continue;
+                }
+                report.accepted += result.accepted;
+                let Some(data) = result.data else { continue };
+                let Some((doc, session)) = live.get_mut(&result.doc) else { continue };
+                match doc.receive(session, &data.0) {
+                    Ok(received) => {
+                        next.extend(received.reply.map(|m| (result.doc.clone(), m)));
+                        touched.push(result.doc);
+                    }
+                    Err(refusal) => {
+                        failed.insert(result.doc.clone());
+                        report.errors.push((result.doc, "unreadable_reply".into(), refusal.to_string()));
+                    }
+                }
+            }
+            let saved: Vec<_> = touched
+                .into_iter()
+                .filter_map(|id| {
+                    let (doc, session) = live.get_mut(&id)?;
+                    Some((id, doc.save(), session.persist()))
+                })
+                .collect();
+            store.save_round(&saved, now)?;
+        }
+        outgoing = next;
+    }
+    report.rounds += rounds;
+    Ok(failed)
+}
+
+/// A full sync: the assignment index, then every record it lists.
+pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> {
+    let mut report = SyncReport::default();
+    let acknowledged_upto = store.last_pending_id()?;
+    let index_id = match store.setting("index_doc")? {
+        Some(id) => id,
+        None => {
+            let answer: serde_json::Value = client.get_json("/api/v1/sync/index")?;
+            answer["index_doc"].as_str().context("the server named no index document")?.to_owned()
+        }
+    };
+    store.track(&index_id, "index", None, true, now)?;
+    let mut failed = exchange(store, client, std::slice::from_ref(&index_id), &mut report, now)?;
+
+    let actor = actor(store)?;
+    let assignments = match load(store, &index_id, &actor)? {
+        Some((Doc::Index(index), _)) => index.read().context("the assignment index did not arrive")?,
+        _ => bail!("the assignment index is missing locally"),
+    };
+    let mut ids = Vec::new();
+    for (instruction_id, assignment) in &assignments {
+        store.track(&assignment.record_doc_id, "record", Some(instruction_id), true, now)?;
+        ids.push(assignment.record_doc_id.clone());
+    }
+    store.unassign_others(&ids)?;
+    failed.extend(exchange(store, client, &ids, &mut report, now)?);
+
+    for id in &ids {
+        if !failed.contains(id) {
+            store.acknowledge(id, acknowledged_upto)?;
+        }
+    }
+    store.set("last_sync_at", &now.to_string())?;
+    report.records = ids.len();
+    report.requests = client.requests;
+    report.bytes_sent = client.bytes_sent;
+    report.bytes_received = client.bytes_received;
+    Ok(report)
+}

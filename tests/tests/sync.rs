@@ -1,0 +1,702 @@
+//! Offline sync end to end: the real server and real `handheld` processes, each with its own data dir.
+//!
+//! An instruction to inspect comes the way it does in production: `ent1-operator` files and submits an
+//! export of frozen fish (HS 0303, always inspected), `reviewer1` approves, `supervisor1` assigns
+//! officer1 and officer2, who sync with the demo handhelds.
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+};
+
+use automerge::{AutoCommit, ROOT, ReadDoc, sync::SyncDoc, transaction::Transactable};
+use fieldcheck_sync::batch::{self, Bytes, DocMessage, SyncRequest, SyncResponse};
+use fieldcheck_tests::{Api, TestServer, binary};
+use serde_json::{Value, json};
+
+fn content() -> Value {
+    json!({
+        "direction": "export",
+        "district_code": "2200",
+        "site_code": "2201",
+        "applicant_code": "3101960001",
+        "consignor_code": "3101960001",
+        "consignee_name": "Osaka Seafood KK",
+        "destination_country": "JP",
+        "goods": [{
+            "hs_code": "0303110000", "name": "frozen sockeye salmon", "quantity": 1200.0, "unit": "kg",
+            "net_weight_kg": 1200.0, "value_usd": 9000.0, "origin_country": "CN"
+        }],
+        "certificates": []
+    })
+}
+
+async fn user_id(server: &TestServer, username: &str) -> i64 {
+    let (status, me) = server.login(username).await.get("/api/v1/me").await;
+    assert_eq!(status, 200, "{me}");
+    me["user"]["id"].as_i64().expect("user id")
+}
+
+/// Files, approves and dispatches one instruction to `officers`; answers its id.
+async fn dispatched(server: &TestServer, officers: &[&str]) -> i64 {
+    let operator = server.login("ent1-operator").await;
+    let (status, app) = operator.post("/api/v1/applications", content()).await;
+    assert_eq!(status, 201, "{app}");
+    let app_id = app["id"].as_i64().unwrap();
+    let (status, body) = operator.post(&format!("/api/v1/applications/{app_id}/submit"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let reviewer = server.login("reviewer1").await;
+    let (status, body) =
+        reviewer.post(&format!("/api/v1/applications/{app_id}/review"), json!({"action": "approve"})).await;
+    assert_eq!(status, 200, "{body}");
+    let supervisor = server.login("supervisor1").await;
+    let (status, list) = supervisor.get("/api/v1/instructions").await;
+    assert_eq!(status, 200, "{list}");
+    let instruction = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["application_id"] == app_id)
+        .unwrap_or_else(|| panic!("no instruction for application {app_id}: {list}"))["id"]
+        .as_i64()
+        .unwrap();
+    let mut ids = Vec::new();
+    for officer in officers {
+        ids.push(user_id(server, officer).await);
+    }
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{instruction}/assign"), json!({"officer_ids": ids}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    instruction
+}
+
+/// The checklist item ids of an instruction, in order.
+async fn items(server: &TestServer, instruction: i64) -> Vec<String> {
+    let (_, i) = server.login("supervisor1").await.get(&format!("/api/v1/instructions/{instruction}")).await;
+    i["checklist"].as_array().unwrap().iter().map(|c| c["item_id"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn record(supervisor: &Api, instruction: i64) -> Value {
+    let (status, view) = supervisor.get(&format!("/api/v1/instructions/{instruction}/record")).await;
+    assert_eq!(status, 200, "{view}");
+    view
+}
+
+/// One `handheld` process's data dir.
+struct Handheld {
+    dir: tempfile::TempDir,
+}
+
+impl Handheld {
+    /// Registers the demo handheld of `officer` against `server`.
+    fn new(server: &TestServer, officer: &str) -> Handheld {
+        let h = Handheld { dir: tempfile::tempdir().unwrap() };
+        h.ok(&[
+            "register",
+            "--server",
+            &server.base,
+            "--username",
+            officer,
+            "--password",
+            "demo-password",
+            "--device-id",
+            &format!("demo-handheld-{officer}"),
+        ]);
+        h
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(binary("handheld"));
+        c.arg("--dir").arg(self.dir.path()).arg("--json").args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run handheld")
+    }
+
+    /// Runs a command that must succeed; answers its JSON output.
+    fn ok(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "handheld {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("handheld --json prints JSON")
+    }
+
+    fn sync(&self) -> Value {
+        self.ok(&["sync"])
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+#[tokio::test]
+async fn two_officers_editing_offline_merge_notes_and_different_check_items() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1", "officer2"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    one.sync();
+    two.sync();
+    let listed = one.ok(&["list"]);
+    assert_eq!(listed[0]["instruction_id"], id.as_str(), "{listed}");
+
+    // Offline, each inspects different items and writes notes.
+    one.ok(&["check", &id, &items[0], "pass"]);
+    one.ok(&["note", &id, "Officer 1: cold chain intact."]);
+    two.ok(&["check", &id, &items[1], "fail"]);
+    two.ok(&["measure", &id, &items[1], "-12.5", "°C"]);
+    two.ok(&["note", &id, "Officer 2: one carton thawed."]);
+    two.ok(&[
+        "sample",
+        &id,
+        "S-1",
+        "--description",
+        "one fish",
+        "--quantity",
+        "1",
+        "--unit",
+        "pcs",
+        "--seal",
+        "SEAL-9",
+    ]);
+    assert_eq!(one.ok(&["status"])["pending_edits"], 2);
+
+    let report = one.sync();
+    assert!(report["accepted"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(one.ok(&["status"])["pending_edits"], 0);
+    two.sync();
+    one.sync();
+
+    let supervisor = server.login("supervisor1").await;
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["state"], "in_progress", "{view}");
+    let checks = &view["record"]["checks"];
+    assert_eq!(checks[&items[0]]["result"], "pass");
+    assert_eq!(checks[&items[1]]["result"], "fail");
+    assert_eq!(checks[&items[1]]["measurement"]["value"], -12.5);
+    let notes = view["record"]["notes"].as_str().unwrap();
+    assert!(
+        notes.contains("Officer 1: cold chain intact.") && notes.contains("Officer 2: one carton thawed."),
+        "{notes}"
+    );
+    assert_eq!(view["conflicts"], json!([]));
+    // Both handhelds hold what the server holds.
+    for h in [&one, &two] {
+        let shown = h.ok(&["show", &id]);
+        assert_eq!(shown["record"]["notes"], view["record"]["notes"]);
+        assert_eq!(shown["record"]["samples"]["S-1"]["seal_no"], "SEAL-9");
+    }
+}
+
+#[tokio::test]
+async fn the_same_check_or_verdict_set_differently_is_an_open_conflict_until_a_later_write_resolves_it() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1", "officer2"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    one.sync();
+    two.sync();
+
+    for item in &items {
+        one.ok(&["check", &id, item, "pass"]);
+    }
+    one.ok(&["verdict", &id, "conforming"]);
+    one.ok(&["complete", &id]);
+    two.ok(&["check", &id, &items[0], "fail"]);
+    two.ok(&["verdict", &id, "non_conforming", "--disposal", "return"]);
+    one.sync();
+    two.sync();
+
+    let supervisor = server.login("supervisor1").await;
+    let view = record(&supervisor, instruction).await;
+    let mut paths: Vec<&str> =
+        view["conflicts"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
+    paths.sort();
+    let check_path = format!("checks.{}.result", items[0]);
+    assert_eq!(paths, vec![check_path.as_str(), "verdict.value"], "{view}");
+    let officers: Vec<&str> = view["conflicts"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["officer"].as_str().unwrap())
+        .collect();
+    assert!(officers.contains(&"officer1") && officers.contains(&"officer2"), "{view}");
+    // Complete, but conflicted: not submitted.
+    assert_eq!(view["record"]["completion"]["complete"], true);
+    assert_eq!(view["state"], "in_progress");
+    let (_, listed) = supervisor.get("/api/v1/instructions?state=submitted").await;
+    assert_eq!(listed, json!([]));
+
+    // Officer 2 sees both values, agrees with officer 1: a write that has seen both resolves them.
+    two.sync();
+    let shown = two.ok(&["show", &id]);
+    assert_eq!(shown["conflicts"].as_array().unwrap().len(), 2, "{shown}");
+    two.ok(&["check", &id, &items[0], "pass"]);
+    two.ok(&["verdict", &id, "conforming"]);
+    two.sync();
+
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["conflicts"], json!([]), "{view}");
+    assert_eq!(view["record"]["verdict"]["value"], "conforming");
+    assert_eq!(view["state"], "submitted", "complete, no conflict, no photos pending: {view}");
+}
+
+#[tokio::test]
+async fn a_record_with_a_photo_not_yet_uploaded_is_not_submitted() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    let photo = one.path().join("carton.jpg");
+    std::fs::write(&photo, b"not really a jpeg, but bytes with a hash").unwrap();
+    let attached =
+        one.ok(&["attach", &id, photo.to_str().unwrap(), "--caption", "thawed carton", "--item", &items[0]]);
+    let sha = attached["extra"]["sha256"].as_str().unwrap().to_owned();
+    for item in &items {
+        one.ok(&["check", &id, item, "pass"]);
+    }
+    one.ok(&["verdict", &id, "conforming"]);
+    one.ok(&["complete", &id]);
+    one.sync();
+    assert_eq!(one.ok(&["status"])["pending_photos"], json!([sha]));
+
+    let view = record(&server.login("supervisor1").await, instruction).await;
+    assert_eq!(view["pending_photos"], json!([sha]));
+    assert_eq!(view["state"], "in_progress", "a referenced photo is not in the photo store: {view}");
+}
+
+/// A device that speaks the batch protocol directly, to send what a well-behaved handheld never would.
+struct RawDevice {
+    api: Api,
+    http: reqwest::Client,
+}
+
+impl RawDevice {
+    async fn login(server: &TestServer, officer: &str) -> RawDevice {
+        let (status, body) = server
+            .api()
+            .post(
+                "/api/v1/auth/login",
+                json!({"username": officer, "password": "demo-password", "device_id": format!("demo-handheld-{officer}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        RawDevice {
+            api: server.api().with_token(body["access_token"].as_str().unwrap()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn actor(&self) -> automerge::ActorId {
+        let (_, devices) = self.api.get("/api/v1/devices").await;
+        devices[0]["actor_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    async fn post(&self, body: Vec<u8>) -> (u16, Vec<u8>) {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/sync", self.api.base))
+            .bearer_auth(self.api.token.as_ref().unwrap())
+            .header("content-type", batch::CONTENT_TYPE)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    async fn batch(&self, messages: Vec<(String, Vec<u8>)>) -> SyncResponse {
+        let request = SyncRequest {
+            v: batch::VERSION,
+            messages: messages.into_iter().map(|(doc, m)| DocMessage { doc, data: Bytes(m) }).collect(),
+        };
+        let (status, body) = self.post(batch::encode(&request)).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        batch::decode(&body).unwrap()
+    }
+
+    /// Syncs `doc` into `local` until settled; answers the last refusal, if any.
+    async fn sync(&self, doc_id: &str, local: &mut AutoCommit) -> Option<String> {
+        let mut state = automerge::sync::State::new();
+        for _ in 0..10 {
+            let message = local.sync().generate_sync_message(&mut state)?;
+            let response = self.batch(vec![(doc_id.to_owned(), message.encode())]).await;
+            let result = &response.results[0];
+            if let Some(error) = &result.error {
+                return Some(error.code.clone());
+            }
+            let Some(reply) = &result.data else { return None };
+            local
+                .sync()
+                .receive_sync_message(&mut state, automerge::sync::Message::decode(&reply.0).unwrap())
+                .unwrap();
+        }
+        panic!("the raw sync did not settle")
+    }
+}
+
+fn hex_heads(doc: &mut AutoCommit) -> Vec<String> {
+    doc.get_heads().iter().map(|h| h.to_string()).collect()
+}
+
+#[tokio::test]
+async fn unassigned_officers_server_owned_edits_and_unknown_actors_are_refused_and_the_server_copy_is_unchanged()
+ {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let supervisor = server.login("supervisor1").await;
+    let before = record(&supervisor, instruction).await;
+    let doc_id = before["record_doc"].as_str().unwrap().to_owned();
+
+    // officer2 is not assigned: refused without learning anything.
+    let outsider = RawDevice::login(&server, "officer2").await;
+    let mut empty = AutoCommit::new();
+    assert_eq!(outsider.sync(&doc_id, &mut empty).await.as_deref(), Some("not_assigned"));
+    assert_eq!(empty.get_heads(), vec![]);
+
+    // officer1 fetches the record, then edits the server-owned instruction part.
+    let device = RawDevice::login(&server, "officer1").await;
+    let mut local = AutoCommit::new().with_actor(device.actor().await);
+    assert_eq!(device.sync(&doc_id, &mut local).await, None);
+    assert_eq!(
+        hex_heads(&mut local),
+        before["heads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    );
+    let mut tampered = local.fork().with_actor(device.actor().await);
+    let (_, instruction_obj) = tampered.get(ROOT, "instruction").unwrap().unwrap();
+    tampered.put(&instruction_obj, "site", "somewhere cheaper").unwrap();
+    tampered.commit();
+    assert_eq!(device.sync(&doc_id, &mut tampered).await.as_deref(), Some("server_owned_path"));
+
+    // An actor no device is bound to writes a well-formed check result.
+    let mut stranger = local.fork();
+    let (_, checks) = stranger.get(ROOT, "checks").unwrap().unwrap();
+    let (_, entry) = stranger.get(&checks, items[0].as_str()).unwrap().unwrap();
+    stranger.put(&entry, "result", "pass").unwrap();
+    stranger.put(&entry, "by", "officer1").unwrap();
+    stranger.put(&entry, "at", 1_750_000_000_000i64).unwrap();
+    stranger.commit();
+    assert_eq!(device.sync(&doc_id, &mut stranger).await.as_deref(), Some("unknown_actor"));
+
+    let after = record(&supervisor, instruction).await;
+    assert_eq!(after["heads"], before["heads"]);
+    assert_eq!(after["record"], before["record"]);
+    assert_eq!(after["state"], "assigned", "refused changes do not start the inspection");
+}
+
+#[tokio::test]
+async fn garbage_truncated_replayed_and_reordered_batches_are_refused_or_harmless() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let supervisor = server.login("supervisor1").await;
+    let doc_id = record(&supervisor, instruction).await["record_doc"].as_str().unwrap().to_owned();
+    let device = RawDevice::login(&server, "officer1").await;
+
+    // Not CBOR, truncated CBOR, wrong version, wrong content type: the whole request is refused.
+    let (status, body) = device.post(b"\xff\xfe garbage".to_vec()).await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let good = batch::encode(&SyncRequest {
+        v: batch::VERSION,
+        messages: vec![DocMessage { doc: doc_id.clone(), data: Bytes(vec![0x42; 40]) }],
+    });
+    let (status, _) = device.post(good[..good.len() - 7].to_vec()).await;
+    assert_eq!(status, 400);
+    let (status, body) = device.post(batch::encode(&SyncRequest { v: 9, messages: vec![] })).await;
+    assert_eq!(status, 400);
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["code"], "unsupported_version");
+    let (status, _) =
+        device.api.raw(reqwest::Method::POST, "/api/v1/sync", "application/json", good.clone()).await;
+    assert_eq!(status, 415);
+
+    // Well-framed but not sync messages, and an unknown document: refused per document, the rest goes on.
+    let mut local = AutoCommit::new().with_actor(device.actor().await);
+    let mut state = automerge::sync::State::new();
+    let opening = local.sync().generate_sync_message(&mut state).unwrap().encode();
+    let response = device
+        .batch(vec![
+            (doc_id.clone(), vec![0x42; 40]),
+            (doc_id.clone(), opening[..opening.len() / 2].to_vec()),
+            ("0123456789abcdef0123456789abcdef".into(), opening.clone()),
+            (doc_id.clone(), opening.clone()),
+        ])
+        .await;
+    let codes: Vec<Option<&str>> =
+        response.results.iter().map(|r| r.error.as_ref().map(|e| e.code.as_str())).collect();
+    assert_eq!(
+        codes,
+        vec![Some("malformed_message"), Some("malformed_message"), Some("unknown_document"), None]
+    );
+    assert!(response.results[3].data.is_some(), "the good message is answered");
+    assert!(!response.index_doc.is_empty());
+
+    // Fetch the record, make an edit, and send the same change-carrying batch three times, then an
+    // old message after a newer one.
+    assert_eq!(device.sync(&doc_id, &mut local).await, None);
+    let (_, checks) = local.get(ROOT, "checks").unwrap().unwrap();
+    let (_, entry) = local.get(&checks, items[0].as_str()).unwrap().unwrap();
+    local.put(&entry, "result", "pass").unwrap();
+    local.put(&entry, "by", "officer1").unwrap();
+    local.put(&entry, "at", 1_750_000_000_000i64).unwrap();
+    local.commit();
+    let change = local.get_last_local_change().unwrap().raw_bytes().to_vec();
+    // A message carrying the change regardless of what the server has: heads plus the change.
+    let mut fresh = automerge::sync::State::new();
+    let first = local.sync().generate_sync_message(&mut fresh).unwrap();
+    let mut carrying = first.clone();
+    carrying.changes = automerge::sync::ChunkList::from(vec![change]);
+    let carrying = carrying.encode();
+    let mut accepted = 0;
+    for _ in 0..3 {
+        let response = device.batch(vec![(doc_id.clone(), carrying.clone())]).await;
+        assert_eq!(response.results[0].error, None);
+        accepted += response.results[0].accepted;
+    }
+    assert_eq!(accepted, 1, "a replayed change is stored once");
+    let stale = device.batch(vec![(doc_id.clone(), first.encode())]).await;
+    assert_eq!(stale.results[0].error, None, "an old message after a newer one is harmless");
+
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["record"]["checks"][&items[0]]["result"], "pass");
+    assert_eq!(view["state"], "in_progress");
+    // What the server stored reloads to the same heads as the device's copy.
+    assert_eq!(view["heads"], json!(hex_heads(&mut local)));
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_batch_keeps_every_acknowledged_change_and_the_handheld_resumes() {
+    let mut server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    one.ok(&["check", &id, &items[0], "pass"]);
+    one.ok(&["note", &id, "acknowledged before the crash"]);
+    one.sync();
+    assert_eq!(one.ok(&["status"])["pending_edits"], 0);
+
+    // More edits; the server dies while the handheld syncs them.
+    for item in &items[1..] {
+        one.ok(&["check", &id, item, "not_applicable"]);
+    }
+    one.ok(&["note", &id, "sent around the crash"]);
+    let mut syncing = one.command(&["--attempts", "1", "sync"]).spawn().unwrap();
+    server.kill();
+    // Whether it finished before the kill or failed after it, it must not hang.
+    let _ = syncing.wait();
+    server.restart();
+
+    let view = record(&server.login("supervisor1").await, instruction).await;
+    assert_eq!(view["record"]["checks"][&items[0]]["result"], "pass", "acknowledged before the kill: {view}");
+    assert!(view["record"]["notes"].as_str().unwrap().contains("acknowledged before the crash"));
+
+    // The handheld resumes against the restarted server (a new port) and nothing is doubled.
+    one.ok(&["--use-server", &server.base, "sync"]);
+    assert_eq!(one.ok(&["status"])["pending_edits"], 0);
+    let view = record(&server.login("supervisor1").await, instruction).await;
+    for item in &items[1..] {
+        assert_eq!(view["record"]["checks"][item]["result"], "not_applicable");
+    }
+    assert_eq!(view["record"]["notes"], "acknowledged before the crash\nsent around the crash");
+}
+
+#[tokio::test]
+async fn a_handheld_killed_mid_sync_resumes_without_duplicates() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    for (n, item) in items.iter().enumerate() {
+        one.ok(&["check", &id, item, "pass"]);
+        one.ok(&["note", &id, &format!("line {n}")]);
+    }
+    one.ok(&[
+        "sample",
+        &id,
+        "S-1",
+        "--description",
+        "one fish",
+        "--quantity",
+        "1",
+        "--unit",
+        "pcs",
+        "--seal",
+        "SEAL-1",
+    ]);
+
+    // Kill the sync at whatever point it has reached; every point must be safe.
+    let mut child = one.command(&["sync"]).spawn().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    one.sync();
+    one.sync();
+
+    let view = record(&server.login("supervisor1").await, instruction).await;
+    let expected: Vec<String> = (0..items.len()).map(|n| format!("line {n}")).collect();
+    assert_eq!(view["record"]["notes"], expected.join("\n"));
+    assert_eq!(view["record"]["samples"].as_object().unwrap().len(), 1);
+    assert_eq!(one.ok(&["status"])["pending_edits"], 0);
+    assert_eq!(one.ok(&["show", &id])["record"], view["record"]);
+}
+
+/// Files, approves and assigns `n` instructions to officer1, eight requests in flight at a time.
+async fn dispatched_many(server: &TestServer, n: usize) -> Vec<i64> {
+    let operator = server.login("ent1-operator").await;
+    let mut filing = tokio::task::JoinSet::new();
+    let mut apps = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+        for _ in chunk {
+            let operator = operator.clone();
+            filing.spawn(async move {
+                let (status, app) = operator.post("/api/v1/applications", content()).await;
+                assert_eq!(status, 201, "{app}");
+                let id = app["id"].as_i64().unwrap();
+                let (status, body) =
+                    operator.post(&format!("/api/v1/applications/{id}/submit"), json!({})).await;
+                assert_eq!(status, 200, "{body}");
+                id
+            });
+        }
+        while let Some(id) = filing.join_next().await {
+            apps.push(id.unwrap());
+        }
+    }
+    let reviewer = server.login("reviewer1").await;
+    for chunk in apps.chunks(200) {
+        let (status, body) =
+            reviewer.post("/api/v1/reviews", json!({"application_ids": chunk, "action": "approve"})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let supervisor = server.login("supervisor1").await;
+    let officer = user_id(server, "officer1").await;
+    let mut instructions = Vec::new();
+    let mut offset = 0;
+    loop {
+        let (_, page) = supervisor.get(&format!("/api/v1/instructions?limit=500&offset={offset}")).await;
+        let page = page.as_array().unwrap().clone();
+        offset += page.len();
+        instructions.extend(page.iter().map(|i| i["id"].as_i64().unwrap()));
+        if page.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(instructions.len(), n);
+    let mut assigning = tokio::task::JoinSet::new();
+    for chunk in instructions.chunks(8) {
+        for id in chunk {
+            let (supervisor, id) = (supervisor.clone(), *id);
+            assigning.spawn(async move {
+                let (status, body) = supervisor
+                    .post(&format!("/api/v1/instructions/{id}/assign"), json!({"officer_ids": [officer]}))
+                    .await;
+                assert_eq!(status, 200, "{body}");
+            });
+        }
+        while let Some(done) = assigning.join_next().await {
+            done.unwrap();
+        }
+    }
+    instructions
+}
+
+#[tokio::test]
+async fn a_handheld_with_a_thousand_records_syncs_in_a_bounded_number_of_round_trips() {
+    const RECORDS: usize = 1_000;
+    let server = TestServer::start();
+    let instructions = dispatched_many(&server, RECORDS).await;
+    let one = Handheld::new(&server, "officer1");
+
+    // First sync from empty. The bound: the index takes at most 3 requests; the records at most
+    // 4 rounds (3, plus one for a bloom-filter false positive) of ceil(1000 / 250) = 4 requests.
+    let report = one.sync();
+    assert_eq!(report["records"], RECORDS, "{report}");
+    assert_eq!(report["errors"], json!([]));
+    let requests = report["requests"].as_u64().unwrap();
+    eprintln!("first sync of {RECORDS} records: {} rounds, {requests} requests", report["rounds"]);
+    assert!(requests <= 3 + 4 * 4, "took {requests} requests: {report}");
+    assert_eq!(one.ok(&["list"]).as_array().unwrap().len(), RECORDS);
+
+    // Edits on fifty records go up within the same bound.
+    for id in &instructions[..50] {
+        one.ok(&["note", &id.to_string(), "seen"]);
+    }
+    let report = one.sync();
+    assert!(report["requests"].as_u64().unwrap() <= 3 + 4 * 4, "{report}");
+    assert!(report["accepted"].as_u64().unwrap() >= 50, "{report}");
+    assert_eq!(one.ok(&["status"])["pending_edits"], 0);
+}
+
+#[tokio::test]
+async fn reassignment_moves_the_record_from_the_dropped_officers_index_to_the_new_one() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    one.sync();
+    assert_eq!(one.ok(&["list"]).as_array().unwrap().len(), 1);
+
+    let officer2 = user_id(&server, "officer2").await;
+    let supervisor = server.login("supervisor1").await;
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{instruction}/assign"), json!({"officer_ids": [officer2]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    one.sync();
+    assert_eq!(one.ok(&["list"]), json!([]));
+    two.sync();
+    assert_eq!(two.ok(&["list"])[0]["instruction_id"], instruction.to_string());
+    // The dropped officer's device may no longer write to it.
+    let device = RawDevice::login(&server, "officer1").await;
+    let doc_id = record(&supervisor, instruction).await["record_doc"].as_str().unwrap().to_owned();
+    assert_eq!(device.sync(&doc_id, &mut AutoCommit::new()).await.as_deref(), Some("not_assigned"));
+}
+
+#[tokio::test]
+async fn a_cancelled_instructions_record_refuses_new_changes() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    one.ok(&["check", &id, &items[0], "pass"]);
+    one.sync();
+    let supervisor = server.login("supervisor1").await;
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{instruction}/cancel"), json!({"reason": "goods withdrawn"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = record(&supervisor, instruction).await;
+
+    one.ok(&["check", &id, &items[1], "fail"]);
+    let report = one.sync();
+    let refused: Vec<&str> =
+        report["errors"].as_array().unwrap().iter().map(|e| e[1].as_str().unwrap()).collect();
+    assert_eq!(refused, vec!["sealed_record"], "{report}");
+    assert_eq!(one.ok(&["status"])["pending_edits"], 1, "a refused edit stays pending");
+    let after = record(&supervisor, instruction).await;
+    assert_eq!(after["heads"], before["heads"]);
+    assert_eq!(after["state"], "cancelled");
+}
