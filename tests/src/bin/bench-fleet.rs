@@ -320,7 +320,7 @@ fn main() -> Result<()> {
     );
     println!("  server RSS now / peak        {} MiB / {} MiB", rss / 1024, peak / 1024);
     println!(
-        "  instructions left in_progress (photos pending by design): {}",
+        "  instructions in_progress, photos pending by design (listing capped at 500): {}",
         in_progress.as_array().map_or(0, Vec::len)
     );
     println!("in-process plain automerge, same edits: {:.2?} ({:.1} records/s)", baseline, per_sec(baseline));
