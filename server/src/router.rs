@@ -27,7 +27,7 @@ use crate::{
     delegations, devices,
     domain::Role,
     error::ApiError,
-    instructions, ops, orgs, receipts, reference, review, selection,
+    instructions, ops, orgs, photos, receipts, reference, review, selection,
     state::AppState,
 };
 
@@ -107,6 +107,26 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     );
     let officer =
         guarded(state, Policy::roles(OFFICER), OpenApiRouter::new().routes(routes!(devices::http::register)));
+    // Photo bodies are streamed to files by the handlers themselves, so the JSON body limit does not apply;
+    // `photos.max_bytes` does. Only the assigned officers upload; reads are scoped in the handlers.
+    let photo_uploads = guarded(
+        state,
+        Policy::roles(OFFICER),
+        OpenApiRouter::new()
+            .routes(routes!(photos::http::put))
+            .routes(routes!(photos::http::create_upload))
+            .routes(routes!(photos::http::upload_status, photos::http::append, photos::http::cancel_upload))
+            .routes(routes!(photos::http::finish))
+            .layer(axum::middleware::map_response(photos::http::close_after_refusal)),
+    );
+    let photo_reads = guarded(
+        state,
+        Policy::any(),
+        OpenApiRouter::new()
+            .routes(routes!(photos::http::original))
+            .routes(routes!(photos::http::thumbnail))
+            .routes(routes!(photos::http::metadata)),
+    );
     let device_users = guarded(
         state,
         Policy::roles(DEVICE_USERS),
@@ -177,6 +197,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(signed_in)
         .merge(admin)
         .merge(officer)
+        .merge(photo_uploads)
+        .merge(photo_reads)
         .merge(device_users)
         .merge(enterprise)
         .merge(applications)

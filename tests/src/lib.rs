@@ -8,6 +8,7 @@
 //!   data dir, killable with SIGKILL or stopped with SIGTERM.
 //! - [`Api`]: a small JSON client with the caller's token, answering `(status, body)` pairs.
 //! - [`binary`]: where cargo put the workspace's binaries.
+//! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
 //! command does that.
@@ -22,10 +23,16 @@ use std::{
 
 use serde_json::{Value, json};
 
-/// Path of a workspace binary next to the running test executable (`target/<profile>/<name>`).
+pub mod photos;
+
+/// Path of a workspace binary next to the running test executable (`target/<profile>/<name>`); the running
+/// executable is a test (`target/<profile>/deps/<test>`) or a bin of this crate (`target/<profile>/<bin>`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let mut dir = exe.parent().expect("target/<profile>/…");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir = dir.parent().expect("target/<profile>/deps");
+    }
     let path = dir.join(name);
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
@@ -228,5 +235,29 @@ impl Api {
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("response body");
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Any request with raw bytes in and out, for photos: `(status, headers, body)`.
+    pub async fn bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<reqwest::Body>,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("request reaches the server");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.bytes().await.expect("response body").to_vec())
     }
 }

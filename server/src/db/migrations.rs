@@ -7,6 +7,7 @@ use rusqlite::Connection;
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_foundation.sql")),
     (2, include_str!("migrations/0002_applications.sql")),
+    (3, include_str!("migrations/0003_photos.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
