@@ -527,3 +527,26 @@ async fn only_assigned_officers_upload_and_only_the_units_supervisors_and_admins
     assert_eq!(put_photo(&officer2, second, &bytes, "image/jpeg").await.0, 200, "with the bytes, it links");
     assert_eq!(officer2.get(&format!("/api/v1/photos/{sha}/metadata")).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_killed_server_shows_no_half_photo_and_keeps_the_bytes_of_an_unfinished_upload() {
+    let mut server = TestServer::start();
+    let instruction = assigned_instruction(&server, &["officer1"]).await;
+    let officer = server.login("officer1").await;
+    let bytes = fixture("mobile_jolla.jpg");
+    let sha = sha256_hex(&bytes);
+    let (_, started) = begin_upload(&officer, instruction, &bytes).await;
+    let id = started["upload_id"].as_str().unwrap().to_string();
+    let (status, offset, _) = send_chunk(&officer, &id, 0, bytes[..500_000].to_vec().into()).await;
+    assert_eq!((status, offset), (204, Some(500_000)));
+
+    server.kill();
+    server.restart();
+    let officer = server.login("officer1").await;
+    assert_eq!(officer.get(&format!("/api/v1/photos/{sha}/metadata")).await.0, 404, "no half photo");
+    assert_eq!(upload_offset(&officer, &id).await, (200, Some(500_000)), "acknowledged bytes survive");
+    let (status, photo) = upload_resumable(&officer, instruction, &bytes, 1 << 20).await;
+    assert_eq!(status, 201, "{photo}");
+    let (_, _, stored) = get_bytes(&officer, &format!("/api/v1/photos/{sha}")).await;
+    assert!(stored == bytes);
+}
