@@ -369,6 +369,63 @@ mod tests {
         assert!(!jpeg_has_end(&whole[..whole.len() - 2]));
     }
 
+    fn exif_with(fields: &[exif::Field]) -> exif::Exif {
+        let mut writer = exif::experimental::Writer::new();
+        for f in fields {
+            writer.push_field(f);
+        }
+        let mut tiff = Cursor::new(Vec::new());
+        writer.write(&mut tiff, false).unwrap();
+        exif::Reader::new().read_raw(tiff.into_inner()).unwrap()
+    }
+
+    fn field(tag: Tag, value: Value) -> exif::Field {
+        exif::Field { tag, ifd_num: In::PRIMARY, value }
+    }
+
+    fn dms(d: u32, m: u32, s_hundredths: u32) -> Value {
+        let r = |num, denom| exif::Rational { num, denom };
+        Value::Rational(vec![r(d, 1), r(m, 1), r(s_hundredths, 100)])
+    }
+
+    #[test]
+    fn south_and_west_give_negative_degrees_and_a_missing_hemisphere_gives_no_position() {
+        let ascii = |s: &str| Value::Ascii(vec![s.as_bytes().to_vec()]);
+        let sydney = exif_with(&[
+            field(Tag::GPSLatitudeRef, ascii("S")),
+            field(Tag::GPSLatitude, dms(33, 51, 3600)),
+            field(Tag::GPSLongitudeRef, ascii("W")),
+            field(Tag::GPSLongitude, dms(151, 12, 0)),
+        ]);
+        let (lat, lon) = position(&sydney).unwrap();
+        assert!((lat + 33.86).abs() < 1e-9 && (lon + 151.2).abs() < 1e-9, "{lat} {lon}");
+        let no_ref = exif_with(&[
+            field(Tag::GPSLatitude, dms(33, 51, 3600)),
+            field(Tag::GPSLongitudeRef, ascii("E")),
+            field(Tag::GPSLongitude, dms(151, 12, 0)),
+        ]);
+        assert_eq!(position(&no_ref), None);
+        let zero_denominator = exif_with(&[
+            field(Tag::GPSLatitudeRef, ascii("N")),
+            field(Tag::GPSLatitude, Value::Rational(vec![exif::Rational { num: 1, denom: 0 }])),
+            field(Tag::GPSLongitudeRef, ascii("E")),
+            field(Tag::GPSLongitude, dms(151, 12, 0)),
+        ]);
+        assert_eq!(position(&zero_denominator), None);
+    }
+
+    #[test]
+    fn a_capture_time_with_an_offset_keeps_it_and_a_nonsense_date_is_dropped() {
+        let ascii = |s: &str| Value::Ascii(vec![s.as_bytes().to_vec()]);
+        let with_offset = exif_with(&[
+            field(Tag::DateTimeOriginal, ascii("2026:11:23 09:30:00")),
+            field(Tag::OffsetTimeOriginal, ascii("+08:00")),
+        ]);
+        assert_eq!(captured_at(&with_offset).as_deref(), Some("2026-11-23T09:30:00+08:00"));
+        let nonsense = exif_with(&[field(Tag::DateTimeOriginal, ascii("2026:13:45 99:30:00"))]);
+        assert_eq!(captured_at(&nonsense), None);
+    }
+
     #[test]
     fn text_files_and_gifs_are_not_photos() {
         assert_eq!(sniff(b"hello, world").unwrap_err(), Refusal::NotAPhoto);
