@@ -64,6 +64,7 @@ async fn main() {
                     for p in chunk {
                         let (status, body) = put_photo(&api, instruction, &p, "image/jpeg").await;
                         assert_eq!(status, 201, "{body}");
+                        assert_eq!(body["captured_at"], "2014-09-21T16:00:56", "EXIF still read: {body}");
                     }
                 }));
             }
