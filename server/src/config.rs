@@ -22,6 +22,7 @@ pub struct Settings {
     pub demo: DemoSettings,
     pub workflow: WorkflowSettings,
     pub booking: BookingSettings,
+    pub photos: PhotoSettings,
     pub testing: TestingSettings,
 }
 
@@ -71,6 +72,33 @@ impl Default for BookingSettings {
             no_show_window_days: 90,
             alternatives: 3,
             alternatives_horizon_days: 14,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhotoSettings {
+    /// Largest photo file accepted, whole or resumable; phones write 3–12 MB, so 25 MiB leaves room.
+    pub max_bytes: u64,
+    /// Widest and tallest image decoded; anything larger is refused before its pixels are allocated.
+    pub max_dimension: u32,
+    /// Most memory the decoder may allocate for one photo: the guard against decompression bombs.
+    pub max_decoded_bytes: u64,
+    /// Long edge of the cached thumbnails, in pixels.
+    pub thumbnail_edge: u32,
+    /// An unfinished resumable upload is forgotten (and its bytes deleted) this long after it began.
+    pub upload_ttl_hours: i64,
+}
+
+impl Default for PhotoSettings {
+    fn default() -> Self {
+        PhotoSettings {
+            max_bytes: 25 * 1024 * 1024,
+            max_dimension: 16_384,
+            max_decoded_bytes: 256 * 1024 * 1024,
+            thumbnail_edge: 320,
+            upload_ttl_hours: 72,
         }
     }
 }

@@ -24,6 +24,7 @@
 //! - [`bookings`]: slot calendars per site, availability, and bookings that never overbook a slot.
 //! - [`records`]: offline inspection records: record and index documents in SQLite, the batch sync
 //!   engine (validate, merge, persist), the SQL projection and the instruction's progress.
+//! - [`photos`]: photo evidence: content-addressed uploads (whole or resumable), checks, EXIF, thumbnails.
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`ops`]: health, readiness, metrics, the test clock.
 //! - [`clock`]: the one source of "now", movable in tests.
@@ -46,6 +47,7 @@ pub mod error;
 pub mod instructions;
 pub mod ops;
 pub mod orgs;
+pub mod photos;
 pub mod receipts;
 pub mod records;
 pub mod reference;
@@ -57,10 +59,12 @@ pub mod telemetry;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::keys::JwtKeys, clock::Clock, config::Settings, db::Db, ops::metrics::Metrics, state::AppState,
+    auth::keys::JwtKeys, clock::Clock, config::Settings, db::Db, ops::metrics::Metrics,
+    photos::store::PhotoFiles, state::AppState,
 };
 
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
@@ -84,6 +88,10 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         clock,
         metrics: Arc::new(Metrics::new()),
         receipts: Arc::new(tokio::sync::watch::channel(0).0),
+        photos: Arc::new(
+            PhotoFiles::open(&data_dir)
+                .with_context(|| format!("opening the photo folders in {}", data_dir.display()))?,
+        ),
     })
 }
 

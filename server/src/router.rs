@@ -27,7 +27,7 @@ use crate::{
     bookings, delegations, devices,
     domain::Role,
     error::ApiError,
-    instructions, ops, orgs, receipts, records, reference, review, selection,
+    instructions, ops, orgs, photos, receipts, records, reference, review, selection,
     state::AppState,
 };
 
@@ -125,6 +125,26 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // Officers' notes and evidence are customs-internal: enterprises see the instruction, not the record.
     let records =
         guarded(state, Policy::roles(CUSTOMS), OpenApiRouter::new().routes(routes!(records::http::record)));
+    // Photo bodies are streamed to files by the handlers themselves, so the JSON body limit does not apply;
+    // `photos.max_bytes` does. Only the assigned officers upload; reads are scoped in the handlers.
+    let photo_uploads = guarded(
+        state,
+        Policy::roles(OFFICER),
+        OpenApiRouter::new()
+            .routes(routes!(photos::http::put))
+            .routes(routes!(photos::http::create_upload))
+            .routes(routes!(photos::http::upload_status, photos::http::append, photos::http::cancel_upload))
+            .routes(routes!(photos::http::finish))
+            .layer(axum::middleware::map_response(photos::http::close_after_refusal)),
+    );
+    let photo_reads = guarded(
+        state,
+        Policy::any(),
+        OpenApiRouter::new()
+            .routes(routes!(photos::http::original))
+            .routes(routes!(photos::http::thumbnail))
+            .routes(routes!(photos::http::metadata)),
+    );
     let device_users = guarded(
         state,
         Policy::roles(DEVICE_USERS),
@@ -203,6 +223,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(officer)
         .merge(sync)
         .merge(records)
+        .merge(photo_uploads)
+        .merge(photo_reads)
         .merge(device_users)
         .merge(enterprise)
         .merge(applications)

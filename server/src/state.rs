@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::{auth::keys::JwtKeys, clock::Clock, config::Settings, db::Db, ops::metrics::Metrics};
+use crate::{
+    auth::keys::JwtKeys, clock::Clock, config::Settings, db::Db, ops::metrics::Metrics,
+    photos::store::PhotoFiles,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,6 +16,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bumped after every commit that wrote receipts; long-polling readers wait on it.
     pub receipts: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The photo folders under the data dir and the locks of resumable uploads.
+    pub photos: Arc<PhotoFiles>,
 }
 
 impl AppState {

@@ -12,6 +12,7 @@
 //!   and the `bench-booking` load generator.
 //! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
 //!   against the same workload merged in-process with plain automerge).
+//! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
 //! command does that.
@@ -27,6 +28,7 @@ use std::{
 use serde_json::{Value, json};
 
 pub mod booking;
+pub mod photos;
 
 /// Path of a workspace binary next to the running executable (`target/<profile>/<name>`), from a test
 /// (`target/<profile>/deps/<test>`) or from a binary of this crate (`target/<profile>/<bin>`).
@@ -251,5 +253,29 @@ impl Api {
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("response body");
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Any request with raw bytes in and out, for photos: `(status, headers, body)`.
+    pub async fn bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<reqwest::Body>,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("request reaches the server");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        (status, headers, resp.bytes().await.expect("response body").to_vec())
     }
 }

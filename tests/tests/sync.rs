@@ -277,6 +277,130 @@ async fn a_record_with_a_photo_not_yet_uploaded_is_not_submitted() {
     assert_eq!(view["state"], "in_progress", "a referenced photo is not in the photo store: {view}");
 }
 
+#[tokio::test]
+async fn a_real_photo_attached_offline_is_uploaded_on_sync_and_completes_the_record() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    let photo = fieldcheck_tests::repo_root().join("fixtures/photos/gps_DSCN0010.jpg");
+    let attached =
+        one.ok(&["attach", &id, photo.to_str().unwrap(), "--caption", "carton label", "--item", &items[0]]);
+    let sha = attached["extra"]["sha256"].as_str().unwrap().to_owned();
+    for item in &items {
+        one.ok(&["check", &id, item, "pass"]);
+    }
+    one.ok(&["verdict", &id, "conforming"]);
+    one.ok(&["complete", &id]);
+    let report = one.ok(&["sync"]);
+    assert_eq!(report["photos_uploaded"], 1, "{report}");
+    assert_eq!(one.ok(&["status"])["pending_photos"], json!([]));
+
+    let supervisor = server.login("supervisor1").await;
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["pending_photos"], json!([]), "{view}");
+    assert_eq!(view["state"], "submitted", "complete, no conflict, every photo present: {view}");
+    let (status, meta) = supervisor.get(&format!("/api/v1/photos/{sha}/metadata")).await;
+    assert_eq!(status, 200, "{meta}");
+    assert_eq!(meta["make"], "NIKON");
+    // Syncing again sends nothing twice.
+    assert_eq!(one.ok(&["sync"])["photos_uploaded"], 0);
+}
+
+#[tokio::test]
+async fn the_last_photo_arriving_after_the_final_sync_submits_the_record() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    // A copy the handheld can lose: the reference syncs, the bytes cannot be read at first.
+    let photo = one.path().join("label.jpg");
+    std::fs::copy(fieldcheck_tests::repo_root().join("fixtures/photos/Canon_40D.jpg"), &photo).unwrap();
+    let attached =
+        one.ok(&["attach", &id, photo.to_str().unwrap(), "--caption", "label", "--item", &items[0]]);
+    let sha = attached["extra"]["sha256"].as_str().unwrap().to_owned();
+    for item in &items {
+        one.ok(&["check", &id, item, "pass"]);
+    }
+    one.ok(&["verdict", &id, "conforming"]);
+    one.ok(&["complete", &id]);
+    let bytes = std::fs::read(&photo).unwrap();
+    std::fs::remove_file(&photo).unwrap();
+    let report = one.ok(&["sync"]);
+    assert_eq!(report["photos_refused"][0][1], "unreadable_file", "{report}");
+    let supervisor = server.login("supervisor1").await;
+    assert_eq!(record(&supervisor, instruction).await["state"], "in_progress");
+
+    // The bytes arrive by another way (a colleague's upload, a retry): the record submits then and there.
+    let (status, body) = server
+        .api()
+        .post("/api/v1/auth/login", json!({"username": "officer1", "password": "demo-password"}))
+        .await;
+    assert_eq!(status, 200);
+    let officer = server.api().with_token(body["access_token"].as_str().unwrap());
+    let (status, _) = officer
+        .raw(
+            reqwest::Method::PUT,
+            &format!("/api/v1/photos/{sha}?instruction={instruction}"),
+            "image/jpeg",
+            bytes,
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(record(&supervisor, instruction).await["state"], "submitted");
+}
+
+#[tokio::test]
+async fn an_interrupted_photo_upload_is_resumed_by_the_next_sync_and_ends_byte_identical() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    let photo = fieldcheck_tests::repo_root().join("fixtures/photos/mobile_jolla.jpg");
+    let bytes = std::fs::read(&photo).unwrap();
+    let attached =
+        one.ok(&["attach", &id, photo.to_str().unwrap(), "--caption", "pallet", "--item", &items[0]]);
+    let sha = attached["extra"]["sha256"].as_str().unwrap().to_owned();
+
+    // The link dropped after the first 300 KB of an earlier attempt: the server holds them.
+    let (_, body) = server
+        .api()
+        .post("/api/v1/auth/login", json!({"username": "officer1", "password": "demo-password"}))
+        .await;
+    let officer = server.api().with_token(body["access_token"].as_str().unwrap());
+    let (status, started) = officer
+        .post(
+            &format!("/api/v1/photos/{sha}/uploads"),
+            json!({"instruction_id": instruction, "size": bytes.len()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let upload = started["upload_id"].as_str().unwrap();
+    let (status, _, _) = officer
+        .bytes(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/photo-uploads/{upload}"),
+            &[("upload-offset", "0".into()), ("content-type", "application/offset+octet-stream".into())],
+            Some(bytes[..300_000].to_vec().into()),
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    let report = one.ok(&["sync"]);
+    assert_eq!(report["photos_uploaded"], 1, "{report}");
+    let supervisor = server.login("supervisor1").await;
+    let (status, _, stored) =
+        supervisor.bytes(reqwest::Method::GET, &format!("/api/v1/photos/{sha}"), &[], None).await;
+    assert_eq!(status, 200);
+    assert!(stored == bytes, "the stored photo is byte-identical to the file");
+}
+
 /// A device that speaks the batch protocol directly, to send what a well-behaved handheld never would.
 struct RawDevice {
     api: Api,

@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_login_throttle.sql")),
     (4, include_str!("migrations/0004_bookings.sql")),
     (5, include_str!("migrations/0005_records.sql")),
+    (6, include_str!("migrations/0006_photos.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

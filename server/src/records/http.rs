@@ -142,7 +142,7 @@ pub async fn record(
                 open_conflicts(&doc).map_err(|e| ApiError::Internal(anyhow::anyhow!("conflicts: {e}")))?;
             let mut pending_photos = Vec::new();
             for sha in read.photos.keys() {
-                if !projection::photo_is_present(c, sha.as_str())? {
+                if !crate::photos::store::is_present(c, sha.as_str())? {
                     pending_photos.push(sha.to_string());
                 }
             }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use fieldcheck_sync::{Conflict, RecordDoc, open_conflicts, schema::Verdict};
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::json;
 
@@ -17,15 +17,6 @@ use crate::{
     error::ApiError,
     instructions::{self, Change, Instruction},
 };
-
-/// Whether the photo store holds the bytes of `sha256`.
-///
-/// The photo store is another issue's and not on this branch; until it is merged every reference
-/// counts as pending, so no record can reach `submitted` with photos. At merge this becomes
-/// `crate::photos::store::is_present(c, sha256)`: the one place presence is decided.
-pub fn photo_is_present(_c: &Connection, _sha256: &str) -> rusqlite::Result<bool> {
-    Ok(false)
-}
 
 /// The empty projection of a record just created at dispatch.
 pub fn create(
@@ -130,7 +121,7 @@ pub fn project(
                 photo.stamp.by.as_str()
             ],
         )?;
-        photos_present &= photo_is_present(tx, sha.as_str())?;
+        photos_present &= crate::photos::store::is_present(tx, sha.as_str())?;
     }
     let (verdict, disposal) = match read.verdict.as_ref().map(|v| v.value) {
         None => (None, None),
@@ -187,4 +178,39 @@ pub fn project(
         receipts = true;
     }
     Ok(receipts)
+}
+
+/// A photo arrived in the store: an instruction waiting only for it may now be submitted. Decided from the
+/// projection rows, so the record document need not be loaded. Answers whether a receipt was written.
+pub fn photo_arrived(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    instruction_id: i64,
+) -> Result<bool, ApiError> {
+    let Some(instruction) = instructions::get(tx, instruction_id)? else { return Ok(false) };
+    if !matches!(instruction.state, InstructionState::InProgress | InstructionState::Returned) {
+        return Ok(false);
+    }
+    let ready: Option<bool> = tx
+        .query_row(
+            "SELECT p.complete AND p.open_conflicts = 0 AND NOT EXISTS (
+                 SELECT 1 FROM record_photos rp WHERE rp.instruction_id = p.instruction_id
+                   AND NOT EXISTS (SELECT 1 FROM photos ph WHERE ph.sha256 = rp.sha256))
+             FROM record_projection p WHERE p.instruction_id = ?1",
+            [instruction_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if ready != Some(true) {
+        return Ok(false);
+    }
+    let change = Change {
+        state: InstructionState::Submitted,
+        kind: "result_submitted",
+        opinion: None,
+        details: json!({"open_conflicts": 0, "complete": true, "photos_present": true}),
+    };
+    instructions::transition(tx, now, actor, &instruction, change)?;
+    Ok(true)
 }

@@ -229,6 +229,12 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
             for (doc, code, message) in &report.errors {
                 text.push_str(&format!("\n  refused {doc}: {code}: {message}"));
             }
+            if report.photos_uploaded > 0 {
+                text.push_str(&format!("\nuploaded {} photos", report.photos_uploaded));
+            }
+            for (sha, code, message) in &report.photos_refused {
+                text.push_str(&format!("\n  photo {sha} refused: {code}: {message}"));
+            }
             Ok(Output { text, json: serde_json::to_value(&report)? })
         }
         Command::List => list(store),

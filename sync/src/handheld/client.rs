@@ -149,6 +149,78 @@ impl Client {
     }
 }
 
+/// How one photo upload ended.
+pub enum Upload {
+    /// The photo store holds the bytes (now or from before).
+    Stored,
+    /// Refused for good: damaged, wrong hash, not an image, not our instruction.
+    Refused(ServerError),
+}
+
+/// Chunk size for resumable photo uploads: small enough to cross a slow mobile link well within the
+/// server's request timeout.
+pub const PHOTO_CHUNK: usize = 256 * 1024;
+
+impl Client {
+    /// Uploads a photo by the resumable protocol (docs/api.md, "Photos"): start (or find the unfinished
+    /// upload of these bytes), append chunks from the server's offset, finish. An interrupted upload
+    /// resumes from what the server already holds, on the next sync if need be.
+    pub fn upload_photo(&mut self, sha256: &str, instruction_id: i64, bytes: &[u8]) -> Result<Upload> {
+        let start = format!("{}/api/v1/photos/{sha256}/uploads", self.base);
+        let body = json!({"instruction_id": instruction_id, "size": bytes.len()});
+        let resp = self.send(&|http, token| with_token(http.post(&start).json(&body), token))?;
+        if resp.status().is_client_error() {
+            return Ok(Upload::Refused(server_error(resp)));
+        }
+        let status: Value = read_json(resp)?;
+        if status["complete"] == json!(true) {
+            return Ok(Upload::Stored);
+        }
+        let upload_id = status["upload_id"].as_str().context("the server named no upload")?.to_owned();
+        let url = format!("{}/api/v1/photo-uploads/{upload_id}", self.base);
+        let mut offset = status["offset"].as_u64().context("no offset")? as usize;
+        while offset < bytes.len() {
+            let chunk = &bytes[offset..(offset + PHOTO_CHUNK).min(bytes.len())];
+            let resp = self.send(&|http, token| {
+                let req = http
+                    .patch(&url)
+                    .header("content-type", "application/offset+octet-stream")
+                    .header("upload-offset", offset.to_string())
+                    .body(chunk.to_vec());
+                with_token(req, token)
+            })?;
+            let code = resp.status().as_u16();
+            if code == 204 {
+                offset += chunk.len();
+                self.bytes_sent += chunk.len() as u64;
+                continue;
+            }
+            // Out of step with the server (a retried chunk that had landed, or a busy upload): ask.
+            if code == 409 {
+                let head = self.send(&|http, token| with_token(http.head(&url), token))?;
+                offset = head
+                    .headers()
+                    .get("upload-offset")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .context("the server gave no offset")?;
+                continue;
+            }
+            return Ok(Upload::Refused(server_error(resp)));
+        }
+        let finish = format!("{url}/finish");
+        let resp = self.send(&|http, token| with_token(http.post(&finish), token))?;
+        if resp.status().is_success() { Ok(Upload::Stored) } else { Ok(Upload::Refused(server_error(resp))) }
+    }
+}
+
+fn with_token(req: RequestBuilder, token: Option<&str>) -> RequestBuilder {
+    match token {
+        Some(t) => req.bearer_auth(t),
+        None => req,
+    }
+}
+
 fn backoff(attempt: u32) {
     // 200 ms, 400 ms, 800 ms … capped at 10 s.
     let ms = (200u64 << attempt.min(6).saturating_sub(1)).min(10_000);

@@ -121,6 +121,10 @@ pub struct SyncReport {
     pub records: usize,
     /// Documents the server refused, with the rule: `(doc, code, message)`.
     pub errors: Vec<(String, String, String)>,
+    /// Photos whose bytes reached the photo store in this sync.
+    pub photos_uploaded: usize,
+    /// Photos the server refused for good: `(sha256, code, message)`.
+    pub photos_refused: Vec<(String, String, String)>,
 }
 
 /// Exchanges messages for `ids` until neither side has anything to say. Every request's results are
@@ -196,7 +200,36 @@ fn exchange(
     Ok(failed)
 }
 
-/// A full sync: the assignment index, then every record it lists.
+/// Uploads the queued photos after the documents that reference them. A network failure stops the sync with
+/// an error and leaves the rest queued: the next sync resumes each upload at the server's offset.
+fn upload_photos(store: &Store, client: &mut Client, report: &mut SyncReport, now: i64) -> Result<()> {
+    for (sha, path, instruction) in store.uploadable_photos()? {
+        let instruction_id: i64 =
+            instruction.parse().with_context(|| format!("instruction id {instruction}"))?;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                // The file was moved or deleted on the device: nothing to send, and retrying cannot help.
+                store.photo_refused(&sha, &format!("cannot read {path}: {e}"))?;
+                report.photos_refused.push((sha, "unreadable_file".into(), e.to_string()));
+                continue;
+            }
+        };
+        match client.upload_photo(&sha, instruction_id, &bytes)? {
+            client::Upload::Stored => {
+                store.photo_uploaded(&sha, now)?;
+                report.photos_uploaded += 1;
+            }
+            client::Upload::Refused(e) => {
+                store.photo_refused(&sha, &format!("{}: {}", e.code, e.message))?;
+                report.photos_refused.push((sha, e.code, e.message));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A full sync: the assignment index, then every record it lists, then the queued photos.
 pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     let acknowledged_upto = store.last_pending_id()?;
@@ -228,6 +261,7 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
             store.acknowledge(id, acknowledged_upto)?;
         }
     }
+    upload_photos(store, client, &mut report, now)?;
     store.set("last_sync_at", &now.to_string())?;
     report.records = ids.len();
     report.requests = client.requests;

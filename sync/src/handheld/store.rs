@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS photo_queue (
     path         TEXT NOT NULL,
     doc_id       TEXT NOT NULL,
     queued_at    INTEGER NOT NULL,
-    uploaded_at  INTEGER
+    uploaded_at  INTEGER,
+    refused      TEXT                -- the server's reason when it will never accept these bytes
 );
 ";
 
@@ -202,6 +203,31 @@ impl Store {
             .conn
             .prepare("SELECT sha256, path FROM photo_queue WHERE uploaded_at IS NULL ORDER BY queued_at")?;
         Ok(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?)
+    }
+
+    /// Photos to upload now, `(sha256, path, instruction_id)`: not uploaded, not refused for good, and
+    /// attached to a record we know the instruction of.
+    pub fn uploadable_photos(&self) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT q.sha256, q.path, d.instruction_id FROM photo_queue q JOIN docs d ON d.id = q.doc_id
+             WHERE q.uploaded_at IS NULL AND q.refused IS NULL AND d.instruction_id IS NOT NULL
+             ORDER BY q.queued_at",
+        )?;
+        Ok(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?)
+    }
+
+    pub fn photo_uploaded(&self, sha256: &str, now: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE photo_queue SET uploaded_at = ?1 WHERE sha256 = ?2", params![now, sha256])?;
+        Ok(())
+    }
+
+    /// The server refused the bytes for a reason retrying cannot fix (damaged file, wrong hash): kept
+    /// visible in `status` instead of being re-sent on every sync.
+    pub fn photo_refused(&self, sha256: &str, reason: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE photo_queue SET refused = ?1 WHERE sha256 = ?2", params![reason, sha256])?;
+        Ok(())
     }
 }
 
