@@ -1,6 +1,7 @@
-//! HTTP to the server: JSON for login and registration, CBOR for sync batches. Network failures and
-//! 5xx answers are retried with exponential backoff (a flaky link is the normal case in a yard); an
-//! expired access token is renewed once with the refresh token. Plain HTTP only for now: no TLS.
+//! HTTP to the server: JSON for login and registration, CBOR for sync batches. Network failures,
+//! request timeouts (408) and 5xx answers are retried with exponential backoff (a flaky link is the normal
+//! case in a yard); an expired access token is renewed once with the refresh token. Plain HTTP only for
+//! now: no TLS.
 
 use std::time::Duration;
 
@@ -70,7 +71,14 @@ impl Client {
                     refreshed = true;
                     self.refresh()?;
                 }
-                Ok(resp) if resp.status().is_server_error() && attempt < self.attempts => backoff(attempt),
+                // 408: the server's request timeout fired while our batch waited for the writer; it may
+                // still have been stored. Sync is idempotent, so asking again is safe and settles it.
+                Ok(resp)
+                    if (resp.status().is_server_error() || resp.status().as_u16() == 408)
+                        && attempt < self.attempts =>
+                {
+                    backoff(attempt)
+                }
                 Ok(resp) => return Ok(resp),
                 Err(e) if attempt < self.attempts && (e.is_connect() || e.is_timeout() || e.is_request()) => {
                     eprintln!("network error ({e}); retrying");
