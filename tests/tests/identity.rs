@@ -98,6 +98,25 @@ async fn an_access_token_expires_by_the_server_clock() {
     assert_eq!((status, body["code"].as_str()), (401, Some("token_expired")));
 }
 
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_in_any_letter_case() {
+    let server = TestServer::start();
+    let pair = login_pair(&server, "reviewer1").await;
+    let access = token(&pair, "access_token");
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let (status, _, body) = server
+            .api()
+            .bytes(
+                reqwest::Method::GET,
+                "/api/v1/me",
+                &[("authorization", format!("{scheme} {access}"))],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{scheme}: {}", String::from_utf8_lossy(&body));
+    }
+}
+
 fn decode_part(part: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
