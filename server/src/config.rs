@@ -134,7 +134,7 @@ pub struct AuthSettings {
     /// Argon2 memory cost in KiB; the default follows OWASP's minimum for argon2id.
     pub argon2_memory_kib: u32,
     /// Password hashes computed at once, each holding `argon2_memory_kib` of memory; 0 means two per CPU
-    /// core. Hashing is CPU-bound, so more would only add memory, not speed.
+    /// core. Hashing is CPU-bound: beyond a small multiple of the cores, more adds memory, not speed.
     pub password_hash_concurrency: usize,
     /// Logins that may wait for a hashing slot; beyond them a login is answered 503 with `Retry-After`
     /// rather than queued, so a burst cannot pile up memory or latency.
