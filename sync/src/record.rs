@@ -11,7 +11,8 @@ use automerge::{
 use crate::json;
 use crate::schema::{
     self, CheckResult, InstructionPart, MAX_PHOTOS, MAX_SAMPLES, Measurement, OFFICER_CONTAINERS, PhotoHash,
-    PhotoRef, Record, SCHEMA_VERSION, Sample, SampleId, SchemaViolation, Stamp, UnixMillis, Verdict, key,
+    PhotoRef, Record, Review, SCHEMA_VERSION, Sample, SampleId, SchemaViolation, Stamp, UnixMillis, Verdict,
+    key,
 };
 
 /// A fresh automerge actor id (16 random bytes; `to_string()` gives its hex form).
@@ -442,6 +443,12 @@ impl RecordDoc {
         })
     }
 
+    /// The server writes a supervisor's review (replacing any earlier one); officers only read it.
+    pub fn set_review(&mut self, review: &Review, at: UnixMillis) -> Result<(), RecordError> {
+        check_schema(&self.doc)?;
+        edit(&mut self.doc, at, "review", |doc| Ok(json::put(doc, &ROOT, key::REVIEW, review)?))
+    }
+
     /// The whole record as plain values, with the winning value wherever officers conflicted
     /// (see [`open_conflicts`](crate::conflicts::open_conflicts) for the others).
     pub fn read(&self) -> Result<Record, RecordError> {
@@ -502,6 +509,10 @@ impl RecordDoc {
             verdict: schema::read_verdict(doc, verdict_obj, key::VERDICT.to_owned())?,
             signatures,
             completion: schema::read_completion(doc, completion_obj, key::COMPLETION.to_owned())?,
+            review: match schema::child(doc, &ROOT, key::REVIEW, ObjType::Map) {
+                Some(obj) => Some(json::get(doc, &obj, key::REVIEW)?),
+                None => None,
+            },
         })
     }
 }

@@ -12,6 +12,7 @@
 //!   and the `bench-booking` load generator.
 //! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
 //!   against the same workload merged in-process with plain automerge).
+//! - [`field`]: an instruction dispatched to officers, and real `handheld` processes to inspect it with.
 //! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
@@ -28,6 +29,7 @@ use std::{
 use serde_json::{Value, json};
 
 pub mod booking;
+pub mod field;
 pub mod photos;
 
 /// Path of a workspace binary next to the running executable (`target/<profile>/<name>`), from a test

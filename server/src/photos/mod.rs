@@ -266,8 +266,6 @@ pub fn record(
     };
     let linked = store::link(tx, sha.as_str(), instruction_id, caller.user_id, now)?;
     if created || linked {
-        // The last missing photo of a complete record submits it, in the transaction that stored it.
-        crate::records::projection::photo_arrived(tx, now, &Actor::User(caller.user_id), instruction_id)?;
         let action = if created { "photo.store" } else { "photo.link" };
         audit::append(
             tx,

@@ -301,6 +301,10 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
         r.instruction.enterprise_name,
         r.instruction.site
     );
+    // First, not last: a returned result is what the officer must act on.
+    if let Some(review) = &r.review {
+        text.push_str(&format!("{} by {}: {}\n", review.decision.to_uppercase(), review.by, review.opinion));
+    }
     for line in &r.instruction.goods {
         text.push_str(&format!(
             "  goods {}: {} {} {} {}\n",
