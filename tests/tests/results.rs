@@ -17,7 +17,9 @@ async fn submitted(server: &TestServer, verdict: &[&str]) -> (i64, i64, Handheld
     let id = instruction.to_string();
     let one = Handheld::new(server, "officer1");
     one.sync();
-    one.ok(&["check", &id, &items[0], "pass"]);
+    for item in &items {
+        one.ok(&["check", &id, item, "pass"]);
+    }
     let mut args = vec!["verdict", id.as_str()];
     args.extend_from_slice(verdict);
     one.ok(&args);
@@ -109,6 +111,7 @@ async fn an_approved_conforming_result_seals_the_record_and_releases_the_goods_w
     one.ok(&["check", &id, &items[1], "fail"]);
     let report = one.sync();
     assert_eq!(refused_rules(&report), vec!["sealed_record"], "{report}");
+    assert_eq!(one.ok(&["status"])["pending_edits"], 1, "a refused edit stays pending");
     let after = record(&supervisor, instruction).await;
     assert_eq!(after["heads"], before["heads"]);
 }
@@ -251,4 +254,81 @@ async fn a_cancelled_instruction_closes_its_application_as_cancelled() {
     assert_eq!(status, 200, "{body}");
     let app = application(&server, body["application_id"].as_i64().unwrap()).await;
     assert_eq!(app["state"], "cancelled", "{app}");
+}
+
+fn kinds(receipts: &[Value], instruction: i64) -> Vec<String> {
+    receipts
+        .iter()
+        .filter(|r| r["subject"] == "instruction" && r["subject_id"] == instruction)
+        .map(|r| r["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn complete_on_an_untouched_record_is_not_a_submission_until_every_check_and_the_verdict_are_there() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    let supervisor = server.login("supervisor1").await;
+
+    one.ok(&["complete", &id]);
+    one.sync();
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["state"], "in_progress", "0 of {} checks, no verdict: {view}", items.len());
+
+    for item in &items[1..] {
+        one.ok(&["check", &id, item, "pass"]);
+    }
+    one.ok(&["verdict", &id, "conforming"]);
+    one.sync();
+    assert_eq!(record(&supervisor, instruction).await["state"], "in_progress", "one check has no result");
+
+    one.ok(&["check", &id, &items[0], "not_applicable"]);
+    one.sync();
+    assert_eq!(record(&supervisor, instruction).await["state"], "submitted");
+    let operator = server.login("ent1-operator").await;
+    let submissions = kinds(&receipts(&operator).await, instruction);
+    assert_eq!(submissions.iter().filter(|k| *k == "result_submitted").count(), 1, "{submissions:?}");
+}
+
+#[tokio::test]
+async fn an_officers_change_after_submission_reopens_the_result_with_a_receipt_and_an_audit_entry() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1", "officer2"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    one.sync();
+    for item in &items {
+        one.ok(&["check", &id, item, "pass"]);
+    }
+    one.ok(&["verdict", &id, "conforming"]);
+    one.ok(&["complete", &id]);
+    one.sync();
+    let supervisor = server.login("supervisor1").await;
+    assert_eq!(record(&supervisor, instruction).await["state"], "submitted");
+
+    // officer2 changes a check after submission: reopened on the record, then submitted as it stands now.
+    two.sync();
+    two.ok(&["check", &id, &items[0], "fail"]);
+    two.sync();
+    let operator = server.login("ent1-operator").await;
+    let seen = kinds(&receipts(&operator).await, instruction);
+    assert!(
+        seen.ends_with(&["result_submitted".into(), "result_reopened".into(), "result_submitted".into()]),
+        "{seen:?}"
+    );
+    let (_, audit) = server.login("admin").await.get("/api/v1/admin/audit?limit=1000").await;
+    let (_, me) = server.login("officer2").await.get("/api/v1/me").await;
+    let reopened =
+        audit.as_array().unwrap().iter().find(|e| e["action"] == "instruction.result_reopened").unwrap();
+    assert_eq!(reopened["actor"], format!("user:{}", me["user"]["id"]));
+
+    // Withdrawing completion reopens it and it stays open.
+    two.ok(&["complete", &id, "--undo"]);
+    two.sync();
+    assert_eq!(record(&supervisor, instruction).await["state"], "in_progress");
 }

@@ -1,6 +1,6 @@
 //! The record as SQL rows (check results, photo references, verdict, completion, open conflicts),
 //! rewritten after every accepted change, and the [`Progress`] that follows from it: whether the record
-//! is ready (complete, no open conflict, every referenced photo present). Moving the instruction is the
+//! is ready to submit (see [`Progress::ready`]). Moving the instruction is the
 //! workflow's.
 
 use std::collections::BTreeMap;
@@ -139,16 +139,21 @@ pub fn project(
         ],
     )?;
 
-    let ready = complete && conflicts.is_empty() && photos_present;
-    let details =
-        json!({"open_conflicts": views.len(), "complete": complete, "photos_present": photos_present});
+    // A non-conforming verdict cannot exist without its disposal (the schema refuses it), so a verdict
+    // covers "a disposal when non-conforming".
+    let checks_without_result = read.checks.len() as i64 - done;
+    let ready =
+        complete && checks_without_result == 0 && verdict.is_some() && conflicts.is_empty() && photos_present;
+    let details = json!({"open_conflicts": views.len(), "complete": complete, "photos_present": photos_present,
+                         "checks_without_result": checks_without_result, "verdict": verdict});
     Ok(Progress { ready, details })
 }
 
 /// What a merged record means for its instruction; the workflow moves the instruction accordingly.
 #[derive(Debug, Clone)]
 pub struct Progress {
-    /// Complete, no open conflict, every referenced photo present.
+    /// Ready to submit: marked complete, every checklist item has a result, a verdict (with its disposal
+    /// when non-conforming), no open conflict, every referenced photo present.
     pub ready: bool,
     /// What the receipt of a resulting state change says.
     pub details: serde_json::Value,
@@ -159,7 +164,8 @@ pub struct Progress {
 pub fn ready(c: &Connection, instruction_id: i64) -> Result<bool, ApiError> {
     let ready: Option<bool> = c
         .query_row(
-            "SELECT p.complete AND p.open_conflicts = 0 AND NOT EXISTS (
+            "SELECT p.complete AND p.open_conflicts = 0 AND p.checks_done = p.checks_total
+                 AND p.verdict IS NOT NULL AND NOT EXISTS (
                  SELECT 1 FROM record_photos rp WHERE rp.instruction_id = p.instruction_id
                    AND NOT EXISTS (SELECT 1 FROM photos ph WHERE ph.sha256 = rp.sha256))
              FROM record_projection p WHERE p.instruction_id = ?1",

@@ -151,8 +151,8 @@ pub fn booking_changed(
 }
 
 /// Moves an instruction after a sync changed its record: `in_progress` at the first officer change,
-/// `submitted` once ready, back to `in_progress` if a submitted record stops being ready. Answers whether
-/// a receipt was written.
+/// `submitted` once ready (see `Progress::ready`), reopened by any change after submission. Answers
+/// whether a receipt was written.
 pub fn record_progressed(
     tx: &Transaction<'_>,
     now: i64,
@@ -168,13 +168,20 @@ pub fn record_progressed(
         i.state = instruction_event(tx, now, &actor, &i, InstructionEvent::InspectionStarted, None, details)?;
         wrote = true;
     }
-    let event = match i.state {
-        InstructionState::InProgress if progress.ready => InstructionEvent::ResultSubmitted,
-        InstructionState::Submitted if !progress.ready => InstructionEvent::ResultReopened,
-        _ => return Ok(wrote),
-    };
-    instruction_event(tx, now, &actor, &i, event, None, progress.details.clone())?;
-    Ok(true)
+    // Any officer change after submission reopens the result, so the change is on the record (receipt,
+    // audit) rather than slipped under a submission that did not contain it; still ready, it is
+    // submitted again at once, as it stands now.
+    if i.state == InstructionState::Submitted {
+        let details = progress.details.clone();
+        i.state = instruction_event(tx, now, &actor, &i, InstructionEvent::ResultReopened, None, details)?;
+        wrote = true;
+    }
+    if i.state == InstructionState::InProgress && progress.ready {
+        let details = progress.details.clone();
+        instruction_event(tx, now, &actor, &i, InstructionEvent::ResultSubmitted, None, details)?;
+        wrote = true;
+    }
+    Ok(wrote)
 }
 
 /// A photo arrived in the store: an instruction waiting only for it is submitted now. Answers whether a
