@@ -607,6 +607,53 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_content_digest_follows_the_content_not_who_wrote_it_or_when() {
+        let fill = |by: &str, seconds: i64| {
+            let mut doc = server_record();
+            doc.set_check_result("c1", CheckResult::Pass, &stamp(by, seconds)).unwrap();
+            doc.set_measurement(
+                "c2",
+                Some(&Measurement { value: 12.5, unit: "%".into() }),
+                &stamp(by, seconds),
+            )
+            .unwrap();
+            doc.attach_photo(&photo_hash(1), &photo(), &stamp(by, seconds)).unwrap();
+            doc.set_verdict(Verdict::Conforming, &stamp(by, seconds)).unwrap();
+            doc
+        };
+        let mut one = fill("alice", 1);
+        let digest = one.read().unwrap().content_digest();
+        assert_eq!(digest.len(), 64);
+        assert_eq!(fill("bob", 99).read().unwrap().content_digest(), digest, "same content, other stamps");
+        // Notes and completion are not what the verdict rests on.
+        one.set_complete(true, &stamp("alice", 2)).unwrap();
+        one.update_notes("cold chain intact", T0).unwrap();
+        assert_eq!(one.read().unwrap().content_digest(), digest);
+        // Any change to a result, a measurement, a photo, a sample or the verdict changes it.
+        let changed: [&dyn Fn(&mut RecordDoc); 4] = [
+            &|d| d.set_check_result("c1", CheckResult::Fail, &stamp("alice", 3)).unwrap(),
+            &|d| {
+                d.set_measurement(
+                    "c2",
+                    Some(&Measurement { value: 12.6, unit: "%".into() }),
+                    &stamp("alice", 3),
+                )
+                .unwrap()
+            },
+            &|d| d.add_sample(&SampleId::parse("S-1").unwrap(), &sample(), &stamp("alice", 3)).unwrap(),
+            &|d| {
+                d.set_verdict(Verdict::NonConforming { disposal: Disposal::Return }, &stamp("alice", 3))
+                    .unwrap()
+            },
+        ];
+        for (n, change) in changed.iter().enumerate() {
+            let mut doc = fill("alice", 1);
+            change(&mut doc);
+            assert_ne!(doc.read().unwrap().content_digest(), digest, "change {n}");
+        }
+    }
+
+    #[test]
     fn a_new_record_holds_the_instruction_and_an_empty_entry_per_check_item() {
         let record = server_record().read().unwrap();
         assert_eq!(record.schema, SCHEMA_VERSION);
