@@ -450,6 +450,28 @@ pub struct Record {
 }
 
 impl Record {
+    /// What the record itself still lacks before it can be submitted, in words for the officer
+    /// ("3 checks without result", "no verdict", "not marked complete"); empty when nothing. Open
+    /// conflicts and photos not yet in the server's store are the other two conditions (see
+    /// `conflicts::open_conflicts`; the server checks its photo store).
+    pub fn missing_for_submission(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        let without = self.checks.values().filter(|c| c.result.is_none()).count();
+        match without {
+            0 => {}
+            1 => missing.push("1 check without result".to_owned()),
+            n => missing.push(format!("{n} checks without result")),
+        }
+        // A non-conforming verdict always carries its disposal: the schema refuses one without.
+        if self.verdict.is_none() {
+            missing.push("no verdict".to_owned());
+        }
+        if !self.completion.as_ref().is_some_and(|c| c.value.complete) {
+            missing.push("not marked complete".to_owned());
+        }
+        missing
+    }
+
     /// SHA-256 (hex) over a canonical serialisation of what the result rests on: each check's result
     /// and measurement, the samples, the photo references and the verdict. Who typed what, and when,
     /// is left out: the digest says *what* was approved, the heads say how it came to be.

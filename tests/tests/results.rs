@@ -278,6 +278,10 @@ async fn complete_on_an_untouched_record_is_not_a_submission_until_every_check_a
     one.sync();
     let view = record(&supervisor, instruction).await;
     assert_eq!(view["state"], "in_progress", "0 of {} checks, no verdict: {view}", items.len());
+    // The handheld says exactly what is missing.
+    let shown = one.ok(&["show", &id]);
+    let without = format!("{} checks without result", items.len());
+    assert_eq!(shown["missing"], json!([without, "no verdict"]), "{shown}");
 
     for item in &items[1..] {
         one.ok(&["check", &id, item, "pass"]);

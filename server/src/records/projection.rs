@@ -139,13 +139,11 @@ pub fn project(
         ],
     )?;
 
-    // A non-conforming verdict cannot exist without its disposal (the schema refuses it), so a verdict
-    // covers "a disposal when non-conforming".
-    let checks_without_result = read.checks.len() as i64 - done;
-    let ready =
-        complete && checks_without_result == 0 && verdict.is_some() && conflicts.is_empty() && photos_present;
+    // The same words the handheld shows the officer, so both sides agree on what "ready" means.
+    let missing = read.missing_for_submission();
+    let ready = missing.is_empty() && conflicts.is_empty() && photos_present;
     let details = json!({"open_conflicts": views.len(), "complete": complete, "photos_present": photos_present,
-                         "checks_without_result": checks_without_result, "verdict": verdict});
+                         "missing": missing});
     Ok(Progress { ready, details })
 }
 
