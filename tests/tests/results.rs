@@ -220,6 +220,11 @@ async fn forced_release_needs_a_strong_login_and_a_reason_and_tells_the_enterpri
     let entry =
         audit.as_array().unwrap().iter().find(|e| e["action"] == "instruction.force_released").unwrap();
     assert_eq!(entry["details"]["opinion"], "perishable goods, port congestion");
+    assert_eq!(
+        entry["details"]["details"]["digest"].as_str().map(str::len),
+        Some(64),
+        "sealed as it stood: {entry}"
+    );
 
     // Released once is released: a second forced release is refused.
     let (status, body) = strong.post(&path, json!({"reason": "again"})).await;

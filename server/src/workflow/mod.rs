@@ -271,7 +271,16 @@ pub fn force_release(
     }
     let actor = Actor::User(caller.user_id);
     if !machine::is_sealed(i.state) {
-        instruction_event(tx, now, &actor, &i, InstructionEvent::ForceReleased, Some(reason), json!({}))?;
+        // The record, if officers had one, is sealed as it stands: its heads and digest are the evidence
+        // the goods were released on.
+        let details = match records::store::record_of(tx, id)? {
+            Some(_) => {
+                let seal = records::seal(tx, now, caller.user_id, id)?;
+                json!({"digest": seal.digest, "heads": seal.heads})
+            }
+            None => json!({}),
+        };
+        instruction_event(tx, now, &actor, &i, InstructionEvent::ForceReleased, Some(reason), details)?;
     }
     applications::release(tx, now, &actor, &mut app, "force_released", Some(reason), true)?;
     instruction(tx, id)
