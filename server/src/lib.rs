@@ -61,14 +61,19 @@ pub mod state;
 pub mod telemetry;
 pub mod workflow;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::keys::JwtKeys, clock::Clock, config::Settings, db::Db, ops::metrics::Metrics,
-    photos::store::PhotoFiles, state::AppState,
+    auth::{keys::JwtKeys, password::Passwords},
+    clock::Clock,
+    config::Settings,
+    db::Db,
+    ops::metrics::Metrics,
+    photos::store::PhotoFiles,
+    state::AppState,
 };
 
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
@@ -85,12 +90,15 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     if settings.demo.enabled && demo::load_if_empty(&db, &settings, clock.now_ms())? {
         tracing::info!("loaded demo data; every demo user's password is `{}`", demo::DEMO_PASSWORD);
     }
+    let metrics = Metrics::new();
+    let passwords = Passwords::new(&settings.auth, metrics.registry())?;
     Ok(AppState {
         settings: Arc::new(settings),
         db,
         keys: Arc::new(keys),
         clock,
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(metrics),
+        passwords: Arc::new(passwords),
         receipts: Arc::new(tokio::sync::watch::channel(0).0),
         photos: Arc::new(
             PhotoFiles::open(&data_dir)
@@ -109,6 +117,8 @@ pub async fn run(
     let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
     let app = router::app(state);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // Login limits key on the client's address: handlers read it as `ConnectInfo<SocketAddr>`.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stopping_tx.send(());
