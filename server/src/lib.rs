@@ -20,12 +20,15 @@
 //! - [`applications`]: inspection applications: drafts, submission, copies, inspection numbers.
 //! - [`review`]: document review (approve, return, suspend, resume, document check) and auto-review.
 //! - [`selection`]: the risk engine's reproducible, explained decision after approval.
-//! - [`instructions`]: on-site inspection instructions, checklists, officer assignment, statistics.
+//! - [`instructions`]: on-site inspection instructions, checklists, officers, the state machine, statistics.
 //! - [`bookings`]: slot calendars per site, availability, and bookings that never overbook a slot.
 //! - [`records`]: offline inspection records: record and index documents in SQLite, the batch sync
-//!   engine (validate, merge, persist), the SQL projection and the instruction's progress.
+//!   engine (validate, merge, persist), the SQL projection, seals and supervisors' reviews.
 //! - [`photos`]: photo evidence: content-addressed uploads (whole or resumable), checks, EXIF, thumbnails.
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
+//! - [`workflow`]: the only code that crosses modules: every instruction event (assign, cancel, booking,
+//!   record progress, approve, return, forced release, disposal) as receipt + audit entry, and what
+//!   follows in the other modules (record opened, booking released, record sealed, goods released).
 //! - [`ops`]: health, readiness, metrics, the test clock.
 //! - [`clock`]: the one source of "now", movable in tests.
 //! - [`demo`]: demo data for `serve --demo`.
@@ -56,6 +59,7 @@ pub mod router;
 pub mod selection;
 pub mod state;
 pub mod telemetry;
+pub mod workflow;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

@@ -29,6 +29,7 @@ use crate::{
     error::ApiError,
     instructions, ops, orgs, photos, receipts, records, reference, review, selection,
     state::AppState,
+    workflow,
 };
 
 #[derive(OpenApi)]
@@ -169,6 +170,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(applications::http::submit))
             .routes(routes!(applications::http::copy))
             .routes(routes!(applications::http::history))
+            .routes(routes!(applications::http::e_record))
             .routes(routes!(instructions::http::list))
             .routes(routes!(instructions::http::get))
             .routes(routes!(reference::http::hs_code))
@@ -188,8 +190,11 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         state,
         Policy::roles(SUPERVISORS),
         OpenApiRouter::new()
-            .routes(routes!(instructions::http::assign))
-            .routes(routes!(instructions::http::cancel))
+            .routes(routes!(workflow::http::assign))
+            .routes(routes!(workflow::http::cancel))
+            .routes(routes!(workflow::http::approve))
+            .routes(routes!(workflow::http::return_result))
+            .routes(routes!(workflow::http::disposal_done))
             .routes(routes!(review::http::set_auto_review))
             .routes(routes!(bookings::http::put_calendar))
             .routes(routes!(bookings::http::confirm))
@@ -206,6 +211,12 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(orgs::http::list_operators, orgs::http::create_operator))
             .routes(routes!(orgs::http::set_operator_status))
             .routes(routes!(orgs::http::set_operator_validity)),
+    );
+    // Releasing goods without an approved conforming result is a decision the supervisor signs for.
+    let supervision_strong = guarded(
+        state,
+        Policy::roles(SUPERVISORS).strong(),
+        OpenApiRouter::new().routes(routes!(workflow::http::force_release)),
     );
     // Issuing a credential to someone else is certificate-grade work: it needs the legal person's key.
     let legal_strong = guarded(
@@ -232,6 +243,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(supervision)
         .merge(legal)
         .merge(legal_strong)
+        .merge(supervision_strong)
         .split_for_parts()
 }
 

@@ -11,7 +11,8 @@ use automerge::{
 use crate::json;
 use crate::schema::{
     self, CheckResult, InstructionPart, MAX_PHOTOS, MAX_SAMPLES, Measurement, OFFICER_CONTAINERS, PhotoHash,
-    PhotoRef, Record, SCHEMA_VERSION, Sample, SampleId, SchemaViolation, Stamp, UnixMillis, Verdict, key,
+    PhotoRef, Record, Review, SCHEMA_VERSION, Sample, SampleId, SchemaViolation, Stamp, UnixMillis, Verdict,
+    key,
 };
 
 /// A fresh automerge actor id (16 random bytes; `to_string()` gives its hex form).
@@ -442,6 +443,12 @@ impl RecordDoc {
         })
     }
 
+    /// The server writes a supervisor's review (replacing any earlier one); officers only read it.
+    pub fn set_review(&mut self, review: &Review, at: UnixMillis) -> Result<(), RecordError> {
+        check_schema(&self.doc)?;
+        edit(&mut self.doc, at, "review", |doc| Ok(json::put(doc, &ROOT, key::REVIEW, review)?))
+    }
+
     /// The whole record as plain values, with the winning value wherever officers conflicted
     /// (see [`open_conflicts`](crate::conflicts::open_conflicts) for the others).
     pub fn read(&self) -> Result<Record, RecordError> {
@@ -502,6 +509,10 @@ impl RecordDoc {
             verdict: schema::read_verdict(doc, verdict_obj, key::VERDICT.to_owned())?,
             signatures,
             completion: schema::read_completion(doc, completion_obj, key::COMPLETION.to_owned())?,
+            review: match schema::child(doc, &ROOT, key::REVIEW, ObjType::Map) {
+                Some(obj) => Some(json::get(doc, &obj, key::REVIEW)?),
+                None => None,
+            },
         })
     }
 }
@@ -592,6 +603,53 @@ pub(crate) mod tests {
             quantity: 3.0,
             unit: "pcs".into(),
             seal_no: "S-0042".into(),
+        }
+    }
+
+    #[test]
+    fn the_content_digest_follows_the_content_not_who_wrote_it_or_when() {
+        let fill = |by: &str, seconds: i64| {
+            let mut doc = server_record();
+            doc.set_check_result("c1", CheckResult::Pass, &stamp(by, seconds)).unwrap();
+            doc.set_measurement(
+                "c2",
+                Some(&Measurement { value: 12.5, unit: "%".into() }),
+                &stamp(by, seconds),
+            )
+            .unwrap();
+            doc.attach_photo(&photo_hash(1), &photo(), &stamp(by, seconds)).unwrap();
+            doc.set_verdict(Verdict::Conforming, &stamp(by, seconds)).unwrap();
+            doc
+        };
+        let mut one = fill("alice", 1);
+        let digest = one.read().unwrap().content_digest();
+        assert_eq!(digest.len(), 64);
+        assert_eq!(fill("bob", 99).read().unwrap().content_digest(), digest, "same content, other stamps");
+        // Notes and completion are not what the verdict rests on.
+        one.set_complete(true, &stamp("alice", 2)).unwrap();
+        one.update_notes("cold chain intact", T0).unwrap();
+        assert_eq!(one.read().unwrap().content_digest(), digest);
+        // Any change to a result, a measurement, a photo, a sample or the verdict changes it.
+        let changed: [&dyn Fn(&mut RecordDoc); 4] = [
+            &|d| d.set_check_result("c1", CheckResult::Fail, &stamp("alice", 3)).unwrap(),
+            &|d| {
+                d.set_measurement(
+                    "c2",
+                    Some(&Measurement { value: 12.6, unit: "%".into() }),
+                    &stamp("alice", 3),
+                )
+                .unwrap()
+            },
+            &|d| d.add_sample(&SampleId::parse("S-1").unwrap(), &sample(), &stamp("alice", 3)).unwrap(),
+            &|d| {
+                d.set_verdict(Verdict::NonConforming { disposal: Disposal::Return }, &stamp("alice", 3))
+                    .unwrap()
+            },
+        ];
+        for (n, change) in changed.iter().enumerate() {
+            let mut doc = fill("alice", 1);
+            change(&mut doc);
+            assert_ne!(doc.read().unwrap().content_digest(), digest, "change {n}");
         }
     }
 

@@ -14,6 +14,7 @@
 //! | `verdict`    | map              | officer |
 //! | `signatures` | map officer → map| officer (each officer only their own) |
 //! | `completion` | map              | officer |
+//! | `review`     | map              | server (absent until a supervisor returns the result) |
 //!
 //! The server creates every container (including one empty map per checklist item) when it creates
 //! the record. Officers only ever write *inside* those containers, so two officers never create the
@@ -78,6 +79,7 @@ pub(crate) mod key {
     pub(crate) const VERDICT: &str = "verdict";
     pub(crate) const SIGNATURES: &str = "signatures";
     pub(crate) const COMPLETION: &str = "completion";
+    pub(crate) const REVIEW: &str = "review";
 
     pub(crate) const BY: &str = "by";
     pub(crate) const AT: &str = "at";
@@ -417,6 +419,18 @@ pub struct Slot {
     pub ends_at: UnixMillis,
 }
 
+/// A supervisor's decision on a submitted result that the officers must read, e.g. a return with the
+/// opinion saying what to redo. Server-owned: written by the server's actor at the root `review`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    /// `returned`.
+    pub decision: String,
+    pub opinion: String,
+    /// The supervisor's username.
+    pub by: String,
+    pub at: UnixMillis,
+}
+
 /// A whole record read back as plain values (the winning value wherever officers conflict; see
 /// `conflicts` for the rest). This is what the server projects into SQL.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -431,6 +445,60 @@ pub struct Record {
     pub verdict: Option<Stamped<Verdict>>,
     pub signatures: BTreeMap<OfficerId, Signature>,
     pub completion: Option<Stamped<Completion>>,
+    /// The latest supervisor's review, if any.
+    pub review: Option<Review>,
+}
+
+impl Record {
+    /// What the record itself still lacks before it can be submitted, in words for the officer
+    /// ("3 checks without result", "no verdict", "not marked complete"); empty when nothing. Open
+    /// conflicts and photos not yet in the server's store are the other two conditions (see
+    /// `conflicts::open_conflicts`; the server checks its photo store).
+    pub fn missing_for_submission(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        let without = self.checks.values().filter(|c| c.result.is_none()).count();
+        match without {
+            0 => {}
+            1 => missing.push("1 check without result".to_owned()),
+            n => missing.push(format!("{n} checks without result")),
+        }
+        // A non-conforming verdict always carries its disposal: the schema refuses one without.
+        if self.verdict.is_none() {
+            missing.push("no verdict".to_owned());
+        }
+        if !self.completion.as_ref().is_some_and(|c| c.value.complete) {
+            missing.push("not marked complete".to_owned());
+        }
+        missing
+    }
+
+    /// SHA-256 (hex) over a canonical serialisation of what the result rests on: each check's result
+    /// and measurement, the samples, the photo references and the verdict. Who typed what, and when,
+    /// is left out: the digest says *what* was approved, the heads say how it came to be.
+    pub fn content_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        /// Maps are `BTreeMap`s and structs serialise their fields in declaration order, so the
+        /// JSON text is the same for the same content wherever it is computed.
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            checks: BTreeMap<&'a str, (Option<CheckResult>, Option<&'a Measurement>)>,
+            samples: BTreeMap<&'a str, &'a Sample>,
+            photos: BTreeMap<&'a str, &'a PhotoRef>,
+            verdict: Option<Verdict>,
+        }
+        let canonical = Canonical {
+            checks: self
+                .checks
+                .iter()
+                .map(|(k, c)| (k.as_str(), (c.result, c.measurement.as_ref())))
+                .collect(),
+            samples: self.samples.iter().map(|(k, s)| (k.as_str(), &s.value)).collect(),
+            photos: self.photos.iter().map(|(k, p)| (k.as_str(), &p.value)).collect(),
+            verdict: self.verdict.as_ref().map(|v| v.value),
+        };
+        let bytes = serde_json::to_vec(&canonical).expect("plain values serialise");
+        hex::encode(Sha256::digest(bytes))
+    }
 }
 
 pub(crate) fn check_item_id(id: &str) -> bool {

@@ -13,6 +13,7 @@
 //! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
 //!   against the same workload merged in-process with plain automerge).
 //! - `src/bin/probe-logins.rs`: login floods against the real server and its memory (RSS from `/proc`).
+//! - [`field`]: an instruction dispatched to officers, and real `handheld` processes to inspect it with.
 //! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
@@ -29,6 +30,7 @@ use std::{
 use serde_json::{Value, json};
 
 pub mod booking;
+pub mod field;
 pub mod photos;
 
 /// Path of a workspace binary next to the running executable (`target/<profile>/<name>`), from a test

@@ -164,6 +164,25 @@ pub async fn get(
     Ok(Json(state.db.read(move |c| load_visible(c, &caller, id, now)).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/applications/{id}/e-record", tag = "applications", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, body = super::ERecord), (status = 404, body = ErrorBody, description = "not released (yet)")))]
+pub async fn e_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<super::ERecord>, ApiError> {
+    let now = state.now_ms();
+    let record = state
+        .db
+        .read(move |c| {
+            load_visible(c, &caller, id, now)?;
+            super::e_record(c, id)?.ok_or_else(|| ApiError::not_found("the electronic record"))
+        })
+        .await?;
+    Ok(Json(record))
+}
+
 #[utoipa::path(put, path = "/api/v1/applications/{id}", tag = "applications", request_body = ApplicationContent,
     security(("bearer" = [])), params(("id" = i64, Path)),
     responses((status = 200, body = Application), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),

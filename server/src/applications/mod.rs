@@ -295,9 +295,32 @@ pub fn transition(
     actor: &Actor,
     app: &mut Application,
     state: ApplicationState,
-    action: &str,
+    action: &'static str,
     opinion: Option<&str>,
 ) -> Result<(), ApiError> {
+    let details = json!({"version": app.version, "disposition": app.disposition});
+    transition_as(tx, now, actor, app, AppChange { state, action, opinion, details })
+}
+
+/// A change of an application's state as its receipt tells it.
+pub struct AppChange<'a> {
+    pub state: ApplicationState,
+    /// The receipt kind and the history action, e.g. `approved`, `released`, `disposal_notice`.
+    pub action: &'static str,
+    pub opinion: Option<&'a str>,
+    /// What the receipt adds, e.g. the disposal or the electronic record's number.
+    pub details: Value,
+}
+
+/// [`transition`] with the receipt's details chosen by the caller.
+pub fn transition_as(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    app: &mut Application,
+    change: AppChange<'_>,
+) -> Result<(), ApiError> {
+    let AppChange { state, action, opinion, details } = change;
     app.state = state;
     app.updated_at = now;
     store::update_state(tx, app)?;
@@ -313,7 +336,7 @@ pub fn transition(
             kind: action,
             state: state.as_str(),
             opinion,
-            details: json!({"version": app.version, "disposition": app.disposition}),
+            details: details.clone(),
         },
     )?;
     audit::append(
@@ -322,9 +345,76 @@ pub fn transition(
         actor,
         &format!("application.{action}"),
         &format!("application:{}", app.id),
-        json!({"state": state, "opinion": opinion, "inspection_no": app.inspection_no}),
+        json!({"state": state, "opinion": opinion, "inspection_no": app.inspection_no, "details": details}),
     )?;
     Ok(())
+}
+
+/// The electronic record (电子底账) of released goods: the number the certificates and the port refer to.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ERecord {
+    pub application_id: i64,
+    /// `E` followed by the 15-digit inspection number: one record per application, found from either.
+    pub number: String,
+    /// `normal` (正常) once released.
+    pub status: String,
+    /// Released by a supervisor's forced release rather than an approved conforming result.
+    pub forced: bool,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub released_at: i64,
+}
+
+/// The electronic record's number for an inspection number.
+pub fn e_record_number(inspection_no: &str) -> String {
+    format!("E{inspection_no}")
+}
+
+pub fn e_record(c: &Connection, application_id: i64) -> rusqlite::Result<Option<ERecord>> {
+    use rusqlite::OptionalExtension;
+    c.query_row(
+        "SELECT application_id, number, status, forced, released_at FROM e_records WHERE application_id = ?1",
+        [application_id],
+        |r| {
+            Ok(ERecord {
+                application_id: r.get(0)?,
+                number: r.get(1)?,
+                status: r.get(2)?,
+                forced: r.get(3)?,
+                released_at: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Releases the goods: the electronic record gets its number and status `normal`, the application
+/// becomes `released`, and the receipt (`action`) carries the number.
+pub fn release(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    app: &mut Application,
+    action: &'static str,
+    opinion: Option<&str>,
+    forced: bool,
+) -> Result<ERecord, ApiError> {
+    let no = app.inspection_no.clone().ok_or_else(|| ApiError::conflict("no_number", "not submitted"))?;
+    let number = e_record_number(&no);
+    tx.execute(
+        "INSERT INTO e_records (application_id, number, status, forced, released_at) VALUES (?1, ?2, 'normal', ?3, ?4)",
+        rusqlite::params![app.id, number, forced, now],
+    )?;
+    let details = json!({"e_record_no": number, "e_record_status": "normal", "forced": forced,
+                         "version": app.version, "disposition": app.disposition});
+    transition_as(
+        tx,
+        now,
+        actor,
+        app,
+        AppChange { state: ApplicationState::Released, action, opinion, details },
+    )?;
+    e_record(tx, app.id)?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("e-record vanished")))
 }
 
 /// Assigns the next serial for (direction, year, district) in the caller's transaction: never duplicated,

@@ -5,11 +5,31 @@ use serde::{Deserialize, Serialize};
 
 use super::{Booking, Calendar, CalendarSpec, ListFilter, NewBooking, SlotFree, calendar};
 use crate::{
+    audit::Actor,
     auth::Caller,
     domain::{BookingState, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
     state::AppState,
 };
+
+/// Runs a booking change in one transaction together with what follows for its instruction (the
+/// workflow moves it between `issued` and `booked`), then wakes receipt readers.
+async fn changed<F>(state: &AppState, user_id: i64, f: F) -> Result<Booking, ApiError>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<Booking, ApiError> + Send + 'static,
+{
+    let now = state.now_ms();
+    let b = state
+        .db
+        .write(move |tx| {
+            let b = f(tx)?;
+            crate::workflow::booking_changed(tx, now, &Actor::User(user_id), b.instruction_id)?;
+            Ok(b)
+        })
+        .await?;
+    state.receipts_changed();
+    Ok(b)
+}
 
 /// The widest date range availability answers in one call.
 pub const MAX_AVAILABILITY_DAYS: i32 = 62;
@@ -138,8 +158,8 @@ pub async fn create(
     let now = state.now_ms();
     let settings = state.settings.booking.clone();
     let new = NewBooking { instruction_id: req.instruction_id, site_code: req.site_code, starts_at };
-    let b = state.db.write(move |tx| super::request(tx, now, &caller, &settings, new)).await?;
-    state.receipts_changed();
+    let b =
+        changed(&state, caller.user_id, move |tx| super::request(tx, now, &caller, &settings, new)).await?;
     Ok((StatusCode::CREATED, Json(b)))
 }
 
@@ -189,8 +209,7 @@ pub async fn confirm(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Booking>, ApiError> {
     let now = state.now_ms();
-    let b = state.db.write(move |tx| super::confirm(tx, now, &caller, id)).await?;
-    state.receipts_changed();
+    let b = changed(&state, caller.user_id, move |tx| super::confirm(tx, now, &caller, id)).await?;
     Ok(Json(b))
 }
 
@@ -222,11 +241,10 @@ pub async fn decline(
         .transpose()?;
     let now = state.now_ms();
     let settings = state.settings.booking.clone();
-    let b = state
-        .db
-        .write(move |tx| super::decline(tx, now, &caller, &settings, id, req.feedback.trim(), proposed))
-        .await?;
-    state.receipts_changed();
+    let b = changed(&state, caller.user_id, move |tx| {
+        super::decline(tx, now, &caller, &settings, id, req.feedback.trim(), proposed)
+    })
+    .await?;
     Ok(Json(b))
 }
 
@@ -250,9 +268,10 @@ pub async fn accept_alternative(
     let start = instant("starts_at", &req.starts_at)?;
     let now = state.now_ms();
     let settings = state.settings.booking.clone();
-    let b =
-        state.db.write(move |tx| super::accept_alternative(tx, now, &caller, &settings, id, start)).await?;
-    state.receipts_changed();
+    let b = changed(&state, caller.user_id, move |tx| {
+        super::accept_alternative(tx, now, &caller, &settings, id, start)
+    })
+    .await?;
     Ok(Json(b))
 }
 
@@ -278,11 +297,10 @@ pub async fn reschedule(
     let start = instant("starts_at", &req.starts_at)?;
     let now = state.now_ms();
     let settings = state.settings.booking.clone();
-    let b = state
-        .db
-        .write(move |tx| super::reschedule(tx, now, &caller, &settings, id, start, req.reason.as_deref()))
-        .await?;
-    state.receipts_changed();
+    let b = changed(&state, caller.user_id, move |tx| {
+        super::reschedule(tx, now, &caller, &settings, id, start, req.reason.as_deref())
+    })
+    .await?;
     Ok(Json(b))
 }
 
@@ -305,11 +323,10 @@ pub async fn cancel(
 ) -> Result<Json<Booking>, ApiError> {
     let now = state.now_ms();
     let settings = state.settings.booking.clone();
-    let b = state
-        .db
-        .write(move |tx| super::cancel(tx, now, &caller, &settings, id, req.reason.as_deref()))
-        .await?;
-    state.receipts_changed();
+    let b = changed(&state, caller.user_id, move |tx| {
+        super::cancel(tx, now, &caller, &settings, id, req.reason.as_deref())
+    })
+    .await?;
     Ok(Json(b))
 }
 
@@ -322,7 +339,6 @@ pub async fn no_show(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Booking>, ApiError> {
     let now = state.now_ms();
-    let b = state.db.write(move |tx| super::mark_no_show(tx, now, &caller, id)).await?;
-    state.receipts_changed();
+    let b = changed(&state, caller.user_id, move |tx| super::mark_no_show(tx, now, &caller, id)).await?;
     Ok(Json(b))
 }

@@ -28,7 +28,7 @@ use crate::{
     delegations,
     domain::{BookingState, InstructionState, Role, Scope, UnitKind, time::rfc3339},
     error::{ApiError, invalid},
-    instructions::{self, Change, Instruction},
+    instructions::{self, Instruction},
     orgs::store as orgs_store,
     receipts::{self, NewReceipt},
 };
@@ -402,39 +402,13 @@ fn record(
     Ok(b)
 }
 
-/// The instruction follows its booking: confirmed → `due_at` set (issued → booked); not confirmed any
-/// more → `due_at` cleared (booked → issued).
-fn follow(
-    tx: &Transaction<'_>,
-    now: i64,
-    actor: &Actor,
-    instruction_id: i64,
-    due: Option<i64>,
-    booking_id: i64,
-) -> Result<(), ApiError> {
-    let i = instructions::get(tx, instruction_id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+/// Writes the booked slot's start on the instruction (`None` when no confirmed booking holds it any more).
+/// The instruction's state follows in the workflow (`workflow::booking_changed`), which reads `due_at`.
+fn follow(tx: &Transaction<'_>, now: i64, instruction_id: i64, due: Option<i64>) -> Result<(), ApiError> {
     tx.execute(
         "UPDATE instructions SET due_at = ?1, updated_at = ?2 WHERE id = ?3",
         params![due, now, instruction_id],
     )?;
-    let change = match (due, i.state) {
-        (Some(at), InstructionState::Issued) => Some(Change {
-            state: InstructionState::Booked,
-            kind: "booked",
-            opinion: None,
-            details: json!({"booking_id": booking_id, "due_at": rfc3339::to_string(at)}),
-        }),
-        (None, InstructionState::Booked) => Some(Change {
-            state: InstructionState::Issued,
-            kind: "booking_withdrawn",
-            opinion: None,
-            details: json!({"booking_id": booking_id}),
-        }),
-        _ => None,
-    };
-    if let Some(change) = change {
-        instructions::transition(tx, now, actor, &i, change)?;
-    }
     Ok(())
 }
 
@@ -541,7 +515,7 @@ pub fn request(
     let id = tx.last_insert_rowid();
     let actor = Actor::User(caller.user_id);
     if state == BookingState::Confirmed {
-        follow(tx, now, &Actor::System, i.id, Some(new.starts_at), id)?;
+        follow(tx, now, i.id, Some(new.starts_at))?;
         record(tx, now, &actor, id, "booking_confirmed", None, json!({"auto_confirmed": true}))
     } else {
         record(tx, now, &actor, id, "booking_requested", None, json!({}))
@@ -577,7 +551,7 @@ pub fn confirm(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resu
     }
     set_state(tx, now, id, BookingState::Confirmed, None)?;
     let actor = Actor::User(caller.user_id);
-    follow(tx, now, &actor, b.booking.instruction_id, Some(b.starts_at), id)?;
+    follow(tx, now, b.booking.instruction_id, Some(b.starts_at))?;
     record(tx, now, &actor, id, "booking_confirmed", None, json!({}))
 }
 
@@ -675,7 +649,7 @@ pub fn accept_alternative(
         params![start, start + rules.slot_ms(), now, id],
     )?;
     let actor = Actor::User(caller.user_id);
-    follow(tx, now, &actor, b.booking.instruction_id, Some(start), id)?;
+    follow(tx, now, b.booking.instruction_id, Some(start))?;
     record(tx, now, &actor, id, "booking_confirmed", None, json!({"alternative_taken": true}))
 }
 
@@ -765,7 +739,7 @@ pub fn reschedule(
     )?;
     let actor = Actor::User(caller.user_id);
     let due = (state == BookingState::Confirmed).then_some(start);
-    follow(tx, now, &actor, b.booking.instruction_id, due, id)?;
+    follow(tx, now, b.booking.instruction_id, due)?;
     record(
         tx,
         now,
@@ -818,7 +792,7 @@ pub fn cancel(
         record_no_show(tx, now, &b.booking, "late_cancel")?;
     }
     let actor = Actor::User(caller.user_id);
-    follow(tx, now, &actor, b.booking.instruction_id, None, id)?;
+    follow(tx, now, b.booking.instruction_id, None)?;
     let kind = if late { "booking_no_show" } else { "booking_cancelled" };
     record(
         tx,
@@ -850,7 +824,7 @@ pub fn mark_no_show(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) ->
     set_state(tx, now, id, BookingState::NoShow, None)?;
     record_no_show(tx, now, &b.booking, "missed")?;
     let actor = Actor::User(caller.user_id);
-    follow(tx, now, &actor, b.booking.instruction_id, None, id)?;
+    follow(tx, now, b.booking.instruction_id, None)?;
     record(tx, now, &actor, id, "booking_no_show", None, json!({"missed": true}))
 }
 

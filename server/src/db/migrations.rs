@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_records.sql")),
     (6, include_str!("migrations/0006_photos.sql")),
     (7, include_str!("migrations/0007_login_limits.sql")),
+    (8, include_str!("migrations/0008_results.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

@@ -117,7 +117,7 @@ vocabulary!(
 
 vocabulary!(
     /// Where an application stands. After approval the risk engine's outcome decides between `released`,
-    /// `document_check` and `inspection`.
+    /// `document_check` and `inspection`; every path ends in `released`, `disposed` or `cancelled`.
     ApplicationState {
         Draft = "draft",
         Submitted = "submitted",
@@ -126,7 +126,12 @@ vocabulary!(
         DocumentCheck = "document_check",
         Inspection = "inspection",
         Released = "released",
+        // Inspected, approved and non-conforming: the disposal notice is out, the goods stay.
         NotReleased = "not_released",
+        // The disposal of non-conforming goods was carried out; the case is closed.
+        Disposed = "disposed",
+        // Customs cancelled the inspection instruction; the case is closed without release.
+        Cancelled = "cancelled",
     }
 );
 
@@ -148,7 +153,7 @@ vocabulary!(
 );
 
 vocabulary!(
-    /// An on-site inspection instruction's life.
+    /// An on-site inspection instruction's life; `instructions::machine` has the transitions.
     InstructionState {
         Issued = "issued",
         Booked = "booked",
@@ -156,7 +161,8 @@ vocabulary!(
         InProgress = "in_progress",
         Submitted = "submitted",
         Approved = "approved",
-        Returned = "returned",
+        // Released by a supervisor before the result was approved (强制放行); sealed like `approved`.
+        ForceReleased = "force_released",
         Cancelled = "cancelled",
     }
 );

@@ -1,4 +1,4 @@
-//! Instructions: list, read, assign, cancel; counts by state.
+//! Instructions: list, read; counts by state. Assigning, cancelling and deciding are `workflow::http`.
 
 use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
@@ -7,7 +7,7 @@ use super::Instruction;
 use crate::{
     auth::Caller,
     domain::{InstructionState, time::rfc3339},
-    error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
+    error::{ApiError, ApiPath, ApiQuery, ErrorBody, invalid},
     state::AppState,
 };
 
@@ -41,53 +41,6 @@ pub async fn get(
 ) -> Result<Json<Instruction>, ApiError> {
     let now = state.now_ms();
     Ok(Json(state.db.read(move |c| super::visible(c, &caller, id, now)).await?))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AssignRequest {
-    /// One to four field officers of your unit's subtree; replaces any earlier assignment.
-    pub officer_ids: Vec<i64>,
-}
-
-#[utoipa::path(post, path = "/api/v1/instructions/{id}/assign", tag = "instructions", request_body = AssignRequest,
-    security(("bearer" = [])), params(("id" = i64, Path)),
-    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
-pub async fn assign(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<i64>,
-    ApiJson(req): ApiJson<AssignRequest>,
-) -> Result<Json<Instruction>, ApiError> {
-    let now = state.now_ms();
-    let i = state.db.write(move |tx| super::assign(tx, now, &caller, id, &req.officer_ids)).await?;
-    state.receipts_changed();
-    Ok(Json(i))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CancelRequest {
-    pub reason: String,
-}
-
-#[utoipa::path(post, path = "/api/v1/instructions/{id}/cancel", tag = "instructions", request_body = CancelRequest,
-    security(("bearer" = [])), params(("id" = i64, Path)),
-    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<i64>,
-    ApiJson(req): ApiJson<CancelRequest>,
-) -> Result<Json<Instruction>, ApiError> {
-    if req.reason.trim().is_empty() {
-        return Err(invalid("reason", "missing_reason", "say why the instruction is cancelled"));
-    }
-    let now = state.now_ms();
-    let i = state.db.write(move |tx| super::cancel(tx, now, &caller, id, &req.reason)).await?;
-    state.receipts_changed();
-    Ok(Json(i))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

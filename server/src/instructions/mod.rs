@@ -1,10 +1,12 @@
 //! Inspection instructions (指令): created for on-site outcomes, with a checklist from the goods'
 //! templates, a unit, a site and a deadline; assigned to officers by a supervisor of the site's subtree.
 //!
-//! Hand-off to offline sync: [`assign`] creates the record document and updates the officers'
-//! assignment-index documents through [`crate::records::on_assign`], inside the same transaction.
+//! This module owns the instruction's rows and its state machine ([`machine`]); it calls no module that
+//! changes state. What follows from an event in other modules (the record opened at assignment, the
+//! booking released at cancellation) is the `workflow` module's.
 
 pub mod http;
+pub mod machine;
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
@@ -229,72 +231,40 @@ pub fn create_for(
     get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
 }
 
-/// A change of an instruction's state, as the enterprise's receipt and the audit log tell it.
-pub struct Change<'a> {
-    pub state: InstructionState,
-    /// What happened, e.g. `assigned`, `cancelled`, `booked`.
-    pub kind: &'a str,
-    pub opinion: Option<&'a str>,
-    pub details: serde_json::Value,
-}
-
-/// Moves an instruction to a new state, with a receipt and an audit entry.
-pub fn transition(
-    tx: &Transaction<'_>,
-    now: i64,
-    actor: &Actor,
-    i: &Instruction,
-    change: Change<'_>,
-) -> Result<(), ApiError> {
-    let Change { state, kind, opinion, details } = change;
-    tx.execute(
-        "UPDATE instructions SET state = ?1, updated_at = ?2 WHERE id = ?3",
-        params![state, now, i.id],
-    )?;
-    receipts::emit(
-        tx,
-        now,
-        NewReceipt {
-            enterprise_id: i.enterprise_id,
-            subject: "instruction",
-            subject_id: i.id,
-            inspection_no: Some(&i.inspection_no),
-            kind,
-            state: state.as_str(),
-            opinion,
-            details: details.clone(),
-        },
-    )?;
-    audit::append(
-        tx,
-        now,
-        actor,
-        &format!("instruction.{kind}"),
-        &format!("instruction:{}", i.id),
-        json!({"from": i.state, "to": state, "opinion": opinion, "details": details}),
-    )?;
+/// Writes an instruction's new state. Only the workflow calls this, after [`machine::next`] allowed it,
+/// in the transaction that writes the event's receipt and audit entry.
+pub fn set_state(tx: &Transaction<'_>, now: i64, id: i64, state: InstructionState) -> rusqlite::Result<()> {
+    tx.execute("UPDATE instructions SET state = ?1, updated_at = ?2 WHERE id = ?3", params![state, now, id])?;
     Ok(())
 }
 
-/// A supervisor of the site's subtree assigns one to four officers of that subtree (replacing earlier ones).
-pub fn assign(
+/// The instruction, if the caller supervises its site (a supervisor of the site's subtree, or an admin);
+/// anyone else is told it does not exist.
+pub fn supervised(tx: &Connection, caller: &Caller, id: i64) -> Result<Instruction, ApiError> {
+    let i = get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+    if caller.role != Role::Admin && !orgs_store::in_subtree(tx, caller.unit()?, i.site_id)? {
+        return Err(ApiError::not_found("the instruction"));
+    }
+    Ok(i)
+}
+
+/// Who an instruction was assigned to before and after [`assign_officers`].
+pub struct Assignment {
+    pub instruction: Instruction,
+    pub before: Vec<i64>,
+    pub after: Vec<i64>,
+}
+
+/// Checks and writes the officers a supervisor of the site's subtree assigns: one to four active field
+/// officers of that subtree, replacing earlier ones. The state change is the workflow's.
+pub fn assign_officers(
     tx: &Transaction<'_>,
     now: i64,
     caller: &Caller,
-    id: i64,
+    i: Instruction,
     officers: &[i64],
-) -> Result<Instruction, ApiError> {
-    let i = get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+) -> Result<Assignment, ApiError> {
     let unit = caller.unit()?;
-    if caller.role != Role::Admin && !orgs_store::in_subtree(tx, unit, i.site_id)? {
-        return Err(ApiError::not_found("the instruction"));
-    }
-    if !matches!(i.state, InstructionState::Issued | InstructionState::Booked | InstructionState::Assigned) {
-        return Err(ApiError::conflict(
-            "instruction_not_assignable",
-            format!("an instruction that is {} cannot be (re)assigned", i.state),
-        ));
-    }
     let mut ids: Vec<i64> = officers.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -319,53 +289,12 @@ pub fn assign(
             ));
         }
     }
-    let before = i.officers.clone();
-    tx.execute("DELETE FROM instruction_officers WHERE instruction_id = ?1", [id])?;
+    tx.execute("DELETE FROM instruction_officers WHERE instruction_id = ?1", [i.id])?;
     for officer in &ids {
         tx.execute(
             "INSERT INTO instruction_officers (instruction_id, officer_id, assigned_at) VALUES (?1, ?2, ?3)",
-            params![id, officer, now],
+            params![i.id, officer, now],
         )?;
     }
-    let change = Change {
-        state: InstructionState::Assigned,
-        kind: "assigned",
-        opinion: None,
-        details: json!({"officers": ids.len()}),
-    };
-    transition(tx, now, &Actor::User(caller.user_id), &i, change)?;
-    crate::records::on_assign(tx, now, &i, &before, &ids)?;
-    get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
-}
-
-pub fn cancel(
-    tx: &Transaction<'_>,
-    now: i64,
-    caller: &Caller,
-    id: i64,
-    reason: &str,
-) -> Result<Instruction, ApiError> {
-    let i = get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
-    if caller.role != Role::Admin && !orgs_store::in_subtree(tx, caller.unit()?, i.site_id)? {
-        return Err(ApiError::not_found("the instruction"));
-    }
-    if matches!(
-        i.state,
-        InstructionState::Submitted | InstructionState::Approved | InstructionState::Cancelled
-    ) {
-        return Err(ApiError::conflict(
-            "instruction_not_cancellable",
-            format!("an instruction that is {} cannot be cancelled", i.state),
-        ));
-    }
-    let change = Change {
-        state: InstructionState::Cancelled,
-        kind: "cancelled",
-        opinion: Some(reason),
-        details: json!({}),
-    };
-    let actor = Actor::User(caller.user_id);
-    transition(tx, now, &actor, &i, change)?;
-    crate::bookings::instruction_cancelled(tx, now, &actor, id)?;
-    get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+    Ok(Assignment { before: i.officers.clone(), instruction: i, after: ids })
 }

@@ -440,7 +440,11 @@ async fn ingest(
             if let Some(id) = &upload_id {
                 store::delete_upload(tx, id)?;
             }
-            super::record(tx, now, &caller, instruction_id, &sha, new.as_ref())
+            let user = caller.user_id;
+            let recorded = super::record(tx, now, &caller, instruction_id, &sha, new.as_ref())?;
+            // The last missing photo of a complete record submits it, in the transaction that stored it.
+            crate::workflow::photo_arrived(tx, now, &crate::audit::Actor::User(user), instruction_id)?;
+            Ok(recorded)
         })
         .await?;
     // The photo may have completed a record, whose submission the enterprise hears of.

@@ -30,7 +30,7 @@ use crate::{
     audit::{self, Actor},
     auth::Caller,
     config::PhotoSettings,
-    domain::{InstructionState, Role},
+    domain::Role,
     error::{ApiError, invalid},
     instructions, orgs,
 };
@@ -110,7 +110,7 @@ pub fn check_upload(c: &Connection, caller: &Caller, instruction_id: i64) -> Res
         return Err(ApiError::not_found("the instruction").with_details(json!({"field": "instruction"})));
     }
     let i = instructions::get(c, instruction_id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
-    if matches!(i.state, InstructionState::Approved | InstructionState::Cancelled) {
+    if instructions::machine::is_sealed(i.state) {
         return Err(ApiError::conflict(
             "instruction_closed",
             format!("the instruction is {}; it takes no more evidence", i.state),
@@ -266,8 +266,6 @@ pub fn record(
     };
     let linked = store::link(tx, sha.as_str(), instruction_id, caller.user_id, now)?;
     if created || linked {
-        // The last missing photo of a complete record submits it, in the transaction that stored it.
-        crate::records::projection::photo_arrived(tx, now, &Actor::User(caller.user_id), instruction_id)?;
         let action = if created { "photo.store" } else { "photo.link" };
         audit::append(
             tx,

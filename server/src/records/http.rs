@@ -80,11 +80,21 @@ pub async fn sync(
         .with_details(json!({"limit": MAX_DOCS_PER_BATCH})));
     }
     let now = state.now_ms();
-    let outcome = state.db.write(move |tx| super::sync_batch(tx, now, &caller, &device_id, &request)).await?;
-    if outcome.receipts_written {
+    let (response, receipts_written) = state
+        .db
+        .write(move |tx| {
+            let outcome = super::sync_batch(tx, now, &caller, &device_id, &request)?;
+            let mut wrote = false;
+            for (instruction_id, progress) in &outcome.progress {
+                wrote |= crate::workflow::record_progressed(tx, now, &caller, *instruction_id, progress)?;
+            }
+            Ok((outcome.response, wrote))
+        })
+        .await?;
+    if receipts_written {
         state.receipts_changed();
     }
-    Ok(([(CONTENT_TYPE, batch::CONTENT_TYPE)], batch::encode(&outcome.response)).into_response())
+    Ok(([(CONTENT_TYPE, batch::CONTENT_TYPE)], batch::encode(&response)).into_response())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

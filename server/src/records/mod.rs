@@ -16,17 +16,19 @@ use std::collections::BTreeMap;
 use fieldcheck_sync::{
     ActorId, Assignment, AssignmentIndex, RecordDoc, Refusal, Rules, SyncSession,
     batch::{DocError, DocMessage, DocResult, SyncRequest, SyncResponse, VERSION},
-    schema::{ChecklistItem, GoodsLine, InstructionPart, OfficerId},
+    schema::{ChecklistItem, GoodsLine, InstructionPart, OfficerId, Review, Verdict},
 };
 use rusqlite::{Connection, Transaction, params};
 
-use self::store::{DocKind, DocMeta};
+use self::{
+    projection::Progress,
+    store::{DocKind, DocMeta},
+};
 use crate::{
     applications::store as applications_store,
     auth::Caller,
-    domain::InstructionState,
     error::ApiError,
-    instructions::{self, Instruction},
+    instructions::{self, Instruction, machine},
     orgs::store as orgs_store,
 };
 
@@ -117,7 +119,7 @@ fn append_index(
     Ok(())
 }
 
-/// The hand-off from dispatch (called by [`instructions::assign`] inside its transaction): creates the
+/// The hand-off from dispatch (called by `workflow::assign` inside its transaction): creates the
 /// record document on first assignment and puts it in the index of every newly assigned officer;
 /// officers dropped by a re-assignment lose it from theirs.
 pub fn on_assign(
@@ -186,15 +188,10 @@ pub fn bound_officers(c: &Connection, instruction_id: i64) -> Result<BTreeMap<Ac
         .collect())
 }
 
-/// A sealed record refuses every new change: approved (the heads are the evidence) or cancelled.
-fn is_sealed(state: InstructionState) -> bool {
-    matches!(state, InstructionState::Approved | InstructionState::Cancelled)
-}
-
-/// What a batch did, beyond its response: whether receipts were written (to wake long-pollers).
+/// What a batch did, beyond its response: what each changed record now means for its instruction.
 pub struct BatchOutcome {
     pub response: SyncResponse,
-    pub receipts_written: bool,
+    pub progress: BTreeMap<i64, Progress>,
 }
 
 /// One batch round: every message validated, merged and persisted (or refused on its own), in one
@@ -209,13 +206,13 @@ pub fn sync_batch(
     let index_doc = index_for(tx, caller.user_id, now)?;
     let actor = store::server_actor(tx)?;
     let sender = sender_actor(tx, device_id)?;
-    let mut receipts_written = false;
+    let mut progress = BTreeMap::new();
     let mut results = Vec::with_capacity(request.messages.len());
     for message in &request.messages {
         let actors = Actors { server: &actor, sender: &sender };
         let result = match sync_one(tx, now, caller, device_id, &actors, message)? {
-            Ok((data, accepted, wrote_receipts)) => {
-                receipts_written |= wrote_receipts;
+            Ok((data, accepted, moved)) => {
+                progress.extend(moved);
                 DocResult {
                     doc: message.doc.clone(),
                     data: data.map(fieldcheck_sync::batch::Bytes),
@@ -228,7 +225,7 @@ pub fn sync_batch(
         results.push(result);
     }
     tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, device_id])?;
-    Ok(BatchOutcome { response: SyncResponse { v: VERSION, index_doc, results }, receipts_written })
+    Ok(BatchOutcome { response: SyncResponse { v: VERSION, index_doc, results }, progress })
 }
 
 /// The two actors a batch round deals with.
@@ -255,8 +252,8 @@ fn refused(refusal: &Refusal) -> DocError {
     doc_error(refusal.rule(), refusal.to_string())
 }
 
-/// A document's round: the reply, how many changes were accepted, whether receipts were written.
-type Done = (Option<Vec<u8>>, usize, bool);
+/// A document's round: the reply, how many changes were accepted, and the record's progress if it changed.
+type Done = (Option<Vec<u8>>, usize, Option<(i64, Progress)>);
 
 /// `Ok(Err(..))` is a per-document refusal; `Err(..)` an infrastructure failure that aborts the batch.
 type OneResult = Result<Result<Done, DocError>, ApiError>;
@@ -284,7 +281,7 @@ fn sync_one(
             }
             let mut index = load_index(tx, &meta.id, actor.clone())?;
             // Read-only: an accepted message never adds changes, so there is nothing to store.
-            session.receive(&mut index, &message.data.0, &Rules::ReadOnly).map(|r| (r.reply, 0, false))
+            session.receive(&mut index, &message.data.0, &Rules::ReadOnly).map(|r| (r.reply, 0, None))
         }
         DocKind::Record => {
             match sync_record(tx, now, caller, actors, &meta, &mut session, &message.data.0)? {
@@ -326,7 +323,7 @@ fn sync_record(
     let rules = Rules::Record {
         officers: bound_officers(tx, instruction_id)?,
         sender: actors.sender.clone(),
-        sealed: is_sealed(instruction.state),
+        sealed: machine::is_sealed(instruction.state),
     };
     let mut record = load_record(tx, &meta.id, actors.server.clone())?;
     let heads = record.heads();
@@ -335,14 +332,89 @@ fn sync_record(
         Err(refusal) => return Ok(Ok(Err(refusal))),
     };
     let changes = received.accepted.changes;
-    let mut receipts = false;
+    let mut progress = None;
     if changes > 0 {
         // Persist before replying: the reply acknowledges these changes.
         let chunk = record.save_after(&heads);
         if store::append(tx, &meta.id, &chunk, now)? {
             store::compact(tx, &meta.id, &record.save(), now)?;
         }
-        receipts = projection::project(tx, now, caller, &instruction, &record)?;
+        progress = Some((instruction.id, projection::project(tx, now, instruction.id, &record)?));
     }
-    Ok(Ok(Ok((received.reply, changes, receipts))))
+    Ok(Ok(Ok((received.reply, changes, progress))))
+}
+
+/// What approval stores of a record: its heads, the digest of its content, and the verdict.
+#[derive(Debug, Clone)]
+pub struct Seal {
+    /// Hex change hashes: the exact document state that was approved.
+    pub heads: Vec<String>,
+    /// SHA-256 (hex) of the canonical content: checks, measurements, samples, photos and verdict.
+    pub digest: String,
+    pub verdict: Option<Verdict>,
+}
+
+/// Stores the record's current heads and content digest as the approved evidence.
+pub fn seal(tx: &Transaction<'_>, now: i64, by: i64, instruction_id: i64) -> Result<Seal, ApiError> {
+    let id = store::record_of(tx, instruction_id)?.ok_or_else(|| internal("seal", "no record document"))?;
+    let mut record = load_record(tx, &id, store::server_actor(tx)?)?;
+    let read = record.read().map_err(|e| internal("seal", e))?;
+    let seal = Seal {
+        heads: record.heads().iter().map(|h| h.to_string()).collect(),
+        digest: read.content_digest(),
+        verdict: read.verdict.map(|v| v.value),
+    };
+    let disposal = match seal.verdict {
+        Some(Verdict::NonConforming { disposal }) => Some(disposal.as_str()),
+        _ => None,
+    };
+    tx.execute(
+        "INSERT INTO record_seals (instruction_id, heads, digest, verdict, disposal, sealed_by, sealed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            instruction_id,
+            serde_json::to_string(&seal.heads).map_err(anyhow::Error::from)?,
+            seal.digest,
+            seal.verdict.map(|v| v.value_str()),
+            disposal,
+            by,
+            now
+        ],
+    )?;
+    Ok(seal)
+}
+
+/// The stored seal of an approved record, as the disposal needs it.
+pub struct SealRow {
+    pub digest: String,
+    pub disposal: Option<String>,
+}
+
+pub fn sealed(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<SealRow>> {
+    use rusqlite::OptionalExtension;
+    c.query_row(
+        "SELECT digest, disposal FROM record_seals WHERE instruction_id = ?1",
+        [instruction_id],
+        |r| Ok(SealRow { digest: r.get(0)?, disposal: r.get(1)? }),
+    )
+    .optional()
+}
+
+/// Writes a supervisor's review into the record as a server change, which officers' handhelds
+/// receive on their next sync like any other change.
+pub fn write_review(
+    tx: &Transaction<'_>,
+    now: i64,
+    instruction_id: i64,
+    review: &Review,
+) -> Result<(), ApiError> {
+    let id = store::record_of(tx, instruction_id)?.ok_or_else(|| internal("review", "no record document"))?;
+    let mut record = load_record(tx, &id, store::server_actor(tx)?)?;
+    let heads = record.heads();
+    record.set_review(review, now).map_err(|e| internal("review", e))?;
+    let chunk = record.save_after(&heads);
+    if store::append(tx, &id, &chunk, now)? {
+        store::compact(tx, &id, &record.save(), now)?;
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The record as SQL rows (check results, photo references, verdict, completion, open conflicts),
-//! rewritten after every accepted change, and the instruction's progress that follows from it:
-//! `in_progress` at the first officer change, `submitted` once complete with no open conflict and
-//! every referenced photo present (and back to `in_progress` if that stops being true before approval).
+//! rewritten after every accepted change, and the [`Progress`] that follows from it: whether the record
+//! is ready to submit (see [`Progress::ready`]). Moving the instruction is the
+//! workflow's.
 
 use std::collections::BTreeMap;
 
@@ -10,13 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{
-    audit::Actor,
-    auth::Caller,
-    domain::InstructionState,
-    error::ApiError,
-    instructions::{self, Change, Instruction},
-};
+use crate::error::ApiError;
 
 /// The empty projection of a record just created at dispatch.
 pub fn create(
@@ -71,21 +65,19 @@ pub fn conflict_views(c: &Connection, conflicts: &[Conflict]) -> rusqlite::Resul
     Ok(views)
 }
 
-/// Rewrites the projection from the merged record and advances the instruction. Answers whether a
-/// receipt was written.
+/// Rewrites the projection from the merged record; answers what it means for the instruction.
 pub fn project(
     tx: &Transaction<'_>,
     now: i64,
-    caller: &Caller,
-    instruction: &Instruction,
+    instruction_id: i64,
     record: &RecordDoc,
-) -> Result<bool, ApiError> {
+) -> Result<Progress, ApiError> {
     let read =
         record.read().map_err(|e| ApiError::Internal(anyhow::anyhow!("merged record unreadable: {e}")))?;
     let conflicts =
         open_conflicts(record).map_err(|e| ApiError::Internal(anyhow::anyhow!("conflict check: {e}")))?;
     let views = conflict_views(tx, &conflicts)?;
-    let id = instruction.id;
+    let id = instruction_id;
 
     tx.execute("DELETE FROM record_checks WHERE instruction_id = ?1", [id])?;
     let mut done = 0;
@@ -147,54 +139,31 @@ pub fn project(
         ],
     )?;
 
-    let submittable = complete && conflicts.is_empty() && photos_present;
-    let actor = Actor::User(caller.user_id);
-    let mut current = instruction.clone();
-    let mut receipts = false;
-    if current.state == InstructionState::Assigned {
-        let change = Change {
-            state: InstructionState::InProgress,
-            kind: "inspection_started",
-            opinion: None,
-            details: json!({"officer": caller.username}),
-        };
-        instructions::transition(tx, now, &actor, &current, change)?;
-        current.state = InstructionState::InProgress;
-        receipts = true;
-    }
-    let details =
-        json!({"open_conflicts": views.len(), "complete": complete, "photos_present": photos_present});
-    let next = match current.state {
-        InstructionState::InProgress | InstructionState::Returned if submittable => {
-            Some((InstructionState::Submitted, "result_submitted"))
-        }
-        InstructionState::Submitted if !submittable => {
-            Some((InstructionState::InProgress, "result_reopened"))
-        }
-        _ => None,
-    };
-    if let Some((state, kind)) = next {
-        instructions::transition(tx, now, &actor, &current, Change { state, kind, opinion: None, details })?;
-        receipts = true;
-    }
-    Ok(receipts)
+    // The same words the handheld shows the officer, so both sides agree on what "ready" means.
+    let missing = read.missing_for_submission();
+    let ready = missing.is_empty() && conflicts.is_empty() && photos_present;
+    let details = json!({"open_conflicts": views.len(), "complete": complete, "photos_present": photos_present,
+                         "missing": missing});
+    Ok(Progress { ready, details })
 }
 
-/// A photo arrived in the store: an instruction waiting only for it may now be submitted. Decided from the
-/// projection rows, so the record document need not be loaded. Answers whether a receipt was written.
-pub fn photo_arrived(
-    tx: &Transaction<'_>,
-    now: i64,
-    actor: &Actor,
-    instruction_id: i64,
-) -> Result<bool, ApiError> {
-    let Some(instruction) = instructions::get(tx, instruction_id)? else { return Ok(false) };
-    if !matches!(instruction.state, InstructionState::InProgress | InstructionState::Returned) {
-        return Ok(false);
-    }
-    let ready: Option<bool> = tx
+/// What a merged record means for its instruction; the workflow moves the instruction accordingly.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Ready to submit: marked complete, every checklist item has a result, a verdict (with its disposal
+    /// when non-conforming), no open conflict, every referenced photo present.
+    pub ready: bool,
+    /// What the receipt of a resulting state change says.
+    pub details: serde_json::Value,
+}
+
+/// Whether the record is ready, from the projection rows (so the record document need not be loaded):
+/// what a newly arrived photo may change.
+pub fn ready(c: &Connection, instruction_id: i64) -> Result<bool, ApiError> {
+    let ready: Option<bool> = c
         .query_row(
-            "SELECT p.complete AND p.open_conflicts = 0 AND NOT EXISTS (
+            "SELECT p.complete AND p.open_conflicts = 0 AND p.checks_done = p.checks_total
+                 AND p.verdict IS NOT NULL AND NOT EXISTS (
                  SELECT 1 FROM record_photos rp WHERE rp.instruction_id = p.instruction_id
                    AND NOT EXISTS (SELECT 1 FROM photos ph WHERE ph.sha256 = rp.sha256))
              FROM record_projection p WHERE p.instruction_id = ?1",
@@ -202,15 +171,5 @@ pub fn photo_arrived(
             |r| r.get(0),
         )
         .optional()?;
-    if ready != Some(true) {
-        return Ok(false);
-    }
-    let change = Change {
-        state: InstructionState::Submitted,
-        kind: "result_submitted",
-        opinion: None,
-        details: json!({"open_conflicts": 0, "complete": true, "photos_present": true}),
-    };
-    instructions::transition(tx, now, actor, &instruction, change)?;
-    Ok(true)
+    Ok(ready == Some(true))
 }

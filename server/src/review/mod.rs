@@ -85,7 +85,11 @@ pub fn apply(
                 SelectionOutcome::DocumentCheck => ApplicationState::DocumentCheck,
                 SelectionOutcome::OnSite => ApplicationState::Inspection,
             };
-            applications::transition(tx, now, actor, app, state, "approved", opinion)?;
+            if state == ApplicationState::Released {
+                applications::release(tx, now, actor, app, "approved", opinion, false)?;
+            } else {
+                applications::transition(tx, now, actor, app, state, "approved", opinion)?;
+            }
             if explanation.outcome == SelectionOutcome::OnSite {
                 instructions::create_for(tx, app, now + deadline_ms, now)?;
             }
@@ -112,12 +116,19 @@ pub fn apply(
             if from != ApplicationState::DocumentCheck {
                 return Err(wrong_state());
             }
-            let (state, kind) = if action == Action::DocumentsPass {
-                (ApplicationState::Released, "released")
+            if action == Action::DocumentsPass {
+                applications::release(tx, now, actor, app, "released", opinion, false)?;
             } else {
-                (ApplicationState::Returned, "returned")
-            };
-            applications::transition(tx, now, actor, app, state, kind, opinion)?;
+                applications::transition(
+                    tx,
+                    now,
+                    actor,
+                    app,
+                    ApplicationState::Returned,
+                    "returned",
+                    opinion,
+                )?;
+            }
         }
     }
     Ok(())

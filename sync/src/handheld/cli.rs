@@ -301,6 +301,10 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
         r.instruction.enterprise_name,
         r.instruction.site
     );
+    // First, not last: a returned result is what the officer must act on.
+    if let Some(review) = &r.review {
+        text.push_str(&format!("{} by {}: {}\n", review.decision.to_uppercase(), review.by, review.opinion));
+    }
     for line in &r.instruction.goods {
         text.push_str(&format!(
             "  goods {}: {} {} {} {}\n",
@@ -342,7 +346,17 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
         let values: Vec<_> = c.values.iter().map(|v| v.value.as_str()).collect();
         text.push_str(&format!("\nCONFLICT {}: {}", c.field.path(), values.join(" vs ")));
     }
-    let json = json!({"doc": id, "record": r, "conflicts": conflicts, "pending": store.pending_of(&id)?});
+    let mut missing = r.missing_for_submission();
+    match conflicts.len() {
+        0 => {}
+        1 => missing.push("1 open conflict".to_owned()),
+        n => missing.push(format!("{n} open conflicts")),
+    }
+    if !missing.is_empty() {
+        text.push_str(&format!("\nnot ready to submit: {}", missing.join("; ")));
+    }
+    let json = json!({"doc": id, "record": r, "conflicts": conflicts, "missing": missing,
+                      "pending": store.pending_of(&id)?});
     Ok(Output { text, json })
 }
 

@@ -1,0 +1,135 @@
+//! The supervisor's workflow endpoints: assign, cancel, approve, return, force-release, disposal done.
+//! Each runs one transaction, then wakes receipt long-polls: every one of them tells the enterprise.
+
+use axum::{Json, extract::State};
+use serde::Deserialize;
+
+use crate::{
+    auth::Caller,
+    error::{ApiError, ApiJson, ApiPath, ErrorBody},
+    instructions::Instruction,
+    state::AppState,
+};
+
+/// Runs `f` in one write transaction and, once it committed, notifies the listeners.
+async fn commit<F>(state: &AppState, f: F) -> Result<Json<Instruction>, ApiError>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<Instruction, ApiError> + Send + 'static,
+{
+    let i = state.db.write(f).await?;
+    state.receipts_changed();
+    Ok(Json(i))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// One to four field officers of your unit's subtree; replaces any earlier assignment.
+    pub officer_ids: Vec<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/assign", tag = "instructions", request_body = AssignRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<AssignRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    let now = state.now_ms();
+    commit(&state, move |tx| super::assign(tx, now, &caller, id, &req.officer_ids)).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/cancel", tag = "instructions", request_body = ReasonRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ReasonRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    super::required_text("reason", "missing_reason", &req.reason, "why the instruction is cancelled")?;
+    let now = state.now_ms();
+    commit(&state, move |tx| super::cancel(tx, now, &caller, id, req.reason.trim())).await
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/approve", tag = "workflow",
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Instruction>, ApiError> {
+    let now = state.now_ms();
+    commit(&state, move |tx| super::approve(tx, now, &caller, id)).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// What the officers must do; they read it on their handhelds.
+    pub opinion: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/return", tag = "workflow", request_body = ReturnRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn return_result(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ReturnRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    super::required_text("opinion", "missing_opinion", &req.opinion, "what the officers must redo")?;
+    let now = state.now_ms();
+    commit(&state, move |tx| super::return_result(tx, now, &caller, id, req.opinion.trim())).await
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/force-release", tag = "workflow", request_body = ReasonRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 403, body = ErrorBody, description = "not a strong login"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn force_release(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ReasonRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    super::required_text("reason", "missing_reason", &req.reason, "why the goods are released by force")?;
+    let now = state.now_ms();
+    commit(&state, move |tx| super::force_release(tx, now, &caller, id, req.reason.trim())).await
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisposalDoneRequest {
+    /// How the disposal was carried out, if worth saying.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/disposal-done", tag = "workflow",
+    request_body = DisposalDoneRequest, security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn disposal_done(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<DisposalDoneRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    let now = state.now_ms();
+    let note = req.note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    commit(&state, move |tx| super::disposal_done(tx, now, &caller, id, note.as_deref())).await
+}

@@ -1,0 +1,326 @@
+//! The workflow: the only code that crosses modules (flow steps 6–9).
+//!
+//! # Layout
+//! - this file: every instruction event, applied in the caller's transaction: the state machine
+//!   ([`instructions::machine`]) decides, [`instruction_event`] writes the new state, the receipt and
+//!   the audit entry in one place, and what follows in other modules happens here too — assignment opens
+//!   the record, cancelling releases the booking and closes the application, record progress moves the
+//!   instruction, approval seals the record and releases the goods or sends the disposal notice.
+//! - [`http`]: the supervisor's endpoints for those events; each commits, then wakes receipt listeners.
+//!
+//! Modules below (instructions, bookings, records, photos, applications) never call up into this one:
+//! they answer what happened (a booking's `due_at`, a record's [`Progress`]) and the workflow moves on.
+
+pub mod http;
+
+use fieldcheck_sync::schema::{Review, Verdict};
+use rusqlite::Transaction;
+use serde_json::{Value, json};
+
+use crate::{
+    applications::{self, AppChange, store as app_store},
+    audit::{self, Actor},
+    auth::Caller,
+    bookings,
+    domain::{ApplicationState, InstructionState, time::rfc3339},
+    error::{ApiError, invalid},
+    instructions::{
+        self, Instruction,
+        machine::{self, IllegalTransition, InstructionEvent},
+    },
+    receipts::{self, NewReceipt},
+    records::{self, projection::Progress},
+};
+
+/// The one error shape of an event the state does not allow: 409, naming the state and the event.
+pub fn illegal(e: IllegalTransition) -> ApiError {
+    ApiError::conflict("illegal_transition", e.to_string())
+        .with_details(json!({"state": e.state, "event": e.event}))
+}
+
+/// Applies `event` to `i`: checks the transition, writes the state, the enterprise's receipt and the audit
+/// entry, all in `tx`. Answers the new state.
+pub fn instruction_event(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    i: &Instruction,
+    event: InstructionEvent,
+    opinion: Option<&str>,
+    details: Value,
+) -> Result<InstructionState, ApiError> {
+    let to = machine::next(i.state, event).map_err(illegal)?;
+    instructions::set_state(tx, now, i.id, to)?;
+    receipts::emit(
+        tx,
+        now,
+        NewReceipt {
+            enterprise_id: i.enterprise_id,
+            subject: "instruction",
+            subject_id: i.id,
+            inspection_no: Some(&i.inspection_no),
+            kind: event.as_str(),
+            state: to.as_str(),
+            opinion,
+            details: details.clone(),
+        },
+    )?;
+    audit::append(
+        tx,
+        now,
+        actor,
+        event.audit_action(),
+        &format!("instruction:{}", i.id),
+        json!({"from": i.state, "to": to, "opinion": opinion, "details": details}),
+    )?;
+    Ok(to)
+}
+
+fn instruction(tx: &Transaction<'_>, id: i64) -> Result<Instruction, ApiError> {
+    instructions::get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+}
+
+fn application_of(tx: &Transaction<'_>, i: &Instruction) -> Result<applications::Application, ApiError> {
+    app_store::get(tx, i.application_id)?.ok_or_else(|| ApiError::not_found("the application"))
+}
+
+/// A supervisor assigns officers: the instruction becomes `assigned` and the record document is created
+/// (first time) and put in each new officer's assignment index.
+pub fn assign(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    officers: &[i64],
+) -> Result<Instruction, ApiError> {
+    let i = instructions::supervised(tx, caller, id)?;
+    machine::next(i.state, InstructionEvent::Assigned).map_err(illegal)?;
+    let a = instructions::assign_officers(tx, now, caller, i, officers)?;
+    let details = json!({"officers": a.after.len()});
+    let actor = Actor::User(caller.user_id);
+    instruction_event(tx, now, &actor, &a.instruction, InstructionEvent::Assigned, None, details)?;
+    records::on_assign(tx, now, &a.instruction, &a.before, &a.after)?;
+    instruction(tx, id)
+}
+
+/// Customs cancels an instruction: its live booking is cancelled (freeing the place), its record is
+/// sealed, and the application closes as `cancelled`.
+pub fn cancel(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    reason: &str,
+) -> Result<Instruction, ApiError> {
+    let i = instructions::supervised(tx, caller, id)?;
+    let actor = Actor::User(caller.user_id);
+    instruction_event(tx, now, &actor, &i, InstructionEvent::Cancelled, Some(reason), json!({}))?;
+    bookings::instruction_cancelled(tx, now, &actor, id)?;
+    let mut app = application_of(tx, &i)?;
+    if app.state == ApplicationState::Inspection {
+        applications::transition(
+            tx,
+            now,
+            &actor,
+            &mut app,
+            ApplicationState::Cancelled,
+            "cancelled",
+            Some(reason),
+        )?;
+    }
+    instruction(tx, id)
+}
+
+/// The instruction follows its booking after any booking change: a confirmed slot (`due_at` set) books an
+/// issued instruction; losing it withdraws a booked one. Later states keep their officers' work.
+pub fn booking_changed(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    instruction_id: i64,
+) -> Result<(), ApiError> {
+    let i = instruction(tx, instruction_id)?;
+    let event = match (i.due_at, i.state) {
+        (Some(_), InstructionState::Issued) => InstructionEvent::Booked,
+        (None, InstructionState::Booked) => InstructionEvent::BookingWithdrawn,
+        _ => return Ok(()),
+    };
+    let details = json!({"due_at": i.due_at.map(rfc3339::to_string)});
+    instruction_event(tx, now, actor, &i, event, None, details)?;
+    Ok(())
+}
+
+/// Moves an instruction after a sync changed its record: `in_progress` at the first officer change,
+/// `submitted` once ready (see `Progress::ready`), reopened by any change after submission. Answers
+/// whether a receipt was written.
+pub fn record_progressed(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    instruction_id: i64,
+    progress: &Progress,
+) -> Result<bool, ApiError> {
+    let actor = Actor::User(caller.user_id);
+    let mut i = instruction(tx, instruction_id)?;
+    let mut wrote = false;
+    if i.state == InstructionState::Assigned {
+        let details = json!({"officer": caller.username});
+        i.state = instruction_event(tx, now, &actor, &i, InstructionEvent::InspectionStarted, None, details)?;
+        wrote = true;
+    }
+    // Any officer change after submission reopens the result, so the change is on the record (receipt,
+    // audit) rather than slipped under a submission that did not contain it; still ready, it is
+    // submitted again at once, as it stands now.
+    if i.state == InstructionState::Submitted {
+        let details = progress.details.clone();
+        i.state = instruction_event(tx, now, &actor, &i, InstructionEvent::ResultReopened, None, details)?;
+        wrote = true;
+    }
+    if i.state == InstructionState::InProgress && progress.ready {
+        let details = progress.details.clone();
+        instruction_event(tx, now, &actor, &i, InstructionEvent::ResultSubmitted, None, details)?;
+        wrote = true;
+    }
+    Ok(wrote)
+}
+
+/// A photo arrived in the store: an instruction waiting only for it is submitted now. Answers whether a
+/// receipt was written.
+pub fn photo_arrived(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    instruction_id: i64,
+) -> Result<bool, ApiError> {
+    let Some(i) = instructions::get(tx, instruction_id)? else { return Ok(false) };
+    if i.state != InstructionState::InProgress || !records::projection::ready(tx, instruction_id)? {
+        return Ok(false);
+    }
+    let details = json!({"open_conflicts": 0, "complete": true, "photos_present": true});
+    instruction_event(tx, now, actor, &i, InstructionEvent::ResultSubmitted, None, details)?;
+    Ok(true)
+}
+
+/// A supervisor approves a submitted result: the record's heads and content digest are stored (the
+/// record is sealed from now on), and the goods are released (conforming) or the enterprise gets the
+/// disposal notice (non-conforming).
+pub fn approve(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Instruction, ApiError> {
+    let i = instructions::supervised(tx, caller, id)?;
+    machine::next(i.state, InstructionEvent::ResultApproved).map_err(illegal)?;
+    let seal = records::seal(tx, now, caller.user_id, id)?;
+    let Some(verdict) = seal.verdict else {
+        return Err(ApiError::conflict("no_verdict", "the record has no verdict; return it to the officers"));
+    };
+    let actor = Actor::User(caller.user_id);
+    let details = json!({"digest": seal.digest, "heads": seal.heads, "verdict": verdict.value_str()});
+    instruction_event(tx, now, &actor, &i, InstructionEvent::ResultApproved, None, details)?;
+    let mut app = application_of(tx, &i)?;
+    match verdict {
+        Verdict::Conforming => {
+            applications::release(tx, now, &actor, &mut app, "released", None, false)?;
+        }
+        Verdict::NonConforming { disposal } => {
+            let change = AppChange {
+                state: ApplicationState::NotReleased,
+                action: "disposal_notice",
+                opinion: None,
+                details: json!({"disposal": disposal.as_str(), "instruction_id": id}),
+            };
+            applications::transition_as(tx, now, &actor, &mut app, change)?;
+        }
+    }
+    instruction(tx, id)
+}
+
+/// A supervisor returns a submitted result with an opinion, which is written into the record so the
+/// officers read it on their handhelds; the instruction is `in_progress` again.
+pub fn return_result(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    opinion: &str,
+) -> Result<Instruction, ApiError> {
+    let i = instructions::supervised(tx, caller, id)?;
+    machine::next(i.state, InstructionEvent::ResultReturned).map_err(illegal)?;
+    let review =
+        Review { decision: "returned".into(), opinion: opinion.into(), by: caller.username.clone(), at: now };
+    records::write_review(tx, now, id, &review)?;
+    let actor = Actor::User(caller.user_id);
+    instruction_event(tx, now, &actor, &i, InstructionEvent::ResultReturned, Some(opinion), json!({}))?;
+    instruction(tx, id)
+}
+
+/// Forced release (强制放行): a supervisor with a strong login releases the goods with a reason, before
+/// the result is approved (the record is sealed as it stands) or despite a non-conforming one.
+pub fn force_release(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    reason: &str,
+) -> Result<Instruction, ApiError> {
+    let i = instructions::supervised(tx, caller, id)?;
+    let mut app = application_of(tx, &i)?;
+    if !matches!(app.state, ApplicationState::Inspection | ApplicationState::NotReleased) {
+        return Err(ApiError::conflict(
+            "not_releasable",
+            format!("the application is {}; only goods under inspection or awaiting disposal can be force-released", app.state),
+        )
+        .with_details(json!({"application_state": app.state})));
+    }
+    let actor = Actor::User(caller.user_id);
+    if !machine::is_sealed(i.state) {
+        // The record, if officers had one, is sealed as it stands: its heads and digest are the evidence
+        // the goods were released on.
+        let details = match records::store::record_of(tx, id)? {
+            Some(_) => {
+                let seal = records::seal(tx, now, caller.user_id, id)?;
+                json!({"digest": seal.digest, "heads": seal.heads})
+            }
+            None => json!({}),
+        };
+        instruction_event(tx, now, &actor, &i, InstructionEvent::ForceReleased, Some(reason), details)?;
+    }
+    applications::release(tx, now, &actor, &mut app, "force_released", Some(reason), true)?;
+    instruction(tx, id)
+}
+
+/// Customs records that the disposal of non-conforming goods was carried out: the case closes.
+pub fn disposal_done(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    note: Option<&str>,
+) -> Result<Instruction, ApiError> {
+    let i = instructions::supervised(tx, caller, id)?;
+    let mut app = application_of(tx, &i)?;
+    if app.state != ApplicationState::NotReleased {
+        return Err(ApiError::conflict(
+            "no_disposal_pending",
+            format!("the application is {}; only one awaiting disposal can be closed this way", app.state),
+        )
+        .with_details(json!({"application_state": app.state})));
+    }
+    let disposal = records::sealed(tx, id)?.and_then(|s| s.disposal);
+    let change = AppChange {
+        state: ApplicationState::Disposed,
+        action: "disposal_done",
+        opinion: note,
+        details: json!({"disposal": disposal, "instruction_id": id}),
+    };
+    applications::transition_as(tx, now, &Actor::User(caller.user_id), &mut app, change)?;
+    instruction(tx, id)
+}
+
+/// A mandatory free-text field (a reason, an opinion), trimmed; blank is refused with `code`.
+pub fn required_text<'a>(
+    field: &str,
+    code: &'static str,
+    value: &'a str,
+    what: &str,
+) -> Result<&'a str, ApiError> {
+    let v = value.trim();
+    if v.is_empty() { Err(invalid(field, code, format!("say {what}"))) } else { Ok(v) }
+}
