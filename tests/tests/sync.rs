@@ -607,6 +607,28 @@ async fn garbage_truncated_replayed_and_reordered_batches_are_refused_or_harmles
 }
 
 #[tokio::test]
+async fn a_batch_followed_by_trailing_bytes_or_a_second_batch_is_refused_whole() {
+    let server = TestServer::start();
+    let device = RawDevice::login(&server, "officer1").await;
+    let good = batch::encode(&SyncRequest { v: batch::VERSION, messages: vec![] });
+    let (status, _) = device.post(good.clone()).await;
+    assert_eq!(status, 200, "the body alone is a valid batch");
+
+    let mut noise = [0u8; 100];
+    getrandom::fill(&mut noise).unwrap();
+    let padded = [good.as_slice(), noise.as_slice()].concat();
+    let twice = [good.as_slice(), good.as_slice()].concat();
+    for (name, body, trailing) in [("100 random bytes", padded, 100), ("a second batch", twice, good.len())] {
+        let (status, body) = device.post(body).await;
+        assert_eq!(status, 400, "{name}: {}", String::from_utf8_lossy(&body));
+        let error: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error["code"], "invalid_batch", "{name}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{trailing} trailing bytes")), "{name}: {message}");
+    }
+}
+
+#[tokio::test]
 async fn a_server_killed_mid_batch_keeps_every_acknowledged_change_and_the_handheld_resumes() {
     let mut server = TestServer::start();
     let instruction = dispatched(&server, &["officer1"]).await;
