@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Booking, Calendar, CalendarSpec, ListFilter, NewBooking, SlotFree, calendar};
 use crate::{
     auth::Caller,
-    domain::{BookingState, time::rfc3339},
+    domain::{BookingState, Paragraph, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
     state::AppState,
 };
@@ -200,7 +200,7 @@ pub async fn confirm(
 #[serde(deny_unknown_fields)]
 pub struct DeclineRequest {
     /// What the enterprise should know, e.g. why the slot does not suit the site.
-    pub feedback: String,
+    pub feedback: Paragraph<2000>,
     /// Slot starts (RFC 3339) to propose; left out, the nearest free slots are proposed.
     pub alternatives: Option<Vec<String>>,
 }
@@ -264,7 +264,7 @@ pub struct RescheduleRequest {
     /// The new slot start, RFC 3339.
     pub starts_at: String,
     /// Required when customs reschedules; optional for the enterprise.
-    pub reason: Option<String>,
+    pub reason: Option<Paragraph<2000>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/reschedule", tag = "bookings", request_body = RescheduleRequest,
@@ -292,7 +292,7 @@ pub async fn reschedule(
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Required when customs cancels; optional for the enterprise.
-    pub reason: Option<String>,
+    pub reason: Option<Paragraph<2000>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings", request_body = CancelRequest,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Instruction;
 use crate::{
     auth::Caller,
-    domain::{InstructionState, time::rfc3339},
+    domain::{InstructionState, Paragraph, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
     state::AppState,
 };
@@ -70,7 +70,7 @@ pub async fn assign(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
-    pub reason: String,
+    pub reason: Paragraph<2000>,
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/cancel", tag = "instructions", request_body = CancelRequest,
