@@ -149,6 +149,8 @@ fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
         .env("FIELDCHECK__TESTING__MANUAL_CLOCK", "true")
         // The OWASP minimum is far too slow for a debug build; tests do not measure password strength.
         .env("FIELDCHECK__AUTH__ARGON2_MEMORY_KIB", "1024")
+        // Every test client connects from 127.0.0.1, and the booking race opens 500 connections at once.
+        .env("FIELDCHECK__SERVER__MAX_CONNECTIONS_PER_ADDRESS", "1024")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(log)
