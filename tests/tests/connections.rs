@@ -41,6 +41,30 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// Reads until one whole response with a `content-length` body has arrived (the connection may stay open).
+async fn read_until_answered(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if out.len() >= end + 4 + length {
+                return out;
+            }
+        }
+        match tokio::time::timeout(GENEROUS, stream.read(&mut buf)).await {
+            Err(_) => panic!("no whole answer within {GENEROUS:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return out,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// Sends `request` whole and reads the answer up to the close: `(status, headers, body)`.
 async fn exchange(stream: &mut TcpStream, request: &[u8]) -> (u16, String, Value) {
     stream.write_all(request).await.unwrap();
@@ -74,6 +98,25 @@ async fn a_half_sent_request_is_closed_after_the_header_read_timeout() {
         exchange(&mut stream, b"GET /healthz HTTP/1.1\r\nHost: fieldcheck\r\nConnection: close\r\n\r\n")
             .await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_request_whose_body_stalls_is_answered_408_in_the_error_shape() {
+    let server = TestServer::start_with(&[("FIELDCHECK__SERVER__REQUEST_TIMEOUT_SECS", "1")]);
+    let mut stream = connect_from("127.0.0.1", addr(&server)).await;
+    // The head is complete, so the request timeout runs; the body promised never arrives in full.
+    stream
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: fieldcheck\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"username\":",
+        )
+        .await
+        .unwrap();
+    let (status, head, body) = parse(&read_until_answered(&mut stream).await);
+    assert_eq!(status, 408, "{body}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert_eq!(body["code"], "request_timeout", "{body}");
+    assert_eq!(body["details"]["request_timeout_secs"], 1);
 }
 
 #[tokio::test]
