@@ -22,8 +22,11 @@ fi
 checks="${SCHEMA_FUZZ_CHECKS:-not_a_server_error,response_schema_conformance}"
 seed="${SCHEMA_FUZZ_SEED:-1}"
 target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target"
+target="$(cd "$target" && pwd)"
 venv="$target/schemathesis-venv"
 reports="$target/schema-fuzz"
+root="$PWD"
 schemathesis_version="4.32.5"
 
 if [ ! -x "$venv/bin/st" ]; then
@@ -97,8 +100,9 @@ for role in "${roles[@]}"; do
     token="$(login "$role")"
     echo "== $role: $examples examples per operation, checks $checks, against $base"
     mkdir -p "$reports/$role"
-    # Logging out would end the token the rest of the run uses.
-    if ! SCHEMATHESIS_HOOKS="$PWD/scripts/schema-fuzz-hooks.py" "$venv/bin/st" run "$base/api/v1/openapi.json" \
+    # schemathesis keeps its caches (.hypothesis/, .schemathesis/) in the working directory: the report's,
+    # not the repository. Logging out would end the token the rest of the run uses.
+    if ! (cd "$reports/$role" && SCHEMATHESIS_HOOKS="$root/scripts/schema-fuzz-hooks.py" "$venv/bin/st" run "$base/api/v1/openapi.json" \
         --header "Authorization: Bearer $token" \
         --checks "$checks" \
         --max-examples "$examples" \
@@ -107,8 +111,8 @@ for role in "${roles[@]}"; do
         --request-timeout 30 \
         --exclude-path /api/v1/auth/logout \
         --no-color \
-        --report junit,ndjson --report-dir "$reports/$role" \
-        2>&1 | tee "$reports/$role/output.txt"; then
+        --report junit,ndjson --report-dir . \
+        2>&1 | tee output.txt); then
         failed+=("$role")
     fi
     stop_server
