@@ -143,6 +143,22 @@ pub struct AuthSettings {
     pub challenge_ttl_secs: i64,
     /// Argon2 memory cost in KiB; the default follows OWASP's minimum for argon2id.
     pub argon2_memory_kib: u32,
+    /// Password hashes computed at once, each holding `argon2_memory_kib` of memory; 0 means two per CPU
+    /// core. Hashing is CPU-bound: beyond a small multiple of the cores, more adds memory, not speed.
+    pub password_hash_concurrency: usize,
+    /// Logins that may wait for a hashing slot; beyond them a login is answered 503 with `Retry-After`
+    /// rather than queued, so a burst cannot pile up memory or latency.
+    pub password_hash_queue: usize,
+    /// Failed password logins from one client address for one account before each further attempt waits.
+    pub login_failures_per_account: u32,
+    /// Failed password logins from one client address over all accounts (and unknown usernames) before each
+    /// further attempt from it waits. Larger, since an office behind one NAT address shares it.
+    pub login_failures_per_address: u32,
+    /// The wait after the allowance is spent starts at one second and doubles with every further failure,
+    /// up to this.
+    pub login_max_delay_secs: i64,
+    /// Failures are forgotten after this long without an attempt (counted from the end of the last wait).
+    pub login_forget_after_secs: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +220,22 @@ impl Default for AuthSettings {
             refresh_ttl_secs: 30 * 24 * 3600,
             challenge_ttl_secs: 120,
             argon2_memory_kib: 19 * 1024,
+            password_hash_concurrency: 0,
+            password_hash_queue: 32,
+            login_failures_per_account: 5,
+            login_failures_per_address: 20,
+            login_max_delay_secs: 15 * 60,
+            login_forget_after_secs: 15 * 60,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// `password_hash_concurrency`, with 0 resolved against the machine's cores.
+    pub fn hash_concurrency(&self) -> usize {
+        match self.password_hash_concurrency {
+            0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }

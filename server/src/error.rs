@@ -10,8 +10,7 @@ use axum::{
         FromRequest, FromRequestParts, Path, Query, Request,
         rejection::{JsonRejection, PathRejection, QueryRejection},
     },
-    http::StatusCode,
-    http::request::Parts,
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER, request::Parts},
     response::{IntoResponse, Response},
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -32,7 +31,14 @@ pub struct ErrorBody {
 pub enum ApiError {
     /// A client mistake, answered as-is.
     #[error("{code}: {message}")]
-    Client { status: StatusCode, code: &'static str, message: String, details: Value },
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: Value,
+        /// Seconds to wait before trying again, sent as `Retry-After` (429, 503).
+        retry_after_secs: Option<u64>,
+    },
     /// Anything else: logged in full, answered as a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -40,14 +46,35 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Client { status, code, message: message.into(), details: Value::Null }
+        ApiError::Client {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+            retry_after_secs: None,
+        }
     }
 
     pub fn with_details(self, extra: Value) -> Self {
         match self {
-            ApiError::Client { status, code, message, .. } => {
-                ApiError::Client { status, code, message, details: extra }
+            ApiError::Client { status, code, message, retry_after_secs, .. } => {
+                ApiError::Client { status, code, message, details: extra, retry_after_secs }
             }
+            other => other,
+        }
+    }
+
+    /// "Try again in `secs` seconds": the `Retry-After` header, and `details.retry_after_secs` for clients
+    /// that read only the body.
+    pub fn with_retry_after(self, secs: u64) -> Self {
+        match self {
+            ApiError::Client { status, code, message, .. } => ApiError::Client {
+                status,
+                code,
+                message,
+                details: json!({ "retry_after_secs": secs }),
+                retry_after_secs: Some(secs),
+            },
             other => other,
         }
     }
@@ -100,9 +127,13 @@ impl From<tokio::task::JoinError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::Client { status, code, message, details } => {
+            ApiError::Client { status, code, message, details, retry_after_secs } => {
                 let body = ErrorBody { code: code.to_string(), message, details };
-                (status, Json(body)).into_response()
+                let mut response = (status, Json(body)).into_response();
+                if let Some(secs) = retry_after_secs {
+                    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+                }
+                response
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

@@ -72,7 +72,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 use crate::{
-    auth::keys::JwtKeys,
+    auth::{keys::JwtKeys, password::Passwords},
     clock::Clock,
     config::Settings,
     connections::{PeerLimits, ShapedIo},
@@ -96,12 +96,15 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     if settings.demo.enabled && demo::load_if_empty(&db, &settings, clock.now_ms())? {
         tracing::info!("loaded demo data; every demo user's password is `{}`", demo::DEMO_PASSWORD);
     }
+    let metrics = Metrics::new();
+    let passwords = Passwords::new(&settings.auth, metrics.registry())?;
     Ok(AppState {
         settings: Arc::new(settings),
         db,
         keys: Arc::new(keys),
         clock,
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(metrics),
+        passwords: Arc::new(passwords),
         receipts: Arc::new(tokio::sync::watch::channel(0).0),
         photos: Arc::new(
             PhotoFiles::open(&data_dir)
@@ -117,7 +120,8 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
 /// The accept loop is hyper's (HTTP/1.1) rather than `axum::serve`, for what that does not configure: a
 /// header read timeout (a half-sent request no longer holds a connection: slowloris), a cap on connections
 /// per client address, and our error shape on the requests hyper refuses itself ([`connections`]).
-/// Handlers may extract `ConnectInfo<SocketAddr>`: the address the connection came from.
+/// Handlers may extract `ConnectInfo<SocketAddr>`, the address the connection came from: login limits key
+/// on it.
 pub async fn run(
     listener: TcpListener,
     state: AppState,

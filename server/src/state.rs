@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::keys::JwtKeys, clock::Clock, config::Settings, db::Db, ops::metrics::Metrics,
+    auth::{keys::JwtKeys, password::Passwords},
+    clock::Clock,
+    config::Settings,
+    db::Db,
+    ops::metrics::Metrics,
     photos::store::PhotoFiles,
 };
 
@@ -14,6 +18,8 @@ pub struct AppState {
     pub keys: Arc<JwtKeys>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// Password hashing, bounded in concurrency and memory; every argon2 run of a request goes through it.
+    pub passwords: Arc<Passwords>,
     /// Bumped after every commit that wrote receipts; long-polling readers wait on it.
     pub receipts: Arc<tokio::sync::watch::Sender<u64>>,
     /// The photo folders under the data dir and the locks of resumable uploads.

@@ -7,6 +7,7 @@
 //!   strict readers shared by the handheld's edits and the server's validation.
 //! - [`record`]: `RecordDoc`, one instruction's record: created by the server, edited by officers
 //!   through typed operations, read back as a plain `Record`.
+//! - [`chunks`]: what a sync message's changes inflate to, bounded before automerge reads them.
 //! - [`conflicts`]: the verdict and check results that officers set differently at the same time,
 //!   which must be resolved by a person, never by automerge's silent pick.
 //! - [`validate`]: vets an incoming sync message on a copy of the document and accepts it whole or
@@ -20,6 +21,7 @@
 //! - `json` (private): writes and reads the server-owned parts as plain automerge maps and lists.
 
 pub mod batch;
+pub mod chunks;
 pub mod conflicts;
 pub mod handheld;
 pub mod index;

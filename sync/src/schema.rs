@@ -53,6 +53,16 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// The encoded changes one message may add to a record. Clients that commit per keystroke spend
 /// about 125 B per change: 64 KiB of notes typed that way is about 8 MiB, which this leaves room for.
 pub const MAX_CHANGE_BYTES_PER_MESSAGE: usize = 16 * 1024 * 1024;
+/// What one chunk of a message (a change, or a whole document) may inflate to. Compression lets a
+/// 1 MiB message claim gigabytes, and automerge needs about three times the inflated size while
+/// applying it, so the bound is checked before automerge reads the chunk (see `chunks`).
+pub const MAX_INFLATED_CHUNK_BYTES: usize = MAX_CHANGE_BYTES_PER_MESSAGE;
+/// What all the chunks of one message may inflate to together.
+pub const MAX_INFLATED_MESSAGE_BYTES: usize = 2 * MAX_CHANGE_BYTES_PER_MESSAGE;
+/// Rows (operations, changes) one message may expand to. Columns are run-length encoded, so a few
+/// bytes can claim billions of operations; a long offline day of per-keystroke notes is under
+/// 100,000, and a whole record sent as one document a little more.
+pub const MAX_ROWS_PER_MESSAGE: u64 = 250_000;
 
 /// Unix time in milliseconds, as written in `at` and `taken_at` fields.
 pub type UnixMillis = i64;

@@ -76,7 +76,7 @@ impl SyncSession {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, VecDeque};
+    use std::collections::VecDeque;
 
     use super::*;
     use crate::conflicts::{ConflictField, open_conflicts};
@@ -160,14 +160,27 @@ mod tests {
         }
     }
 
-    fn record_rules(officers: &[(&Officer, &str)]) -> Rules {
-        let officers: BTreeMap<_, _> =
-            officers.iter().map(|(o, id)| (o.doc.actor().clone(), OfficerId::parse(*id).unwrap())).collect();
-        Rules::Record { officers, sealed: false }
+    /// The server's rules for a record these officers are assigned to, as the first one's
+    /// connection sees them ([`sent_by`] switches the sender).
+    fn record_rules(assigned: &[(&Officer, &str)]) -> Rules {
+        let officers =
+            assigned.iter().map(|(o, id)| (o.doc.actor().clone(), OfficerId::parse(*id).unwrap())).collect();
+        Rules::Record { officers, sender: assigned[0].0.doc.actor().clone(), sealed: false }
+    }
+
+    /// The rules as the server applies them to `o`'s connection: `o`'s device is the sender.
+    fn sent_by(rules: &Rules, o: &Officer) -> Rules {
+        match rules {
+            Rules::Record { officers, sealed, .. } => {
+                Rules::Record { officers: officers.clone(), sender: o.doc.actor().clone(), sealed: *sealed }
+            }
+            other => other.clone(),
+        }
     }
 
     fn sync(o: &mut Officer, server: &mut RecordDoc, rules: &Rules) -> usize {
-        connect(&mut o.doc, &mut o.own_side, server, &mut o.server_side, rules)
+        let rules = sent_by(rules, o);
+        connect(&mut o.doc, &mut o.own_side, server, &mut o.server_side, &rules)
     }
 
     #[test]

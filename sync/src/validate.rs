@@ -12,6 +12,7 @@ use automerge::{
     sync::{self, SyncDoc},
 };
 
+use crate::chunks::{self, ChunkError};
 use crate::record::Document;
 use crate::schema::{
     self, CheckResult, Disposal, MAX_CHANGE_BYTES_PER_MESSAGE, MAX_MESSAGE_BYTES, MAX_PHOTOS, MAX_SAMPLES,
@@ -23,7 +24,11 @@ use crate::schema::{
 pub enum Rules {
     /// The server's side of a record: only the officer-owned parts, only by the actors bound to
     /// the officers assigned to this record (actor → officer), and nothing once `sealed`.
-    Record { officers: BTreeMap<ActorId, OfficerId>, sealed: bool },
+    ///
+    /// `sender` is the actor of the device that sent the message, as its login proves: every change
+    /// new to the server must be that device's own. Devices never relay each other's changes, so a
+    /// change under a colleague's actor is a forgery, however well its `by` fields match.
+    Record { officers: BTreeMap<ActorId, OfficerId>, sender: ActorId, sealed: bool },
     /// The server's side of an assignment index: officers read it, never write it.
     ReadOnly,
     /// The handheld's side: whatever the server sends is taken as is.
@@ -56,12 +61,18 @@ pub enum Refusal {
     MessageTooLarge { size: usize, limit: usize },
     #[error("not a usable sync message: {0}")]
     MalformedMessage(String),
+    #[error("{0}")]
+    InflatesTooFar(ChunkError),
     #[error("the record is sealed; it accepts no more changes")]
     SealedRecord,
     #[error("this document is read-only for officers")]
     ReadOnlyDocument,
     #[error("actor {actor} is not bound to an officer assigned to this record")]
     UnknownActor { actor: String },
+    #[error(
+        "a change by actor {actor} arrived from the device of actor {sender}; a device sends only its own changes"
+    )]
+    ForeignActor { actor: String, sender: String },
     #[error("the message adds {size} bytes of changes; the limit is {limit}")]
     TooManyChangeBytes { size: usize, limit: usize },
     #[error("{path} is server-owned")]
@@ -84,9 +95,12 @@ impl Refusal {
         match self {
             Self::MessageTooLarge { .. } => "message_too_large",
             Self::MalformedMessage(_) => "malformed_message",
+            Self::InflatesTooFar(ChunkError::TooManyRows { .. }) => "too_many_operations",
+            Self::InflatesTooFar(_) => "inflates_too_far",
             Self::SealedRecord => "sealed_record",
             Self::ReadOnlyDocument => "read_only_document",
             Self::UnknownActor { .. } => "unknown_actor",
+            Self::ForeignActor { .. } => "foreign_actor",
             Self::TooManyChangeBytes { .. } => "too_many_change_bytes",
             Self::ServerOwnedPath { .. } => "server_owned_path",
             Self::RemovedEntry { .. } => "removed_entry",
@@ -140,7 +154,7 @@ fn validate_within<D: Document>(
         match rules {
             Rules::TrustServer => {}
             Rules::ReadOnly => return Err(Refusal::ReadOnlyDocument),
-            Rules::Record { officers, sealed } => {
+            Rules::Record { officers, sender, sealed } => {
                 if *sealed {
                     return Err(Refusal::SealedRecord);
                 }
@@ -152,6 +166,12 @@ fn validate_within<D: Document>(
                 }
                 if let Some(actor) = accepted.actors.iter().find(|a| !officers.contains_key(a)) {
                     return Err(Refusal::UnknownActor { actor: actor.to_hex_string() });
+                }
+                if let Some(actor) = accepted.actors.iter().find(|a| *a != sender) {
+                    return Err(Refusal::ForeignActor {
+                        actor: actor.to_hex_string(),
+                        sender: sender.to_hex_string(),
+                    });
                 }
                 let patches = fork.diff(&before, &after);
                 let check = RecordCheck { doc: &fork, officers, new: new.iter().map(|c| c.hash()).collect() };
@@ -173,6 +193,7 @@ fn receive(fork: &mut AutoCommit, state: &mut sync::State, bytes: &[u8]) -> Resu
     let applied = panic::catch_unwind(AssertUnwindSafe(|| {
         let message = sync::Message::decode(bytes).map_err(|e| Refusal::MalformedMessage(e.to_string()))?;
         check_have(&message)?;
+        check_inflation(&message)?;
         fork.sync()
             .receive_sync_message(state, message)
             .map_err(|e| Refusal::MalformedMessage(e.to_string()))?;
@@ -180,6 +201,21 @@ fn receive(fork: &mut AutoCommit, state: &mut sync::State, bytes: &[u8]) -> Resu
         Ok(())
     }));
     applied.unwrap_or_else(|_| Err(Refusal::MalformedMessage("automerge failed while processing it".into())))
+}
+
+/// Refuses a message whose changes would inflate past the limits, before automerge inflates them.
+/// Automerge joins the message's chunk list before parsing it, so chunks may span its entries: the
+/// walk is over the joined bytes too.
+fn check_inflation(message: &sync::Message) -> Result<(), Refusal> {
+    if message.changes.is_empty() {
+        return Ok(());
+    }
+    let joined: Vec<u8> = message.changes.iter().flatten().copied().collect();
+    match chunks::measure(&joined, chunks::Limits::default()) {
+        Ok(_) => Ok(()),
+        Err(ChunkError::Unreadable(why)) => Err(Refusal::MalformedMessage(why.to_owned())),
+        Err(too_far) => Err(Refusal::InflatesTooFar(too_far)),
+    }
 }
 
 /// Real peers send at most one `have` summary, built with automerge's parameters (10 bits per
@@ -515,17 +551,32 @@ mod tests {
         }
 
         fn rules_sealed(&self, sealed: bool) -> Rules {
+            self.rules_for(self.alice.actor(), sealed)
+        }
+
+        /// The rules for a message sent by the device whose actor is `sender`.
+        fn rules_for(&self, sender: &ActorId, sealed: bool) -> Rules {
             let officers = [(&self.alice, "alice"), (&self.bob, "bob")]
                 .into_iter()
                 .map(|(d, o)| (d.actor().clone(), OfficerId::parse(o).unwrap()))
                 .collect();
-            Rules::Record { officers, sealed }
+            Rules::Record { officers, sender: sender.clone(), sealed }
         }
 
-        /// Validates what `device` has and the server has not, as one incoming message.
+        /// Validates what `device` has and the server has not, as one incoming message sent by
+        /// `device` itself.
         fn send(&mut self, device: &RecordDoc) -> Result<Accepted<RecordDoc>, Refusal> {
+            self.send_from(device, &device.actor().clone())
+        }
+
+        /// As [`send`](Self::send), but arriving from the device whose actor is `sender`.
+        fn send_from(
+            &mut self,
+            device: &RecordDoc,
+            sender: &ActorId,
+        ) -> Result<Accepted<RecordDoc>, Refusal> {
             let message = message_since(device, &self.server.heads());
-            validate_message(&self.server, &sync::State::new(), &message, &self.rules())
+            validate_message(&self.server, &sync::State::new(), &message, &self.rules_for(sender, false))
         }
 
         fn refusal(&mut self, device: &RecordDoc) -> Refusal {
@@ -767,6 +818,26 @@ mod tests {
         let mut stranger = device_copy(&s.server, crate::new_actor_id());
         stranger.set_check_result("c1", CheckResult::Pass, &stamp("alice", 1)).unwrap();
         assert_eq!(s.refusal(&stranger), Refusal::UnknownActor { actor: stranger.actor().to_hex_string() });
+    }
+
+    #[test]
+    fn a_change_under_a_co_assigned_colleagues_actor_is_refused() {
+        let mut s = scene();
+        // Alice's handheld commits as bob's device, signs as bob and fails an item in his name:
+        // every `by` matches the actor, so only the sender binding can catch it.
+        let mut forged = device_copy(&s.server, s.bob.actor().clone());
+        forged.set_check_result("c1", CheckResult::Fail, &stamp("bob", 1)).unwrap();
+        let heads = s.server.heads();
+        let alice = s.alice.actor().clone();
+        let refusal = s.send_from(&forged, &alice).expect_err("a relayed change must be refused");
+        assert_eq!(
+            refusal,
+            Refusal::ForeignActor { actor: s.bob.actor().to_hex_string(), sender: alice.to_hex_string() }
+        );
+        assert_eq!(refusal.rule(), "foreign_actor");
+        assert_eq!(s.server.heads(), heads);
+        // The same change sent from bob's own device is his, and accepted.
+        assert_eq!(s.send(&forged).unwrap().changes.changes, 1);
     }
 
     #[test]
@@ -1015,6 +1086,35 @@ mod tests {
         let refusal = validate_within(&server, &sync::State::new(), &message, &s.rules(), 4096).unwrap_err();
         assert!(matches!(refusal, Refusal::TooManyChangeBytes { limit: 4096, .. }), "{refusal:?}");
         assert!(validate_message(&server, &sync::State::new(), &message, &s.rules()).is_ok());
+    }
+
+    #[test]
+    fn a_compressed_change_that_inflates_past_the_limit_is_refused_before_automerge_inflates_it() {
+        use std::io::Write;
+        let s = scene();
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&vec![0; schema::MAX_INFLATED_CHUNK_BYTES + 1]).unwrap();
+        let deflated = encoder.finish().unwrap();
+        // Automerge's chunk header: magic, checksum, type 2 (compressed change), LEB128 length.
+        let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+        let mut len = deflated.len();
+        while len >= 0x80 {
+            chunk.push((len as u8 & 0x7f) | 0x80);
+            len >>= 7;
+        }
+        chunk.push(len as u8);
+        chunk.extend(deflated);
+        let message = Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: ChunkList::from(vec![chunk]),
+            flags: None,
+            version: MessageVersion::V1,
+        }
+        .encode();
+        let refusal = validate_message(&s.server, &sync::State::new(), &message, &s.rules()).unwrap_err();
+        assert_eq!(refusal.rule(), "inflates_too_far", "{refusal}");
     }
 
     #[test]

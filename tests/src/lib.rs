@@ -12,6 +12,7 @@
 //!   and the `bench-booking` load generator.
 //! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
 //!   against the same workload merged in-process with plain automerge).
+//! - `src/bin/probe-logins.rs`: login floods against the real server and its memory (RSS from `/proc`).
 //! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
@@ -100,6 +101,26 @@ impl TestServer {
 
     pub fn api(&self) -> Api {
         Api { base: self.base.clone(), token: None, client: reqwest::Client::new() }
+    }
+
+    /// A client whose connections come from `local`: on Linux all of 127.0.0.0/8 is loopback, so tests act
+    /// as different client addresses (login limits count per address).
+    pub fn api_from(&self, local: [u8; 4]) -> Api {
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from(local))
+            .build()
+            .expect("an HTTP client");
+        Api { base: self.base.clone(), token: None, client }
+    }
+
+    /// The value of an unlabelled counter or gauge from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (status, body) = self.api().get("/metrics").await;
+        assert_eq!(status, 200);
+        let text = body.as_str().expect("metrics are text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
     }
 
     /// Logs in as a demo user (password `demo-password`).

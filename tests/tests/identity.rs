@@ -5,7 +5,7 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use ed25519_dalek::{Signer, SigningKey, pkcs8::EncodePrivateKey};
-use fieldcheck_tests::{TestServer, now_secs};
+use fieldcheck_tests::{Api, TestServer, now_secs};
 use serde_json::{Value, json};
 
 async fn login_pair(server: &TestServer, username: &str) -> Value {
@@ -73,16 +73,23 @@ async fn refresh_rotates_and_a_spent_refresh_token_ends_the_session() {
 }
 
 #[tokio::test]
-async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer_for_the_same_work() {
     let server = TestServer::start();
+    let hashes = server.metric("fieldcheck_password_hashes_total").await;
     let (s1, b1) = server
         .api()
         .post("/api/v1/auth/login", json!({"username": "admin", "password": "not-the-password"}))
         .await;
+    assert_eq!(server.metric("fieldcheck_password_hashes_total").await, hashes + 1.0);
     let (s2, b2) = server
         .api()
         .post("/api/v1/auth/login", json!({"username": "nobody", "password": "not-the-password"}))
         .await;
+    assert_eq!(
+        server.metric("fieldcheck_password_hashes_total").await,
+        hashes + 2.0,
+        "one full hash as well"
+    );
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(b1, b2);
     assert_eq!(b1["code"], "invalid_credentials");
@@ -96,6 +103,25 @@ async fn an_access_token_expires_by_the_server_clock() {
     server.set_clock(now_secs() + 901).await;
     let (status, body) = api.get("/api/v1/me").await;
     assert_eq!((status, body["code"].as_str()), (401, Some("token_expired")));
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_in_any_letter_case() {
+    let server = TestServer::start();
+    let pair = login_pair(&server, "reviewer1").await;
+    let access = token(&pair, "access_token");
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let (status, _, body) = server
+            .api()
+            .bytes(
+                reqwest::Method::GET,
+                "/api/v1/me",
+                &[("authorization", format!("{scheme} {access}"))],
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{scheme}: {}", String::from_utf8_lossy(&body));
+    }
 }
 
 fn decode_part(part: &str) -> Value {
@@ -229,30 +255,117 @@ async fn the_jwks_endpoint_publishes_the_key_that_verifies_issued_tokens() {
     assert_eq!(data.header.kid.as_deref(), jwk["kid"].as_str());
 }
 
+/// Password logins from one client address, all sent at once; answers the statuses, in order of arrival.
+async fn burst(api: &Api, username: &str, password: &str, n: usize) -> Vec<u16> {
+    let body = json!({"username": username, "password": password});
+    let logins = (0..n).map(|_| api.post("/api/v1/auth/login", body.clone()));
+    futures_util::future::join_all(logins).await.into_iter().map(|(status, _)| status).collect()
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|&&s| s == status).count()
+}
+
+/// A login's status and `Retry-After` header.
+async fn login_waits(api: &Api, username: &str, password: &str) -> (u16, Option<String>) {
+    let body = json!({"username": username, "password": password}).to_string();
+    let (status, headers, _) = api
+        .bytes(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            &[("content-type", "application/json".into())],
+            Some(body.into()),
+        )
+        .await;
+    (status, headers.get("retry-after").map(|v| v.to_str().unwrap().to_string()))
+}
+
 #[tokio::test]
-async fn repeated_wrong_passwords_throttle_the_account_until_the_window_passes() {
+async fn wrong_passwords_make_each_further_attempt_from_that_address_wait_longer() {
     let server = TestServer::start();
-    let wrong = json!({"username": "officer2", "password": "guess-guess"});
+    let t0 = now_secs() + 60;
+    server.set_clock(t0).await;
+    let attacker = server.api_from([127, 0, 0, 2]);
     for _ in 0..5 {
-        assert_eq!(server.api().post("/api/v1/auth/login", wrong.clone()).await.0, 401);
+        assert_eq!(login_waits(&attacker, "officer2", "guess-guess").await.0, 401);
     }
-    let right = json!({"username": "officer2", "password": "demo-password"});
-    let (status, body) = server.api().post("/api/v1/auth/login", right.clone()).await;
+    let (status, retry_after) = login_waits(&attacker, "officer2", "demo-password").await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("1")), "even the right password waits its turn");
+    let (_, body) = attacker
+        .post("/api/v1/auth/login", json!({"username": "officer2", "password": "demo-password"}))
+        .await;
     assert_eq!(
-        (status, body["code"].as_str()),
-        (429, Some("too_many_attempts")),
-        "even the right password waits"
+        (body["code"].as_str(), body["details"]["retry_after_secs"].as_i64()),
+        (Some("too_many_attempts"), Some(1))
     );
-    assert!(body["details"]["retry_after_secs"].as_i64().unwrap() > 0);
-    // Other accounts are not affected, and unknown usernames are throttled the same way.
+
+    server.set_clock(t0 + 1).await;
+    assert_eq!(login_waits(&attacker, "officer2", "guess-guess").await.0, 401);
+    assert_eq!(login_waits(&attacker, "officer2", "demo-password").await, (429, Some("2".into())));
+    server.set_clock(t0 + 3).await;
+    assert_eq!(login_waits(&attacker, "officer2", "guess-guess").await.0, 401);
+    assert_eq!(login_waits(&attacker, "officer2", "demo-password").await, (429, Some("4".into())));
+    // Other accounts from the same address are not held up; after the wait the right password works.
+    assert_eq!(login_waits(&attacker, "officer1", "demo-password").await.0, 200);
+    server.set_clock(t0 + 7).await;
+    assert_eq!(login_waits(&attacker, "officer2", "demo-password").await.0, 200);
     assert_eq!(
-        server
-            .api()
-            .post("/api/v1/auth/login", json!({"username": "officer1", "password": "demo-password"}))
-            .await
-            .0,
-        200
+        login_waits(&attacker, "officer2", "guess-guess").await.0,
+        401,
+        "a success starts the count over"
     );
-    server.set_clock(now_secs() + 16 * 60).await;
-    assert_eq!(server.api().post("/api/v1/auth/login", right).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_burst_of_parallel_wrong_passwords_gets_no_more_checks_than_the_allowance() {
+    // A queue long enough for the whole burst, so the login limit and not the hashing queue answers.
+    let server = TestServer::start_with(&[("FIELDCHECK__AUTH__PASSWORD_HASH_QUEUE", "1000")]);
+    let hashes_before = server.metric("fieldcheck_password_hashes_total").await;
+    let statuses = burst(&server.api_from([127, 0, 0, 2]), "ent2-operator", "guess-guess", 100).await;
+    assert_eq!((count(&statuses, 401), count(&statuses, 429)), (5, 95), "{statuses:?}");
+    assert_eq!(server.metric("fieldcheck_password_hashes_total").await - hashes_before, 5.0);
+
+    let admin = server.login("admin").await;
+    let (_, entries) = admin.get("/api/v1/admin/audit?limit=1000").await;
+    let failed = entries.as_array().unwrap().iter().filter(|e| e["action"] == "auth.login_failed").count();
+    assert_eq!(failed, 5, "one audit entry per password actually checked");
+}
+
+#[tokio::test]
+async fn the_owner_logs_in_from_another_address_while_an_attacker_waits() {
+    let server = TestServer::start_with(&[("FIELDCHECK__AUTH__PASSWORD_HASH_QUEUE", "1000")]);
+    let attacker = server.api_from([127, 0, 0, 2]);
+    burst(&attacker, "ent2-operator", "guess-guess", 100).await;
+    let (status, retry_after) = login_waits(&attacker, "ent2-operator", "demo-password").await;
+    assert_eq!(status, 429);
+    assert!(retry_after.is_some());
+    let owner = server.api_from([127, 0, 0, 3]);
+    assert_eq!(login_waits(&owner, "ent2-operator", "demo-password").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_strong_login_works_while_password_logins_for_the_account_wait() {
+    let server = TestServer::start_with(&[("FIELDCHECK__AUTH__PASSWORD_HASH_QUEUE", "1000")]);
+    let api = server.api();
+    burst(&api, "ent2-legal", "guess-guess", 100).await;
+    assert_eq!(login_waits(&api, "ent2-legal", "demo-password").await.0, 429);
+    let strong = strong_login(&server, "ent2-legal").await;
+    let me = server.api().with_token(&token(&strong, "access_token")).get("/api/v1/me").await.1;
+    assert_eq!((me["user"]["username"].as_str(), me["aal"].as_str()), (Some("ent2-legal"), Some("strong")));
+}
+
+#[tokio::test]
+async fn one_address_trying_many_usernames_waits_as_a_whole() {
+    let server = TestServer::start();
+    let sprayer = server.api_from([127, 0, 0, 5]);
+    for i in 0..20 {
+        assert_eq!(login_waits(&sprayer, &format!("nobody-{i}"), "guess-guess").await.0, 401);
+    }
+    assert_eq!(login_waits(&sprayer, "nobody-20", "guess-guess").await, (429, Some("1".into())));
+    assert_eq!(
+        login_waits(&sprayer, "officer1", "demo-password").await.0,
+        429,
+        "the address waits, whoever it names"
+    );
+    assert_eq!(login_waits(&server.api_from([127, 0, 0, 6]), "officer1", "demo-password").await.0, 200);
 }

@@ -526,6 +526,101 @@ async fn unassigned_officers_server_owned_edits_and_unknown_actors_are_refused_a
     assert_eq!(after["state"], "assigned", "refused changes do not start the inspection");
 }
 
+/// Puts a well-formed, stamped check result into `doc` as whatever actor `doc` writes as.
+fn stamped_result(doc: &mut AutoCommit, item: &str, result: &str, by: &str) {
+    let (_, checks) = doc.get(ROOT, "checks").unwrap().unwrap();
+    let (_, entry) = doc.get(&checks, item).unwrap().unwrap();
+    doc.put(&entry, "result", result).unwrap();
+    doc.put(&entry, "by", by).unwrap();
+    doc.put(&entry, "at", 1_750_000_000_000i64).unwrap();
+    doc.commit();
+}
+
+#[tokio::test]
+async fn an_officer_cannot_write_under_a_co_assigned_colleagues_device_actor() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1", "officer2"]).await;
+    let items = items(&server, instruction).await;
+    let supervisor = server.login("supervisor1").await;
+    let before = record(&supervisor, instruction).await;
+    let doc_id = before["record_doc"].as_str().unwrap().to_owned();
+    let officer1 = RawDevice::login(&server, "officer1").await;
+    // The colleague's actor id is no secret: it is in every change of the record's history.
+    let officer2_actor = RawDevice::login(&server, "officer2").await.actor().await;
+
+    // officer1's device fetches the record, then writes as officer2's device, in officer2's name.
+    let mut local = AutoCommit::new().with_actor(officer1.actor().await);
+    assert_eq!(officer1.sync(&doc_id, &mut local).await, None);
+    let mut forged = local.fork().with_actor(officer2_actor);
+    stamped_result(&mut forged, &items[12], "fail", "officer2");
+    assert_eq!(officer1.sync(&doc_id, &mut forged).await.as_deref(), Some("foreign_actor"));
+
+    let after = record(&supervisor, instruction).await;
+    assert_eq!(after["heads"], before["heads"], "the server copy is untouched");
+    assert_eq!(after["record"]["checks"][&items[12]]["result"], Value::Null);
+
+    // The same edit under officer1's own actor and name goes through.
+    stamped_result(&mut local, &items[12], "fail", "officer1");
+    assert_eq!(officer1.sync(&doc_id, &mut local).await, None);
+    let check = &record(&supervisor, instruction).await["record"]["checks"][&items[12]];
+    assert_eq!(check["result"], "fail");
+    assert_eq!(check["last_edit"]["by"], "officer1");
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_sync_message_that_inflates_to_gigabytes_is_refused_before_it_is_inflated() {
+    use std::io::Write;
+
+    // One "compressed change" chunk (automerge's type 2) whose DEFLATE data is 256 MiB of zeros:
+    // a quarter of a megabyte on the wire. Inflated and applied, it would take about a gigabyte.
+    // Compressed first: seconds of CPU on the test's one thread would keep its client from noticing that
+    // the server closed an idle connection (`server.header_read_timeout_secs`), and it would reuse it.
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        encoder.write_all(&zeros).unwrap();
+    }
+    let deflated = encoder.finish().unwrap();
+
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let supervisor = server.login("supervisor1").await;
+    let before = record(&supervisor, instruction).await;
+    let doc_id = before["record_doc"].as_str().unwrap().to_owned();
+    let device = RawDevice::login(&server, "officer1").await;
+    let mut local = AutoCommit::new().with_actor(device.actor().await);
+    assert_eq!(device.sync(&doc_id, &mut local).await, None);
+
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    let mut len = deflated.len();
+    while len >= 0x80 {
+        chunk.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    chunk.push(len as u8);
+    chunk.extend(&deflated);
+    let mut state = automerge::sync::State::new();
+    let mut bomb = local.sync().generate_sync_message(&mut state).unwrap();
+    bomb.changes = automerge::sync::ChunkList::from(vec![chunk]);
+    let bomb = bomb.encode();
+    assert!(bomb.len() < 2 << 20, "the bomb is small: {} bytes", bomb.len());
+
+    let response = device.batch(vec![(doc_id.clone(), bomb)]).await;
+    let error = response.results[0].error.as_ref().expect("the bomb is refused");
+    assert_eq!(error.code, "inflates_too_far", "{}", error.message);
+    assert!(error.message.contains("limit"), "{}", error.message);
+    let peak_mib = peak_rss_kib(server.pid()) / 1024;
+    assert!(peak_mib < 256, "the server peaked at {peak_mib} MiB");
+    assert_eq!(record(&supervisor, instruction).await["heads"], before["heads"]);
+}
+
 #[tokio::test]
 async fn garbage_truncated_replayed_and_reordered_batches_are_refused_or_harmless() {
     let server = TestServer::start();

@@ -7,7 +7,7 @@
 
 use axum::{
     extract::{FromRequestParts, Request, State},
-    http::{header::AUTHORIZATION, request::Parts},
+    http::{HeaderValue, header::AUTHORIZATION, request::Parts},
     middleware::Next,
     response::Response,
 };
@@ -98,17 +98,10 @@ pub async fn authorize(
     Ok(next.run(req).await)
 }
 
-async fn authenticate(
-    state: &AppState,
-    header: Option<&axum::http::HeaderValue>,
-) -> Result<Caller, ApiError> {
-    let token =
-        header.and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing_token",
-                "send `Authorization: Bearer <access token>`; log in first",
-            )
-        })?;
+async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
+    let token = header.and_then(bearer_token).ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access token>`; log in first")
+    })?;
     let now = state.now_ms();
     let claims = tokens::verify(&state.keys, &state.settings.auth.issuer, token, now / 1000)?;
     let sid = claims.sid.clone();
@@ -146,6 +139,14 @@ async fn authenticate(
     })
 }
 
+/// The token of `Authorization: Bearer <token>`. Auth schemes are case-insensitive and may be followed by
+/// several spaces (RFC 7235 §2.1), so `bearer` and `BEARER` are the same scheme.
+fn bearer_token(header: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = header.to_str().ok()?.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 fn refuse_unless_active(what: &str, status: UserStatus) -> Result<(), ApiError> {
     match status {
         UserStatus::Active => Ok(()),
@@ -167,5 +168,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("route takes a Caller but has no authorize layer"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_of(header: &'static str) -> Option<String> {
+        bearer_token(&HeaderValue::from_static(header)).map(str::to_owned)
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_and_with_several_spaces() {
+        for header in ["Bearer abc.def", "bearer abc.def", "BEARER abc.def", "bEaReR   abc.def"] {
+            assert_eq!(token_of(header).as_deref(), Some("abc.def"), "{header}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_not_bearer_tokens() {
+        for header in ["Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Bearer", "Bearer ", "Bearerabc", "Token abc"] {
+            assert_eq!(token_of(header), None, "{header}");
+        }
     }
 }

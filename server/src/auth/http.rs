@@ -6,7 +6,11 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Caller, password, store, tokens};
+use super::{
+    Caller, store,
+    throttle::{self, ClientAddr},
+    tokens,
+};
 use crate::{
     audit::{self, Actor},
     domain::{Aal, UserStatus, time::rfc3339},
@@ -81,47 +85,11 @@ async fn audit_failure(
     action: &'static str,
     subject: String,
     why: &'static str,
+    client: ClientAddr,
 ) -> Result<(), ApiError> {
     let now = state.now_ms();
-    state
-        .db
-        .write(move |tx| audit::append(tx, now, &Actor::Anonymous, action, &subject, json!({"reason": why})))
-        .await
-}
-
-/// Failed password logins allowed per subject before it must wait.
-pub const MAX_FAILURES: i64 = 5;
-/// The window failures are counted in, and how long a throttled subject waits.
-pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
-
-/// Refuses a login for a subject (user or unknown username) with too many recent failures since its last
-/// success, so passwords cannot be guessed at network speed. Counted from the audit log, so a restart
-/// does not reset it.
-async fn throttle(state: &AppState, subject: String) -> Result<(), ApiError> {
-    let now = state.now_ms();
-    let since = now - FAILURE_WINDOW_MS;
-    let (failures, latest) = state
-        .db
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT count(*), max(at) FROM audit_log
-                 WHERE subject = ?1 AND action = 'auth.login_failed'
-                   AND at > max(?2, COALESCE((SELECT max(at) FROM audit_log WHERE subject = ?1 AND action = 'auth.login'), 0))",
-                rusqlite::params![subject, since],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
-            )?)
-        })
-        .await?;
-    if failures >= MAX_FAILURES {
-        let retry_after = (latest.unwrap_or(now) + FAILURE_WINDOW_MS - now).max(0) / 1000 + 1;
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("{failures} failed logins in the last 15 minutes; try again in {retry_after} s"),
-        )
-        .with_details(json!({"retry_after_secs": retry_after})));
-    }
-    Ok(())
+    let details = json!({"reason": why, "address": client.to_string()});
+    state.db.write(move |tx| audit::append(tx, now, &Actor::Anonymous, action, &subject, details)).await
 }
 
 /// Checks that the user may log in now, before any token is made.
@@ -183,33 +151,55 @@ fn token_pair(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many failed logins from this address; `Retry-After` says when to try again"),
+        (status = 503, body = ErrorBody, description = "too many logins at once; `Retry-After` says when to try again")))]
 pub async fn login(
     State(state): State<AppState>,
+    client: ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    // A place in the hashing queue first: when it is full the login is refused before it costs anything.
+    let ticket = state.passwords.admit()?;
+    let now = state.now_ms();
+    let st = state.clone();
     let name = req.username.clone();
-    let user = state.db.read(move |c| Ok(orgs_store::user_by_name(c, &name)?)).await?;
-    let subject = match &user {
-        Some(u) => format!("user:{}", u.id),
-        None => format!("username:{}", req.username),
+    let (user, attempt) = state
+        .db
+        .write(move |tx| {
+            let user = orgs_store::user_by_name(tx, &name)?;
+            let account = throttle::account_of(user.as_ref().map(|u| u.id), &name);
+            let attempt = throttle::reserve(tx, &st.settings.auth, client, &account, now)?;
+            Ok((user, attempt))
+        })
+        .await?;
+    // An unknown username is checked against the dummy hash: the same work, and the same answer, as a wrong
+    // password, so neither timing nor the response tells who exists.
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let matched = state.passwords.check(ticket, req.password, stored).await?;
+    let user = match user {
+        Some(user) if matched => user,
+        Some(user) => {
+            audit_failure(&state, "auth.login_failed", format!("user:{}", user.id), "wrong password", client)
+                .await?;
+            return Err(bad_credentials());
+        }
+        None => {
+            let subject = format!("username:{}", req.username);
+            audit_failure(&state, "auth.login_failed", subject, "unknown user", client).await?;
+            return Err(bad_credentials());
+        }
     };
-    throttle(&state, subject).await?;
-    let Some(user) = user else {
-        // Hash anyway so an unknown username takes as long as a wrong password.
-        let _ = password::hash(req.password, state.settings.auth.argon2_memory_kib).await;
-        audit_failure(&state, "auth.login_failed", format!("username:{}", req.username), "unknown user")
-            .await?;
-        return Err(bad_credentials());
-    };
-    if !password::verify(req.password, user.password_hash.clone()).await? {
-        audit_failure(&state, "auth.login_failed", format!("user:{}", user.id), "wrong password").await?;
-        return Err(bad_credentials());
-    }
     let now = state.now_ms();
     if let Err(e) = check_login_allowed(&user, now) {
-        audit_failure(&state, "auth.login_refused", format!("user:{}", user.id), "account not active")
-            .await?;
+        audit_failure(
+            &state,
+            "auth.login_refused",
+            format!("user:{}", user.id),
+            "account not active",
+            client,
+        )
+        .await?;
         return Err(e);
     }
     let st = state.clone();
@@ -219,6 +209,7 @@ pub async fn login(
             if let Some(device_id) = &req.device_id {
                 crate::devices::check_usable_by(tx, device_id, user.id)?;
             }
+            throttle::succeeded(tx, &attempt)?;
             let out = open_session(&st, tx, &user, req.device_id.as_deref(), Aal::Password, now)?;
             audit::append(
                 tx,
@@ -226,7 +217,7 @@ pub async fn login(
                 &Actor::User(user.id),
                 "auth.login",
                 &format!("user:{}", user.id),
-                json!({"aal": "password", "device_id": req.device_id}),
+                json!({"aal": "password", "device_id": req.device_id, "address": client.to_string()}),
             )?;
             Ok(out)
         })
@@ -436,4 +427,55 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
         .read(move |c| orgs_store::user(c, id)?.ok_or_else(|| ApiError::not_found("the user")))
         .await?;
     Ok(Json(Me { user: user.public(), aal: caller.aal, device_id: caller.device_id }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::{
+        body::{Body, to_bytes},
+        extract::connect_info::MockConnectInfo,
+        http::Request,
+    };
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Settings;
+
+    #[tokio::test]
+    async fn a_login_beyond_the_hashing_queue_is_answered_503_with_retry_after_and_counts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::default();
+        settings.storage.data_dir = dir.path().to_path_buf();
+        settings.auth.password_hash_concurrency = 1;
+        settings.auth.password_hash_queue = 1;
+        let state = crate::prepare(settings).unwrap();
+        let app = crate::router::app(state.clone())
+            .layer(MockConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4000))));
+        let login = || {
+            Request::post("/api/v1/auth/login")
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"username": "nobody", "password": "whatever-it-is"}"#))
+                .unwrap()
+        };
+
+        let (running, queued) = (state.passwords.admit().unwrap(), state.passwords.admit().unwrap());
+        let response = app.clone().oneshot(login()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body: Value =
+            serde_json::from_slice(&to_bytes(response.into_body(), 1 << 16).await.unwrap()).unwrap();
+        assert_eq!(body["code"], "overloaded");
+        assert_eq!(body["details"], json!({"retry_after_secs": 1}));
+        let counted: i64 = state
+            .db
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM login_limits", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(counted, 0, "a refused login is no attempt");
+
+        drop((running, queued));
+        assert_eq!(app.oneshot(login()).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
 }

@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_bookings.sql")),
     (5, include_str!("migrations/0005_records.sql")),
     (6, include_str!("migrations/0006_photos.sql")),
+    (7, include_str!("migrations/0007_login_limits.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

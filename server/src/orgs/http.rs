@@ -85,7 +85,7 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     super::check_username(&req.username)?;
     password::check_strength(&req.password)?;
-    let hash = password::hash(req.password.clone(), state.settings.auth.argon2_memory_kib).await?;
+    let hash = state.passwords.hash(req.password.clone()).await?;
     let now = state.now_ms();
     let user = state.db.write(move |tx| super::create_user(tx, now, &actor(&caller), &req, &hash)).await?;
     Ok((StatusCode::CREATED, Json(user)))
@@ -188,7 +188,7 @@ pub async fn create_operator(
     super::check_username(&req.username)?;
     password::check_strength(&req.password)?;
     let own = caller.enterprise()?;
-    let hash = password::hash(req.password.clone(), state.settings.auth.argon2_memory_kib).await?;
+    let hash = state.passwords.hash(req.password.clone()).await?;
     let now = state.now_ms();
     let user = state
         .db

@@ -166,9 +166,10 @@ pub fn on_assign(
     Ok(())
 }
 
-/// The devices allowed to write a record: actor → officer, for every device of every officer
-/// assigned to the instruction, whatever its status (a frozen device cannot log in, but changes it
-/// made earlier may still arrive through a colleague's handheld).
+/// The devices whose changes a record may hold: actor → officer, for every device of every officer
+/// assigned to the instruction. Which of them may add changes in a given message is narrower: only
+/// the device that sends it ([`Rules::Record`]'s `sender`), so a frozen or lost device's changes,
+/// which it can no longer send itself, cannot be relayed by a colleague either.
 pub fn bound_officers(c: &Connection, instruction_id: i64) -> Result<BTreeMap<ActorId, OfficerId>, ApiError> {
     let mut stmt = c.prepare_cached(
         "SELECT d.actor_id, u.username FROM devices d
@@ -207,10 +208,12 @@ pub fn sync_batch(
 ) -> Result<BatchOutcome, ApiError> {
     let index_doc = index_for(tx, caller.user_id, now)?;
     let actor = store::server_actor(tx)?;
+    let sender = sender_actor(tx, device_id)?;
     let mut receipts_written = false;
     let mut results = Vec::with_capacity(request.messages.len());
     for message in &request.messages {
-        let result = match sync_one(tx, now, caller, device_id, &actor, message)? {
+        let actors = Actors { server: &actor, sender: &sender };
+        let result = match sync_one(tx, now, caller, device_id, &actors, message)? {
             Ok((data, accepted, wrote_receipts)) => {
                 receipts_written |= wrote_receipts;
                 DocResult {
@@ -226,6 +229,22 @@ pub fn sync_batch(
     }
     tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, device_id])?;
     Ok(BatchOutcome { response: SyncResponse { v: VERSION, index_doc, results }, receipts_written })
+}
+
+/// The two actors a batch round deals with.
+struct Actors<'a> {
+    /// The server's own: it loads the documents and writes their server-owned parts.
+    server: &'a ActorId,
+    /// The sending device's: the only one whose new changes the round may accept.
+    sender: &'a ActorId,
+}
+
+/// The automerge actor the sending device was registered with: the only actor whose new changes
+/// its messages may carry.
+fn sender_actor(c: &Connection, device_id: &str) -> Result<ActorId, ApiError> {
+    let device =
+        crate::devices::get(c, device_id)?.ok_or_else(|| internal("sync", "the caller's device is gone"))?;
+    device.actor_id.parse().map_err(|e| internal("stored device actor", e))
 }
 
 fn doc_error(code: &str, message: impl Into<String>) -> DocError {
@@ -247,9 +266,10 @@ fn sync_one(
     now: i64,
     caller: &Caller,
     device_id: &str,
-    actor: &ActorId,
+    actors: &Actors<'_>,
     message: &DocMessage,
 ) -> OneResult {
+    let actor = actors.server;
     let Some(meta) = store::meta(tx, &message.doc)? else {
         return Ok(Err(doc_error("unknown_document", format!("there is no document {:?}", message.doc))));
     };
@@ -266,10 +286,12 @@ fn sync_one(
             // Read-only: an accepted message never adds changes, so there is nothing to store.
             session.receive(&mut index, &message.data.0, &Rules::ReadOnly).map(|r| (r.reply, 0, false))
         }
-        DocKind::Record => match sync_record(tx, now, caller, actor, &meta, &mut session, &message.data.0)? {
-            Ok(outcome) => outcome,
-            Err(error) => return Ok(Err(error)),
-        },
+        DocKind::Record => {
+            match sync_record(tx, now, caller, actors, &meta, &mut session, &message.data.0)? {
+                Ok(outcome) => outcome,
+                Err(error) => return Ok(Err(error)),
+            }
+        }
     };
     match outcome {
         Err(refusal) => Ok(Err(refused(&refusal))),
@@ -285,7 +307,7 @@ fn sync_record(
     tx: &Transaction<'_>,
     now: i64,
     caller: &Caller,
-    actor: &ActorId,
+    actors: &Actors<'_>,
     meta: &DocMeta,
     session: &mut SyncSession,
     data: &[u8],
@@ -301,9 +323,12 @@ fn sync_record(
     }
     let instruction =
         instructions::get(tx, instruction_id)?.ok_or_else(|| internal("record", "no instruction"))?;
-    let rules =
-        Rules::Record { officers: bound_officers(tx, instruction_id)?, sealed: is_sealed(instruction.state) };
-    let mut record = load_record(tx, &meta.id, actor.clone())?;
+    let rules = Rules::Record {
+        officers: bound_officers(tx, instruction_id)?,
+        sender: actors.sender.clone(),
+        sealed: is_sealed(instruction.state),
+    };
+    let mut record = load_record(tx, &meta.id, actors.server.clone())?;
     let heads = record.heads();
     let received = match session.receive(&mut record, data, &rules) {
         Ok(r) => r,
