@@ -12,7 +12,7 @@ use crate::{
     auth::{keys, password},
     config::{DEFAULT_CONFIG_TOML, FlagOverrides, Settings},
     db::Db,
-    domain::{CreditRating, CustomsCode, DistrictCode, Role, UnitKind, Uscc},
+    domain::{CreditRating, CustomsCode, DistrictCode, Line, Role, UnitKind, Uscc},
     orgs::{self, NewEnterprise, NewUnit, NewUser, store},
 };
 
@@ -228,7 +228,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::CreateUnit { code, name, kind, parent } => {
             let new = NewUnit {
                 code: DistrictCode::parse(&code)?,
-                name,
+                name: Line::parse(name)?,
                 kind,
                 parent_code: parent.as_deref().map(DistrictCode::parse).transpose()?,
                 timezone: None,
@@ -240,7 +240,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             let new = NewEnterprise {
                 customs_code: CustomsCode::parse(&customs_code)?,
                 uscc: Uscc::parse(&uscc)?,
-                name,
+                name: Line::parse(name)?,
                 credit_rating,
                 unit_code: unit.as_deref().map(DistrictCode::parse).transpose()?,
             };
@@ -260,7 +260,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             let hash = password::hash_blocking(&password, settings.auth.argon2_memory_kib).map_err(api)?;
             let new = NewUser {
                 username,
-                display_name,
+                display_name: Line::parse(display_name)?,
                 password: String::new(),
                 role,
                 unit_code: unit.as_deref().map(DistrictCode::parse).transpose()?,

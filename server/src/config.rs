@@ -113,6 +113,16 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// How long in-flight requests may finish after SIGTERM before the process exits anyway.
     pub shutdown_grace_secs: u64,
+    /// A client must send a request's whole head (request line and headers) within this many seconds of
+    /// starting it, or of the previous response on a kept-alive connection; else the connection is closed.
+    /// The request timeout starts only once the head is in: without this, half-sent requests (slowloris)
+    /// would hold connections forever.
+    pub header_read_timeout_secs: u64,
+    /// Connections one client address may hold open at once; more are answered 429 and closed. 0 = no cap.
+    /// Behind NAT a whole site shares one address, so leave room for every handheld there.
+    pub max_connections_per_address: usize,
+    /// Header fields a request may carry; more are answered 431.
+    pub max_headers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +199,9 @@ impl Default for ServerSettings {
             request_timeout_secs: 30,
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_secs: 10,
+            header_read_timeout_secs: 10,
+            max_connections_per_address: 256,
+            max_headers: 100,
         }
     }
 }

@@ -47,7 +47,7 @@ struct DemoCalendar {
 #[serde(deny_unknown_fields)]
 struct DemoUser {
     username: String,
-    display_name: String,
+    display_name: crate::domain::Line<200>,
     role: crate::domain::Role,
     unit_code: Option<crate::domain::DistrictCode>,
     enterprise_code: Option<crate::domain::CustomsCode>,

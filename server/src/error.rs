@@ -226,7 +226,13 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             let code = if text.contains("unknown field") { "unknown_field" } else { "invalid_field" };
             // axum's prefix says nothing the status does not; keep the part that names the field.
             let detail = text.split_once("target type: ").map_or(text.as_str(), |(_, rest)| rest);
-            ApiError::unprocessable(code, format!("the body does not fit: {detail}"))
+            let error = ApiError::unprocessable(code, format!("the body does not fit: {detail}"));
+            // serde_path_to_error puts the field's path first (`goods[0].name: …`); programs get it apart.
+            match detail.split_once(": ").map(|(path, _)| path).filter(|p| !p.is_empty() && !p.contains(' '))
+            {
+                Some(path) => error.with_details(json!({ "field": path })),
+                None => error,
+            }
         }
         JsonRejection::JsonSyntaxError(_) => {
             ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {text}"))

@@ -7,6 +7,7 @@
 //! - [`cli`]: the `fieldcheck` command line (`serve`, `default-config`, `admin …`, `keys …`).
 //! - [`config`]: layered settings (defaults → TOML → env → flags).
 //! - [`router`]: every route, its access policy and the tower layers, in one place.
+//! - [`connections`]: per-address connection cap, our error shape on hyper's own refusals.
 //! - [`error`]: the one API error type and the JSON/path/query extractors that produce it.
 //! - [`state`]: what handlers share (settings, database, keys, clock, metrics).
 //! - [`db`]: the SQLite database (one writer, pooled readers, WAL) and its embedded migrations.
@@ -41,6 +42,7 @@ pub mod bookings;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod delegations;
 pub mod demo;
@@ -64,12 +66,20 @@ pub mod workflow;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use axum::{extract::ConnectInfo, http::Request};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
 
 use crate::{
     auth::{keys::JwtKeys, password::Passwords},
     clock::Clock,
     config::Settings,
+    connections::{PeerLimits, ShapedIo},
     db::Db,
     ops::metrics::Metrics,
     photos::store::PhotoFiles,
@@ -107,29 +117,113 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     })
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish (bounded by
-/// the configured grace period). Tests call this with a port-0 listener; `fieldcheck serve` with the real one.
+/// Serves `state` on `listener` until `shutdown` resolves, then stops accepting, closes idle connections and
+/// lets in-flight requests finish (bounded by the configured grace period). Tests call this with a port-0
+/// listener; `fieldcheck serve` with the real one.
+///
+/// The accept loop is hyper's (HTTP/1.1) rather than `axum::serve`, for what that does not configure: a
+/// header read timeout (a half-sent request no longer holds a connection: slowloris), a cap on connections
+/// per client address, and our error shape on the requests hyper refuses itself ([`connections`]).
+/// Handlers may extract `ConnectInfo<SocketAddr>`, the address the connection came from: login limits key
+/// on it.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+    let settings = state.settings.server.clone();
+    let grace = Duration::from_secs(settings.shutdown_grace_secs);
     let app = router::app(state);
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    // Login limits key on the client's address: handlers read it as `ConnectInfo<SocketAddr>`.
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
+    let peers = PeerLimits::new(settings.max_connections_per_address);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(settings.header_read_timeout_secs))
+        .max_headers(settings.max_headers);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = peers.admit(peer.ip()) else {
+            refuse(stream, peer, settings.max_connections_per_address);
+            continue;
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| with_peer(&app, peer, req));
+        let io = TokioIo::new(ShapedIo::new(stream, settings.max_headers));
+        let conn = graceful.watch(http.serve_connection(io, service));
+        tokio::spawn(async move {
+            // Timeouts, resets and refused requests end here; none is the server's failure.
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
     tokio::select! {
-        res = server => res??,
-        _ = async {
-            let _ = stopping_rx.await;
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!("shutdown grace period over; exiting with requests still in flight"),
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("shutdown grace period over; exiting with requests still in flight");
+        }
     }
     Ok(())
+}
+
+/// Serves one request of the connection from `peer`, which handlers can extract as `ConnectInfo`.
+fn with_peer<B>(
+    app: &axum::Router,
+    peer: SocketAddr,
+    mut req: Request<B>,
+) -> tower::util::Oneshot<axum::Router, Request<B>>
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    req.extensions_mut().insert(ConnectInfo(peer));
+    app.clone().oneshot(req)
+}
+
+/// A connection over its address's cap: answered 429 if the socket takes the few bytes at once (a fresh
+/// socket does), then closed. No task waits on it, so refusing stays cheap however many arrive.
+fn refuse(stream: TcpStream, peer: SocketAddr, max: usize) {
+    tracing::debug!(%peer, max, "refused a connection over the per-address cap");
+    let _ = stream.try_write(&connections::too_many_connections(max));
+}
+
+/// An accept that failed: a connection reset before it was accepted is nothing; anything else (no file
+/// descriptors left) is logged, and the loop waits a moment for connections to close before trying again.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if !matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        tracing::error!(error = %e, "accepting a connection failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{body::Body, routing::get};
+
+    #[tokio::test]
+    async fn handlers_can_extract_the_address_the_connection_came_from() {
+        let app = axum::Router::new().route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        );
+        let peer: SocketAddr = "127.0.0.2:40000".parse().unwrap();
+        let req = Request::get("/peer").body(Body::empty()).unwrap();
+        let resp = with_peer(&app, peer, req).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        assert_eq!(body, "127.0.0.2:40000");
+    }
 }

@@ -4,15 +4,15 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderName, StatusCode},
-    middleware::from_fn_with_state,
+    middleware::{Next, from_fn_with_state},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use tower_http::{
     compression::CompressionLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 use utoipa::{
@@ -247,6 +247,25 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// Cuts off a request (its body included) running longer than `limit` with a 408 in our error shape
+/// (tower-http's timeout layer answers with an empty body).
+async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request took longer than {} s and was cut off; a change it asked for may still have been \
+                 applied, so retry only what is safe to repeat",
+                limit.as_secs()
+            ),
+        )
+        .with_details(serde_json::json!({ "request_timeout_secs": limit.as_secs() }))
+        .into_response(),
+    }
+}
+
 /// The application: routes, error fallbacks and the tower layers, in the order requests meet them.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = api(&state);
@@ -268,7 +287,7 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), ops::metrics::track))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
         .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(from_fn_with_state(timeout, time_limit))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -113,8 +113,19 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Reads exactly one CBOR value that fills the whole body: bytes after it are refused, so a body that
+/// is not what the sender meant (two bodies concatenated, a corrupted tail) never passes as a valid one.
 pub fn decode<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    ciborium::from_reader(bytes).map_err(|e| DecodeError(e.to_string()))
+    let mut rest = bytes;
+    let value = ciborium::from_reader(&mut rest).map_err(|e| DecodeError(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError(format!(
+            "{} trailing bytes after the CBOR value (byte {} on); send exactly one value",
+            rest.len(),
+            bytes.len() - rest.len()
+        )));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -142,5 +153,21 @@ mod tests {
         };
         let bytes = encode(&request);
         assert!(decode::<SyncRequest>(&bytes[..bytes.len() - 10]).is_err());
+    }
+
+    #[test]
+    fn a_body_with_trailing_bytes_is_refused_and_the_error_says_so() {
+        let request = SyncRequest {
+            v: VERSION,
+            messages: vec![DocMessage { doc: "abc".into(), data: Bytes(vec![1; 10]) }],
+        };
+        let bytes = encode(&request);
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0x5a; 100]);
+        let err = decode::<SyncRequest>(&padded).unwrap_err().to_string();
+        assert!(err.contains("100 trailing bytes"), "{err}");
+        let twice = [bytes.as_slice(), bytes.as_slice()].concat();
+        let err = decode::<SyncRequest>(&twice).unwrap_err().to_string();
+        assert!(err.contains(&format!("{} trailing bytes", bytes.len())), "{err}");
     }
 }

@@ -524,6 +524,16 @@ async fn a_long_poll_returns_when_a_receipt_arrives() {
 }
 
 #[tokio::test]
+async fn a_long_poll_longer_than_the_request_timeout_ends_with_an_empty_page_not_a_408() {
+    let server = TestServer::start_with(&[("FIELDCHECK__SERVER__REQUEST_TIMEOUT_SECS", "2")]);
+    let op = server.login("ent1-operator").await;
+    let (status, page) = op.get("/api/v1/receipts?after=1000000&wait=60").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["receipts"], json!([]));
+    assert_eq!(page["next_cursor"], 1_000_000);
+}
+
+#[tokio::test]
 async fn an_inspection_number_with_a_typo_is_refused_when_searching() {
     let server = TestServer::start();
     let op = server.login("ent1-operator").await;

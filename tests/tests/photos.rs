@@ -312,6 +312,20 @@ async fn a_body_that_does_not_hash_to_its_name_is_refused() {
 }
 
 #[tokio::test]
+async fn a_stored_photo_sent_again_as_another_image_type_is_refused_as_a_mismatch() {
+    let server = TestServer::start();
+    let instruction = assigned_instruction(&server, &["officer1"]).await;
+    let officer = server.login("officer1").await;
+    let bytes = fixture("Canon_40D.jpg");
+    let (status, body) = put_photo(&officer, instruction, &bytes, "image/jpeg").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = put_photo(&officer, instruction, &bytes, "image/png").await;
+    assert_eq!((status, body["code"].as_str()), (415, Some("content_type_mismatch")), "{body}");
+    let (status, body) = put_photo(&officer, instruction, &bytes, "application/octet-stream").await;
+    assert_eq!(status, 200, "no declared type, nothing to contradict: {body}");
+}
+
+#[tokio::test]
 async fn uploading_the_same_photo_again_succeeds_and_concurrent_uploads_store_one_copy() {
     let server = TestServer::start();
     let instruction = assigned_instruction(&server, &["officer1", "officer2"]).await;

@@ -453,6 +453,17 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn a_sync_message_that_inflates_to_gigabytes_is_refused_before_it_is_inflated() {
     use std::io::Write;
 
+    // One "compressed change" chunk (automerge's type 2) whose DEFLATE data is 256 MiB of zeros:
+    // a quarter of a megabyte on the wire. Inflated and applied, it would take about a gigabyte.
+    // Compressed first: seconds of CPU on the test's one thread would keep its client from noticing that
+    // the server closed an idle connection (`server.header_read_timeout_secs`), and it would reuse it.
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..256 {
+        encoder.write_all(&zeros).unwrap();
+    }
+    let deflated = encoder.finish().unwrap();
+
     let server = TestServer::start();
     let instruction = dispatched(&server, &["officer1"]).await;
     let supervisor = server.login("supervisor1").await;
@@ -462,14 +473,6 @@ async fn a_sync_message_that_inflates_to_gigabytes_is_refused_before_it_is_infla
     let mut local = AutoCommit::new().with_actor(device.actor().await);
     assert_eq!(device.sync(&doc_id, &mut local).await, None);
 
-    // One "compressed change" chunk (automerge's type 2) whose DEFLATE data is 256 MiB of zeros:
-    // a quarter of a megabyte on the wire. Inflated and applied, it would take about a gigabyte.
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    let zeros = vec![0u8; 1 << 20];
-    for _ in 0..256 {
-        encoder.write_all(&zeros).unwrap();
-    }
-    let deflated = encoder.finish().unwrap();
     let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
     let mut len = deflated.len();
     while len >= 0x80 {
@@ -571,6 +574,28 @@ async fn garbage_truncated_replayed_and_reordered_batches_are_refused_or_harmles
     assert_eq!(view["state"], "in_progress");
     // What the server stored reloads to the same heads as the device's copy.
     assert_eq!(view["heads"], json!(hex_heads(&mut local)));
+}
+
+#[tokio::test]
+async fn a_batch_followed_by_trailing_bytes_or_a_second_batch_is_refused_whole() {
+    let server = TestServer::start();
+    let device = RawDevice::login(&server, "officer1").await;
+    let good = batch::encode(&SyncRequest { v: batch::VERSION, messages: vec![] });
+    let (status, _) = device.post(good.clone()).await;
+    assert_eq!(status, 200, "the body alone is a valid batch");
+
+    let mut noise = [0u8; 100];
+    getrandom::fill(&mut noise).unwrap();
+    let padded = [good.as_slice(), noise.as_slice()].concat();
+    let twice = [good.as_slice(), good.as_slice()].concat();
+    for (name, body, trailing) in [("100 random bytes", padded, 100), ("a second batch", twice, good.len())] {
+        let (status, body) = device.post(body).await;
+        assert_eq!(status, 400, "{name}: {}", String::from_utf8_lossy(&body));
+        let error: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error["code"], "invalid_batch", "{name}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{trailing} trailing bytes")), "{name}: {message}");
+    }
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use crate::{
     auth::Caller,
     delegations,
     domain::{
-        ApplicationState, CertificateKind, CustomsCode, Direction, DistrictCode, Scope, UnitKind,
+        ApplicationState, CertificateKind, CustomsCode, Direction, DistrictCode, Line, Scope, UnitKind,
         time::rfc3339,
     },
     error::ApiError,
@@ -80,16 +80,16 @@ impl From<Country> for String {
 #[serde(deny_unknown_fields)]
 pub struct GoodsLine {
     pub hs_code: HsCode,
-    pub name: String,
+    pub name: Line<200>,
     pub quantity: f64,
     /// Must be the HS code's legal unit of quantity (see `GET /api/v1/hs-codes/{code}`).
-    pub unit: String,
+    pub unit: Line<32>,
     pub net_weight_kg: f64,
     pub value_usd: f64,
     pub origin_country: Country,
     /// Registration number of the producer (orchard, mill, plant); required where a producer rule applies.
     #[serde(default)]
-    pub producer_registration_no: Option<String>,
+    pub producer_registration_no: Option<Line<64>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -103,7 +103,7 @@ pub struct ApplicationContent {
     /// The applicant enterprise's customs code; the application belongs to it.
     pub applicant_code: CustomsCode,
     pub consignor_code: CustomsCode,
-    pub consignee_name: String,
+    pub consignee_name: Line<200>,
     pub destination_country: Country,
     pub goods: Vec<GoodsLine>,
     #[serde(default)]
@@ -240,7 +240,7 @@ pub fn submission_violations(
             ));
             continue;
         };
-        if line.unit != hs.unit {
+        if line.unit.as_str() != hs.unit {
             v.push(violation(
                 at("unit"),
                 "wrong_unit",

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
-    domain::time::rfc3339,
+    domain::{Line, time::rfc3339},
     error::{ApiError, invalid},
 };
 
@@ -59,7 +59,7 @@ impl SlotTime {
 pub struct ClosedDay {
     #[schema(example = "2027-01-01")]
     pub date: String,
-    pub reason: String,
+    pub reason: Line<200>,
 }
 
 /// What a supervisor sends to set a site's calendar; it replaces the previous one whole.
@@ -174,8 +174,7 @@ fn parse_week(
 }
 
 pub fn parse_date(field: &str, s: &str) -> Result<Date, ApiError> {
-    s.parse::<Date>()
-        .map_err(|_| invalid(field, "invalid_date", format!("`{s}` is not a date like 2026-12-01")))
+    crate::domain::time::parse_date(s).map_err(|m| invalid(field, "invalid_date", m))
 }
 
 impl CalendarSpec {

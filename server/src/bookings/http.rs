@@ -7,7 +7,7 @@ use super::{Booking, Calendar, CalendarSpec, ListFilter, NewBooking, SlotFree, c
 use crate::{
     audit::Actor,
     auth::Caller,
-    domain::{BookingState, time::rfc3339},
+    domain::{BookingState, Paragraph, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
     state::AppState,
 };
@@ -77,6 +77,7 @@ pub async fn put_calendar(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityQuery {
     /// First local date of the site, e.g. `2026-12-01`.
@@ -164,6 +165,7 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub state: Option<BookingState>,
@@ -217,7 +219,7 @@ pub async fn confirm(
 #[serde(deny_unknown_fields)]
 pub struct DeclineRequest {
     /// What the enterprise should know, e.g. why the slot does not suit the site.
-    pub feedback: String,
+    pub feedback: Paragraph<2000>,
     /// Slot starts (RFC 3339) to propose; left out, the nearest free slots are proposed.
     pub alternatives: Option<Vec<String>>,
 }
@@ -281,7 +283,7 @@ pub struct RescheduleRequest {
     /// The new slot start, RFC 3339.
     pub starts_at: String,
     /// Required when customs reschedules; optional for the enterprise.
-    pub reason: Option<String>,
+    pub reason: Option<Paragraph<2000>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/reschedule", tag = "bookings", request_body = RescheduleRequest,
@@ -308,7 +310,7 @@ pub async fn reschedule(
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Required when customs cancels; optional for the enterprise.
-    pub reason: Option<String>,
+    pub reason: Option<Paragraph<2000>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings", request_body = CancelRequest,

@@ -15,7 +15,10 @@ use serde_json::json;
 use crate::{
     audit::{self, Actor},
     auth::Caller,
-    domain::{Role, Scope, time::rfc3339},
+    domain::{
+        Role, Scope,
+        time::{Period, rfc3339},
+    },
     error::{ApiError, invalid},
 };
 
@@ -132,13 +135,7 @@ pub fn create(
             "an enterprise cannot delegate to itself",
         ));
     }
-    if new.valid_until <= new.valid_from || new.valid_until <= now {
-        return Err(invalid(
-            "valid_until",
-            "invalid_period",
-            "`valid_until` must be after `valid_from` and in the future",
-        ));
-    }
+    Period::new(new.valid_from, Some(new.valid_until), now)?;
     tx.execute(
         "INSERT INTO delegations (principal_id, agent_id, scopes, valid_from, valid_until, created_by, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -7,7 +7,7 @@ use super::Device;
 use crate::{
     audit::Actor,
     auth::Caller,
-    domain::{Role, UserStatus},
+    domain::{Line, Paragraph, Role, UserStatus},
     error::{ApiError, ApiJson, ApiPath, ErrorBody, invalid},
     orgs::store as orgs_store,
     state::AppState,
@@ -17,14 +17,14 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct RegisterDevice {
     /// A name the officer recognises, e.g. "Zhang's handheld".
-    pub name: String,
+    pub name: Line<100>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceStatusChange {
     pub status: UserStatus,
-    pub reason: String,
+    pub reason: Paragraph<2000>,
 }
 
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = RegisterDevice,

@@ -1,10 +1,12 @@
 //! Domain values that cannot hold a bad value: parse, don't validate.
 
 mod codes;
+pub mod text;
 pub mod time;
 mod vocab;
 
 pub use codes::{CodeError, CustomsCode, DistrictCode, Uscc};
+pub use text::{Line, Paragraph, Text, TextError};
 pub use vocab::{
     Aal, ApplicationState, BookingState, CertificateKind, CreditRating, Direction, InstructionState, Role,
     Scope, SelectionOutcome, UnitKind, UserStatus,

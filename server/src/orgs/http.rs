@@ -8,7 +8,7 @@ use crate::{
     audit::Actor,
     auth::{Caller, password},
     delegations,
-    domain::{Role, UserStatus, time::rfc3339},
+    domain::{Line, Paragraph, Role, UserStatus, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ErrorBody, invalid},
     state::AppState,
 };
@@ -17,7 +17,7 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     pub status: UserStatus,
-    pub reason: String,
+    pub reason: Paragraph<2000>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -40,7 +40,7 @@ pub struct SigningKey {
 #[serde(deny_unknown_fields)]
 pub struct NewOperator {
     pub username: String,
-    pub display_name: String,
+    pub display_name: Line<200>,
     pub password: String,
     #[serde(default, with = "rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]

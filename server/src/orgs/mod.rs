@@ -13,7 +13,10 @@ use serde_json::json;
 
 use crate::{
     audit::{self, Actor},
-    domain::{CreditRating, CustomsCode, DistrictCode, Role, UnitKind, Uscc, UserStatus, time::rfc3339},
+    domain::{
+        CreditRating, CustomsCode, DistrictCode, Line, Role, UnitKind, Uscc, UserStatus,
+        time::{Period, rfc3339},
+    },
     error::{ApiError, invalid},
 };
 
@@ -57,11 +60,12 @@ pub struct User {
 #[serde(deny_unknown_fields)]
 pub struct NewUnit {
     pub code: DistrictCode,
-    pub name: String,
+    pub name: Line<200>,
     pub kind: UnitKind,
     /// District code of the parent unit; required for all but the headquarters.
     pub parent_code: Option<DistrictCode>,
-    pub timezone: Option<String>,
+    /// An IANA time zone such as `Asia/Shanghai` (the default).
+    pub timezone: Option<Line<64>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -69,7 +73,7 @@ pub struct NewUnit {
 pub struct NewEnterprise {
     pub customs_code: CustomsCode,
     pub uscc: Uscc,
-    pub name: String,
+    pub name: Line<200>,
     pub credit_rating: CreditRating,
     /// District code of the customs unit the enterprise is registered with.
     pub unit_code: Option<DistrictCode>,
@@ -79,7 +83,7 @@ pub struct NewEnterprise {
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
-    pub display_name: String,
+    pub display_name: Line<200>,
     pub password: String,
     pub role: Role,
     /// For customs roles: the unit's district code.
@@ -116,7 +120,7 @@ pub fn check_username(name: &str) -> Result<(), ApiError> {
 
 pub fn create_unit(tx: &Transaction<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result<Unit, ApiError> {
     nonempty("name", &new.name, 200)?;
-    let timezone = new.timezone.unwrap_or_else(|| "Asia/Shanghai".into());
+    let timezone = new.timezone.map_or_else(|| "Asia/Shanghai".into(), Line::into_string);
     if jiff::tz::TimeZone::get(&timezone).is_err() {
         return Err(invalid(
             "timezone",
@@ -203,6 +207,7 @@ pub fn create_user(
 ) -> Result<User, ApiError> {
     check_username(&new.username)?;
     nonempty("display_name", &new.display_name, 200)?;
+    Period::new(now, new.valid_until, now)?;
     let (unit_id, enterprise_id) = if new.role.is_enterprise() {
         let code = new.enterprise_code.as_ref().ok_or_else(|| {
             invalid("enterprise_code", "missing_enterprise", "enterprise roles need an `enterprise_code`")
@@ -281,6 +286,7 @@ pub fn set_user_validity(
     valid_until: Option<i64>,
 ) -> Result<User, ApiError> {
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+    Period::new(now, valid_until, now)?;
     store::update_user_validity(tx, user_id, valid_until)?;
     audit::append(
         tx,

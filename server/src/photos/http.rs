@@ -20,7 +20,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::{Checked, Photo, Sha256Hex, inspect::PhotoFormat, store};
 use crate::{
     auth::Caller,
-    domain::time::rfc3339,
+    domain::{Line, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
     state::AppState,
 };
@@ -35,6 +35,7 @@ const UPLOAD_OFFSET: &str = "upload-offset";
 const UPLOAD_LENGTH: &str = "upload-length";
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// The instruction the photo is evidence for; it must be assigned to you.
@@ -97,7 +98,7 @@ pub struct NewUpload {
     /// The photo's full size in bytes.
     pub size: u64,
     /// `image/jpeg`, `image/png` or `image/webp`, if you know it; checked against the bytes at the finish.
-    pub content_type: Option<String>,
+    pub content_type: Option<Line<100>>,
 }
 
 /// Where a resumable upload stands.

@@ -145,13 +145,9 @@ pub fn sniff(bytes: &[u8]) -> Result<PhotoFormat, Refusal> {
     }
 }
 
-/// Checks a photo completely: format, size, structure, pixels, EXIF. `declared` is the content type the
-/// client sent, if it named an image type.
-pub fn inspect(
-    bytes: &[u8],
-    declared: Option<PhotoFormat>,
-    limits: &PhotoSettings,
-) -> Result<Inspected, Refusal> {
+/// The format by its signature, refused when the client declared another one (`declared` is the content
+/// type the client sent, if it named an image type).
+pub fn sniff_as_declared(bytes: &[u8], declared: Option<PhotoFormat>) -> Result<PhotoFormat, Refusal> {
     let format = sniff(bytes)?;
     if let Some(declared) = declared
         && declared != format
@@ -161,6 +157,16 @@ pub fn inspect(
             actual: format.content_type(),
         });
     }
+    Ok(format)
+}
+
+/// Checks a photo completely: format (as declared), size, structure, pixels, EXIF.
+pub fn inspect(
+    bytes: &[u8],
+    declared: Option<PhotoFormat>,
+    limits: &PhotoSettings,
+) -> Result<Inspected, Refusal> {
+    let format = sniff_as_declared(bytes, declared)?;
     // The header alone is read without limits (it allocates no pixels) so that a refusal can name the size.
     let mut header = ImageReader::with_format(Cursor::new(bytes), format.image_format());
     header.no_limits();

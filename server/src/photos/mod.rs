@@ -227,6 +227,9 @@ fn check_and_place_inner(
         return Err(IngestError::HashMismatch { expected: sha.to_string(), actual: actual.to_string() });
     }
     if known {
+        // Same hash, same bytes: they passed every check when first stored. What this client says they
+        // are is new, and a wrong declaration is refused as it would be for a new photo.
+        inspect::sniff_as_declared(&bytes, declared)?;
         return Ok(Checked::AlreadyStored);
     }
     // Decoders are third-party code fed hostile bytes: a panic in one must refuse the file, not take a

@@ -12,14 +12,19 @@ use crate::{
     state::AppState,
 };
 
+/// The longest long-poll a client may ask for.
+const MAX_WAIT_SECS: u64 = 60;
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptQuery {
     /// Cursor: receipts after this id (0 or absent = from the start).
     pub after: Option<i64>,
     /// At most this many (default 100, at most 500).
     pub limit: Option<i64>,
-    /// Seconds to wait for a new receipt when there is none yet (long-poll; at most 60).
+    /// Seconds to wait for a new receipt when there is none yet (long-poll; at most 60, and always less
+    /// than the server's request timeout).
     pub wait: Option<u64>,
 }
 
@@ -39,7 +44,10 @@ pub async fn list(
 ) -> Result<Json<ReceiptPage>, ApiError> {
     let after = q.after.unwrap_or(0).max(0);
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
-    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(60));
+    // The wait ends before the request timeout would answer 408: a long-poll that found nothing answers
+    // an empty page, which is what the client asked for.
+    let longest = MAX_WAIT_SECS.min(state.settings.server.request_timeout_secs.saturating_sub(1));
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(longest));
     // Subscribe before the first query: a receipt committed between the query and the wait still wakes us.
     let mut changes = state.receipts.subscribe();
     changes.borrow_and_update();

@@ -61,9 +61,9 @@ fn instruction_part(tx: &Transaction<'_>, i: &Instruction) -> Result<Instruction
             .map(|(n, g)| GoodsLine {
                 line_no: n as u32 + 1,
                 hs_code: String::from(g.hs_code.clone()),
-                name: g.name.clone(),
+                name: g.name.to_string(),
                 quantity: g.quantity,
-                unit: g.unit.clone(),
+                unit: g.unit.to_string(),
                 weight_kg: g.net_weight_kg,
                 origin: String::from(g.origin_country.clone()),
             })

@@ -8,6 +8,7 @@ use super::Action;
 use crate::{
     applications::Application,
     auth::Caller,
+    domain::Paragraph,
     error::{ApiError, ApiJson, ApiPath, ErrorBody, invalid},
     state::AppState,
 };
@@ -17,7 +18,7 @@ use crate::{
 pub struct ReviewRequest {
     pub action: Action,
     /// Required to return, suspend or fail a document check.
-    pub opinion: Option<String>,
+    pub opinion: Option<Paragraph<2000>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/review", tag = "review", request_body = ReviewRequest,
@@ -48,7 +49,7 @@ pub struct BatchReviewRequest {
     /// At most 200 applications; each succeeds or fails on its own.
     pub application_ids: Vec<i64>,
     pub action: Action,
-    pub opinion: Option<String>,
+    pub opinion: Option<Paragraph<2000>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

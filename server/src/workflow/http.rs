@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::Caller,
+    domain::Paragraph,
     error::{ApiError, ApiJson, ApiPath, ErrorBody},
     instructions::Instruction,
     state::AppState,
@@ -45,7 +46,7 @@ pub async fn assign(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
-    pub reason: String,
+    pub reason: Paragraph<2000>,
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/cancel", tag = "instructions", request_body = ReasonRequest,
@@ -79,7 +80,7 @@ pub async fn approve(
 #[serde(deny_unknown_fields)]
 pub struct ReturnRequest {
     /// What the officers must do; they read it on their handhelds.
-    pub opinion: String,
+    pub opinion: Paragraph<2000>,
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/return", tag = "workflow", request_body = ReturnRequest,
@@ -117,7 +118,7 @@ pub async fn force_release(
 pub struct DisposalDoneRequest {
     /// How the disposal was carried out, if worth saying.
     #[serde(default)]
-    pub note: Option<String>,
+    pub note: Option<Paragraph<2000>>,
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/disposal-done", tag = "workflow",
