@@ -38,9 +38,11 @@ for target in "${targets[@]}"; do
   else
     status="FINDING (see fuzz/artifacts/$target and $log)"
   fi
-  execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1)
-  rate=$(grep -E '^stat::average_exec_per_sec' "$log" | awk '{print $2}' | tail -1)
-  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1)
+  # A run that never started (a build error) has no figures: say so rather than stop the loop.
+  execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1 || true)
+  rate=$(grep -E '^stat::average_exec_per_sec' "$log" | awk '{print $2}' | tail -1 || true)
+  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 || true)
+  echo "$target: log $log" >&2
   summary+=("$target: ${execs:-?} executions (${rate:-?}/s) in ${seconds}s, ${cov:-cov: ?}, $status")
 done
 printf '%s\n' "${summary[@]}"
