@@ -15,6 +15,8 @@
 //! - `src/bin/probe-logins.rs`: login floods against the real server and its memory (RSS from `/proc`).
 //! - [`field`]: an instruction dispatched to officers, and real `handheld` processes to inspect it with.
 //! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
+//! - `src/bin/crash-loop.rs`: the crash loop (SIGKILL cycles under concurrent writers, every acknowledged
+//!   write checked after every restart; `docs/testing.md`).
 //!
 //! The binaries must be built before the tests run (`cargo build --workspace --bins`); the README's test
 //! command does that.
@@ -79,6 +81,13 @@ impl TestServer {
 
     pub fn data_dir(&self) -> &Path {
         self.data_dir.as_ref().expect("data dir kept until drop").path()
+    }
+
+    /// Leaves the data dir in place when the server is dropped, for a post-mortem of a failed run.
+    pub fn keep_data_dir(&mut self) {
+        if let Some(dir) = self.data_dir.as_mut() {
+            dir.disable_cleanup(true);
+        }
     }
 
     /// Stops with SIGTERM and waits; the data dir stays for a restart.
@@ -237,6 +246,17 @@ impl Api {
     }
 
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.try_send(method, path, body).await.expect("request reaches the server")
+    }
+
+    /// Like [`send`](Self::send), but a request or answer that does not get through (the server was
+    /// killed) is an `Err` instead of a panic: the crash loop expects those.
+    pub async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), reqwest::Error> {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -244,10 +264,10 @@ impl Api {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request reaches the server");
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.expect("response body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -289,6 +309,18 @@ impl Api {
         headers: &[(&str, String)],
         body: Option<reqwest::Body>,
     ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        self.try_bytes(method, path, headers, body).await.expect("request reaches the server")
+    }
+
+    /// Like [`bytes`](Self::bytes), with a request that does not get through as an `Err` (see
+    /// [`try_send`](Self::try_send)).
+    pub async fn try_bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<reqwest::Body>,
+    ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), reqwest::Error> {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -299,9 +331,9 @@ impl Api {
         if let Some(b) = body {
             req = req.body(b);
         }
-        let resp = req.send().await.expect("request reaches the server");
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        (status, headers, resp.bytes().await.expect("response body").to_vec())
+        Ok((status, headers, resp.bytes().await?.to_vec()))
     }
 }
