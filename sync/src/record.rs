@@ -386,11 +386,12 @@ impl RecordDoc {
         })
     }
 
-    /// A fresh note id for this device: the time and part of the actor, unique without coordination.
+    /// A fresh note id for this copy: the time, this copy's actor and how many notes it holds, so ids
+    /// are unique without coordination and one device's notes of the same millisecond keep their order.
     pub fn new_note_id(&self, at: UnixMillis) -> NoteId {
         let actor = self.doc.get_actor().to_hex_string();
-        let nonce = ActorId::random().to_hex_string();
-        NoteId::parse(format!("n{at}-{}-{}", &actor[..8.min(actor.len())], &nonce[..6]))
+        let held = schema::child(&self.doc, &ROOT, key::NOTES, ObjType::Map).map_or(0, |n| self.doc.length(&n));
+        NoteId::parse(format!("n{at}-{}-{held:04}", &actor[..32.min(actor.len())]))
             .expect("digits, hex and dashes make an id")
     }
     /// Records a photo's metadata (its bytes go to the photo store). Attaching the same hash again
