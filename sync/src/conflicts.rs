@@ -15,9 +15,13 @@ use crate::schema::{self, key};
 pub enum ConflictField {
     VerdictValue,
     VerdictDisposal,
-    CheckResult { item_id: String },
+    CheckResult {
+        item_id: String,
+    },
     /// The measurement's value or unit (`path` names the value, where the reading is).
-    Measurement { item_id: String },
+    Measurement {
+        item_id: String,
+    },
 }
 
 impl ConflictField {

@@ -14,7 +14,9 @@
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable};
 
 use crate::record::{RecordDoc, RecordError, edit, sealed::Sealed, version_of};
-use crate::schema::{self, MAX_NOTE_ENTRY_BYTES, OfficerId, SCHEMA_VERSION, SchemaViolation, UnixMillis, key};
+use crate::schema::{
+    self, MAX_NOTE_ENTRY_BYTES, OfficerId, SCHEMA_VERSION, SchemaViolation, UnixMillis, key,
+};
 
 /// Schema 1's nested measurement map, under each check entry.
 const V1_MEASUREMENT: &str = "measurement";
@@ -33,7 +35,11 @@ pub enum Upgrade {
 
 /// Upgrades `record` (loaded with the server's actor) to the current schema, naming `officers` as the
 /// assigned officers. Idempotent: a current record is left alone.
-pub fn upgrade(record: &mut RecordDoc, officers: &[OfficerId], at: UnixMillis) -> Result<Upgrade, RecordError> {
+pub fn upgrade(
+    record: &mut RecordDoc,
+    officers: &[OfficerId],
+    at: UnixMillis,
+) -> Result<Upgrade, RecordError> {
     let doc = record.automerge_mut();
     match version_of(doc) {
         Some(SCHEMA_VERSION) => return Ok(Upgrade::Current),

@@ -11,8 +11,8 @@ use automerge::{
 use crate::json;
 use crate::schema::{
     self, CheckResult, InstructionPart, MAX_NOTE_ENTRIES, MAX_OFFICERS, MAX_PHOTOS, MAX_SAMPLES, Measurement,
-    NoteId, OFFICER_CONTAINERS, OfficerId, PhotoHash, PhotoRef, Record, Review, SCHEMA_VERSION, Sample, SampleId,
-    SchemaViolation, Stamp, UnixMillis, Verdict, key,
+    NoteId, OFFICER_CONTAINERS, OfficerId, PhotoHash, PhotoRef, Record, Review, SCHEMA_VERSION, Sample,
+    SampleId, SchemaViolation, Stamp, UnixMillis, Verdict, key,
 };
 
 /// A fresh automerge actor id (16 random bytes; `to_string()` gives its hex form).
@@ -193,7 +193,10 @@ fn put_or_delete<V: Into<automerge::ScalarValue>>(
 /// Replaces the root `officers` list (a new list: the server is its only writer, so nothing is lost).
 fn put_officers(doc: &mut AutoCommit, officers: &[OfficerId]) -> Result<(), RecordError> {
     if officers.len() > MAX_OFFICERS {
-        return Err(RecordError::InvalidInstruction(format!("{} officers; at most {MAX_OFFICERS}", officers.len())));
+        return Err(RecordError::InvalidInstruction(format!(
+            "{} officers; at most {MAX_OFFICERS}",
+            officers.len()
+        )));
     }
     let list = doc.put_object(ROOT, key::OFFICERS, ObjType::List)?;
     for (i, officer) in officers.iter().enumerate() {
@@ -390,7 +393,8 @@ impl RecordDoc {
     /// are unique without coordination and one device's notes of the same millisecond keep their order.
     pub fn new_note_id(&self, at: UnixMillis) -> NoteId {
         let actor = self.doc.get_actor().to_hex_string();
-        let held = schema::child(&self.doc, &ROOT, key::NOTES, ObjType::Map).map_or(0, |n| self.doc.length(&n));
+        let held =
+            schema::child(&self.doc, &ROOT, key::NOTES, ObjType::Map).map_or(0, |n| self.doc.length(&n));
         NoteId::parse(format!("n{at}-{}-{held:04}", &actor[..32.min(actor.len())]))
             .expect("digits, hex and dashes make an id")
     }
@@ -792,7 +796,12 @@ pub(crate) mod tests {
         assert_eq!(record.samples[&bag].value, sample());
         assert_eq!(
             record.notes,
-            vec![schema::NoteEntry { id: note, text: "Rain overnight.".into(), by: alice.by.clone(), at: alice.at }]
+            vec![schema::NoteEntry {
+                id: note,
+                text: "Rain overnight.".into(),
+                by: alice.by.clone(),
+                at: alice.at
+            }]
         );
         assert_eq!(record.verdict.map(|v| v.value), Some(verdict));
         assert_eq!(record.signatures[&alice.by].statement, "I inspected these goods.");
@@ -945,7 +954,11 @@ pub(crate) mod tests {
         let mut doc = server_record();
         let heads = doc.heads();
         let err = doc
-            .set_measurement("c2", Some(&Measurement { value: 11.0, unit: "g/kg".into() }), &stamp("alice", 1))
+            .set_measurement(
+                "c2",
+                Some(&Measurement { value: 11.0, unit: "g/kg".into() }),
+                &stamp("alice", 1),
+            )
             .unwrap_err();
         assert!(matches!(err, RecordError::Schema(SchemaViolation::WrongUnit { .. })), "{err:?}");
         assert_eq!(err.to_string(), "checks.c2.unit is in g/kg; this check item is measured in %");
@@ -958,7 +971,10 @@ pub(crate) mod tests {
         doc.set_check_result("c1", CheckResult::Pass, &stamp("alice", 1)).unwrap();
         doc.set_check_result("c2", CheckResult::Pass, &stamp("alice", 1)).unwrap();
         doc.set_verdict(Verdict::Conforming, &stamp("alice", 1)).unwrap();
-        assert_eq!(doc.read().unwrap().missing_for_submission(0), ["alice has not signed", "bob has not signed"]);
+        assert_eq!(
+            doc.read().unwrap().missing_for_submission(0),
+            ["alice has not signed", "bob has not signed"]
+        );
         doc.sign("I inspected these goods.", &stamp("alice", 2)).unwrap();
         doc.sign("I inspected these goods.", &stamp("bob", 2)).unwrap();
         assert_eq!(doc.read().unwrap().missing_for_submission(0), Vec::<String>::new());

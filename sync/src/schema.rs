@@ -506,7 +506,8 @@ impl Record {
     /// uploads): every photo not withdrawn must be there.
     pub fn missing_for_submission(&self, open_conflicts: usize) -> Vec<String> {
         let mut missing = Vec::new();
-        let count = |n: usize, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
+        let count =
+            |n: usize, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
         let without = self.checks.values().filter(|c| c.result.is_none()).count();
         if without > 0 {
             missing.push(count(without, "check without result", "checks without result"));
@@ -854,7 +855,10 @@ pub(crate) fn read_signature(
     if let Some(d) = &digest
         && (d.len() != 64 || !d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
     {
-        return Err(SchemaViolation::invalid(f.path_of(key::DIGEST), "a content digest (64 lowercase hex digits)"));
+        return Err(SchemaViolation::invalid(
+            f.path_of(key::DIGEST),
+            "a content digest (64 lowercase hex digits)",
+        ));
     }
     Ok(Signature {
         statement: f.required(key::STATEMENT, f.text(key::STATEMENT, MAX_STATEMENT_BYTES)?)?,
@@ -922,14 +926,19 @@ pub(crate) fn read_officers(doc: &impl ReadDoc) -> Result<Vec<OfficerId>, Schema
     };
     let len = doc.length(&list);
     if len > MAX_OFFICERS {
-        return Err(SchemaViolation::TooMany { path: key::OFFICERS.to_owned(), count: len, limit: MAX_OFFICERS });
+        return Err(SchemaViolation::TooMany {
+            path: key::OFFICERS.to_owned(),
+            count: len,
+            limit: MAX_OFFICERS,
+        });
     }
     (0..len)
         .map(|i| {
             let path = join(key::OFFICERS, &i.to_string());
             match doc.get(&list, i).ok().flatten() {
-                Some((Value::Scalar(v), _)) => text_value(&v, &path, MAX_ID_BYTES)
-                    .and_then(|s| OfficerId::parse(s).map_err(|_| SchemaViolation::invalid(&path, "an officer id"))),
+                Some((Value::Scalar(v), _)) => text_value(&v, &path, MAX_ID_BYTES).and_then(|s| {
+                    OfficerId::parse(s).map_err(|_| SchemaViolation::invalid(&path, "an officer id"))
+                }),
                 _ => Err(SchemaViolation::invalid(path, "an officer id")),
             }
         })

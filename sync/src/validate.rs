@@ -13,11 +13,12 @@ use automerge::{
 };
 
 use crate::chunks::{self, ChunkError};
-use crate::record::Document;
 use crate::json;
+use crate::record::Document;
 use crate::schema::{
-    self, CheckResult, Disposal, InstructionPart, MAX_CHANGE_BYTES_PER_MESSAGE, MAX_LABEL_BYTES, MAX_MESSAGE_BYTES,
-    MAX_NOTE_ENTRIES, MAX_PHOTOS, MAX_SAMPLES, NoteId, OfficerId, PhotoHash, SampleId, SchemaViolation, key,
+    self, CheckResult, Disposal, InstructionPart, MAX_CHANGE_BYTES_PER_MESSAGE, MAX_LABEL_BYTES,
+    MAX_MESSAGE_BYTES, MAX_NOTE_ENTRIES, MAX_PHOTOS, MAX_SAMPLES, NoteId, OfficerId, PhotoHash, SampleId,
+    SchemaViolation, key,
 };
 
 /// What a peer may change in the document a session carries.
@@ -376,10 +377,14 @@ impl RecordCheck<'_> {
                 self.every_value(&obj, key::VALUE, &path, number, "a finite number")?;
                 // Every concurrent unit, not only the winner, must be the item's: a losing reading in
                 // the wrong unit would otherwise sit in the conflict a supervisor resolves.
-                let item_def = self.instruction().and_then(|i| i.checklist.iter().find(|c| &c.item_id == item));
+                let item_def =
+                    self.instruction().and_then(|i| i.checklist.iter().find(|c| &c.item_id == item));
                 for (value, _) in self.all(&obj, key::UNIT, &path)? {
                     let unit = value.as_str().filter(|u| u.len() <= MAX_LABEL_BYTES).ok_or_else(|| {
-                        SchemaViolation::InvalidValue { path: schema::join(&path, key::UNIT), expected: "a unit" }
+                        SchemaViolation::InvalidValue {
+                            path: schema::join(&path, key::UNIT),
+                            expected: "a unit",
+                        }
                     })?;
                     let reading = schema::Measurement { value: 0.0, unit: unit.to_owned() };
                     schema::check_unit(Some(&reading), item_def, &path)?;
@@ -425,7 +430,9 @@ impl RecordCheck<'_> {
                 // Schema 1 signatures carry no digest and are read as void; a new one must say what
                 // it signs.
                 if signature.digest.is_none() {
-                    return Err(SchemaViolation::MissingField { path: schema::join(&path, key::DIGEST) }.into());
+                    return Err(
+                        SchemaViolation::MissingField { path: schema::join(&path, key::DIGEST) }.into()
+                    );
                 }
                 // Only the officer named by the key may write under it, the entry itself included.
                 let writes = [

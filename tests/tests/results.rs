@@ -362,7 +362,11 @@ async fn an_officers_change_after_submission_reopens_the_result_with_a_receipt_a
     );
     two.ok(&["complete", &id]);
     two.sync();
-    assert_eq!(record(&supervisor, instruction).await["state"], "in_progress", "officer1 has not signed again");
+    assert_eq!(
+        record(&supervisor, instruction).await["state"],
+        "in_progress",
+        "officer1 has not signed again"
+    );
     one.sync();
     one.ok(&["complete", &id]);
     one.sync();
@@ -405,7 +409,10 @@ async fn a_supervisor_resolves_a_measurement_conflict_and_both_handhelds_receive
     let out = one.run(&["measure", &id, &item, "-2.2", "°F"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("checks.{item}.unit is in °F; this check item is measured in °C")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("checks.{item}.unit is in °F; this check item is measured in °C")),
+        "{stderr}"
+    );
 
     // Two readings taken offline: a conflict, not a silent pick.
     one.ok(&["measure", &id, &item, "-19", "°C"]);
@@ -430,10 +437,18 @@ async fn a_supervisor_resolves_a_measurement_conflict_and_both_handhelds_receive
     let resolve = format!("/api/v1/instructions/{instruction}/resolve");
     let reason = "the second probe was calibrated this morning";
     let cases = [
-        (json!({"path": "verdict.value", "value": {"value": "conforming"}, "reason": reason}), 409, "no_such_conflict"),
+        (
+            json!({"path": "verdict.value", "value": {"value": "conforming"}, "reason": reason}),
+            409,
+            "no_such_conflict",
+        ),
         (json!({"path": path, "value": "pass", "reason": reason}), 422, "invalid_value"),
         (json!({"path": path, "value": {"value": -16.5, "unit": "°F"}, "reason": reason}), 422, "wrong_unit"),
-        (json!({"path": path, "value": {"value": -16.5, "unit": "°C"}, "reason": " "}), 422, "missing_reason"),
+        (
+            json!({"path": path, "value": {"value": -16.5, "unit": "°C"}, "reason": " "}),
+            422,
+            "missing_reason",
+        ),
     ];
     for (body, status, code) in cases {
         let (got, answer) = supervisor.post(&resolve, body.clone()).await;

@@ -714,7 +714,12 @@ async fn a_handheld_killed_mid_sync_resumes_without_duplicates() {
 
 /// The texts of a record view's notes, in their order.
 fn note_texts(view: &Value) -> Vec<String> {
-    view["record"]["notes"].as_array().unwrap().iter().map(|n| n["text"].as_str().unwrap().to_owned()).collect()
+    view["record"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Files, approves and assigns `n` instructions to officer1, eight requests in flight at a time.

@@ -87,8 +87,14 @@ pub async fn sync(
             let mut wrote = false;
             for (instruction_id, progress) in &outcome.progress {
                 let actor = crate::audit::Actor::User(caller.user_id);
-                wrote |=
-                    crate::workflow::record_progressed(tx, now, &actor, &caller.username, *instruction_id, progress)?;
+                wrote |= crate::workflow::record_progressed(
+                    tx,
+                    now,
+                    &actor,
+                    &caller.username,
+                    *instruction_id,
+                    progress,
+                )?;
             }
             Ok((outcome.response, wrote))
         })

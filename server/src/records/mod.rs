@@ -14,11 +14,13 @@ pub mod store;
 use std::collections::BTreeMap;
 
 use fieldcheck_sync::{
-    ActorId, Assignment, AssignmentIndex, RecordDoc, RecordError, Refusal, Rules, SyncSession,
+    ActorId, Assignment, AssignmentIndex, ConflictField, RecordDoc, RecordError, Refusal, Rules, SyncSession,
     batch::{DocError, DocMessage, DocResult, SyncRequest, SyncResponse, VERSION},
-    migrate,
-    ConflictField, open_conflicts,
-    schema::{CheckResult, ChecklistItem, GoodsLine, InstructionPart, Measurement, OfficerId, Review, Stamp, Verdict},
+    migrate, open_conflicts,
+    schema::{
+        CheckResult, ChecklistItem, GoodsLine, InstructionPart, Measurement, OfficerId, Review, Stamp,
+        Verdict,
+    },
 };
 use rusqlite::{Connection, Transaction, params};
 
@@ -192,8 +194,9 @@ fn officer_ids(c: &Connection, users: &[i64]) -> Result<Vec<OfficerId>, ApiError
 
 /// The users assigned to an instruction, in assignment order.
 fn assigned_users(c: &Connection, instruction_id: i64) -> Result<Vec<i64>, ApiError> {
-    let mut stmt =
-        c.prepare_cached("SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY rowid")?;
+    let mut stmt = c.prepare_cached(
+        "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY rowid",
+    )?;
     Ok(stmt.query_map([instruction_id], |r| r.get(0))?.collect::<Result<_, _>>()?)
 }
 
@@ -247,7 +250,8 @@ pub fn server_edit(
     instruction_id: i64,
     f: impl FnOnce(&mut RecordDoc) -> Result<(), RecordError>,
 ) -> Result<Progress, ApiError> {
-    let id = store::record_of(tx, instruction_id)?.ok_or_else(|| internal("server edit", "no record document"))?;
+    let id =
+        store::record_of(tx, instruction_id)?.ok_or_else(|| internal("server edit", "no record document"))?;
     let mut record = load_record(tx, &id, store::server_actor(tx)?)?;
     let heads = record.heads();
     f(&mut record).map_err(|e| match e {
@@ -269,8 +273,9 @@ pub fn resolve_conflict(
     value: &serde_json::Value,
     stamp: &Stamp,
 ) -> Result<Progress, ApiError> {
-    let id = store::record_of(tx, instruction_id)?
-        .ok_or_else(|| ApiError::conflict("no_such_conflict", "the record has no conflicts: no officer has written yet"))?;
+    let id = store::record_of(tx, instruction_id)?.ok_or_else(|| {
+        ApiError::conflict("no_such_conflict", "the record has no conflicts: no officer has written yet")
+    })?;
     let record = load_record(tx, &id, store::server_actor(tx)?)?;
     let open = open_conflicts(&record).map_err(|e| internal("conflicts", e))?;
     let Some(field) = open.iter().map(|c| &c.field).find(|f| f.path() == path).cloned() else {
@@ -278,9 +283,8 @@ pub fn resolve_conflict(
         return Err(ApiError::conflict("no_such_conflict", format!("{path} has no open conflict"))
             .with_details(serde_json::json!({"open": paths})));
     };
-    let unfit = |expected: &str| {
-        crate::error::invalid("value", "invalid_value", format!("{path} takes {expected}"))
-    };
+    let unfit =
+        |expected: &str| crate::error::invalid("value", "invalid_value", format!("{path} takes {expected}"));
     let resolution = match &field {
         ConflictField::CheckResult { item_id } => {
             let result: CheckResult = serde_json::from_value(value.clone())
@@ -294,13 +298,20 @@ pub fn resolve_conflict(
                 .ok_or_else(|| unfit(r#"a measurement: {"value": number, "unit": "..."}"#))?;
             Resolution::Measure(item_id.clone(), m)
         }
-        ConflictField::VerdictValue => Resolution::Verdict(
-            serde_json::from_value(value.clone())
-                .map_err(|_| unfit(r#"a verdict: {"value": "conforming"} or {"value": "non_conforming", "disposal": "..."}"#))?,
-        ),
+        ConflictField::VerdictValue => {
+            Resolution::Verdict(serde_json::from_value(value.clone()).map_err(|_| {
+                unfit(
+                    r#"a verdict: {"value": "conforming"} or {"value": "non_conforming", "disposal": "..."}"#,
+                )
+            })?)
+        }
         ConflictField::VerdictDisposal => match serde_json::from_value::<Verdict>(value.clone()) {
             Ok(v @ Verdict::NonConforming { .. }) => Resolution::Verdict(v),
-            _ => return Err(unfit(r#"a non-conforming verdict: {"value": "non_conforming", "disposal": "..."}"#)),
+            _ => {
+                return Err(unfit(
+                    r#"a non-conforming verdict: {"value": "non_conforming", "disposal": "..."}"#,
+                ));
+            }
         },
     };
     server_edit(tx, now, instruction_id, |record| match &resolution {

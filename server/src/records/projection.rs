@@ -123,9 +123,10 @@ pub fn project(
     let mut missing = read.missing_for_submission(conflicts.len());
     let digest = read.content_digest();
     let signed = !read.officers.is_empty()
-        && read.officers.iter().all(|o| {
-            read.signatures.get(o).is_some_and(|s| s.digest.as_deref() == Some(digest.as_str()))
-        });
+        && read
+            .officers
+            .iter()
+            .all(|o| read.signatures.get(o).is_some_and(|s| s.digest.as_deref() == Some(digest.as_str())));
     note_missing_photos(&mut missing, photos_missing);
     let (verdict, disposal) = match read.verdict.as_ref().map(|v| v.value) {
         None => (None, None),

@@ -1,8 +1,8 @@
 //! Automerge documents and sync sessions in SQLite. A document is a compacted base snapshot plus the
 //! incremental chunks appended since; the database is the truth, nothing is cached across requests.
 
-use fieldcheck_sync::schema::SCHEMA_VERSION;
 use fieldcheck_sync::ActorId;
+use fieldcheck_sync::schema::SCHEMA_VERSION;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::ApiError;

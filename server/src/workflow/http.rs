@@ -126,7 +126,8 @@ pub async fn resolve(
 ) -> Result<Json<Instruction>, ApiError> {
     super::required_text("reason", "missing_reason", &req.reason, "why this value is the right one")?;
     let now = state.now_ms();
-    commit(&state, move |tx| super::resolve(tx, now, &caller, id, &req.path, &req.value, req.reason.trim())).await
+    commit(&state, move |tx| super::resolve(tx, now, &caller, id, &req.path, &req.value, req.reason.trim()))
+        .await
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/force-release", tag = "workflow", request_body = ReasonRequest,

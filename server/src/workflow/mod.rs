@@ -266,14 +266,19 @@ pub fn resolve(
 ) -> Result<Instruction, ApiError> {
     let i = instructions::supervised(tx, caller, id)?;
     if machine::is_sealed(i.state) {
-        return Err(ApiError::conflict("sealed", format!("the instruction is {}; its record is sealed", i.state))
-            .with_details(json!({"state": i.state})));
+        return Err(ApiError::conflict(
+            "sealed",
+            format!("the instruction is {}; its record is sealed", i.state),
+        )
+        .with_details(json!({"state": i.state})));
     }
-    let by = records::officer_id(&caller.username)
-        .ok_or_else(|| invalid("username", "unusable_username", "your username cannot be written into a record"))?;
+    let by = records::officer_id(&caller.username).ok_or_else(|| {
+        invalid("username", "unusable_username", "your username cannot be written into a record")
+    })?;
     let progress = records::resolve_conflict(tx, now, id, path, value, &Stamp { by, at: now })?;
     let actor = Actor::User(caller.user_id);
-    let details = json!({"path": path, "value": value, "reason": reason, "digest": progress.details["digest"]});
+    let details =
+        json!({"path": path, "value": value, "reason": reason, "digest": progress.details["digest"]});
     audit::append(tx, now, &actor, "instruction.conflict_resolved", &format!("instruction:{id}"), details)?;
     record_progressed(tx, now, &actor, &caller.username, id, &progress)?;
     instruction(tx, id)

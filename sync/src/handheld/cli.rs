@@ -389,8 +389,7 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
 /// its photos still waiting here for upload.
 fn missing(store: &Store, doc_id: &str, r: &crate::Record, conflicts: usize) -> Result<Vec<String>> {
     let mut missing = r.missing_for_submission(conflicts);
-    let queued: std::collections::BTreeSet<String> =
-        store.pending_photos_of(doc_id)?.into_iter().collect();
+    let queued: std::collections::BTreeSet<String> = store.pending_photos_of(doc_id)?.into_iter().collect();
     let waiting = r.awaited_photos().filter(|h| queued.contains(h.as_str())).count();
     match waiting {
         0 => {}
@@ -523,11 +522,16 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
         }
         Command::Withdraw { photo, .. } => {
             let record = doc.read()?;
-            let matches: Vec<&PhotoHash> =
-                record.photos.keys().filter(|h| photo.len() >= 8 && h.as_str().starts_with(photo.as_str())).collect();
+            let matches: Vec<&PhotoHash> = record
+                .photos
+                .keys()
+                .filter(|h| photo.len() >= 8 && h.as_str().starts_with(photo.as_str()))
+                .collect();
             let hash = match matches.as_slice() {
                 [one] => (*one).clone(),
-                [] => bail!("no photo of this record starts with {photo:?} (at least 8 digits; see `handheld show`)"),
+                [] => bail!(
+                    "no photo of this record starts with {photo:?} (at least 8 digits; see `handheld show`)"
+                ),
                 _ => bail!("{photo:?} matches {} photos; give more digits", matches.len()),
             };
             doc.withdraw_photo(&hash, &stamp)?;
