@@ -285,7 +285,7 @@ pub fn app(state: AppState) -> Router {
                 "this endpoint does not take that method",
             )
         })
-        .layer(from_fn_with_state(state.clone(), ops::metrics::track))
+        .layer(from_fn_with_state(state.metrics.clone(), ops::metrics::track))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
         .layer(CompressionLayer::new())
         .layer(from_fn_with_state(timeout, time_limit))

@@ -1,5 +1,6 @@
 //! fieldcheck's sync core: the record document, what officers may change in it, and the sync
-//! conversation that carries their changes to the server.
+//! conversation that carries their changes to the server. No transport, no storage: the server and
+//! the `handheld` client (crate `fieldcheck-handheld`) each bring their own.
 //!
 //! # Layout
 //!
@@ -18,13 +19,11 @@
 //! - [`session`]: `SyncSession`, one peer's sync conversation about one document, free of any
 //!   transport so the batch HTTP and WebSocket endpoints share it.
 //! - [`batch`]: the batch HTTP endpoint's CBOR framing (many documents per round trip).
-//! - [`handheld`]: the `handheld` reference client: local store, offline edits, sync, photo queue.
 //! - `json` (private): writes and reads the server-owned parts as plain automerge maps and lists.
 
 pub mod batch;
 pub mod chunks;
 pub mod conflicts;
-pub mod handheld;
 pub mod index;
 mod json;
 pub mod migrate;

@@ -17,9 +17,9 @@ use std::{
 
 use anyhow::{Context, Result};
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, sync::SyncDoc, transaction::Transactable};
+use fieldcheck_handheld::{self as handheld, Doc, client::Client, store::Store};
 use fieldcheck_sync::{
     RecordDoc,
-    handheld::{self, Doc, client::Client, store::Store},
     schema::{CheckResult, OfficerId, PhotoHash, PhotoRef, Stamp, Verdict},
 };
 use fieldcheck_tests::{Api, TestServer};

@@ -7,14 +7,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Doc, client::Client, load, store::Store};
-use crate::{
+use fieldcheck_sync::{
     RecordDoc, open_conflicts,
     schema::{
         CheckResult, Disposal, Location, Measurement, OfficerId, PhotoHash, PhotoRef, Sample, SampleId,
         Stamp, Verdict,
     },
 };
+
+use crate::{Doc, client::Client, load, store::Store};
 
 #[derive(Parser, Debug)]
 #[command(name = "handheld", about = "fieldcheck handheld: inspect offline, sync when a network appears")]
@@ -206,7 +207,7 @@ fn client(store: &Store, attempts: u32) -> Result<Client> {
     Ok(client)
 }
 
-pub(super) fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
+pub(crate) fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
     if let Some(t) = &client.access_token {
         store.set("access_token", t)?;
     }
@@ -222,7 +223,7 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
         Command::Register { server, username, password, name, device_id } => {
             let mut client = Client::new(server, cli.attempts)?;
             let (device_id, actor_id) =
-                super::register(store, &mut client, username, password, name, device_id.as_deref())?;
+                crate::register(store, &mut client, username, password, name, device_id.as_deref())?;
             Ok(Output {
                 text: format!("registered device {device_id} for {username} (actor {actor_id})"),
                 json: json!({"device_id": device_id, "actor_id": actor_id, "username": username}),
@@ -237,7 +238,7 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
         }
         Command::Sync => {
             let mut client = client(store, cli.attempts)?;
-            let result = super::sync(store, &mut client, now);
+            let result = crate::sync(store, &mut client, now);
             keep_tokens(store, &client)?;
             let report = result?;
             let mut text = format!(
@@ -268,7 +269,7 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
 }
 
 fn list(store: &Store) -> Result<Output> {
-    let actor = super::actor(store)?;
+    let actor = crate::actor(store)?;
     let mut rows = Vec::new();
     let mut text = String::new();
     for local in store.records()? {
@@ -307,7 +308,7 @@ fn record(store: &Store, instruction: &str) -> Result<(String, RecordDoc)> {
     let local = store.record_of(instruction)?.with_context(|| {
         format!("instruction {instruction} is not assigned to this device (run `handheld sync`)")
     })?;
-    match load(store, &local.id, &super::actor(store)?)? {
+    match load(store, &local.id, &crate::actor(store)?)? {
         Some((Doc::Record(doc), _)) => Ok((local.id, doc)),
         _ => bail!("instruction {instruction} has no record here"),
     }
