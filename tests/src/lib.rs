@@ -184,6 +184,9 @@ fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
         // Every test client connects from 127.0.0.1, and the load tests keep well over a thousand connections
         // open at once (each client its own pool). The cap has its own test, which sets it.
         .env("FIELDCHECK__SERVER__MAX_CONNECTIONS_PER_ADDRESS", "0")
+        // Debug builds on a busy 2-core machine can take longer than production's 30 s for a large photo;
+        // a test about the timeout itself sets its own.
+        .env("FIELDCHECK__SERVER__REQUEST_TIMEOUT_SECS", "120")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(log)
