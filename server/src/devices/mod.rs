@@ -62,9 +62,9 @@ pub fn of_officer(c: &Connection, officer_id: i64) -> rusqlite::Result<Vec<Devic
 /// Devices of officers anywhere in the subtree of `unit`.
 pub fn in_unit_subtree(c: &Connection, unit: i64) -> rusqlite::Result<Vec<Device>> {
     let mut stmt = c.prepare(&format!(
-        "WITH RECURSIVE t(id) AS (SELECT ?1 UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id)
-         SELECT {} FROM devices d JOIN users u ON u.id = d.officer_id WHERE u.unit_id IN t ORDER BY d.registered_at",
-        COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
+        "SELECT {} FROM devices d JOIN users u ON u.id = d.officer_id WHERE {} ORDER BY d.registered_at",
+        COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", "),
+        crate::db::scope::unit_in_subtree("u.unit_id")
     ))?;
     stmt.query_map([unit], row)?.collect()
 }

@@ -238,6 +238,16 @@ pub fn set_state(tx: &Transaction<'_>, now: i64, id: i64, state: InstructionStat
     Ok(())
 }
 
+/// The booked slot's start (`None`: no confirmed booking holds the instruction). Written for the bookings
+/// module, which decides it; the instruction's table is written here only.
+pub fn set_due_at(tx: &Transaction<'_>, now: i64, id: i64, due_at: Option<i64>) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE instructions SET due_at = ?1, updated_at = ?2 WHERE id = ?3",
+        params![due_at, now, id],
+    )?;
+    Ok(())
+}
+
 /// The instruction, if the caller supervises its site (a supervisor of the site's subtree, or an admin);
 /// anyone else is told it does not exist.
 pub fn supervised(tx: &Connection, caller: &Caller, id: i64) -> Result<Instruction, ApiError> {
