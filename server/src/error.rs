@@ -114,8 +114,8 @@ impl ApiError {
 
 /// A login step's refusal: 401 with its stable code. (The domain errors of the modules become HTTP here,
 /// once, so that domain code names what went wrong and only this file knows statuses.)
-impl From<crate::auth::login::AuthError> for ApiError {
-    fn from(e: crate::auth::login::AuthError) -> Self {
+impl From<crate::auth::error::AuthError> for ApiError {
+    fn from(e: crate::auth::error::AuthError) -> Self {
         ApiError::unauthorized(e.code(), e.to_string())
     }
 }

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::{
     Caller,
-    login::{self, AuthError},
-    store,
+    error::AuthError,
+    login, store,
     throttle::{self, ClientAddr},
     tokens,
 };
