@@ -207,6 +207,13 @@ impl Store {
         Ok(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?)
     }
 
+    /// The photos of one document whose bytes have not reached the photo store.
+    pub fn pending_photos_of(&self, doc_id: &str) -> Result<Vec<String>> {
+        let mut stmt =
+            self.conn.prepare("SELECT sha256 FROM photo_queue WHERE uploaded_at IS NULL AND doc_id = ?1")?;
+        Ok(stmt.query_map([doc_id], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    }
+
     /// Photos to upload now, `(sha256, path, instruction_id)`: not uploaded, not refused for good, and
     /// attached to a record we know the instruction of.
     pub fn uploadable_photos(&self) -> Result<Vec<(String, String, String)>> {

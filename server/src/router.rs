@@ -194,6 +194,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(workflow::http::cancel))
             .routes(routes!(workflow::http::approve))
             .routes(routes!(workflow::http::return_result))
+            .routes(routes!(workflow::http::resolve))
             .routes(routes!(workflow::http::disposal_done))
             .routes(routes!(review::http::set_auto_review))
             .routes(routes!(bookings::http::put_calendar))

@@ -4,13 +4,14 @@
 //!
 //! # Layout
 //!
-//! - [`schema`]: the record document's layout (schema 1), its value types, size limits and the
+//! - [`schema`]: the record document's layout (schema 2), its value types, size limits and the
 //!   strict readers shared by the handheld's edits and the server's validation.
 //! - [`record`]: `RecordDoc`, one instruction's record: created by the server, edited by officers
 //!   through typed operations, read back as a plain `Record`.
 //! - [`chunks`]: what a sync message's changes inflate to, bounded before automerge reads them.
-//! - [`conflicts`]: the verdict and check results that officers set differently at the same time,
-//!   which must be resolved by a person, never by automerge's silent pick.
+//! - [`conflicts`]: the verdict, check results and measurements that officers set differently at the
+//!   same time, which must be resolved by a person, never by automerge's silent pick.
+//! - [`migrate`]: upgrades a schema 1 record to schema 2 (notes as entries, flat measurements).
 //! - [`validate`]: vets an incoming sync message on a copy of the document and accepts it whole or
 //!   refuses it with the rule it broke.
 //! - [`index`]: `AssignmentIndex`, each officer's list of assigned instructions, written by the
@@ -25,6 +26,7 @@ pub mod chunks;
 pub mod conflicts;
 pub mod index;
 mod json;
+pub mod migrate;
 pub mod record;
 pub mod schema;
 pub mod session;

@@ -102,6 +102,7 @@ fn edit_session(
                 caption: format!("photo {p}"),
                 taken_at: at,
                 location: None,
+                withdrawn: false,
             };
             doc.attach_photo(&photo_hash(ids.0, ids.1, p), &photo, &stamp(100 + p as i64))?;
         }
@@ -109,6 +110,7 @@ fn edit_session(
     if session + 1 == sessions {
         doc.set_verdict(Verdict::Conforming, &stamp(200))?;
         doc.set_complete(true, &stamp(201))?;
+        doc.sign("I inspected the goods.", &stamp(202))?;
     }
     Ok(())
 }
