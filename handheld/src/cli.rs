@@ -388,7 +388,12 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
 
 /// What keeps a record from being submitted, as this device sees it: the record's own conditions, and
 /// its photos still waiting here for upload.
-fn missing(store: &Store, doc_id: &str, r: &crate::Record, conflicts: usize) -> Result<Vec<String>> {
+fn missing(
+    store: &Store,
+    doc_id: &str,
+    r: &fieldcheck_sync::Record,
+    conflicts: usize,
+) -> Result<Vec<String>> {
     let mut missing = r.missing_for_submission(conflicts);
     let queued: std::collections::BTreeSet<String> = store.pending_photos_of(doc_id)?.into_iter().collect();
     let waiting = r.awaited_photos().filter(|h| queued.contains(h.as_str())).count();
@@ -400,7 +405,7 @@ fn missing(store: &Store, doc_id: &str, r: &crate::Record, conflicts: usize) -> 
     Ok(missing)
 }
 
-fn status(store: &Store, actor: &crate::ActorId) -> Result<Output> {
+fn status(store: &Store, actor: &fieldcheck_sync::ActorId) -> Result<Output> {
     let pending = store.pending()?;
     let photos = store.pending_photos()?;
     let last_sync = store.setting("last_sync_at")?.and_then(|s| s.parse::<i64>().ok());
