@@ -116,6 +116,12 @@ pub fn check_usable_by(c: &Connection, device_id: &str, user_id: i64) -> Result<
     }
 }
 
+/// The device synced at `now` (supervisors see handhelds that have not synced for hours).
+pub fn seen(tx: &Transaction<'_>, device_id: &str, now: i64) -> rusqlite::Result<()> {
+    tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, device_id])?;
+    Ok(())
+}
+
 /// Changes a device's status; freezing or losing it ends its sessions in the same transaction.
 pub fn set_status(
     tx: &Transaction<'_>,
