@@ -61,7 +61,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Instruction> {
         unit_id: r.get(4)?,
         site_id: r.get(5)?,
         state: r.get(6)?,
-        checklist: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+        checklist: crate::db::json_column(r, 7)?,
         deadline: r.get(8)?,
         due_at: r.get(9)?,
         officers: Vec::new(),
