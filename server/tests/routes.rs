@@ -235,3 +235,37 @@ async fn bad_input_is_answered_in_the_one_error_shape() {
     assert_eq!((status, code(&body)), (401, "missing_token"));
     assert!(app.state.db.path().exists(), "the data dir is this test's own");
 }
+
+#[tokio::test]
+async fn a_damaged_stored_checklist_is_an_error_never_an_empty_checklist() {
+    let app = App::demo();
+    let fish = json!({"direction": "export", "district_code": "2200", "site_code": "2201",
+        "applicant_code": "3101960001", "consignor_code": "3101960001",
+        "consignee_name": "Tokyo Fish Market Co.", "destination_country": "JP",
+        "goods": [{"hs_code": "0303110000", "name": "Frozen sockeye salmon", "quantity": 1000.0,
+                   "unit": "kg", "net_weight_kg": 1000.0, "value_usd": 8000.0, "origin_country": "CN"}]});
+    let operator = app.token("ent1-operator").await;
+    let (_, created) = app.post("/api/v1/applications", Some(&operator), fish).await;
+    let id = created["id"].as_i64().expect("application id");
+    let (status, body) =
+        app.post(&format!("/api/v1/applications/{id}/submit"), Some(&operator), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let reviewer = app.token("reviewer1").await;
+    let (status, body) = app
+        .post(&format!("/api/v1/applications/{id}/review"), Some(&reviewer), json!({"action": "approve"}))
+        .await;
+    assert_eq!((status, body["disposition"].as_str()), (200, Some("on_site")), "{body}");
+    let supervisor = app.token("supervisor1").await;
+    let (_, list) = app.get("/api/v1/instructions", &supervisor).await;
+    let path = format!("/api/v1/instructions/{}", list[0]["id"]);
+    let (status, whole) = app.get(&path, &supervisor).await;
+    assert!(status == 200 && !whole["checklist"].as_array().unwrap().is_empty(), "{whole}");
+
+    app.state
+        .db
+        .write(|tx| Ok(tx.execute("UPDATE instructions SET checklist = '[{\"item_id\": '", [])?))
+        .await
+        .unwrap();
+    let (status, body) = app.get(&path, &supervisor).await;
+    assert_eq!((status, code(&body)), (500, "internal"), "{body}");
+}
