@@ -112,6 +112,14 @@ impl ApiError {
     }
 }
 
+/// A login step's refusal: 401 with its stable code. (The domain errors of the modules become HTTP here,
+/// once, so that domain code names what went wrong and only this file knows statuses.)
+impl From<crate::auth::error::AuthError> for ApiError {
+    fn from(e: crate::auth::error::AuthError) -> Self {
+        ApiError::unauthorized(e.code(), e.to_string())
+    }
+}
+
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("database"))

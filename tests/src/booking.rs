@@ -16,27 +16,7 @@ pub const MONDAY: i64 = 1_795_996_800;
 pub const HOUR: i64 = 3600;
 pub const DAY: i64 = 24 * HOUR;
 
-/// An export of frozen salmon: HS 0303 is always selected for on-site inspection.
-pub fn frozen_fish_application() -> Value {
-    json!({
-        "direction": "export",
-        "district_code": DISTRICT,
-        "site_code": SITE,
-        "applicant_code": ENT1_CODE,
-        "consignor_code": ENT1_CODE,
-        "consignee_name": "Tokyo Fish Market Co.",
-        "destination_country": "JP",
-        "goods": [{
-            "hs_code": "0303110000",
-            "name": "Frozen sockeye salmon",
-            "quantity": 1000.0,
-            "unit": "kg",
-            "net_weight_kg": 1000.0,
-            "value_usd": 8000.0,
-            "origin_country": "CN"
-        }]
-    })
-}
+pub use crate::dispatch::frozen_fish_application;
 
 /// Files and submits `n` applications as `enterprise` (concurrently), approves them as `reviewer1` in
 /// batches, and answers the instructions' ids in application order.

@@ -1,74 +1,19 @@
 //! Offline-sync fixtures shared by the end-to-end tests: an instruction dispatched the way production
 //! does it (filed, approved, on-site, assigned) and real `handheld` processes with their own data dirs.
 //!
-//! `ent1-operator` files and submits an export of frozen fish (HS 0303, always inspected), `reviewer1`
-//! approves, `supervisor1` assigns the officers, who sync with the demo handhelds.
+//! The dispatch itself is [`crate::dispatch`]; the officers sync with the demo handhelds.
 
 use std::{
     path::Path,
     process::{Command, Output},
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{Api, TestServer, binary};
 
-pub fn content() -> Value {
-    json!({
-        "direction": "export",
-        "district_code": "2200",
-        "site_code": "2201",
-        "applicant_code": "3101960001",
-        "consignor_code": "3101960001",
-        "consignee_name": "Osaka Seafood KK",
-        "destination_country": "JP",
-        "goods": [{
-            "hs_code": "0303110000", "name": "frozen sockeye salmon", "quantity": 1200.0, "unit": "kg",
-            "net_weight_kg": 1200.0, "value_usd": 9000.0, "origin_country": "CN"
-        }],
-        "certificates": []
-    })
-}
-
-pub async fn user_id(server: &TestServer, username: &str) -> i64 {
-    let (status, me) = server.login(username).await.get("/api/v1/me").await;
-    assert_eq!(status, 200, "{me}");
-    me["user"]["id"].as_i64().expect("user id")
-}
-
-/// Files, approves and dispatches one instruction to `officers`; answers its id.
-pub async fn dispatched(server: &TestServer, officers: &[&str]) -> i64 {
-    let operator = server.login("ent1-operator").await;
-    let (status, app) = operator.post("/api/v1/applications", content()).await;
-    assert_eq!(status, 201, "{app}");
-    let app_id = app["id"].as_i64().unwrap();
-    let (status, body) = operator.post(&format!("/api/v1/applications/{app_id}/submit"), json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let reviewer = server.login("reviewer1").await;
-    let (status, body) =
-        reviewer.post(&format!("/api/v1/applications/{app_id}/review"), json!({"action": "approve"})).await;
-    assert_eq!(status, 200, "{body}");
-    let supervisor = server.login("supervisor1").await;
-    let (status, list) = supervisor.get("/api/v1/instructions").await;
-    assert_eq!(status, 200, "{list}");
-    let instruction = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["application_id"] == app_id)
-        .unwrap_or_else(|| panic!("no instruction for application {app_id}: {list}"))["id"]
-        .as_i64()
-        .unwrap();
-    let mut ids = Vec::new();
-    for officer in officers {
-        ids.push(user_id(server, officer).await);
-    }
-    let (status, body) = supervisor
-        .post(&format!("/api/v1/instructions/{instruction}/assign"), json!({"officer_ids": ids}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    instruction
-}
+/// The application every field test files (kept under its old name for the tests that use it).
+pub use crate::dispatch::{dispatched, frozen_fish_application as content, user_id};
 
 /// The checklist item ids of an instruction, in order.
 pub async fn items(server: &TestServer, instruction: i64) -> Vec<String> {

@@ -13,7 +13,9 @@
 //! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
 //!   against the same workload merged in-process with plain automerge).
 //! - `src/bin/probe-logins.rs`: login floods against the real server and its memory (RSS from `/proc`).
-//! - [`field`]: an instruction dispatched to officers, and real `handheld` processes to inspect it with.
+//! - [`dispatch`]: written once: the always-inspected application, a demo user's id, an instruction
+//!   dispatched to officers.
+//! - [`field`]: real `handheld` processes to inspect a dispatched instruction with.
 //! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
 //! - `src/bin/crash-loop.rs`: the crash loop (SIGKILL cycles under concurrent writers, every acknowledged
 //!   write checked after every restart; `docs/testing.md`).
@@ -32,6 +34,7 @@ use std::{
 use serde_json::{Value, json};
 
 pub mod booking;
+pub mod dispatch;
 pub mod field;
 pub mod photos;
 

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{Api, TestServer, repo_root};
+use crate::{Api, repo_root};
 
 /// The name of a photo: the lowercase hex SHA-256 of its bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -104,45 +104,5 @@ pub async fn get_bytes(api: &Api, path: &str) -> (u16, String, Vec<u8>) {
     (status, ct, body)
 }
 
-/// An on-site instruction assigned to `officers` (demo usernames): ent1 files frozen fish (always inspected),
-/// reviewer1 approves, supervisor1 assigns.
-pub async fn assigned_instruction(server: &TestServer, officers: &[&str]) -> i64 {
-    let ent = server.login("ent1-operator").await;
-    let content = json!({
-        "direction": "export", "district_code": "2200", "site_code": "2201",
-        "applicant_code": "3101960001", "consignor_code": "3101960001",
-        "consignee_name": "Tokyo Fish Market Co.", "destination_country": "JP",
-        "goods": [{"hs_code": "0303110000", "name": "Frozen sockeye salmon", "quantity": 1200.0, "unit": "kg",
-                   "net_weight_kg": 1200.0, "value_usd": 9600.0, "origin_country": "CN"}]
-    });
-    let (status, app) = ent.post("/api/v1/applications", content).await;
-    assert_eq!(status, 201, "create application: {app}");
-    let app_id = app["id"].as_i64().unwrap();
-    let (status, body) = ent.post(&format!("/api/v1/applications/{app_id}/submit"), json!({})).await;
-    assert_eq!(status, 200, "submit: {body}");
-    let reviewer = server.login("reviewer1").await;
-    let (status, body) =
-        reviewer.post(&format!("/api/v1/applications/{app_id}/review"), json!({"action": "approve"})).await;
-    assert_eq!(status, 200, "approve: {body}");
-    assert_eq!(body["disposition"], "on_site", "frozen fish is always inspected on site: {body}");
-    let supervisor = server.login("supervisor1").await;
-    let (_, list) = supervisor.get("/api/v1/instructions").await;
-    let instruction = list
-        .as_array()
-        .expect("instruction list")
-        .iter()
-        .find(|i| i["application_id"] == app_id)
-        .unwrap_or_else(|| panic!("an instruction for application {app_id}: {list}"))["id"]
-        .as_i64()
-        .unwrap();
-    let mut ids = Vec::new();
-    for officer in officers {
-        let (_, me) = server.login(officer).await.get("/api/v1/me").await;
-        ids.push(me["user"]["id"].as_i64().expect("officer id"));
-    }
-    let (status, body) = supervisor
-        .post(&format!("/api/v1/instructions/{instruction}/assign"), json!({"officer_ids": ids}))
-        .await;
-    assert_eq!(status, 200, "assign: {body}");
-    instruction
-}
+/// An on-site instruction assigned to `officers` (demo usernames): [`crate::dispatch::dispatched`].
+pub use crate::dispatch::dispatched as assigned_instruction;

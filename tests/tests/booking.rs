@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use fieldcheck_tests::{
     Api, TestServer,
     booking::{self, DAY, HOUR, MONDAY, SITE, issue_instructions, race, set_calendar},
+    dispatch::user_id,
     rfc3339,
 };
 use serde_json::{Value, json};
@@ -37,14 +38,6 @@ async fn instruction(api: &Api, id: i64) -> Value {
     let (status, body) = api.get(&format!("/api/v1/instructions/{id}")).await;
     assert_eq!(status, 200, "{body}");
     body
-}
-
-async fn user_id(server: &TestServer, username: &str) -> i64 {
-    let admin = server.login("admin").await;
-    let (_, users) = admin.get("/api/v1/admin/users").await;
-    users.as_array().unwrap().iter().find(|u| u["username"] == username).expect("user listed")["id"]
-        .as_i64()
-        .unwrap()
 }
 
 fn code(body: &Value) -> &str {

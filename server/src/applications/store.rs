@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::{Application, ApplicationContent};
-use crate::{domain::time::rfc3339, error::ApiError};
+use crate::{db, domain::time::rfc3339, error::ApiError};
 
 const COLS: &str = "id, enterprise_id, state, inspection_no, version, copied_from, disposition, content, \
                     created_at, updated_at, submitted_at, district_unit, site_unit";
@@ -19,9 +19,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Application> {
         version: r.get(4)?,
         copied_from: r.get(5)?,
         disposition: r.get(6)?,
-        content: serde_json::from_str(&content).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        content: db::parse_json(7, &content)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
         submitted_at: r.get(10)?,
@@ -144,7 +142,7 @@ pub fn history(c: &Connection, id: i64) -> rusqlite::Result<Vec<HistoryEntry>> {
             opinion: r.get(3)?,
             actor: r.get(4)?,
             at: r.get(5)?,
-            content: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+            content: db::json_column(r, 6)?,
         })
     })?
     .collect()

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::{domain::time::rfc3339, error::ApiError};
 
 /// Who acted: a user, the system (automatic review, expiry) or an anonymous caller (failed logins).
 #[derive(Debug, Clone)]
@@ -79,6 +79,39 @@ pub fn append(
         params![seq, at_ms, actor, action, subject, details, prev, hash],
     )?;
     Ok(())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub seq: i64,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: serde_json::Value,
+    /// Hex SHA-256 chaining this entry to the previous one.
+    pub hash: String,
+}
+
+/// Up to `limit` entries after sequence number `after`, oldest first.
+pub fn entries(c: &Connection, after: i64, limit: i64) -> rusqlite::Result<Vec<AuditEntry>> {
+    let mut stmt = c.prepare(
+        "SELECT seq, at, actor, action, subject, details, hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    stmt.query_map([after, limit], |r| {
+        Ok(AuditEntry {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            subject: r.get(4)?,
+            details: crate::db::json_column(r, 5)?,
+            hash: hex::encode(r.get::<_, Vec<u8>>(6)?),
+        })
+    })?
+    .collect()
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]

@@ -2,18 +2,20 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Caller, store,
+    Caller,
+    error::AuthError,
+    login, store,
     throttle::{self, ClientAddr},
     tokens,
 };
 use crate::{
     audit::{self, Actor},
-    domain::{Aal, UserStatus, time::rfc3339},
+    domain::{Aal, time::rfc3339},
     error::{ApiError, ApiJson, ErrorBody},
     orgs::{User, store as orgs_store, store::UserRow},
     state::AppState,
@@ -68,18 +70,6 @@ pub struct StrongLoginRequest {
     pub signature: String,
 }
 
-fn bad_credentials() -> ApiError {
-    // One answer for unknown user and wrong password: the difference would tell an attacker who exists.
-    ApiError::unauthorized("invalid_credentials", "the username or password is wrong")
-}
-
-fn challenge_text(challenge_id: &str, username: &str, nonce: &[u8], expires_at: i64) -> String {
-    format!(
-        "fieldcheck strong login v1\nchallenge:{challenge_id}\nuser:{username}\nnonce:{}\nexpires:{expires_at}",
-        hex::encode(nonce)
-    )
-}
-
 async fn audit_failure(
     state: &AppState,
     action: &'static str,
@@ -90,21 +80,6 @@ async fn audit_failure(
     let now = state.now_ms();
     let details = json!({"reason": why, "address": client.to_string()});
     state.db.write(move |tx| audit::append(tx, now, &Actor::Anonymous, action, &subject, details)).await
-}
-
-/// Checks that the user may log in now, before any token is made.
-fn check_login_allowed(user: &UserRow, now: i64) -> Result<(), ApiError> {
-    match user.status {
-        UserStatus::Active => {}
-        UserStatus::Frozen => return Err(ApiError::unauthorized("account_frozen", "this account is frozen")),
-        UserStatus::Lost => {
-            return Err(ApiError::unauthorized("account_lost", "this account was reported lost"));
-        }
-    }
-    if user.valid_until.is_some_and(|t| t <= now) {
-        return Err(ApiError::unauthorized("account_expired", "this account's validity has ended"));
-    }
-    Ok(())
 }
 
 /// Opens a session and issues the first token pair, in the caller's transaction.
@@ -182,16 +157,16 @@ pub async fn login(
         Some(user) => {
             audit_failure(&state, "auth.login_failed", format!("user:{}", user.id), "wrong password", client)
                 .await?;
-            return Err(bad_credentials());
+            return Err(AuthError::BadCredentials.into());
         }
         None => {
             let subject = format!("username:{}", req.username);
             audit_failure(&state, "auth.login_failed", subject, "unknown user", client).await?;
-            return Err(bad_credentials());
+            return Err(AuthError::BadCredentials.into());
         }
     };
     let now = state.now_ms();
-    if let Err(e) = check_login_allowed(&user, now) {
+    if let Err(e) = login::check_allowed(&user, now) {
         audit_failure(
             &state,
             "auth.login_refused",
@@ -200,7 +175,7 @@ pub async fn login(
             client,
         )
         .await?;
-        return Err(e);
+        return Err(e.into());
     }
     let st = state.clone();
     let response = state
@@ -234,45 +209,17 @@ pub async fn refresh(
     let now = state.now_ms();
     let hash = tokens::refresh_token_hash(&req.refresh_token);
     let st = state.clone();
-    // The reuse verdict must be committed even though the request fails, so it is returned as a value.
-    let outcome: Result<TokenResponse, ApiError> = state
+    // A refused rotation still commits (a reused token ends its session), so it is an outcome, not an error.
+    let outcome = state
         .db
         .write(move |tx| {
-            let sid = match store::spend_refresh(tx, &hash, now)? {
-                store::Rotation::Rotated { session_id } => session_id,
-                store::Rotation::Reused => {
-                    audit::append(tx, now, &Actor::Anonymous, "auth.refresh_reused", "session", json!({}))?;
-                    return Ok(Err(ApiError::unauthorized(
-                        "refresh_token_reused",
-                        "this refresh token was already used; the session is ended, log in again",
-                    )));
-                }
-                store::Rotation::Unknown => {
-                    return Ok(Err(ApiError::unauthorized("invalid_refresh_token", "unknown refresh token")));
-                }
-            };
-            let session = store::session(tx, &sid)?.ok_or_else(|| ApiError::not_found("the session"))?;
-            if session.revoked || session.expires_at <= now {
-                return Ok(Err(ApiError::unauthorized(
-                    "session_ended",
-                    "this session has ended; log in again",
-                )));
-            }
-            let user =
-                orgs_store::user(tx, session.user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
-            if let Err(e) = check_login_allowed(&user, now) {
-                return Ok(Err(e));
-            }
-            if let Some(device_id) = &session.device_id
-                && let Err(e) = crate::devices::check_usable_by(tx, device_id, user.id)
-            {
-                return Ok(Err(e));
-            }
-            let aal = Aal::from_level(session.aal.into()).unwrap_or(Aal::Password);
-            Ok(Ok(token_pair(&st, tx, &user, &sid, session.device_id.as_deref(), aal, now)?))
+            login::rotate_refresh(tx, &hash, now)?.then(|r| {
+                let aal = Aal::from_level(r.session.aal.into()).unwrap_or(Aal::Password);
+                token_pair(&st, tx, &r.user, &r.session_id, r.session.device_id.as_deref(), aal, now)
+            })
         })
         .await?;
-    outcome.map(Json)
+    outcome.into_result().map(Json)
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
@@ -306,25 +253,13 @@ pub async fn challenge(
     let expires_at = now + state.settings.auth.challenge_ttl_secs * 1000;
     let mut nonce = [0u8; 32];
     getrandom::fill(&mut nonce).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
-    state
-        .db
-        .write(move |tx| {
-            let user = orgs_store::user_by_name(tx, &req.username)?
-                .filter(|u| u.signing_key.is_some())
-                .ok_or_else(|| {
-                    ApiError::unauthorized(
-                        "no_signing_key",
-                        "no registered signing key for this username; ask an administrator to register one",
-                    )
-                })?;
-            let id = store::create_challenge(tx, user.id, &nonce, expires_at)?;
-            Ok(Json(ChallengeResponse {
-                challenge: challenge_text(&id, &user.username, &nonce, expires_at),
-                challenge_id: id,
-                expires_at,
-            }))
-        })
-        .await
+    let challenge =
+        state.db.write(move |tx| login::issue_challenge(tx, &req.username, &nonce, expires_at)).await?;
+    Ok(Json(ChallengeResponse {
+        challenge_id: challenge.id,
+        challenge: challenge.text,
+        expires_at: challenge.expires_at,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/strong-login", tag = "auth", request_body = StrongLoginRequest,
@@ -342,67 +277,25 @@ pub async fn strong_login(
         crate::error::invalid("signature", "invalid_signature", "`signature` must be base64 of 64 bytes")
     })?;
     let st = state.clone();
-    let outcome: Result<TokenResponse, ApiError> = state
+    let outcome = state
         .db
         .write(move |tx| {
-            let refuse = |tx: &rusqlite::Transaction<'_>, subject: String, why: &str, err: ApiError| {
+            login::verify_challenge(tx, &req.challenge_id, &signature, now)?.then(|user| {
+                let out = open_session(&st, tx, &user, None, Aal::Strong, now)?;
+                let subject = format!("user:{}", user.id);
                 audit::append(
                     tx,
                     now,
-                    &Actor::Anonymous,
-                    "auth.strong_login_failed",
+                    &Actor::User(user.id),
+                    "auth.login",
                     &subject,
-                    json!({"reason": why}),
+                    json!({"aal": "strong"}),
                 )?;
-                Ok(Err(err))
-            };
-            let Some(c) = store::take_challenge(tx, &req.challenge_id, now)? else {
-                return refuse(
-                    tx,
-                    "challenge".into(),
-                    "unknown challenge",
-                    ApiError::unauthorized("invalid_challenge", "unknown challenge; ask for a new one"),
-                );
-            };
-            let subject = format!("user:{}", c.user_id);
-            if c.used || c.expires_at <= now {
-                return refuse(
-                    tx,
-                    subject,
-                    "challenge spent or expired",
-                    ApiError::unauthorized(
-                        "invalid_challenge",
-                        "this challenge was used or has expired; ask for a new one",
-                    ),
-                );
-            }
-            let user = orgs_store::user(tx, c.user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
-            let key = user
-                .signing_key
-                .as_deref()
-                .and_then(|k| <[u8; 32]>::try_from(k).ok())
-                .and_then(|k| VerifyingKey::from_bytes(&k).ok());
-            let text = challenge_text(&req.challenge_id, &user.username, &c.nonce, c.expires_at);
-            if key.is_none_or(|k| k.verify(text.as_bytes(), &signature).is_err()) {
-                return refuse(
-                    tx,
-                    subject,
-                    "bad signature",
-                    ApiError::unauthorized(
-                        "invalid_signature",
-                        "the signature does not verify with the registered key",
-                    ),
-                );
-            }
-            if let Err(e) = check_login_allowed(&user, now) {
-                return refuse(tx, subject, "account not active", e);
-            }
-            let out = open_session(&st, tx, &user, None, Aal::Strong, now)?;
-            audit::append(tx, now, &Actor::User(user.id), "auth.login", &subject, json!({"aal": "strong"}))?;
-            Ok(Ok(out))
+                Ok(out)
+            })
         })
         .await?;
-    outcome.map(Json)
+    outcome.into_result().map(Json)
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/jwks", tag = "auth",

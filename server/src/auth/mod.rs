@@ -1,9 +1,20 @@
 //! Identity: signing keys, tokens, passwords (and the limits on guessing them), strong login, and the
 //! per-route access policy.
+//!
+//! # Layout
+//! - [`caller`]: the `authorize` middleware, `Caller` and the per-route `Policy`.
+//! - [`login`]: the login steps that decide (account allowed, refresh rotation, strong-login challenge).
+//! - [`error`]: `AuthError`, what they refuse (no HTTP in it; `error.rs` maps it).
+//! - [`http`]: the handlers: extract, call [`login`] / [`store`] inside one transaction, map.
+//! - [`store`]: sessions, refresh tokens and challenges in SQLite.
+//! - [`tokens`], [`keys`]: JWTs and the Ed25519 keys that sign them.
+//! - [`password`]: argon2id behind a bounded queue; [`throttle`]: login limits per address and account.
 
 pub mod caller;
+pub mod error;
 pub mod http;
 pub mod keys;
+pub mod login;
 pub mod password;
 pub mod store;
 pub mod throttle;

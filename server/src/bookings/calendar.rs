@@ -351,7 +351,7 @@ pub fn get(c: &Connection, site_id: i64) -> Result<Option<Calendar>, ApiError> {
                     slot_minutes: r.get(3)?,
                     capacity: r.get(4)?,
                     auto_confirm: r.get(5)?,
-                    hours: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                    hours: crate::db::json_column(r, 6)?,
                     closed_days: Vec::new(),
                     updated_at: r.get(7)?,
                 })

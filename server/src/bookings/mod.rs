@@ -25,6 +25,7 @@ use crate::{
     audit::{self, Actor},
     auth::Caller,
     config::BookingSettings,
+    db::scope,
     delegations,
     domain::{BookingState, InstructionState, Role, Scope, UnitKind, time::rfc3339},
     error::{ApiError, invalid},
@@ -76,7 +77,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Stored> {
     let starts_at: i64 = r.get(7)?;
     let ends_at: i64 = r.get(8)?;
     let length = ends_at - starts_at;
-    let alternatives: Vec<i64> = serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default();
+    let alternatives: Vec<i64> = crate::db::json_column(r, 11)?;
     Ok(Stored {
         booking: Booking {
             id: r.get(0)?,
@@ -114,11 +115,7 @@ fn visible(c: &Connection, caller: &Caller, b: &Stored, now: i64) -> Result<bool
             delegations::may_act_for(c, caller, b.booking.enterprise_id, Scope::Bookings, now)?
         }
         Role::Supervisor | Role::Reviewer => orgs_store::in_subtree(c, caller.unit()?, b.booking.site_id)?,
-        Role::Officer => c.query_row(
-            "SELECT EXISTS (SELECT 1 FROM instruction_officers WHERE instruction_id = ?1 AND officer_id = ?2)",
-            params![b.booking.instruction_id, caller.user_id],
-            |r| r.get(0),
-        )?,
+        Role::Officer => scope::is_assigned(c, b.booking.instruction_id, caller.user_id)?,
     })
 }
 
@@ -158,12 +155,11 @@ pub fn list(c: &Connection, caller: &Caller, f: &ListFilter, now: i64) -> Result
         }
         Role::Supervisor | Role::Reviewer => {
             values.push(caller.unit()?.into());
-            "b.site_id IN (WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT x.id FROM customs_units x JOIN t ON x.parent_id = t.id) SELECT id FROM t)".into()
+            scope::unit_in_subtree("b.site_id")
         }
         Role::Officer => {
             values.push(caller.user_id.into());
-            "b.instruction_id IN (SELECT instruction_id FROM instruction_officers WHERE officer_id = ?)"
-                .into()
+            scope::instruction_assigned_to("b.instruction_id")
         }
     };
     let mut sql = format!("SELECT {COLS} FROM {FROM} WHERE {scope}");
@@ -405,11 +401,7 @@ fn record(
 /// Writes the booked slot's start on the instruction (`None` when no confirmed booking holds it any more).
 /// The instruction's state follows in the workflow (`workflow::booking_changed`), which reads `due_at`.
 fn follow(tx: &Transaction<'_>, now: i64, instruction_id: i64, due: Option<i64>) -> Result<(), ApiError> {
-    tx.execute(
-        "UPDATE instructions SET due_at = ?1, updated_at = ?2 WHERE id = ?3",
-        params![due, now, instruction_id],
-    )?;
-    Ok(())
+    Ok(instructions::set_due_at(tx, now, instruction_id, due)?)
 }
 
 fn no_shows_within(tx: &Connection, enterprise_id: i64, since: i64) -> Result<i64, ApiError> {

@@ -1,11 +1,17 @@
 //! The SQLite database: one writer connection, a few readers, embedded migrations.
 //!
+//! # Layout
+//! - this file: `Db` (the writer and the reader pool), reading stored JSON columns strictly.
+//! - `migrations`: the embedded schema migrations, only ever appended.
+//! - [`scope`]: the visibility predicates (unit subtree, officer assignment), written once.
+//!
 //! rusqlite is blocking, so every call runs on tokio's blocking pool, never on the async executor. SQLite
 //! allows one writer at a time anyway; serialising writers on our own mutex (and `BEGIN IMMEDIATE`) means
 //! transactions never fail with `SQLITE_BUSY` halfway and invariants such as slot capacity hold under any
 //! concurrency. Readers run in parallel thanks to WAL mode.
 
 mod migrations;
+pub mod scope;
 
 use std::{
     path::{Path, PathBuf},
@@ -14,7 +20,8 @@ use std::{
 };
 
 use anyhow::Context;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior, types::Type};
+use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
@@ -136,4 +143,35 @@ fn open_reader(path: &Path) -> Result<Connection, ApiError> {
     )?;
     configure(&conn)?;
     Ok(conn)
+}
+
+/// Column `idx` of `row`, stored as JSON text. Stored JSON that does not parse is damage, never a default:
+/// a damaged checklist read as an empty one would turn a regulatory record into a blank one. The error
+/// names the column; the request answers a logged 500 and changes nothing.
+pub fn json_column<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    parse_json(idx, &row.get::<_, String>(idx)?)
+}
+
+/// [`json_column`] for text already read from column `idx`.
+pub fn parse_json<T: DeserializeOwned>(idx: usize, text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_json_that_does_not_parse_is_an_error_naming_its_column_not_an_empty_value() {
+        let c = Connection::open_in_memory().unwrap();
+        let read = |text: &str| c.query_row("SELECT 1, ?1", [text], |r| json_column::<Vec<i64>>(r, 1));
+        assert_eq!(read("[1, 2]").unwrap(), [1, 2]);
+        for damaged in ["", "[1, 2", "{\"a\": 1}", "null"] {
+            match read(damaged) {
+                Err(rusqlite::Error::FromSqlConversionFailure(1, Type::Text, _)) => {}
+                other => panic!("{damaged:?} read as {other:?}"),
+            }
+        }
+    }
 }

@@ -62,9 +62,9 @@ pub fn of_officer(c: &Connection, officer_id: i64) -> rusqlite::Result<Vec<Devic
 /// Devices of officers anywhere in the subtree of `unit`.
 pub fn in_unit_subtree(c: &Connection, unit: i64) -> rusqlite::Result<Vec<Device>> {
     let mut stmt = c.prepare(&format!(
-        "WITH RECURSIVE t(id) AS (SELECT ?1 UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id)
-         SELECT {} FROM devices d JOIN users u ON u.id = d.officer_id WHERE u.unit_id IN t ORDER BY d.registered_at",
-        COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
+        "SELECT {} FROM devices d JOIN users u ON u.id = d.officer_id WHERE {} ORDER BY d.registered_at",
+        COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", "),
+        crate::db::scope::unit_in_subtree("u.unit_id")
     ))?;
     stmt.query_map([unit], row)?.collect()
 }
@@ -114,6 +114,12 @@ pub fn check_usable_by(c: &Connection, device_id: &str, user_id: i64) -> Result<
         UserStatus::Frozen => Err(ApiError::unauthorized("device_frozen", "this device is frozen")),
         UserStatus::Lost => Err(ApiError::unauthorized("device_lost", "this device was reported lost")),
     }
+}
+
+/// The device synced at `now` (supervisors see handhelds that have not synced for hours).
+pub fn seen(tx: &Transaction<'_>, device_id: &str, now: i64) -> rusqlite::Result<()> {
+    tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, device_id])?;
+    Ok(())
 }
 
 /// Changes a device's status; freezing or losing it ends its sessions in the same transaction.

@@ -1,9 +1,9 @@
 //! Instructions: list, read; counts by state. Assigning, cancelling and deciding are `workflow::http`.
 
 use axum::{Json, extract::State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::Instruction;
+use super::{Instruction, StateCount};
 use crate::{
     auth::Caller,
     domain::{InstructionState, time::rfc3339},
@@ -54,16 +54,6 @@ pub struct StatsQuery {
     pub to: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct StateCount {
-    pub unit_id: i64,
-    pub unit_code: String,
-    /// `application` or `instruction`.
-    pub subject: String,
-    pub state: String,
-    pub count: i64,
-}
-
 #[utoipa::path(get, path = "/api/v1/stats", tag = "instructions", security(("bearer" = [])), params(StatsQuery),
     responses((status = 200, body = Vec<StateCount>), (status = 422, body = ErrorBody)))]
 pub async fn stats(
@@ -77,32 +67,6 @@ pub async fn stats(
     let from = parse("from", &q.from)?.unwrap_or(i64::MIN);
     let to = parse("to", &q.to)?.unwrap_or(i64::MAX);
     let unit = caller.unit()?;
-    let counts = state
-        .db
-        .read(move |c| {
-            let mut stmt = c.prepare(
-                "WITH RECURSIVE t(id) AS (SELECT ?1 UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id)
-                 SELECT x.unit, u.code, x.subject, x.state, count(*) FROM (
-                     SELECT district_unit AS unit, 'application' AS subject, state, created_at FROM applications
-                     UNION ALL
-                     SELECT unit_id, 'instruction', state, created_at FROM instructions) x
-                 JOIN customs_units u ON u.id = x.unit
-                 WHERE x.unit IN t AND x.created_at >= ?2 AND x.created_at < ?3
-                 GROUP BY x.unit, x.subject, x.state ORDER BY u.code, x.subject, x.state",
-            )?;
-            let rows = stmt
-                .query_map(rusqlite::params![unit, from, to], |r| {
-                    Ok(StateCount {
-                        unit_id: r.get(0)?,
-                        unit_code: r.get(1)?,
-                        subject: r.get(2)?,
-                        state: r.get(3)?,
-                        count: r.get(4)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await?;
+    let counts = state.db.read(move |c| Ok(super::state_counts(c, unit, from, to)?)).await?;
     Ok(Json(counts))
 }

@@ -61,7 +61,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Instruction> {
         unit_id: r.get(4)?,
         site_id: r.get(5)?,
         state: r.get(6)?,
-        checklist: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+        checklist: crate::db::json_column(r, 7)?,
         deadline: r.get(8)?,
         due_at: r.get(9)?,
         officers: Vec::new(),
@@ -101,16 +101,13 @@ pub fn scope_sql(
 ) -> Result<(String, Vec<rusqlite::types::Value>), ApiError> {
     Ok(match caller.role {
         Role::Admin => ("1 = 1".into(), vec![]),
-        Role::Officer => (
-            "i.id IN (SELECT instruction_id FROM instruction_officers WHERE officer_id = ?)".into(),
-            vec![caller.user_id.into()],
-        ),
-        Role::Supervisor | Role::Reviewer => (
-            "i.unit_id IN (WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id) SELECT id FROM t)".into(),
-            vec![caller.unit()?.into()],
-        ),
+        Role::Officer => (crate::db::scope::instruction_assigned_to("i.id"), vec![caller.user_id.into()]),
+        Role::Supervisor | Role::Reviewer => {
+            (crate::db::scope::unit_in_subtree("i.unit_id"), vec![caller.unit()?.into()])
+        }
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
-            let ids = crate::delegations::enterprises_for(c, caller, &[Scope::Applications, Scope::Bookings], now)?;
+            let ids =
+                crate::delegations::enterprises_for(c, caller, &[Scope::Applications, Scope::Bookings], now)?;
             let marks = ids.iter().map(|_| "?").collect::<Vec<_>>().join(",");
             (format!("i.enterprise_id IN ({marks})"), ids.into_iter().map(Into::into).collect())
         }
@@ -238,6 +235,16 @@ pub fn set_state(tx: &Transaction<'_>, now: i64, id: i64, state: InstructionStat
     Ok(())
 }
 
+/// The booked slot's start (`None`: no confirmed booking holds the instruction). Written for the bookings
+/// module, which decides it; the instruction's table is written here only.
+pub fn set_due_at(tx: &Transaction<'_>, now: i64, id: i64, due_at: Option<i64>) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE instructions SET due_at = ?1, updated_at = ?2 WHERE id = ?3",
+        params![due_at, now, id],
+    )?;
+    Ok(())
+}
+
 /// The instruction, if the caller supervises its site (a supervisor of the site's subtree, or an admin);
 /// anyone else is told it does not exist.
 pub fn supervised(tx: &Connection, caller: &Caller, id: i64) -> Result<Instruction, ApiError> {
@@ -297,4 +304,38 @@ pub fn assign_officers(
         )?;
     }
     Ok(Assignment { before: i.officers.clone(), instruction: i, after: ids })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StateCount {
+    pub unit_id: i64,
+    pub unit_code: String,
+    /// `application` or `instruction`.
+    pub subject: String,
+    pub state: String,
+    pub count: i64,
+}
+
+/// Applications and instructions created in `[from, to)` in the subtree of `unit`, counted by unit and state.
+pub fn state_counts(c: &Connection, unit: i64, from: i64, to: i64) -> rusqlite::Result<Vec<StateCount>> {
+    let mut stmt = c.prepare(&format!(
+        "SELECT x.unit, u.code, x.subject, x.state, count(*) FROM (
+             SELECT district_unit AS unit, 'application' AS subject, state, created_at FROM applications
+             UNION ALL
+             SELECT unit_id, 'instruction', state, created_at FROM instructions) x
+         JOIN customs_units u ON u.id = x.unit
+         WHERE {} AND x.created_at >= ? AND x.created_at < ?
+         GROUP BY x.unit, x.subject, x.state ORDER BY u.code, x.subject, x.state",
+        crate::db::scope::unit_in_subtree("x.unit")
+    ))?;
+    stmt.query_map(params![unit, from, to], |r| {
+        Ok(StateCount {
+            unit_id: r.get(0)?,
+            unit_code: r.get(1)?,
+            subject: r.get(2)?,
+            state: r.get(3)?,
+            count: r.get(4)?,
+        })
+    })?
+    .collect()
 }

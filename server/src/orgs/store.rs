@@ -3,7 +3,10 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Enterprise, NewEnterprise, NewUser, Unit, User};
-use crate::domain::{Role, UnitKind, UserStatus};
+use crate::{
+    db::scope,
+    domain::{Role, UnitKind, UserStatus},
+};
 
 const UNIT_COLS: &str = "id, code, name, kind, parent_id, timezone";
 
@@ -30,8 +33,8 @@ pub fn unit_by_code(c: &Connection, code: &str) -> rusqlite::Result<Option<Unit>
 /// The unit and every unit below it, in one recursive query.
 pub fn subtree(c: &Connection, root: i64) -> rusqlite::Result<Vec<Unit>> {
     let mut stmt = c.prepare(&format!(
-        "WITH RECURSIVE t(id) AS (SELECT ?1 UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id)
-         SELECT {UNIT_COLS} FROM customs_units WHERE id IN t ORDER BY code"
+        "SELECT {UNIT_COLS} FROM customs_units WHERE {} ORDER BY code",
+        scope::unit_in_subtree("id")
     ))?;
     stmt.query_map([root], unit_row)?.collect()
 }
@@ -41,17 +44,8 @@ pub fn all_units(c: &Connection) -> rusqlite::Result<Vec<Unit>> {
     stmt.query_map([], unit_row)?.collect()
 }
 
-/// Is `unit` inside the subtree rooted at `root`? Walks up from `unit`, which is short in any real hierarchy.
-pub fn in_subtree(c: &Connection, root: i64, unit: i64) -> rusqlite::Result<bool> {
-    c.query_row(
-        "WITH RECURSIVE up(id, parent_id) AS (
-             SELECT id, parent_id FROM customs_units WHERE id = ?2
-             UNION ALL SELECT u.id, u.parent_id FROM customs_units u JOIN up ON u.id = up.parent_id)
-         SELECT EXISTS (SELECT 1 FROM up WHERE id = ?1)",
-        [root, unit],
-        |r| r.get(0),
-    )
-}
+/// Is `unit` inside the subtree rooted at `root`? (The predicate lives in [`scope`].)
+pub use crate::db::scope::in_subtree;
 
 pub fn insert_unit(
     c: &Connection,

@@ -101,11 +101,7 @@ pub struct Photo {
 /// The instruction an officer uploads for: assigned to them and still open for evidence. Anything else
 /// answers 404 so an officer learns nothing about instructions that are not theirs.
 pub fn check_upload(c: &Connection, caller: &Caller, instruction_id: i64) -> Result<(), ApiError> {
-    let assigned: bool = c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM instruction_officers WHERE instruction_id = ?1 AND officer_id = ?2)",
-        [instruction_id, caller.user_id],
-        |r| r.get(0),
-    )?;
+    let assigned = crate::db::scope::is_assigned(c, instruction_id, caller.user_id)?;
     if caller.role != Role::Officer || !assigned {
         return Err(ApiError::not_found("the instruction").with_details(json!({"field": "instruction"})));
     }

@@ -118,7 +118,7 @@ pub fn list(
             state: r.get(6)?,
             opinion: r.get(7)?,
             at: r.get(8)?,
-            details: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or(Value::Null),
+            details: crate::db::json_column(r, 9)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -384,7 +384,7 @@ pub fn sync_batch(
         };
         results.push(result);
     }
-    tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, device_id])?;
+    crate::devices::seen(tx, device_id, now)?;
     Ok(BatchOutcome { response: SyncResponse { v: VERSION, index_doc, results }, progress })
 }
 
@@ -470,11 +470,7 @@ fn sync_record(
     data: &[u8],
 ) -> Result<Result<Result<Done, Refusal>, DocError>, ApiError> {
     let instruction_id = meta.instruction_id.ok_or_else(|| internal("record", "no instruction"))?;
-    let assigned: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM instruction_officers WHERE instruction_id = ?1 AND officer_id = ?2)",
-        params![instruction_id, caller.user_id],
-        |r| r.get(0),
-    )?;
+    let assigned = crate::db::scope::is_assigned(tx, instruction_id, caller.user_id)?;
     if !assigned {
         return Ok(Err(doc_error("not_assigned", "you are not assigned to this record's instruction")));
     }

@@ -1,14 +1,12 @@
 //! Looking up reference data; administrators edit sampling ratios.
 
 use axum::{Json, extract::State};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{CheckItem, HsEntry};
+use super::{CheckItem, HsEntry, SamplingRatio};
 use crate::{
     audit::{self, Actor},
     auth::Caller,
-    domain::CreditRating,
     error::{ApiError, ApiJson, ApiPath, ErrorBody, invalid},
     state::AppState,
 };
@@ -44,33 +42,10 @@ pub async fn checklist_template(
     Ok(Json(items))
 }
 
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SamplingRatio {
-    /// Two-digit HS chapter.
-    pub chapter: String,
-    pub credit_rating: CreditRating,
-    /// Share of consignments inspected on site, 0 to 1.
-    pub ratio: f64,
-}
-
 #[utoipa::path(get, path = "/api/v1/sampling-ratios", tag = "reference", security(("bearer" = [])),
     responses((status = 200, body = Vec<SamplingRatio>)))]
 pub async fn sampling_ratios(State(state): State<AppState>) -> Result<Json<Vec<SamplingRatio>>, ApiError> {
-    let ratios = state
-        .db
-        .read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT chapter, credit_rating, ratio FROM sampling_ratios ORDER BY chapter, credit_rating",
-            )?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(SamplingRatio { chapter: r.get(0)?, credit_rating: r.get(1)?, ratio: r.get(2)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await?;
+    let ratios = state.db.read(|c| Ok(super::sampling_ratios(c)?)).await?;
     Ok(Json(ratios))
 }
 

@@ -122,6 +122,27 @@ pub fn risk_rules(c: &Connection) -> rusqlite::Result<Vec<RiskRule>> {
     .collect()
 }
 
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingRatio {
+    /// Two-digit HS chapter.
+    pub chapter: String,
+    pub credit_rating: CreditRating,
+    /// Share of consignments inspected on site, 0 to 1.
+    pub ratio: f64,
+}
+
+/// Every sampling ratio, by chapter and credit rating.
+pub fn sampling_ratios(c: &Connection) -> rusqlite::Result<Vec<SamplingRatio>> {
+    let mut stmt = c.prepare(
+        "SELECT chapter, credit_rating, ratio FROM sampling_ratios ORDER BY chapter, credit_rating",
+    )?;
+    stmt.query_map([], |r| {
+        Ok(SamplingRatio { chapter: r.get(0)?, credit_rating: r.get(1)?, ratio: r.get(2)? })
+    })?
+    .collect()
+}
+
 pub fn sampling_ratio(c: &Connection, chapter: &str, rating: CreditRating) -> rusqlite::Result<Option<f64>> {
     c.query_row(
         "SELECT ratio FROM sampling_ratios WHERE chapter = ?1 AND credit_rating = ?2",
@@ -158,7 +179,7 @@ pub fn checklist_template(c: &Connection, category: &str) -> rusqlite::Result<Op
     let items: Option<String> = c
         .query_row("SELECT items FROM checklist_templates WHERE category = ?1", [category], |r| r.get(0))
         .optional()?;
-    Ok(items.and_then(|j| serde_json::from_str(&j).ok()))
+    items.map(|j| crate::db::parse_json(0, &j)).transpose()
 }
 
 // ---- loading from fixtures ----

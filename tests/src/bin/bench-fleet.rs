@@ -22,24 +22,13 @@ use fieldcheck_sync::{
     RecordDoc,
     schema::{CheckResult, OfficerId, PhotoHash, PhotoRef, Stamp, Verdict},
 };
-use fieldcheck_tests::{Api, TestServer};
+use fieldcheck_tests::{Api, TestServer, dispatch::frozen_fish_application};
 use serde_json::json;
 
 const PHOTOS: usize = 5;
 
 fn arg(n: usize, default: usize) -> usize {
     std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
-}
-
-fn content() -> serde_json::Value {
-    json!({
-        "direction": "export", "district_code": "2200", "site_code": "2201",
-        "applicant_code": "3101960001", "consignor_code": "3101960001",
-        "consignee_name": "Osaka Seafood KK", "destination_country": "JP",
-        "goods": [{"hs_code": "0303110000", "name": "frozen sockeye salmon", "quantity": 1200.0, "unit": "kg",
-                   "net_weight_kg": 1200.0, "value_usd": 9000.0, "origin_country": "CN"}],
-        "certificates": []
-    })
 }
 
 /// Creates officers, files and approves `handhelds × records` applications, assigns `records` to each.
@@ -64,7 +53,7 @@ async fn set_up(server: &TestServer, handhelds: usize, records: usize) -> Result
     for (_, officer) in &officers {
         let mut apps = Vec::new();
         for _ in 0..records {
-            let (_, app) = operator.post("/api/v1/applications", content()).await;
+            let (_, app) = operator.post("/api/v1/applications", frozen_fish_application()).await;
             let id = app["id"].as_i64().context("application id")?;
             operator.post(&format!("/api/v1/applications/{id}/submit"), json!({})).await;
             apps.push(id);

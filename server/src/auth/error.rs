@@ -1,0 +1,48 @@
+//! What a login step refuses, without HTTP: `error.rs` turns each into a 401 with its stable code. This
+//! file imports nothing of the crate, so that `error.rs` can name it without an import circle.
+
+/// Why a login step refused. Each becomes a 401 with a stable code in `error.rs`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// One answer for an unknown user and a wrong password: the difference would tell who exists.
+    #[error("the username or password is wrong")]
+    BadCredentials,
+    #[error("this account is frozen")]
+    AccountFrozen,
+    #[error("this account was reported lost")]
+    AccountLost,
+    #[error("this account's validity has ended")]
+    AccountExpired,
+    #[error("this refresh token was already used; the session is ended, log in again")]
+    RefreshReused,
+    #[error("unknown refresh token")]
+    UnknownRefresh,
+    #[error("this session has ended; log in again")]
+    SessionEnded,
+    #[error("no registered signing key for this username; ask an administrator to register one")]
+    NoSigningKey,
+    #[error("unknown challenge; ask for a new one")]
+    UnknownChallenge,
+    #[error("this challenge was used or has expired; ask for a new one")]
+    SpentChallenge,
+    #[error("the signature does not verify with the registered key")]
+    BadSignature,
+}
+
+impl AuthError {
+    /// The stable code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::BadCredentials => "invalid_credentials",
+            AuthError::AccountFrozen => "account_frozen",
+            AuthError::AccountLost => "account_lost",
+            AuthError::AccountExpired => "account_expired",
+            AuthError::RefreshReused => "refresh_token_reused",
+            AuthError::UnknownRefresh => "invalid_refresh_token",
+            AuthError::SessionEnded => "session_ended",
+            AuthError::NoSigningKey => "no_signing_key",
+            AuthError::UnknownChallenge | AuthError::SpentChallenge => "invalid_challenge",
+            AuthError::BadSignature => "invalid_signature",
+        }
+    }
+}
