@@ -47,7 +47,7 @@ impl Client {
         let http = Http::builder().timeout(Duration::from_secs(60)).build().context("HTTP client")?;
         Ok(Client {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            base: server_url(base)?,
             access_token: None,
             refresh_token: None,
             attempts: attempts.max(1),
@@ -250,4 +250,33 @@ fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T> {
         bail!(server_error(resp));
     }
     resp.json().context("reading the server's answer")
+}
+
+/// The server's base URL as typed by an officer, checked before any request: `127.0.0.1:8080` alone would
+/// otherwise fail deep inside the HTTP client as "relative URL without a base".
+pub fn server_url(typed: &str) -> Result<String> {
+    let base = typed.trim().trim_end_matches('/');
+    match base.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => Ok(base.to_owned()),
+        Some((scheme, _)) => anyhow::bail!(
+            "the server address {typed:?} starts with {scheme}://; use http:// or https://, e.g. http://127.0.0.1:8080"
+        ),
+        None => {
+            anyhow::bail!("the server address {typed:?} has no scheme; type it with one, e.g. http://{base}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::server_url;
+
+    #[test]
+    fn a_server_address_without_a_scheme_is_refused_with_what_to_type() {
+        let err = server_url("127.0.0.1:8080").unwrap_err().to_string();
+        assert!(err.contains("e.g. http://127.0.0.1:8080"), "{err}");
+        assert!(server_url("ftp://host").is_err());
+        assert_eq!(server_url("http://127.0.0.1:8080/").unwrap(), "http://127.0.0.1:8080");
+        assert_eq!(server_url("https://customs.example").unwrap(), "https://customs.example");
+    }
 }

@@ -101,6 +101,18 @@ enum AdminCommand {
     },
     /// Check the audit log's hash chain; exits non-zero and names the first broken link if it is broken.
     VerifyAudit,
+    /// Back up the data dir (database snapshot, photos, keys) into one new file, while the server runs.
+    Backup {
+        /// The backup file to write; must not exist yet.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into the data dir, which must not hold a database yet (start the server on it
+    /// afterwards). Every file is checked against the backup's manifest; a damaged backup restores nothing.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -220,7 +232,23 @@ fn now_ms() -> i64 {
 }
 
 fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
-    let db = Db::open(&settings.storage.data_dir, 1)?;
+    let data_dir = &settings.storage.data_dir;
+    // Neither opens the database the usual way: a backup only reads a snapshot beside a running server, and a
+    // restore must not create an empty database where the backup's goes.
+    match &cmd {
+        AdminCommand::Backup { to } => {
+            let done = crate::backup::backup(data_dir, to, now_ms())?;
+            println!("backed up {} files ({} bytes) to {}", done.files, done.bytes, to.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        AdminCommand::Restore { from } => {
+            let done = crate::backup::restore(from, data_dir)?;
+            println!("restored {} files ({} bytes) into {}", done.files, done.bytes, data_dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let db = Db::open(data_dir, 1)?;
     let actor = Actor::System;
     let now = now_ms();
     let api = |e: crate::error::ApiError| anyhow::anyhow!("{e}");
@@ -279,6 +307,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             .map_err(api)?;
             println!("registered the signing key of {username}");
         }
+        AdminCommand::Backup { .. } | AdminCommand::Restore { .. } => unreachable!("handled above"),
         AdminCommand::VerifyAudit => {
             let report = db.write_blocking(|tx| audit::verify(tx)).map_err(api)?;
             return Ok(match report.first_broken {

@@ -38,6 +38,7 @@
 pub mod applications;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod bookings;
 pub mod cli;
 pub mod clock;
@@ -89,6 +90,16 @@ use crate::{
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
 pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     let data_dir = settings.storage.data_dir.clone();
+    // Checked before the data dir is touched: a demo start from the wrong folder must not leave a fresh,
+    // empty database and keys behind.
+    let demo_file = settings.demo.fixtures_dir.join("demo/demo.json");
+    if settings.demo.enabled && !demo_file.exists() {
+        anyhow::bail!(
+            "--demo needs the demo fixtures, and {} does not exist: start from the repository root, or point \
+             demo.fixtures_dir (environment FIELDCHECK__DEMO__FIXTURES_DIR) at the repository's fixtures/ folder",
+            demo_file.display()
+        );
+    }
     let db = Db::open(&data_dir, settings.storage.read_connections)?;
     let keys = JwtKeys::load_or_generate(&data_dir, None)?;
     let clock = if settings.testing.manual_clock {

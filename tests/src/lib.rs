@@ -77,6 +77,12 @@ impl TestServer {
         TestServer { child, base, data_dir: Some(dir), env }
     }
 
+    /// A server on a data dir prepared elsewhere (e.g. restored from a backup); the dir is removed on drop.
+    pub fn start_on(dir: tempfile::TempDir) -> TestServer {
+        let (child, base) = spawn(dir.path(), &[]);
+        TestServer { child, base, data_dir: Some(dir), env: Vec::new() }
+    }
+
     /// The server process id (for resource figures such as RSS).
     pub fn pid(&self) -> u32 {
         self.child.id()
