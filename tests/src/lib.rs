@@ -14,6 +14,10 @@
 //!   against the same workload merged in-process with plain automerge).
 //! - `src/bin/probe-logins.rs`: login floods against the real server and its memory (RSS from `/proc`).
 //! - [`field`]: an instruction dispatched to officers, and real `handheld` processes to inspect it with.
+//! - [`monitoring`]: instructions written into a stopped server's database (the figures' fixture and the
+//!   benchmark's 100,000), a Server-Sent Events reader, a small WebDriver client for the browser test.
+//! - `src/bin/bench-monitor.rs`: figure-query latency over 100,000 instructions, SSE delivery with 500
+//!   subscribers.
 //! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
 //! - `src/bin/crash-loop.rs`: the crash loop (SIGKILL cycles under concurrent writers, every acknowledged
 //!   write checked after every restart; `docs/testing.md`).
@@ -33,6 +37,7 @@ use serde_json::{Value, json};
 
 pub mod booking;
 pub mod field;
+pub mod monitoring;
 pub mod photos;
 
 /// Path of a workspace binary next to the running executable (`target/<profile>/<name>`), from a test
