@@ -322,9 +322,9 @@ pub fn app(state: AppState) -> Router {
         .layer(CompressionLayer::new())
         .layer(from_fn_with_state(timeout, time_limit))
         // Spans name the path, never the query: a stream token travels there and must not be logged.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request| tracing::debug_span!("request", method = %req.method(), path = %req.uri().path()),
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

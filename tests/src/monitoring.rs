@@ -38,13 +38,19 @@ pub fn insert_instructions(data_dir: &Path, rows: &[FixtureInstruction]) -> Vec<
     c.pragma_update(None, "foreign_keys", "OFF").expect("fixture rows have no applications behind them");
     let tx = c.transaction().expect("transaction");
     let unit_of = |code: &str| -> (i64, i64) {
-        tx.query_row("SELECT id, parent_id FROM customs_units WHERE code = ?1", [code], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap_or_else(|e| panic!("site {code}: {e}"))
+        tx.query_row("SELECT id, parent_id FROM customs_units WHERE code = ?1", [code], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap_or_else(|e| panic!("site {code}: {e}"))
     };
-    let enterprise: i64 = tx.query_row("SELECT min(id) FROM enterprises", [], |r| r.get(0)).expect("an enterprise");
-    let sealer: i64 =
-        tx.query_row("SELECT id FROM users WHERE username = 'supervisor1'", [], |r| r.get(0)).expect("supervisor1");
-    let base: i64 = tx.query_row("SELECT coalesce(max(application_id), 0) + 1000000 FROM instructions", [], |r| r.get(0)).unwrap();
+    let enterprise: i64 =
+        tx.query_row("SELECT min(id) FROM enterprises", [], |r| r.get(0)).expect("an enterprise");
+    let sealer: i64 = tx
+        .query_row("SELECT id FROM users WHERE username = 'supervisor1'", [], |r| r.get(0))
+        .expect("supervisor1");
+    let base: i64 = tx
+        .query_row("SELECT coalesce(max(application_id), 0) + 1000000 FROM instructions", [], |r| r.get(0))
+        .unwrap();
     let mut sites = std::collections::HashMap::new();
     let mut officers = std::collections::HashMap::new();
     let mut ids = Vec::with_capacity(rows.len());
@@ -167,14 +173,20 @@ impl EventStream {
             }
             let left = deadline.checked_duration_since(Instant::now())?;
             match tokio::time::timeout(left, self.body.next()).await {
-                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                Ok(Some(Ok(chunk))) => {
+                    self.buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n"))
+                }
                 _ => return None,
             }
         }
     }
 
     /// Events until one satisfies `until` (included), within `within`; panics with what arrived otherwise.
-    pub async fn collect_until(&mut self, within: Duration, until: impl Fn(&SseEvent) -> bool) -> Vec<SseEvent> {
+    pub async fn collect_until(
+        &mut self,
+        within: Duration,
+        until: impl Fn(&SseEvent) -> bool,
+    ) -> Vec<SseEvent> {
         let deadline = Instant::now() + within;
         let mut seen = Vec::new();
         loop {
@@ -229,7 +241,8 @@ impl WebDriver {
             .json()
             .await
             .expect("JSON");
-        let session = resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {resp}")).to_string();
+        let session =
+            resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {resp}")).to_string();
         WebDriver { base: driver_base.to_string(), session, http }
     }
 
@@ -286,7 +299,12 @@ impl WebDriver {
     }
 
     /// Polls `check` until it answers `Some`, or panics after `within`.
-    pub async fn wait_for<T>(&self, within: Duration, what: &str, mut check: impl AsyncFnMut(&Self) -> Option<T>) -> T {
+    pub async fn wait_for<T>(
+        &self,
+        within: Duration,
+        what: &str,
+        mut check: impl AsyncFnMut(&Self) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + within;
         loop {
             if let Some(v) = check(self).await {
@@ -301,7 +319,9 @@ impl WebDriver {
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        base64::engine::general_purpose::STANDARD.decode(b64.as_str().expect("base64 PNG")).expect("PNG bytes")
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("base64 PNG"))
+            .expect("PNG bytes")
     }
 
     pub async fn quit(&self) {

@@ -7,7 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fieldcheck_tests::{TestServer, field::dispatched, monitoring::WebDriver};
+use fieldcheck_tests::{
+    TestServer,
+    field::dispatched,
+    monitoring::WebDriver,
+    photos::{fixture, put_photo},
+};
 
 /// chromedriver on a free local port, killed on drop.
 struct Driver {
@@ -29,7 +34,9 @@ impl Driver {
         let http = reqwest::Client::new();
         loop {
             let ready = match http.get(format!("{base}/status")).send().await {
-                Ok(r) => r.json::<serde_json::Value>().await.ok().is_some_and(|v| v["value"]["ready"] == true),
+                Ok(r) => {
+                    r.json::<serde_json::Value>().await.ok().is_some_and(|v| v["value"]["ready"] == true)
+                }
                 Err(_) => false,
             };
             if ready {
@@ -52,6 +59,11 @@ impl Drop for Driver {
 #[tokio::test]
 async fn a_supervisor_sees_a_dashboard_tile_change_after_an_api_action_without_reloading() {
     let server = TestServer::start();
+    // Evidence for the map: a photo whose EXIF position is in Italy, for an instruction at Yangshan.
+    let first = dispatched(&server, &["officer1"]).await;
+    let officer = server.login("officer1").await;
+    let (status, body) = put_photo(&officer, first, &fixture("gps_DSCN0010.jpg"), "image/jpeg").await;
+    assert_eq!(status, 201, "{body}");
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
     let browser = WebDriver::chromium(&driver.base, profile.path()).await;
@@ -64,12 +76,12 @@ async fn a_supervisor_sees_a_dashboard_tile_change_after_an_api_action_without_r
     browser.click("#submit").await;
     let tile = "[data-tile=instructions] .value";
     let before = browser
-        .wait_for(Duration::from_secs(20), "the dashboard after login", async |b| {
-            b.text(tile).await
-        })
+        .wait_for(Duration::from_secs(20), "the dashboard after login", async |b| b.text(tile).await)
         .await;
     assert!(browser.url().await.ends_with("/dashboard"));
-    assert_eq!(before, "0");
+    assert_eq!(before, "1");
+    let far = browser.script("return document.querySelectorAll('#map circle.photo.far').length;").await;
+    assert_eq!(far, 1, "the photo taken far from its site is flagged on the map");
     browser
         .wait_for(Duration::from_secs(10), "the live stream to open", async |b| {
             b.text("#live").await.filter(|t| t.contains("live"))
@@ -81,15 +93,19 @@ async fn a_supervisor_sees_a_dashboard_tile_change_after_an_api_action_without_r
     dispatched(&server, &["officer1"]).await;
     let after = browser
         .wait_for(Duration::from_secs(10), "the instructions tile to change", async |b| {
-            b.text(tile).await.filter(|t| t != "0")
+            b.text(tile).await.filter(|t| t != "1")
         })
         .await;
-    assert_eq!(after, "1");
-    assert_eq!(browser.script("return window.notReloaded === true;").await, true, "the page was not reloaded");
+    assert_eq!(after, "2");
+    assert_eq!(
+        browser.script("return window.notReloaded === true;").await,
+        true,
+        "the page was not reloaded"
+    );
     // The assignment is the last of the burst of events; the workload follows it.
     browser
         .wait_for(Duration::from_secs(10), "officer1's workload to show the assignment", async |b| {
-            b.text("[data-officer=officer1] td:nth-child(3)").await.filter(|t| t == "1")
+            b.text("[data-officer=officer1] td:nth-child(3)").await.filter(|t| t == "2")
         })
         .await;
     let label = browser.text("[data-tile=overdue] .label").await.unwrap();

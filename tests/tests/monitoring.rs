@@ -51,9 +51,15 @@ fn the_fixture() -> Vec<FixtureInstruction> {
         // D at 2202: approved after 30 h.
         approved("2202", 3 * DAY, 30 * HOUR, "conforming"),
         // E at 2201: in progress, deadline a day ago → overdue (deadline).
-        FixtureInstruction { officers: &["officer1"], ..fixture("2201", "in_progress", 4 * DAY, 72 * HOUR, HOUR) },
+        FixtureInstruction {
+            officers: &["officer1"],
+            ..fixture("2201", "in_progress", 4 * DAY, 72 * HOUR, HOUR)
+        },
         // F at 2202: submitted 25 h ago, deadline tomorrow → overdue (waiting for approval > 24 h).
-        FixtureInstruction { officers: &["officer1"], ..fixture("2202", "submitted", 2 * DAY, 72 * HOUR, 23 * HOUR) },
+        FixtureInstruction {
+            officers: &["officer1"],
+            ..fixture("2202", "submitted", 2 * DAY, 72 * HOUR, 23 * HOUR)
+        },
         // G at 2202: assigned, its booked slot began 25 h ago with no result → overdue (slot).
         FixtureInstruction {
             due_at: Some(T0 - 25 * HOUR),
@@ -84,7 +90,12 @@ fn period() -> String {
 }
 
 fn site<'a>(figures: &'a Value, code: &str) -> &'a Value {
-    figures["sites"].as_array().unwrap().iter().find(|s| s["code"] == code).unwrap_or_else(|| panic!("{figures}"))
+    figures["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["code"] == code)
+        .unwrap_or_else(|| panic!("{figures}"))
 }
 
 fn close(v: &Value, expected: f64) -> bool {
@@ -117,7 +128,10 @@ async fn the_figures_match_a_hand_computed_fixture() {
 
     let yangshan = site(&f, "2201");
     assert_eq!((yangshan["instructions"].as_i64(), yangshan["overdue"].as_i64()), (Some(6), Some(1)));
-    assert!(close(&yangshan["completion_rate"], 0.5) && close(&yangshan["on_time_rate"], 2.0 / 3.0), "{yangshan}");
+    assert!(
+        close(&yangshan["completion_rate"], 0.5) && close(&yangshan["on_time_rate"], 2.0 / 3.0),
+        "{yangshan}"
+    );
     assert_eq!(yangshan["issue_to_approved_median_secs"], 20 * 3600);
     assert_eq!(yangshan["issue_to_approved_p90_secs"], 80 * 3600);
     let waigaoqiao = site(&f, "2202");
@@ -129,17 +143,28 @@ async fn the_figures_match_a_hand_computed_fixture() {
     assert_eq!(units.len(), 1, "only Shanghai's district: {units:?}");
     assert_eq!((units[0]["code"].as_str(), units[0]["instructions"].as_i64()), (Some("2200"), Some(10)));
 
-    let officer = |name: &str| f["officers"].as_array().unwrap().iter().find(|o| o["username"] == name).unwrap().clone();
+    let officer = |name: &str| {
+        f["officers"].as_array().unwrap().iter().find(|o| o["username"] == name).unwrap().clone()
+    };
     let one = officer("officer1");
     assert_eq!(
-        (one["assigned"].as_i64(), one["in_progress"].as_i64(), one["submitted"].as_i64(), one["done"].as_i64(), one["overdue"].as_i64()),
+        (
+            one["assigned"].as_i64(),
+            one["in_progress"].as_i64(),
+            one["submitted"].as_i64(),
+            one["done"].as_i64(),
+            one["overdue"].as_i64()
+        ),
         (Some(0), Some(1), Some(1), Some(1), Some(2)),
         "{one}"
     );
     let two = officer("officer2");
     assert_eq!((two["assigned"].as_i64(), two["overdue"].as_i64()), (Some(1), Some(1)), "{two}");
     assert_eq!(one["handhelds"][0]["device_id"], "demo-handheld-officer1");
-    assert!(f["officers"].as_array().unwrap().iter().all(|o| o["username"] != "officer3"), "Shenzhen's officer");
+    assert!(
+        f["officers"].as_array().unwrap().iter().all(|o| o["username"] != "officer3"),
+        "Shenzhen's officer"
+    );
 
     // Demo handhelds never synced: all of Shanghai's are silent, none of Shenzhen's is listed.
     let silent: Vec<&str> =
@@ -147,7 +172,8 @@ async fn the_figures_match_a_hand_computed_fixture() {
     assert_eq!(silent, ["demo-handheld-officer1", "demo-handheld-officer2"]);
 
     // Shenzhen's supervisor sees only L.
-    let (_, other) = server.login("supervisor2").await.get(&format!("/api/v1/monitoring/figures?{}", period())).await;
+    let (_, other) =
+        server.login("supervisor2").await.get(&format!("/api/v1/monitoring/figures?{}", period())).await;
     assert_eq!(other["total"]["instructions"], 1, "{other}");
 }
 
@@ -176,7 +202,12 @@ async fn the_figures_and_the_instruction_list_come_as_csv_when_asked() {
 }
 
 fn ids(list: &Value) -> Vec<i64> {
-    let mut v: Vec<i64> = list.as_array().unwrap_or_else(|| panic!("{list}")).iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    let mut v: Vec<i64> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("{list}"))
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
     v.sort_unstable();
     v
 }
@@ -193,7 +224,8 @@ async fn the_instruction_list_filters_by_officer_site_unit_state_period_and_over
             ids(&body)
         }
     };
-    let (a, b, c, d, e, ff, g, h, i, j, k) = (f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10]);
+    let (a, b, c, d, e, ff, g, h, i, j, k) =
+        (f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10]);
     assert_eq!(get("officer=officer1".into()).await, [a, e, ff]);
     let officer2 = fieldcheck_tests::field::user_id(&server, "officer2").await;
     assert_eq!(get(format!("officer={officer2}")).await, [g]);
@@ -210,7 +242,11 @@ async fn the_instruction_list_filters_by_officer_site_unit_state_period_and_over
     assert_eq!((first.len(), second.len()), (4, 4));
     assert!(first.iter().all(|x| !second.contains(x)), "pages do not overlap");
 
-    for (query, code) in [("site=9999", "unknown_unit"), ("officer=nobody", "unknown_officer"), ("from=yesterday", "invalid_time")] {
+    for (query, code) in [
+        ("site=9999", "unknown_unit"),
+        ("officer=nobody", "unknown_officer"),
+        ("from=yesterday", "invalid_time"),
+    ] {
         let (status, body) = s.get(&format!("/api/v1/instructions?{query}")).await;
         assert_eq!((status, body["code"].as_str()), (422, Some(code)), "{query}: {body}");
     }
@@ -223,7 +259,9 @@ async fn only_supervisors_and_administrators_see_monitoring_and_each_only_their_
     let server = TestServer::start();
     for user in ["officer1", "ent1-operator", "reviewer1"] {
         let api = server.login(user).await;
-        for path in ["/api/v1/monitoring/figures", "/api/v1/monitoring/overdue", "/api/v1/officers", "/api/v1/events"] {
+        for path in
+            ["/api/v1/monitoring/figures", "/api/v1/monitoring/overdue", "/api/v1/officers", "/api/v1/events"]
+        {
             let (status, body) = api.get(path).await;
             assert_eq!(status, 403, "{user} {path}: {body}");
         }
@@ -246,7 +284,8 @@ async fn a_supervisor_lists_the_officers_to_assign_and_assigns_them_by_username(
     let supervisor = server.login("supervisor1").await;
     let (status, officers) = supervisor.get("/api/v1/officers").await;
     assert_eq!(status, 200, "{officers}");
-    let names: Vec<&str> = officers.as_array().unwrap().iter().map(|o| o["username"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        officers.as_array().unwrap().iter().map(|o| o["username"].as_str().unwrap()).collect();
     assert_eq!(names, ["officer1", "officer2"]);
     assert!(officers.as_array().unwrap().iter().all(|o| o["status"] == "active"));
 
@@ -270,7 +309,8 @@ async fn a_supervisor_lists_the_officers_to_assign_and_assigns_them_by_username(
 }
 
 #[tokio::test]
-async fn an_instruction_becomes_overdue_when_the_clock_passes_its_deadline_and_leaves_the_list_when_approved() {
+async fn an_instruction_becomes_overdue_when_the_clock_passes_its_deadline_and_leaves_the_list_when_approved()
+{
     let server = TestServer::start();
     let start = fieldcheck_tests::now_secs();
     server.set_clock(start).await;
@@ -307,7 +347,8 @@ async fn an_instruction_becomes_overdue_when_the_clock_passes_its_deadline_and_l
     assert_eq!(f["total"]["overdue"], 1, "{f}");
     assert!(overdue(server.login("supervisor2").await).await.is_empty(), "not Shenzhen's");
 
-    let (status, body) = supervisor.post(&format!("/api/v1/instructions/{instruction}/approve"), json!({})).await;
+    let (status, body) =
+        supervisor.post(&format!("/api/v1/instructions/{instruction}/approve"), json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert!(overdue(supervisor.clone()).await.is_empty(), "approved work is not overdue");
     let (_, f) = supervisor.get("/api/v1/monitoring/figures?silent_hours=100").await;
@@ -334,7 +375,9 @@ async fn a_change_made_through_the_api_reaches_an_sse_subscriber_within_one_seco
 
     let instruction = dispatched(&server, &["officer1"]).await;
     let assigned = stream
-        .collect_until(Duration::from_secs(5), |e| e.data["kind"] == "assigned" && e.data["instruction_id"] == instruction)
+        .collect_until(Duration::from_secs(5), |e| {
+            e.data["kind"] == "assigned" && e.data["instruction_id"] == instruction
+        })
         .await;
     assert_eq!(kinds(&assigned), ["drafted", "submitted", "approved", "inspection_notice", "assigned"]);
 
@@ -358,7 +401,8 @@ async fn reconnecting_with_last_event_id_delivers_exactly_the_missed_events() {
     let mut leaving = EventStream::open(&supervisor, None).await;
 
     let first = dispatched(&server, &["officer1"]).await;
-    let is_assigned = |id: i64| move |e: &SseEvent| e.data["kind"] == "assigned" && e.data["instruction_id"] == id;
+    let is_assigned =
+        |id: i64| move |e: &SseEvent| e.data["kind"] == "assigned" && e.data["instruction_id"] == id;
     steady.collect_until(Duration::from_secs(5), is_assigned(first)).await;
     let seen = leaving.collect_until(Duration::from_secs(5), is_assigned(first)).await;
     let last_seen = seen.last().unwrap().id.unwrap();
@@ -366,12 +410,15 @@ async fn reconnecting_with_last_event_id_delivers_exactly_the_missed_events() {
 
     // While it is away: a second instruction, and a cancellation of the first.
     let second = dispatched(&server, &["officer2"]).await;
-    let (status, _) =
-        supervisor.post(&format!("/api/v1/instructions/{first}/cancel"), json!({"reason": "withdrawn"})).await;
+    let (status, _) = supervisor
+        .post(&format!("/api/v1/instructions/{first}/cancel"), json!({"reason": "withdrawn"}))
+        .await;
     assert_eq!(status, 200);
     // Cancelling writes the instruction's event, then its application's: wait for the last.
     let missed = steady
-        .collect_until(Duration::from_secs(5), |e| e.data["subject"] == "application" && e.data["state"] == "cancelled")
+        .collect_until(Duration::from_secs(5), |e| {
+            e.data["subject"] == "application" && e.data["state"] == "cancelled"
+        })
         .await;
     assert!(missed.iter().any(|e| e.data["instruction_id"] == second));
 
@@ -385,7 +432,10 @@ async fn reconnecting_with_last_event_id_delivers_exactly_the_missed_events() {
         .await;
     assert_eq!(status, 200);
     let next = back.next_before(Instant::now() + Duration::from_secs(5)).await.unwrap();
-    assert_eq!((next.data["kind"].as_str(), next.data["instruction_id"].as_i64()), (Some("cancelled"), Some(second)));
+    assert_eq!(
+        (next.data["kind"].as_str(), next.data["instruction_id"].as_i64()),
+        (Some("cancelled"), Some(second))
+    );
     assert!(next.id > last);
 
     let (status, _, body) = supervisor
@@ -426,7 +476,9 @@ async fn other_units_events_never_reach_a_subscriber() {
     assert_eq!(status, 200, "{body}");
 
     let got = stream
-        .collect_until(Duration::from_secs(5), |e| e.data["subject"] == "application" && e.data["subject_id"] == marker)
+        .collect_until(Duration::from_secs(5), |e| {
+            e.data["subject"] == "application" && e.data["subject_id"] == marker
+        })
         .await;
     assert_eq!(got.len(), 1, "only the marker; Shanghai's events must not arrive: {got:#?}");
     assert!(got.iter().all(|e| e.data["instruction_id"] != shanghai));
@@ -445,7 +497,9 @@ async fn a_stream_token_opens_the_stream_without_a_header_and_expires() {
     assert_eq!(stream.status, 200);
     let instruction = dispatched(&server, &["officer1"]).await;
     stream
-        .collect_until(Duration::from_secs(5), |e| e.data["kind"] == "assigned" && e.data["instruction_id"] == instruction)
+        .collect_until(Duration::from_secs(5), |e| {
+            e.data["kind"] == "assigned" && e.data["instruction_id"] == instruction
+        })
         .await;
 
     let bad = EventStream::open_url(&format!("{}/api/v1/events?token=forged", server.base)).await;
@@ -453,4 +507,24 @@ async fn a_stream_token_opens_the_stream_without_a_header_and_expires() {
     server.set_clock(start + 61).await;
     let expired = EventStream::open_url(&url).await;
     assert_eq!(expired.status, 401, "a stream token lives 60 s");
+}
+
+#[tokio::test]
+async fn an_open_stream_ends_when_its_session_is_logged_out() {
+    let server = TestServer::start_with(&[("FIELDCHECK__MONITORING__KEEP_ALIVE_SECS", "1")]);
+    let supervisor = server.login("supervisor1").await;
+    let mut stream = EventStream::open(&supervisor, None).await;
+    assert_eq!(stream.status, 200);
+    let (status, _) = supervisor.post("/api/v1/auth/logout", json!({})).await;
+    assert!(status < 300, "logout: {status}");
+    let ended = stream.next_before(Instant::now() + Duration::from_secs(10)).await.expect("an event");
+    assert_eq!(
+        (ended.event.as_str(), ended.data["code"].as_str()),
+        ("session_ended", Some("session_ended")),
+        "{ended:?}"
+    );
+    assert!(
+        stream.next_before(Instant::now() + Duration::from_secs(10)).await.is_none(),
+        "then the stream closes"
+    );
 }

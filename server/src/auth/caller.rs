@@ -151,14 +151,17 @@ impl BrowserCredentials {
 async fn browser_caller(state: &AppState, credentials: BrowserCredentials) -> Result<Caller, ApiError> {
     if let Some(token) = credentials.stream_token {
         let caller = state.events.redeem(&token, state.now_ms()).ok_or_else(|| {
-            ApiError::unauthorized("invalid_stream_token", "this stream token is unknown or expired; ask for a new one")
+            ApiError::unauthorized(
+                "invalid_stream_token",
+                "this stream token is unknown or expired; ask for a new one",
+            )
         })?;
         live_session(state, &caller.session_id).await?;
         return Ok(caller);
     }
-    let cookie = credentials
-        .cookie
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "log in first (or send `Authorization: Bearer …`)"))?;
+    let cookie = credentials.cookie.ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "log in first (or send `Authorization: Bearer …`)")
+    })?;
     caller_of_token(state, &cookie).await
 }
 
@@ -191,7 +194,7 @@ async fn caller_of_token(state: &AppState, token: &str) -> Result<Caller, ApiErr
 }
 
 /// Refuses a session that was logged out, has expired, or whose account or device is no longer active.
-async fn live_session(state: &AppState, sid: &str) -> Result<(), ApiError> {
+pub async fn live_session(state: &AppState, sid: &str) -> Result<(), ApiError> {
     let now = state.now_ms();
     let sid = sid.to_owned();
     let status = state

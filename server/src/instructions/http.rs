@@ -45,9 +45,9 @@ pub struct ListQuery {
 
 /// A unit code named in a filter, as its id; an unknown code is the client's mistake.
 fn unit_id(c: &rusqlite::Connection, field: &str, code: &str) -> Result<i64, ApiError> {
-    crate::orgs::store::unit_by_code(c, code)?
-        .map(|u| u.id)
-        .ok_or_else(|| invalid(field, "unknown_unit", format!("no customs unit or site has the code {code:?}")))
+    crate::orgs::store::unit_by_code(c, code)?.map(|u| u.id).ok_or_else(|| {
+        invalid(field, "unknown_unit", format!("no customs unit or site has the code {code:?}"))
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/instructions", tag = "instructions", security(("bearer" = [])), params(ListQuery),
@@ -97,7 +97,15 @@ pub async fn list(
         .await?;
     if csv::wanted(&headers) {
         let mut t = Table::new(&[
-            "id", "inspection_no", "state", "unit_id", "site_id", "deadline", "due_at", "officers", "created_at",
+            "id",
+            "inspection_no",
+            "state",
+            "unit_id",
+            "site_id",
+            "deadline",
+            "due_at",
+            "officers",
+            "created_at",
         ]);
         for i in &rows {
             t.row([

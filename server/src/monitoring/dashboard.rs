@@ -106,6 +106,9 @@ struct MapSite {
     x: String,
     y: String,
     code: String,
+    /// Labels near the right edge go to the left of their mark, so they stay inside the box.
+    anchor: &'static str,
+    dx: i32,
 }
 
 #[derive(Template)]
@@ -156,8 +159,18 @@ fn tiles(f: &Figures) -> Vec<Tile> {
         tile("median", "用时中位数 Median issue→approved", hours(t.issue_to_approved_median_secs), false),
         tile("p90", "用时P90 p90 issue→approved", hours(t.issue_to_approved_p90_secs), false),
         tile("non_conformance_rate", "不合格率 Non-conformance", percent(t.non_conformance_rate), false),
-        tile("forced_releases", "强制放行 Forced releases", t.forced_releases.to_string(), t.forced_releases > 0),
-        tile("open_conflicts", "未决冲突 Open conflicts", f.open_conflicts.len().to_string(), !f.open_conflicts.is_empty()),
+        tile(
+            "forced_releases",
+            "强制放行 Forced releases",
+            t.forced_releases.to_string(),
+            t.forced_releases > 0,
+        ),
+        tile(
+            "open_conflicts",
+            "未决冲突 Open conflicts",
+            f.open_conflicts.len().to_string(),
+            !f.open_conflicts.is_empty(),
+        ),
         tile(
             "silent_handhelds",
             "失联手持机 Silent handhelds",
@@ -219,13 +232,18 @@ fn map(points: &[PhotoPoint], sites: &[SitePoint]) -> (Vec<MapDot>, Vec<MapSite>
         .iter()
         .map(|p| {
             let (x, y) = project(p.latitude, p.longitude);
-            let distance = p.km_from_site.map_or_else(|| "site location unknown".into(), |k| format!("{k} km from site"));
+            let distance = p
+                .km_from_site
+                .map_or_else(|| "site location unknown".into(), |k| format!("{k} km from site"));
             MapDot {
                 x,
                 y,
                 colour: colour(&p.state),
                 far: p.far,
-                title: format!("instruction {} ({}), site {}: {distance}", p.instruction_id, p.state, p.site_code),
+                title: format!(
+                    "instruction {} ({}), site {}: {distance}",
+                    p.instruction_id, p.state, p.site_code
+                ),
             }
         })
         .collect();
@@ -233,7 +251,14 @@ fn map(points: &[PhotoPoint], sites: &[SitePoint]) -> (Vec<MapDot>, Vec<MapSite>
         .iter()
         .map(|s| {
             let (x, y) = project(s.latitude, s.longitude);
-            MapSite { x, y, code: s.code.clone() }
+            let right = x.parse::<f64>().is_ok_and(|x| x > 450.0);
+            MapSite {
+                x,
+                y,
+                code: s.code.clone(),
+                anchor: if right { "end" } else { "start" },
+                dx: if right { -8 } else { 8 },
+            }
         })
         .collect();
     (dots, sites)
@@ -289,7 +314,13 @@ fn main_view(f: Figures, overdue: Vec<Overdue>, points: Vec<PhotoPoint>, sites: 
                 last_sync: o
                     .handhelds
                     .iter()
-                    .map(|h| format!("{}: {}", h.device_id, h.last_seen_at.map_or("never".into(), rfc3339::to_string)))
+                    .map(|h| {
+                        format!(
+                            "{}: {}",
+                            h.device_id,
+                            h.last_seen_at.map_or("never".into(), rfc3339::to_string)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("; "),
             })
@@ -308,7 +339,9 @@ fn main_view(f: Figures, overdue: Vec<Overdue>, points: Vec<PhotoPoint>, sites: 
             .silent_handhelds
             .iter()
             .map(|h| {
-                let seen = h.last_seen_at.map_or("never synced".into(), |t| format!("last sync {}", rfc3339::to_string(t)));
+                let seen = h
+                    .last_seen_at
+                    .map_or("never synced".into(), |t| format!("last sync {}", rfc3339::to_string(t)));
                 format!("{} ({}): {seen}", h.device_id, h.officer)
             })
             .collect(),
@@ -346,7 +379,8 @@ pub async fn page(
         })
         .await?;
     let main = render(&main_view(f, overdue, points, sites))?;
-    let html = if q.partial.is_some() { main } else { render(&PageView { username: caller.username, main })? };
+    let html =
+        if q.partial.is_some() { main } else { render(&PageView { username: caller.username, main })? };
     let mut resp = Html(html).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
@@ -366,14 +400,20 @@ pub async fn login_page() -> Result<Html<String>, ApiError> {
 
 /// Trades the bearer token of a supervisor's login for the dashboard cookie, which lives as long as the
 /// token does.
-pub async fn session(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn session(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     Scope::of(&caller)?;
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .map(|(_, t)| t.trim())
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "send the access token as `Authorization: Bearer …`"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing_token", "send the access token as `Authorization: Bearer …`")
+        })?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         state.settings.auth.access_ttl_secs

@@ -26,7 +26,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::Scope;
 use crate::{
-    auth::Caller,
+    auth::{self, Caller},
     domain::time::rfc3339,
     error::ApiError,
     state::AppState,
@@ -194,6 +194,10 @@ fn resync(reason: &str, newest: Option<i64>) -> Event {
 
 /// What a subscriber's stream task needs.
 pub struct Subscription {
+    /// The session the stream was opened with: checked again every `session_check`, and a session
+    /// that ended (logout, frozen account or device) ends the stream with `event: session_ended`.
+    pub session_id: String,
+    pub session_check: Duration,
     pub units: HashSet<i64>,
     pub last_event_id: i64,
     pub max_backlog: i64,
@@ -217,11 +221,14 @@ pub async fn subscribe(
     let mut live = state.events.subscribe();
     let from = sub.last_event_id;
     let limit = sub.max_backlog;
-    let (backlog, newest) =
-        state.db.read(move |c| Ok((after(c, from, limit + 1)?, newest_id(c)?))).await?;
+    let (backlog, newest) = state.db.read(move |c| Ok((after(c, from, limit + 1)?, newest_id(c)?))).await?;
     let (out, rx) = mpsc::channel(64);
     let units = sub.units;
     let retry = sub.retry;
+    let state = state.clone();
+    let mut check =
+        tokio::time::interval_at(tokio::time::Instant::now() + sub.session_check, sub.session_check);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::spawn(async move {
         let visible = |e: &StreamEvent| e.unit_id.is_some_and(|u| units.contains(&u));
         if out.send(Ok(Event::default().retry(retry).comment("stream open"))).await.is_err() {
@@ -263,6 +270,16 @@ pub async fn subscribe(
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 () = out.closed() => return,
+                _ = check.tick() => match auth::caller::live_session(&state, &sub.session_id).await {
+                    Ok(()) => {}
+                    Err(ApiError::Client { code, message, .. }) => {
+                        let data = serde_json::json!({"code": code, "message": message}).to_string();
+                        let _ = out.send(Ok(Event::default().event("session_ended").data(data))).await;
+                        return;
+                    }
+                    // The database did not answer: keep streaming, and ask again at the next check.
+                    Err(e) => tracing::warn!(error = %e, "could not check an event stream's session"),
+                },
             }
         }
     });

@@ -107,7 +107,8 @@ pub fn unit_names(c: &Connection, scope: Scope) -> Result<HashMap<i64, UnitName>
         "{} SELECT u.id, u.code, u.name FROM customs_units u WHERE u.id IN t",
         Scope::SUBTREE
     ))?;
-    let rows = stmt.query_map([scope.root], |r| Ok((r.get(0)?, UnitName { code: r.get(1)?, name: r.get(2)? })))?;
+    let rows =
+        stmt.query_map([scope.root], |r| Ok((r.get(0)?, UnitName { code: r.get(1)?, name: r.get(2)? })))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -155,8 +156,14 @@ pub fn unit_figures(
             verdict: r.get(9)?,
         };
         total.count(&row);
-        units.entry(row.unit_id).or_insert_with(|| Figure::named(names.get(&row.unit_id), row.unit_id)).count(&row);
-        sites.entry(row.site_id).or_insert_with(|| Figure::named(names.get(&row.site_id), row.site_id)).count(&row);
+        units
+            .entry(row.unit_id)
+            .or_insert_with(|| Figure::named(names.get(&row.unit_id), row.unit_id))
+            .count(&row);
+        sites
+            .entry(row.site_id)
+            .or_insert_with(|| Figure::named(names.get(&row.site_id), row.site_id))
+            .count(&row);
     }
     let by_code = |v: BTreeMap<i64, Figure>| {
         let mut v: Vec<Figure> = v.into_values().map(Figure::finish).collect();
@@ -235,7 +242,8 @@ pub fn officers(
         })?
         .collect::<Result<_, _>>()?;
     let index: HashMap<i64, usize> = officers.iter().enumerate().map(|(n, o)| (o.id, n)).collect();
-    let by_name: HashMap<String, usize> = officers.iter().enumerate().map(|(n, o)| (o.username.clone(), n)).collect();
+    let by_name: HashMap<String, usize> =
+        officers.iter().enumerate().map(|(n, o)| (o.username.clone(), n)).collect();
 
     let (overdue, overdue_values) = rules.any();
     let (from, to) = period.map_or((i64::MIN, i64::MAX), |p| (p.from, p.to));
@@ -323,7 +331,12 @@ pub fn silent_handhelds(
         Scope::SUBTREE
     ))?;
     let rows = stmt.query_map(rusqlite::params![scope.root, now - hours * 3_600_000], |r| {
-        Ok(SilentHandheld { device_id: r.get(0)?, name: r.get(1)?, officer: r.get(2)?, last_seen_at: r.get(3)? })
+        Ok(SilentHandheld {
+            device_id: r.get(0)?,
+            name: r.get(1)?,
+            officer: r.get(2)?,
+            last_seen_at: r.get(3)?,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -382,7 +395,12 @@ pub struct Overdue {
 pub const OVERDUE_TABLE_LIMIT: i64 = 500;
 
 /// Overdue instructions of the subtree, whenever created, oldest deadline first.
-pub fn overdue(c: &Connection, scope: Scope, rules: &OverdueRules, limit: i64) -> Result<Vec<Overdue>, ApiError> {
+pub fn overdue(
+    c: &Connection,
+    scope: Scope,
+    rules: &OverdueRules,
+    limit: i64,
+) -> Result<Vec<Overdue>, ApiError> {
     let (columns, column_values) = rules.columns();
     let (any, any_values) = rules.any();
     let mut values: Vec<Value> = vec![scope.root.into()];
@@ -448,24 +466,25 @@ pub fn photo_points(
          ORDER BY pl.linked_at DESC LIMIT ?",
         Scope::SUBTREE
     ))?;
-    let rows = stmt.query_map(rusqlite::params![scope.root, period.from, period.to, MAP_POINT_LIMIT], |r| {
-        let (lat, lon): (f64, f64) = (r.get(4)?, r.get(5)?);
-        let site: Option<(f64, f64)> = match (r.get::<_, Option<f64>>(6)?, r.get::<_, Option<f64>>(7)?) {
-            (Some(a), Some(b)) => Some((a, b)),
-            _ => None,
-        };
-        let km = site.map(|s| distance_km(s, (lat, lon)));
-        Ok(PhotoPoint {
-            sha256: r.get(0)?,
-            instruction_id: r.get(1)?,
-            state: r.get(2)?,
-            site_code: r.get(3)?,
-            latitude: lat,
-            longitude: lon,
-            km_from_site: km.map(|k| (k * 10.0).round() / 10.0),
-            far: km.is_some_and(|k| k > far_km),
-        })
-    })?;
+    let rows =
+        stmt.query_map(rusqlite::params![scope.root, period.from, period.to, MAP_POINT_LIMIT], |r| {
+            let (lat, lon): (f64, f64) = (r.get(4)?, r.get(5)?);
+            let site: Option<(f64, f64)> = match (r.get::<_, Option<f64>>(6)?, r.get::<_, Option<f64>>(7)?) {
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
+            };
+            let km = site.map(|s| distance_km(s, (lat, lon)));
+            Ok(PhotoPoint {
+                sha256: r.get(0)?,
+                instruction_id: r.get(1)?,
+                state: r.get(2)?,
+                site_code: r.get(3)?,
+                latitude: lat,
+                longitude: lon,
+                km_from_site: km.map(|k| (k * 10.0).round() / 10.0),
+                far: km.is_some_and(|k| k > far_km),
+            })
+        })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -491,7 +510,12 @@ pub fn site_points(c: &Connection, scope: Scope) -> Result<Vec<SitePoint>, ApiEr
 }
 
 /// Records a site's location (demo data and administrators' fixtures).
-pub fn set_site_location(c: &Connection, unit_id: i64, latitude: f64, longitude: f64) -> Result<(), ApiError> {
+pub fn set_site_location(
+    c: &Connection,
+    unit_id: i64,
+    latitude: f64,
+    longitude: f64,
+) -> Result<(), ApiError> {
     c.execute(
         "INSERT INTO site_locations (unit_id, latitude, longitude) VALUES (?1, ?2, ?3)
          ON CONFLICT (unit_id) DO UPDATE SET latitude = excluded.latitude, longitude = excluded.longitude",

@@ -94,7 +94,11 @@ pub fn rules_used(state: &AppState, silent_hours: Option<i64>) -> Result<RulesUs
     if !(1..=MAX_SILENT_HOURS).contains(&silent_hours) {
         return Err(invalid("silent_hours", "out_of_range", format!("1 to {MAX_SILENT_HOURS} hours")));
     }
-    Ok(RulesUsed { slot_result_hours: m.slot_result_hours, approval_wait_hours: m.approval_wait_hours, silent_hours })
+    Ok(RulesUsed {
+        slot_result_hours: m.slot_result_hours,
+        approval_wait_hours: m.approval_wait_hours,
+        silent_hours,
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/monitoring/figures", tag = "monitoring", security(("bearer" = [])),
@@ -144,7 +148,11 @@ fn figures_csv(f: &Figures) -> Table {
             fig.name.clone().unwrap_or_default(),
             fig.instructions.to_string(),
         ];
-        row.extend(InstructionState::ALL.iter().map(|s| fig.by_state.get(s.as_str()).copied().unwrap_or(0).to_string()));
+        row.extend(
+            InstructionState::ALL
+                .iter()
+                .map(|s| fig.by_state.get(s.as_str()).copied().unwrap_or(0).to_string()),
+        );
         row.extend([
             fig.overdue.to_string(),
             fig.approved.to_string(),
@@ -163,13 +171,26 @@ fn figures_csv(f: &Figures) -> Table {
 
 #[utoipa::path(get, path = "/api/v1/monitoring/overdue", tag = "monitoring", security(("bearer" = [])),
     responses((status = 200, body = Vec<Overdue>, description = "JSON, or CSV with `Accept: text/csv`")))]
-pub async fn overdue(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn overdue(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let scope = Scope::of(&caller)?;
     let rules = OverdueRules::new(&state.settings.monitoring, state.now_ms());
     let rows =
         state.db.read(move |c| figures::overdue(c, scope, &rules, figures::OVERDUE_TABLE_LIMIT)).await?;
     if csv::wanted(&headers) {
-        let mut t = Table::new(&["instruction_id", "inspection_no", "site", "state", "deadline", "due_at", "reasons", "officers"]);
+        let mut t = Table::new(&[
+            "instruction_id",
+            "inspection_no",
+            "site",
+            "state",
+            "deadline",
+            "due_at",
+            "reasons",
+            "officers",
+        ]);
         for o in &rows {
             t.row([
                 o.instruction_id.to_string(),
@@ -190,7 +211,10 @@ pub async fn overdue(State(state): State<AppState>, caller: Caller, headers: Hea
 #[utoipa::path(get, path = "/api/v1/officers", tag = "monitoring", security(("bearer" = [])),
     responses((status = 200, body = Vec<OfficerLoad>,
         description = "the field officers of your subtree with their current load; `active` ones may be assigned (by id or username)")))]
-pub async fn officers(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<OfficerLoad>>, ApiError> {
+pub async fn officers(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<OfficerLoad>>, ApiError> {
     let scope = Scope::of(&caller)?;
     let rules = OverdueRules::new(&state.settings.monitoring, state.now_ms());
     Ok(Json(state.db.read(move |c| figures::officers(c, scope, None, &rules)).await?))
@@ -207,7 +231,10 @@ pub struct StreamToken {
 
 #[utoipa::path(post, path = "/api/v1/events/token", tag = "monitoring", security(("bearer" = [])),
     responses((status = 200, body = StreamToken), (status = 503, body = ErrorBody)))]
-pub async fn stream_token(State(state): State<AppState>, caller: Caller) -> Result<Json<StreamToken>, ApiError> {
+pub async fn stream_token(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<StreamToken>, ApiError> {
     Scope::of(&caller)?;
     let now = state.now_ms();
     let expires_at = now + state.settings.monitoring.stream_token_secs * 1000;
@@ -247,6 +274,8 @@ pub async fn events(
     let units = state.db.read(move |c| events::units_of(c, scope)).await?;
     let m = &state.settings.monitoring;
     let sub = Subscription {
+        session_id: caller.session_id.clone(),
+        session_check: Duration::from_secs(m.keep_alive_secs.max(1)),
         units,
         last_event_id,
         max_backlog: m.max_backlog,
