@@ -144,8 +144,8 @@ impl OverdueRules {
         }
     }
 
-    /// Any rule: `(a OR b OR c)`.
-    pub fn any(&self) -> (String, Vec<Value>) {
+    /// Every rule's SQL and all their parameters, in [`OverdueReason::ALL`] order.
+    fn all(&self) -> (Vec<&'static str>, Vec<Value>) {
         let mut sql = Vec::new();
         let mut values = Vec::new();
         for reason in OverdueReason::ALL {
@@ -153,18 +153,18 @@ impl OverdueRules {
             sql.push(s);
             values.extend(v);
         }
+        (sql, values)
+    }
+
+    /// Any rule: `(a OR b OR c)`.
+    pub fn any(&self) -> (String, Vec<Value>) {
+        let (sql, values) = self.all();
         (format!("({})", sql.join(" OR ")), values)
     }
 
     /// The rules as three 0/1 columns, in [`OverdueReason::ALL`] order.
     pub fn columns(&self) -> (String, Vec<Value>) {
-        let mut sql = Vec::new();
-        let mut values = Vec::new();
-        for reason in OverdueReason::ALL {
-            let (s, v) = self.rule(reason);
-            sql.push(s);
-            values.extend(v);
-        }
+        let (sql, values) = self.all();
         (sql.join(", "), values)
     }
 }

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use fieldcheck_tests::{
-    Api, TestServer,
+    Api, Rng, TestServer,
     field::content,
     monitoring::{EventStream, FixtureInstruction, insert_instructions},
     rfc3339,
@@ -25,23 +25,6 @@ const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 /// 2026-12-01T00:00:00Z: "now" for the generated data.
 const T0: i64 = 1_796_083_200_000;
-
-/// A small deterministic generator (SplitMix64): the same data every run, no extra dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> i64 {
-        (self.next() % n) as i64
-    }
-}
 
 fn generate(n: usize) -> Vec<FixtureInstruction> {
     const SITES: [(&str, &[&str]); 4] =
@@ -62,7 +45,7 @@ fn generate(n: usize) -> Vec<FixtureInstruction> {
     (0..n)
         .map(|_| {
             let (site, officers) = SITES[rng.below(4) as usize];
-            let mut pick = rng.below(100) as u64;
+            let mut pick = rng.below(100);
             let mut state = STATES[0];
             for (s, w) in STATES.iter().zip(WEIGHTS) {
                 if pick < w {
@@ -71,17 +54,17 @@ fn generate(n: usize) -> Vec<FixtureInstruction> {
                 }
                 pick -= w;
             }
-            let created_at = T0 - rng.below(90 * DAY as u64);
-            let state_since = (created_at + rng.below(120 * HOUR as u64)).min(T0);
+            let created_at = T0 - rng.below(90 * DAY as u64) as i64;
+            let state_since = (created_at + rng.below(120 * HOUR as u64) as i64).min(T0);
             FixtureInstruction {
                 site,
                 state,
                 created_at,
                 deadline: created_at + 72 * HOUR,
-                due_at: (state == "booked" || rng.below(3) == 0).then(|| created_at + 24 * HOUR),
+                due_at: (state == "booked" || rng.chance(33)).then(|| created_at + 24 * HOUR),
                 state_since,
                 verdict: (state == "approved")
-                    .then(|| if rng.below(10) == 0 { "non_conforming" } else { "conforming" }),
+                    .then(|| if rng.chance(10) { "non_conforming" } else { "conforming" }),
                 officers: if matches!(state, "issued" | "booked") { &[] } else { officers },
             }
         })
