@@ -1,10 +1,10 @@
-//! `bench-monitor [INSTRUCTIONS] [SUBSCRIBERS] [ROUNDS]`: supervisor monitoring under load, against the
+//! `bench-monitor [INSTRUCTIONS] [SUBSCRIBERS] [ROUNDS] [RUNS]`: supervisor monitoring under load, against the
 //! real release server.
 //!
 //! 1. Figure queries: INSTRUCTIONS (100,000) generated instructions — four sites, 90 days, every state,
 //!    officers and seals — are written into a stopped server's database; then `GET
 //!    /api/v1/monitoring/figures` (90-day period), `…/overdue`, `/api/v1/officers` and an overdue
-//!    instruction page are timed over HTTP, 30 times each: median and p90. Goal: figures ≤ 100 ms.
+//!    instruction page are timed over HTTP, RUNS (30) times each: median and p90. Goal: figures ≤ 100 ms.
 //! 2. Event delivery: SUBSCRIBERS (500) concurrent SSE streams as supervisor1; ROUNDS (20) times an
 //!    operator saves a draft (one event in Shanghai's scope) and every subscriber's arrival is timed from
 //!    just before the request. Goal: p99 ≤ 1 s.
@@ -105,6 +105,7 @@ async fn main() {
     let instructions = args.first().copied().unwrap_or(100_000);
     let subscribers = args.get(1).copied().unwrap_or(500);
     let rounds = args.get(2).copied().unwrap_or(20);
+    let runs = args.get(3).copied().unwrap_or(30);
 
     let mut server = TestServer::start();
     server.stop();
@@ -117,7 +118,7 @@ async fn main() {
     server.restart();
     server.set_clock(T0 / 1000).await;
 
-    println!("\n== figure queries over HTTP (30 runs each) ==");
+    println!("\n== figure queries over HTTP ({runs} runs each) ==");
     let period = format!("from={}&to={}", rfc3339((T0 - 90 * DAY) / 1000), rfc3339(T0 / 1000 + 1));
     let admin = server.login("admin").await;
     let supervisor = server.login("supervisor1").await;
@@ -135,9 +136,9 @@ async fn main() {
         30,
     )
     .await;
-    time_get(&supervisor, "figures, default 30 days (supervisor1)", "/api/v1/monitoring/figures", 30).await;
-    time_get(&supervisor, "overdue table (≤ 500 rows)", "/api/v1/monitoring/overdue", 30).await;
-    time_get(&supervisor, "officers with load", "/api/v1/officers", 30).await;
+    time_get(&supervisor, "figures, default 30 days (supervisor1)", "/api/v1/monitoring/figures", runs).await;
+    time_get(&supervisor, "overdue table (≤ 500 rows)", "/api/v1/monitoring/overdue", runs).await;
+    time_get(&supervisor, "officers with load", "/api/v1/officers", runs).await;
     time_get(
         &supervisor,
         "instructions?overdue=true&limit=100",
