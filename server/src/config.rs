@@ -23,6 +23,7 @@ pub struct Settings {
     pub workflow: WorkflowSettings,
     pub booking: BookingSettings,
     pub photos: PhotoSettings,
+    pub monitoring: MonitoringSettings,
     pub testing: TestingSettings,
 }
 
@@ -42,6 +43,43 @@ impl Default for WorkflowSettings {
 impl WorkflowSettings {
     pub fn inspection_deadline_ms(&self) -> i64 {
         self.inspection_deadline_hours * 3600 * 1000
+    }
+}
+
+/// Supervisor monitoring (flow step 11): when work counts as overdue, and the live stream's limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringSettings {
+    /// A booked slot whose start is this many hours past with no submitted result is overdue.
+    pub slot_result_hours: i64,
+    /// A submitted result waiting this many hours for a supervisor's decision is overdue.
+    pub approval_wait_hours: i64,
+    /// A handheld not synced for this many hours is listed as silent (a request may ask for another figure).
+    pub silent_handheld_hours: i64,
+    /// A photo taken farther than this from its site (EXIF GPS) is flagged on the map.
+    pub far_from_site_km: f64,
+    /// Events held for live subscribers; one that falls further behind gets `resync`.
+    pub stream_buffer: usize,
+    /// A reconnect asking for more missed events than this gets `resync` instead of the backlog.
+    pub max_backlog: i64,
+    /// Seconds between keep-alive comments on an idle stream (proxies close silent connections).
+    pub keep_alive_secs: u64,
+    /// Lifetime of a stream token (`POST /api/v1/events/token`), for clients that cannot send headers.
+    pub stream_token_secs: i64,
+}
+
+impl Default for MonitoringSettings {
+    fn default() -> Self {
+        MonitoringSettings {
+            slot_result_hours: 24,
+            approval_wait_hours: 24,
+            silent_handheld_hours: 24,
+            far_from_site_km: 5.0,
+            stream_buffer: 1024,
+            max_backlog: 5000,
+            keep_alive_secs: 15,
+            stream_token_secs: 60,
+        }
     }
 }
 

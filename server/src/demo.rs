@@ -29,6 +29,17 @@ struct DemoFile {
     devices: Vec<DemoDevice>,
     #[serde(default)]
     calendars: Vec<DemoCalendar>,
+    #[serde(default)]
+    site_locations: Vec<DemoSiteLocation>,
+}
+
+/// Where a site is, so the dashboard's map can flag photos taken elsewhere.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoSiteLocation {
+    site_code: String,
+    latitude: f64,
+    longitude: f64,
 }
 
 /// A site's slot calendar: the site's code plus what a supervisor would `PUT`.
@@ -117,6 +128,10 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
                 closed_days: cal.closed_days,
             };
             bookings::calendar::put(tx, now, site.id, &spec, "system")?;
+        }
+        for l in demo.site_locations {
+            let site = bookings::site_by_code(tx, "site_locations.site_code", &l.site_code)?;
+            crate::monitoring::figures::set_site_location(tx, site.id, l.latitude, l.longitude)?;
         }
         Ok(())
     })

@@ -27,6 +27,8 @@
 //!   engine (validate, merge, persist), the SQL projection, seals and supervisors' reviews.
 //! - [`photos`]: photo evidence: content-addressed uploads (whole or resumable), checks, EXIF, thumbnails.
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
+//! - [`monitoring`]: supervisors' figures, overdue work, officers' load, the live event stream (SSE) and
+//!   the dashboard page.
 //! - [`workflow`]: the only code that crosses modules: every instruction event (assign, cancel, booking,
 //!   record progress, approve, return, forced release, disposal) as receipt + audit entry, and what
 //!   follows in the other modules (record opened, booking released, record sealed, goods released).
@@ -51,6 +53,7 @@ pub mod devices;
 pub mod domain;
 pub mod error;
 pub mod instructions;
+pub mod monitoring;
 pub mod ops;
 pub mod orgs;
 pub mod photos;
@@ -118,6 +121,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     }
     let metrics = Metrics::new();
     let passwords = Passwords::new(&settings.auth, metrics.registry())?;
+    let events = Arc::new(monitoring::events::Hub::new(settings.monitoring.stream_buffer));
     Ok(AppState {
         settings: Arc::new(settings),
         db,
@@ -130,6 +134,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
             PhotoFiles::open(&data_dir)
                 .with_context(|| format!("opening the photo folders in {}", data_dir.display()))?,
         ),
+        events,
     })
 }
 
@@ -149,6 +154,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let settings = state.settings.server.clone();
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    let pump = tokio::spawn(monitoring::events::pump(state.clone()));
     let app = router::app(state);
     let peers = PeerLimits::new(settings.max_connections_per_address);
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -185,6 +191,7 @@ pub async fn run(
         });
     }
     drop(listener);
+    pump.abort();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(grace) => {

@@ -27,7 +27,7 @@ use crate::{
     bookings, delegations, devices,
     domain::Role,
     error::ApiError,
-    instructions, ops, orgs, photos, receipts, records, reference, review, selection,
+    instructions, monitoring, ops, orgs, photos, receipts, records, reference, review, selection,
     state::AppState,
     workflow,
 };
@@ -202,6 +202,23 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(bookings::http::decline))
             .routes(routes!(bookings::http::no_show)),
     );
+    // Monitoring is for supervisors of a subtree; enterprises and officers get none of it.
+    let monitoring = guarded(
+        state,
+        Policy::roles(SUPERVISORS),
+        OpenApiRouter::new()
+            .routes(routes!(monitoring::http::figures))
+            .routes(routes!(monitoring::http::overdue))
+            .routes(routes!(monitoring::http::officers))
+            .routes(routes!(monitoring::http::stream_token)),
+    );
+    // `EventSource` cannot send `Authorization`: the stream also takes a stream token or the dashboard
+    // cookie.
+    let stream = guarded(
+        state,
+        Policy::roles(SUPERVISORS).browser(),
+        OpenApiRouter::new().routes(routes!(monitoring::http::events)),
+    );
     let legal = guarded(
         state,
         Policy::roles(LEGAL),
@@ -242,6 +259,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(applications)
         .merge(review)
         .merge(supervision)
+        .merge(monitoring)
+        .merge(stream)
         .merge(legal)
         .merge(legal_strong)
         .merge(supervision_strong)
@@ -267,9 +286,23 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
     }
 }
 
+/// The dashboard: an HTML page, not part of the API document. The page takes the cookie (a browser
+/// navigation cannot send a bearer token) and sends a browser that is not signed in to the login page.
+fn dashboard(state: &AppState) -> Router<AppState> {
+    let page = Router::new()
+        .route("/dashboard", get(monitoring::dashboard::page))
+        .route_layer(from_fn_with_state((state.clone(), Policy::roles(SUPERVISORS).browser()), authorize))
+        .layer(axum::middleware::map_response(monitoring::dashboard::to_login));
+    let session = Router::new()
+        .route("/dashboard/session", axum::routing::post(monitoring::dashboard::session))
+        .route_layer(from_fn_with_state((state.clone(), Policy::roles(SUPERVISORS)), authorize));
+    page.merge(session).route("/dashboard/login", get(monitoring::dashboard::login_page))
+}
+
 /// The application: routes, error fallbacks and the tower layers, in the order requests meet them.
 pub fn app(state: AppState) -> Router {
     let (api, openapi) = api(&state);
+    let api = api.merge(dashboard(&state));
     let openapi = Arc::new(openapi);
     let request_id = HeaderName::from_static("x-request-id");
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
@@ -289,7 +322,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
         .layer(CompressionLayer::new())
         .layer(from_fn_with_state(timeout, time_limit))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path, never the query: a stream token travels there and must not be logged.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request| tracing::debug_span!("request", method = %req.method(), path = %req.uri().path()),
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

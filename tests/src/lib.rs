@@ -16,7 +16,12 @@
 //! - [`dispatch`]: written once: the always-inspected application, a demo user's id, an instruction
 //!   dispatched to officers.
 //! - [`field`]: real `handheld` processes to inspect a dispatched instruction with.
+//! - [`monitoring`]: instructions written into a stopped server's database (the figures' fixture and the
+//!   benchmark's 100,000), a Server-Sent Events reader, a small WebDriver client for the browser test.
+//! - `src/bin/bench-monitor.rs`: figure-query latency over 100,000 instructions, SSE delivery with 500
+//!   subscribers.
 //! - [`photos`]: a client's photo upload (whole or resumable), and an instruction with officers to upload for.
+//! - [`Rng`]: SplitMix64, seedable, for the load generators.
 //! - `src/bin/crash-loop.rs`: the crash loop (SIGKILL cycles under concurrent writers, every acknowledged
 //!   write checked after every restart; `docs/testing.md`).
 //!
@@ -36,6 +41,7 @@ use serde_json::{Value, json};
 pub mod booking;
 pub mod dispatch;
 pub mod field;
+pub mod monitoring;
 pub mod photos;
 
 /// Path of a workspace binary next to the running executable (`target/<profile>/<name>`), from a test
@@ -347,5 +353,40 @@ impl Api {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         Ok((status, headers, resp.bytes().await?.to_vec()))
+    }
+}
+
+/// SplitMix64: small, seedable and the same everywhere, so a seed replays a run's choices.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The stream of one writer in one cycle (writer 0 is the loop itself).
+    pub fn stream(seed: u64, cycle: u64, writer: u64) -> Rng {
+        let mut rng = Rng(seed
+            ^ cycle.wrapping_mul(0xA24B_AED4_963E_E407)
+            ^ writer.wrapping_mul(0x9FB2_1C65_1E98_DF25));
+        rng.next_u64();
+        rng
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
     }
 }

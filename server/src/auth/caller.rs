@@ -7,7 +7,11 @@
 
 use axum::{
     extract::{FromRequestParts, Request, State},
-    http::{HeaderValue, header::AUTHORIZATION, request::Parts},
+    http::{
+        HeaderValue, Method,
+        header::{AUTHORIZATION, COOKIE},
+        request::Parts,
+    },
     middleware::Next,
     response::Response,
 };
@@ -62,19 +66,31 @@ pub struct Policy {
     /// Roles allowed; empty means any authenticated user.
     pub roles: &'static [Role],
     pub min_aal: Aal,
+    /// Also accept what a browser can send without script-set headers: the dashboard's session cookie
+    /// ([`SESSION_COOKIE`], safe methods only) and a stream token (`?token=`, `GET /api/v1/events`).
+    pub browser: bool,
 }
+
+/// The dashboard's cookie: the access token, `HttpOnly`, `SameSite=Strict` (so no other site can make
+/// a browser send it), accepted only on routes whose policy says [`Policy::browser`] and only for GET.
+pub const SESSION_COOKIE: &str = "fieldcheck_access";
 
 impl Policy {
     pub const fn any() -> Policy {
-        Policy { roles: &[], min_aal: Aal::Password }
+        Policy { roles: &[], min_aal: Aal::Password, browser: false }
     }
 
     pub const fn roles(roles: &'static [Role]) -> Policy {
-        Policy { roles, min_aal: Aal::Password }
+        Policy { roles, min_aal: Aal::Password, browser: false }
     }
 
     pub const fn strong(mut self) -> Policy {
         self.min_aal = Aal::Strong;
+        self
+    }
+
+    pub const fn browser(mut self) -> Policy {
+        self.browser = true;
         self
     }
 }
@@ -84,7 +100,13 @@ pub async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, req.headers().get(AUTHORIZATION)).await?;
+    let caller = match req.headers().get(AUTHORIZATION) {
+        None if policy.browser && req.method() == Method::GET => {
+            let credentials = BrowserCredentials::of(&req);
+            browser_caller(&state, credentials).await?
+        }
+        header => authenticate(&state, header).await?,
+    };
     if !policy.roles.is_empty() {
         caller.require_role(policy.roles)?;
     }
@@ -98,13 +120,83 @@ pub async fn authorize(
     Ok(next.run(req).await)
 }
 
+/// What a browser request can carry instead of `Authorization`.
+struct BrowserCredentials {
+    stream_token: Option<String>,
+    cookie: Option<String>,
+}
+
+impl BrowserCredentials {
+    fn of(req: &Request) -> BrowserCredentials {
+        let stream_token = req
+            .uri()
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|p| p.strip_prefix("token="))
+            .map(str::to_owned);
+        let cookie = req
+            .headers()
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+            .map(str::to_owned);
+        BrowserCredentials { stream_token, cookie }
+    }
+}
+
+/// The caller of a browser request: a stream token in the query, else the session cookie.
+async fn browser_caller(state: &AppState, credentials: BrowserCredentials) -> Result<Caller, ApiError> {
+    if let Some(token) = credentials.stream_token {
+        let caller = state.events.redeem(&token, state.now_ms()).ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_stream_token",
+                "this stream token is unknown or expired; ask for a new one",
+            )
+        })?;
+        live_session(state, &caller.session_id).await?;
+        return Ok(caller);
+    }
+    let cookie = credentials.cookie.ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "log in first (or send `Authorization: Bearer …`)")
+    })?;
+    caller_of_token(state, &cookie).await
+}
+
 async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
     let token = header.and_then(bearer_token).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access token>`; log in first")
     })?;
+    caller_of_token(state, token).await
+}
+
+/// Verifies an access token and that its session, user and device are still live.
+async fn caller_of_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let now = state.now_ms();
     let claims = tokens::verify(&state.keys, &state.settings.auth.issuer, token, now / 1000)?;
-    let sid = claims.sid.clone();
+    live_session(state, &claims.sid).await?;
+    let user_id = claims
+        .sub
+        .parse()
+        .map_err(|_| ApiError::unauthorized("invalid_token", "the token's subject is malformed"))?;
+    Ok(Caller {
+        user_id,
+        username: claims.username,
+        role: claims.role,
+        enterprise_id: claims.org,
+        unit_id: claims.unit,
+        aal: Aal::from_level(claims.aal.into()).unwrap_or(Aal::Password),
+        session_id: claims.sid,
+        device_id: claims.dev,
+    })
+}
+
+/// Refuses a session that was logged out, has expired, or whose account or device is no longer active.
+pub async fn live_session(state: &AppState, sid: &str) -> Result<(), ApiError> {
+    let now = state.now_ms();
+    let sid = sid.to_owned();
     let status = state
         .db
         .read(move |c| store::session_status(c, &sid))
@@ -123,20 +215,7 @@ async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<
     if let Some(device) = status.device_status {
         refuse_unless_active("device", device)?;
     }
-    let user_id = claims
-        .sub
-        .parse()
-        .map_err(|_| ApiError::unauthorized("invalid_token", "the token's subject is malformed"))?;
-    Ok(Caller {
-        user_id,
-        username: claims.username,
-        role: claims.role,
-        enterprise_id: claims.org,
-        unit_id: claims.unit,
-        aal: Aal::from_level(claims.aal.into()).unwrap_or(Aal::Password),
-        session_id: claims.sid,
-        device_id: claims.dev,
-    })
+    Ok(())
 }
 
 /// The token of `Authorization: Bearer <token>`. Auth schemes are case-insensitive and may be followed by

@@ -1,6 +1,11 @@
 //! Instructions: list, read; counts by state. Assigning, cancelling and deciding are `workflow::http`.
 
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::State,
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
 use serde::Deserialize;
 
 use super::{Instruction, StateCount};
@@ -8,6 +13,10 @@ use crate::{
     auth::Caller,
     domain::{InstructionState, time::rfc3339},
     error::{ApiError, ApiPath, ApiQuery, ErrorBody, invalid},
+    monitoring::{
+        OverdueRules,
+        csv::{self, Table},
+    },
     state::AppState,
 };
 
@@ -16,21 +25,104 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub state: Option<InstructionState>,
+    /// Assigned to this officer: a user id or a username.
+    pub officer: Option<String>,
+    /// At this site (4-digit unit code).
+    pub site: Option<String>,
+    /// Of this unit's subtree (4-digit unit code), by district or site.
+    pub unit: Option<String>,
+    /// Only overdue ones (`true`) or only those that are not (`false`); rules in docs/monitoring.md.
+    pub overdue: Option<bool>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Created before (RFC 3339).
+    pub to: Option<String>,
+    /// Page size, 1–500 (100).
     pub limit: Option<i64>,
+    /// Rows to skip.
     pub offset: Option<i64>,
 }
 
+/// A unit code named in a filter, as its id; an unknown code is the client's mistake.
+fn unit_id(c: &rusqlite::Connection, field: &str, code: &str) -> Result<i64, ApiError> {
+    crate::orgs::store::unit_by_code(c, code)?.map(|u| u.id).ok_or_else(|| {
+        invalid(field, "unknown_unit", format!("no customs unit or site has the code {code:?}"))
+    })
+}
+
 #[utoipa::path(get, path = "/api/v1/instructions", tag = "instructions", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = Vec<Instruction>)))]
+    responses((status = 200, body = Vec<Instruction>, description = "JSON, or CSV with `Accept: text/csv`"),
+        (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Vec<Instruction>>, ApiError> {
+) -> Result<Response, ApiError> {
     let now = state.now_ms();
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let offset = q.offset.unwrap_or(0).max(0);
-    Ok(Json(state.db.read(move |c| super::list(c, &caller, q.state, limit, offset, now)).await?))
+    let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+        v.as_deref().map(|s| rfc3339::parse(s).map_err(|m| invalid(field, "invalid_time", m))).transpose()
+    };
+    let (from, to) = (time("from", &q.from)?, time("to", &q.to)?);
+    let rules = OverdueRules::new(&state.settings.monitoring, now);
+    let condition = q.overdue.map(|overdue| {
+        let (sql, values) = rules.any();
+        (if overdue { sql } else { format!("NOT {sql}") }, values)
+    });
+    let rows = state
+        .db
+        .read(move |c| {
+            let officer = match q.officer.as_deref() {
+                None => None,
+                Some(o) => Some(match o.parse::<i64>() {
+                    Ok(id) => id,
+                    Err(_) => crate::orgs::store::user_by_name(c, o)?.map(|u| u.id).ok_or_else(|| {
+                        invalid("officer", "unknown_officer", format!("no user is called {o:?}"))
+                    })?,
+                }),
+            };
+            let filter = super::ListFilter {
+                state: q.state,
+                officer,
+                site: q.site.as_deref().map(|s| unit_id(c, "site", s)).transpose()?,
+                unit: q.unit.as_deref().map(|u| unit_id(c, "unit", u)).transpose()?,
+                from,
+                to,
+                condition,
+            };
+            super::list(c, &caller, filter, limit, offset, now)
+        })
+        .await?;
+    if csv::wanted(&headers) {
+        let mut t = Table::new(&[
+            "id",
+            "inspection_no",
+            "state",
+            "unit_id",
+            "site_id",
+            "deadline",
+            "due_at",
+            "officers",
+            "created_at",
+        ]);
+        for i in &rows {
+            t.row([
+                i.id.to_string(),
+                i.inspection_no.clone(),
+                i.state.as_str().to_string(),
+                i.unit_id.to_string(),
+                i.site_id.to_string(),
+                rfc3339::to_string(i.deadline),
+                csv::opt(i.due_at.map(rfc3339::to_string)),
+                i.officers.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(" "),
+                rfc3339::to_string(i.created_at),
+            ]);
+        }
+        return Ok(t.into_response("instructions.csv"));
+    }
+    Ok(Json(rows).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/instructions/{id}", tag = "instructions", security(("bearer" = [])),

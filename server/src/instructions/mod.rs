@@ -114,19 +114,63 @@ pub fn scope_sql(
     })
 }
 
+/// What `GET /api/v1/instructions` narrows the caller's instructions to; `None` is no restriction.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub state: Option<InstructionState>,
+    /// Assigned to this officer.
+    pub officer: Option<i64>,
+    /// At this site.
+    pub site: Option<i64>,
+    /// Of this unit's subtree (by district or site).
+    pub unit: Option<i64>,
+    /// Created in `[from, to)`.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// An extra SQL condition over `i` with its parameters (the monitoring's overdue rules).
+    pub condition: Option<(String, Vec<rusqlite::types::Value>)>,
+}
+
 pub fn list(
     c: &Connection,
     caller: &Caller,
-    state: Option<InstructionState>,
+    filter: ListFilter,
     limit: i64,
     offset: i64,
     now: i64,
 ) -> Result<Vec<Instruction>, ApiError> {
     let (scope, mut values) = scope_sql(c, caller, now)?;
     let mut sql = format!("SELECT {COLS} FROM instructions i WHERE {scope}");
-    if let Some(s) = state {
+    if let Some(s) = filter.state {
         sql.push_str(" AND i.state = ?");
         values.push(s.as_str().to_string().into());
+    }
+    if let Some(officer) = filter.officer {
+        sql.push_str(" AND i.id IN (SELECT instruction_id FROM instruction_officers WHERE officer_id = ?)");
+        values.push(officer.into());
+    }
+    if let Some(site) = filter.site {
+        sql.push_str(" AND i.site_id = ?");
+        values.push(site.into());
+    }
+    if let Some(unit) = filter.unit {
+        sql.push_str(
+            " AND EXISTS (WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id)
+              SELECT 1 FROM t WHERE t.id IN (i.unit_id, i.site_id))",
+        );
+        values.push(unit.into());
+    }
+    if let Some(from) = filter.from {
+        sql.push_str(" AND i.created_at >= ?");
+        values.push(from.into());
+    }
+    if let Some(to) = filter.to {
+        sql.push_str(" AND i.created_at < ?");
+        values.push(to.into());
+    }
+    if let Some((condition, condition_values)) = filter.condition {
+        sql.push_str(&format!(" AND {condition}"));
+        values.extend(condition_values);
     }
     sql.push_str(" ORDER BY i.id DESC LIMIT ? OFFSET ?");
     values.push(limit.into());
@@ -189,8 +233,8 @@ pub fn create_for(
         app.inspection_no.clone().ok_or_else(|| ApiError::conflict("no_number", "not submitted"))?;
     tx.execute(
         "INSERT INTO instructions (application_id, inspection_no, enterprise_id, unit_id, site_id, state, checklist,
-                                   deadline, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'issued', ?6, ?7, ?8, ?8)",
+                                   deadline, created_at, updated_at, state_since)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'issued', ?6, ?7, ?8, ?8, ?8)",
         params![
             app.id,
             inspection_no,
@@ -231,7 +275,10 @@ pub fn create_for(
 /// Writes an instruction's new state. Only the workflow calls this, after [`machine::next`] allowed it,
 /// in the transaction that writes the event's receipt and audit entry.
 pub fn set_state(tx: &Transaction<'_>, now: i64, id: i64, state: InstructionState) -> rusqlite::Result<()> {
-    tx.execute("UPDATE instructions SET state = ?1, updated_at = ?2 WHERE id = ?3", params![state, now, id])?;
+    tx.execute(
+        "UPDATE instructions SET state = ?1, updated_at = ?2, state_since = ?2 WHERE id = ?3",
+        params![state, now, id],
+    )?;
     Ok(())
 }
 

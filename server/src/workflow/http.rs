@@ -26,8 +26,32 @@ where
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignRequest {
-    /// One to four field officers of your unit's subtree; replaces any earlier assignment.
+    /// One to four field officers of your unit's subtree (by id, by username, or both; `GET
+    /// /api/v1/officers` lists them); replaces any earlier assignment.
+    #[serde(default)]
     pub officer_ids: Vec<i64>,
+    #[serde(default)]
+    pub officers: Vec<crate::domain::Line<64>>,
+}
+
+/// The ids of officers named by username; a name that is no user is refused like a wrong id.
+fn officer_ids_of(tx: &rusqlite::Transaction<'_>, req: &AssignRequest) -> Result<Vec<i64>, ApiError> {
+    // Checked again after de-duplication; this bound only keeps a long list from costing lookups.
+    if req.officer_ids.len() + req.officers.len() > 4 * crate::instructions::MAX_OFFICERS {
+        return Err(crate::error::invalid("officers", "officer_count", "assign 1 to 4 officers"));
+    }
+    let mut ids = req.officer_ids.clone();
+    for name in &req.officers {
+        let user = crate::orgs::store::user_by_name(tx, name.trim())?.ok_or_else(|| {
+            crate::error::invalid(
+                "officers",
+                "not_an_officer_here",
+                format!("{:?} is not an active field officer of your unit", name.trim()),
+            )
+        })?;
+        ids.push(user.id);
+    }
+    Ok(ids)
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/assign", tag = "instructions", request_body = AssignRequest,
@@ -41,7 +65,11 @@ pub async fn assign(
     ApiJson(req): ApiJson<AssignRequest>,
 ) -> Result<Json<Instruction>, ApiError> {
     let now = state.now_ms();
-    commit(&state, move |tx| super::assign(tx, now, &caller, id, &req.officer_ids)).await
+    commit(&state, move |tx| {
+        let officers = officer_ids_of(tx, &req)?;
+        super::assign(tx, now, &caller, id, &officers)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

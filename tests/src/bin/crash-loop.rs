@@ -46,7 +46,7 @@ use fieldcheck_sync::{
     schema::{CheckResult, OfficerId, Stamp},
 };
 use fieldcheck_tests::{
-    Api, TestServer,
+    Api, Rng, TestServer,
     booking::{DAY, MONDAY, SITE, frozen_fish_application, issue_instructions},
     photos::sha256_hex,
     rfc3339,
@@ -110,41 +110,6 @@ fn fresh_seed() -> Result<u64> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no random seed: {e}"))?;
     Ok(u64::from_le_bytes(bytes))
-}
-
-/// SplitMix64: small, seedable and the same everywhere, so a seed replays a run's choices.
-struct Rng(u64);
-
-impl Rng {
-    /// The stream of one writer in one cycle (writer 0 is the loop itself).
-    fn stream(seed: u64, cycle: u64, writer: u64) -> Rng {
-        let mut rng = Rng(seed
-            ^ cycle.wrapping_mul(0xA24B_AED4_963E_E407)
-            ^ writer.wrapping_mul(0x9FB2_1C65_1E98_DF25));
-        rng.next();
-        rng
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
 }
 
 /// The access tokens of the demo users the writers act as. Tokens survive restarts (the signing key and
@@ -630,7 +595,7 @@ struct StoredPhoto {
 fn random_jpeg(rng: &mut Rng) -> Vec<u8> {
     let (w, h) = (48 + rng.below(64) as u32, 32 + rng.below(64) as u32);
     let img = image::RgbImage::from_fn(w, h, |_, _| {
-        let v = rng.next().to_le_bytes();
+        let v = rng.next_u64().to_le_bytes();
         image::Rgb([v[0], v[1], v[2]])
     });
     let mut out = Vec::new();

@@ -1,0 +1,287 @@
+//! The live event stream (`GET /api/v1/events`, Server-Sent Events).
+//!
+//! The events are the receipts: the workflow writes one for every state change of an application,
+//! instruction or booking, in the transaction of the change, and every such commit bumps
+//! `AppState::receipts`. So the stored event id is the receipt id — append-only, visible in id order
+//! because writers are serialised — and no second event table can drift from what happened.
+//!
+//! After each bump the [`pump`] reads the new rows in id order (with the unit each belongs to) and
+//! broadcasts them. A subscriber subscribes to the broadcast *first*, then reads the stored backlog
+//! after its `Last-Event-ID`, then streams live, dropping what it already sent: no gap, no repeat.
+//! One that falls behind the broadcast buffer gets `event: resync` and should refetch the figures. Each
+//! subscriber sees only events of its unit subtree.
+
+use std::{
+    collections::{HashMap, HashSet},
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::response::sse::Event;
+use rusqlite::Connection;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, mpsc};
+
+use super::Scope;
+use crate::{
+    auth::{self, Caller},
+    domain::time::rfc3339,
+    error::ApiError,
+    state::AppState,
+};
+
+/// One stored event as a subscriber receives it (the SSE `data:` line; the SSE `id:` is `id`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StreamEvent {
+    /// The stored event id (the receipt id); send the last one back as `Last-Event-ID`.
+    pub id: i64,
+    /// `application`, `instruction` or `booking`.
+    pub subject: String,
+    pub subject_id: i64,
+    /// The instruction concerned, for instruction and booking events.
+    pub instruction_id: Option<i64>,
+    pub inspection_no: Option<String>,
+    /// What happened: the receipt kind (`assigned`, `result_approved`, `booking_confirmed`, …).
+    pub kind: String,
+    /// The subject's state after it.
+    pub state: String,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+    /// The unit the subject belongs to (an instruction's or application's district): the scope check.
+    #[serde(skip)]
+    pub unit_id: Option<i64>,
+}
+
+/// Stored events after `after`, oldest first, at most `limit`.
+pub fn after(c: &Connection, after: i64, limit: i64) -> Result<Vec<StreamEvent>, ApiError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT r.id, r.subject, r.subject_id, r.inspection_no, r.kind, r.state, r.at, i.id,
+                COALESCE(i.unit_id, a.district_unit)
+         FROM receipts r
+         LEFT JOIN bookings b ON r.subject = 'booking' AND b.id = r.subject_id
+         LEFT JOIN instructions i ON i.id = CASE r.subject WHEN 'instruction' THEN r.subject_id
+                                                            WHEN 'booking' THEN b.instruction_id END
+         LEFT JOIN applications a ON r.subject = 'application' AND a.id = r.subject_id
+         WHERE r.id > ?1 ORDER BY r.id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map([after, limit], |r| {
+        Ok(StreamEvent {
+            id: r.get(0)?,
+            subject: r.get(1)?,
+            subject_id: r.get(2)?,
+            inspection_no: r.get(3)?,
+            kind: r.get(4)?,
+            state: r.get(5)?,
+            at: r.get(6)?,
+            instruction_id: r.get(7)?,
+            unit_id: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn newest_id(c: &Connection) -> Result<i64, ApiError> {
+    Ok(c.query_row("SELECT coalesce(max(id), 0) FROM receipts", [], |r| r.get(0))?)
+}
+
+/// Stream tokens live at most this many at once; issuing more first drops the expired ones.
+const MAX_STREAM_TOKENS: usize = 10_000;
+
+/// The broadcast of stored events and the short-lived stream tokens, shared by all handlers.
+pub struct Hub {
+    live: broadcast::Sender<Arc<StreamEvent>>,
+    /// SHA-256 of a token → who it stands for, until when. Only hashes are kept, so a memory dump does
+    /// not hand out live tokens; they are never logged (the trace layer logs paths without queries).
+    tokens: Mutex<HashMap<[u8; 32], (Caller, i64)>>,
+}
+
+impl Hub {
+    pub fn new(buffer: usize) -> Hub {
+        Hub { live: broadcast::channel(buffer.max(16)).0, tokens: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StreamEvent>> {
+        self.live.subscribe()
+    }
+
+    /// Live subscribers now (a gauge for operators and the benchmark).
+    pub fn subscribers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
+    /// A new stream token for `caller`, valid until `expires_at`.
+    pub fn issue_token(&self, caller: Caller, now: i64, expires_at: i64) -> Result<String, ApiError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("random token: {e}")))?;
+        let token = hex::encode(bytes);
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= MAX_STREAM_TOKENS {
+            tokens.retain(|_, (_, until)| *until > now);
+        }
+        if tokens.len() >= MAX_STREAM_TOKENS {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_stream_tokens",
+                "too many stream tokens are live; use the one you have or try again in a minute",
+            )
+            .with_retry_after(60));
+        }
+        tokens.insert(Sha256::digest(token.as_bytes()).into(), (caller, expires_at));
+        Ok(token)
+    }
+
+    /// Who a stream token stands for, if it is known and not expired. A token may be used again until
+    /// it expires: `EventSource` reconnects with the same URL.
+    pub fn redeem(&self, token: &str, now: i64) -> Option<Caller> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.get(&key).filter(|(_, until)| *until > now).map(|(c, _)| c.clone())
+    }
+}
+
+/// Reads every stored event after the last broadcast one and broadcasts it, after each commit that
+/// wrote receipts. Runs for the life of the server.
+pub async fn pump(state: AppState) {
+    let mut changed = state.receipts.subscribe();
+    let mut last = match state.db.read(newest_id).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "the event pump could not start");
+            return;
+        }
+    };
+    loop {
+        loop {
+            let batch = match state.db.read(move |c| after(c, last, 500)).await {
+                Ok(b) => b,
+                Err(e) => {
+                    // Subscribers keep their place; the next commit tries again.
+                    tracing::error!(error = %e, "reading events failed");
+                    break;
+                }
+            };
+            let Some(newest) = batch.last().map(|e| e.id) else { break };
+            for e in batch {
+                // No subscriber is not an error: the stored events wait for a reconnect.
+                let _ = state.events.live.send(Arc::new(e));
+            }
+            last = newest;
+        }
+        if changed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn sse(e: &StreamEvent) -> Event {
+    Event::default()
+        .id(e.id.to_string())
+        .event("workflow")
+        .json_data(e)
+        .unwrap_or_else(|_| Event::default().comment("unserialisable event"))
+}
+
+fn resync(reason: &str, newest: Option<i64>) -> Event {
+    let e = Event::default().event("resync").data(serde_json::json!({"reason": reason}).to_string());
+    match newest {
+        Some(id) => e.id(id.to_string()),
+        None => e,
+    }
+}
+
+/// What a subscriber's stream task needs.
+pub struct Subscription {
+    /// The session the stream was opened with: checked again every `session_check`, and a session
+    /// that ended (logout, frozen account or device) ends the stream with `event: session_ended`.
+    pub session_id: String,
+    pub session_check: Duration,
+    pub units: HashSet<i64>,
+    pub last_event_id: i64,
+    pub max_backlog: i64,
+    pub retry: Duration,
+}
+
+/// The subtree's unit ids, for the per-event scope check.
+pub fn units_of(c: &Connection, scope: Scope) -> Result<HashSet<i64>, ApiError> {
+    let mut stmt = c.prepare_cached(&format!("{} SELECT id FROM t", Scope::SUBTREE))?;
+    let rows = stmt.query_map([scope.root], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Starts a subscriber: subscribes to the broadcast, then reads the backlog, then forwards live events,
+/// each only if it is in scope. Answers the channel the SSE body reads from; the task ends when the
+/// client goes away.
+pub async fn subscribe(
+    state: &AppState,
+    sub: Subscription,
+) -> Result<mpsc::Receiver<Result<Event, Infallible>>, ApiError> {
+    let mut live = state.events.subscribe();
+    let from = sub.last_event_id;
+    let limit = sub.max_backlog;
+    let (backlog, newest) = state.db.read(move |c| Ok((after(c, from, limit + 1)?, newest_id(c)?))).await?;
+    let (out, rx) = mpsc::channel(64);
+    let units = sub.units;
+    let retry = sub.retry;
+    let state = state.clone();
+    let mut check =
+        tokio::time::interval_at(tokio::time::Instant::now() + sub.session_check, sub.session_check);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::spawn(async move {
+        let visible = |e: &StreamEvent| e.unit_id.is_some_and(|u| units.contains(&u));
+        if out.send(Ok(Event::default().retry(retry).comment("stream open"))).await.is_err() {
+            return;
+        }
+        let mut last_sent = from;
+        if backlog.len() as i64 > limit {
+            // Too much was missed to replay; the client refetches and continues from the newest event.
+            last_sent = newest;
+            if out.send(Ok(resync("backlog_too_long", Some(newest)))).await.is_err() {
+                return;
+            }
+        } else {
+            for e in &backlog {
+                last_sent = e.id;
+                if visible(e) && out.send(Ok(sse(e))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        loop {
+            tokio::select! {
+                got = live.recv() => match got {
+                    Ok(e) => {
+                        if e.id <= last_sent {
+                            continue;
+                        }
+                        last_sent = e.id;
+                        if visible(&e) && out.send(Ok(sse(&e))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "an event subscriber fell behind");
+                        if out.send(Ok(resync("fell_behind", None))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                () = out.closed() => return,
+                _ = check.tick() => match auth::caller::live_session(&state, &sub.session_id).await {
+                    Ok(()) => {}
+                    Err(ApiError::Client { code, message, .. }) => {
+                        let data = serde_json::json!({"code": code, "message": message}).to_string();
+                        let _ = out.send(Ok(Event::default().event("session_ended").data(data))).await;
+                        return;
+                    }
+                    // The database did not answer: keep streaming, and ask again at the next check.
+                    Err(e) => tracing::warn!(error = %e, "could not check an event stream's session"),
+                },
+            }
+        }
+    });
+    Ok(rx)
+}

@@ -1,0 +1,525 @@
+//! The figures a supervisor asks for, read from what the workflow wrote. Every query is scoped to one
+//! unit subtree ([`Scope`]) and, where it says so, to instructions created in a [`Period`].
+//!
+//! The per-unit and per-site figures come from one pass over the covering index
+//! `instructions_monitoring` (migration 0012), tallied here rather than in SQL because the median and
+//! p90 need the durations themselves.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{Connection, params_from_iter, types::Value};
+use serde::Serialize;
+
+use super::{OverdueReason, OverdueRules, Period, Scope, distance_km, quantile, rate};
+use crate::{domain::time::rfc3339, error::ApiError};
+
+/// A unit's or a site's figures (or the whole subtree's, with no unit named).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Figure {
+    pub unit_id: Option<i64>,
+    pub code: Option<String>,
+    pub name: Option<String>,
+    /// Instructions created in the period.
+    pub instructions: i64,
+    /// Those instructions by their state now.
+    pub by_state: BTreeMap<String, i64>,
+    /// Overdue now, by any rule.
+    pub overdue: i64,
+    /// Approved results (the inspection is complete).
+    pub approved: i64,
+    /// approved / (instructions − cancelled).
+    pub completion_rate: Option<f64>,
+    /// Approved at or before the deadline / approved.
+    pub on_time_rate: Option<f64>,
+    /// Issue → approved, nearest-rank median and 90th percentile, in seconds.
+    pub issue_to_approved_median_secs: Option<i64>,
+    pub issue_to_approved_p90_secs: Option<i64>,
+    /// Approved with a non-conforming verdict.
+    pub non_conforming: i64,
+    /// non_conforming / approved.
+    pub non_conformance_rate: Option<f64>,
+    pub forced_releases: i64,
+    /// Approved ahead of the deadline; kept for the rate.
+    #[serde(skip)]
+    on_time: i64,
+    #[serde(skip)]
+    durations: Vec<i64>,
+}
+
+impl Figure {
+    fn count(&mut self, row: &InstructionRow) {
+        self.instructions += 1;
+        *self.by_state.entry(row.state.clone()).or_default() += 1;
+        self.overdue += i64::from(row.overdue.iter().any(|o| *o));
+        match row.state.as_str() {
+            "approved" => {
+                self.approved += 1;
+                self.on_time += i64::from(row.state_since <= row.deadline);
+                self.non_conforming += i64::from(row.verdict.as_deref() == Some("non_conforming"));
+                self.durations.push((row.state_since - row.created_at) / 1000);
+            }
+            "force_released" => self.forced_releases += 1,
+            _ => {}
+        }
+    }
+
+    fn finish(mut self) -> Figure {
+        let cancelled = self.by_state.get("cancelled").copied().unwrap_or(0);
+        self.completion_rate = rate(self.approved, self.instructions - cancelled);
+        self.on_time_rate = rate(self.on_time, self.approved);
+        self.non_conformance_rate = rate(self.non_conforming, self.approved);
+        self.durations.sort_unstable();
+        self.issue_to_approved_median_secs = quantile(&self.durations, 0.5);
+        self.issue_to_approved_p90_secs = quantile(&self.durations, 0.9);
+        self
+    }
+
+    fn named(unit: Option<&UnitName>, id: i64) -> Figure {
+        Figure {
+            unit_id: Some(id),
+            code: unit.map(|u| u.code.clone()),
+            name: unit.map(|u| u.name.clone()),
+            ..Figure::default()
+        }
+    }
+}
+
+struct InstructionRow {
+    unit_id: i64,
+    site_id: i64,
+    state: String,
+    created_at: i64,
+    deadline: i64,
+    state_since: i64,
+    overdue: [bool; 3],
+    verdict: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnitName {
+    pub code: String,
+    pub name: String,
+}
+
+/// The units of the subtree by id, for naming figures.
+pub fn unit_names(c: &Connection, scope: Scope) -> Result<HashMap<i64, UnitName>, ApiError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT u.id, u.code, u.name FROM customs_units u WHERE u.id IN t",
+        Scope::SUBTREE
+    ))?;
+    let rows =
+        stmt.query_map([scope.root], |r| Ok((r.get(0)?, UnitName { code: r.get(1)?, name: r.get(2)? })))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The whole subtree's, each unit's and each site's figures over the period.
+pub struct UnitFigures {
+    pub total: Figure,
+    pub units: Vec<Figure>,
+    pub sites: Vec<Figure>,
+}
+
+pub fn unit_figures(
+    c: &Connection,
+    scope: Scope,
+    period: Period,
+    rules: &OverdueRules,
+) -> Result<UnitFigures, ApiError> {
+    let names = unit_names(c, scope)?;
+    let (overdue, overdue_values) = rules.columns();
+    let sql = format!(
+        "{} SELECT i.unit_id, i.site_id, i.state, i.created_at, i.deadline, i.state_since, {overdue},
+                CASE WHEN i.state = 'approved'
+                     THEN (SELECT s.verdict FROM record_seals s WHERE s.instruction_id = i.id) END
+         FROM instructions i INDEXED BY instructions_monitoring
+         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?",
+        Scope::SUBTREE
+    );
+    let mut values: Vec<Value> = vec![scope.root.into()];
+    values.extend(overdue_values);
+    values.extend([period.from.into(), period.to.into()]);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(values))?;
+    let mut total = Figure::default();
+    let mut units: BTreeMap<i64, Figure> = BTreeMap::new();
+    let mut sites: BTreeMap<i64, Figure> = BTreeMap::new();
+    while let Some(r) = rows.next()? {
+        let created_at: i64 = r.get(3)?;
+        let row = InstructionRow {
+            unit_id: r.get(0)?,
+            site_id: r.get(1)?,
+            state: r.get(2)?,
+            created_at,
+            deadline: r.get(4)?,
+            state_since: r.get::<_, Option<i64>>(5)?.unwrap_or(created_at),
+            overdue: [r.get(6)?, r.get(7)?, r.get(8)?],
+            verdict: r.get(9)?,
+        };
+        total.count(&row);
+        units
+            .entry(row.unit_id)
+            .or_insert_with(|| Figure::named(names.get(&row.unit_id), row.unit_id))
+            .count(&row);
+        sites
+            .entry(row.site_id)
+            .or_insert_with(|| Figure::named(names.get(&row.site_id), row.site_id))
+            .count(&row);
+    }
+    let by_code = |v: BTreeMap<i64, Figure>| {
+        let mut v: Vec<Figure> = v.into_values().map(Figure::finish).collect();
+        v.sort_by(|a, b| a.code.cmp(&b.code));
+        v
+    };
+    Ok(UnitFigures { total: total.finish(), units: by_code(units), sites: by_code(sites) })
+}
+
+/// A handheld as a supervisor sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HandheldSeen {
+    pub device_id: String,
+    pub name: String,
+    pub status: String,
+    /// Its last sync; null if it never synced.
+    #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_seen_at: Option<i64>,
+}
+
+/// An officer a supervisor may see (and, when active, assign), with the work they carry.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OfficerLoad {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub unit_code: String,
+    /// `active` officers may be assigned.
+    pub status: String,
+    /// Instructions assigned and not started.
+    pub assigned: i64,
+    /// Being inspected (`in_progress`).
+    pub in_progress: i64,
+    /// Results waiting for approval.
+    pub submitted: i64,
+    /// Approved results.
+    pub done: i64,
+    pub overdue: i64,
+    /// Photos the officer's records name that have not reached the server yet. (Edits still on a
+    /// handheld are unknown to the server until it syncs: see each handheld's last sync.)
+    pub photos_missing: i64,
+    pub handhelds: Vec<HandheldSeen>,
+}
+
+/// The field officers of the subtree with their workload among the instructions created in `period`
+/// (all of them when `None`), ordered by username.
+pub fn officers(
+    c: &Connection,
+    scope: Scope,
+    period: Option<Period>,
+    rules: &OverdueRules,
+) -> Result<Vec<OfficerLoad>, ApiError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT u.id, u.username, u.display_name, cu.code, u.status FROM users u
+         JOIN customs_units cu ON cu.id = u.unit_id
+         WHERE u.role = 'officer' AND u.unit_id IN t ORDER BY u.username",
+        Scope::SUBTREE
+    ))?;
+    let mut officers: Vec<OfficerLoad> = stmt
+        .query_map([scope.root], |r| {
+            Ok(OfficerLoad {
+                id: r.get(0)?,
+                username: r.get(1)?,
+                display_name: r.get(2)?,
+                unit_code: r.get(3)?,
+                status: r.get(4)?,
+                assigned: 0,
+                in_progress: 0,
+                submitted: 0,
+                done: 0,
+                overdue: 0,
+                photos_missing: 0,
+                handhelds: Vec::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let index: HashMap<i64, usize> = officers.iter().enumerate().map(|(n, o)| (o.id, n)).collect();
+    let by_name: HashMap<String, usize> =
+        officers.iter().enumerate().map(|(n, o)| (o.username.clone(), n)).collect();
+
+    let (overdue, overdue_values) = rules.any();
+    let (from, to) = period.map_or((i64::MIN, i64::MAX), |p| (p.from, p.to));
+    let mut values: Vec<Value> = vec![scope.root.into()];
+    values.extend(overdue_values);
+    values.extend([from.into(), to.into()]);
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT o.officer_id, i.state, {overdue}, count(*) FROM instruction_officers o
+         JOIN instructions i ON i.id = o.instruction_id
+         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?
+         GROUP BY 1, 2, 3",
+        Scope::SUBTREE
+    ))?;
+    let mut rows = stmt.query(params_from_iter(values))?;
+    while let Some(r) = rows.next()? {
+        let Some(&n) = index.get(&r.get::<_, i64>(0)?) else { continue };
+        let (state, late, count): (String, bool, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
+        let o = &mut officers[n];
+        match state.as_str() {
+            "assigned" => o.assigned += count,
+            "in_progress" => o.in_progress += count,
+            "submitted" => o.submitted += count,
+            "approved" => o.done += count,
+            _ => {}
+        }
+        if late {
+            o.overdue += count;
+        }
+    }
+
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT rp.by_officer, count(*) FROM record_photos rp
+         JOIN instructions i ON i.id = rp.instruction_id
+         WHERE i.unit_id IN t AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.sha256 = rp.sha256)
+         GROUP BY rp.by_officer",
+        Scope::SUBTREE
+    ))?;
+    let mut rows = stmt.query([scope.root])?;
+    while let Some(r) = rows.next()? {
+        if let Some(&n) = by_name.get(&r.get::<_, String>(0)?) {
+            officers[n].photos_missing = r.get(1)?;
+        }
+    }
+
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT d.officer_id, d.id, d.name, d.status, d.last_seen_at FROM devices d
+         JOIN users u ON u.id = d.officer_id WHERE u.unit_id IN t ORDER BY d.id",
+        Scope::SUBTREE
+    ))?;
+    let mut rows = stmt.query([scope.root])?;
+    while let Some(r) = rows.next()? {
+        if let Some(&n) = index.get(&r.get::<_, i64>(0)?) {
+            officers[n].handhelds.push(HandheldSeen {
+                device_id: r.get(1)?,
+                name: r.get(2)?,
+                status: r.get(3)?,
+                last_seen_at: r.get(4)?,
+            });
+        }
+    }
+    Ok(officers)
+}
+
+/// An active handheld that has not synced for the asked number of hours (or never).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SilentHandheld {
+    pub device_id: String,
+    pub name: String,
+    pub officer: String,
+    #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_seen_at: Option<i64>,
+}
+
+pub fn silent_handhelds(
+    c: &Connection,
+    scope: Scope,
+    now: i64,
+    hours: i64,
+) -> Result<Vec<SilentHandheld>, ApiError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT d.id, d.name, u.username, d.last_seen_at FROM devices d JOIN users u ON u.id = d.officer_id
+         WHERE u.unit_id IN t AND d.status = 'active' AND (d.last_seen_at IS NULL OR d.last_seen_at < ?)
+         ORDER BY d.last_seen_at IS NOT NULL, d.last_seen_at, d.id",
+        Scope::SUBTREE
+    ))?;
+    let rows = stmt.query_map(rusqlite::params![scope.root, now - hours * 3_600_000], |r| {
+        Ok(SilentHandheld {
+            device_id: r.get(0)?,
+            name: r.get(1)?,
+            officer: r.get(2)?,
+            last_seen_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A record with open conflicts: the instruction cannot be submitted until someone resolves them.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OpenConflict {
+    pub instruction_id: i64,
+    pub inspection_no: String,
+    pub site_code: String,
+    pub state: String,
+    pub open_conflicts: i64,
+    /// Every conflicting value with the officer who wrote it (as `GET …/record` shows them).
+    pub conflicts: serde_json::Value,
+}
+
+pub fn open_conflicts(c: &Connection, scope: Scope) -> Result<Vec<OpenConflict>, ApiError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT i.id, i.inspection_no, s.code, i.state, p.open_conflicts, p.conflicts
+         FROM record_projection p JOIN instructions i ON i.id = p.instruction_id
+         JOIN customs_units s ON s.id = i.site_id
+         WHERE p.open_conflicts > 0 AND i.unit_id IN t ORDER BY i.id",
+        Scope::SUBTREE
+    ))?;
+    let rows = stmt.query_map([scope.root], |r| {
+        Ok(OpenConflict {
+            instruction_id: r.get(0)?,
+            inspection_no: r.get(1)?,
+            site_code: r.get(2)?,
+            state: r.get(3)?,
+            open_conflicts: r.get(4)?,
+            conflicts: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// An overdue instruction, with every rule it breaks.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Overdue {
+    pub instruction_id: i64,
+    pub inspection_no: String,
+    pub site_code: String,
+    pub state: String,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub deadline: i64,
+    #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due_at: Option<i64>,
+    pub reasons: Vec<OverdueReason>,
+    pub officers: Vec<String>,
+}
+
+/// The most this table answers at once; the instruction list (`overdue=true`) pages through the rest.
+pub const OVERDUE_TABLE_LIMIT: i64 = 500;
+
+/// Overdue instructions of the subtree, whenever created, oldest deadline first.
+pub fn overdue(
+    c: &Connection,
+    scope: Scope,
+    rules: &OverdueRules,
+    limit: i64,
+) -> Result<Vec<Overdue>, ApiError> {
+    let (columns, column_values) = rules.columns();
+    let (any, any_values) = rules.any();
+    let mut values: Vec<Value> = vec![scope.root.into()];
+    values.extend(column_values);
+    values.extend(any_values);
+    values.push(limit.into());
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT i.id, i.inspection_no, s.code, i.state, i.deadline, i.due_at, {columns},
+                (SELECT group_concat(u.username, ',') FROM instruction_officers o JOIN users u ON u.id = o.officer_id
+                 WHERE o.instruction_id = i.id)
+         FROM instructions i JOIN customs_units s ON s.id = i.site_id
+         WHERE i.unit_id IN t AND {any} ORDER BY i.deadline, i.id LIMIT ?",
+        Scope::SUBTREE
+    ))?;
+    let rows = stmt.query_map(params_from_iter(values), |r| {
+        let flags: [bool; 3] = [r.get(6)?, r.get(7)?, r.get(8)?];
+        let officers: Option<String> = r.get(9)?;
+        Ok(Overdue {
+            instruction_id: r.get(0)?,
+            inspection_no: r.get(1)?,
+            site_code: r.get(2)?,
+            state: r.get(3)?,
+            deadline: r.get(4)?,
+            due_at: r.get(5)?,
+            reasons: OverdueReason::ALL.into_iter().zip(flags).filter(|(_, f)| *f).map(|(r, _)| r).collect(),
+            officers: officers.map(|s| s.split(',').map(str::to_owned).collect()).unwrap_or_default(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Where a photo of an instruction was taken (EXIF GPS), and how far that is from the instruction's site.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PhotoPoint {
+    pub sha256: String,
+    pub instruction_id: i64,
+    pub state: String,
+    pub site_code: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// Null when the site's location is not known.
+    pub km_from_site: Option<f64>,
+    /// Farther from the site than `monitoring.far_from_site_km`.
+    pub far: bool,
+}
+
+/// The most points the map draws; more would not be readable anyway.
+pub const MAP_POINT_LIMIT: i64 = 2000;
+
+pub fn photo_points(
+    c: &Connection,
+    scope: Scope,
+    period: Period,
+    far_km: f64,
+) -> Result<Vec<PhotoPoint>, ApiError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT p.sha256, i.id, i.state, s.code, p.latitude, p.longitude, l.latitude, l.longitude
+         FROM photo_links pl JOIN photos p ON p.sha256 = pl.sha256
+         JOIN instructions i ON i.id = pl.instruction_id JOIN customs_units s ON s.id = i.site_id
+         LEFT JOIN site_locations l ON l.unit_id = i.site_id
+         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?
+           AND p.latitude IS NOT NULL AND p.longitude IS NOT NULL
+         ORDER BY pl.linked_at DESC LIMIT ?",
+        Scope::SUBTREE
+    ))?;
+    let rows =
+        stmt.query_map(rusqlite::params![scope.root, period.from, period.to, MAP_POINT_LIMIT], |r| {
+            let (lat, lon): (f64, f64) = (r.get(4)?, r.get(5)?);
+            let site: Option<(f64, f64)> = match (r.get::<_, Option<f64>>(6)?, r.get::<_, Option<f64>>(7)?) {
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
+            };
+            let km = site.map(|s| distance_km(s, (lat, lon)));
+            Ok(PhotoPoint {
+                sha256: r.get(0)?,
+                instruction_id: r.get(1)?,
+                state: r.get(2)?,
+                site_code: r.get(3)?,
+                latitude: lat,
+                longitude: lon,
+                km_from_site: km.map(|k| (k * 10.0).round() / 10.0),
+                far: km.is_some_and(|k| k > far_km),
+            })
+        })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A site's known location, for the map.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SitePoint {
+    pub code: String,
+    pub name: String,
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+pub fn site_points(c: &Connection, scope: Scope) -> Result<Vec<SitePoint>, ApiError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT u.code, u.name, l.latitude, l.longitude FROM site_locations l
+         JOIN customs_units u ON u.id = l.unit_id WHERE u.id IN t ORDER BY u.code",
+        Scope::SUBTREE
+    ))?;
+    let rows = stmt.query_map([scope.root], |r| {
+        Ok(SitePoint { code: r.get(0)?, name: r.get(1)?, latitude: r.get(2)?, longitude: r.get(3)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records a site's location (demo data and administrators' fixtures).
+pub fn set_site_location(
+    c: &Connection,
+    unit_id: i64,
+    latitude: f64,
+    longitude: f64,
+) -> Result<(), ApiError> {
+    c.execute(
+        "INSERT INTO site_locations (unit_id, latitude, longitude) VALUES (?1, ?2, ?3)
+         ON CONFLICT (unit_id) DO UPDATE SET latitude = excluded.latitude, longitude = excluded.longitude",
+        rusqlite::params![unit_id, latitude, longitude],
+    )?;
+    Ok(())
+}
