@@ -24,6 +24,8 @@ pub struct AppState {
     pub receipts: Arc<tokio::sync::watch::Sender<u64>>,
     /// The photo folders under the data dir and the locks of resumable uploads.
     pub photos: Arc<PhotoFiles>,
+    /// The live automerge-repo WebSocket connection of each device.
+    pub sync_peers: Arc<crate::records::ws::LivePeers>,
 }
 
 impl AppState {

@@ -102,6 +102,13 @@ async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<
     let token = header.and_then(bearer_token).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access token>`; log in first")
     })?;
+    authenticate_token(state, token).await
+}
+
+/// Verifies an access token and the liveness of its session, user and device, as the `authorize`
+/// middleware does for a bearer header. The WebSocket endpoint calls it with the token of its query
+/// string, because browsers cannot set headers on a WebSocket.
+pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let now = state.now_ms();
     let claims = tokens::verify(&state.keys, &state.settings.auth.issuer, token, now / 1000)?;
     let sid = claims.sid.clone();

@@ -1,5 +1,7 @@
 //! Automerge documents and sync sessions in SQLite. A document is a compacted base snapshot plus the
 //! incremental chunks appended since; the database is the truth, nothing is cached across requests.
+//! Every write of a document's content goes through [`insert`] or [`append`], which announce it to
+//! live peers after the commit (`db::doc_changed`).
 
 use fieldcheck_sync::ActorId;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -99,6 +101,7 @@ pub fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
         params![id, kind.as_str(), instruction, officer, base, base.len() as i64, now],
     )?;
+    crate::db::doc_changed(id);
     Ok(())
 }
 
@@ -125,6 +128,7 @@ pub fn append(tx: &Transaction<'_>, id: &str, chunk: &[u8], now: i64) -> rusqlit
         "INSERT INTO sync_doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)",
         params![id, chunks, chunk],
     )?;
+    crate::db::doc_changed(id);
     Ok(chunks >= COMPACT_AFTER_CHUNKS)
 }
 
