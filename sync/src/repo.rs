@@ -94,9 +94,13 @@ pub enum ClientMessage {
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerMessage<'a> {
+    /// `storage_id` names the server's storage: clients then track the heads the server last reported
+    /// for each document (`DocHandle.getSyncInfo(storageId)`), which is how an app knows its edits
+    /// are stored (the server answers only after committing).
     Peer {
         sender_id: &'a str,
         target_id: &'a str,
+        storage_id: &'a str,
     },
     Sync {
         sender_id: &'a str,
@@ -188,14 +192,16 @@ fn entry(key: &str, value: impl Into<Value>) -> (Value, Value) {
 /// Writes one server frame as the JS client reads it (plain maps, byte strings for `data`).
 pub fn encode(message: &ServerMessage<'_>) -> Vec<u8> {
     let map = match *message {
-        ServerMessage::Peer { sender_id, target_id } => vec![
+        ServerMessage::Peer { sender_id, target_id, storage_id } => vec![
             entry("type", "peer"),
             entry("senderId", sender_id),
             entry("targetId", target_id),
             entry("selectedProtocolVersion", PROTOCOL_VERSION),
-            // Not ephemeral: the server keeps what it accepts. No storage id: the server does not take
-            // part in remote-heads gossip.
-            entry("peerMetadata", Value::Map(vec![entry("isEphemeral", false)])),
+            // Not ephemeral: the server keeps what it accepts.
+            entry(
+                "peerMetadata",
+                Value::Map(vec![entry("storageId", storage_id), entry("isEphemeral", false)]),
+            ),
         ],
         ServerMessage::Sync { sender_id, target_id, document_id, data } => vec![
             entry("type", "sync"),

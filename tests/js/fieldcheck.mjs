@@ -8,7 +8,7 @@
 // - connectRepo(): a Repo with the WebSocket adapter, joined as the device, writing as its actor.
 // - eventually(): waits for a condition with a deadline (never a fixed sleep).
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -26,6 +26,16 @@ function binary() {
   const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
   return join(target, "debug", "fieldcheck");
 }
+
+/** Runs the reference `handheld` client (the batch endpoint) with its own store; answers its stdout. */
+export function handheld(dir, args) {
+  const bin = join(dirname(binary()), "handheld");
+  const out = spawnSync(bin, ["--dir", dir, ...args], { encoding: "utf8", env: { ...process.env, RUST_LOG: "warn" } });
+  if (out.status !== 0) throw new Error(`handheld ${args.join(" ")}: ${out.status}\n${out.stdout}\n${out.stderr}`);
+  return out.stdout;
+}
+
+export const tempDir = () => mkdtempSync(join(tmpdir(), "fieldcheck-handheld-"));
 
 export async function startServer() {
   const dataDir = mkdtempSync(join(tmpdir(), "fieldcheck-js-"));
@@ -54,6 +64,7 @@ export async function startServer() {
   });
   return {
     base,
+    pid: child.pid,
     ws: token => `${base.replace(/^http/, "ws")}/api/v1/sync/ws?token=${encodeURIComponent(token)}`,
     log: () => log,
     async stop() {
@@ -213,6 +224,18 @@ export function setCheckResult(handle, item, result, officer) {
     check.by = new A.ImmutableString(officer);
     check.at = Date.now();
   });
+}
+
+/**
+ * Has the server stored everything this handle holds? The server names its storage in `peer`, and
+ * answers a sync message only after committing it, so the heads it last reported are on its disk.
+ */
+export function storedOnServer(repo, handle) {
+  const storageId = repo.peerMetadataByPeerId["fieldcheck-server"]?.storageId;
+  const theirs = storageId && handle.getSyncInfo(storageId)?.lastHeads;
+  if (!theirs) return false;
+  const ours = handle.heads();
+  return theirs.length === ours.length && ours.every(h => theirs.includes(h));
 }
 
 export async function eventually(what, condition, timeoutMs = 10_000) {

@@ -4,6 +4,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 
+import { rmSync } from "node:fs";
+
 import WebSocket from "ws";
 
 import {
@@ -15,8 +17,10 @@ import {
   dispatched,
   eventually,
   recordView,
+  handheld,
   setCheckResult,
   startServer,
+  tempDir,
   urlOfHex,
 } from "./fieldcheck.mjs";
 
@@ -100,6 +104,32 @@ test("a second officer's client sees the first one's edit live", async () => {
   } finally {
     await one.close();
     await two.close();
+  }
+});
+
+test("changes that came in another way reach a connected client live: a batch sync and a new assignment", async () => {
+  const instruction = await dispatched(server.base, ["officer1", "officer2"]);
+  const device = await claimDevice(server.base, "officer1", "demo-handheld-officer1");
+  const client = connectRepo(server, device.api.token, device.deviceId);
+  const dir = tempDir();
+  try {
+    const index = await client.find(await indexUrl(device.api));
+    const url = await recordUrl(client, device.api, String(instruction));
+    const record = await client.find(url, device.actor);
+    const item = record.doc().instruction.checklist[0].item_id;
+    // officer2's reference handheld edits and syncs through the batch endpoint.
+    handheld(dir, ["register", "--server", server.base, "--username", "officer2", "--password", "demo-password",
+      "--device-id", "demo-handheld-officer2"]);
+    handheld(dir, ["sync"]);
+    handheld(dir, ["check", String(instruction), item, "fail"]);
+    handheld(dir, ["sync"]);
+    await eventually("the handheld's result on the JS client", () => record.doc().checks[item]?.result?.toString() === "fail", 3_000);
+    // The server's own write: a new assignment lands in the connected officer's index.
+    const next = await dispatched(server.base, ["officer1"]);
+    await eventually("the new assignment in the index", () => index.doc().assignments?.[String(next)], 3_000);
+  } finally {
+    await client.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

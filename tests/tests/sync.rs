@@ -816,3 +816,30 @@ async fn a_cancelled_instructions_record_refuses_new_changes() {
     assert_eq!(after["heads"], before["heads"]);
     assert_eq!(after["state"], "cancelled");
 }
+
+#[tokio::test]
+async fn a_device_registered_again_retires_the_old_copys_actor_and_the_old_copys_edit_is_refused_cleanly() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let item = items(&server, instruction).await[0].clone();
+    let old = Handheld::new(&server, "officer1");
+    old.sync();
+
+    // The same device id registered by another local store: a new actor, the old copy's sessions ended.
+    let officer = server.login("officer1").await;
+    let (status, claimed) = officer.post("/api/v1/devices/demo-handheld-officer1/claim", json!({})).await;
+    assert_eq!(status, 200, "{claimed}");
+    let (_, devices) = officer.get("/api/v1/devices").await;
+    assert_eq!(devices[0]["actor_id"], claimed["actor_id"]);
+
+    // The old copy edits offline, logs in again and syncs: refused by the server's rule, not by
+    // automerge's duplicate-seq failure, and nothing of it is stored.
+    old.ok(&["check", &instruction.to_string(), &item, "fail"]);
+    old.ok(&["login", "--password", "demo-password"]);
+    let out = old.run(&["sync"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("retired_actor"), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    let view = record(&server.login("supervisor1").await, instruction).await;
+    assert_eq!(view["record"]["checks"][&item]["result"], Value::Null, "{view}");
+    assert_eq!(view["state"], "assigned");
+}

@@ -351,7 +351,7 @@ fn sync_one(
 
 /// The session a device last left with a document: only the heads both sides share. A corrupt stored
 /// state only costs a full re-sync, never a refusal.
-pub fn stored_session(c: &Connection, device_id: &str, doc_id: &str) -> Result<SyncSession, ApiError> {
+fn stored_session(c: &Connection, device_id: &str, doc_id: &str) -> Result<SyncSession, ApiError> {
     Ok(store::sync_state(c, device_id, doc_id)?
         .and_then(|s| SyncSession::resume(&s).ok())
         .unwrap_or_default())

@@ -200,6 +200,10 @@ impl Budget {
 struct Held {
     meta: DocMeta,
     session: SyncSession,
+    /// Announcements still to come of changes this connection stored itself: its reply already carried
+    /// them, so each is skipped once. Skipping another writer's announcement instead is harmless: the
+    /// next one generates from the stored document as it then stands, theirs included.
+    own_writes: u32,
 }
 
 struct Connection {
@@ -264,21 +268,26 @@ impl Connection {
                 format!("this server speaks protocol version {}", repo::PROTOCOL_VERSION),
             )));
         }
-        let peer =
-            repo::encode(&ServerMessage::Peer { sender_id: SERVER_PEER_ID, target_id: &self.device_id });
-        send(socket, peer).await?;
         let (now, device_id) = (self.state.now_ms(), self.device_id.clone());
-        self.state
+        let storage_id = self
+            .state
             .db
             .write(move |tx| {
                 tx.execute(
                     "UPDATE devices SET last_seen_at = ?1 WHERE id = ?2",
                     rusqlite::params![now, device_id],
                 )?;
-                Ok(())
+                // The server's actor names its storage: one per database, stable across restarts.
+                Ok(store::server_actor(tx)?.to_hex_string())
             })
             .await
             .map_err(internal)?;
+        let peer = repo::encode(&ServerMessage::Peer {
+            sender_id: SERVER_PEER_ID,
+            target_id: &self.device_id,
+            storage_id: &storage_id,
+        });
+        send(socket, peer).await?;
         Ok(())
     }
 
@@ -359,7 +368,7 @@ impl Connection {
         let Some(held) = self.docs.remove(&id) else {
             return self.open(socket, kind, id, data).await;
         };
-        let Held { meta, session } = held;
+        let Held { meta, session, own_writes } = held;
         let (state, caller, device_id) = (self.state.clone(), self.caller.clone(), self.device_id.clone());
         let now = state.now_ms();
         let meta_for_tx = meta.clone();
@@ -388,8 +397,9 @@ impl Connection {
             self.state.receipts_changed();
         }
         match outcome {
-            Ok((reply, _, _)) => {
-                self.docs.insert(id, Held { meta, session });
+            Ok((reply, accepted, _)) => {
+                let own_writes = own_writes + u32::from(accepted > 0);
+                self.docs.insert(id, Held { meta, session, own_writes });
                 if let Some(reply) = reply {
                     self.send_sync(socket, id, &reply).await?;
                 }
@@ -431,12 +441,11 @@ impl Connection {
         let Some(meta) = meta else {
             // Unknown and not the caller's look the same: existence does not leak. A `sync` about a
             // document the client made itself is answered the same way: the server keeps only its own.
-            let _ = kind;
             return self.unavailable(socket, id).await;
         };
         // Each connection starts its conversations afresh: a JavaScript client keeps no sync state
         // between connections, and the opening exchange costs one round trip per document.
-        self.docs.insert(id, Held { meta, session: SyncSession::new() });
+        self.docs.insert(id, Held { meta, session: SyncSession::new(), own_writes: 0 });
         Box::pin(self.on_sync(socket, kind, id, data)).await
     }
 
@@ -469,14 +478,19 @@ impl Connection {
         let ids: Vec<RepoDocId> = if everything {
             self.docs.keys().copied().collect()
         } else {
-            changed
-                .iter()
-                .filter_map(|hex_id| RepoDocId::from_hex(hex_id))
-                .filter(|id| self.docs.contains_key(id))
-                .collect()
+            let mut ids = Vec::new();
+            for id in changed.iter().filter_map(|hex_id| RepoDocId::from_hex(hex_id)) {
+                let Some(held) = self.docs.get_mut(&id) else { continue };
+                if held.own_writes > 0 {
+                    held.own_writes -= 1;
+                } else {
+                    ids.push(id);
+                }
+            }
+            ids
         };
         for id in ids {
-            let Some(Held { meta, session }) = self.docs.remove(&id) else { continue };
+            let Some(Held { meta, session, own_writes }) = self.docs.remove(&id) else { continue };
             let meta_for_read = meta.clone();
             let (session, message) = self
                 .state
@@ -488,7 +502,7 @@ impl Connection {
                 })
                 .await
                 .map_err(internal)?;
-            self.docs.insert(id, Held { meta, session });
+            self.docs.insert(id, Held { meta, session, own_writes });
             if let Some(message) = message {
                 self.send_sync(socket, id, &message).await?;
             }
@@ -545,4 +559,45 @@ async fn send(socket: &mut WebSocket, bytes: Vec<u8>) -> Step {
 fn internal(e: ApiError) -> Option<Ending> {
     tracing::error!(error = ?e, "sync connection failed on the server");
     Some(Ending::new("internal_error", "the server failed; reconnect to continue"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_connection_of_a_device_replaces_the_older_one() {
+        let peers = LivePeers::default();
+        let (first, mut first_ended) = peers.register("device-1");
+        let (second, mut second_ended) = peers.register("device-1");
+        assert_eq!(first_ended.try_recv().unwrap().code, "replaced");
+        assert!(second_ended.try_recv().is_err(), "the newer connection stays");
+        // The older one going away later must not unregister the newer.
+        peers.unregister("device-1", first);
+        assert_eq!(peers.len(), 1);
+        peers.unregister("device-1", second);
+        assert!(peers.is_empty());
+    }
+
+    #[test]
+    fn disconnecting_a_device_ends_its_connection_and_no_other() {
+        let peers = LivePeers::default();
+        let (_, mut mine) = peers.register("device-1");
+        let (_, mut theirs) = peers.register("device-2");
+        peers.disconnect("device-1", "device_status", "this device is lost");
+        let ending = mine.try_recv().unwrap();
+        assert_eq!((ending.code.as_str(), ending.message.as_str()), ("device_status", "this device is lost"));
+        assert!(theirs.try_recv().is_err());
+        peers.disconnect("device-3", "device_status", "no such connection is fine");
+    }
+
+    #[test]
+    fn a_client_gets_its_burst_of_messages_and_then_no_more_at_once() {
+        let mut budget = Budget::new();
+        let burst = (0..MESSAGE_BURST as usize).filter(|_| budget.spend()).count();
+        assert_eq!(burst, MESSAGE_BURST as usize);
+        // Refill is 200 per second: the few microseconds since cannot have earned a whole burst back.
+        let more = (0..MESSAGE_BURST as usize).filter(|_| budget.spend()).count();
+        assert!(more < MESSAGE_BURST as usize / 2, "{more} more messages allowed");
+    }
 }
