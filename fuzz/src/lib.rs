@@ -53,6 +53,7 @@ fn instruction() -> InstructionPart {
                 item_id: id.into(),
                 title: format!("item {id}"),
                 kind: "visual".into(),
+                unit: None,
             })
             .to_vec(),
         site: "Yangshan Port (2201)".into(),
@@ -65,7 +66,7 @@ fn instruction() -> InstructionPart {
 pub fn server_record() -> RecordDoc {
     static SAVED: OnceLock<Vec<u8>> = OnceLock::new();
     let saved = SAVED.get_or_init(|| {
-        let mut doc = RecordDoc::create(&instruction(), server_actor(), T0).expect("record");
+        let mut doc = RecordDoc::create(&instruction(), &[OfficerId::parse(OFFICER).expect("officer id")], server_actor(), T0).expect("record");
         doc.save()
     });
     RecordDoc::load(saved, server_actor()).expect("saved record loads")

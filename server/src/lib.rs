@@ -94,6 +94,11 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     } else {
         Clock::System
     };
+    // Records written by an older release are brought to the current record schema before anyone syncs.
+    let upgraded = db.write_blocking(|tx| crate::records::upgrade_documents(tx, clock.now_ms()))?;
+    if upgraded > 0 {
+        tracing::info!(upgraded, "upgraded record documents to the current schema");
+    }
     if settings.demo.enabled && demo::load_if_empty(&db, &settings, clock.now_ms())? {
         tracing::info!("loaded demo data; every demo user's password is `{}`", demo::DEMO_PASSWORD);
     }

@@ -200,6 +200,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(workflow::http::cancel))
             .routes(routes!(workflow::http::approve))
             .routes(routes!(workflow::http::return_result))
+            .routes(routes!(workflow::http::resolve))
             .routes(routes!(workflow::http::disposal_done))
             .routes(routes!(review::http::set_auto_review))
             .routes(routes!(bookings::http::put_calendar))
@@ -291,7 +292,7 @@ pub fn app(state: AppState) -> Router {
                 "this endpoint does not take that method",
             )
         })
-        .layer(from_fn_with_state(state.clone(), ops::metrics::track))
+        .layer(from_fn_with_state(state.metrics.clone(), ops::metrics::track))
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
         .layer(CompressionLayer::new())
         .layer(from_fn_with_state(timeout, time_limit))

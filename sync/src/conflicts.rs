@@ -1,5 +1,5 @@
-//! Conflict detection: after a merge, the values officers wrote concurrently to the verdict and to
-//! each check result. Automerge would silently pick a winner; a regulatory record may not, so the
+//! Conflict detection: after a merge, the values officers wrote concurrently to the verdict, to
+//! each check result and to each measurement (its value or its unit). Automerge would silently pick a winner; a regulatory record may not, so the
 //! server surfaces every such field as an open conflict until someone writes a value that has seen
 //! all of them.
 
@@ -15,7 +15,13 @@ use crate::schema::{self, key};
 pub enum ConflictField {
     VerdictValue,
     VerdictDisposal,
-    CheckResult { item_id: String },
+    CheckResult {
+        item_id: String,
+    },
+    /// The measurement's value or unit (`path` names the value, where the reading is).
+    Measurement {
+        item_id: String,
+    },
 }
 
 impl ConflictField {
@@ -27,6 +33,7 @@ impl ConflictField {
             Self::CheckResult { item_id } => {
                 format!("{}.{item_id}.{}", key::CHECKS, key::RESULT)
             }
+            Self::Measurement { item_id } => format!("{}.{item_id}.{}", key::CHECKS, key::VALUE),
         }
     }
 }
@@ -66,8 +73,15 @@ pub fn open_conflicts(record: &RecordDoc) -> Result<Vec<Conflict>, RecordError> 
     if let Some(checks) = schema::child(doc, &ROOT, key::CHECKS, ObjType::Map) {
         for item_id in doc.keys(&checks) {
             if let Some(entry) = schema::child(doc, &checks, &item_id, ObjType::Map) {
-                let field = ConflictField::CheckResult { item_id };
+                let field = ConflictField::CheckResult { item_id: item_id.clone() };
                 collect(doc, &entry, key::RESULT, field, &mut conflicts)?;
+                // One conflict per reading, whether officers differ in the value or in the unit.
+                let field = ConflictField::Measurement { item_id };
+                let before = conflicts.len();
+                collect(doc, &entry, key::VALUE, field.clone(), &mut conflicts)?;
+                if conflicts.len() == before {
+                    collect(doc, &entry, key::UNIT, field, &mut conflicts)?;
+                }
             }
         }
     }
@@ -96,11 +110,18 @@ fn collect(
     Ok(())
 }
 
-/// Schema strings as they are; anything else (which validation never lets in) in debug form.
+/// Schema strings as they are, numbers as numbers; anything else (which validation never lets in) in
+/// debug form.
 fn display(value: &Value<'_>) -> String {
-    match value.as_str() {
-        Some(s) => s.to_owned(),
-        None => format!("{value:?}"),
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
+            automerge::ScalarValue::Str(s) => s.to_string(),
+            automerge::ScalarValue::F64(f) => f.to_string(),
+            automerge::ScalarValue::Int(i) => i.to_string(),
+            automerge::ScalarValue::Uint(u) => u.to_string(),
+            other => format!("{other:?}"),
+        },
+        Value::Object(_) => format!("{value:?}"),
     }
 }
 
@@ -190,6 +211,30 @@ mod tests {
         merge(&mut server, &d);
         let fields: Vec<_> = open_conflicts(&server).unwrap().into_iter().map(|c| c.field).collect();
         assert_eq!(fields, vec![ConflictField::VerdictValue]);
+    }
+
+    #[test]
+    fn two_officers_measuring_one_item_differently_open_a_conflict_until_one_reenters_it() {
+        use crate::schema::Measurement;
+        let mut server = server_record();
+        let mut a = device_copy(&server);
+        let mut b = device_copy(&server);
+        let reading = |value| Measurement { value, unit: "%".into() };
+        a.set_measurement("c2", Some(&reading(-19.0)), &stamp("alice", 1)).unwrap();
+        b.set_measurement("c2", Some(&reading(-16.5)), &stamp("bob", 2)).unwrap();
+        merge(&mut server, &a);
+        merge(&mut server, &b);
+        let conflicts = open_conflicts(&server).unwrap();
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        assert_eq!(conflicts[0].field, ConflictField::Measurement { item_id: "c2".into() });
+        let mut values: Vec<_> = conflicts[0].values.iter().map(|v| v.value.as_str()).collect();
+        values.sort();
+        assert_eq!(values, ["-16.5", "-19"]);
+
+        merge(&mut b, &server);
+        b.set_measurement("c2", Some(&reading(-16.5)), &stamp("bob", 3)).unwrap();
+        merge(&mut server, &b);
+        assert_eq!(open_conflicts(&server).unwrap(), vec![]);
     }
 
     #[test]

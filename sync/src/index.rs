@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::json;
 use crate::record::{self, Document, RecordError, sealed::Sealed};
-use crate::schema::{self, SCHEMA_VERSION, SchemaViolation, UnixMillis};
+use crate::schema::{self, INDEX_SCHEMA_VERSION, SchemaViolation, UnixMillis};
 
 const ASSIGNMENTS: &str = "assignments";
 
@@ -52,7 +52,7 @@ impl AssignmentIndex {
     pub fn create(server_actor: ActorId, at: UnixMillis) -> Result<Self, RecordError> {
         let mut doc = AutoCommit::new().with_actor(server_actor);
         record::edit(&mut doc, at, "create assignment index", |doc| {
-            doc.put(ROOT, schema::key::SCHEMA, SCHEMA_VERSION)?;
+            doc.put(ROOT, schema::key::SCHEMA, INDEX_SCHEMA_VERSION)?;
             doc.put_object(ROOT, ASSIGNMENTS, ObjType::Map)?;
             Ok(())
         })?;
@@ -89,7 +89,7 @@ impl AssignmentIndex {
     }
 
     fn assignments(&self) -> Result<ObjId, RecordError> {
-        record::check_schema(&self.doc)?;
+        record::check_version(&self.doc, INDEX_SCHEMA_VERSION)?;
         schema::child(&self.doc, &ROOT, ASSIGNMENTS, ObjType::Map).ok_or_else(|| {
             RecordError::Schema(SchemaViolation::MissingField { path: ASSIGNMENTS.to_owned() })
         })

@@ -10,9 +10,9 @@ use automerge::{
 
 use crate::json;
 use crate::schema::{
-    self, CheckResult, InstructionPart, MAX_PHOTOS, MAX_SAMPLES, Measurement, OFFICER_CONTAINERS, PhotoHash,
-    PhotoRef, Record, Review, SCHEMA_VERSION, Sample, SampleId, SchemaViolation, Stamp, UnixMillis, Verdict,
-    key,
+    self, CheckResult, InstructionPart, MAX_NOTE_ENTRIES, MAX_OFFICERS, MAX_PHOTOS, MAX_SAMPLES, Measurement,
+    NoteId, OFFICER_CONTAINERS, OfficerId, PhotoHash, PhotoRef, Record, Review, SCHEMA_VERSION, Sample,
+    SampleId, SchemaViolation, Stamp, UnixMillis, Verdict, key,
 };
 
 /// A fresh automerge actor id (16 random bytes; `to_string()` gives its hex form).
@@ -49,6 +49,8 @@ pub enum RecordError {
     Schema(#[from] SchemaViolation),
     #[error("{0:?} is not on this record's checklist")]
     UnknownCheckItem(String),
+    #[error("photo {0} is not in this record")]
+    UnknownPhoto(String),
     #[error("invalid instruction: {0}")]
     InvalidInstruction(String),
     /// A server-owned value that has no document representation (never expected in practice).
@@ -117,8 +119,17 @@ pub(crate) fn edit(
 
 /// Reads the root `schema` and refuses anything but ours.
 pub(crate) fn check_schema(doc: &impl ReadDoc) -> Result<(), RecordError> {
-    let found = doc.get(ROOT, key::SCHEMA).ok().flatten().and_then(|(v, _)| v.as_i64());
-    if found == Some(SCHEMA_VERSION) { Ok(()) } else { Err(RecordError::NotARecord { found }) }
+    check_version(doc, SCHEMA_VERSION)
+}
+
+/// The root `schema` of a document, if it holds an integer.
+pub(crate) fn version_of(doc: &impl ReadDoc) -> Option<i64> {
+    doc.get(ROOT, key::SCHEMA).ok().flatten().and_then(|(v, _)| v.as_i64())
+}
+
+pub(crate) fn check_version(doc: &impl ReadDoc, expected: i64) -> Result<(), RecordError> {
+    let found = version_of(doc);
+    if found == Some(expected) { Ok(()) } else { Err(RecordError::NotARecord { found }) }
 }
 
 /// A root container that the server created; missing means the document is not a record.
@@ -179,16 +190,32 @@ fn put_or_delete<V: Into<automerge::ScalarValue>>(
     Ok(())
 }
 
+/// Replaces the root `officers` list (a new list: the server is its only writer, so nothing is lost).
+fn put_officers(doc: &mut AutoCommit, officers: &[OfficerId]) -> Result<(), RecordError> {
+    if officers.len() > MAX_OFFICERS {
+        return Err(RecordError::InvalidInstruction(format!(
+            "{} officers; at most {MAX_OFFICERS}",
+            officers.len()
+        )));
+    }
+    let list = doc.put_object(ROOT, key::OFFICERS, ObjType::List)?;
+    for (i, officer) in officers.iter().enumerate() {
+        doc.insert(&list, i, officer.as_str())?;
+    }
+    Ok(())
+}
+
 fn checklist(doc: &impl ReadDoc) -> Result<BTreeSet<String>, RecordError> {
     let checks = container(doc, key::CHECKS, ObjType::Map)?;
     Ok(doc.keys(&checks).collect())
 }
 
 impl RecordDoc {
-    /// The server creates the record for an instruction: the instruction part, and every
-    /// officer-owned container, including one empty entry per checklist item.
+    /// The server creates the record for an instruction: the instruction part, the assigned officers,
+    /// and every officer-owned container, including one empty entry per checklist item.
     pub fn create(
         instruction: &InstructionPart,
+        officers: &[OfficerId],
         server_actor: ActorId,
         at: UnixMillis,
     ) -> Result<Self, RecordError> {
@@ -224,6 +251,7 @@ impl RecordDoc {
             let obj = container(doc, key::INSTRUCTION, ObjType::Map)?;
             json::get::<InstructionPart>(doc, &obj, key::INSTRUCTION)
                 .map_err(|e| RecordError::InvalidInstruction(e.to_string()))?;
+            put_officers(doc, officers)?;
             for (name, ty) in OFFICER_CONTAINERS {
                 let obj = doc.put_object(ROOT, name, ty)?;
                 if name == key::CHECKS {
@@ -235,6 +263,13 @@ impl RecordDoc {
             Ok(())
         })?;
         Ok(Self { doc })
+    }
+
+    /// The server records a new assignment: these officers must now sign before the result is
+    /// submitted (a signature of an officer no longer assigned stays in the record but is not needed).
+    pub fn set_officers(&mut self, officers: &[OfficerId], at: UnixMillis) -> Result<(), RecordError> {
+        check_schema(&self.doc)?;
+        edit(&mut self.doc, at, "officers", |doc| put_officers(doc, officers))
     }
 
     /// An empty copy that fills itself on its first sync (how a handheld receives a record).
@@ -285,24 +320,36 @@ impl RecordDoc {
         })
     }
 
-    /// Sets (or with `None` clears) a check item's measurement.
+    /// Sets (or with `None` clears) a check item's measurement, which must be in the item's unit.
+    /// Written fresh, so re-entering a reading resolves a conflict over it.
     pub fn set_measurement(
         &mut self,
         item_id: &str,
         measurement: Option<&Measurement>,
         stamp: &Stamp,
     ) -> Result<(), RecordError> {
+        let instruction = self.instruction()?;
+        let item = instruction.checklist.iter().find(|i| i.item_id == item_id);
+        schema::check_unit(measurement, item, &schema::join(key::CHECKS, item_id))?;
         self.edit_check(item_id, stamp, "measurement", |doc, obj| {
             match measurement {
                 Some(m) => {
-                    let m_obj = entry_map(doc, obj, key::MEASUREMENT)?;
-                    doc.put(&m_obj, key::VALUE, m.value)?;
-                    doc.put(&m_obj, key::UNIT, m.unit.as_str())?;
+                    put_fresh(doc, obj, key::VALUE, m.value)?;
+                    put_fresh(doc, obj, key::UNIT, m.unit.as_str())?;
                 }
-                None => put_or_delete::<&str>(doc, obj, key::MEASUREMENT, None)?,
+                None => {
+                    put_or_delete::<&str>(doc, obj, key::VALUE, None)?;
+                    put_or_delete::<&str>(doc, obj, key::UNIT, None)?;
+                }
             }
             Ok(())
         })
+    }
+
+    /// The server-owned instruction part.
+    pub fn instruction(&self) -> Result<InstructionPart, RecordError> {
+        let obj = container(&self.doc, key::INSTRUCTION, ObjType::Map)?;
+        Ok(json::get(&self.doc, &obj, key::INSTRUCTION)?)
     }
 
     pub fn set_check_note(&mut self, item_id: &str, note: &str, stamp: &Stamp) -> Result<(), RecordError> {
@@ -328,40 +375,29 @@ impl RecordDoc {
         })
     }
 
-    /// Replaces `delete` characters (Unicode code points) at `index` of the notes with `insert`.
-    /// Text merges character by character, so two officers' notes interleave instead of conflicting.
-    pub fn splice_notes(
-        &mut self,
-        index: usize,
-        delete: usize,
-        insert: &str,
-        at: UnixMillis,
-    ) -> Result<(), RecordError> {
-        let delete = isize::try_from(delete).map_err(|_| {
-            RecordError::Schema(SchemaViolation::InvalidValue {
-                path: key::NOTES.into(),
-                expected: "a splice within the text",
-            })
-        })?;
-        edit(&mut self.doc, at, "notes", |doc| {
-            let notes = container(doc, key::NOTES, ObjType::Text)?;
-            doc.splice_text(&notes, index, delete, insert)?;
-            schema::read_notes(doc, &notes)?;
+    /// Adds a note (or, with an existing id, corrects that note in place). Each note is an entry of
+    /// its own, so concurrent notes of two officers stay two notes.
+    pub fn put_note(&mut self, id: &NoteId, text: &str, stamp: &Stamp) -> Result<(), RecordError> {
+        edit(&mut self.doc, stamp.at, format!("note {id}"), |doc| {
+            let notes = container(doc, key::NOTES, ObjType::Map)?;
+            let obj = entry_map(doc, &notes, id.as_str())?;
+            doc.put(&obj, key::TEXT, text)?;
+            put_stamp(doc, &obj, stamp)?;
+            schema::read_note(doc, obj, id.clone(), schema::join(key::NOTES, id.as_str()))?;
+            schema::check_count(doc, &notes, key::NOTES, MAX_NOTE_ENTRIES)?;
             Ok(())
         })
     }
 
-    /// Sets the notes to `text`, recorded as the smallest splices from the current text (for UIs
-    /// that hand over the whole text rather than keystrokes).
-    pub fn update_notes(&mut self, text: &str, at: UnixMillis) -> Result<(), RecordError> {
-        edit(&mut self.doc, at, "notes", |doc| {
-            let notes = container(doc, key::NOTES, ObjType::Text)?;
-            doc.update_text(&notes, text)?;
-            schema::read_notes(doc, &notes)?;
-            Ok(())
-        })
+    /// A fresh note id for this copy: the time, this copy's actor and how many notes it holds, so ids
+    /// are unique without coordination and one device's notes of the same millisecond keep their order.
+    pub fn new_note_id(&self, at: UnixMillis) -> NoteId {
+        let actor = self.doc.get_actor().to_hex_string();
+        let held =
+            schema::child(&self.doc, &ROOT, key::NOTES, ObjType::Map).map_or(0, |n| self.doc.length(&n));
+        NoteId::parse(format!("n{at}-{}-{held:04}", &actor[..32.min(actor.len())]))
+            .expect("digits, hex and dashes make an id")
     }
-
     /// Records a photo's metadata (its bytes go to the photo store). Attaching the same hash again
     /// updates the entry in place.
     pub fn attach_photo(
@@ -379,10 +415,26 @@ impl RecordDoc {
             doc.put(&obj, key::TAKEN_AT, photo.taken_at)?;
             put_or_delete(doc, &obj, key::LAT, photo.location.map(|l| l.lat))?;
             put_or_delete(doc, &obj, key::LON, photo.location.map(|l| l.lon))?;
+            put_or_delete(doc, &obj, key::WITHDRAWN, photo.withdrawn.then_some(true))?;
             put_stamp(doc, &obj, stamp)?;
             let path = schema::join(key::PHOTOS, hash.as_str());
             schema::read_photo(doc, obj, path, &|item| items.contains(item))?;
             schema::check_count(doc, &photos, key::PHOTOS, MAX_PHOTOS)?;
+            Ok(())
+        })
+    }
+
+    /// Withdraws a photo reference (a wrong or unusable photo): it stays in the record's history but is
+    /// no longer awaited in the photo store. Attaching the same photo again brings it back.
+    pub fn withdraw_photo(&mut self, hash: &PhotoHash, stamp: &Stamp) -> Result<(), RecordError> {
+        let photos = container(&self.doc, key::PHOTOS, ObjType::Map)?;
+        if schema::child(&self.doc, &photos, hash.as_str(), ObjType::Map).is_none() {
+            return Err(RecordError::UnknownPhoto(hash.to_string()));
+        }
+        edit(&mut self.doc, stamp.at, format!("withdraw photo {hash}"), |doc| {
+            let obj = entry_map(doc, &photos, hash.as_str())?;
+            doc.put(&obj, key::WITHDRAWN, true)?;
+            put_stamp(doc, &obj, stamp)?;
             Ok(())
         })
     }
@@ -420,13 +472,17 @@ impl RecordDoc {
         })
     }
 
-    /// Signs the record as `stamp.by`, under that officer's own key in `signatures`.
+    /// Signs the record's current content as `stamp.by`, under that officer's own key in
+    /// `signatures`: the signature carries the [`Record::content_digest`] of this copy, and any later
+    /// change to the content (by anyone) voids it.
     pub fn sign(&mut self, statement: &str, stamp: &Stamp) -> Result<(), RecordError> {
+        let digest = self.read()?.content_digest();
         edit(&mut self.doc, stamp.at, format!("signature {}", stamp.by), |doc| {
             let signatures = container(doc, key::SIGNATURES, ObjType::Map)?;
             let obj = entry_map(doc, &signatures, stamp.by.as_str())?;
             doc.put(&obj, key::STATEMENT, statement)?;
             doc.put(&obj, key::AT, stamp.at)?;
+            doc.put(&obj, key::DIGEST, digest.as_str())?;
             schema::read_signature(doc, obj, schema::join(key::SIGNATURES, stamp.by.as_str()))?;
             Ok(())
         })
@@ -453,8 +509,7 @@ impl RecordDoc {
     /// (see [`open_conflicts`](crate::conflicts::open_conflicts) for the others).
     pub fn read(&self) -> Result<Record, RecordError> {
         let doc = &self.doc;
-        let instruction_obj = container(doc, key::INSTRUCTION, ObjType::Map)?;
-        let instruction: InstructionPart = json::get(doc, &instruction_obj, key::INSTRUCTION)?;
+        let instruction = self.instruction()?;
 
         let checks_obj = container(doc, key::CHECKS, ObjType::Map)?;
         let mut checks = BTreeMap::new();
@@ -496,16 +551,27 @@ impl RecordDoc {
             signatures.insert(officer, schema::read_signature(doc, obj, path)?);
         }
 
-        let notes_obj = container(doc, key::NOTES, ObjType::Text)?;
+        let notes_obj = container(doc, key::NOTES, ObjType::Map)?;
+        let mut notes = Vec::new();
+        for (id, obj, path) in entries(doc, &notes_obj, key::NOTES)? {
+            let id = NoteId::parse(id).map_err(|_| SchemaViolation::InvalidValue {
+                path: path.clone(),
+                expected: "keyed by a note id",
+            })?;
+            notes.push(schema::read_note(doc, obj, id, path)?);
+        }
+        notes.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+
         let verdict_obj = container(doc, key::VERDICT, ObjType::Map)?;
         let completion_obj = container(doc, key::COMPLETION, ObjType::Map)?;
         Ok(Record {
             schema: SCHEMA_VERSION,
             instruction,
+            officers: schema::read_officers(doc)?,
             checks,
             photos,
             samples,
-            notes: schema::read_notes(doc, &notes_obj)?,
+            notes,
             verdict: schema::read_verdict(doc, verdict_obj, key::VERDICT.to_owned())?,
             signatures,
             completion: schema::read_completion(doc, completion_obj, key::COMPLETION.to_owned())?,
@@ -538,7 +604,7 @@ fn entries(
 pub(crate) mod tests {
     use super::*;
     use crate::schema::{
-        ChecklistItem, Completion, Disposal, GoodsLine, Location, MAX_NOTE_BYTES, OfficerId, Slot, Stamped,
+        ChecklistItem, Completion, Disposal, GoodsLine, Location, MAX_NOTE_BYTES, Slot, Stamped,
     };
 
     pub(crate) const T0: UnixMillis = 1_750_000_000_000;
@@ -562,11 +628,13 @@ pub(crate) mod tests {
                     item_id: "c1".into(),
                     title: "Packaging intact".into(),
                     kind: "visual".into(),
+                    unit: None,
                 },
                 ChecklistItem {
                     item_id: "c2".into(),
                     title: "Moisture content".into(),
                     kind: "measurement".into(),
+                    unit: Some("%".into()),
                 },
             ],
             site: "Beilun yard 3".into(),
@@ -576,7 +644,12 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn server_record() -> RecordDoc {
-        RecordDoc::create(&instruction(), new_actor_id(), T0).unwrap()
+        RecordDoc::create(&instruction(), &officers(), new_actor_id(), T0).unwrap()
+    }
+
+    /// The officers `server_record` is assigned to.
+    pub(crate) fn officers() -> Vec<OfficerId> {
+        vec![OfficerId::parse("alice").unwrap(), OfficerId::parse("bob").unwrap()]
     }
 
     /// `by` at `T0 + seconds`.
@@ -594,6 +667,7 @@ pub(crate) mod tests {
             caption: "torn carton, pallet 4".into(),
             taken_at: T0 + 500,
             location: Some(Location { lat: 29.87, lon: 121.85 }),
+            withdrawn: false,
         }
     }
 
@@ -627,10 +701,11 @@ pub(crate) mod tests {
         assert_eq!(fill("bob", 99).read().unwrap().content_digest(), digest, "same content, other stamps");
         // Notes and completion are not what the verdict rests on.
         one.set_complete(true, &stamp("alice", 2)).unwrap();
-        one.update_notes("cold chain intact", T0).unwrap();
+        one.put_note(&NoteId::parse("n1").unwrap(), "cold chain intact", &stamp("alice", 2)).unwrap();
         assert_eq!(one.read().unwrap().content_digest(), digest);
         // Any change to a result, a measurement, a photo, a sample or the verdict changes it.
-        let changed: [&dyn Fn(&mut RecordDoc); 4] = [
+        let changed: [&dyn Fn(&mut RecordDoc); 5] = [
+            &|d| d.withdraw_photo(&photo_hash(1), &stamp("alice", 3)).unwrap(),
             &|d| d.set_check_result("c1", CheckResult::Fail, &stamp("alice", 3)).unwrap(),
             &|d| {
                 d.set_measurement(
@@ -661,7 +736,8 @@ pub(crate) mod tests {
         assert_eq!(record.checks.keys().collect::<Vec<_>>(), vec!["c1", "c2"]);
         assert!(record.checks.values().all(|c| *c == Default::default()));
         assert!(record.photos.is_empty() && record.samples.is_empty());
-        assert_eq!(record.notes, "");
+        assert_eq!(record.notes, vec![]);
+        assert_eq!(record.officers, officers());
         assert_eq!(record.verdict, None);
         assert_eq!(record.completion, None);
     }
@@ -671,13 +747,13 @@ pub(crate) mod tests {
         let mut dup = instruction();
         dup.checklist.push(dup.checklist[0].clone());
         assert!(matches!(
-            RecordDoc::create(&dup, new_actor_id(), T0),
+            RecordDoc::create(&dup, &[], new_actor_id(), T0),
             Err(RecordError::InvalidInstruction(_))
         ));
         let mut odd = instruction();
         odd.checklist[0].item_id = "c 1".into();
         assert!(matches!(
-            RecordDoc::create(&odd, new_actor_id(), T0),
+            RecordDoc::create(&odd, &[], new_actor_id(), T0),
             Err(RecordError::InvalidInstruction(_))
         ));
     }
@@ -687,7 +763,7 @@ pub(crate) mod tests {
         let mut nan = instruction();
         nan.goods[0].quantity = f64::NAN;
         assert!(matches!(
-            RecordDoc::create(&nan, new_actor_id(), T0),
+            RecordDoc::create(&nan, &[], new_actor_id(), T0),
             Err(RecordError::InvalidInstruction(_))
         ));
     }
@@ -703,7 +779,8 @@ pub(crate) mod tests {
         doc.attach_photo(&photo_hash(1), &photo(), &alice).unwrap();
         let bag = SampleId::parse("bag-1").unwrap();
         doc.add_sample(&bag, &sample(), &alice).unwrap();
-        doc.splice_notes(0, 0, "Rain overnight.", alice.at).unwrap();
+        let note = NoteId::parse("n-1").unwrap();
+        doc.put_note(&note, "Rain overnight.", &alice).unwrap();
         let verdict = Verdict::NonConforming { disposal: Disposal::TechnicalTreatment };
         doc.set_verdict(verdict, &alice).unwrap();
         doc.sign("I inspected these goods.", &alice).unwrap();
@@ -717,7 +794,15 @@ pub(crate) mod tests {
         assert_eq!(record.checks["c2"].measurement, Some(m));
         assert_eq!(record.photos[&photo_hash(1)], Stamped { value: photo(), stamp: alice.clone() });
         assert_eq!(record.samples[&bag].value, sample());
-        assert_eq!(record.notes, "Rain overnight.");
+        assert_eq!(
+            record.notes,
+            vec![schema::NoteEntry {
+                id: note,
+                text: "Rain overnight.".into(),
+                by: alice.by.clone(),
+                at: alice.at
+            }]
+        );
         assert_eq!(record.verdict.map(|v| v.value), Some(verdict));
         assert_eq!(record.signatures[&alice.by].statement, "I inspected these goods.");
         assert_eq!(record.completion.map(|c| c.value), Some(Completion { complete: true }));
@@ -753,7 +838,7 @@ pub(crate) mod tests {
         let mut stored = doc.save();
         doc.set_check_result("c1", CheckResult::Pass, &stamp("alice", 1)).unwrap();
         stored.extend(doc.save_incremental());
-        doc.update_notes("ok", T0).unwrap();
+        doc.put_note(&NoteId::parse("n-1").unwrap(), "ok", &stamp("alice", 2)).unwrap();
         stored.extend(doc.save_incremental());
 
         let actor = doc.actor().clone();
@@ -846,15 +931,82 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn concurrent_note_edits_merge_character_by_character() {
+    fn concurrent_notes_of_two_officers_stay_two_notes_in_time_order() {
         let mut server = server_record();
-        server.update_notes("Pallets dry.", T0).unwrap();
-        let mut a = RecordDoc { doc: server.doc.fork() };
-        let mut b = RecordDoc { doc: server.doc.fork() };
-        a.splice_notes(0, 0, "Alice: ", T0).unwrap();
-        b.splice_notes(12, 0, " Bob: one wet.", T0).unwrap();
+        let mut a = RecordDoc { doc: server.doc.fork().with_actor(new_actor_id()) };
+        let mut b = RecordDoc { doc: server.doc.fork().with_actor(new_actor_id()) };
+        let (ida, idb) = (a.new_note_id(T0 + 5), b.new_note_id(T0 + 5));
+        assert_ne!(ida, idb, "note ids are unique per device even in the same millisecond");
+        a.put_note(&ida, "core temp -19 C, matches", &stamp("alice", 7)).unwrap();
+        b.put_note(&idb, "one carton thawed", &stamp("bob", 6)).unwrap();
         server.doc.merge(&mut a.doc).unwrap();
         server.doc.merge(&mut b.doc).unwrap();
-        assert_eq!(server.read().unwrap().notes, "Alice: Pallets dry. Bob: one wet.");
+        let texts: Vec<_> =
+            server.read().unwrap().notes.into_iter().map(|n| (n.by.to_string(), n.text)).collect();
+        assert_eq!(
+            texts,
+            [("bob".into(), "one carton thawed".into()), ("alice".into(), "core temp -19 C, matches".into())]
+        );
+    }
+
+    #[test]
+    fn a_measurement_in_another_unit_than_its_items_is_refused() {
+        let mut doc = server_record();
+        let heads = doc.heads();
+        let err = doc
+            .set_measurement(
+                "c2",
+                Some(&Measurement { value: 11.0, unit: "g/kg".into() }),
+                &stamp("alice", 1),
+            )
+            .unwrap_err();
+        assert!(matches!(err, RecordError::Schema(SchemaViolation::WrongUnit { .. })), "{err:?}");
+        assert_eq!(err.to_string(), "checks.c2.unit is in g/kg; this check item is measured in %");
+        assert_eq!(doc.heads(), heads);
+    }
+
+    #[test]
+    fn a_signature_covers_the_content_and_any_later_change_voids_it() {
+        let mut doc = server_record();
+        doc.set_check_result("c1", CheckResult::Pass, &stamp("alice", 1)).unwrap();
+        doc.set_check_result("c2", CheckResult::Pass, &stamp("alice", 1)).unwrap();
+        doc.set_verdict(Verdict::Conforming, &stamp("alice", 1)).unwrap();
+        assert_eq!(
+            doc.read().unwrap().missing_for_submission(0),
+            ["alice has not signed", "bob has not signed"]
+        );
+        doc.sign("I inspected these goods.", &stamp("alice", 2)).unwrap();
+        doc.sign("I inspected these goods.", &stamp("bob", 2)).unwrap();
+        assert_eq!(doc.read().unwrap().missing_for_submission(0), Vec::<String>::new());
+        // A note is not content: the signatures stand.
+        doc.put_note(&NoteId::parse("n1").unwrap(), "all good", &stamp("bob", 3)).unwrap();
+        assert_eq!(doc.read().unwrap().missing_for_submission(0), Vec::<String>::new());
+        // A result is: both signatures are void until both sign again.
+        doc.set_check_result("c1", CheckResult::Fail, &stamp("bob", 4)).unwrap();
+        assert_eq!(
+            doc.read().unwrap().missing_for_submission(1),
+            [
+                "1 open conflict",
+                "alice must sign again: the content changed after signing",
+                "bob must sign again: the content changed after signing"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_withdrawn_photo_is_no_longer_awaited_and_reattaching_brings_it_back() {
+        let mut doc = server_record();
+        doc.attach_photo(&photo_hash(1), &photo(), &stamp("alice", 1)).unwrap();
+        doc.attach_photo(&photo_hash(2), &photo(), &stamp("alice", 1)).unwrap();
+        doc.withdraw_photo(&photo_hash(1), &stamp("bob", 2)).unwrap();
+        let read = doc.read().unwrap();
+        assert!(read.photos[&photo_hash(1)].value.withdrawn);
+        assert_eq!(read.awaited_photos().collect::<Vec<_>>(), [&photo_hash(2)]);
+        assert!(matches!(
+            doc.withdraw_photo(&photo_hash(3), &stamp("bob", 2)),
+            Err(RecordError::UnknownPhoto(_))
+        ));
+        doc.attach_photo(&photo_hash(1), &photo(), &stamp("alice", 3)).unwrap();
+        assert_eq!(doc.read().unwrap().awaited_photos().count(), 2);
     }
 }

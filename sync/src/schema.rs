@@ -1,20 +1,25 @@
-//! The record document's schema, version 1: its layout, value types, size limits, and the strict
+//! The record document's schema, version 2: its layout, value types, size limits, and the strict
 //! readers that both the server's validator and the handheld's own edits go through.
 //!
 //! Root map of a record document (docs/sync-protocol.md has the full table):
 //!
 //! | key          | type             | owner   |
 //! | ------------ | ---------------- | ------- |
-//! | `schema`     | int, always 1    | server  |
+//! | `schema`     | int, always 2    | server  |
 //! | `instruction`| map              | server  |
+//! | `officers`   | list of ids      | server (the assigned officers, rewritten on every assignment) |
 //! | `checks`     | map item → map   | officer (the keys are the server's checklist) |
 //! | `photos`     | map sha256 → map | officer |
 //! | `samples`    | map id → map     | officer |
-//! | `notes`      | text             | officer |
+//! | `notes`      | map id → map     | officer (one entry per note: text, by, at) |
 //! | `verdict`    | map              | officer |
 //! | `signatures` | map officer → map| officer (each officer only their own) |
 //! | `completion` | map              | officer |
 //! | `review`     | map              | server (absent until a supervisor returns the result) |
+//!
+//! Version 1 kept the notes as one text and a measurement as a nested map; both merged badly (two
+//! officers' notes ran together, and two measurement maps created concurrently hid one of them). See
+//! `migrate` for how a version 1 record becomes a version 2 one.
 //!
 //! The server creates every container (including one empty map per checklist item) when it creates
 //! the record. Officers only ever write *inside* those containers, so two officers never create the
@@ -23,11 +28,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value};
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
-/// The schema version written at the root of every record (and assignment index) document.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version written at the root of every record document.
+pub const SCHEMA_VERSION: i64 = 2;
+/// The schema version of assignment index documents (unchanged when records moved to 2).
+pub const INDEX_SCHEMA_VERSION: i64 = 1;
 
 /// Ids used as map keys: check items, samples, officers.
 pub const MAX_ID_BYTES: usize = 64;
@@ -41,8 +48,12 @@ pub const MAX_CAPTION_BYTES: usize = 500;
 pub const MAX_DESCRIPTION_BYTES: usize = 1024;
 /// A signature's statement.
 pub const MAX_STATEMENT_BYTES: usize = 1024;
-/// The free-text `notes` of a record.
-pub const MAX_NOTES_BYTES: usize = 64 * 1024;
+/// One note entry's text.
+pub const MAX_NOTE_ENTRY_BYTES: usize = 4 * 1024;
+/// Note entries per record.
+pub const MAX_NOTE_ENTRIES: usize = 200;
+/// Officers assigned to one record (the workflow assigns 1–4).
+pub const MAX_OFFICERS: usize = 16;
 /// Photo references per record.
 pub const MAX_PHOTOS: usize = 200;
 /// Samples per record.
@@ -80,12 +91,12 @@ pub(crate) mod key {
     pub(crate) const SIGNATURES: &str = "signatures";
     pub(crate) const COMPLETION: &str = "completion";
     pub(crate) const REVIEW: &str = "review";
+    pub(crate) const OFFICERS: &str = "officers";
 
     pub(crate) const BY: &str = "by";
     pub(crate) const AT: &str = "at";
 
     pub(crate) const RESULT: &str = "result";
-    pub(crate) const MEASUREMENT: &str = "measurement";
     pub(crate) const NOTE: &str = "note";
     pub(crate) const VALUE: &str = "value";
     pub(crate) const UNIT: &str = "unit";
@@ -102,7 +113,10 @@ pub(crate) mod key {
 
     pub(crate) const DISPOSAL: &str = "disposal";
     pub(crate) const STATEMENT: &str = "statement";
+    pub(crate) const DIGEST: &str = "digest";
     pub(crate) const COMPLETE: &str = "complete";
+    pub(crate) const WITHDRAWN: &str = "withdrawn";
+    pub(crate) const TEXT: &str = "text";
 }
 
 /// The containers the server creates at the root of a record; officers write inside them.
@@ -110,7 +124,7 @@ pub(crate) const OFFICER_CONTAINERS: [(&str, ObjType); 7] = [
     (key::CHECKS, ObjType::Map),
     (key::PHOTOS, ObjType::Map),
     (key::SAMPLES, ObjType::Map),
-    (key::NOTES, ObjType::Text),
+    (key::NOTES, ObjType::Map),
     (key::VERDICT, ObjType::Map),
     (key::SIGNATURES, ObjType::Map),
     (key::COMPLETION, ObjType::Map),
@@ -129,6 +143,8 @@ pub enum SchemaViolation {
     TooLarge { path: String, size: usize, limit: usize },
     #[error("{path} has {count} entries; the limit is {limit}")]
     TooMany { path: String, count: usize, limit: usize },
+    #[error("{path} is in {found}; this check item is measured in {expected}")]
+    WrongUnit { path: String, found: String, expected: String },
 }
 
 impl SchemaViolation {
@@ -140,6 +156,7 @@ impl SchemaViolation {
             Self::InvalidValue { .. } => "invalid_value",
             Self::TooLarge { .. } => "too_large",
             Self::TooMany { .. } => "too_many",
+            Self::WrongUnit { .. } => "wrong_unit",
         }
     }
 
@@ -217,6 +234,12 @@ string_id!(
 string_id!(
     /// A sample's id, chosen on the handheld (e.g. the label printed on the bag).
     SampleId,
+    |s: &str| is_id(s),
+    ID_EXPECTED
+);
+string_id!(
+    /// A note entry's id, chosen on the handheld (unique per device: time and a random part).
+    NoteId,
     |s: &str| is_id(s),
     ID_EXPECTED
 );
@@ -353,6 +376,11 @@ pub struct PhotoRef {
     pub caption: String,
     pub taken_at: UnixMillis,
     pub location: Option<Location>,
+    /// Withdrawn by an officer (a wrong or unusable photo): kept in the record's history, no longer
+    /// awaited in the photo store. Left out of the serialised form while false, so the content digest
+    /// of records that never withdrew a photo is what it was before the flag existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 /// A sample taken from the goods.
@@ -364,10 +392,25 @@ pub struct Sample {
     pub seal_no: String,
 }
 
-/// An officer's signature; the officer is the key it is stored under.
+/// An officer's signature over the record's content; the officer is the key it is stored under.
+///
+/// It covers `digest`, the [`Record::content_digest`] the officer saw when signing. Any later change to
+/// the content changes the digest and so voids the signature, without anyone having to delete it.
+/// Signatures from schema 1 carry no digest: they are history, and count as void.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     pub statement: String,
+    pub at: UnixMillis,
+    pub digest: Option<String>,
+}
+
+/// One note of the record's notes: who wrote it, when, and what. Each note is its own entry, so two
+/// officers' concurrent notes stay two notes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteEntry {
+    pub id: NoteId,
+    pub text: String,
+    pub by: OfficerId,
     pub at: UnixMillis,
 }
 
@@ -410,6 +453,9 @@ pub struct ChecklistItem {
     pub title: String,
     /// The template's kind of check (e.g. visual, measurement); free text owned by the templates.
     pub kind: String,
+    /// The unit a measurement of this item must be in (e.g. `°C`), when the template names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// A booked inspection slot, unix ms, UTC.
@@ -437,11 +483,14 @@ pub struct Review {
 pub struct Record {
     pub schema: i64,
     pub instruction: InstructionPart,
+    /// The officers assigned to the record: each must sign its current content before it is submitted.
+    pub officers: Vec<OfficerId>,
     /// Every checklist item, filled or not.
     pub checks: BTreeMap<String, CheckEntry>,
     pub photos: BTreeMap<PhotoHash, Stamped<PhotoRef>>,
     pub samples: BTreeMap<SampleId, Stamped<Sample>>,
-    pub notes: String,
+    /// In the order they were written (by `at`, then id).
+    pub notes: Vec<NoteEntry>,
     pub verdict: Option<Stamped<Verdict>>,
     pub signatures: BTreeMap<OfficerId, Signature>,
     pub completion: Option<Stamped<Completion>>,
@@ -450,26 +499,45 @@ pub struct Record {
 }
 
 impl Record {
-    /// What the record itself still lacks before it can be submitted, in words for the officer
-    /// ("3 checks without result", "no verdict", "not marked complete"); empty when nothing. Open
-    /// conflicts and photos not yet in the server's store are the other two conditions (see
-    /// `conflicts::open_conflicts`; the server checks its photo store).
-    pub fn missing_for_submission(&self) -> Vec<String> {
+    /// What the record still lacks before it can be submitted, in words for the officer ("3 checks
+    /// without result", "no verdict", "1 open conflict", "officer2 has not signed"); empty when
+    /// nothing. `open_conflicts` is `conflicts::open_conflicts(..).len()` of the same document. The
+    /// one condition left out is the photo store (the server checks it; the handheld knows its
+    /// uploads): every photo not withdrawn must be there.
+    pub fn missing_for_submission(&self, open_conflicts: usize) -> Vec<String> {
         let mut missing = Vec::new();
+        let count =
+            |n: usize, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
         let without = self.checks.values().filter(|c| c.result.is_none()).count();
-        match without {
-            0 => {}
-            1 => missing.push("1 check without result".to_owned()),
-            n => missing.push(format!("{n} checks without result")),
+        if without > 0 {
+            missing.push(count(without, "check without result", "checks without result"));
         }
         // A non-conforming verdict always carries its disposal: the schema refuses one without.
         if self.verdict.is_none() {
             missing.push("no verdict".to_owned());
         }
-        if !self.completion.as_ref().is_some_and(|c| c.value.complete) {
-            missing.push("not marked complete".to_owned());
+        if open_conflicts > 0 {
+            missing.push(count(open_conflicts, "open conflict", "open conflicts"));
+        }
+        let digest = self.content_digest();
+        for officer in &self.officers {
+            match self.signatures.get(officer) {
+                None => missing.push(format!("{officer} has not signed")),
+                Some(s) if s.digest.as_deref() != Some(digest.as_str()) => {
+                    missing.push(format!("{officer} must sign again: the content changed after signing"))
+                }
+                Some(_) => {}
+            }
+        }
+        if self.officers.is_empty() {
+            missing.push("no officer assigned".to_owned());
         }
         missing
+    }
+
+    /// The photos still expected in the photo store (not withdrawn).
+    pub fn awaited_photos(&self) -> impl Iterator<Item = &PhotoHash> {
+        self.photos.iter().filter(|(_, p)| !p.value.withdrawn).map(|(hash, _)| hash)
     }
 
     /// SHA-256 (hex) over a canonical serialisation of what the result rests on: each check's result
@@ -612,14 +680,6 @@ impl<'a, D: ReadDoc> Fields<'a, D> {
         }
     }
 
-    fn map(&self, key: &str) -> Result<Option<ObjId>, SchemaViolation> {
-        match self.doc.get(&self.obj, key).ok().flatten() {
-            None => Ok(None),
-            Some((Value::Object(ObjType::Map | ObjType::Table), id)) => Ok(Some(id)),
-            Some(_) => Err(SchemaViolation::invalid(self.path_of(key), "a map")),
-        }
-    }
-
     fn required<T>(&self, key: &str, value: Option<T>) -> Result<T, SchemaViolation> {
         value.ok_or_else(|| SchemaViolation::MissingField { path: self.path_of(key) })
     }
@@ -654,13 +714,14 @@ pub(crate) fn choice_value<T>(v: &ScalarValue, parse: fn(&str) -> Option<T>) -> 
     }
 }
 
-pub(crate) const CHECK_FIELDS: &[&str] = &[key::RESULT, key::MEASUREMENT, key::NOTE, key::BY, key::AT];
+pub(crate) const CHECK_FIELDS: &[&str] = &[key::RESULT, key::VALUE, key::UNIT, key::NOTE, key::BY, key::AT];
 pub(crate) const PHOTO_FIELDS: &[&str] =
-    &[key::CHECK_ITEM, key::CAPTION, key::TAKEN_AT, key::LAT, key::LON, key::BY, key::AT];
+    &[key::CHECK_ITEM, key::CAPTION, key::TAKEN_AT, key::LAT, key::LON, key::WITHDRAWN, key::BY, key::AT];
+pub(crate) const NOTE_FIELDS: &[&str] = &[key::TEXT, key::BY, key::AT];
 pub(crate) const SAMPLE_FIELDS: &[&str] =
     &[key::DESCRIPTION, key::QUANTITY, key::UNIT, key::SEAL_NO, key::BY, key::AT];
 pub(crate) const VERDICT_FIELDS: &[&str] = &[key::VALUE, key::DISPOSAL, key::BY, key::AT];
-pub(crate) const SIGNATURE_FIELDS: &[&str] = &[key::STATEMENT, key::AT];
+pub(crate) const SIGNATURE_FIELDS: &[&str] = &[key::STATEMENT, key::AT, key::DIGEST];
 pub(crate) const COMPLETION_FIELDS: &[&str] = &[key::COMPLETE, key::BY, key::AT];
 
 pub(crate) fn read_check(
@@ -669,14 +730,13 @@ pub(crate) fn read_check(
     path: String,
 ) -> Result<CheckEntry, SchemaViolation> {
     let f = Fields::new(doc, obj, path, CHECK_FIELDS)?;
-    let measurement = match f.map(key::MEASUREMENT)? {
-        None => None,
-        Some(m) => {
-            let m = Fields::new(doc, m, f.path_of(key::MEASUREMENT), &[key::VALUE, key::UNIT])?;
-            Some(Measurement {
-                value: m.required(key::VALUE, m.number(key::VALUE)?)?,
-                unit: m.required(key::UNIT, m.text(key::UNIT, MAX_LABEL_BYTES)?)?,
-            })
+    // The measurement's value and unit sit in the entry itself, not in a map of their own: two
+    // officers creating that map concurrently would hide one officer's reading behind the other's,
+    // while two values written to one key are a conflict the server can show.
+    let measurement = match (f.number(key::VALUE)?, f.text(key::UNIT, MAX_LABEL_BYTES)?) {
+        (None, None) => None,
+        (value, unit) => {
+            Some(Measurement { value: f.required(key::VALUE, value)?, unit: f.required(key::UNIT, unit)? })
         }
     };
     let entry = CheckEntry {
@@ -727,6 +787,7 @@ pub(crate) fn read_photo(
             caption: f.required(key::CAPTION, f.text(key::CAPTION, MAX_CAPTION_BYTES)?)?,
             taken_at: f.required(key::TAKEN_AT, f.millis(key::TAKEN_AT)?)?,
             location,
+            withdrawn: f.flag(key::WITHDRAWN)?.unwrap_or(false),
         },
         stamp: f.required_stamp()?,
     })
@@ -790,9 +851,19 @@ pub(crate) fn read_signature(
     path: String,
 ) -> Result<Signature, SchemaViolation> {
     let f = Fields::new(doc, obj, path, SIGNATURE_FIELDS)?;
+    let digest = f.text(key::DIGEST, 64)?;
+    if let Some(d) = &digest
+        && (d.len() != 64 || !d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        return Err(SchemaViolation::invalid(
+            f.path_of(key::DIGEST),
+            "a content digest (64 lowercase hex digits)",
+        ));
+    }
     Ok(Signature {
         statement: f.required(key::STATEMENT, f.text(key::STATEMENT, MAX_STATEMENT_BYTES)?)?,
         at: f.required(key::AT, f.millis(key::AT)?)?,
+        digest,
     })
 }
 
@@ -811,16 +882,67 @@ pub(crate) fn read_completion(
     }))
 }
 
-pub(crate) fn read_notes(doc: &impl ReadDoc, obj: &ObjId) -> Result<String, SchemaViolation> {
-    let text = doc.text(obj).map_err(|_| SchemaViolation::invalid(key::NOTES, "text"))?;
-    if text.len() > MAX_NOTES_BYTES {
-        return Err(SchemaViolation::TooLarge {
-            path: key::NOTES.to_owned(),
-            size: text.len(),
-            limit: MAX_NOTES_BYTES,
+pub(crate) fn read_note(
+    doc: &impl ReadDoc,
+    obj: ObjId,
+    id: NoteId,
+    path: String,
+) -> Result<NoteEntry, SchemaViolation> {
+    let f = Fields::new(doc, obj, path, NOTE_FIELDS)?;
+    let stamp = f.required_stamp()?;
+    Ok(NoteEntry {
+        id,
+        text: f.required(key::TEXT, f.text(key::TEXT, MAX_NOTE_ENTRY_BYTES)?)?,
+        by: stamp.by,
+        at: stamp.at,
+    })
+}
+
+/// A measurement must be in the unit its checklist item names (when the template names one): a core
+/// temperature in °F next to a limit in °C is how a non-conformity slips through.
+pub(crate) fn check_unit(
+    measurement: Option<&Measurement>,
+    item: Option<&ChecklistItem>,
+    path: &str,
+) -> Result<(), SchemaViolation> {
+    let (Some(m), Some(expected)) = (measurement, item.and_then(|i| i.unit.as_deref())) else {
+        return Ok(());
+    };
+    if m.unit == expected {
+        Ok(())
+    } else {
+        Err(SchemaViolation::WrongUnit {
+            path: join(path, key::UNIT),
+            found: m.unit.clone(),
+            expected: expected.to_owned(),
+        })
+    }
+}
+
+/// The assigned officers, as the server wrote them.
+pub(crate) fn read_officers(doc: &impl ReadDoc) -> Result<Vec<OfficerId>, SchemaViolation> {
+    let Some(list) = child(doc, &ROOT, key::OFFICERS, ObjType::List) else {
+        return Err(SchemaViolation::MissingField { path: key::OFFICERS.to_owned() });
+    };
+    let len = doc.length(&list);
+    if len > MAX_OFFICERS {
+        return Err(SchemaViolation::TooMany {
+            path: key::OFFICERS.to_owned(),
+            count: len,
+            limit: MAX_OFFICERS,
         });
     }
-    Ok(text)
+    (0..len)
+        .map(|i| {
+            let path = join(key::OFFICERS, &i.to_string());
+            match doc.get(&list, i).ok().flatten() {
+                Some((Value::Scalar(v), _)) => text_value(&v, &path, MAX_ID_BYTES).and_then(|s| {
+                    OfficerId::parse(s).map_err(|_| SchemaViolation::invalid(&path, "an officer id"))
+                }),
+                _ => Err(SchemaViolation::invalid(path, "an officer id")),
+            }
+        })
+        .collect()
 }
 
 /// Refuses a collection that has grown past its limit.

@@ -198,7 +198,8 @@ mod tests {
 
         // Offline, both inspect the same item and disagree.
         alice.doc.set_check_result("c1", CheckResult::Pass, &stamp("alice", 10)).unwrap();
-        alice.doc.update_notes("Alice: pallets dry.", T0).unwrap();
+        let note = crate::schema::NoteId::parse("n1").unwrap();
+        alice.doc.put_note(&note, "pallets dry.", &stamp("alice", 10)).unwrap();
         bob.doc.set_check_result("c1", CheckResult::Fail, &stamp("bob", 11)).unwrap();
         bob.doc.attach_photo(&photo_hash(7), &photo(), &stamp("bob", 12)).unwrap();
 
@@ -230,7 +231,7 @@ mod tests {
             ]
         );
         let record = server.read().unwrap();
-        assert_eq!(record.notes, "Alice: pallets dry.");
+        assert_eq!(record.notes[0].text, "pallets dry.");
         assert!(record.photos.contains_key(&photo_hash(7)));
     }
 

@@ -13,10 +13,12 @@ use automerge::{
 };
 
 use crate::chunks::{self, ChunkError};
+use crate::json;
 use crate::record::Document;
 use crate::schema::{
-    self, CheckResult, Disposal, MAX_CHANGE_BYTES_PER_MESSAGE, MAX_MESSAGE_BYTES, MAX_PHOTOS, MAX_SAMPLES,
-    OfficerId, PhotoHash, SampleId, SchemaViolation, key,
+    self, CheckResult, Disposal, InstructionPart, MAX_CHANGE_BYTES_PER_MESSAGE, MAX_LABEL_BYTES,
+    MAX_MESSAGE_BYTES, MAX_NOTE_ENTRIES, MAX_PHOTOS, MAX_SAMPLES, NoteId, OfficerId, PhotoHash, SampleId,
+    SchemaViolation, key,
 };
 
 /// What a peer may change in the document a session carries.
@@ -174,7 +176,12 @@ fn validate_within<D: Document>(
                     });
                 }
                 let patches = fork.diff(&before, &after);
-                let check = RecordCheck { doc: &fork, officers, new: new.iter().map(|c| c.hash()).collect() };
+                let check = RecordCheck {
+                    doc: &fork,
+                    officers,
+                    new: new.iter().map(|c| c.hash()).collect(),
+                    instruction: std::cell::OnceCell::new(),
+                };
                 check.run(&patches)?;
             }
         }
@@ -268,7 +275,7 @@ enum Touched {
     Signature(String),
     Verdict,
     Completion,
-    Notes,
+    Note(String),
 }
 
 fn prop_str(prop: &Prop) -> String {
@@ -302,18 +309,15 @@ fn touched_by(patch: &Patch) -> Result<Touched, Refusal> {
         // The keys of `checks` are the server's checklist: officers write inside them only.
         key::CHECKS if depth == 1 => Err(Refusal::ServerOwnedPath { path }),
         key::CHECKS => Ok(Touched::Check(entry_key())),
-        key::PHOTOS | key::SAMPLES | key::SIGNATURES if removes_entry => Err(Refusal::RemovedEntry { path }),
+        key::PHOTOS | key::SAMPLES | key::SIGNATURES | key::NOTES if removes_entry => {
+            Err(Refusal::RemovedEntry { path })
+        }
         key::PHOTOS => Ok(Touched::Photo(entry_key())),
         key::SAMPLES => Ok(Touched::Sample(entry_key())),
         key::SIGNATURES => Ok(Touched::Signature(entry_key())),
         key::VERDICT => Ok(Touched::Verdict),
         key::COMPLETION => Ok(Touched::Completion),
-        key::NOTES => match patch.action {
-            PatchAction::SpliceText { .. } | PatchAction::DeleteSeq { .. } if depth == 1 => {
-                Ok(Touched::Notes)
-            }
-            _ => Err(Refusal::UnsupportedEdit { path }),
-        },
+        key::NOTES => Ok(Touched::Note(entry_key())),
         _ => Err(Refusal::ServerOwnedPath { path }),
     }
 }
@@ -323,6 +327,8 @@ struct RecordCheck<'a> {
     officers: &'a BTreeMap<ActorId, OfficerId>,
     /// The hashes of the changes this message adds: values written by them are the ones to vet.
     new: HashSet<ChangeHash>,
+    /// The server-owned instruction part, read once when a check entry needs its item's unit.
+    instruction: std::cell::OnceCell<Option<InstructionPart>>,
 }
 
 impl RecordCheck<'_> {
@@ -355,7 +361,7 @@ impl RecordCheck<'_> {
                 let path = schema::join(key::CHECKS, item);
                 let checks = self.container(key::CHECKS, ObjType::Map)?;
                 let obj = self.entry(&checks, item, &path)?;
-                schema::read_check(doc, obj.clone(), path.clone())?;
+                let entry = schema::read_check(doc, obj.clone(), path.clone())?;
                 self.every_value(
                     &obj,
                     key::RESULT,
@@ -363,6 +369,27 @@ impl RecordCheck<'_> {
                     |v| schema::choice_value(v, CheckResult::parse).is_some(),
                     CheckResult::EXPECTED,
                 )?;
+                let number = |v: &ScalarValue| match v {
+                    ScalarValue::F64(f) => f.is_finite(),
+                    ScalarValue::Int(_) | ScalarValue::Uint(_) => true,
+                    _ => false,
+                };
+                self.every_value(&obj, key::VALUE, &path, number, "a finite number")?;
+                // Every concurrent unit, not only the winner, must be the item's: a losing reading in
+                // the wrong unit would otherwise sit in the conflict a supervisor resolves.
+                let item_def =
+                    self.instruction().and_then(|i| i.checklist.iter().find(|c| &c.item_id == item));
+                for (value, _) in self.all(&obj, key::UNIT, &path)? {
+                    let unit = value.as_str().filter(|u| u.len() <= MAX_LABEL_BYTES).ok_or_else(|| {
+                        SchemaViolation::InvalidValue {
+                            path: schema::join(&path, key::UNIT),
+                            expected: "a unit",
+                        }
+                    })?;
+                    let reading = schema::Measurement { value: 0.0, unit: unit.to_owned() };
+                    schema::check_unit(Some(&reading), item_def, &path)?;
+                }
+                schema::check_unit(entry.measurement.as_ref(), item_def, &path)?;
                 self.restamped(&obj, &path)
             }
             Touched::Photo(hash) => {
@@ -399,9 +426,21 @@ impl RecordCheck<'_> {
                 })?;
                 let signatures = self.container(key::SIGNATURES, ObjType::Map)?;
                 let obj = self.entry(&signatures, officer, &path)?;
-                schema::read_signature(doc, obj.clone(), path.clone())?;
+                let signature = schema::read_signature(doc, obj.clone(), path.clone())?;
+                // Schema 1 signatures carry no digest and are read as void; a new one must say what
+                // it signs.
+                if signature.digest.is_none() {
+                    return Err(
+                        SchemaViolation::MissingField { path: schema::join(&path, key::DIGEST) }.into()
+                    );
+                }
                 // Only the officer named by the key may write under it, the entry itself included.
-                let writes = [(&signatures, officer.as_str()), (&obj, key::STATEMENT), (&obj, key::AT)];
+                let writes = [
+                    (&signatures, officer.as_str()),
+                    (&obj, key::STATEMENT),
+                    (&obj, key::AT),
+                    (&obj, key::DIGEST),
+                ];
                 for (parent, prop) in writes {
                     for (_, id) in self.all(parent, prop, &path)? {
                         if let Some((actor, bound)) = self.new_write(&id)?
@@ -435,12 +474,30 @@ impl RecordCheck<'_> {
                 schema::read_completion(doc, obj.clone(), path.clone())?;
                 self.restamped(&obj, &path)
             }
-            Touched::Notes => {
-                let obj = self.container(key::NOTES, ObjType::Text)?;
-                schema::read_notes(doc, &obj)?;
-                Ok(())
+            Touched::Note(id) => {
+                let path = schema::join(key::NOTES, id);
+                let note_id = NoteId::parse(id.as_str()).map_err(|_| SchemaViolation::InvalidValue {
+                    path: path.clone(),
+                    expected: "keyed by a note id",
+                })?;
+                let notes = self.container(key::NOTES, ObjType::Map)?;
+                let obj = self.entry(&notes, id, &path)?;
+                schema::read_note(doc, obj.clone(), note_id, path.clone())?;
+                schema::check_count(doc, &notes, key::NOTES, MAX_NOTE_ENTRIES)?;
+                self.restamped(&obj, &path)
             }
         }
+    }
+
+    /// The record's instruction part (`None` if unreadable, which `read_check` callers never meet:
+    /// the server wrote it and officers cannot change it).
+    fn instruction(&self) -> Option<&InstructionPart> {
+        self.instruction
+            .get_or_init(|| {
+                let obj = schema::child(self.doc, &ROOT, key::INSTRUCTION, ObjType::Map)?;
+                json::get(self.doc, &obj, key::INSTRUCTION).ok()
+            })
+            .as_ref()
     }
 
     /// Every concurrent value at `obj[prop]`; an unreadable object fails closed.
@@ -520,8 +577,7 @@ mod tests {
     use crate::record::RecordDoc;
     use crate::record::sealed::Sealed;
     use crate::record::tests::{photo, photo_hash, server_record, stamp};
-    use crate::schema::{MAX_NOTE_BYTES, MAX_NOTES_BYTES, Verdict};
-    use automerge::marks::{ExpandMark, Mark};
+    use crate::schema::{MAX_NOTE_BYTES, MAX_NOTE_ENTRY_BYTES, Measurement, NoteId, Verdict};
     use automerge::sync::{ChunkList, Message, MessageVersion};
     use automerge::transaction::{CommitOptions, Transactable};
 
@@ -633,7 +689,7 @@ mod tests {
         let mut s = scene();
         s.alice.set_check_result("c1", CheckResult::Pass, &stamp("alice", 1)).unwrap();
         s.alice.attach_photo(&photo_hash(1), &photo(), &stamp("alice", 2)).unwrap();
-        s.alice.update_notes("all dry", 1).unwrap();
+        s.alice.put_note(&NoteId::parse("n1").unwrap(), "all dry", &stamp("alice", 3)).unwrap();
         let before = s.server.heads();
 
         let accepted = s.send(&s.alice.clone()).unwrap();
@@ -643,7 +699,7 @@ mod tests {
         let mut doc = accepted.doc;
         assert_eq!(doc.heads(), s.alice.heads());
         assert_eq!(doc.actor(), s.server.actor(), "the copy still writes as the server");
-        assert_eq!(doc.read().unwrap().notes, "all dry");
+        assert_eq!(doc.read().unwrap().notes[0].text, "all dry");
         assert_eq!(s.server.heads(), before);
     }
 
@@ -741,7 +797,7 @@ mod tests {
     fn mutated_messages_never_panic_and_anything_accepted_is_a_valid_record() {
         let mut s = scene();
         s.alice.set_check_result("c1", CheckResult::Pass, &stamp("alice", 1)).unwrap();
-        s.alice.update_notes("dry", 1).unwrap();
+        s.alice.put_note(&NoteId::parse("n1").unwrap(), "dry", &stamp("alice", 2)).unwrap();
         let message = message_since(&s.alice, &s.server.heads());
         let mut seed = 0x853c_49e6_748f_ea9b_u64;
         let mut next = move || {
@@ -872,12 +928,72 @@ mod tests {
         let mut alice = s.alice.clone();
         raw(&mut alice, |doc| {
             let item = obj(doc, &[key::CHECKS, "c2"]);
-            let m = doc.put_object(&item, key::MEASUREMENT, ObjType::Map).unwrap();
-            doc.put(&m, key::VALUE, "eleven").unwrap();
-            doc.put(&m, key::UNIT, "%").unwrap();
+            doc.put(&item, key::VALUE, "eleven").unwrap();
+            doc.put(&item, key::UNIT, "%").unwrap();
             stamp_raw(doc, &item, "alice");
         });
         assert_eq!(s.refusal(&alice).rule(), "invalid_value");
+    }
+
+    #[test]
+    fn a_measurement_in_another_unit_than_the_checklist_items_is_refused() {
+        let mut s = scene();
+        let mut alice = s.alice.clone();
+        raw(&mut alice, |doc| {
+            let item = obj(doc, &[key::CHECKS, "c2"]);
+            doc.put(&item, key::VALUE, 11.5).unwrap();
+            doc.put(&item, key::UNIT, "g/kg").unwrap();
+            stamp_raw(doc, &item, "alice");
+        });
+        assert_eq!(
+            s.refusal(&alice),
+            Refusal::Schema(SchemaViolation::WrongUnit {
+                path: "checks.c2.unit".into(),
+                found: "g/kg".into(),
+                expected: "%".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_concurrent_reading_in_the_wrong_unit_is_refused_even_when_it_loses() {
+        // Bob's actor sorts lowest, so his reading loses to Alice's and only shows in get_all.
+        let server = server_record();
+        let mut s = Scene {
+            alice: device_copy(&server, ActorId::from([0xff; 16])),
+            bob: device_copy(&server, ActorId::from([0x00; 16])),
+            server,
+        };
+        let reading = Measurement { value: 11.0, unit: "%".into() };
+        s.alice.set_measurement("c2", Some(&reading), &stamp("alice", 1)).unwrap();
+        s.server = s.send(&s.alice.clone()).unwrap().doc;
+        let mut bob = s.bob.clone();
+        raw(&mut bob, |doc| {
+            let item = obj(doc, &[key::CHECKS, "c2"]);
+            doc.put(&item, key::VALUE, 52.0).unwrap();
+            doc.put(&item, key::UNIT, "°F").unwrap();
+            stamp_raw(doc, &item, "bob");
+        });
+        assert_eq!(s.refusal(&bob).rule(), "wrong_unit");
+    }
+
+    #[test]
+    fn a_signature_without_the_digest_it_covers_is_refused() {
+        let mut s = scene();
+        let mut alice = s.alice.clone();
+        raw(&mut alice, |doc| {
+            let signatures = obj(doc, &[key::SIGNATURES]);
+            let sig = doc.put_object(&signatures, "alice", ObjType::Map).unwrap();
+            doc.put(&sig, key::STATEMENT, "I inspected the goods").unwrap();
+            doc.put(&sig, key::AT, 1_750_000_000_000_i64).unwrap();
+        });
+        assert_eq!(
+            s.refusal(&alice),
+            Refusal::Schema(SchemaViolation::MissingField { path: "signatures.alice.digest".into() })
+        );
+        let mut signed = s.alice.clone();
+        signed.sign("I inspected the goods", &stamp("alice", 1)).unwrap();
+        s.send(&signed).unwrap();
     }
 
     #[test]
@@ -951,21 +1067,40 @@ mod tests {
     }
 
     #[test]
-    fn notes_grown_past_their_limit_are_refused() {
+    fn a_note_past_its_limit_is_refused() {
         let mut s = scene();
         let mut alice = s.alice.clone();
         raw(&mut alice, |doc| {
             let notes = obj(doc, &[key::NOTES]);
-            doc.splice_text(&notes, 0, 0, &"n".repeat(MAX_NOTES_BYTES + 1)).unwrap();
+            let note = doc.put_object(&notes, "n1", ObjType::Map).unwrap();
+            doc.put(&note, key::TEXT, "n".repeat(MAX_NOTE_ENTRY_BYTES + 1)).unwrap();
+            stamp_raw(doc, &note, "alice");
         });
         assert_eq!(
             s.refusal(&alice),
             Refusal::Schema(SchemaViolation::TooLarge {
-                path: "notes".into(),
-                size: MAX_NOTES_BYTES + 1,
-                limit: MAX_NOTES_BYTES
+                path: "notes.n1.text".into(),
+                size: MAX_NOTE_ENTRY_BYTES + 1,
+                limit: MAX_NOTE_ENTRY_BYTES
             })
         );
+    }
+
+    #[test]
+    fn a_note_in_a_colleagues_name_or_removed_is_refused() {
+        let mut s = scene();
+        let mut alice = s.alice.clone();
+        alice.put_note(&NoteId::parse("n1").unwrap(), "seal intact", &stamp("bob", 1)).unwrap();
+        assert_eq!(s.refusal(&alice).rule(), "author_mismatch");
+
+        s.alice.put_note(&NoteId::parse("n1").unwrap(), "seal intact", &stamp("alice", 1)).unwrap();
+        s.server = s.send(&s.alice.clone()).unwrap().doc;
+        let mut alice = s.alice.clone();
+        raw(&mut alice, |doc| {
+            let notes = obj(doc, &[key::NOTES]);
+            doc.delete(&notes, "n1").unwrap();
+        });
+        assert_eq!(s.refusal(&alice), Refusal::RemovedEntry { path: "notes.n1".into() });
     }
 
     #[test]
@@ -1020,17 +1155,14 @@ mod tests {
     }
 
     #[test]
-    fn marking_up_the_notes_is_refused() {
+    fn replacing_the_officers_list_is_refused() {
         let mut s = scene();
-        s.alice.update_notes("wet pallets", 1).unwrap();
-        s.server = s.send(&s.alice.clone()).unwrap().doc;
         let mut alice = s.alice.clone();
         raw(&mut alice, |doc| {
-            let notes = obj(doc, &[key::NOTES]);
-            let bold = Mark::new("bold".into(), true, 0, 3);
-            doc.mark(&notes, bold, ExpandMark::None).unwrap();
+            let list = doc.put_object(ROOT, key::OFFICERS, ObjType::List).unwrap();
+            doc.insert(&list, 0, "alice").unwrap();
         });
-        assert_eq!(s.refusal(&alice).rule(), "unsupported_edit");
+        assert_eq!(s.refusal(&alice), Refusal::ServerOwnedPath { path: "officers".into() });
     }
 
     #[test]
@@ -1138,7 +1270,7 @@ mod tests {
         alice.set_verdict(Verdict::Conforming, &stamp("alice", 1)).unwrap();
         let good = alice.clone();
         raw(&mut alice, |doc| {
-            doc.put(ROOT, key::SCHEMA, 2).unwrap();
+            doc.put(ROOT, key::SCHEMA, 3).unwrap();
         });
         assert_eq!(s.refusal(&alice).rule(), "server_owned_path");
         assert_eq!(s.server.read().unwrap().verdict, None);

@@ -147,9 +147,14 @@ async fn a_returned_result_is_in_progress_again_with_the_opinion_on_the_handheld
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains(&format!("RETURNED by supervisor1: {opinion}")), "{text}");
 
-    // The officer acts on it; the next sync submits the result again.
+    // The officer acts on it: the change voids the signature, so the result waits for a new one.
     let items = items(&server, instruction).await;
     one.ok(&["measure", &id, &items[1], "-18.5", "°C"]);
+    one.sync();
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["state"], "in_progress", "{view}");
+    assert_eq!(view["missing"], json!(["officer1 must sign again: the content changed after signing"]));
+    one.ok(&["complete", &id]);
     one.sync();
     assert_eq!(record(&supervisor, instruction).await["state"], "submitted");
 }
@@ -270,7 +275,8 @@ fn kinds(receipts: &[Value], instruction: i64) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn complete_on_an_untouched_record_is_not_a_submission_until_every_check_and_the_verdict_are_there() {
+async fn complete_on_an_untouched_record_is_not_a_submission_until_every_check_the_verdict_and_a_current_signature_are_there()
+ {
     let server = TestServer::start();
     let instruction = dispatched(&server, &["officer1"]).await;
     let items = items(&server, instruction).await;
@@ -297,7 +303,16 @@ async fn complete_on_an_untouched_record_is_not_a_submission_until_every_check_a
 
     one.ok(&["check", &id, &items[0], "not_applicable"]);
     one.sync();
+    // Everything is there, but the signature covers the empty record it was given on: it is void.
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["state"], "in_progress");
+    assert_eq!(view["missing"], json!(["officer1 must sign again: the content changed after signing"]));
+    let status = one.ok(&["status"]);
+    assert_eq!(status["records"][0]["missing"], view["missing"], "{status}");
+    one.ok(&["complete", &id]);
+    one.sync();
     assert_eq!(record(&supervisor, instruction).await["state"], "submitted");
+    assert_eq!(one.ok(&["status"])["records"][0]["missing"], json!([]));
     let operator = server.login("ent1-operator").await;
     let submissions = kinds(&receipts(&operator).await, instruction);
     assert_eq!(submissions.iter().filter(|k| *k == "result_submitted").count(), 1, "{submissions:?}");
@@ -318,26 +333,151 @@ async fn an_officers_change_after_submission_reopens_the_result_with_a_receipt_a
     one.ok(&["complete", &id]);
     one.sync();
     let supervisor = server.login("supervisor1").await;
+    // Finding 3: the first officer's `complete` is not the instruction's submission.
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["state"], "in_progress", "{view}");
+    assert_eq!(view["missing"], json!(["officer2 has not signed"]));
+    two.sync();
+    let shown = two.ok(&["show", &id]);
+    assert_eq!(shown["missing"], json!(["officer2 has not signed"]), "{shown}");
+    two.ok(&["complete", &id]);
+    two.sync();
     assert_eq!(record(&supervisor, instruction).await["state"], "submitted");
 
-    // officer2 changes a check after submission: reopened on the record, then submitted as it stands now.
-    two.sync();
+    // officer2 changes a check after submission: reopened on the record, and both signatures are void, so
+    // it stays open until both officers sign the new content.
     two.ok(&["check", &id, &items[0], "fail"]);
     two.sync();
     let operator = server.login("ent1-operator").await;
     let seen = kinds(&receipts(&operator).await, instruction);
-    assert!(
-        seen.ends_with(&["result_submitted".into(), "result_reopened".into(), "result_submitted".into()]),
-        "{seen:?}"
+    assert!(seen.ends_with(&["result_submitted".into(), "result_reopened".into()]), "{seen:?}");
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["state"], "in_progress");
+    assert_eq!(
+        view["missing"],
+        json!([
+            "officer1 must sign again: the content changed after signing",
+            "officer2 must sign again: the content changed after signing"
+        ])
     );
+    two.ok(&["complete", &id]);
+    two.sync();
+    assert_eq!(
+        record(&supervisor, instruction).await["state"],
+        "in_progress",
+        "officer1 has not signed again"
+    );
+    one.sync();
+    one.ok(&["complete", &id]);
+    one.sync();
+    assert_eq!(record(&supervisor, instruction).await["state"], "submitted");
     let (_, audit) = server.login("admin").await.get("/api/v1/admin/audit?limit=1000").await;
     let (_, me) = server.login("officer2").await.get("/api/v1/me").await;
     let reopened =
         audit.as_array().unwrap().iter().find(|e| e["action"] == "instruction.result_reopened").unwrap();
     assert_eq!(reopened["actor"], format!("user:{}", me["user"]["id"]));
 
-    // Withdrawing completion reopens it and it stays open.
-    two.ok(&["complete", &id, "--undo"]);
+    // A note is not content: it reopens the result on the record and submits it again at once.
     two.sync();
-    assert_eq!(record(&supervisor, instruction).await["state"], "in_progress");
+    two.ok(&["note", &id, "carton 3 checked twice"]);
+    two.sync();
+    let seen = kinds(&receipts(&operator).await, instruction);
+    assert!(
+        seen.ends_with(&["result_submitted".into(), "result_reopened".into(), "result_submitted".into()]),
+        "{seen:?}"
+    );
+}
+
+/// The first checklist item of `instruction` measured in `unit`.
+async fn measured_item(server: &TestServer, instruction: i64, unit: &str) -> String {
+    let (_, i) = server.login("supervisor1").await.get(&format!("/api/v1/instructions/{instruction}")).await;
+    let item = i["checklist"].as_array().unwrap().iter().find(|c| c["unit"] == unit);
+    item.unwrap_or_else(|| panic!("no item in {unit}: {i}"))["item_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_supervisor_resolves_a_measurement_conflict_and_both_handhelds_receive_the_choice() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1", "officer2"]).await;
+    let item = measured_item(&server, instruction, "°C").await;
+    let id = instruction.to_string();
+    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    one.sync();
+    two.sync();
+
+    // Finding 5: the unit is the checklist item's, checked before anything is written.
+    let out = one.run(&["measure", &id, &item, "-2.2", "°F"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("checks.{item}.unit is in °F; this check item is measured in °C")),
+        "{stderr}"
+    );
+
+    // Two readings taken offline: a conflict, not a silent pick.
+    one.ok(&["measure", &id, &item, "-19", "°C"]);
+    two.ok(&["measure", &id, &item, "-16.5", "°C"]);
+    one.sync();
+    two.sync();
+    let supervisor = server.login("supervisor1").await;
+    let view = record(&supervisor, instruction).await;
+    let path = format!("checks.{item}.value");
+    assert_eq!(view["conflicts"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(view["conflicts"][0]["path"], path.as_str());
+    let mut seen: Vec<(String, String)> = view["conflicts"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["officer"].as_str().unwrap().to_owned(), v["value"].as_str().unwrap().to_owned()))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [("officer1".into(), "-19".into()), ("officer2".into(), "-16.5".into())]);
+
+    // Refused choices say what to fix and write nothing.
+    let resolve = format!("/api/v1/instructions/{instruction}/resolve");
+    let reason = "the second probe was calibrated this morning";
+    let cases = [
+        (
+            json!({"path": "verdict.value", "value": {"value": "conforming"}, "reason": reason}),
+            409,
+            "no_such_conflict",
+        ),
+        (json!({"path": path, "value": "pass", "reason": reason}), 422, "invalid_value"),
+        (json!({"path": path, "value": {"value": -16.5, "unit": "°F"}, "reason": reason}), 422, "wrong_unit"),
+        (
+            json!({"path": path, "value": {"value": -16.5, "unit": "°C"}, "reason": " "}),
+            422,
+            "missing_reason",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = supervisor.post(&resolve, body.clone()).await;
+        assert_eq!((got, answer["code"].as_str()), (status, Some(code)), "{body} → {answer}");
+    }
+    assert_eq!(record(&supervisor, instruction).await["heads"], view["heads"], "nothing written");
+    let (status, body) = server
+        .login("officer1")
+        .await
+        .post(&resolve, json!({"path": path, "value": {"value": -19, "unit": "°C"}, "reason": reason}))
+        .await;
+    assert_eq!(status, 403, "officers do not resolve their own conflicts: {body}");
+
+    let chosen = json!({"path": path, "value": {"value": -16.5, "unit": "°C"}, "reason": reason});
+    let (status, body) = supervisor.post(&resolve, chosen).await;
+    assert_eq!(status, 200, "{body}");
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["conflicts"], json!([]), "{view}");
+    assert_eq!(view["record"]["checks"][&item]["measurement"], json!({"value": -16.5, "unit": "°C"}));
+    assert_eq!(view["record"]["checks"][&item]["last_edit"]["by"], "supervisor1");
+    let (_, audit) = server.login("admin").await.get("/api/v1/admin/audit?limit=1000").await;
+    let entry = audit.as_array().unwrap().iter().find(|e| e["action"] == "instruction.conflict_resolved");
+    assert_eq!(entry.unwrap()["details"]["reason"], reason);
+
+    // Both handhelds receive the resolution like any other change.
+    for h in [&one, &two] {
+        h.sync();
+        let shown = h.ok(&["show", &id]);
+        assert_eq!(shown["conflicts"], json!([]), "{shown}");
+        assert_eq!(shown["record"]["checks"][&item]["measurement"]["value"], -16.5);
+    }
 }

@@ -58,10 +58,18 @@ async fn two_officers_editing_offline_merge_notes_and_different_check_items() {
     assert_eq!(checks[&items[0]]["result"], "pass");
     assert_eq!(checks[&items[1]]["result"], "fail");
     assert_eq!(checks[&items[1]]["measurement"]["value"], -12.5);
-    let notes = view["record"]["notes"].as_str().unwrap();
-    assert!(
-        notes.contains("Officer 1: cold chain intact.") && notes.contains("Officer 2: one carton thawed."),
-        "{notes}"
+    // Finding 4: two officers' offline notes stay two notes, each with its author.
+    let mut notes: Vec<(&str, &str)> = view["record"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["by"].as_str().unwrap(), n["text"].as_str().unwrap()))
+        .collect();
+    notes.sort();
+    assert_eq!(
+        notes,
+        [("officer1", "Officer 1: cold chain intact."), ("officer2", "Officer 2: one carton thawed.")],
+        "{view}"
     );
     assert_eq!(view["conflicts"], json!([]));
     // Both handhelds hold what the server holds.
@@ -123,19 +131,33 @@ async fn the_same_check_or_verdict_set_differently_is_an_open_conflict_until_a_l
     let view = record(&supervisor, instruction).await;
     assert_eq!(view["conflicts"], json!([]), "{view}");
     assert_eq!(view["record"]["verdict"]["value"], "conforming");
-    assert_eq!(view["state"], "submitted", "complete, no conflict, no photos pending: {view}");
+    // officer1 signed this very content (its values won); officer2 has still to sign it.
+    assert_eq!(view["missing"], json!(["officer2 has not signed"]), "{view}");
+    two.ok(&["complete", &id]);
+    two.sync();
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["state"], "submitted", "signed, no conflict, no photos pending: {view}");
 }
 
 #[tokio::test]
-async fn a_record_with_a_photo_not_yet_uploaded_is_not_submitted() {
+async fn a_record_with_a_refused_photo_is_not_submitted_until_the_photo_is_withdrawn() {
     let server = TestServer::start();
     let instruction = dispatched(&server, &["officer1"]).await;
     let items = items(&server, instruction).await;
     let id = instruction.to_string();
     let one = Handheld::new(&server, "officer1");
     one.sync();
+    // Finding 6: a file that is not a photo is refused on the handheld, before it reaches the record.
+    let readme = fieldcheck_tests::repo_root().join("README.md");
+    let out = one.run(&["attach", &id, readme.to_str().unwrap(), "--caption", "notes"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not a JPEG, PNG or WebP image"), "{stderr}");
+    assert_eq!(one.ok(&["status"])["pending_edits"], 0);
+
+    // A damaged JPEG passes the handheld's look at its first bytes; the server refuses its bytes.
     let photo = one.path().join("carton.jpg");
-    std::fs::write(&photo, b"not really a jpeg, but bytes with a hash").unwrap();
+    std::fs::copy(fieldcheck_tests::repo_root().join("fixtures/photos/corrupted.jpg"), &photo).unwrap();
     let attached =
         one.ok(&["attach", &id, photo.to_str().unwrap(), "--caption", "thawed carton", "--item", &items[0]]);
     let sha = attached["extra"]["sha256"].as_str().unwrap().to_owned();
@@ -144,12 +166,25 @@ async fn a_record_with_a_photo_not_yet_uploaded_is_not_submitted() {
     }
     one.ok(&["verdict", &id, "conforming"]);
     one.ok(&["complete", &id]);
-    one.sync();
+    let report = one.sync();
+    assert_eq!(report["photos_refused"][0][1], "corrupt_photo", "{report}");
     assert_eq!(one.ok(&["status"])["pending_photos"], json!([sha]));
 
-    let view = record(&server.login("supervisor1").await, instruction).await;
+    let supervisor = server.login("supervisor1").await;
+    let view = record(&supervisor, instruction).await;
     assert_eq!(view["pending_photos"], json!([sha]));
     assert_eq!(view["state"], "in_progress", "a referenced photo is not in the photo store: {view}");
+    assert_eq!(view["missing"], json!(["1 photo not yet in the photo store"]));
+
+    // The officer withdraws it: kept in the record's history, no longer awaited. The content changed
+    // (the photo is withdrawn), so the officer signs again and the result is submitted.
+    one.ok(&["withdraw", &id, &sha[..10]]);
+    one.ok(&["complete", &id]);
+    one.sync();
+    let view = record(&supervisor, instruction).await;
+    assert_eq!(view["state"], "submitted", "{view}");
+    assert_eq!(view["record"]["photos"][&sha]["withdrawn"], true);
+    assert_eq!(view["pending_photos"], json!([]));
 }
 
 #[tokio::test]
@@ -624,7 +659,7 @@ async fn a_server_killed_mid_batch_keeps_every_acknowledged_change_and_the_handh
 
     let view = record(&server.login("supervisor1").await, instruction).await;
     assert_eq!(view["record"]["checks"][&items[0]]["result"], "pass", "acknowledged before the kill: {view}");
-    assert!(view["record"]["notes"].as_str().unwrap().contains("acknowledged before the crash"));
+    assert_eq!(note_texts(&view)[0], "acknowledged before the crash");
 
     // The handheld resumes against the restarted server (a new port) and nothing is doubled.
     one.ok(&["--use-server", &server.base, "sync"]);
@@ -633,7 +668,7 @@ async fn a_server_killed_mid_batch_keeps_every_acknowledged_change_and_the_handh
     for item in &items[1..] {
         assert_eq!(view["record"]["checks"][item]["result"], "not_applicable");
     }
-    assert_eq!(view["record"]["notes"], "acknowledged before the crash\nsent around the crash");
+    assert_eq!(note_texts(&view), ["acknowledged before the crash", "sent around the crash"]);
 }
 
 #[tokio::test]
@@ -671,10 +706,20 @@ async fn a_handheld_killed_mid_sync_resumes_without_duplicates() {
 
     let view = record(&server.login("supervisor1").await, instruction).await;
     let expected: Vec<String> = (0..items.len()).map(|n| format!("line {n}")).collect();
-    assert_eq!(view["record"]["notes"], expected.join("\n"));
+    assert_eq!(note_texts(&view), expected);
     assert_eq!(view["record"]["samples"].as_object().unwrap().len(), 1);
     assert_eq!(one.ok(&["status"])["pending_edits"], 0);
     assert_eq!(one.ok(&["show", &id])["record"], view["record"]);
+}
+
+/// The texts of a record view's notes, in their order.
+fn note_texts(view: &Value) -> Vec<String> {
+    view["record"]["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Files, approves and assigns `n` instructions to officer1, eight requests in flight at a time.

@@ -44,12 +44,14 @@ fn main() {
 
     device.set_check_result("fa-01", CheckResult::Pass, &stamp(OFFICER, 1)).unwrap();
     device.set_check_note("fa-02", "carton 4 torn", &stamp(OFFICER, 2)).unwrap();
-    device.update_notes("cold chain intact; seals checked", T0 + 3000).unwrap();
+    let note = fieldcheck_sync::schema::NoteId::parse("n1").unwrap();
+    device.put_note(&note, "cold chain intact; seals checked", &stamp(OFFICER, 3)).unwrap();
     let photo = PhotoRef {
         check_item: Some("fa-02".into()),
         caption: "torn carton".into(),
         taken_at: T0 + 4000,
         location: Some(Location { lat: 30.6, lon: 122.0 }),
+        withdrawn: false,
     };
     device
         .attach_photo(&PhotoHash::parse(format!("{:064x}", 7)).unwrap(), &photo, &stamp(OFFICER, 4))

@@ -1,6 +1,6 @@
 //! Prometheus metrics, kept in a registry per server so tests can run several in one process.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -8,8 +8,6 @@ use axum::{
     response::Response,
 };
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
-
-use crate::state::AppState;
 
 pub struct Metrics {
     registry: Registry,
@@ -54,7 +52,8 @@ impl Default for Metrics {
 }
 
 /// Counts and times every request by its route template (not its raw path: ids would explode the labels).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Its state is the metrics alone, not the whole `AppState`, so metrics stay below the state they are part of.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -63,7 +62,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let method = req.method().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
-    let m = &state.metrics;
+    let m = &metrics;
     m.latency.with_label_values(&[&method, &route]).observe(started.elapsed().as_secs_f64());
     m.requests.with_label_values(&[&method, &route, response.status().as_str()]).inc();
     response

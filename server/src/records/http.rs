@@ -86,7 +86,15 @@ pub async fn sync(
             let outcome = super::sync_batch(tx, now, &caller, &device_id, &request)?;
             let mut wrote = false;
             for (instruction_id, progress) in &outcome.progress {
-                wrote |= crate::workflow::record_progressed(tx, now, &caller, *instruction_id, progress)?;
+                let actor = crate::audit::Actor::User(caller.user_id);
+                wrote |= crate::workflow::record_progressed(
+                    tx,
+                    now,
+                    &actor,
+                    &caller.username,
+                    *instruction_id,
+                    progress,
+                )?;
             }
             Ok((outcome.response, wrote))
         })
@@ -132,8 +140,12 @@ pub struct RecordView {
     pub record: serde_json::Value,
     /// Open conflicts: while any is open the result cannot be submitted.
     pub conflicts: Vec<projection::ConflictView>,
-    /// Referenced photos whose bytes the photo store does not hold yet.
+    /// Referenced photos (not withdrawn) whose bytes the photo store does not hold yet.
     pub pending_photos: Vec<String>,
+    /// The content digest the officers' signatures must cover (`Record::content_digest`).
+    pub digest: String,
+    /// What keeps the result from being submitted, in the officers' words; empty when ready.
+    pub missing: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/instructions/{id}/record", tag = "instructions", security(("bearer" = [])),
@@ -159,11 +171,13 @@ pub async fn record(
             let conflicts =
                 open_conflicts(&doc).map_err(|e| ApiError::Internal(anyhow::anyhow!("conflicts: {e}")))?;
             let mut pending_photos = Vec::new();
-            for sha in read.photos.keys() {
+            for sha in read.awaited_photos() {
                 if !crate::photos::store::is_present(c, sha.as_str())? {
                     pending_photos.push(sha.to_string());
                 }
             }
+            let mut missing = read.missing_for_submission(conflicts.len());
+            projection::note_missing_photos(&mut missing, pending_photos.len());
             Ok(RecordView {
                 instruction_id: id,
                 state: instruction.state,
@@ -172,6 +186,8 @@ pub async fn record(
                 record: serde_json::to_value(&read).map_err(anyhow::Error::from)?,
                 conflicts: projection::conflict_views(c, &conflicts)?,
                 pending_photos,
+                digest: read.content_digest(),
+                missing,
             })
         })
         .await?;

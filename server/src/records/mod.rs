@@ -17,9 +17,13 @@ pub mod ws;
 use std::collections::BTreeMap;
 
 use fieldcheck_sync::{
-    ActorId, Assignment, AssignmentIndex, RecordDoc, Refusal, Rules, SyncSession,
+    ActorId, Assignment, AssignmentIndex, ConflictField, RecordDoc, RecordError, Refusal, Rules, SyncSession,
     batch::{DocError, DocMessage, DocResult, SyncRequest, SyncResponse, VERSION},
-    schema::{ChecklistItem, GoodsLine, InstructionPart, OfficerId, Review, Verdict},
+    migrate, open_conflicts,
+    schema::{
+        CheckResult, ChecklistItem, GoodsLine, InstructionPart, Measurement, OfficerId, Review, Stamp,
+        Verdict,
+    },
 };
 use rusqlite::{Connection, Transaction, params};
 
@@ -78,6 +82,7 @@ fn instruction_part(tx: &Transaction<'_>, i: &Instruction) -> Result<Instruction
                 item_id: c.item_id.clone(),
                 title: c.title_en.clone(),
                 kind: c.kind.clone(),
+                unit: c.unit.clone(),
             })
             .collect(),
         site,
@@ -133,12 +138,19 @@ pub fn on_assign(
     after: &[i64],
 ) -> Result<(), ApiError> {
     let actor = store::server_actor(tx)?;
+    let officers = officer_ids(tx, after)?;
     let record_id = match store::record_of(tx, i.id)? {
-        Some(id) => id,
+        Some(id) => {
+            // The officers who must sign change with the assignment; the record tells their handhelds.
+            if before != after {
+                server_edit(tx, now, i.id, |record| record.set_officers(&officers, now))?;
+            }
+            id
+        }
         None => {
             let part = instruction_part(tx, i)?;
-            let mut record =
-                RecordDoc::create(&part, actor.clone(), now).map_err(|e| internal("record create", e))?;
+            let mut record = RecordDoc::create(&part, &officers, actor.clone(), now)
+                .map_err(|e| internal("record create", e))?;
             let id = store::new_doc_id()?;
             store::insert(tx, &id, DocKind::Record, i.id, &record.save(), now)?;
             projection::create(tx, i.id, part.checklist.len(), now)?;
@@ -169,6 +181,154 @@ pub fn on_assign(
         }
     }
     Ok(())
+}
+
+/// The officer ids (usernames) of these users, in the given order.
+fn officer_ids(c: &Connection, users: &[i64]) -> Result<Vec<OfficerId>, ApiError> {
+    let mut stmt = c.prepare_cached("SELECT username FROM users WHERE id = ?1")?;
+    users
+        .iter()
+        .map(|id| {
+            let username: String = stmt.query_row([id], |r| r.get(0))?;
+            officer_id(&username).ok_or_else(|| internal("officer id", format!("username {username:?}")))
+        })
+        .collect()
+}
+
+/// The users assigned to an instruction, in assignment order.
+fn assigned_users(c: &Connection, instruction_id: i64) -> Result<Vec<i64>, ApiError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY rowid",
+    )?;
+    Ok(stmt.query_map([instruction_id], |r| r.get(0))?.collect::<Result<_, _>>()?)
+}
+
+/// Brings every record document written by an older release to the current record schema (one server
+/// change each, projected again), at server start. Answers how many were upgraded.
+pub fn upgrade_documents(tx: &Transaction<'_>, now: i64) -> Result<usize, ApiError> {
+    let stale: Vec<(String, i64)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, instruction_id FROM sync_docs WHERE kind = 'record' AND (schema IS NULL OR schema < ?1)",
+        )?;
+        stmt.query_map([fieldcheck_sync::schema::SCHEMA_VERSION], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let actor = if stale.is_empty() { return Ok(0) } else { store::server_actor(tx)? };
+    for (id, instruction_id) in &stale {
+        let mut record = load_record(tx, id, actor.clone())?;
+        let heads = record.heads();
+        let officers = officer_ids(tx, &assigned_users(tx, *instruction_id)?)?;
+        if migrate::upgrade(&mut record, &officers, now).map_err(|e| internal("record upgrade", e))?
+            == migrate::Upgrade::FromV1
+        {
+            persist(tx, id, &mut record, &heads, now)?;
+            projection::project(tx, now, *instruction_id, &record)?;
+        }
+        store::set_schema(tx, id)?;
+    }
+    Ok(stale.len())
+}
+
+/// Appends what the record gained since `heads` (compacting when the chunks grow long).
+fn persist(
+    tx: &Transaction<'_>,
+    id: &str,
+    record: &mut RecordDoc,
+    heads: &[fieldcheck_sync::ChangeHash],
+    now: i64,
+) -> Result<(), ApiError> {
+    let chunk = record.save_after(heads);
+    if store::append(tx, id, &chunk, now)? {
+        store::compact(tx, id, &record.save(), now)?;
+    }
+    Ok(())
+}
+
+/// A server-side edit of an instruction's record (a review, a resolution, a new assignment): loaded
+/// with the server's actor, edited by `f`, appended and projected in `tx`. Handhelds receive it on
+/// their next sync like any other change. Answers the record's progress after the edit.
+pub fn server_edit(
+    tx: &Transaction<'_>,
+    now: i64,
+    instruction_id: i64,
+    f: impl FnOnce(&mut RecordDoc) -> Result<(), RecordError>,
+) -> Result<Progress, ApiError> {
+    let id =
+        store::record_of(tx, instruction_id)?.ok_or_else(|| internal("server edit", "no record document"))?;
+    let mut record = load_record(tx, &id, store::server_actor(tx)?)?;
+    let heads = record.heads();
+    f(&mut record).map_err(|e| match e {
+        RecordError::Schema(v) => ApiError::unprocessable(v.rule(), v.to_string()),
+        e => internal("server edit", e),
+    })?;
+    persist(tx, &id, &mut record, &heads, now)?;
+    projection::project(tx, now, instruction_id, &record)
+}
+
+/// Writes a supervisor's choice for the open conflict at `path` (see `workflow::resolve`). The value
+/// must fit the field: a check result, a measurement in the item's unit, or a verdict (a disposal
+/// conflict needs a non-conforming verdict, which carries one).
+pub fn resolve_conflict(
+    tx: &Transaction<'_>,
+    now: i64,
+    instruction_id: i64,
+    path: &str,
+    value: &serde_json::Value,
+    stamp: &Stamp,
+) -> Result<Progress, ApiError> {
+    let id = store::record_of(tx, instruction_id)?.ok_or_else(|| {
+        ApiError::conflict("no_such_conflict", "the record has no conflicts: no officer has written yet")
+    })?;
+    let record = load_record(tx, &id, store::server_actor(tx)?)?;
+    let open = open_conflicts(&record).map_err(|e| internal("conflicts", e))?;
+    let Some(field) = open.iter().map(|c| &c.field).find(|f| f.path() == path).cloned() else {
+        let paths: Vec<String> = open.iter().map(|c| c.field.path()).collect();
+        return Err(ApiError::conflict("no_such_conflict", format!("{path} has no open conflict"))
+            .with_details(serde_json::json!({"open": paths})));
+    };
+    let unfit =
+        |expected: &str| crate::error::invalid("value", "invalid_value", format!("{path} takes {expected}"));
+    let resolution = match &field {
+        ConflictField::CheckResult { item_id } => {
+            let result: CheckResult = serde_json::from_value(value.clone())
+                .map_err(|_| unfit("a check result: pass, fail or not_applicable"))?;
+            Resolution::Check(item_id.clone(), result)
+        }
+        ConflictField::Measurement { item_id } => {
+            let m: Measurement = serde_json::from_value(value.clone())
+                .ok()
+                .filter(|m: &Measurement| m.value.is_finite())
+                .ok_or_else(|| unfit(r#"a measurement: {"value": number, "unit": "..."}"#))?;
+            Resolution::Measure(item_id.clone(), m)
+        }
+        ConflictField::VerdictValue => {
+            Resolution::Verdict(serde_json::from_value(value.clone()).map_err(|_| {
+                unfit(
+                    r#"a verdict: {"value": "conforming"} or {"value": "non_conforming", "disposal": "..."}"#,
+                )
+            })?)
+        }
+        ConflictField::VerdictDisposal => match serde_json::from_value::<Verdict>(value.clone()) {
+            Ok(v @ Verdict::NonConforming { .. }) => Resolution::Verdict(v),
+            _ => {
+                return Err(unfit(
+                    r#"a non-conforming verdict: {"value": "non_conforming", "disposal": "..."}"#,
+                ));
+            }
+        },
+    };
+    server_edit(tx, now, instruction_id, |record| match &resolution {
+        Resolution::Check(item, result) => record.set_check_result(item, *result, stamp),
+        Resolution::Measure(item, m) => record.set_measurement(item, Some(m), stamp),
+        Resolution::Verdict(v) => record.set_verdict(*v, stamp),
+    })
+}
+
+/// A supervisor's choice for one conflicted field.
+enum Resolution {
+    Check(String, CheckResult),
+    Measure(String, Measurement),
+    Verdict(Verdict),
 }
 
 /// The devices whose changes a record may hold: actor → officer, for every device of every officer
@@ -425,10 +585,7 @@ fn sync_record(
     let mut progress = None;
     if changes > 0 {
         // Persist before replying: the reply acknowledges these changes.
-        let chunk = record.save_after(&heads);
-        if store::append(tx, &meta.id, &chunk, now)? {
-            store::compact(tx, &meta.id, &record.save(), now)?;
-        }
+        persist(tx, &meta.id, &mut record, &heads, now)?;
         progress = Some((instruction.id, projection::project(tx, now, instruction.id, &record)?));
     }
     Ok(Ok(Ok((received.reply, changes, progress))))
@@ -498,13 +655,5 @@ pub fn write_review(
     instruction_id: i64,
     review: &Review,
 ) -> Result<(), ApiError> {
-    let id = store::record_of(tx, instruction_id)?.ok_or_else(|| internal("review", "no record document"))?;
-    let mut record = load_record(tx, &id, store::server_actor(tx)?)?;
-    let heads = record.heads();
-    record.set_review(review, now).map_err(|e| internal("review", e))?;
-    let chunk = record.save_after(&heads);
-    if store::append(tx, &id, &chunk, now)? {
-        store::compact(tx, &id, &record.save(), now)?;
-    }
-    Ok(())
+    server_edit(tx, now, instruction_id, |record| record.set_review(review, now)).map(|_| ())
 }

@@ -100,22 +100,35 @@ pub fn project(
         )?;
     }
     tx.execute("DELETE FROM record_photos WHERE instruction_id = ?1", [id])?;
-    let mut photos_present = true;
+    let mut photos_missing = 0;
     for (sha, photo) in &read.photos {
         tx.execute(
-            "INSERT INTO record_photos (instruction_id, sha256, check_item, caption, taken_at, by_officer)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO record_photos (instruction_id, sha256, check_item, caption, taken_at, by_officer, withdrawn)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 id,
                 sha.as_str(),
                 photo.value.check_item,
                 photo.value.caption,
                 photo.value.taken_at,
-                photo.stamp.by.as_str()
+                photo.stamp.by.as_str(),
+                photo.value.withdrawn
             ],
         )?;
-        photos_present &= crate::photos::store::is_present(tx, sha.as_str())?;
+        if !photo.value.withdrawn && !crate::photos::store::is_present(tx, sha.as_str())? {
+            photos_missing += 1;
+        }
     }
+    let photos_present = photos_missing == 0;
+    // The same words the handheld shows the officer, so both sides agree on what "ready" means.
+    let mut missing = read.missing_for_submission(conflicts.len());
+    let digest = read.content_digest();
+    let signed = !read.officers.is_empty()
+        && read
+            .officers
+            .iter()
+            .all(|o| read.signatures.get(o).is_some_and(|s| s.digest.as_deref() == Some(digest.as_str())));
+    note_missing_photos(&mut missing, photos_missing);
     let (verdict, disposal) = match read.verdict.as_ref().map(|v| v.value) {
         None => (None, None),
         Some(Verdict::Conforming) => (Some("conforming"), None),
@@ -125,7 +138,7 @@ pub fn project(
     tx.execute(
         "UPDATE record_projection SET verdict = ?2, disposal = ?3, complete = ?4, checks_done = ?5,
              checks_total = ?6, open_conflicts = ?7, conflicts = ?8,
-             first_change_at = coalesce(first_change_at, ?9), updated_at = ?9
+             first_change_at = coalesce(first_change_at, ?9), updated_at = ?9, signed = ?10, missing = ?11
          WHERE instruction_id = ?1",
         params![
             id,
@@ -136,23 +149,33 @@ pub fn project(
             read.checks.len() as i64,
             views.len() as i64,
             serde_json::to_string(&views).map_err(anyhow::Error::from)?,
-            now
+            now,
+            signed,
+            serde_json::to_string(&missing).map_err(anyhow::Error::from)?,
         ],
     )?;
 
-    // The same words the handheld shows the officer, so both sides agree on what "ready" means.
-    let missing = read.missing_for_submission();
-    let ready = missing.is_empty() && conflicts.is_empty() && photos_present;
-    let details = json!({"open_conflicts": views.len(), "complete": complete, "photos_present": photos_present,
-                         "missing": missing});
+    let ready = missing.is_empty();
+    let details = json!({"open_conflicts": views.len(), "complete": complete, "signed": signed,
+                         "photos_present": photos_present, "digest": digest, "missing": missing});
     Ok(Progress { ready, details })
+}
+
+/// Adds "N photos not yet in the photo store" to what a record is missing, when N > 0.
+pub fn note_missing_photos(missing: &mut Vec<String>, n: usize) {
+    match n {
+        0 => {}
+        1 => missing.push("1 photo not yet in the photo store".to_owned()),
+        n => missing.push(format!("{n} photos not yet in the photo store")),
+    }
 }
 
 /// What a merged record means for its instruction; the workflow moves the instruction accordingly.
 #[derive(Debug, Clone)]
 pub struct Progress {
-    /// Ready to submit: marked complete, every checklist item has a result, a verdict (with its disposal
-    /// when non-conforming), no open conflict, every referenced photo present.
+    /// Ready to submit: every checklist item has a result, a verdict (with its disposal when
+    /// non-conforming), no open conflict, every photo not withdrawn present in the store, and every
+    /// assigned officer has signed the current content.
     pub ready: bool,
     /// What the receipt of a resulting state change says.
     pub details: serde_json::Value,
@@ -163,10 +186,10 @@ pub struct Progress {
 pub fn ready(c: &Connection, instruction_id: i64) -> Result<bool, ApiError> {
     let ready: Option<bool> = c
         .query_row(
-            "SELECT p.complete AND p.open_conflicts = 0 AND p.checks_done = p.checks_total
+            "SELECT p.signed AND p.open_conflicts = 0 AND p.checks_done = p.checks_total
                  AND p.verdict IS NOT NULL AND NOT EXISTS (
                  SELECT 1 FROM record_photos rp WHERE rp.instruction_id = p.instruction_id
-                   AND NOT EXISTS (SELECT 1 FROM photos ph WHERE ph.sha256 = rp.sha256))
+                   AND NOT rp.withdrawn AND NOT EXISTS (SELECT 1 FROM photos ph WHERE ph.sha256 = rp.sha256))
              FROM record_projection p WHERE p.instruction_id = ?1",
             [instruction_id],
             |r| r.get(0),

@@ -4,6 +4,7 @@
 //! live peers after the commit (`db::doc_changed`).
 
 use fieldcheck_sync::ActorId;
+use fieldcheck_sync::schema::SCHEMA_VERSION;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::ApiError;
@@ -96,12 +97,19 @@ pub fn insert(
         DocKind::Record => (Some(owner), None),
         DocKind::Index => (None, Some(owner)),
     };
+    let schema = (kind == DocKind::Record).then_some(SCHEMA_VERSION);
     tx.execute(
-        "INSERT INTO sync_docs (id, kind, instruction_id, officer_id, base, bytes, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![id, kind.as_str(), instruction, officer, base, base.len() as i64, now],
+        "INSERT INTO sync_docs (id, kind, instruction_id, officer_id, base, bytes, schema, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        params![id, kind.as_str(), instruction, officer, base, base.len() as i64, schema, now],
     )?;
     crate::db::doc_changed(id);
+    Ok(())
+}
+
+/// Notes that a record document is now written in the current record schema.
+pub fn set_schema(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
+    tx.execute("UPDATE sync_docs SET schema = ?2 WHERE id = ?1", params![id, SCHEMA_VERSION])?;
     Ok(())
 }
 

@@ -387,7 +387,15 @@ impl Connection {
                 )?;
                 let mut wrote = false;
                 if let Ok((_, _, Some((instruction_id, progress)))) = &outcome {
-                    wrote = crate::workflow::record_progressed(tx, now, &caller, *instruction_id, progress)?;
+                    let actor = crate::audit::Actor::User(caller.user_id);
+                    wrote = crate::workflow::record_progressed(
+                        tx,
+                        now,
+                        &actor,
+                        &caller.username,
+                        *instruction_id,
+                        progress,
+                    )?;
                 }
                 Ok((session, outcome, wrote))
             })

@@ -1,4 +1,5 @@
-//! The supervisor's workflow endpoints: assign, cancel, approve, return, force-release, disposal done.
+//! The supervisor's workflow endpoints: assign, cancel, approve, return, resolve a conflict,
+//! force-release, disposal done.
 //! Each runs one transaction, then wakes receipt long-polls: every one of them tells the enterprise.
 
 use axum::{Json, extract::State};
@@ -6,7 +7,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::Caller,
-    domain::Paragraph,
+    domain::{Line, Paragraph},
     error::{ApiError, ApiJson, ApiPath, ErrorBody},
     instructions::Instruction,
     state::AppState,
@@ -96,6 +97,37 @@ pub async fn return_result(
     super::required_text("opinion", "missing_opinion", &req.opinion, "what the officers must redo")?;
     let now = state.now_ms();
     commit(&state, move |tx| super::return_result(tx, now, &caller, id, req.opinion.trim())).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// The conflicted field, as the record view's `conflicts[].path` names it: `checks.{item}.result`,
+    /// `checks.{item}.value` (a measurement), `verdict.value` or `verdict.disposal`.
+    pub path: Line<200>,
+    /// The chosen value: a check result (`"pass"`, `"fail"`, `"not_applicable"`), a measurement
+    /// (`{"value": -18.5, "unit": "°C"}`) or a verdict (`{"value": "non_conforming", "disposal": "return"}`).
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    /// Why this value; kept in the audit entry.
+    pub reason: Paragraph<2000>,
+}
+
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/resolve", tag = "workflow", request_body = ResolveRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "no such open conflict, or the record is sealed"),
+        (status = 422, body = ErrorBody)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<ResolveRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    super::required_text("reason", "missing_reason", &req.reason, "why this value is the right one")?;
+    let now = state.now_ms();
+    commit(&state, move |tx| super::resolve(tx, now, &caller, id, &req.path, &req.value, req.reason.trim()))
+        .await
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/force-release", tag = "workflow", request_body = ReasonRequest,

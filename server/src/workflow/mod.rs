@@ -13,7 +13,7 @@
 
 pub mod http;
 
-use fieldcheck_sync::schema::{Review, Verdict};
+use fieldcheck_sync::schema::{Review, Stamp, Verdict};
 use rusqlite::Transaction;
 use serde_json::{Value, json};
 
@@ -156,16 +156,16 @@ pub fn booking_changed(
 pub fn record_progressed(
     tx: &Transaction<'_>,
     now: i64,
-    caller: &Caller,
+    actor: &Actor,
+    by: &str,
     instruction_id: i64,
     progress: &Progress,
 ) -> Result<bool, ApiError> {
-    let actor = Actor::User(caller.user_id);
     let mut i = instruction(tx, instruction_id)?;
     let mut wrote = false;
     if i.state == InstructionState::Assigned {
-        let details = json!({"officer": caller.username});
-        i.state = instruction_event(tx, now, &actor, &i, InstructionEvent::InspectionStarted, None, details)?;
+        let details = json!({"officer": by});
+        i.state = instruction_event(tx, now, actor, &i, InstructionEvent::InspectionStarted, None, details)?;
         wrote = true;
     }
     // Any officer change after submission reopens the result, so the change is on the record (receipt,
@@ -173,12 +173,12 @@ pub fn record_progressed(
     // submitted again at once, as it stands now.
     if i.state == InstructionState::Submitted {
         let details = progress.details.clone();
-        i.state = instruction_event(tx, now, &actor, &i, InstructionEvent::ResultReopened, None, details)?;
+        i.state = instruction_event(tx, now, actor, &i, InstructionEvent::ResultReopened, None, details)?;
         wrote = true;
     }
     if i.state == InstructionState::InProgress && progress.ready {
         let details = progress.details.clone();
-        instruction_event(tx, now, &actor, &i, InstructionEvent::ResultSubmitted, None, details)?;
+        instruction_event(tx, now, actor, &i, InstructionEvent::ResultSubmitted, None, details)?;
         wrote = true;
     }
     Ok(wrote)
@@ -196,7 +196,7 @@ pub fn photo_arrived(
     if i.state != InstructionState::InProgress || !records::projection::ready(tx, instruction_id)? {
         return Ok(false);
     }
-    let details = json!({"open_conflicts": 0, "complete": true, "photos_present": true});
+    let details = json!({"open_conflicts": 0, "signed": true, "photos_present": true, "missing": []});
     instruction_event(tx, now, actor, &i, InstructionEvent::ResultSubmitted, None, details)?;
     Ok(true)
 }
@@ -248,6 +248,39 @@ pub fn return_result(
     records::write_review(tx, now, id, &review)?;
     let actor = Actor::User(caller.user_id);
     instruction_event(tx, now, &actor, &i, InstructionEvent::ResultReturned, Some(opinion), json!({}))?;
+    instruction(tx, id)
+}
+
+/// A supervisor resolves an open conflict by choosing its value: the server writes it into the record as
+/// a change stamped with the supervisor's name, which has seen every concurrent value and so closes the
+/// conflict; officers' handhelds receive it on their next sync. Audited with the reason. The content
+/// changed, so officers sign again unless the chosen value is the one they had signed.
+pub fn resolve(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    path: &str,
+    value: &Value,
+    reason: &str,
+) -> Result<Instruction, ApiError> {
+    let i = instructions::supervised(tx, caller, id)?;
+    if machine::is_sealed(i.state) {
+        return Err(ApiError::conflict(
+            "sealed",
+            format!("the instruction is {}; its record is sealed", i.state),
+        )
+        .with_details(json!({"state": i.state})));
+    }
+    let by = records::officer_id(&caller.username).ok_or_else(|| {
+        invalid("username", "unusable_username", "your username cannot be written into a record")
+    })?;
+    let progress = records::resolve_conflict(tx, now, id, path, value, &Stamp { by, at: now })?;
+    let actor = Actor::User(caller.user_id);
+    let details =
+        json!({"path": path, "value": value, "reason": reason, "digest": progress.details["digest"]});
+    audit::append(tx, now, &actor, "instruction.conflict_resolved", &format!("instruction:{id}"), details)?;
+    record_progressed(tx, now, &actor, &caller.username, id, &progress)?;
     instruction(tx, id)
 }
 

@@ -17,9 +17,9 @@ use std::{
 
 use anyhow::{Context, Result};
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, sync::SyncDoc, transaction::Transactable};
+use fieldcheck_handheld::{self as handheld, Doc, client::Client, store::Store};
 use fieldcheck_sync::{
     RecordDoc,
-    handheld::{self, Doc, client::Client, store::Store},
     schema::{CheckResult, OfficerId, PhotoHash, PhotoRef, Stamp, Verdict},
 };
 use fieldcheck_tests::{Api, TestServer};
@@ -113,6 +113,7 @@ fn edit_session(
                 caption: format!("photo {p}"),
                 taken_at: at,
                 location: None,
+                withdrawn: false,
             };
             doc.attach_photo(&photo_hash(ids.0, ids.1, p), &photo, &stamp(100 + p as i64))?;
         }
@@ -120,6 +121,7 @@ fn edit_session(
     if session + 1 == sessions {
         doc.set_verdict(Verdict::Conforming, &stamp(200))?;
         doc.set_complete(true, &stamp(201))?;
+        doc.sign("I inspected the goods.", &stamp(202))?;
     }
     Ok(())
 }

@@ -7,14 +7,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Doc, client::Client, load, store::Store};
-use crate::{
+use fieldcheck_sync::{
     RecordDoc, open_conflicts,
     schema::{
         CheckResult, Disposal, Location, Measurement, OfficerId, PhotoHash, PhotoRef, Sample, SampleId,
         Stamp, Verdict,
     },
 };
+
+use crate::{Doc, client::Client, load, store::Store};
 
 #[derive(Parser, Debug)]
 #[command(name = "handheld", about = "fieldcheck handheld: inspect offline, sync when a network appears")]
@@ -70,14 +71,16 @@ pub enum Command {
     /// Records a measurement for a check item.
     #[command(allow_negative_numbers = true)]
     Measure { instruction: String, item: String, value: f64, unit: String },
-    /// Adds a line to the record's notes, or with --item sets that check item's note.
+    /// Adds a note to the record (an entry with your name and the time), or with --item sets that check
+    /// item's note.
     Note {
         instruction: String,
         text: String,
         #[arg(long)]
         item: Option<String>,
     },
-    /// Attaches a photo: stores its SHA-256 and metadata in the record, queues the bytes for upload.
+    /// Attaches a photo (JPEG, PNG or WebP): stores its SHA-256 and metadata in the record, queues the
+    /// bytes for upload.
     Attach {
         instruction: String,
         file: PathBuf,
@@ -89,6 +92,12 @@ pub enum Command {
         lat: Option<f64>,
         #[arg(long, requires = "lat")]
         lon: Option<f64>,
+    },
+    /// Withdraws a photo from the record (wrong or unusable): kept in the history, no longer awaited.
+    Withdraw {
+        instruction: String,
+        /// The photo's SHA-256, as `show` lists it (a unique prefix of at least 8 digits will do).
+        photo: String,
     },
     /// Records a sample taken.
     Sample {
@@ -110,9 +119,11 @@ pub enum Command {
         #[arg(long)]
         disposal: Option<DisposalArg>,
     },
-    /// Signs the record.
+    /// Signs the record's current content (any later change to results, measurements, samples, photos
+    /// or the verdict voids the signature).
     Sign { instruction: String, statement: String },
-    /// Marks the inspection complete (or, with --undo, not complete).
+    /// Marks the inspection complete and signs its current content (with --undo: withdraws the mark).
+    /// The result is submitted once every assigned officer has signed the same content.
     Complete {
         instruction: String,
         #[arg(long)]
@@ -141,6 +152,19 @@ pub enum DisposalArg {
     TechnicalTreatment,
     Return,
     Destruction,
+}
+
+/// What `complete` signs with.
+const COMPLETION_STATEMENT: &str = "I inspected the goods and confirm this record.";
+
+/// The photo formats the server's photo store takes, told by their first bytes.
+fn image_kind(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [0xFF, 0xD8, 0xFF, ..] => Some("jpeg"),
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some("png"),
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some("webp"),
+        _ => None,
+    }
 }
 
 fn now_ms() -> i64 {
@@ -183,7 +207,7 @@ fn client(store: &Store, attempts: u32) -> Result<Client> {
     Ok(client)
 }
 
-pub(super) fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
+pub(crate) fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
     if let Some(t) = &client.access_token {
         store.set("access_token", t)?;
     }
@@ -199,7 +223,7 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
         Command::Register { server, username, password, name, device_id } => {
             let mut client = Client::new(server, cli.attempts)?;
             let (device_id, actor_id) =
-                super::register(store, &mut client, username, password, name, device_id.as_deref())?;
+                crate::register(store, &mut client, username, password, name, device_id.as_deref())?;
             Ok(Output {
                 text: format!("registered device {device_id} for {username} (actor {actor_id})"),
                 json: json!({"device_id": device_id, "actor_id": actor_id, "username": username}),
@@ -214,7 +238,7 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
         }
         Command::Sync => {
             let mut client = client(store, cli.attempts)?;
-            let result = super::sync(store, &mut client, now);
+            let result = crate::sync(store, &mut client, now);
             keep_tokens(store, &client)?;
             let report = result?;
             let mut text = format!(
@@ -239,13 +263,13 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
         }
         Command::List => list(store),
         Command::Show { instruction } => show(store, instruction),
-        Command::Status => status(store),
+        Command::Status => status(store, &super::actor(store)?),
         edit => edit_command(store, edit, now),
     }
 }
 
 fn list(store: &Store) -> Result<Output> {
-    let actor = super::actor(store)?;
+    let actor = crate::actor(store)?;
     let mut rows = Vec::new();
     let mut text = String::new();
     for local in store.records()? {
@@ -284,7 +308,7 @@ fn record(store: &Store, instruction: &str) -> Result<(String, RecordDoc)> {
     let local = store.record_of(instruction)?.with_context(|| {
         format!("instruction {instruction} is not assigned to this device (run `handheld sync`)")
     })?;
-    match load(store, &local.id, &super::actor(store)?)? {
+    match load(store, &local.id, &crate::actor(store)?)? {
         Some((Doc::Record(doc), _)) => Ok((local.id, doc)),
         _ => bail!("instruction {instruction} has no record here"),
     }
@@ -323,7 +347,8 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
         ));
     }
     for (sha, p) in &r.photos {
-        text.push_str(&format!("  photo {}… {}\n", &sha.as_str()[..12], p.value.caption));
+        let withdrawn = if p.value.withdrawn { " (withdrawn)" } else { "" };
+        text.push_str(&format!("  photo {}… {}{withdrawn}\n", &sha.as_str()[..12], p.value.caption));
     }
     for (sid, s) in &r.samples {
         text.push_str(&format!(
@@ -332,26 +357,27 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
         ));
     }
     if !r.notes.is_empty() {
-        text.push_str(&format!("notes:\n{}\n", r.notes));
+        text.push_str("notes:\n");
+        for note in &r.notes {
+            text.push_str(&format!("  {} ({}): {}\n", note.by, note.at, note.text));
+        }
     }
     text.push_str(&format!(
         "verdict: {}\n",
         r.verdict.as_ref().map_or("none".into(), |v| format!("{:?}", v.value))
     ));
-    for officer in r.signatures.keys() {
-        text.push_str(&format!("signed by {officer}\n"));
+    let digest = r.content_digest();
+    for (officer, signature) in &r.signatures {
+        let current = signature.digest.as_deref() == Some(digest.as_str());
+        let void = if current { "" } else { " (void: the content changed after signing)" };
+        text.push_str(&format!("signed by {officer}{void}\n"));
     }
     text.push_str(&format!("complete: {}", r.completion.as_ref().is_some_and(|c| c.value.complete)));
     for c in &conflicts {
         let values: Vec<_> = c.values.iter().map(|v| v.value.as_str()).collect();
         text.push_str(&format!("\nCONFLICT {}: {}", c.field.path(), values.join(" vs ")));
     }
-    let mut missing = r.missing_for_submission();
-    match conflicts.len() {
-        0 => {}
-        1 => missing.push("1 open conflict".to_owned()),
-        n => missing.push(format!("{n} open conflicts")),
-    }
+    let missing = missing(store, &id, &r, conflicts.len())?;
     if !missing.is_empty() {
         text.push_str(&format!("\nnot ready to submit: {}", missing.join("; ")));
     }
@@ -360,7 +386,26 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
     Ok(Output { text, json })
 }
 
-fn status(store: &Store) -> Result<Output> {
+/// What keeps a record from being submitted, as this device sees it: the record's own conditions, and
+/// its photos still waiting here for upload.
+fn missing(
+    store: &Store,
+    doc_id: &str,
+    r: &fieldcheck_sync::Record,
+    conflicts: usize,
+) -> Result<Vec<String>> {
+    let mut missing = r.missing_for_submission(conflicts);
+    let queued: std::collections::BTreeSet<String> = store.pending_photos_of(doc_id)?.into_iter().collect();
+    let waiting = r.awaited_photos().filter(|h| queued.contains(h.as_str())).count();
+    match waiting {
+        0 => {}
+        1 => missing.push("1 photo not uploaded yet (run `handheld sync`)".to_owned()),
+        n => missing.push(format!("{n} photos not uploaded yet (run `handheld sync`)")),
+    }
+    Ok(missing)
+}
+
+fn status(store: &Store, actor: &crate::ActorId) -> Result<Output> {
     let pending = store.pending()?;
     let photos = store.pending_photos()?;
     let last_sync = store.setting("last_sync_at")?.and_then(|s| s.parse::<i64>().ok());
@@ -374,7 +419,20 @@ fn status(store: &Store) -> Result<Output> {
         photos.len(),
         last_sync.map_or("never".into(), |ms| format!("{ms} (unix ms)")),
     );
+    // Per record, what is still missing before it can be submitted: the officer's to-do list.
+    let mut text = text;
+    let mut records = Vec::new();
+    for local in store.records()? {
+        let Some((Doc::Record(doc), _)) = load(store, &local.id, actor)? else { continue };
+        let Ok(r) = doc.read() else { continue };
+        let missing = missing(store, &local.id, &r, open_conflicts(&doc)?.len())?;
+        let instruction = local.instruction_id.clone().unwrap_or_default();
+        let state = if missing.is_empty() { "ready to submit".to_owned() } else { missing.join("; ") };
+        text.push_str(&format!("\n{instruction} ({}): {state}", r.instruction.inspection_no));
+        records.push(json!({"instruction_id": instruction, "doc": local.id, "missing": missing}));
+    }
     let json = json!({
+        "records": records,
         "device_id": store.setting("device_id")?, "username": store.setting("username")?,
         "pending_edits": total, "pending_by_doc": pending.iter().map(|(d, n)| json!({"doc": d, "edits": n})).collect::<Vec<_>>(),
         "pending_photos": photos.iter().map(|(sha, _)| sha).collect::<Vec<_>>(), "last_sync_at": last_sync,
@@ -392,6 +450,7 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
             (instruction, format!("note{}", item.as_ref().map(|i| format!(" {i}")).unwrap_or_default()))
         }
         Command::Attach { instruction, .. } => (instruction, "photo".to_owned()),
+        Command::Withdraw { instruction, photo } => (instruction, format!("withdraw photo {photo}")),
         Command::Sample { instruction, id, .. } => (instruction, format!("sample {id}")),
         Command::Verdict { instruction, .. } => (instruction, "verdict".to_owned()),
         Command::Sign { instruction, .. } => (instruction, "signature".to_owned()),
@@ -417,17 +476,27 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
         }
         Command::Note { text, item: Some(item), .. } => doc.set_check_note(item, text, &stamp)?,
         Command::Note { text, item: None, .. } => {
-            let current = doc.read()?.notes;
-            let at = current.chars().count();
-            let line = if current.is_empty() { text.clone() } else { format!("\n{text}") };
-            doc.splice_notes(at, 0, &line, now)?;
+            let note = doc.new_note_id(now);
+            doc.put_note(&note, text, &stamp)?;
+            extra = json!({"note_id": note});
         }
         Command::Attach { file, caption, item, lat, lon, .. } => {
             let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            if image_kind(&bytes).is_none() {
+                bail!(
+                    "{} is not a JPEG, PNG or WebP image; attach the photo file itself (the server refuses anything else)",
+                    file.display()
+                );
+            }
             let hash = PhotoHash::from_digest(Sha256::digest(&bytes).into());
             let location = lat.zip(*lon).map(|(lat, lon)| Location { lat, lon });
-            let photo =
-                PhotoRef { check_item: item.clone(), caption: caption.clone(), taken_at: now, location };
+            let photo = PhotoRef {
+                check_item: item.clone(),
+                caption: caption.clone(),
+                taken_at: now,
+                location,
+                withdrawn: false,
+            };
             doc.attach_photo(&hash, &photo, &stamp)?;
             let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
             store.queue_photo(hash.as_str(), &path.to_string_lossy(), &id, now)?;
@@ -457,8 +526,29 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
             };
             doc.set_verdict(verdict, &stamp)?;
         }
+        Command::Withdraw { photo, .. } => {
+            let record = doc.read()?;
+            let matches: Vec<&PhotoHash> = record
+                .photos
+                .keys()
+                .filter(|h| photo.len() >= 8 && h.as_str().starts_with(photo.as_str()))
+                .collect();
+            let hash = match matches.as_slice() {
+                [one] => (*one).clone(),
+                [] => bail!(
+                    "no photo of this record starts with {photo:?} (at least 8 digits; see `handheld show`)"
+                ),
+                _ => bail!("{photo:?} matches {} photos; give more digits", matches.len()),
+            };
+            doc.withdraw_photo(&hash, &stamp)?;
+            extra = json!({"sha256": hash.as_str()});
+        }
         Command::Sign { statement, .. } => doc.sign(statement, &stamp)?,
-        Command::Complete { undo, .. } => doc.set_complete(!undo, &stamp)?,
+        Command::Complete { undo: true, .. } => doc.set_complete(false, &stamp)?,
+        Command::Complete { undo: false, .. } => {
+            doc.set_complete(true, &stamp)?;
+            doc.sign(COMPLETION_STATEMENT, &stamp)?;
+        }
         _ => unreachable!("only editing commands reach here"),
     }
     store.save_edit(&id, &doc.save(), &what, now)?;

@@ -10,7 +10,7 @@ use reqwest::blocking::{Client as Http, RequestBuilder, Response};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::batch::{self, SyncRequest, SyncResponse};
+use fieldcheck_sync::batch::{self, SyncRequest, SyncResponse};
 
 pub struct Client {
     http: Http,

@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::plan::Saved;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS docs (
@@ -155,12 +157,12 @@ impl Store {
 
     /// Stores documents and sync states after a round, in one transaction: a crash between rounds
     /// resumes from here.
-    pub fn save_round(&self, docs: &[(String, Vec<u8>, Vec<u8>)], now: i64) -> Result<()> {
+    pub fn save_round(&self, docs: &[Saved], now: i64) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
-        for (id, data, state) in docs {
+        for Saved { doc, data, sync_state } in docs {
             tx.execute(
                 "UPDATE docs SET data = ?2, sync_state = ?3, updated_at = ?4 WHERE id = ?1",
-                params![id, data, state, now],
+                params![doc, data, sync_state, now],
             )?;
         }
         tx.commit()?;
@@ -203,6 +205,13 @@ impl Store {
             .conn
             .prepare("SELECT sha256, path FROM photo_queue WHERE uploaded_at IS NULL ORDER BY queued_at")?;
         Ok(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?)
+    }
+
+    /// The photos of one document whose bytes have not reached the photo store.
+    pub fn pending_photos_of(&self, doc_id: &str) -> Result<Vec<String>> {
+        let mut stmt =
+            self.conn.prepare("SELECT sha256 FROM photo_queue WHERE uploaded_at IS NULL AND doc_id = ?1")?;
+        Ok(stmt.query_map([doc_id], |r| r.get(0))?.collect::<Result<_, _>>()?)
     }
 
     /// Photos to upload now, `(sha256, path, instruction_id)`: not uploaded, not refused for good, and

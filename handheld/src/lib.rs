@@ -1,7 +1,17 @@
 //! The `handheld` reference client: what an officer's device does, as a command line. Documents live
-//! in a local SQLite store ([`store`]); edits are the typed `RecordDoc` operations, committed offline;
-//! [`sync`] carries them to the server over the batch endpoint ([`client`]) — the assignment index
-//! first, then every assigned record — and brings back colleagues' work.
+//! in a local SQLite store ([`store`]); edits are the typed `RecordDoc` operations of the protocol crate
+//! (`fieldcheck-sync`), committed offline; [`sync`] carries them to the server over the batch endpoint
+//! ([`client`]) — the assignment index first, then every assigned record — and brings back colleagues'
+//! work. The server never links this crate: its HTTP client, CLI and local store stay on the device.
+//!
+//! # Layout
+//!
+//! - this file: register a device, load local documents, and the sync loop that drives the plan.
+//! - [`plan`]: what a sync round sends and what it does with the answers, without I/O (unit-tested).
+//! - [`client`]: HTTP to the server with retries, token refresh and resumable photo uploads.
+//! - [`store`]: the local SQLite file: settings, documents with their sync states, pending edits,
+//!   the photo queue.
+//! - [`cli`]: the `handheld` command line.
 //!
 //! Round trips: a sync sends one request per round per [`DOCS_PER_REQUEST`] documents. A first sync of
 //! `n` records from empty takes the index's rounds (2–3) plus at most 3 rounds of `ceil(n / 250)`
@@ -10,19 +20,17 @@
 
 pub mod cli;
 pub mod client;
+pub mod plan;
 pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
 use automerge::ActorId;
 
+use fieldcheck_sync::{AssignmentIndex, RecordDoc, Refusal, Rules, SyncSession, session::Received};
+
 use self::{client::Client, store::Store};
-use crate::{
-    AssignmentIndex, RecordDoc, Refusal, Rules, SyncSession,
-    batch::{Bytes, DocMessage, SyncRequest, VERSION},
-    session::Received,
-};
 
 /// Documents per HTTP request (the server takes up to 500).
 pub const DOCS_PER_REQUEST: usize = 250;
@@ -127,8 +135,8 @@ pub struct SyncReport {
     pub photos_refused: Vec<(String, String, String)>,
 }
 
-/// Exchanges messages for `ids` until neither side has anything to say. Every request's results are
-/// stored (documents and sync states) before the next request goes out.
+/// Exchanges messages for `ids` until neither side has anything to say ([`plan::settle`]). Every
+/// request's results are stored (documents and sync states) before the next request goes out.
 fn exchange(
     store: &Store,
     client: &mut Client,
@@ -137,66 +145,25 @@ fn exchange(
     now: i64,
 ) -> Result<BTreeSet<String>> {
     let actor = actor(store)?;
-    let mut live: BTreeMap<String, (Doc, SyncSession)> = BTreeMap::new();
-    let mut outgoing = Vec::new();
+    let mut live = plan::Live::new();
     for id in ids {
-        let Some((mut doc, mut session)) = load(store, id, &actor)? else { continue };
-        if let Some(m) = doc.generate(&mut session) {
-            outgoing.push((id.clone(), m));
+        if let Some(open) = load(store, id, &actor)? {
+            live.insert(id.clone(), open);
         }
-        live.insert(id.clone(), (doc, session));
     }
-    let mut failed = BTreeSet::new();
-    let mut rounds = 0;
-    while !outgoing.is_empty() {
-        rounds += 1;
-        if rounds > MAX_ROUNDS {
-            bail!("the sync did not settle after {MAX_ROUNDS} rounds; run it again");
-        }
-        let mut next = Vec::new();
-        for chunk in outgoing.chunks(DOCS_PER_REQUEST) {
-            let request = SyncRequest {
-                v: VERSION,
-                messages: chunk
-                    .iter()
-                    .map(|(doc, m)| DocMessage { doc: doc.clone(), data: Bytes(m.clone()) })
-                    .collect(),
-            };
-            let response = client.sync(&request)?;
+    let settled = plan::settle(
+        &mut live,
+        ids,
+        |request| client.sync(request),
+        |response, saves| {
             store.set("index_doc", &response.index_doc)?;
-            let mut touched = Vec::new();
-            for result in response.results {
-                if let Some(error) = result.error {
-                    failed.insert(result.doc.clone());
-                    report.errors.push((result.doc, error.code, error.message));
-                    continue;
-                }
-                report.accepted += result.accepted;
-                let Some(data) = result.data else { continue };
-                let Some((doc, session)) = live.get_mut(&result.doc) else { continue };
-                match doc.receive(session, &data.0) {
-                    Ok(received) => {
-                        next.extend(received.reply.map(|m| (result.doc.clone(), m)));
-                        touched.push(result.doc);
-                    }
-                    Err(refusal) => {
-                        failed.insert(result.doc.clone());
-                        report.errors.push((result.doc, "unreadable_reply".into(), refusal.to_string()));
-                    }
-                }
-            }
-            let saved: Vec<_> = touched
-                .into_iter()
-                .filter_map(|id| {
-                    let (doc, session) = live.get_mut(&id)?;
-                    Some((id, doc.save(), session.persist()))
-                })
-                .collect();
-            store.save_round(&saved, now)?;
-        }
-        outgoing = next;
-    }
-    report.rounds += rounds;
+            store.save_round(saves, now)
+        },
+    )?;
+    report.rounds += settled.rounds;
+    report.accepted += settled.accepted;
+    let failed = settled.failed();
+    report.errors.extend(settled.refused.into_iter().map(|r| (r.doc, r.code, r.message)));
     Ok(failed)
 }
 
@@ -256,10 +223,8 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
     store.unassign_others(&ids)?;
     failed.extend(exchange(store, client, &ids, &mut report, now)?);
 
-    for id in &ids {
-        if !failed.contains(id) {
-            store.acknowledge(id, acknowledged_upto)?;
-        }
+    for id in plan::acknowledged(&ids, &failed) {
+        store.acknowledge(id, acknowledged_upto)?;
     }
     upload_photos(store, client, &mut report, now)?;
     store.set("last_sync_at", &now.to_string())?;
