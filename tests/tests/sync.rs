@@ -166,7 +166,7 @@ async fn a_record_with_a_refused_photo_is_not_submitted_until_the_photo_is_withd
     }
     one.ok(&["verdict", &id, "conforming"]);
     one.ok(&["complete", &id]);
-    let report = one.sync();
+    let report = one.sync_refused();
     assert_eq!(report["photos_refused"][0][1], "corrupt_photo", "{report}");
     assert_eq!(one.ok(&["status"])["pending_photos"], json!([sha]));
 
@@ -852,7 +852,7 @@ async fn a_cancelled_instructions_record_refuses_new_changes() {
     let before = record(&supervisor, instruction).await;
 
     one.ok(&["check", &id, &items[1], "fail"]);
-    let report = one.sync();
+    let report = one.sync_refused();
     let refused: Vec<&str> =
         report["errors"].as_array().unwrap().iter().map(|e| e[1].as_str().unwrap()).collect();
     assert_eq!(refused, vec!["sealed_record"], "{report}");
@@ -863,28 +863,44 @@ async fn a_cancelled_instructions_record_refuses_new_changes() {
 }
 
 #[tokio::test]
-async fn a_device_registered_again_retires_the_old_copys_actor_and_the_old_copys_edit_is_refused_cleanly() {
+async fn a_second_store_registered_with_a_device_id_in_use_retires_the_first_and_its_edit_is_refused_cleanly()
+{
     let server = TestServer::start();
     let instruction = dispatched(&server, &["officer1"]).await;
     let item = items(&server, instruction).await[0].clone();
-    let old = Handheld::new(&server, "officer1");
-    old.sync();
+    let id = instruction.to_string();
+    let register = || {
+        let h = Handheld { dir: tempfile::tempdir().unwrap() };
+        let registered = h.ok(&[
+            "register",
+            "--server",
+            &server.base,
+            "--username",
+            "officer1",
+            "--password",
+            "demo-password",
+            "--device-id",
+            "demo-handheld-officer1",
+        ]);
+        h.sync();
+        (h, registered["actor_id"].clone())
+    };
+    let (first, first_actor) = register();
+    // The finding: a second local store registered with the same device id. It gets its own actor.
+    let (second, second_actor) = register();
+    assert_ne!(first_actor, second_actor);
 
-    // The same device id registered by another local store: a new actor, the old copy's sessions ended.
-    let officer = server.login("officer1").await;
-    let (status, claimed) = officer.post("/api/v1/devices/demo-handheld-officer1/claim", json!({})).await;
-    assert_eq!(status, 200, "{claimed}");
-    let (_, devices) = officer.get("/api/v1/devices").await;
-    assert_eq!(devices[0]["actor_id"], claimed["actor_id"]);
-
-    // The old copy edits offline, logs in again and syncs: refused by the server's rule, not by
-    // automerge's duplicate-seq failure, and nothing of it is stored.
-    old.ok(&["check", &instruction.to_string(), &item, "fail"]);
-    old.ok(&["login", "--password", "demo-password"]);
-    let out = old.run(&["sync"]);
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains("retired_actor"), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    // Both edit offline; the second syncs first and is stored.
+    first.ok(&["check", &id, &item, "fail"]);
+    second.ok(&["check", &id, &item, "pass"]);
+    second.sync();
+    // The first copy's sessions ended with the claim; logged in again, its edit is refused by rule (not
+    // by automerge's duplicate seq, which left it pending for ever), and the exit status says so.
+    assert!(!first.run(&["sync"]).status.success(), "the retired copy's token no longer works");
+    first.ok(&["login", "--password", "demo-password"]);
+    let report = first.sync_refused();
+    assert_eq!(report["errors"][0][1], "retired_actor", "{report}");
     let view = record(&server.login("supervisor1").await, instruction).await;
-    assert_eq!(view["record"]["checks"][&item]["result"], Value::Null, "{view}");
-    assert_eq!(view["state"], "assigned");
+    assert_eq!(view["record"]["checks"][&item]["result"], "pass", "{view}");
+    assert_eq!(view["conflicts"], json!([]));
 }
