@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { createHash } from "node:crypto";
 
-import { Repo } from "@automerge/automerge-repo";
+import { Repo, cbor } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 
 import { A, Api, exportContent, eventually, startServer, storedOnServer, urlOfHex } from "./fieldcheck.mjs";
@@ -118,6 +118,17 @@ async function runClient(client, url, errors, sessionMs) {
     const started = Date.now();
     const adapter = new WebSocketClientAdapter(url, 600_000);
     const repo = new Repo({ network: [adapter], peerId: client.deviceId });
+    // The adapter only logs the server's `error` (a refusal, then the socket closes): stop waiting on one.
+    let refusal = null;
+    const receive = adapter.receiveMessage.bind(adapter);
+    adapter.receiveMessage = bytes => {
+      const message = cbor.decode(new Uint8Array(bytes));
+      if (message.type === "error") refusal = message.message;
+      return receive(bytes);
+    };
+    // The adapter declares itself ready after a second even without the server's `peer`; a busy server
+    // may answer later, and a find before that would report the document unavailable.
+    await eventually("the server's peer message", () => repo.peers.length > 0, 120_000);
     let handles;
     if (session === 0) {
       const index = await repo.find(client.indexUrl);
@@ -131,13 +142,16 @@ async function runClient(client, url, errors, sessionMs) {
       );
     } else {
       handles = [...docs].map(([docUrl, bytes]) => {
+        // An imported document gets a random actor: back to the device's, as after `find`.
         const handle = repo.import(bytes, { docId: docUrl.slice("automerge:".length) });
+        handle.update(doc => A.clone(doc, client.actor));
         return handle;
       });
     }
     for (const handle of handles) edit(handle, session, client.username);
     try {
-      await eventually(`client ${client.username} session ${session} stored`, () => handles.every(h => storedOnServer(repo, h)), 600_000);
+      await eventually(`client ${client.username} session ${session} stored`, () => refusal || handles.every(h => storedOnServer(repo, h)), 600_000);
+      if (refusal) errors.push(`${client.username} session ${session}: ${refusal}`);
     } catch (e) {
       errors.push(`${client.username}: ${e.message}`);
     }
@@ -149,7 +163,7 @@ async function runClient(client, url, errors, sessionMs) {
 
 /** One session's officer actions on a record, one change each (as docs/sync-protocol.md asks). */
 function edit(handle, session, officer) {
-  const items = handle.doc().instruction.checklist.map(c => c.item_id);
+  const items = handle.doc().instruction.checklist.map(c => String(c.item_id));
   const third = Math.ceil(items.length / SESSIONS);
   const stamp = entry => {
     for (const key of ["by", "at"]) if (key in entry) delete entry[key];
@@ -168,8 +182,13 @@ function edit(handle, session, officer) {
     for (let p = 0; p < PHOTOS; p++) {
       const sha = createHash("sha256").update(`${handle.url} photo ${p}`).digest("hex");
       handle.change(doc => {
-        doc.photos[sha] = { check_item: new A.ImmutableString(items[p % items.length]), caption: new A.ImmutableString(`photo ${p}`), taken_at: Date.now() };
-        stamp(doc.photos[sha]);
+        // Created empty, then filled: automerge-js cannot create a map from a literal holding ImmutableStrings.
+        doc.photos[sha] = {};
+        const photo = doc.photos[sha];
+        photo.check_item = new A.ImmutableString(items[p % items.length]);
+        photo.caption = new A.ImmutableString(`photo ${p}`);
+        photo.taken_at = Date.now();
+        stamp(photo);
       });
     }
   }

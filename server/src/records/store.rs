@@ -56,6 +56,11 @@ pub fn server_actor(tx: &Transaction<'_>) -> Result<ActorId, ApiError> {
     hex.parse::<ActorId>().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored server actor: {e}")))
 }
 
+/// The server's actor as stored, without creating it: a read that never waits for the writer.
+pub fn stored_server_actor(c: &Connection) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT value FROM settings_kv WHERE key = ?1", [SERVER_ACTOR_KEY], |r| r.get(0)).optional()
+}
+
 /// A new document id: 16 random bytes, hex.
 pub fn new_doc_id() -> Result<String, ApiError> {
     let mut bytes = [0u8; 16];

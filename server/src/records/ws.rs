@@ -268,26 +268,36 @@ impl Connection {
                 format!("this server speaks protocol version {}", repo::PROTOCOL_VERSION),
             )));
         }
-        let (now, device_id) = (self.state.now_ms(), self.device_id.clone());
-        let storage_id = self
-            .state
-            .db
-            .write(move |tx| {
-                tx.execute(
-                    "UPDATE devices SET last_seen_at = ?1 WHERE id = ?2",
-                    rusqlite::params![now, device_id],
-                )?;
-                // The server's actor names its storage: one per database, stable across restarts.
-                Ok(store::server_actor(tx)?.to_hex_string())
-            })
-            .await
-            .map_err(internal)?;
+        // The handshake reads only: automerge-repo's adapter gives up waiting for `peer` after a second,
+        // and the single writer may be busy with other devices' messages for longer than that.
+        let storage_id =
+            match self.state.db.read(|c| Ok(store::stored_server_actor(c)?)).await.map_err(internal)? {
+                Some(actor) => actor,
+                None => self
+                    .state
+                    .db
+                    .write(|tx| Ok(store::server_actor(tx)?.to_hex_string()))
+                    .await
+                    .map_err(internal)?,
+            };
         let peer = repo::encode(&ServerMessage::Peer {
             sender_id: SERVER_PEER_ID,
             target_id: &self.device_id,
             storage_id: &storage_id,
         });
         send(socket, peer).await?;
+        let (now, device_id) = (self.state.now_ms(), self.device_id.clone());
+        self.state
+            .db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE devices SET last_seen_at = ?1 WHERE id = ?2",
+                    rusqlite::params![now, device_id],
+                )?;
+                Ok(())
+            })
+            .await
+            .map_err(internal)?;
         Ok(())
     }
 
