@@ -150,7 +150,7 @@ async function runClient(client, url, errors, sessionMs) {
     }
     for (const handle of handles) edit(handle, session, client.username);
     try {
-      await eventually(`client ${client.username} session ${session} stored`, () => refusal || handles.every(h => storedOnServer(repo, h)), 600_000);
+      await eventually(`client ${client.username} session ${session} stored`, () => refusal || handles.every(h => storedOnServer(repo, h)), Number(process.env.BENCH_SESSION_TIMEOUT_MS ?? 600_000));
       if (refusal) errors.push(`${client.username} session ${session}: ${refusal}`);
     } catch (e) {
       errors.push(`${client.username}: ${e.message}`);
