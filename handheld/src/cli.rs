@@ -194,13 +194,17 @@ pub fn main() -> Result<()> {
     }
     if out.refused > 0 {
         // Scripts must be able to tell: the report above says what was refused and why.
-        eprintln!("{} document(s) or photo(s) refused by the server; see the report", out.refused);
+        eprintln!(
+            "{} document(s) or photo(s) refused (by the server, or unreadable here); see the report",
+            out.refused
+        );
         std::process::exit(REFUSED_EXIT_CODE);
     }
     Ok(())
 }
 
-/// The exit status of a `sync` that completed but had documents or photos refused (an error is 1).
+/// The exit status of a `sync` that completed but had documents or photos refused — by the server, or a
+/// photo file unreadable on the handheld (an error is 1).
 pub const REFUSED_EXIT_CODE: i32 = 2;
 
 struct Output {

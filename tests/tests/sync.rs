@@ -240,7 +240,7 @@ async fn the_last_photo_arriving_after_the_final_sync_submits_the_record() {
     one.ok(&["complete", &id]);
     let bytes = std::fs::read(&photo).unwrap();
     std::fs::remove_file(&photo).unwrap();
-    let report = one.ok(&["sync"]);
+    let report = one.sync_refused();
     assert_eq!(report["photos_refused"][0][1], "unreadable_file", "{report}");
     let supervisor = server.login("supervisor1").await;
     assert_eq!(record(&supervisor, instruction).await["state"], "in_progress");
