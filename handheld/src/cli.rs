@@ -192,12 +192,32 @@ pub fn main() -> Result<()> {
     } else {
         println!("{}", out.text);
     }
+    if out.refused > 0 {
+        // Scripts must be able to tell: the report above says what was refused and why.
+        eprintln!(
+            "{} document(s) or photo(s) refused (by the server, or unreadable here); see the report",
+            out.refused
+        );
+        std::process::exit(REFUSED_EXIT_CODE);
+    }
     Ok(())
 }
+
+/// The exit status of a `sync` that completed but had documents or photos refused — by the server, or a
+/// photo file unreadable on the handheld (an error is 1).
+pub const REFUSED_EXIT_CODE: i32 = 2;
 
 struct Output {
     text: String,
     json: Value,
+    /// How many documents and photos the server refused: non-zero makes the exit status non-zero.
+    refused: usize,
+}
+
+impl Output {
+    fn new(text: String, json: Value) -> Self {
+        Self { text, json, refused: 0 }
+    }
 }
 
 fn client(store: &Store, attempts: u32) -> Result<Client> {
@@ -224,17 +244,17 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
             let mut client = Client::new(server, cli.attempts)?;
             let (device_id, actor_id) =
                 crate::register(store, &mut client, username, password, name, device_id.as_deref())?;
-            Ok(Output {
-                text: format!("registered device {device_id} for {username} (actor {actor_id})"),
-                json: json!({"device_id": device_id, "actor_id": actor_id, "username": username}),
-            })
+            Ok(Output::new(
+                format!("registered device {device_id} for {username} (actor {actor_id})"),
+                json!({"device_id": device_id, "actor_id": actor_id, "username": username}),
+            ))
         }
         Command::Login { password } => {
             let mut client = Client::new(&store.require("server")?, cli.attempts)?;
             let username = store.require("username")?;
             client.login(&username, password, Some(&store.require("device_id")?))?;
             keep_tokens(store, &client)?;
-            Ok(Output { text: format!("logged in as {username}"), json: json!({"username": username}) })
+            Ok(Output::new(format!("logged in as {username}"), json!({"username": username})))
         }
         Command::Sync => {
             let mut client = client(store, cli.attempts)?;
@@ -259,7 +279,8 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
             for (sha, code, message) in &report.photos_refused {
                 text.push_str(&format!("\n  photo {sha} refused: {code}: {message}"));
             }
-            Ok(Output { text, json: serde_json::to_value(&report)? })
+            let refused = report.errors.len() + report.photos_refused.len();
+            Ok(Output { text, json: serde_json::to_value(&report)?, refused })
         }
         Command::List => list(store),
         Command::Show { instruction } => show(store, instruction),
@@ -301,7 +322,7 @@ fn list(store: &Store) -> Result<Output> {
     if rows.is_empty() {
         text = "no assigned instructions (run `handheld sync`)".into();
     }
-    Ok(Output { text: text.trim_end().to_owned(), json: Value::Array(rows) })
+    Ok(Output::new(text.trim_end().to_owned(), Value::Array(rows)))
 }
 
 fn record(store: &Store, instruction: &str) -> Result<(String, RecordDoc)> {
@@ -383,7 +404,7 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
     }
     let json = json!({"doc": id, "record": r, "conflicts": conflicts, "missing": missing,
                       "pending": store.pending_of(&id)?});
-    Ok(Output { text, json })
+    Ok(Output::new(text, json))
 }
 
 /// What keeps a record from being submitted, as this device sees it: the record's own conditions, and
@@ -437,7 +458,7 @@ fn status(store: &Store, actor: &fieldcheck_sync::ActorId) -> Result<Output> {
         "pending_edits": total, "pending_by_doc": pending.iter().map(|(d, n)| json!({"doc": d, "edits": n})).collect::<Vec<_>>(),
         "pending_photos": photos.iter().map(|(sha, _)| sha).collect::<Vec<_>>(), "last_sync_at": last_sync,
     });
-    Ok(Output { text, json })
+    Ok(Output::new(text, json))
 }
 
 fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
@@ -552,8 +573,8 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
         _ => unreachable!("only editing commands reach here"),
     }
     store.save_edit(&id, &doc.save(), &what, now)?;
-    Ok(Output {
-        text: format!("saved {what} on instruction {instruction} (not yet synced)"),
-        json: json!({"instruction_id": instruction, "doc": id, "edit": what, "extra": extra}),
-    })
+    Ok(Output::new(
+        format!("saved {what} on instruction {instruction} (not yet synced)"),
+        json!({"instruction_id": instruction, "doc": id, "edit": what, "extra": extra}),
+    ))
 }

@@ -84,8 +84,8 @@ pub fn load(store: &Store, id: &str, actor: &ActorId) -> Result<Option<(Doc, Syn
     Ok(Some((doc, session)))
 }
 
-/// Binds this store to a device of `username`: a new one named `name`, or the registered `device_id`;
-/// then logs in with it. Answers `(device id, actor id)`.
+/// Binds this store to a device of `username`: a new one named `name`, or the registered `device_id`
+/// claimed for this store (a new actor; any other copy of the device is retired); then logs in with it. Answers `(device id, actor id)`.
 pub fn register(
     store: &Store,
     client: &mut Client,
@@ -96,13 +96,11 @@ pub fn register(
 ) -> Result<(String, String)> {
     client.login(username, password, None)?;
     let device: serde_json::Value = match device_id {
-        Some(id) => {
-            let devices: Vec<serde_json::Value> = client.get_json("/api/v1/devices")?;
-            devices
-                .into_iter()
-                .find(|d| d["id"] == id)
-                .with_context(|| format!("device {id} is not registered to {username}"))?
-        }
+        // Claiming gives this store a new actor and retires the one any other copy of the device holds:
+        // two stores writing as one actor would number different changes alike, which no sync can merge.
+        Some(id) => client
+            .post_json(&format!("/api/v1/devices/{id}/claim"), &serde_json::json!({}))
+            .with_context(|| format!("device {id} is not an active device of {username}"))?,
         None => client.post_json("/api/v1/devices", &serde_json::json!({"name": name}))?,
     };
     let device_id = device["id"].as_str().context("device id")?.to_owned();

@@ -72,10 +72,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::{extract::ConnectInfo, http::Request};
 use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
@@ -135,6 +132,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
                 .with_context(|| format!("opening the photo folders in {}", data_dir.display()))?,
         ),
         events,
+        sync_peers: Arc::default(),
     })
 }
 
@@ -161,7 +159,11 @@ pub async fn run(
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(settings.header_read_timeout_secs))
         .max_headers(settings.max_headers);
-    let graceful = GracefulShutdown::new();
+    // hyper-util's `GracefulShutdown` cannot watch an upgradeable connection (the automerge-repo endpoint
+    // is a WebSocket), so shutdown is signalled to each connection task here, and each holds a clone of
+    // `open` until it ends: `closed` reports `None` once every connection is done.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (open, mut closed) = tokio::sync::mpsc::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -181,19 +183,32 @@ pub async fn run(
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| with_peer(&app, peer, req));
         let io = TokioIo::new(ShapedIo::new(stream, settings.max_headers));
-        let conn = graceful.watch(http.serve_connection(io, service));
+        let conn = http.serve_connection(io, service).with_upgrades();
+        let (mut stopping, open) = (stopping.clone(), open.clone());
         tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+                    // Finish the request in flight, then close; an upgraded socket is no longer hyper's.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
             // Timeouts, resets and refused requests end here; none is the server's failure.
-            if let Err(e) = conn.await {
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection closed with an error");
             }
             drop(slot);
+            drop(open);
         });
     }
     drop(listener);
     pump.abort();
+    let _ = stop.send(true);
+    drop(open);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = closed.recv() => {}
         () = tokio::time::sleep(grace) => {
             tracing::warn!("shutdown grace period over; exiting with requests still in flight");
         }

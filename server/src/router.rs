@@ -115,8 +115,14 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(audit::http::list))
             .routes(routes!(audit::http::verify)),
     );
-    let officer =
-        guarded(state, Policy::roles(OFFICER), OpenApiRouter::new().routes(routes!(devices::http::register)));
+    let officer = guarded(
+        state,
+        Policy::roles(OFFICER),
+        OpenApiRouter::new().routes(routes!(devices::http::register)).routes(routes!(devices::http::claim)),
+    );
+    // Authenticated by the handler itself: a WebSocket client cannot send an Authorization header, so
+    // the token comes in the query string.
+    let sync_ws = OpenApiRouter::new().routes(routes!(records::ws::connect));
     let sync = guarded(
         state,
         Policy::roles(OFFICER),
@@ -251,6 +257,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(admin)
         .merge(officer)
         .merge(sync)
+        .merge(sync_ws)
         .merge(records)
         .merge(photo_uploads)
         .merge(photo_reads)
@@ -322,10 +329,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings.server.body_limit_bytes))
         .layer(CompressionLayer::new())
         .layer(from_fn_with_state(timeout, time_limit))
-        // Spans name the path, never the query: a stream token travels there and must not be logged.
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |req: &Request| tracing::debug_span!("request", method = %req.method(), path = %req.uri().path()),
-        ))
+        // Spans name the path, never the query: stream and WebSocket tokens travel there and must not be logged.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), version = ?req.version())
+        }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)

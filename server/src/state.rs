@@ -27,6 +27,8 @@ pub struct AppState {
     pub photos: Arc<PhotoFiles>,
     /// The live event broadcast and stream tokens (`monitoring::events`).
     pub events: Arc<Hub>,
+    /// The live automerge-repo WebSocket connection of each device.
+    pub sync_peers: Arc<crate::records::ws::LivePeers>,
 }
 
 impl AppState {

@@ -19,6 +19,8 @@
 //! - [`session`]: `SyncSession`, one peer's sync conversation about one document, free of any
 //!   transport so the batch HTTP and WebSocket endpoints share it.
 //! - [`batch`]: the batch HTTP endpoint's CBOR framing (many documents per round trip).
+//! - [`repo`]: the automerge-repo wire protocol (join/peer/request/sync/…) and its document ids,
+//!   for the WebSocket endpoint.
 //! - `json` (private): writes and reads the server-owned parts as plain automerge maps and lists.
 
 pub mod batch;
@@ -28,6 +30,7 @@ pub mod index;
 mod json;
 pub mod migrate;
 pub mod record;
+pub mod repo;
 pub mod schema;
 pub mod session;
 pub mod validate;

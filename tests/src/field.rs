@@ -76,6 +76,19 @@ impl Handheld {
         self.ok(&["sync"])
     }
 
+    /// A sync the server refused something of: it must exit with status 2 and still print its report.
+    pub fn sync_refused(&self) -> Value {
+        let out = self.run(&["sync"]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "a sync with refusals exits 2:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("handheld --json prints JSON")
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -109,7 +109,7 @@ async fn an_approved_conforming_result_seals_the_record_and_releases_the_goods_w
     // The record is sealed: a later change from the handheld is refused and the server copy stays.
     let items = items(&server, instruction).await;
     one.ok(&["check", &id, &items[1], "fail"]);
-    let report = one.sync();
+    let report = one.sync_refused();
     assert_eq!(refused_rules(&report), vec!["sealed_record"], "{report}");
     assert_eq!(one.ok(&["status"])["pending_edits"], 1, "a refused edit stays pending");
     let after = record(&supervisor, instruction).await;

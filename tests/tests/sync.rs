@@ -166,7 +166,7 @@ async fn a_record_with_a_refused_photo_is_not_submitted_until_the_photo_is_withd
     }
     one.ok(&["verdict", &id, "conforming"]);
     one.ok(&["complete", &id]);
-    let report = one.sync();
+    let report = one.sync_refused();
     assert_eq!(report["photos_refused"][0][1], "corrupt_photo", "{report}");
     assert_eq!(one.ok(&["status"])["pending_photos"], json!([sha]));
 
@@ -240,7 +240,7 @@ async fn the_last_photo_arriving_after_the_final_sync_submits_the_record() {
     one.ok(&["complete", &id]);
     let bytes = std::fs::read(&photo).unwrap();
     std::fs::remove_file(&photo).unwrap();
-    let report = one.ok(&["sync"]);
+    let report = one.sync_refused();
     assert_eq!(report["photos_refused"][0][1], "unreadable_file", "{report}");
     let supervisor = server.login("supervisor1").await;
     assert_eq!(record(&supervisor, instruction).await["state"], "in_progress");
@@ -852,7 +852,7 @@ async fn a_cancelled_instructions_record_refuses_new_changes() {
     let before = record(&supervisor, instruction).await;
 
     one.ok(&["check", &id, &items[1], "fail"]);
-    let report = one.sync();
+    let report = one.sync_refused();
     let refused: Vec<&str> =
         report["errors"].as_array().unwrap().iter().map(|e| e[1].as_str().unwrap()).collect();
     assert_eq!(refused, vec!["sealed_record"], "{report}");
@@ -860,4 +860,47 @@ async fn a_cancelled_instructions_record_refuses_new_changes() {
     let after = record(&supervisor, instruction).await;
     assert_eq!(after["heads"], before["heads"]);
     assert_eq!(after["state"], "cancelled");
+}
+
+#[tokio::test]
+async fn a_second_store_registered_with_a_device_id_in_use_retires_the_first_and_its_edit_is_refused_cleanly()
+{
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let item = items(&server, instruction).await[0].clone();
+    let id = instruction.to_string();
+    let register = || {
+        let h = Handheld { dir: tempfile::tempdir().unwrap() };
+        let registered = h.ok(&[
+            "register",
+            "--server",
+            &server.base,
+            "--username",
+            "officer1",
+            "--password",
+            "demo-password",
+            "--device-id",
+            "demo-handheld-officer1",
+        ]);
+        h.sync();
+        (h, registered["actor_id"].clone())
+    };
+    let (first, first_actor) = register();
+    // The finding: a second local store registered with the same device id. It gets its own actor.
+    let (second, second_actor) = register();
+    assert_ne!(first_actor, second_actor);
+
+    // Both edit offline; the second syncs first and is stored.
+    first.ok(&["check", &id, &item, "fail"]);
+    second.ok(&["check", &id, &item, "pass"]);
+    second.sync();
+    // The first copy's sessions ended with the claim; logged in again, its edit is refused by rule (not
+    // by automerge's duplicate seq, which left it pending for ever), and the exit status says so.
+    assert!(!first.run(&["sync"]).status.success(), "the retired copy's token no longer works");
+    first.ok(&["login", "--password", "demo-password"]);
+    let report = first.sync_refused();
+    assert_eq!(report["errors"][0][1], "retired_actor", "{report}");
+    let view = record(&server.login("supervisor1").await, instruction).await;
+    assert_eq!(view["record"]["checks"][&item]["result"], "pass", "{view}");
+    assert_eq!(view["conflicts"], json!([]));
 }

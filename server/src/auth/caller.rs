@@ -162,18 +162,20 @@ async fn browser_caller(state: &AppState, credentials: BrowserCredentials) -> Re
     let cookie = credentials.cookie.ok_or_else(|| {
         ApiError::unauthorized("missing_token", "log in first (or send `Authorization: Bearer …`)")
     })?;
-    caller_of_token(state, &cookie).await
+    authenticate_token(state, &cookie).await
 }
 
 async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
     let token = header.and_then(bearer_token).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access token>`; log in first")
     })?;
-    caller_of_token(state, token).await
+    authenticate_token(state, token).await
 }
 
-/// Verifies an access token and that its session, user and device are still live.
-async fn caller_of_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+/// Verifies an access token and the liveness of its session, user and device, as the `authorize`
+/// middleware does for a bearer header. The WebSocket endpoint calls it with the token of its query
+/// string, because browsers cannot set headers on a WebSocket.
+pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let now = state.now_ms();
     let claims = tokens::verify(&state.keys, &state.settings.auth.issuer, token, now / 1000)?;
     live_session(state, &claims.sid).await?;

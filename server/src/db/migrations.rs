@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/0008_results.sql")),
     (9, include_str!("migrations/0009_record_schema_2.sql")),
     (12, include_str!("migrations/0012_monitoring.sql")),
+    (13, include_str!("migrations/0013_device_actors.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

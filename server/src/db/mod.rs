@@ -9,11 +9,16 @@
 //! allows one writer at a time anyway; serialising writers on our own mutex (and `BEGIN IMMEDIATE`) means
 //! transactions never fail with `SQLITE_BUSY` halfway and invariants such as slot capacity hold under any
 //! concurrency. Readers run in parallel thanks to WAL mode.
+//!
+//! Changed sync documents are announced after commit ([`Db::doc_changes`], [`doc_changed`]): whatever
+//! wrote them (a sync, a review, an assignment), live WebSocket peers hear of it, and never of a change
+//! that was rolled back.
 
 mod migrations;
 pub mod scope;
 
 use std::{
+    cell::RefCell,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -42,6 +47,28 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     max_readers: usize,
     path: PathBuf,
+    /// Ids of sync documents changed by committed transactions. A broadcast, so a slow listener only
+    /// lags (and then re-reads everything it holds) instead of holding up writers.
+    doc_changes: tokio::sync::broadcast::Sender<Arc<str>>,
+}
+
+/// Room for announcements a listener has not read yet; past it the listener is told it lagged.
+const DOC_CHANGES_BACKLOG: usize = 4096;
+
+thread_local! {
+    /// The documents the transaction running on this (blocking) thread changed; announced after its
+    /// commit. Thread-local because the writer's transaction runs start to end on one thread.
+    static CHANGED_DOCS: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Notes, inside a write transaction, that a sync document changed: announced once the transaction
+/// commits, forgotten if it rolls back.
+pub fn doc_changed(id: &str) {
+    CHANGED_DOCS.with(|c| c.borrow_mut().push(Arc::from(id)));
+}
+
+fn take_changed_docs() -> Vec<Arc<str>> {
+    CHANGED_DOCS.with(|c| std::mem::take(&mut *c.borrow_mut()))
 }
 
 impl Db {
@@ -61,12 +88,38 @@ impl Db {
                 readers: Mutex::new(Vec::new()),
                 max_readers: max_readers.max(1),
                 path,
+                doc_changes: tokio::sync::broadcast::channel(DOC_CHANGES_BACKLOG).0,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Listens for the ids of sync documents changed by transactions committed from now on.
+    pub fn doc_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.inner.doc_changes.subscribe()
+    }
+
+    /// Runs `f` in a transaction on the writer and announces the documents it changed once committed.
+    fn in_transaction<T>(
+        inner: &Inner,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        take_changed_docs();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx);
+        let committed = out.and_then(|out| Ok(tx.commit().map(|()| out)?));
+        let changed = take_changed_docs();
+        if committed.is_ok() {
+            for id in changed {
+                // No listener is not an error: nobody is connected.
+                let _ = inner.doc_changes.send(id);
+            }
+        }
+        committed
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only when `f` returns `Ok`.
@@ -76,14 +129,7 @@ impl Db {
         F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })
-        .await?
+        tokio::task::spawn_blocking(move || Self::in_transaction(&inner, f)).await?
     }
 
     /// Runs `f` on a read-only connection.
@@ -114,11 +160,7 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        Self::in_transaction(&self.inner, f)
     }
 
     /// Is the database answering? Used by `/readyz`.

@@ -40,6 +40,23 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(device)))
 }
 
+/// Registers this copy of the handheld as the device: a new actor for it, the old copy retired.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/claim", tag = "devices", security(("bearer" = [])),
+    params(("id" = String, Path, description = "device id")),
+    responses((status = 200, body = Device), (status = 404, body = ErrorBody)))]
+pub async fn claim(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Device>, ApiError> {
+    let now = state.now_ms();
+    let device_id = id.clone();
+    let device = state.db.write(move |tx| super::claim(tx, now, caller.user_id, &id)).await?;
+    // The retired copy's live connection ends with its sessions.
+    state.sync_peers.disconnect(&device_id, "device_claimed", "this device was registered again elsewhere");
+    Ok(Json(device))
+}
+
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
     responses((status = 200, body = Vec<Device>)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Device>>, ApiError> {
@@ -98,5 +115,13 @@ pub async fn set_status(
             super::set_status(tx, now, &Actor::User(caller.user_id), &id, req.status, &req.reason)
         })
         .await?;
+    if device.status != UserStatus::Active {
+        // Its sessions ended in the transaction; its live sync connection ends now, not at its next check.
+        state.sync_peers.disconnect(
+            &device.id,
+            "device_status",
+            &format!("this device is {}", device.status),
+        );
+    }
     Ok(Json(device))
 }

@@ -93,6 +93,10 @@ pub fn register(
         "INSERT INTO devices (id, officer_id, name, actor_id, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, officer_id, name.trim(), actor_id, now],
     )?;
+    tx.execute(
+        "INSERT INTO device_actors (actor_id, device_id, issued_at) VALUES (?1, ?2, ?3)",
+        params![actor_id, id, now],
+    )?;
     audit::append(
         tx,
         now,
@@ -102,6 +106,45 @@ pub fn register(
         json!({"actor_id": actor_id, "name": name}),
     )?;
     get(tx, &id)?.ok_or_else(|| ApiError::not_found("the device"))
+}
+
+/// A new registration of an existing device (a second local store, a reinstalled app): the device
+/// gets a new automerge actor and the old one is retired, so two copies of the device can never write
+/// as one actor; every session of the device ends (the other copy's tokens and live connection).
+/// Only the device's own officer claims it, and only while it is active.
+pub fn claim(tx: &Transaction<'_>, now: i64, officer_id: i64, device_id: &str) -> Result<Device, ApiError> {
+    check_usable_by(tx, device_id, officer_id).map_err(|_| ApiError::not_found("the device"))?;
+    let device = get(tx, device_id)?.ok_or_else(|| ApiError::not_found("the device"))?;
+    let actor_id = new_actor_id()?;
+    tx.execute(
+        "UPDATE device_actors SET retired_at = ?1 WHERE device_id = ?2 AND retired_at IS NULL",
+        params![now, device_id],
+    )?;
+    tx.execute(
+        "INSERT INTO device_actors (actor_id, device_id, issued_at) VALUES (?1, ?2, ?3)",
+        params![actor_id, device_id, now],
+    )?;
+    tx.execute("UPDATE devices SET actor_id = ?1 WHERE id = ?2", params![actor_id, device_id])?;
+    let ended = revoke_device_sessions(tx, device_id, now, "device registered again")?;
+    audit::append(
+        tx,
+        now,
+        &Actor::User(officer_id),
+        "device.claim",
+        &format!("device:{device_id}"),
+        json!({"retired_actor_id": device.actor_id, "actor_id": actor_id, "sessions_ended": ended}),
+    )?;
+    get(tx, device_id)?.ok_or_else(|| ApiError::not_found("the device"))
+}
+
+/// When `actor` (hex) was retired from `device_id`, if it is a retired actor of that device.
+pub fn retired_at(c: &Connection, device_id: &str, actor: &str) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT retired_at FROM device_actors WHERE device_id = ?1 AND actor_id = ?2 AND retired_at IS NOT NULL",
+        params![device_id, actor],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// A device may open a session only for its own officer and only while active.

@@ -109,6 +109,9 @@ pub async fn sync(
 pub struct IndexDoc {
     /// The caller's assignment-index document id: sync it first to learn which records to fetch.
     pub index_doc: String,
+    /// The same document as an automerge-repo URL (`automerge:` + bs58check of the id's 16 bytes), for
+    /// `repo.find` over the WebSocket endpoint. Record ids in the index convert the same way.
+    pub index_url: String,
 }
 
 #[utoipa::path(get, path = "/api/v1/sync/index", tag = "sync", security(("bearer" = [])),
@@ -116,7 +119,12 @@ pub struct IndexDoc {
 pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Json<IndexDoc>, ApiError> {
     let now = state.now_ms();
     let index_doc = state.db.write(move |tx| super::index_for(tx, caller.user_id, now)).await?;
-    Ok(Json(IndexDoc { index_doc }))
+    let index_url = fieldcheck_sync::repo::RepoDocId::from_hex(&index_doc)
+        .map(|id| format!("automerge:{id}"))
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("stored index id {index_doc:?} is not 16 bytes"))
+        })?;
+    Ok(Json(IndexDoc { index_doc, index_url }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -6,10 +6,13 @@
 //! module gives it storage, authorization and the workflow around it. Every batch runs in one write
 //! transaction: chunks, projection, instruction state and session states commit together before the
 //! response leaves, so an acknowledged change is never lost and a failed batch leaves nothing behind.
+//! The WebSocket endpoint (`ws`) runs each of its messages through the same [`sync_doc`] in its own
+//! transaction, with a session kept in memory for the connection instead of one read per round.
 
 pub mod http;
 pub mod projection;
 pub mod store;
+pub mod ws;
 
 use std::collections::BTreeMap;
 
@@ -333,8 +336,10 @@ enum Resolution {
 /// the device that sends it ([`Rules::Record`]'s `sender`), so a frozen or lost device's changes,
 /// which it can no longer send itself, cannot be relayed by a colleague either.
 pub fn bound_officers(c: &Connection, instruction_id: i64) -> Result<BTreeMap<ActorId, OfficerId>, ApiError> {
+    // Every actor a device ever held: changes by a retired one are still in the record's history.
     let mut stmt = c.prepare_cached(
-        "SELECT d.actor_id, u.username FROM devices d
+        "SELECT da.actor_id, u.username FROM devices d
+         JOIN device_actors da ON da.device_id = d.id
          JOIN instruction_officers io ON io.officer_id = d.officer_id
          JOIN users u ON u.id = d.officer_id
          WHERE io.instruction_id = ?1",
@@ -413,10 +418,77 @@ fn refused(refusal: &Refusal) -> DocError {
 }
 
 /// A document's round: the reply, how many changes were accepted, and the record's progress if it changed.
-type Done = (Option<Vec<u8>>, usize, Option<(i64, Progress)>);
+pub type Done = (Option<Vec<u8>>, usize, Option<(i64, Progress)>);
 
 /// `Ok(Err(..))` is a per-document refusal; `Err(..)` an infrastructure failure that aborts the batch.
-type OneResult = Result<Result<Done, DocError>, ApiError>;
+pub type OneResult = Result<Result<Done, DocError>, ApiError>;
+
+/// A refusal as the device reads it. One case is told apart from the rule that caught it: changes by
+/// an actor this very device held before it was registered again (`POST /devices/{id}/claim`) come
+/// from a second, retired copy of the device's store, whose edits can never be accepted.
+fn refused_for(c: &Connection, device_id: &str, refusal: &Refusal) -> Result<DocError, ApiError> {
+    if let Refusal::ForeignActor { actor, .. } = refusal
+        && let Some(retired_at) = crate::devices::retired_at(c, device_id, actor)?
+    {
+        return Ok(doc_error(
+            "retired_actor",
+            format!(
+                "this copy of device {device_id} writes as actor {actor}, retired when the device was \
+                 registered again (at {} ms); only the newest registration may sync: its edits were not \
+                 stored, redo them on the current copy",
+                retired_at
+            ),
+        ));
+    }
+    Ok(refused(refusal))
+}
+
+/// One message from a connected device (the WebSocket endpoint), through the same engine as a batch:
+/// `meta` must be a document the caller may see (checked again here like every batch message).
+pub fn sync_device_message(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    device_id: &str,
+    meta: &DocMeta,
+    session: &mut SyncSession,
+    data: &[u8],
+) -> OneResult {
+    let server = store::server_actor(tx)?;
+    let sender = sender_actor(tx, device_id)?;
+    sync_doc(tx, now, caller, device_id, &Actors { server: &server, sender: &sender }, meta, session, data)
+}
+
+/// May the caller sync this document at all? Its own index, or the record of an instruction it is
+/// assigned to. The engine checks again per message; this answers a WebSocket `request` up front.
+pub fn may_sync(c: &Connection, caller: &Caller, meta: &DocMeta) -> Result<bool, ApiError> {
+    Ok(match meta.kind {
+        DocKind::Index => meta.officer_id == Some(caller.user_id),
+        DocKind::Record => match meta.instruction_id {
+            Some(instruction_id) => is_assigned(c, instruction_id, caller.user_id)?,
+            None => false,
+        },
+    })
+}
+
+fn is_assigned(c: &Connection, instruction_id: i64, officer: i64) -> Result<bool, ApiError> {
+    Ok(crate::db::scope::is_assigned(c, instruction_id, officer)?)
+}
+
+/// The next message for a peer holding `meta`'s document, if it lacks anything the server has: how
+/// changes that came in any other way reach connected peers.
+pub fn outgoing(
+    c: &Connection,
+    meta: &DocMeta,
+    session: &mut SyncSession,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    // The reader's actor never writes: any will do.
+    let actor = fieldcheck_sync::new_actor_id();
+    Ok(match meta.kind {
+        DocKind::Index => session.generate(&mut load_index(c, &meta.id, actor)?),
+        DocKind::Record => session.generate(&mut load_record(c, &meta.id, actor)?),
+    })
+}
 
 fn sync_one(
     tx: &Transaction<'_>,
@@ -426,14 +498,35 @@ fn sync_one(
     actors: &Actors<'_>,
     message: &DocMessage,
 ) -> OneResult {
-    let actor = actors.server;
     let Some(meta) = store::meta(tx, &message.doc)? else {
         return Ok(Err(doc_error("unknown_document", format!("there is no document {:?}", message.doc))));
     };
-    // A corrupt stored state only costs a full re-sync, never a refusal.
-    let mut session = store::sync_state(tx, device_id, &meta.id)?
+    let mut session = stored_session(tx, device_id, &meta.id)?;
+    sync_doc(tx, now, caller, device_id, actors, &meta, &mut session, &message.data.0)
+}
+
+/// The session a device last left with a document: only the heads both sides share. A corrupt stored
+/// state only costs a full re-sync, never a refusal.
+fn stored_session(c: &Connection, device_id: &str, doc_id: &str) -> Result<SyncSession, ApiError> {
+    Ok(store::sync_state(c, device_id, doc_id)?
         .and_then(|s| SyncSession::resume(&s).ok())
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// One sync message about one document, whichever endpoint brought it: authorize, validate and merge,
+/// persist, store the session's shared heads. The one engine behind both ways in.
+#[allow(clippy::too_many_arguments)]
+fn sync_doc(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    device_id: &str,
+    actors: &Actors<'_>,
+    meta: &DocMeta,
+    session: &mut SyncSession,
+    data: &[u8],
+) -> OneResult {
+    let actor = actors.server;
     let outcome = match meta.kind {
         DocKind::Index => {
             if meta.officer_id != Some(caller.user_id) {
@@ -441,17 +534,15 @@ fn sync_one(
             }
             let mut index = load_index(tx, &meta.id, actor.clone())?;
             // Read-only: an accepted message never adds changes, so there is nothing to store.
-            session.receive(&mut index, &message.data.0, &Rules::ReadOnly).map(|r| (r.reply, 0, None))
+            session.receive(&mut index, data, &Rules::ReadOnly).map(|r| (r.reply, 0, None))
         }
-        DocKind::Record => {
-            match sync_record(tx, now, caller, actors, &meta, &mut session, &message.data.0)? {
-                Ok(outcome) => outcome,
-                Err(error) => return Ok(Err(error)),
-            }
-        }
+        DocKind::Record => match sync_record(tx, now, caller, actors, meta, session, data)? {
+            Ok(outcome) => outcome,
+            Err(error) => return Ok(Err(error)),
+        },
     };
     match outcome {
-        Err(refusal) => Ok(Err(refused(&refusal))),
+        Err(refusal) => Ok(Err(refused_for(tx, device_id, &refusal)?)),
         Ok(done) => {
             store::put_sync_state(tx, device_id, &meta.id, &session.persist(), now)?;
             Ok(Ok(done))
@@ -470,8 +561,7 @@ fn sync_record(
     data: &[u8],
 ) -> Result<Result<Result<Done, Refusal>, DocError>, ApiError> {
     let instruction_id = meta.instruction_id.ok_or_else(|| internal("record", "no instruction"))?;
-    let assigned = crate::db::scope::is_assigned(tx, instruction_id, caller.user_id)?;
-    if !assigned {
+    if !is_assigned(tx, instruction_id, caller.user_id)? {
         return Ok(Err(doc_error("not_assigned", "you are not assigned to this record's instruction")));
     }
     let instruction =

@@ -47,7 +47,8 @@ pub struct ConflictValue {
 pub fn conflict_views(c: &Connection, conflicts: &[Conflict]) -> rusqlite::Result<Vec<ConflictView>> {
     let mut officers: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut stmt = c.prepare_cached(
-        "SELECT u.username FROM devices d JOIN users u ON u.id = d.officer_id WHERE d.actor_id = ?1",
+        "SELECT u.username FROM device_actors da JOIN devices d ON d.id = da.device_id
+         JOIN users u ON u.id = d.officer_id WHERE da.actor_id = ?1",
     )?;
     let mut views = Vec::with_capacity(conflicts.len());
     for conflict in conflicts {

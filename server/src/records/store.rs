@@ -1,5 +1,7 @@
 //! Automerge documents and sync sessions in SQLite. A document is a compacted base snapshot plus the
 //! incremental chunks appended since; the database is the truth, nothing is cached across requests.
+//! Every write of a document's content goes through [`insert`] or [`append`], which announce it to
+//! live peers after the commit (`db::doc_changed`).
 
 use fieldcheck_sync::ActorId;
 use fieldcheck_sync::schema::SCHEMA_VERSION;
@@ -54,6 +56,11 @@ pub fn server_actor(tx: &Transaction<'_>) -> Result<ActorId, ApiError> {
     hex.parse::<ActorId>().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored server actor: {e}")))
 }
 
+/// The server's actor as stored, without creating it: a read that never waits for the writer.
+pub fn stored_server_actor(c: &Connection) -> rusqlite::Result<Option<String>> {
+    c.query_row("SELECT value FROM settings_kv WHERE key = ?1", [SERVER_ACTOR_KEY], |r| r.get(0)).optional()
+}
+
 /// A new document id: 16 random bytes, hex.
 pub fn new_doc_id() -> Result<String, ApiError> {
     let mut bytes = [0u8; 16];
@@ -101,6 +108,7 @@ pub fn insert(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
         params![id, kind.as_str(), instruction, officer, base, base.len() as i64, schema, now],
     )?;
+    crate::db::doc_changed(id);
     Ok(())
 }
 
@@ -133,6 +141,7 @@ pub fn append(tx: &Transaction<'_>, id: &str, chunk: &[u8], now: i64) -> rusqlit
         "INSERT INTO sync_doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)",
         params![id, chunks, chunk],
     )?;
+    crate::db::doc_changed(id);
     Ok(chunks >= COMPACT_AFTER_CHUNKS)
 }
 
