@@ -52,6 +52,7 @@ pub mod error;
 pub mod instructions;
 pub mod ops;
 pub mod orgs;
+pub mod print;
 pub mod photos;
 pub mod receipts;
 pub mod records;

@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_photos.sql")),
     (7, include_str!("migrations/0007_login_limits.sql")),
     (8, include_str!("migrations/0008_results.sql")),
+    (11, include_str!("migrations/0011_certificates.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
