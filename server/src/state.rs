@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     auth::{keys::JwtKeys, password::Passwords},
+    certificates::{keys::CertificateKey, sps::Outbox},
     clock::Clock,
     config::Settings,
     db::Db,
@@ -24,6 +25,10 @@ pub struct AppState {
     pub receipts: Arc<tokio::sync::watch::Sender<u64>>,
     /// The photo folders under the data dir and the locks of resumable uploads.
     pub photos: Arc<PhotoFiles>,
+    /// Signs issued certificates; its public half is served at `/.well-known/certificate-keys.json`.
+    pub certificate_key: Arc<CertificateKey>,
+    /// The SPS message outbox: its sender, and the bell rung after commits that enqueued messages.
+    pub sps: Arc<Outbox>,
 }
 
 impl AppState {
