@@ -199,7 +199,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(certificates::http::amend))
             .routes(routes!(certificates::http::submit))
             .routes(routes!(certificates::http::withdraw))
-            .routes(routes!(certificates::http::pdf)),
+            .routes(routes!(certificates::http::print)),
     );
     let certificate_review = guarded(
         state,

@@ -40,7 +40,8 @@ pub async fn released(server: &TestServer) -> Released {
     one.ok(&["complete", &id]);
     one.sync();
     let supervisor = server.login("supervisor1").await;
-    let (status, body) = supervisor.post(&format!("/api/v1/instructions/{instruction}/approve"), json!({})).await;
+    let (status, body) =
+        supervisor.post(&format!("/api/v1/instructions/{instruction}/approve"), json!({})).await;
     assert_eq!((status, body["state"].as_str()), (200, Some("approved")), "{body}");
     let (_, i) = supervisor.get(&format!("/api/v1/instructions/{instruction}")).await;
     let photo = crate::photos::sha256_hex(&std::fs::read(&photo_path).unwrap());
@@ -77,7 +78,8 @@ pub async fn issued(server: &TestServer, enterprise: &Api) -> (Released, Value) 
     let released = released(server).await;
     let submitted = apply(enterprise, request(released.application_id)).await;
     assert_eq!(submitted["state"], "issued", "{submitted}");
-    let (status, cert) = enterprise.get(&format!("/api/v1/certificates/{}", submitted["certificate_id"])).await;
+    let (status, cert) =
+        enterprise.get(&format!("/api/v1/certificates/{}", submitted["certificate_id"])).await;
     assert_eq!(status, 200, "{cert}");
     (released, cert)
 }

@@ -31,7 +31,8 @@ fn tool(program: &str, args: &[&str]) -> Vec<u8> {
 }
 
 async fn pdf(api: &Api, id: i64) -> (u16, Vec<u8>) {
-    let (status, _, body) = api.bytes(reqwest::Method::GET, &format!("/api/v1/certificates/{id}/pdf"), &[], None).await;
+    let (status, _, body) =
+        api.bytes(reqwest::Method::POST, &format!("/api/v1/certificates/{id}/print"), &[], None).await;
     (status, body)
 }
 
@@ -54,6 +55,19 @@ async fn fetch(url: &str, accept: &str) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
+/// The kinds of the certificate receipts the caller can read, in order.
+async fn certificate_receipts(api: &Api) -> Vec<String> {
+    let (status, page) = api.get("/api/v1/receipts?after=0&limit=500").await;
+    assert_eq!(status, 200, "{page}");
+    page["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["subject"] == "certificate")
+        .map(|r| r["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 async fn verify(server: &TestServer, number: &str, digest: Option<&str>) -> (u16, Value) {
     let query = digest.map(|d| format!("?digest={d}")).unwrap_or_default();
     let (status, body) = fetch(&format!("{}/verify/{number}{query}", server.base), "application/json").await;
@@ -61,12 +75,17 @@ async fn verify(server: &TestServer, number: &str, digest: Option<&str>) -> (u16
 }
 
 #[tokio::test]
-async fn a_released_consignment_gets_its_certificate_with_no_human_step_printed_with_a_qr_code_that_verifies() {
+async fn a_released_consignment_gets_its_certificate_with_no_human_step_printed_with_a_qr_code_that_verifies()
+{
     let server = TestServer::start_with(&[("FIELDCHECK__CERTIFICATES__MAX_PRINTS", "2")]);
     let operator = strong(&server, "ent1-operator").await;
     let (released, cert) = issued(&server, &operator).await;
     let id = cert["id"].as_i64().unwrap();
-    assert_eq!((cert["status"].as_str(), cert["issued_by"].as_str()), (Some("valid"), Some("system")), "{cert}");
+    assert_eq!(
+        (cert["status"].as_str(), cert["issued_by"].as_str()),
+        (Some("valid"), Some("system")),
+        "{cert}"
+    );
 
     // The stored content is what the digest and the signature cover, and it names its evidence: the
     // sealed record's heads and digest and the photo.
@@ -76,21 +95,15 @@ async fn a_released_consignment_gets_its_certificate_with_no_human_step_printed_
     assert!(signature_holds(&key, content_text.as_bytes(), cert["signature"].as_str().unwrap()));
     let content: Value = serde_json::from_str(content_text).unwrap();
     let supervisor = server.login("supervisor1").await;
-    let (_, record) = supervisor.get(&format!("/api/v1/instructions/{}/record", released.instruction_id)).await;
+    let (_, record) =
+        supervisor.get(&format!("/api/v1/instructions/{}/record", released.instruction_id)).await;
     assert_eq!(content["evidence"]["record_heads"], record["heads"], "{content}");
     assert_eq!(content["evidence"]["record_digest"].as_str().unwrap().len(), 64);
     assert_eq!(content["evidence"]["photo_hashes"], json!([released.photo]));
     assert_eq!(content["goods"][0]["quantity"], 1000.0);
 
     // The enterprise's receipts tell the story.
-    let (_, page) = operator.get("/api/v1/receipts?after=0&limit=500").await;
-    let kinds: Vec<&str> = page["receipts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["subject"] == "certificate")
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
+    let kinds = certificate_receipts(&operator).await;
     assert_eq!(kinds, ["drafted", "issued"]);
 
     // The self-printed PDF: its text in both languages, only embedded subset fonts.
@@ -141,7 +154,11 @@ async fn a_released_consignment_gets_its_certificate_with_no_human_step_printed_
     assert!(url.contains(cert["digest"].as_str().unwrap()), "the QR code carries the digest: {url}");
     let (status, body) = fetch(url, "application/json").await;
     let answer: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((status, answer["status"].as_str(), answer["valid"].as_bool()), (200, Some("valid"), Some(true)), "{body}");
+    assert_eq!(
+        (status, answer["status"].as_str(), answer["valid"].as_bool()),
+        (200, Some("valid"), Some(true)),
+        "{body}"
+    );
     let (status, html) = fetch(url, "text/html,application/xhtml+xml;q=0.9").await;
     assert_eq!(status, 200);
     assert!(html.contains("Valid certificate") && html.contains(cert["number"].as_str().unwrap()), "{html}");
@@ -150,9 +167,10 @@ async fn a_released_consignment_gets_its_certificate_with_no_human_step_printed_
     let (status, second) = pdf(&operator, id).await;
     assert_eq!(status, 200);
     std::fs::write(dir.path().join("second.pdf"), &second).unwrap();
-    let text = String::from_utf8(tool("pdftotext", &[dir.path().join("second.pdf").to_str().unwrap(), "-"])).unwrap();
+    let text = String::from_utf8(tool("pdftotext", &[dir.path().join("second.pdf").to_str().unwrap(), "-"]))
+        .unwrap();
     assert!(text.contains("copy 2"), "{text}");
-    let (status, body) = operator.get(&format!("/api/v1/certificates/{id}/pdf")).await;
+    let (status, body) = operator.post(&format!("/api/v1/certificates/{id}/print"), json!({})).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("print_limit_reached")), "{body}");
     let (_, after) = operator.get(&format!("/api/v1/certificates/{id}")).await;
     assert_eq!(after["prints"], 2);
@@ -219,7 +237,8 @@ async fn the_sps_export_parses_back_with_the_required_elements() {
     let elements = sps_elements(&xml);
     let value = |path: &str| elements.iter().find(|(p, _)| p == path).map(|(_, v)| v.as_str());
     let doc = "rsm:SPSCertificate/rsm:SPSExchangedDocument";
-    let line = "rsm:SPSCertificate/rsm:SPSConsignment/ram:IncludedSPSConsignmentItem/ram:IncludedSPSTradeLineItem";
+    let line =
+        "rsm:SPSCertificate/rsm:SPSConsignment/ram:IncludedSPSConsignmentItem/ram:IncludedSPSTradeLineItem";
     assert_eq!(value(&format!("{doc}/ram:ID")), cert["number"].as_str());
     assert_eq!(value(&format!("{doc}/ram:TypeCode")), Some("852"));
     assert_eq!(value(&format!("{doc}/ram:StatusCode")), Some("70"));
@@ -281,7 +300,8 @@ async fn a_failing_rule_queues_the_certificate_with_every_failed_rule_named_and_
 
     // A second application of the same type is queued: one valid certificate per type and consignment.
     let again = apply(&operator, request(released.application_id)).await;
-    let rules: Vec<&str> = again["failed_rules"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap()).collect();
+    let rules: Vec<&str> =
+        again["failed_rules"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap()).collect();
     assert_eq!((again["state"].as_str(), rules), (Some("queued"), vec!["unique_certificate"]), "{again}");
 }
 
@@ -311,11 +331,35 @@ async fn certificate_work_needs_a_strong_login_and_bad_requests_are_refused_with
             "quantity_exceeds_inspected",
             Some("goods[0].quantity"),
         ),
-        ("an unknown type", refused(Box::new(|r| r["type"] = json!("fishing_licence"))), 422, "unknown_certificate_type", Some("type")),
-        ("a goods line the application lacks", refused(Box::new(|r| r["goods"][0]["line"] = json!(2))), 422, "unknown_goods_line", Some("goods[0].line")),
-        ("text the certificate font cannot print", refused(Box::new(|r| r["consignee"]["name"] = json!("Osaka 🐟"))), 422, "unprintable_text", Some("consignee.name")),
+        (
+            "an unknown type",
+            refused(Box::new(|r| r["type"] = json!("fishing_licence"))),
+            422,
+            "unknown_certificate_type",
+            Some("type"),
+        ),
+        (
+            "a goods line the application lacks",
+            refused(Box::new(|r| r["goods"][0]["line"] = json!(2))),
+            422,
+            "unknown_goods_line",
+            Some("goods[0].line"),
+        ),
+        (
+            "text the certificate font cannot print",
+            refused(Box::new(|r| r["consignee"]["name"] = json!("Osaka 🐟"))),
+            422,
+            "unprintable_text",
+            Some("consignee.name"),
+        ),
         ("a misspelt field", refused(Box::new(|r| r["consignees"] = json!({}))), 422, "unknown_field", None),
-        ("an application that does not exist", refused(Box::new(|r| r["application_id"] = json!(999_999))), 404, "not_found", None),
+        (
+            "an application that does not exist",
+            refused(Box::new(|r| r["application_id"] = json!(999_999))),
+            404,
+            "not_found",
+            None,
+        ),
     ];
     for (case, req, status, code, field) in cases {
         let (got, body) = operator.post("/api/v1/certificate-applications", req).await;
@@ -326,9 +370,23 @@ async fn certificate_work_needs_a_strong_login_and_bad_requests_are_refused_with
         }
     }
 
-    // Another enterprise, strongly logged in, may not apply for this consignment.
+    // Another enterprise, strongly logged in, may not apply for this consignment, nor learn it exists.
     let other = strong(&server, "ent2-legal").await;
     let (status, body) = other.post("/api/v1/certificate-applications", request(app)).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    // An agent that files this enterprise's applications but holds no `certificates` scope sees the
+    // application and is told it may not apply.
+    let legal = server.login("ent1-legal").await;
+    let (status, body) = legal
+        .post(
+            "/api/v1/delegations",
+            json!({"agent_customs_code": "3101980003", "scopes": ["applications"],
+                   "valid_until": fieldcheck_tests::rfc3339(fieldcheck_tests::now_secs() + 30 * 86_400)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let agent = strong(&server, "agent-legal").await;
+    let (status, body) = agent.post("/api/v1/certificate-applications", request(app)).await;
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
 
     // Goods not released yet: a fresh draft application.
@@ -340,8 +398,7 @@ async fn certificate_work_needs_a_strong_login_and_bad_requests_are_refused_with
     // Nothing of the refused requests was written.
     let (status, list) = operator.get("/api/v1/certificate-applications").await;
     assert_eq!((status, list), (200, json!([])));
-    let (_, page) = operator.get("/api/v1/receipts?after=0&limit=500").await;
-    assert!(page["receipts"].as_array().unwrap().iter().all(|r| r["subject"] != "certificate"), "{page}");
+    assert_eq!(certificate_receipts(&operator).await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -387,7 +444,11 @@ async fn verification_tells_altered_content_unknown_numbers_and_revoked_and_repl
     assert_ne!(new_number, number);
     assert_eq!(new["replaces"], number);
     let (status, v) = verify(&server, number, Some(digest)).await;
-    assert_eq!((status, v["status"].as_str(), v["valid"].as_bool()), (200, Some("replaced"), Some(false)), "{v}");
+    assert_eq!(
+        (status, v["status"].as_str(), v["valid"].as_bool()),
+        (200, Some("replaced"), Some(false)),
+        "{v}"
+    );
     assert_eq!(v["replaced_by"], new_number);
     let (status, html) = fetch(&format!("{}/verify/{number}", server.base), "text/html").await;
     assert_eq!(status, 200);
@@ -407,19 +468,15 @@ async fn verification_tells_altered_content_unknown_numbers_and_revoked_and_repl
     let (status, revoked) = reviewer.post(&path, json!({"reason": "goods re-exported elsewhere"})).await;
     assert_eq!((status, revoked["status"].as_str()), (200, Some("revoked")), "{revoked}");
     let (status, v) = verify(&server, new_number, None).await;
-    assert_eq!((status, v["status"].as_str(), v["status_reason"].as_str()), (200, Some("revoked"), Some("goods re-exported elsewhere")));
+    assert_eq!(
+        (status, v["status"].as_str(), v["status_reason"].as_str()),
+        (200, Some("revoked"), Some("goods re-exported elsewhere"))
+    );
     let (status, body) = reviewer.post(&path, json!({"reason": "again"})).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("not_valid")), "{body}");
 
     // The enterprise was told of both.
-    let (_, page) = operator.get("/api/v1/receipts?after=0&limit=500").await;
-    let kinds: Vec<&str> = page["receipts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["subject"] == "certificate")
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
+    let kinds = certificate_receipts(&operator).await;
     assert_eq!(kinds, ["drafted", "issued", "replaced", "revoked"]);
 }
 
@@ -428,7 +485,8 @@ async fn a_draft_is_amended_and_withdrawn_with_a_receipt_for_each_change() {
     let server = TestServer::start();
     let operator = strong(&server, "ent1-operator").await;
     let released = released(&server).await;
-    let (status, draft) = operator.post("/api/v1/certificate-applications", request(released.application_id)).await;
+    let (status, draft) =
+        operator.post("/api/v1/certificate-applications", request(released.application_id)).await;
     assert_eq!(status, 201, "{draft}");
     let id = draft["id"].as_i64().unwrap();
     let mut amended = request(released.application_id);
@@ -436,17 +494,12 @@ async fn a_draft_is_amended_and_withdrawn_with_a_receipt_for_each_change() {
     let (status, body) = operator.put(&format!("/api/v1/certificate-applications/{id}"), amended).await;
     assert_eq!((status, body["version"].as_i64()), (200, Some(2)), "{body}");
     assert_eq!(body["request"]["goods"][0]["quantity"], 600.0);
-    let (status, body) = operator.post(&format!("/api/v1/certificate-applications/{id}/withdraw"), json!({})).await;
+    let (status, body) =
+        operator.post(&format!("/api/v1/certificate-applications/{id}/withdraw"), json!({})).await;
     assert_eq!((status, body["state"].as_str()), (200, Some("withdrawn")), "{body}");
-    let (status, body) = operator.post(&format!("/api/v1/certificate-applications/{id}/submit"), json!({})).await;
+    let (status, body) =
+        operator.post(&format!("/api/v1/certificate-applications/{id}/submit"), json!({})).await;
     assert_eq!((status, body["code"].as_str()), (409, Some("illegal_transition")), "{body}");
-    let (_, page) = operator.get("/api/v1/receipts?after=0&limit=500").await;
-    let kinds: Vec<&str> = page["receipts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["subject"] == "certificate")
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
+    let kinds = certificate_receipts(&operator).await;
     assert_eq!(kinds, ["drafted", "amended", "withdrawn"]);
 }

@@ -2,8 +2,9 @@
 //! processes, and the enterprise's receipts.
 
 use fieldcheck_tests::{
-    Api, TestServer, binary, strong,
+    Api, TestServer, binary,
     field::{Handheld, dispatched, items, record},
+    strong,
 };
 use serde_json::{Value, json};
 

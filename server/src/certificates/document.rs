@@ -134,7 +134,12 @@ pub fn pdf(content: &CertificateContent, facts: &PrintFacts<'_>) -> Result<Vec<u
 
     let pages = f.pages.len();
     for (i, page) in f.pages.iter_mut().enumerate() {
-        page.text(MARGIN, A4_HEIGHT - 35.0, 8.0, &format!("{}  第 {} 页 / page {} of {}", content.number, i + 1, i + 1, pages))?;
+        page.text(
+            MARGIN,
+            A4_HEIGHT - 35.0,
+            8.0,
+            &format!("{}  第 {} 页 / page {} of {}", content.number, i + 1, i + 1, pages),
+        )?;
     }
     let title = format!("{} {} {}", content.title_en, content.title_zh, content.number);
     print::render(&f.pages, &DocInfo { title: &title, subject: "fieldcheck certificate" })

@@ -10,11 +10,11 @@ use axum::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{CertApplication, CertState, CertificateContent, CertificateRequest, ReplaceRequest, document, sps, store};
+use super::{CertApplication, CertificateContent, CertificateRequest, ReplaceRequest, document, sps, store};
 use crate::{
     auth::Caller,
     delegations,
-    domain::{Paragraph, Role, Scope},
+    domain::{CertState, Paragraph, Role, Scope},
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
     state::AppState,
     workflow::required_text,
@@ -34,7 +34,9 @@ where
 
 #[utoipa::path(get, path = "/api/v1/certificate-types", tag = "certificates", security(("bearer" = [])),
     responses((status = 200, body = Vec<super::types::CertificateType>)))]
-pub async fn list_types(State(state): State<AppState>) -> Result<Json<Vec<super::types::CertificateType>>, ApiError> {
+pub async fn list_types(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<super::types::CertificateType>>, ApiError> {
     Ok(Json(state.db.read(|c| Ok(super::types::all(c)?)).await?))
 }
 
@@ -112,7 +114,9 @@ pub async fn issue(
     let now = state.now_ms();
     let key = state.certificate_key.clone();
     let opinion = req.opinion.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty());
-    Ok(Json(commit(&state, move |tx| super::decide(tx, now, &caller, &key, id, true, opinion.as_deref())).await?))
+    Ok(Json(
+        commit(&state, move |tx| super::decide(tx, now, &caller, &key, id, true, opinion.as_deref())).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificate-applications/{id}/reject", tag = "certificates", request_body = DecisionRequest,
@@ -129,15 +133,17 @@ pub async fn reject(
     required_text("opinion", "missing_opinion", &opinion, "why the certificate is refused")?;
     let now = state.now_ms();
     let key = state.certificate_key.clone();
-    Ok(Json(commit(&state, move |tx| super::decide(tx, now, &caller, &key, id, false, Some(&opinion))).await?))
+    Ok(Json(
+        commit(&state, move |tx| super::decide(tx, now, &caller, &key, id, false, Some(&opinion))).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// `draft`, `queued`, `issued`, `rejected` or `withdrawn`; reviewers ask for `queued`.
-    pub state: Option<String>,
+    /// Reviewers ask for `queued`.
+    pub state: Option<CertState>,
     pub limit: Option<i64>,
 }
 
@@ -148,15 +154,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<CertApplication>>, ApiError> {
-    let filter = q
-        .state
-        .as_deref()
-        .map(|s| {
-            CertState::parse(s).ok_or_else(|| {
-                crate::error::invalid("state", "unknown_state", format!("`{s}` is not a certificate application state"))
-            })
-        })
-        .transpose()?;
+    let filter = q.state;
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
     let now = state.now_ms();
     let list = state
@@ -167,7 +165,9 @@ pub async fn list(
                 store::list_applications(c, Some(&ids), None, filter, limit)
             }
             Role::Admin => store::list_applications(c, None, None, filter, limit),
-            Role::Reviewer | Role::Supervisor => store::list_applications(c, None, Some(caller.unit()?), filter, limit),
+            Role::Reviewer | Role::Supervisor => {
+                store::list_applications(c, None, Some(caller.unit()?), filter, limit)
+            }
             Role::Officer => Err(ApiError::forbidden("officers do not handle certificates")),
         })
         .await?;
@@ -209,7 +209,8 @@ pub async fn revoke(
     required_text("reason", "missing_reason", &req.reason, "why the certificate is revoked")?;
     let now = state.now_ms();
     let reason = req.reason.trim().to_owned();
-    let view = commit(&state, move |tx| store::view(tx, super::revoke(tx, now, &caller, id, &reason)?)).await?;
+    let view =
+        commit(&state, move |tx| store::view(tx, super::revoke(tx, now, &caller, id, &reason)?)).await?;
     Ok(Json(view))
 }
 
@@ -226,7 +227,8 @@ pub async fn replace(
     required_text("reason", "missing_reason", &req.reason, "why the certificate is replaced")?;
     let now = state.now_ms();
     let key = state.certificate_key.clone();
-    let view = commit(&state, move |tx| store::view(tx, super::replace(tx, now, &caller, &key, id, &req)?)).await?;
+    let view =
+        commit(&state, move |tx| store::view(tx, super::replace(tx, now, &caller, &key, id, &req)?)).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -245,12 +247,13 @@ fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-#[utoipa::path(get, path = "/api/v1/certificates/{id}/pdf", tag = "certificates", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/certificates/{id}/print", tag = "certificates", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, content_type = "application/pdf", description = "the certificate, printed as copy N"),
         (status = 403, body = ErrorBody, description = "not a strong login or not the certificate's enterprise"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not valid, or the print limit is reached")))]
-pub async fn pdf(
+/// A POST, not a GET: every print is counted and audited, so it is not safe to repeat.
+pub async fn print(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
@@ -270,8 +273,11 @@ pub async fn pdf(
     }
     let max = state.settings.certificates.max_prints;
     if cert.prints >= max {
-        return Err(ApiError::conflict("print_limit_reached", format!("certificate {} was printed {} times, the most allowed", cert.number, cert.prints))
-            .with_details(serde_json::json!({"prints": cert.prints, "max_prints": max})));
+        return Err(ApiError::conflict(
+            "print_limit_reached",
+            format!("certificate {} was printed {} times, the most allowed", cert.number, cert.prints),
+        )
+        .with_details(serde_json::json!({"prints": cert.prints, "max_prints": max})));
     }
     // Rendered before the print is counted: a failed rendering costs no print. The count then checks
     // that no other print happened in between.
@@ -308,8 +314,8 @@ pub async fn sps_xml(
 ) -> Result<Response, ApiError> {
     let now = state.now_ms();
     let cert = state.db.read(move |c| super::visible_certificate(c, &caller, id, now)).await?;
-    let content: CertificateContent =
-        serde_json::from_str(&cert.content).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
+    let content: CertificateContent = serde_json::from_str(&cert.content)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
     let xml = sps::message(&content, &cert.status, cert.status_changed_at);
     Ok(([(header::CONTENT_TYPE, "application/xml; charset=utf-8")], xml).into_response())
 }

@@ -11,7 +11,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::auth::keys::{random_seed, read_seed, write_secret};
+use crate::auth::keys::load_or_generate_seed;
 
 pub const KEY_FILE: &str = "keys/certificate-ed25519.seed";
 
@@ -31,16 +31,7 @@ impl std::fmt::Debug for CertificateKey {
 impl CertificateKey {
     /// Loads `<data_dir>/keys/certificate-ed25519.seed`, creating it with a fresh key if absent.
     pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<CertificateKey> {
-        let path = data_dir.join(KEY_FILE);
-        let seed = if path.exists() {
-            read_seed(&path)?
-        } else {
-            let seed = random_seed()?;
-            write_secret(&path, hex::encode(seed).as_bytes())?;
-            tracing::info!(path = %path.display(), "generated a new certificate-signing key");
-            seed
-        };
-        Ok(Self::from_seed(&seed))
+        Ok(Self::from_seed(&load_or_generate_seed(&data_dir.join(KEY_FILE), "certificate-signing")?))
     }
 
     pub fn from_seed(seed: &[u8; 32]) -> CertificateKey {
@@ -82,7 +73,8 @@ mod tests {
         let key = CertificateKey::from_seed(&[7; 32]);
         let sig = key.sign(b"content");
         let x = key.jwks()["keys"][0]["x"].as_str().unwrap().to_owned();
-        let public = VerifyingKey::from_bytes(&URL_SAFE_NO_PAD.decode(x).unwrap().try_into().unwrap()).unwrap();
+        let public =
+            VerifyingKey::from_bytes(&URL_SAFE_NO_PAD.decode(x).unwrap().try_into().unwrap()).unwrap();
         let sig = Signature::from_slice(&STANDARD.decode(sig).unwrap()).unwrap();
         assert!(public.verify(b"content", &sig).is_ok());
         assert!(public.verify(b"contenT", &sig).is_err());

@@ -35,7 +35,7 @@ use crate::{
     audit::{self, Actor},
     auth::Caller,
     delegations,
-    domain::{ApplicationState, Line, Paragraph, Role, Scope, time::rfc3339},
+    domain::{ApplicationState, CertState, Line, Paragraph, Role, Scope, time::rfc3339},
     error::{ApiError, invalid},
     instructions, orgs, print, receipts,
     receipts::NewReceipt,
@@ -130,36 +130,6 @@ pub struct CertificateRequest {
     pub treatment: Option<Paragraph<500>>,
 }
 
-/// Where a certificate application stands: `draft` (amendable), `queued` for a reviewer with its
-/// failed rules, and the final `issued`, `rejected` (amendable again) and `withdrawn`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CertState {
-    Draft,
-    Queued,
-    Issued,
-    Rejected,
-    Withdrawn,
-}
-
-impl CertState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CertState::Draft => "draft",
-            CertState::Queued => "queued",
-            CertState::Issued => "issued",
-            CertState::Rejected => "rejected",
-            CertState::Withdrawn => "withdrawn",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<CertState> {
-        [CertState::Draft, CertState::Queued, CertState::Issued, CertState::Rejected, CertState::Withdrawn]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-}
-
 /// An application for a certificate, as the enterprise and the reviewer see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CertApplication {
@@ -185,7 +155,6 @@ pub struct CertApplication {
     #[serde(skip)]
     pub created_by: i64,
 }
-
 
 // ---- the certificate's signed content ----
 
@@ -297,7 +266,8 @@ pub fn may_see(
 
 /// A certificate application the caller may see, else "not found" (its existence is not revealed).
 pub fn visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
-    let ca = store::get_application(c, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
+    let ca =
+        store::get_application(c, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
     let app = app_store::get(c, ca.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
     if may_see(c, caller, ca.enterprise_id, app.district_unit, now)? {
         Ok(ca)
@@ -328,11 +298,19 @@ pub fn check_request(
 ) -> Result<(Application, CertificateType), ApiError> {
     let ty = types::get(c, req.type_code.as_str())?.ok_or_else(|| {
         let known: Vec<String> = types::all(c).unwrap_or_default().into_iter().map(|t| t.code).collect();
-        invalid("type", "unknown_certificate_type", format!("`{}` is not a certificate type", req.type_code.as_str()))
-            .with_details(json!({"field": "type", "known": known}))
+        invalid(
+            "type",
+            "unknown_certificate_type",
+            format!("`{}` is not a certificate type", req.type_code.as_str()),
+        )
+        .with_details(json!({"field": "type", "known": known}))
     })?;
     let app = app_store::get(c, req.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
     if !delegations::may_act_for(c, caller, app.enterprise_id, Scope::Certificates, now)? {
+        // Someone who cannot see the application at all learns nothing of it, not even that it exists.
+        if !delegations::may_see(c, caller, app.enterprise_id, now)? {
+            return Err(ApiError::not_found("the application"));
+        }
         return Err(ApiError::forbidden(
             "you may not apply for certificates of this application's enterprise: it is not yours and has not delegated certificates to you",
         )
@@ -366,10 +344,18 @@ pub fn check_request(
             ));
         };
         if !seen.insert(g.line) {
-            return Err(invalid(&format!("{field}.line"), "duplicate_goods_line", "name each goods line once"));
+            return Err(invalid(
+                &format!("{field}.line"),
+                "duplicate_goods_line",
+                "name each goods line once",
+            ));
         }
         if !(g.quantity.is_finite() && g.quantity > 0.0) {
-            return Err(invalid(&format!("{field}.quantity"), "not_positive", "the quantity must be positive"));
+            return Err(invalid(
+                &format!("{field}.quantity"),
+                "not_positive",
+                "the quantity must be positive",
+            ));
         }
         if g.quantity > declared.quantity {
             return Err(invalid(
@@ -416,17 +402,24 @@ fn printable(req: &CertificateRequest) -> Result<(), ApiError> {
         }
     }
     for (field, text) in texts {
-        // Line breaks and tabs of paragraphs are layout, not glyphs.
-        let glyphs: String = text.chars().filter(|c| !matches!(c, '\n' | '\r' | '\t')).collect();
-        if let Err(c) = print::typeface().covers(&glyphs) {
-            return Err(invalid(
-                &field,
-                "unprintable_text",
-                format!("the character {c:?} (U+{:04X}) cannot be printed on a certificate; write it another way", c as u32),
-            ));
-        }
+        check_printable(&field, text)?;
     }
     Ok(())
+}
+
+/// Refuses text the certificate font cannot show; line breaks and tabs of paragraphs are layout, not glyphs.
+fn check_printable(field: &str, text: &str) -> Result<(), ApiError> {
+    let glyphs: String = text.chars().filter(|c| !matches!(c, '\n' | '\r' | '\t')).collect();
+    print::typeface().covers(&glyphs).map_err(|c| {
+        invalid(
+            field,
+            "unprintable_text",
+            format!(
+                "the character {c:?} (U+{:04X}) cannot be printed on a certificate; write it another way",
+                c as u32
+            ),
+        )
+    })
 }
 
 // ---- intelligent review ----
@@ -474,7 +467,9 @@ pub fn review(
                 ));
             }
         }
-        _ => v.push(rule("application_id", "released", "the goods have no electronic record in status normal")),
+        _ => {
+            v.push(rule("application_id", "released", "the goods have no electronic record in status normal"))
+        }
     }
     if record.instruction_id.is_some() {
         match &record.seal {
@@ -530,14 +525,24 @@ pub fn review(
         v.push(rule(
             "type",
             "requested_with_application",
-            format!("the application did not request a {} (it requested: {})", ty.title_en, requested.join(", ")),
+            format!(
+                "the application did not request a {} (it requested: {})",
+                ty.title_en,
+                requested.join(", ")
+            ),
         ));
     }
     if ty.requires("transport") && req.transport.is_none() {
         v.push(rule("transport", "required", format!("a {} states the means of transport", ty.title_en)));
     }
-    if ty.requires("port_of_unloading") && req.transport.as_ref().and_then(|t| t.port_of_unloading.as_ref()).is_none() {
-        v.push(rule("transport.port_of_unloading", "required", format!("a {} names the port of unloading", ty.title_en)));
+    if ty.requires("port_of_unloading")
+        && req.transport.as_ref().and_then(|t| t.port_of_unloading.as_ref()).is_none()
+    {
+        v.push(rule(
+            "transport.port_of_unloading",
+            "required",
+            format!("a {} names the port of unloading", ty.title_en),
+        ));
     }
     let country: String = req.destination_country.clone().into();
     for r in ty.destination_rules.iter().filter(|r| r.country == country) {
@@ -547,11 +552,19 @@ pub fn review(
         };
         if !met {
             let field = if r.requires == "treatment" { "treatment" } else { "additional_declarations" };
-            v.push(rule(field, "destination_requirement", format!("{} ({}) [{}]", r.message_en, r.message_zh, r.id)));
+            v.push(rule(
+                field,
+                "destination_requirement",
+                format!("{} ({}) [{}]", r.message_en, r.message_zh, r.id),
+            ));
         }
     }
     if let Some(number) = store::valid_certificate_for(c, app.id, &ty.code, own_id)? {
-        v.push(rule("type", "unique_certificate", format!("certificate {number} of this type is already valid")));
+        v.push(rule(
+            "type",
+            "unique_certificate",
+            format!("certificate {number} of this type is already valid"),
+        ));
     }
     Ok(v)
 }
@@ -564,17 +577,17 @@ fn same_name(a: &str, b: &str) -> bool {
 // ---- state changes ----
 
 /// Writes the receipt and the audit entry of a certificate event, in the caller's transaction.
-#[allow(clippy::too_many_arguments)]
 fn event(
     tx: &Transaction<'_>,
     now: i64,
     actor: &Actor,
     ca: &CertApplication,
-    inspection_no: Option<&str>,
     kind: &str,
     opinion: Option<&str>,
     details: Value,
 ) -> Result<(), ApiError> {
+    let inspection_no = inspection_no(tx, ca.application_id)?;
+    let inspection_no = inspection_no.as_deref();
     receipts::emit(
         tx,
         now,
@@ -607,8 +620,9 @@ pub fn create(
 ) -> Result<CertApplication, ApiError> {
     let (app, ty) = check_request(tx, caller, &req, now)?;
     let id = store::insert_application(tx, now, caller.user_id, app.enterprise_id, &ty.code, &req)?;
-    let ca = store::get_application(tx, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
-    event(tx, now, &Actor::User(caller.user_id), &ca, app.inspection_no.as_deref(), "drafted", None, json!({"type": ty.code}))?;
+    let ca =
+        store::get_application(tx, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
+    event(tx, now, &Actor::User(caller.user_id), &ca, "drafted", None, json!({"type": ty.code}))?;
     Ok(ca)
 }
 
@@ -626,34 +640,45 @@ pub fn amend(
         return Err(illegal(&ca, "amend"));
     }
     if req.application_id != ca.application_id {
-        return Err(invalid("application_id", "application_changed", "an amendment keeps the application; apply anew for another"));
+        return Err(invalid(
+            "application_id",
+            "application_changed",
+            "an amendment keeps the application; apply anew for another",
+        ));
     }
-    let (app, ty) = check_request(tx, caller, &req, now)?;
+    let (_, ty) = check_request(tx, caller, &req, now)?;
     ca.state = CertState::Draft;
     ca.version += 1;
     ca.type_code = ty.code;
     ca.request = req;
     ca.failed_rules.clear();
     store::update_application(tx, now, &ca)?;
-    event(tx, now, &Actor::User(caller.user_id), &ca, app.inspection_no.as_deref(), "amended", None, json!({"version": ca.version}))?;
+    event(tx, now, &Actor::User(caller.user_id), &ca, "amended", None, json!({"version": ca.version}))?;
     Ok(ca)
 }
 
-pub fn withdraw(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<CertApplication, ApiError> {
+pub fn withdraw(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+) -> Result<CertApplication, ApiError> {
     let mut ca = owned(tx, caller, id, now)?;
     if !matches!(ca.state, CertState::Draft | CertState::Queued | CertState::Rejected) {
         return Err(illegal(&ca, "withdraw"));
     }
     ca.state = CertState::Withdrawn;
     store::update_application(tx, now, &ca)?;
-    let no = inspection_no(tx, ca.application_id)?;
-    event(tx, now, &Actor::User(caller.user_id), &ca, no.as_deref(), "withdrawn", None, json!({}))?;
+    event(tx, now, &Actor::User(caller.user_id), &ca, "withdrawn", None, json!({}))?;
     Ok(ca)
 }
 
 fn illegal(ca: &CertApplication, action: &str) -> ApiError {
-    ApiError::conflict("illegal_transition", format!("a certificate application that is {} cannot be {action}ed", ca.state.as_str()))
-        .with_details(json!({"state": ca.state, "event": action}))
+    ApiError::conflict(
+        "illegal_transition",
+        format!("a certificate application that is {} cannot be {action}ed", ca.state.as_str()),
+    )
+    .with_details(json!({"state": ca.state, "event": action}))
 }
 
 fn inspection_no(c: &Connection, application_id: i64) -> Result<Option<String>, ApiError> {
@@ -684,7 +709,7 @@ pub fn submit(
         ca.failed_rules = failed;
         store::update_application(tx, now, &ca)?;
         let details = json!({"failed_rules": ca.failed_rules});
-        event(tx, now, &actor, &ca, app.inspection_no.as_deref(), "queued", None, details)?;
+        event(tx, now, &actor, &ca, "queued", None, details)?;
     }
     Ok(ca)
 }
@@ -715,7 +740,10 @@ pub fn decide(
             return Err(ApiError::conflict("not_released", "only released goods are certified"));
         }
         if let Some(number) = store::valid_certificate_for(tx, app.id, &ty.code, None)? {
-            return Err(ApiError::conflict("duplicate_certificate", format!("certificate {number} of this type is already valid; replace it instead")));
+            return Err(ApiError::conflict(
+                "duplicate_certificate",
+                format!("certificate {number} of this type is already valid; replace it instead"),
+            ));
         }
         let record = released_record(tx, &app)?;
         ca.opinion = opinion.map(str::to_owned);
@@ -724,7 +752,7 @@ pub fn decide(
         ca.state = CertState::Rejected;
         ca.opinion = opinion.map(str::to_owned);
         store::update_application(tx, now, &ca)?;
-        event(tx, now, &actor, &ca, app.inspection_no.as_deref(), "rejected", opinion, json!({}))?;
+        event(tx, now, &actor, &ca, "rejected", opinion, json!({}))?;
     }
     Ok(ca)
 }
@@ -738,10 +766,15 @@ fn content_for(
     record: &ReleasedRecord,
     key: &CertificateKey,
 ) -> Result<CertificateContent, ApiError> {
-    let issuer = orgs::store::unit(c, app.district_unit)?.ok_or_else(|| ApiError::not_found("the district"))?;
+    let issuer =
+        orgs::store::unit(c, app.district_unit)?.ok_or_else(|| ApiError::not_found("the district"))?;
     let enterprise = |code: &str| -> Result<IssuedParty, ApiError> {
         let e = orgs::store::enterprise_by_code(c, code)?;
-        Ok(IssuedParty { name: e.map(|e| e.name).unwrap_or_default(), customs_code: Some(code.to_owned()), address: None })
+        Ok(IssuedParty {
+            name: e.map(|e| e.name).unwrap_or_default(),
+            customs_code: Some(code.to_owned()),
+            address: None,
+        })
     };
     let mut goods = Vec::new();
     for (i, g) in req.goods.iter().enumerate() {
@@ -762,7 +795,8 @@ fn content_for(
             packages: g.packages.as_ref().map(|p| p.as_str().to_owned()),
         });
     }
-    let e = record.e_record.as_ref().ok_or_else(|| ApiError::conflict("not_released", "no electronic record"))?;
+    let e =
+        record.e_record.as_ref().ok_or_else(|| ApiError::conflict("not_released", "no electronic record"))?;
     Ok(CertificateContent {
         schema: 1,
         number: String::new(),
@@ -821,7 +855,7 @@ fn issue(
     store::update_application(tx, now, ca)?;
     let details = json!({"certificate_id": cert.id, "number": cert.number, "digest": cert.digest,
                          "overridden_rules": ca.failed_rules});
-    event(tx, now, actor, ca, app.inspection_no.as_deref(), "issued", opinion, details)
+    event(tx, now, actor, ca, "issued", opinion, details)
 }
 
 fn sign_and_store(
@@ -833,9 +867,14 @@ fn sign_and_store(
     app: &Application,
     mut content: CertificateContent,
 ) -> Result<store::Certificate, ApiError> {
-    let district = orgs::store::unit(tx, app.district_unit)?.ok_or_else(|| ApiError::not_found("the district"))?;
-    let year = jiff::Timestamp::from_millisecond(now).map_err(anyhow::Error::from)?.to_zoned(jiff::tz::TimeZone::UTC).year();
-    let ty = types::get(tx, &content.type_code)?.ok_or_else(|| ApiError::not_found("the certificate type"))?;
+    let district =
+        orgs::store::unit(tx, app.district_unit)?.ok_or_else(|| ApiError::not_found("the district"))?;
+    let year = jiff::Timestamp::from_millisecond(now)
+        .map_err(anyhow::Error::from)?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .year();
+    let ty =
+        types::get(tx, &content.type_code)?.ok_or_else(|| ApiError::not_found("the certificate type"))?;
     let serial = store::next_serial(tx, &district.code, year, &ty.code)?;
     content.number = format!("{}{:02}{}{serial:06}", district.code, year % 100, ty.number_tag());
     content.issued_at = rfc3339::to_string(now);
@@ -877,7 +916,12 @@ fn sign_and_store(
 }
 
 /// A certificate the caller may see.
-pub fn visible_certificate(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<store::Certificate, ApiError> {
+pub fn visible_certificate(
+    c: &Connection,
+    caller: &Caller,
+    id: i64,
+    now: i64,
+) -> Result<store::Certificate, ApiError> {
     let cert = store::certificate(c, id)?.ok_or_else(|| ApiError::not_found("the certificate"))?;
     if may_see(c, caller, cert.enterprise_id, cert.district_unit, now)? {
         Ok(cert)
@@ -886,7 +930,12 @@ pub fn visible_certificate(c: &Connection, caller: &Caller, id: i64, now: i64) -
     }
 }
 
-fn customs_visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<store::Certificate, ApiError> {
+fn customs_visible(
+    c: &Connection,
+    caller: &Caller,
+    id: i64,
+    now: i64,
+) -> Result<store::Certificate, ApiError> {
     let cert = visible_certificate(c, caller, id, now)?;
     if caller.role.is_enterprise() {
         return Err(ApiError::forbidden("certificates are revoked and replaced by customs"));
@@ -894,7 +943,10 @@ fn customs_visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result
     if cert.status != "valid" {
         return Err(ApiError::conflict(
             "not_valid",
-            format!("certificate {} is {}; only a valid one can be revoked or replaced", cert.number, cert.status),
+            format!(
+                "certificate {} is {}; only a valid one can be revoked or replaced",
+                cert.number, cert.status
+            ),
         )
         .with_details(json!({"status": cert.status})));
     }
@@ -912,8 +964,7 @@ fn status_event(
 ) -> Result<(), ApiError> {
     let ca = store::get_application(tx, cert.cert_application_id)?
         .ok_or_else(|| ApiError::not_found("the certificate application"))?;
-    let no = inspection_no(tx, cert.application_id)?;
-    event(tx, now, &Actor::User(caller.user_id), &ca, no.as_deref(), kind, Some(reason), details)
+    event(tx, now, &Actor::User(caller.user_id), &ca, kind, Some(reason), details)
 }
 
 /// Revokes a valid certificate with a reason; verification says `revoked` from now on.
@@ -927,7 +978,15 @@ pub fn revoke(
     let cert = customs_visible(tx, caller, id, now)?;
     store::set_status(tx, id, "revoked", None, reason, now)?;
     sps::enqueue(tx, now, id, "revoked")?;
-    status_event(tx, now, caller, &cert, "revoked", reason, json!({"certificate_id": id, "number": cert.number}))?;
+    status_event(
+        tx,
+        now,
+        caller,
+        &cert,
+        "revoked",
+        reason,
+        json!({"certificate_id": id, "number": cert.number}),
+    )?;
     store::certificate(tx, id)?.ok_or_else(|| ApiError::not_found("the certificate"))
 }
 
@@ -954,8 +1013,8 @@ pub fn replace(
 ) -> Result<store::Certificate, ApiError> {
     let old = customs_visible(tx, caller, id, now)?;
     let reason = req.reason.trim();
-    let mut content: CertificateContent =
-        serde_json::from_str(&old.content).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
+    let mut content: CertificateContent = serde_json::from_str(&old.content)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
     if let Some(p) = &req.consignee {
         content.consignee = IssuedParty {
             name: p.name.as_str().to_owned(),
@@ -965,25 +1024,25 @@ pub fn replace(
     }
     if let Some(d) = &req.additional_declarations {
         if d.len() > MAX_DECLARATIONS {
-            return Err(invalid("additional_declarations", "too_many", format!("at most {MAX_DECLARATIONS}")));
+            return Err(invalid(
+                "additional_declarations",
+                "too_many",
+                format!("at most {MAX_DECLARATIONS}"),
+            ));
         }
         content.additional_declarations = d.iter().map(|d| d.trim().to_owned()).collect();
     }
-    let texts: Vec<&str> = std::iter::once(content.consignee.name.as_str())
-        .chain(content.consignee.address.as_deref())
-        .chain(content.additional_declarations.iter().map(String::as_str))
-        .collect();
-    for t in texts {
-        let glyphs: String = t.chars().filter(|c| !matches!(c, '\n' | '\r' | '\t')).collect();
-        if let Err(c) = print::typeface().covers(&glyphs) {
-            return Err(invalid("consignee", "unprintable_text", format!("the character {c:?} cannot be printed")));
-        }
+    check_printable("consignee.name", &content.consignee.name)?;
+    check_printable("consignee.address", content.consignee.address.as_deref().unwrap_or_default())?;
+    for (i, d) in content.additional_declarations.iter().enumerate() {
+        check_printable(&format!("additional_declarations[{i}]"), d)?;
     }
     content.replaces = Some(Replacement { number: old.number.clone(), reason: reason.to_owned() });
     content.key_id = key.kid.clone();
     let ca = store::get_application(tx, old.cert_application_id)?
         .ok_or_else(|| ApiError::not_found("the certificate application"))?;
-    let app = app_store::get(tx, old.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+    let app =
+        app_store::get(tx, old.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
     let new = sign_and_store(tx, now, &Actor::User(caller.user_id), key, &ca, &app, content)?;
     store::set_replaces(tx, new.id, old.id)?;
     store::set_status(tx, old.id, "replaced", Some(new.id), reason, now)?;
@@ -1011,7 +1070,10 @@ pub fn count_print(
         .with_details(json!({"prints": cert.prints, "max_prints": max_prints})));
     }
     if !store::bump_prints(tx, cert.id, cert.prints)? {
-        return Err(ApiError::conflict("print_in_progress", "another print of this certificate just happened; ask again"));
+        return Err(ApiError::conflict(
+            "print_in_progress",
+            "another print of this certificate just happened; ask again",
+        ));
     }
     store::insert_print(tx, cert.id, copy, caller.user_id, now)?;
     audit::append(

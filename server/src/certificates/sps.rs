@@ -110,7 +110,10 @@ pub fn message(content: &CertificateContent, status: &str, status_at: Option<i64
     }
     x.open("ram:IncludedSPSNote");
     x.text("ram:Subject", "EVIDENCE");
-    x.text("ram:Content", &format!("inspection {} / e-record {}", content.evidence.inspection_no, content.evidence.e_record_no));
+    x.text(
+        "ram:Content",
+        &format!("inspection {} / e-record {}", content.evidence.inspection_no, content.evidence.e_record_no),
+    );
     if let Some(d) = &content.evidence.record_digest {
         x.text("ram:Content", &format!("record-digest sha256:{d}"));
     }
@@ -279,7 +282,8 @@ pub struct DirectorySender {
 
 impl SpsSender for DirectorySender {
     fn send(&self, e: &Envelope<'_>) -> Result<(), String> {
-        std::fs::create_dir_all(&self.dir).map_err(|err| format!("creating {}: {err}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|err| format!("creating {}: {err}", self.dir.display()))?;
         let name = format!("{}-{}-{}.xml", e.number, e.outbox_id, e.status);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, e.xml).map_err(|err| format!("writing {}: {err}", tmp.display()))?;
@@ -330,7 +334,9 @@ pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
         .await?;
     let mut delivered = 0;
     for (outbox_id, certificate_id, status) in due {
-        let Some(cert) = state.db.read(move |c| Ok(store::certificate(c, certificate_id)?)).await? else { continue };
+        let Some(cert) = state.db.read(move |c| Ok(store::certificate(c, certificate_id)?)).await? else {
+            continue;
+        };
         let st = state.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let content: CertificateContent =
@@ -372,10 +378,16 @@ mod tests {
     use quick_xml::{Reader, events::Event};
 
     use super::*;
-    use crate::certificates::{Evidence, IssuedGoods, IssuedParty, IssuedTransport, Replacement, TransportMode};
+    use crate::certificates::{
+        Evidence, IssuedGoods, IssuedParty, IssuedTransport, Replacement, TransportMode,
+    };
 
     fn content() -> CertificateContent {
-        let party = |n: &str| IssuedParty { name: n.into(), customs_code: None, address: Some("1 Harbour Rd".into()) };
+        let party = |n: &str| IssuedParty {
+            name: n.into(),
+            customs_code: None,
+            address: Some("1 Harbour Rd".into()),
+        };
         CertificateContent {
             schema: 1,
             number: "220026SA000001".into(),
@@ -416,7 +428,10 @@ mod tests {
                 record_digest: Some("ab".repeat(32)),
                 photo_hashes: vec![],
             },
-            replaces: Some(Replacement { number: "220026SA000000".into(), reason: "consignee corrected".into() }),
+            replaces: Some(Replacement {
+                number: "220026SA000000".into(),
+                reason: "consignee corrected".into(),
+            }),
             key_id: "k".into(),
         }
     }

@@ -3,26 +3,29 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::{CertApplication, CertState, CertificateRequest};
-use crate::{domain::time::rfc3339, error::ApiError};
+use super::{CertApplication, CertificateRequest};
+use crate::{
+    domain::{CertState, time::rfc3339},
+    error::ApiError,
+};
 
-const APP_COLS: &str = "id, application_id, enterprise_id, created_by, type_code, state, content, version, failed_rules,
+const APP_COLS: &str =
+    "id, application_id, enterprise_id, created_by, type_code, state, content, version, failed_rules,
                         opinion, certificate_id, created_at, updated_at";
 
 fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertApplication> {
-    let state: String = r.get(5)?;
     let content: String = r.get(6)?;
     let failed: String = r.get(8)?;
-    let bad = |e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into());
+    let bad = |e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
+    };
     Ok(CertApplication {
         id: r.get(0)?,
         application_id: r.get(1)?,
         enterprise_id: r.get(2)?,
         created_by: r.get(3)?,
         type_code: r.get(4)?,
-        state: CertState::parse(&state).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, format!("state {state}").into())
-        })?,
+        state: r.get(5)?,
         request: serde_json::from_str::<CertificateRequest>(&content).map_err(bad)?,
         version: r.get(7)?,
         failed_rules: serde_json::from_str(&failed).map_err(bad)?,
@@ -34,7 +37,8 @@ fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertApplication> {
 }
 
 pub fn get_application(c: &Connection, id: i64) -> rusqlite::Result<Option<CertApplication>> {
-    c.query_row(&format!("SELECT {APP_COLS} FROM certificate_applications WHERE id = ?1"), [id], app_row).optional()
+    c.query_row(&format!("SELECT {APP_COLS} FROM certificate_applications WHERE id = ?1"), [id], app_row)
+        .optional()
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, ApiError> {
@@ -113,7 +117,12 @@ pub fn list_applications(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-pub fn next_serial(tx: &Transaction<'_>, district: &str, year: i16, type_code: &str) -> Result<i64, ApiError> {
+pub fn next_serial(
+    tx: &Transaction<'_>,
+    district: &str,
+    year: i16,
+    type_code: &str,
+) -> Result<i64, ApiError> {
     let serial: i64 = tx.query_row(
         "INSERT INTO certificate_serials (district, year, type_code, last) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT (district, year, type_code) DO UPDATE SET last = last + 1 RETURNING last",
@@ -150,7 +159,8 @@ pub struct Certificate {
     pub prints: i64,
 }
 
-const CERT_COLS: &str = "id, number, cert_application_id, application_id, enterprise_id, district_unit, type_code,
+const CERT_COLS: &str =
+    "id, number, cert_application_id, application_id, enterprise_id, district_unit, type_code,
                          content, digest, signature, key_id, status, replaces, replaced_by, status_reason,
                          status_changed_at, issued_by, issued_at, prints";
 
@@ -183,7 +193,8 @@ pub fn certificate(c: &Connection, id: i64) -> rusqlite::Result<Option<Certifica
 }
 
 pub fn by_number(c: &Connection, number: &str) -> rusqlite::Result<Option<Certificate>> {
-    c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE number = ?1"), [number], cert_row).optional()
+    c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE number = ?1"), [number], cert_row)
+        .optional()
 }
 
 pub fn number_of(c: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
@@ -268,7 +279,10 @@ pub fn set_status(
 
 /// Bumps the print count from `from`; false when another print got there first.
 pub fn bump_prints(tx: &Transaction<'_>, id: i64, from: i64) -> rusqlite::Result<bool> {
-    Ok(tx.execute("UPDATE certificates SET prints = prints + 1 WHERE id = ?1 AND prints = ?2", params![id, from])? == 1)
+    Ok(tx.execute(
+        "UPDATE certificates SET prints = prints + 1 WHERE id = ?1 AND prints = ?2",
+        params![id, from],
+    )? == 1)
 }
 
 pub fn insert_print(tx: &Transaction<'_>, id: i64, copy: i64, by: i64, now: i64) -> rusqlite::Result<()> {

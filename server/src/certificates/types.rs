@@ -61,7 +61,8 @@ struct TypesFile {
 pub fn load(tx: &Transaction<'_>, fixtures_root: &Path) -> anyhow::Result<()> {
     let path = fixtures_root.join("certificates/types.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file: TypesFile = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let file: TypesFile =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     tx.execute("DELETE FROM certificate_types", [])?;
     for t in file.types {
         for rule in &t.destination_rules {

@@ -21,6 +21,7 @@ use crate::{
 };
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyQuery {
     /// The SHA-256 digest printed in the QR code; when given, it must match the certificate's.
@@ -49,12 +50,19 @@ pub struct Verification {
 }
 
 fn not_valid(number: &str, why: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_a_valid_certificate", format!("{number} is not a valid certificate: {why}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_a_valid_certificate",
+        format!("{number} is not a valid certificate: {why}"),
+    )
 }
 
 async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Result<Verification, ApiError> {
     if number.len() > 32 || !number.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(not_valid(&number.chars().take(32).collect::<String>(), "no certificate has such a number"));
+        return Err(not_valid(
+            &number.chars().take(32).collect::<String>(),
+            "no certificate has such a number",
+        ));
     }
     let n = number.clone();
     let found = state
@@ -72,10 +80,13 @@ async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Res
     if let Some(d) = digest
         && !d.eq_ignore_ascii_case(&cert.digest)
     {
-        return Err(not_valid(&number, "its content does not match the certificate issued under this number"));
+        return Err(not_valid(
+            &number,
+            "its content does not match the certificate issued under this number",
+        ));
     }
-    let content: CertificateContent =
-        serde_json::from_str(&cert.content).map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
+    let content: CertificateContent = serde_json::from_str(&cert.content)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
     Ok(Verification {
         valid: cert.status == "valid",
         number: cert.number,
@@ -129,7 +140,11 @@ pub async fn verify(
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}\
@@ -145,7 +160,9 @@ fn page(v: &Verification) -> String {
         ),
     };
     let replaced = match &v.replaced_by {
-        Some(n) => format!("<tr><td>Replaced by 替换为</td><td><a href=\"/verify/{0}\">{0}</a></td></tr>", escape(n)),
+        Some(n) => {
+            format!("<tr><td>Replaced by 替换为</td><td><a href=\"/verify/{0}\">{0}</a></td></tr>", escape(n))
+        }
         None => String::new(),
     };
     let reason = match &v.status_reason {

@@ -40,8 +40,19 @@ pub enum PrintError {
 
 #[derive(Debug, Clone)]
 enum Mark {
-    Text { x: f32, y: f32, size: f32, text: String },
-    Rule { x1: f32, y1: f32, x2: f32, y2: f32, width: f32 },
+    Text {
+        x: f32,
+        y: f32,
+        size: f32,
+        text: String,
+    },
+    Rule {
+        x1: f32,
+        y1: f32,
+        x2: f32,
+        y2: f32,
+        width: f32,
+    },
     /// Dark modules as rectangles, in page coordinates.
     Modules(Vec<(f32, f32, f32, f32)>),
 }

@@ -29,7 +29,8 @@ impl Typeface {
             .mappings()
             .filter_map(|(cp, glyph)| Some((char::from_u32(cp)?, metrics.advance_width(glyph)?)))
             .collect();
-        let font = krilla::text::Font::new(FONT_BYTES.to_vec().into(), 0).expect("krilla reads the embedded font");
+        let font =
+            krilla::text::Font::new(FONT_BYTES.to_vec().into(), 0).expect("krilla reads the embedded font");
         Typeface { font, advances }
     }
 
