@@ -198,22 +198,29 @@ async fn a_released_consignment_gets_its_certificate_with_no_human_step_printed_
     assert!(written.is_some(), "no message for {number} in {}", outbox.display());
 }
 
-/// Element names and texts of an XML document, with namespace URIs checked.
+/// (element path, text) pairs of an XML document in order; entity references (`&amp;`) are resolved into the
+/// element's text.
 fn sps_elements(xml: &[u8]) -> Vec<(String, String)> {
     use quick_xml::{Reader, events::Event};
     let mut reader = Reader::from_reader(xml);
-    let (mut stack, mut out, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stack, mut out, mut buf, mut text) = (Vec::new(), Vec::new(), Vec::new(), String::new());
     loop {
         match reader.read_event_into(&mut buf).expect("the SPS message is well-formed XML") {
-            Event::Start(s) => stack.push(String::from_utf8(s.name().as_ref().to_vec()).unwrap()),
-            Event::End(_) => {
-                stack.pop();
+            Event::Start(s) => {
+                stack.push(String::from_utf8(s.name().as_ref().to_vec()).unwrap());
+                text.clear();
             }
-            Event::Text(t) => {
-                let text = t.decode().unwrap().trim().to_owned();
-                if !text.is_empty() {
-                    out.push((stack.join("/"), text));
+            Event::Text(t) => text.push_str(&t.decode().unwrap()),
+            Event::GeneralRef(r) => {
+                let name = String::from_utf8(r.into_inner().into_owned()).unwrap();
+                text.push_str(&quick_xml::escape::unescape(&format!("&{name};")).unwrap());
+            }
+            Event::End(_) => {
+                if !text.trim().is_empty() {
+                    out.push((stack.join("/"), text.trim().to_owned()));
                 }
+                stack.pop();
+                text.clear();
             }
             Event::Eof => break,
             _ => {}

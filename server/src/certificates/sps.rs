@@ -436,24 +436,28 @@ mod tests {
         }
     }
 
-    /// (element name, text) pairs in document order.
+    /// (element name, text) pairs in document order. quick-xml reports `&lt;` and friends as separate
+    /// entity-reference events, so an element's text is gathered until its end tag.
     fn texts(xml: &[u8]) -> Vec<(String, String)> {
         let mut reader = Reader::from_reader(xml);
-        let mut stack = Vec::new();
-        let mut out = Vec::new();
-        let mut buf = Vec::new();
+        let (mut stack, mut out, mut buf, mut text) = (Vec::new(), Vec::new(), Vec::new(), String::new());
         loop {
             match reader.read_event_into(&mut buf).expect("well-formed XML") {
-                Event::Start(s) => stack.push(String::from_utf8(s.name().as_ref().to_vec()).unwrap()),
-                Event::End(_) => {
-                    stack.pop();
+                Event::Start(s) => {
+                    stack.push(String::from_utf8(s.name().as_ref().to_vec()).unwrap());
+                    text.clear();
                 }
-                Event::Text(t) => {
-                    let text = t.decode().unwrap().into_owned();
-                    let text = quick_xml::escape::unescape(&text).unwrap().into_owned();
+                Event::Text(t) => text.push_str(&t.decode().unwrap()),
+                Event::GeneralRef(r) => {
+                    let name = String::from_utf8(r.into_inner().into_owned()).unwrap();
+                    text.push_str(&quick_xml::escape::unescape(&format!("&{name};")).unwrap());
+                }
+                Event::End(_) => {
+                    let name = stack.pop().unwrap_or_default();
                     if !text.trim().is_empty() {
-                        out.push((stack.last().cloned().unwrap_or_default(), text));
+                        out.push((name, text.trim().to_owned()));
                     }
+                    text.clear();
                 }
                 Event::Eof => break,
                 _ => {}
