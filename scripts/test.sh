@@ -11,6 +11,13 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-droid-fallback fontconfig
 fi
+# The certificate tests read printed PDFs back with poppler (pdftotext, pdffonts, pdftoppm) and decode the QR
+# code with zbarimg; install them on a fresh Debian machine.
+if ! command -v pdftotext >/dev/null || ! command -v zbarimg >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends poppler-utils zbar-tools >/dev/null
+fi
 
 # The end-to-end tests spawn the real `fieldcheck` (and `handheld`) binaries, so build them first.
 cargo build --workspace --bins --locked

@@ -24,6 +24,7 @@ pub struct Settings {
     pub booking: BookingSettings,
     pub photos: PhotoSettings,
     pub monitoring: MonitoringSettings,
+    pub certificates: CertificateSettings,
     pub testing: TestingSettings,
 }
 
@@ -221,6 +222,25 @@ pub struct DemoSettings {
     pub enabled: bool,
     /// The fixtures folder (`demo/`, `hs/`, `checklists/`); relative paths start at the working directory.
     pub fixtures_dir: PathBuf,
+}
+
+/// Cloud-issued certificates (flow step 10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CertificateSettings {
+    /// Self-prints allowed per certificate; each is counted, audited and printed as "copy N".
+    pub max_prints: i64,
+    /// Base of the verification URL in the QR code (`<base>/verify/<number>?digest=…`); empty = the host the
+    /// print request came to.
+    pub public_base_url: String,
+    /// Where the directory sender writes SPS messages; empty = `<data_dir>/sps-outbox`.
+    pub sps_outbox_dir: PathBuf,
+}
+
+impl Default for CertificateSettings {
+    fn default() -> Self {
+        CertificateSettings { max_prints: 3, public_base_url: String::new(), sps_outbox_dir: PathBuf::new() }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

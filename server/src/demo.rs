@@ -92,6 +92,8 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
     }
     db.write_blocking(|tx| {
         crate::reference::load(tx, &settings.demo.fixtures_dir).map_err(crate::error::ApiError::Internal)?;
+        crate::certificates::types::load(tx, &settings.demo.fixtures_dir)
+            .map_err(crate::error::ApiError::Internal)?;
         let system = Actor::System;
         for unit in demo.units {
             orgs::create_unit(tx, now, &system, unit)?;

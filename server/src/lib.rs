@@ -26,6 +26,9 @@
 //! - [`records`]: offline inspection records: record and index documents in SQLite, the batch sync
 //!   engine (validate, merge, persist), the SQL projection, seals and supervisors' reviews.
 //! - [`photos`]: photo evidence: content-addressed uploads (whole or resumable), checks, EXIF, thumbnails.
+//! - [`certificates`]: cloud-issued certificates: apply, intelligent review, signed issue, public
+//!   verification, self-printed PDF with QR code, revoke/replace, the SPS message and its outbox.
+//! - [`print`]: A4 PDFs with the embedded CJK font and vector QR codes (certificates, printed notices).
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`monitoring`]: supervisors' figures, overdue work, officers' load, the live event stream (SSE) and
 //!   the dashboard page.
@@ -42,6 +45,7 @@ pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod bookings;
+pub mod certificates;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -57,6 +61,7 @@ pub mod monitoring;
 pub mod ops;
 pub mod orgs;
 pub mod photos;
+pub mod print;
 pub mod receipts;
 pub mod records;
 pub mod reference;
@@ -78,6 +83,10 @@ use tower::ServiceExt;
 
 use crate::{
     auth::{keys::JwtKeys, password::Passwords},
+    certificates::{
+        keys::CertificateKey,
+        sps::{DirectorySender, Outbox},
+    },
     clock::Clock,
     config::Settings,
     connections::{PeerLimits, ShapedIo},
@@ -116,6 +125,12 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     if settings.demo.enabled && demo::load_if_empty(&db, &settings, clock.now_ms())? {
         tracing::info!("loaded demo data; every demo user's password is `{}`", demo::DEMO_PASSWORD);
     }
+    let certificate_key = CertificateKey::load_or_generate(&data_dir)?;
+    let outbox_dir = match &settings.certificates.sps_outbox_dir {
+        d if d.as_os_str().is_empty() => data_dir.join("sps-outbox"),
+        d => d.clone(),
+    };
+    let sps = Outbox::new(Box::new(DirectorySender { dir: outbox_dir }));
     let metrics = Metrics::new();
     let passwords = Passwords::new(&settings.auth, metrics.registry())?;
     let events = Arc::new(monitoring::events::Hub::new(settings.monitoring.stream_buffer));
@@ -133,6 +148,8 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         ),
         events,
         sync_peers: Arc::default(),
+        certificate_key: Arc::new(certificate_key),
+        sps,
     })
 }
 
@@ -153,6 +170,8 @@ pub async fn run(
     let settings = state.settings.server.clone();
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
     let pump = tokio::spawn(monitoring::events::pump(state.clone()));
+    // SPS messages are delivered after their commits, for as long as the server runs.
+    let delivery = tokio::spawn(certificates::sps::deliver(state.clone()));
     let app = router::app(state);
     let peers = PeerLimits::new(settings.max_connections_per_address);
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -207,6 +226,7 @@ pub async fn run(
     pump.abort();
     let _ = stop.send(true);
     drop(open);
+    delivery.abort();
     tokio::select! {
         _ = closed.recv() => {}
         () = tokio::time::sleep(grace) => {

@@ -24,7 +24,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     applications, audit,
     auth::{self, Policy, caller::authorize},
-    bookings, delegations, devices,
+    bookings, certificates, delegations, devices,
     domain::Role,
     error::ApiError,
     instructions, monitoring, ops, orgs, photos, receipts, records, reference, review, selection,
@@ -80,7 +80,9 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::http::refresh))
         .routes(routes!(auth::http::challenge))
         .routes(routes!(auth::http::strong_login))
-        .routes(routes!(auth::http::jwks));
+        .routes(routes!(auth::http::jwks))
+        .routes(routes!(certificates::http::keys))
+        .routes(routes!(certificates::verify::verify));
     let testing = if state.settings.testing.manual_clock {
         OpenApiRouter::new().routes(routes!(ops::set_clock))
     } else {
@@ -182,6 +184,38 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(reference::http::hs_code))
             .routes(routes!(reference::http::checklist_template)),
     );
+    // Reading certificate work is scoped per caller in the domain (enterprise and delegates, the district's
+    // subtree); changing it is the enterprise's with a strong login (the seeds' card login), deciding,
+    // revoking and replacing the reviewers'.
+    let certificate_reads = guarded(
+        state,
+        Policy::any(),
+        OpenApiRouter::new()
+            .routes(routes!(certificates::http::list_types))
+            .routes(routes!(certificates::http::list))
+            .routes(routes!(certificates::http::get_application))
+            .routes(routes!(certificates::http::get))
+            .routes(routes!(certificates::http::sps_xml)),
+    );
+    let certificate_work = guarded(
+        state,
+        Policy::roles(ENTERPRISE).strong(),
+        OpenApiRouter::new()
+            .routes(routes!(certificates::http::create))
+            .routes(routes!(certificates::http::amend))
+            .routes(routes!(certificates::http::submit))
+            .routes(routes!(certificates::http::withdraw))
+            .routes(routes!(certificates::http::print)),
+    );
+    let certificate_review = guarded(
+        state,
+        Policy::roles(REVIEWERS),
+        OpenApiRouter::new()
+            .routes(routes!(certificates::http::issue))
+            .routes(routes!(certificates::http::reject))
+            .routes(routes!(certificates::http::revoke))
+            .routes(routes!(certificates::http::replace)),
+    );
     let review = guarded(
         state,
         Policy::roles(REVIEWERS),
@@ -265,6 +299,9 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(enterprise)
         .merge(applications)
         .merge(review)
+        .merge(certificate_reads)
+        .merge(certificate_work)
+        .merge(certificate_review)
         .merge(supervision)
         .merge(monitoring)
         .merge(stream)

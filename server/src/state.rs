@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     auth::{keys::JwtKeys, password::Passwords},
+    certificates::{keys::CertificateKey, sps::Outbox},
     clock::Clock,
     config::Settings,
     db::Db,
@@ -29,6 +30,10 @@ pub struct AppState {
     pub events: Arc<Hub>,
     /// The live automerge-repo WebSocket connection of each device.
     pub sync_peers: Arc<crate::records::ws::LivePeers>,
+    /// Signs issued certificates; its public half is served at `/.well-known/certificate-keys.json`.
+    pub certificate_key: Arc<CertificateKey>,
+    /// The SPS message outbox: its sender, and the bell rung after commits that enqueued messages.
+    pub sps: Arc<Outbox>,
 }
 
 impl AppState {

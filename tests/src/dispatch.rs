@@ -41,8 +41,13 @@ pub async fn user_id(server: &TestServer, username: &str) -> i64 {
 
 /// Files, approves and dispatches one frozen-fish instruction to `officers` (demo usernames); answers its id.
 pub async fn dispatched(server: &TestServer, officers: &[&str]) -> i64 {
+    dispatched_with(server, officers, frozen_fish_application()).await
+}
+
+/// [`dispatched`] for an application of `content` (an on-site one: its goods must be always inspected).
+pub async fn dispatched_with(server: &TestServer, officers: &[&str], content: Value) -> i64 {
     let operator = server.login("ent1-operator").await;
-    let (status, app) = operator.post("/api/v1/applications", frozen_fish_application()).await;
+    let (status, app) = operator.post("/api/v1/applications", content).await;
     assert_eq!(status, 201, "create application: {app}");
     let app_id = app["id"].as_i64().unwrap();
     let (status, body) = operator.post(&format!("/api/v1/applications/{app_id}/submit"), json!({})).await;

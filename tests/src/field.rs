@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::{Api, TestServer, binary};
 
 /// The application every field test files (kept under its old name for the tests that use it).
-pub use crate::dispatch::{dispatched, frozen_fish_application as content, user_id};
+pub use crate::dispatch::{dispatched, dispatched_with, frozen_fish_application as content, user_id};
 
 /// The checklist item ids of an instruction, in order.
 pub async fn items(server: &TestServer, instruction: i64) -> Vec<String> {

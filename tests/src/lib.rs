@@ -13,6 +13,8 @@
 //! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
 //!   against the same workload merged in-process with plain automerge).
 //! - `src/bin/probe-logins.rs`: login floods against the real server and its memory (RSS from `/proc`).
+//! - [`certificates`]: a consignment released on a conforming result, and its certificate request and
+//!   issue, shared by the certificate tests and the `bench-certificates` benchmark.
 //! - [`dispatch`]: written once: the always-inspected application, a demo user's id, an instruction
 //!   dispatched to officers.
 //! - [`field`]: real `handheld` processes to inspect a dispatched instruction with.
@@ -39,6 +41,7 @@ use std::{
 use serde_json::{Value, json};
 
 pub mod booking;
+pub mod certificates;
 pub mod dispatch;
 pub mod field;
 pub mod monitoring;
@@ -250,6 +253,26 @@ pub fn now_secs() -> i64 {
 }
 
 /// A JSON client; every call answers `(status, body)` and never panics on a 4xx, so tests assert on both.
+/// A token from a strong login of a demo user: a challenge signed with the user's demo key.
+pub async fn strong(server: &TestServer, username: &str) -> Api {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    use ed25519_dalek::{Signer, SigningKey};
+    let (status, ch) = server.api().post("/api/v1/auth/challenge", json!({"username": username})).await;
+    assert_eq!(status, 200, "{ch}");
+    let seed = std::fs::read_to_string(server.data_dir().join(format!("demo-keys/{username}.seed"))).unwrap();
+    let key = SigningKey::from_bytes(&hex::decode(seed.trim()).unwrap().try_into().unwrap());
+    let signature = key.sign(ch["challenge"].as_str().unwrap().as_bytes());
+    let (status, body) = server
+        .api()
+        .post(
+            "/api/v1/auth/strong-login",
+            json!({"challenge_id": ch["challenge_id"], "signature": STANDARD.encode(signature.to_bytes())}),
+        )
+        .await;
+    assert_eq!((status, body["aal"].as_str()), (200, Some("strong")), "{body}");
+    server.api().with_token(body["access_token"].as_str().unwrap())
+}
+
 #[derive(Clone)]
 pub struct Api {
     pub base: String,

@@ -1,11 +1,10 @@
 //! Result approval, release and disposal end to end (issue 10): the real server, real `handheld`
 //! processes, and the enterprise's receipts.
 
-use base64::{Engine, engine::general_purpose::STANDARD};
-use ed25519_dalek::{Signer, SigningKey};
 use fieldcheck_tests::{
     Api, TestServer, binary,
     field::{Handheld, dispatched, items, record},
+    strong,
 };
 use serde_json::{Value, json};
 
@@ -42,24 +41,6 @@ async fn application(server: &TestServer, id: i64) -> Value {
     let (status, app) = server.login("ent1-operator").await.get(&format!("/api/v1/applications/{id}")).await;
     assert_eq!(status, 200, "{app}");
     app
-}
-
-/// A supervisor's token from a strong login: a challenge signed with the demo key.
-async fn strong(server: &TestServer, username: &str) -> Api {
-    let (status, ch) = server.api().post("/api/v1/auth/challenge", json!({"username": username})).await;
-    assert_eq!(status, 200, "{ch}");
-    let seed = std::fs::read_to_string(server.data_dir().join(format!("demo-keys/{username}.seed"))).unwrap();
-    let key = SigningKey::from_bytes(&hex::decode(seed.trim()).unwrap().try_into().unwrap());
-    let signature = key.sign(ch["challenge"].as_str().unwrap().as_bytes());
-    let (status, body) = server
-        .api()
-        .post(
-            "/api/v1/auth/strong-login",
-            json!({"challenge_id": ch["challenge_id"], "signature": STANDARD.encode(signature.to_bytes())}),
-        )
-        .await;
-    assert_eq!((status, body["aal"].as_str()), (200, Some("strong")), "{body}");
-    server.api().with_token(body["access_token"].as_str().unwrap())
 }
 
 fn refused_rules(report: &Value) -> Vec<&str> {

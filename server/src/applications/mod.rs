@@ -138,7 +138,7 @@ pub struct Application {
 }
 
 /// One broken rule, named so a program can act on it and phrased so a person can fix it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Violation {
     pub field: String,
     pub rule: String,

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_login_limits.sql")),
     (8, include_str!("migrations/0008_results.sql")),
     (9, include_str!("migrations/0009_record_schema_2.sql")),
+    (11, include_str!("migrations/0011_certificates.sql")),
     (12, include_str!("migrations/0012_monitoring.sql")),
     (13, include_str!("migrations/0013_device_actors.sql")),
 ];

@@ -8,6 +8,6 @@ mod vocab;
 pub use codes::{CodeError, CustomsCode, DistrictCode, Uscc};
 pub use text::{Line, Paragraph, Text, TextError};
 pub use vocab::{
-    Aal, ApplicationState, BookingState, CertificateKind, CreditRating, Direction, InstructionState, Role,
-    Scope, SelectionOutcome, UnitKind, UserStatus,
+    Aal, ApplicationState, BookingState, CertState, CertificateKind, CreditRating, Direction,
+    InstructionState, Role, Scope, SelectionOutcome, UnitKind, UserStatus,
 };

@@ -148,6 +148,12 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// Where a certificate application stands: `draft` (amendable), `queued` for a reviewer with its failed
+    /// rules, `issued`, `rejected` (amendable again) and `withdrawn`.
+    CertState { Draft = "draft", Queued = "queued", Issued = "issued", Rejected = "rejected", Withdrawn = "withdrawn" }
+);
+
+vocabulary!(
     /// The risk engine's decision for an approved application.
     SelectionOutcome { Release = "release", DocumentCheck = "document_check", OnSite = "on_site" }
 );

@@ -23,7 +23,7 @@ pub struct Receipt {
     /// The cursor: pass the last one you saw as `after`.
     pub id: i64,
     pub enterprise_id: i64,
-    /// `application`, `instruction` or `booking`.
+    /// `application`, `instruction`, `booking` or `certificate` (a certificate application).
     pub subject: String,
     pub subject_id: i64,
     pub inspection_no: Option<String>,
@@ -74,7 +74,7 @@ fn subjects_of(scope: Scope) -> &'static [&'static str] {
     match scope {
         Scope::Applications => &["application", "instruction"],
         Scope::Bookings => &["booking"],
-        Scope::Certificates => &[],
+        Scope::Certificates => &["certificate"],
     }
 }
 

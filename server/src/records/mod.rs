@@ -643,6 +643,39 @@ pub fn sealed(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<Se
     .optional()
 }
 
+/// A sealed record as the evidence of a certificate: the approved heads, the content digest and the verdict.
+#[derive(Debug, Clone)]
+pub struct SealedEvidence {
+    pub heads: Vec<String>,
+    pub digest: String,
+    /// `conforming` or `non_conforming`; none when a forced release sealed a record without a verdict.
+    pub verdict: Option<String>,
+}
+
+pub fn sealed_evidence(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<SealedEvidence>> {
+    use rusqlite::OptionalExtension;
+    c.query_row(
+        "SELECT heads, digest, verdict FROM record_seals WHERE instruction_id = ?1",
+        [instruction_id],
+        |r| {
+            let heads: String = r.get(0)?;
+            Ok(SealedEvidence {
+                heads: serde_json::from_str(&heads).unwrap_or_default(),
+                digest: r.get(1)?,
+                verdict: r.get(2)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// The photo hashes a record references, sorted. After sealing the projection is the sealed state: a
+/// sealed record takes no more changes.
+pub fn photo_hashes(c: &Connection, instruction_id: i64) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = c.prepare("SELECT sha256 FROM record_photos WHERE instruction_id = ?1 ORDER BY sha256")?;
+    stmt.query_map([instruction_id], |r| r.get(0))?.collect()
+}
+
 /// Writes a supervisor's review into the record as a server change, which officers' handhelds
 /// receive on their next sync like any other change.
 pub fn write_review(

@@ -1,0 +1,101 @@
+//! Certificate types as reference data (fixtures/certificates/types.json): titles, the SPS document type,
+//! the HS chapters a type may cover, the fields it requires and the destination rules that apply.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateType {
+    /// `phytosanitary`, `sanitary`, `general`, …
+    pub code: String,
+    pub title_en: String,
+    pub title_zh: String,
+    /// UN/EDIFACT 1001 document name code carried as the SPS message's `TypeCode`.
+    pub sps_type_code: String,
+    /// Two-digit HS chapters the type may certify; empty = any goods.
+    pub hs_chapters: Vec<String>,
+    /// Fields an application for this type must fill: `consignee`, `destination_country`, `transport`,
+    /// `port_of_unloading`.
+    pub required: Vec<String>,
+    pub destination_rules: Vec<DestinationRule>,
+}
+
+/// An import requirement of a destination country that the certificate must show.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationRule {
+    pub id: String,
+    /// ISO 3166 alpha-2.
+    pub country: String,
+    /// `treatment` or `additional_declaration`.
+    pub requires: String,
+    pub message_en: String,
+    pub message_zh: String,
+}
+
+impl CertificateType {
+    /// Two letters in the certificate number: `PH`, `SA`, `GE`.
+    pub fn number_tag(&self) -> String {
+        self.code.chars().take(2).collect::<String>().to_ascii_uppercase()
+    }
+
+    pub fn covers_chapter(&self, chapter: &str) -> bool {
+        self.hs_chapters.is_empty() || self.hs_chapters.iter().any(|c| c == chapter)
+    }
+
+    pub fn requires(&self, field: &str) -> bool {
+        self.required.iter().any(|f| f == field)
+    }
+}
+
+#[derive(Deserialize)]
+struct TypesFile {
+    types: Vec<CertificateType>,
+}
+
+/// Replaces the certificate types with `fixtures_root/certificates/types.json`.
+pub fn load(tx: &Transaction<'_>, fixtures_root: &Path) -> anyhow::Result<()> {
+    let path = fixtures_root.join("certificates/types.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file: TypesFile =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    tx.execute("DELETE FROM certificate_types", [])?;
+    for t in file.types {
+        for rule in &t.destination_rules {
+            anyhow::ensure!(
+                matches!(rule.requires.as_str(), "treatment" | "additional_declaration"),
+                "destination rule {} of {} requires `{}`; only treatment and additional_declaration are known",
+                rule.id,
+                t.code,
+                rule.requires
+            );
+        }
+        tx.execute(
+            "INSERT INTO certificate_types (code, body) VALUES (?1, ?2)",
+            params![t.code, serde_json::to_string(&t)?],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn get(c: &Connection, code: &str) -> rusqlite::Result<Option<CertificateType>> {
+    let body: Option<String> =
+        c.query_row("SELECT body FROM certificate_types WHERE code = ?1", [code], |r| r.get(0)).optional()?;
+    Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+}
+
+pub fn all(c: &Connection) -> rusqlite::Result<Vec<CertificateType>> {
+    let mut stmt = c.prepare("SELECT body FROM certificate_types ORDER BY code")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for body in rows {
+        if let Ok(t) = serde_json::from_str(&body?) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
