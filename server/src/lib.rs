@@ -27,6 +27,8 @@
 //!   engine (validate, merge, persist), the SQL projection, seals and supervisors' reviews.
 //! - [`photos`]: photo evidence: content-addressed uploads (whole or resumable), checks, EXIF, thumbnails.
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
+//! - [`messages`]: signed message exchange for enterprise systems: JWS intake (one or a batch), idempotent
+//!   per sender, evidence kept; signed receipts; platform signers.
 //! - [`workflow`]: the only code that crosses modules: every instruction event (assign, cancel, booking,
 //!   record progress, approve, return, forced release, disposal) as receipt + audit entry, and what
 //!   follows in the other modules (record opened, booking released, record sealed, goods released).
@@ -50,6 +52,7 @@ pub mod devices;
 pub mod domain;
 pub mod error;
 pub mod instructions;
+pub mod messages;
 pub mod ops;
 pub mod orgs;
 pub mod photos;
@@ -91,6 +94,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     let data_dir = settings.storage.data_dir.clone();
     let db = Db::open(&data_dir, settings.storage.read_connections)?;
     let keys = JwtKeys::load_or_generate(&data_dir, None)?;
+    let receipt_key = messages::signing::ReceiptKey::load_or_generate(&data_dir)?;
     let clock = if settings.testing.manual_clock {
         tracing::warn!("testing.manual_clock is on: time is whatever PUT /api/v1/testing/clock says");
         Clock::manual_at(jiff::Timestamp::now())
@@ -119,6 +123,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
             PhotoFiles::open(&data_dir)
                 .with_context(|| format!("opening the photo folders in {}", data_dir.display()))?,
         ),
+        receipt_key: Arc::new(receipt_key),
     })
 }
 

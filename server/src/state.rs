@@ -7,6 +7,7 @@ use crate::{
     clock::Clock,
     config::Settings,
     db::Db,
+    messages::signing::ReceiptKey,
     ops::metrics::Metrics,
     photos::store::PhotoFiles,
 };
@@ -24,6 +25,8 @@ pub struct AppState {
     pub receipts: Arc<tokio::sync::watch::Sender<u64>>,
     /// The photo folders under the data dir and the locks of resumable uploads.
     pub photos: Arc<PhotoFiles>,
+    /// Customs' receipt-signing key: signed receipts, published at `/api/v1/receipts/jwks`.
+    pub receipt_key: Arc<ReceiptKey>,
 }
 
 impl AppState {

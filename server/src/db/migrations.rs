@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/0007_login_limits.sql")),
     (8, include_str!("migrations/0008_results.sql")),
     (9, include_str!("migrations/0009_record_schema_2.sql")),
+    (14, include_str!("migrations/0014_messages.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
