@@ -30,15 +30,7 @@ impl JwtKeys {
     /// Loads `file` (default: `<data_dir>/keys/jwt-ed25519.seed`), creating it with a fresh key if absent.
     pub fn load_or_generate(data_dir: &Path, file: Option<&Path>) -> anyhow::Result<JwtKeys> {
         let path: PathBuf = file.map(Path::to_path_buf).unwrap_or_else(|| data_dir.join(KEY_FILE));
-        let seed = if path.exists() {
-            read_seed(&path)?
-        } else {
-            let seed = random_seed()?;
-            write_secret(&path, hex::encode(seed).as_bytes())?;
-            tracing::info!(path = %path.display(), "generated a new token-signing key");
-            seed
-        };
-        Self::from_seed(&seed)
+        Self::from_seed(&load_or_generate_seed(&path, "token-signing")?)
     }
 
     pub fn from_seed(seed: &[u8; 32]) -> anyhow::Result<JwtKeys> {
@@ -65,6 +57,17 @@ impl JwtKeys {
             "x": URL_SAFE_NO_PAD.encode(self.public.as_bytes()),
         }]})
     }
+}
+
+/// Reads the seed at `path`, or creates the file with a fresh seed (logged as a new `purpose` key).
+pub fn load_or_generate_seed(path: &Path, purpose: &str) -> anyhow::Result<[u8; 32]> {
+    if path.exists() {
+        return read_seed(path);
+    }
+    let seed = random_seed()?;
+    write_secret(path, hex::encode(seed).as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new {purpose} key");
+    Ok(seed)
 }
 
 pub fn random_seed() -> anyhow::Result<[u8; 32]> {

@@ -62,14 +62,19 @@ mod tests {
     use super::*;
     use crate::messages::envelope::Envelope;
 
+    /// A key file of seed `[4; 32]` and a payload file holding `payload`, in a fresh folder.
+    fn files(payload: &[u8]) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let (key_file, payload_file) = (dir.path().join("k.seed"), dir.path().join("m.json"));
+        std::fs::write(&key_file, hex::encode([4u8; 32])).unwrap();
+        std::fs::write(&payload_file, payload).unwrap();
+        (dir, key_file, payload_file)
+    }
+
     #[test]
     fn a_signed_file_verifies_with_the_public_half_of_the_key_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let key_file = dir.path().join("k.seed");
-        std::fs::write(&key_file, hex::encode([4u8; 32])).unwrap();
-        let payload = dir.path().join("m.json");
-        std::fs::write(&payload, br#"{"type":"application.draft","id":"m-1","enterprise":"3101960001"}"#)
-            .unwrap();
+        let (_dir, key_file, payload) =
+            files(br#"{"type":"application.draft","id":"m-1","enterprise":"3101960001"}"#);
         let jws = sign_file(&key_file, "ent1-operator", &payload).unwrap();
         let env = Envelope::parse_compact(&jws, 1 << 16).unwrap();
         env.verify(&SigningKey::from_bytes(&[4u8; 32]).verifying_key()).unwrap();
@@ -78,11 +83,7 @@ mod tests {
 
     #[test]
     fn a_payload_without_type_or_id_is_not_signed() {
-        let dir = tempfile::tempdir().unwrap();
-        let key_file = dir.path().join("k.seed");
-        std::fs::write(&key_file, hex::encode([4u8; 32])).unwrap();
-        let payload = dir.path().join("m.json");
-        std::fs::write(&payload, br#"{"content":{}}"#).unwrap();
+        let (_dir, key_file, payload) = files(br#"{"content":{}}"#);
         assert!(sign_file(&key_file, "x", &payload).is_err());
     }
 }

@@ -12,7 +12,7 @@ use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::auth::keys::{random_seed, read_seed, write_secret};
+use crate::auth::keys::load_or_generate_seed;
 
 pub const RECEIPT_KEY_FILE: &str = "keys/receipts-ed25519.seed";
 /// The `typ` of a signed receipt, so it cannot be mistaken for a message or a token.
@@ -33,15 +33,7 @@ impl std::fmt::Debug for ReceiptKey {
 impl ReceiptKey {
     /// Loads `<data_dir>/keys/receipts-ed25519.seed`, creating it with a fresh key if absent.
     pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<ReceiptKey> {
-        let path = data_dir.join(RECEIPT_KEY_FILE);
-        let seed = if path.exists() {
-            read_seed(&path)?
-        } else {
-            let seed = random_seed()?;
-            write_secret(&path, hex::encode(seed).as_bytes())?;
-            tracing::info!(path = %path.display(), "generated a new receipt-signing key");
-            seed
-        };
+        let seed = load_or_generate_seed(&data_dir.join(RECEIPT_KEY_FILE), "receipt-signing")?;
         Ok(Self::from_seed(&seed))
     }
 
