@@ -2,7 +2,7 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use ed25519_dalek::{Signature, Verifier};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -377,7 +377,11 @@ pub async fn strong_login(
                 );
             }
             let user = orgs_store::user(tx, c.user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
-            let key = user.verifying_key();
+            let key = user
+                .signing_key
+                .as_deref()
+                .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                .and_then(|k| VerifyingKey::from_bytes(&k).ok());
             let text = challenge_text(&req.challenge_id, &user.username, &c.nonce, c.expires_at);
             if key.is_none_or(|k| k.verify(text.as_bytes(), &signature).is_err()) {
                 return refuse(
