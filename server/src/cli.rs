@@ -48,6 +48,36 @@ enum Command {
     /// Ed25519 keys for strong login.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The reference sender of signed messages (docs/messages.md).
+    #[command(subcommand)]
+    Message(MessageCommand),
+}
+
+#[derive(Subcommand)]
+enum MessageCommand {
+    /// Sign a JSON payload file as a compact JWS; prints it.
+    Sign {
+        /// The signer's seed file (hex; `fieldcheck keys generate` writes one).
+        #[arg(long)]
+        key: PathBuf,
+        /// The username the key is registered to.
+        #[arg(long)]
+        kid: String,
+        payload: PathBuf,
+    },
+    /// Sign payload files and send them (one: a single message; several: one batch); prints the answer and
+    /// exits non-zero unless every message was accepted or replayed.
+    Send {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        kid: String,
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        #[arg(required = true)]
+        payloads: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -91,6 +121,19 @@ enum AdminCommand {
         /// Customs code of the enterprise (enterprise roles).
         #[arg(long)]
         enterprise: Option<String>,
+    },
+    /// Register a third-party platform's signing key (base64): a platform signer account of the enterprise.
+    RegisterPlatformSigner {
+        /// The platform enterprise's customs code.
+        #[arg(long)]
+        enterprise: String,
+        /// The signer account's username, which its messages name as `kid`.
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        display_name: String,
+        #[arg(long)]
+        public_key: String,
     },
     /// Register a user's Ed25519 public key (base64) for strong login.
     SetSigningKey {
@@ -181,6 +224,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             admin(&settings, cmd)
         }
         Command::Keys(cmd) => keys_command(cmd),
+        Command::Message(cmd) => message_command(cmd),
     }
 }
 
@@ -298,6 +342,21 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             let u = db.write_blocking(|tx| orgs::create_user(tx, now, &actor, &new, &hash)).map_err(api)?;
             println!("created user {} ({}) with id {}", u.username, u.role, u.id);
         }
+        AdminCommand::RegisterPlatformSigner { enterprise, username, display_name, public_key } => {
+            let new = crate::messages::http::NewPlatformSigner {
+                enterprise_code: CustomsCode::parse(&enterprise)?,
+                username,
+                display_name: Line::parse(display_name)?,
+                public_key,
+            };
+            orgs::check_username(&new.username).map_err(api)?;
+            let hash =
+                password::hash_blocking(&hex::encode(keys::random_seed()?), settings.auth.argon2_memory_kib)?;
+            let u = db
+                .write_blocking(|tx| crate::messages::register_platform_signer(tx, now, &actor, &new, &hash))
+                .map_err(api)?;
+            println!("registered platform signer {} with id {}", u.username, u.id);
+        }
         AdminCommand::SetSigningKey { username, public_key } => {
             db.write_blocking(|tx| {
                 let user = store::user_by_name(tx, &username)?
@@ -323,6 +382,31 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn message_command(cmd: MessageCommand) -> anyhow::Result<ExitCode> {
+    use crate::messages::sender;
+    match cmd {
+        MessageCommand::Sign { key, kid, payload } => {
+            println!("{}", sender::sign_file(&key, &kid, &payload)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        MessageCommand::Send { key, kid, server, payloads } => {
+            let signed = payloads
+                .iter()
+                .map(|p| sender::sign_file(&key, &kid, p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (status, answer) = runtime.block_on(sender::send(&server, signed))?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            let all_good = if answer.get("answers").is_some() {
+                answer["refused"] == 0
+            } else {
+                (200..300).contains(&status)
+            };
+            Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
 }
 
 fn keys_command(cmd: KeysCommand) -> anyhow::Result<ExitCode> {

@@ -25,6 +25,7 @@ pub struct Settings {
     pub photos: PhotoSettings,
     pub monitoring: MonitoringSettings,
     pub certificates: CertificateSettings,
+    pub messages: MessageSettings,
     pub testing: TestingSettings,
 }
 
@@ -138,6 +139,28 @@ impl Default for PhotoSettings {
             max_decoded_bytes: 256 * 1024 * 1024,
             thumbnail_edge: 320,
             upload_ttl_hours: 72,
+        }
+    }
+}
+
+/// Signed message intake (`POST /api/v1/messages`, docs/messages.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessageSettings {
+    /// Messages one request may carry; each is answered on its own in the one response.
+    pub max_per_request: usize,
+    /// Largest single signed message (its serialised envelope).
+    pub max_message_bytes: usize,
+    /// Largest request body on the message endpoint (a whole batch).
+    pub max_request_bytes: usize,
+}
+
+impl Default for MessageSettings {
+    fn default() -> Self {
+        MessageSettings {
+            max_per_request: 1000,
+            max_message_bytes: 256 * 1024,
+            max_request_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -32,6 +32,8 @@
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`monitoring`]: supervisors' figures, overdue work, officers' load, the live event stream (SSE) and
 //!   the dashboard page.
+//! - [`messages`]: signed message exchange for enterprise systems: JWS intake (one or a batch), idempotent
+//!   per sender, evidence kept; signed receipts; platform signers.
 //! - [`workflow`]: the only code that crosses modules: every instruction event (assign, cancel, booking,
 //!   record progress, approve, return, forced release, disposal) as receipt + audit entry, and what
 //!   follows in the other modules (record opened, booking released, record sealed, goods released).
@@ -57,6 +59,7 @@ pub mod devices;
 pub mod domain;
 pub mod error;
 pub mod instructions;
+pub mod messages;
 pub mod monitoring;
 pub mod ops;
 pub mod orgs;
@@ -111,6 +114,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     }
     let db = Db::open(&data_dir, settings.storage.read_connections)?;
     let keys = JwtKeys::load_or_generate(&data_dir, None)?;
+    let receipt_key = messages::signing::ReceiptKey::load_or_generate(&data_dir)?;
     let clock = if settings.testing.manual_clock {
         tracing::warn!("testing.manual_clock is on: time is whatever PUT /api/v1/testing/clock says");
         Clock::manual_at(jiff::Timestamp::now())
@@ -150,6 +154,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         sync_peers: Arc::default(),
         certificate_key: Arc::new(certificate_key),
         sps,
+        receipt_key: Arc::new(receipt_key),
     })
 }
 

@@ -27,7 +27,7 @@ use crate::{
     bookings, certificates, delegations, devices,
     domain::Role,
     error::ApiError,
-    instructions, monitoring, ops, orgs, photos, receipts, records, reference, review, selection,
+    instructions, messages, monitoring, ops, orgs, photos, receipts, records, reference, review, selection,
     state::AppState,
     workflow,
 };
@@ -82,7 +82,13 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::http::strong_login))
         .routes(routes!(auth::http::jwks))
         .routes(routes!(certificates::http::keys))
-        .routes(routes!(certificates::verify::verify));
+        .routes(routes!(certificates::verify::verify))
+        .routes(routes!(messages::http::receipt_jwks));
+    // Signed messages carry their own authentication (the signature), so no bearer token; the batch body
+    // has its own limit, and every message in it is bounded again on its own.
+    let message_intake = OpenApiRouter::new()
+        .routes(routes!(messages::http::receive))
+        .layer(DefaultBodyLimit::max(state.settings.messages.max_request_bytes));
     let testing = if state.settings.testing.manual_clock {
         OpenApiRouter::new().routes(routes!(ops::set_clock))
     } else {
@@ -95,6 +101,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         OpenApiRouter::new()
             .routes(routes!(auth::http::logout))
             .routes(routes!(auth::http::me))
+            .routes(routes!(messages::http::evidence))
             .routes(routes!(orgs::http::list_units))
             .routes(routes!(orgs::http::get_enterprise))
             .routes(routes!(bookings::http::get_calendar))
@@ -113,6 +120,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(orgs::http::create_user, orgs::http::list_users))
             .routes(routes!(orgs::http::set_user_status))
             .routes(routes!(orgs::http::set_signing_key))
+            .routes(routes!(messages::http::register_platform_signer))
             .routes(routes!(reference::http::set_sampling_ratio))
             .routes(routes!(audit::http::list))
             .routes(routes!(audit::http::verify)),
@@ -166,6 +174,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(delegations::http::list))
             .routes(routes!(delegations::http::grants))
             .routes(routes!(receipts::http::list))
+            .routes(routes!(messages::http::signed_receipts))
             .routes(routes!(bookings::http::create))
             .routes(routes!(bookings::http::accept_alternative)),
     );
@@ -286,6 +295,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // Groups may share a path with different methods (GET /delegations for enterprise users, POST for the
     // legal person); axum merges those per method, each keeping its own policy layer.
     public
+        .merge(message_intake)
         .merge(testing)
         .merge(signed_in)
         .merge(admin)
@@ -352,6 +362,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.settings.server.request_timeout_secs);
     api.route("/api/v1/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .route("/.well-known/jwks.json", get(auth::http::jwks))
+        .route("/.well-known/receipts-jwks.json", get(messages::http::receipt_jwks))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /api/v1/openapi.json")
         })

@@ -8,6 +8,7 @@ use crate::{
     clock::Clock,
     config::Settings,
     db::Db,
+    messages::signing::ReceiptKey,
     monitoring::events::Hub,
     ops::metrics::Metrics,
     photos::store::PhotoFiles,
@@ -34,6 +35,8 @@ pub struct AppState {
     pub certificate_key: Arc<CertificateKey>,
     /// The SPS message outbox: its sender, and the bell rung after commits that enqueued messages.
     pub sps: Arc<Outbox>,
+    /// Customs' receipt-signing key: signed receipts, published at `/api/v1/receipts/jwks`.
+    pub receipt_key: Arc<ReceiptKey>,
 }
 
 impl AppState {

@@ -12,6 +12,7 @@
 //!   and the `bench-booking` load generator.
 //! - `src/bin/bench-fleet.rs`: the fleet benchmark (handhelds syncing concurrently to a real server,
 //!   against the same workload merged in-process with plain automerge).
+//! - `src/bin/bench-messages.rs`: bulk intake of signed messages (messages/s per 1,000-message batch).
 //! - `src/bin/probe-logins.rs`: login floods against the real server and its memory (RSS from `/proc`).
 //! - [`certificates`]: a consignment released on a conforming result, and its certificate request and
 //!   issue, shared by the certificate tests and the `bench-certificates` benchmark.

@@ -53,7 +53,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(app)))
 }
 
-fn create_draft(
+/// Files a new draft for the caller (the domain step behind `POST /applications` and signed messages).
+pub fn create_draft(
     tx: &rusqlite::Transaction<'_>,
     now: i64,
     caller: &Caller,
@@ -196,40 +197,46 @@ pub async fn update(
 ) -> Result<Json<Application>, ApiError> {
     require_enterprise(&caller)?;
     let now = state.now_ms();
-    let app = state
-        .db
-        .write(move |tx| {
-            let mut app = load_visible(tx, &caller, id, now)?;
-            if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
-                return Err(ApiError::conflict(
-                    "not_editable",
-                    format!("an application that is {} cannot be changed; only drafts and returned ones", app.state),
-                ));
-            }
-            // The inspection number encodes direction and district, and the applicant owns the record.
-            if app.inspection_no.is_some()
-                && (content.direction != app.content.direction
-                    || content.district_code != app.content.district_code
-                    || content.applicant_code != app.content.applicant_code)
-            {
-                return Err(ApiError::conflict(
-                    "numbered_fields_fixed",
-                    "direction, district and applicant cannot change once the application has its inspection number; copy it instead",
-                ));
-            }
-            let placement = super::place(tx, &caller, &content, now)?;
-            app.content = content;
-            app.district_unit = placement.district_unit;
-            app.site_unit = placement.site_unit;
-            app.enterprise_id = placement.enterprise_id;
-            app.version += 1;
-            app.updated_at = now;
-            store::update_content(tx, &app)?;
-            super::record_history(tx, &app, "amended", None, &Actor::User(caller.user_id), now)?;
-            Ok(app)
-        })
-        .await?;
+    let app = state.db.write(move |tx| amend(tx, now, &caller, id, content)).await?;
     Ok(Json(app))
+}
+
+/// Changes a draft or returned application's content (the domain step behind `PUT /applications/{id}`).
+pub fn amend(
+    tx: &rusqlite::Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    content: ApplicationContent,
+) -> Result<Application, ApiError> {
+    let mut app = load_visible(tx, caller, id, now)?;
+    if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
+        return Err(ApiError::conflict(
+            "not_editable",
+            format!("an application that is {} cannot be changed; only drafts and returned ones", app.state),
+        ));
+    }
+    // The inspection number encodes direction and district, and the applicant owns the record.
+    if app.inspection_no.is_some()
+        && (content.direction != app.content.direction
+            || content.district_code != app.content.district_code
+            || content.applicant_code != app.content.applicant_code)
+    {
+        return Err(ApiError::conflict(
+            "numbered_fields_fixed",
+            "direction, district and applicant cannot change once the application has its inspection number; copy it instead",
+        ));
+    }
+    let placement = super::place(tx, caller, &content, now)?;
+    app.content = content;
+    app.district_unit = placement.district_unit;
+    app.site_unit = placement.site_unit;
+    app.enterprise_id = placement.enterprise_id;
+    app.version += 1;
+    app.updated_at = now;
+    store::update_content(tx, &app)?;
+    super::record_history(tx, &app, "amended", None, &Actor::User(caller.user_id), now)?;
+    Ok(app)
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/submit", tag = "applications", security(("bearer" = [])),
@@ -244,61 +251,70 @@ pub async fn submit(
     require_enterprise(&caller)?;
     let now = state.now_ms();
     let deadline = state.settings.workflow.inspection_deadline_ms();
-    let year = state
+    let year = filing_year(&state)?;
+    let app = state.db.write(move |tx| submit_in(tx, now, &caller, id, year, deadline)).await?;
+    state.receipts_changed();
+    Ok(Json(app))
+}
+
+/// The year inspection numbers are counted in: the calendar year in China, where the districts are.
+pub fn filing_year(state: &AppState) -> Result<i16, ApiError> {
+    Ok(state
         .clock
         .now()
         .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").map_err(anyhow::Error::from)?)
-        .year();
-    let app = state
-        .db
-        .write(move |tx| {
-            let mut app = load_visible(tx, &caller, id, now)?;
-            if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
-                return Err(ApiError::conflict(
-                    "wrong_state",
-                    format!("an application that is {} cannot be submitted", app.state),
-                ));
-            }
-            let violations = super::submission_violations(tx, &app.content, now)?;
-            if !violations.is_empty() {
-                return Err(ApiError::unprocessable(
-                    "submission_rules",
-                    format!(
-                        "{} rule(s) broken: {}",
-                        violations.len(),
-                        violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ")
-                    ),
-                )
-                .with_details(super::violations_details(&violations)));
-            }
-            if app.inspection_no.is_none() {
-                let no = super::next_inspection_no(
-                    tx,
-                    app.content.direction,
-                    year,
-                    app.content.district_code.as_str(),
-                )?;
-                app.inspection_no = Some(no.to_string());
-            }
-            app.submitted_at = Some(now);
-            let actor = Actor::User(caller.user_id);
-            super::transition(tx, now, &actor, &mut app, ApplicationState::Submitted, "submitted", None)?;
-            if review::auto_review_enabled(tx, app.district_unit)? {
-                review::apply(
-                    tx,
-                    now,
-                    &Actor::System,
-                    &mut app,
-                    review::Action::Approve,
-                    Some("automatic review"),
-                    deadline,
-                )?;
-            }
-            Ok(app)
-        })
-        .await?;
-    state.receipts_changed();
-    Ok(Json(app))
+        .year())
+}
+
+/// Submits a draft or returned application: every rule checked, the inspection number assigned, and the
+/// district's automatic review applied (the domain step behind `POST /applications/{id}/submit`).
+pub fn submit_in(
+    tx: &rusqlite::Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    year: i16,
+    deadline: i64,
+) -> Result<Application, ApiError> {
+    let mut app = load_visible(tx, caller, id, now)?;
+    if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
+        return Err(ApiError::conflict(
+            "wrong_state",
+            format!("an application that is {} cannot be submitted", app.state),
+        ));
+    }
+    let violations = super::submission_violations(tx, &app.content, now)?;
+    if !violations.is_empty() {
+        return Err(ApiError::unprocessable(
+            "submission_rules",
+            format!(
+                "{} rule(s) broken: {}",
+                violations.len(),
+                violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ")
+            ),
+        )
+        .with_details(super::violations_details(&violations)));
+    }
+    if app.inspection_no.is_none() {
+        let no =
+            super::next_inspection_no(tx, app.content.direction, year, app.content.district_code.as_str())?;
+        app.inspection_no = Some(no.to_string());
+    }
+    app.submitted_at = Some(now);
+    let actor = Actor::User(caller.user_id);
+    super::transition(tx, now, &actor, &mut app, ApplicationState::Submitted, "submitted", None)?;
+    if review::auto_review_enabled(tx, app.district_unit)? {
+        review::apply(
+            tx,
+            now,
+            &Actor::System,
+            &mut app,
+            review::Action::Approve,
+            Some("automatic review"),
+            deadline,
+        )?;
+    }
+    Ok(app)
 }
 
 #[utoipa::path(post, path = "/api/v1/applications/{id}/copy", tag = "applications", security(("bearer" = [])),

@@ -59,15 +59,14 @@ impl JwtKeys {
     }
 }
 
-/// The Ed25519 seed in `path`, created (random, owner-only) if the file is absent; `what` names the key in
-/// the log line that says a new one was made.
-pub fn load_or_generate_seed(path: &Path, what: &str) -> anyhow::Result<[u8; 32]> {
+/// Reads the seed at `path`, or creates the file with a fresh seed (logged as a new `purpose` key).
+pub fn load_or_generate_seed(path: &Path, purpose: &str) -> anyhow::Result<[u8; 32]> {
     if path.exists() {
         return read_seed(path);
     }
     let seed = random_seed()?;
     write_secret(path, hex::encode(seed).as_bytes())?;
-    tracing::info!(path = %path.display(), "generated a new {what} key");
+    tracing::info!(path = %path.display(), "generated a new {purpose} key");
     Ok(seed)
 }
 

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("migrations/0011_certificates.sql")),
     (12, include_str!("migrations/0012_monitoring.sql")),
     (13, include_str!("migrations/0013_device_actors.sql")),
+    (14, include_str!("migrations/0014_messages.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

@@ -124,6 +124,12 @@ pub struct UserRow {
 }
 
 impl UserRow {
+    /// The registered Ed25519 key (strong login, signed messages); `None` if none or unusable.
+    pub fn verifying_key(&self) -> Option<ed25519_dalek::VerifyingKey> {
+        let bytes = <[u8; 32]>::try_from(self.signing_key.as_deref()?).ok()?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok()
+    }
+
     pub fn public(self) -> User {
         User {
             id: self.id,

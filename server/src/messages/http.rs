@@ -1,0 +1,311 @@
+//! Message endpoints: intake (one message or a batch), evidence, signed receipts and their key, and the
+//! administrator's platform signer registration. Thin: parse the body shape, call [`super::receive`] in one
+//! write transaction, map the answers.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Accepted, Answer, Intake, Signers, store};
+use crate::{
+    audit::Actor,
+    auth::Caller,
+    delegations,
+    domain::{CustomsCode, Line, Role},
+    error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody},
+    orgs::{self, NewUser, User},
+    state::AppState,
+};
+
+/// One message, answered on its own.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageAnswer {
+    /// `accepted` (first time), `replayed` (a resend: the original answer, nothing created) or `refused`.
+    pub outcome: &'static str,
+    /// The HTTP status this message alone would have got.
+    pub status: u16,
+    pub message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Accepted>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchAnswer {
+    /// One per message, in the order sent.
+    pub answers: Vec<MessageAnswer>,
+    pub accepted: usize,
+    pub replayed: usize,
+    pub refused: usize,
+}
+
+fn error_body(e: ApiError) -> (u16, ErrorBody) {
+    match e {
+        ApiError::Client { status, code, message, details, .. } => {
+            (status.as_u16(), ErrorBody { code: code.to_string(), message, details })
+        }
+        ApiError::Internal(e) => {
+            tracing::error!(error = ?e, "internal error on one message of a batch");
+            (
+                500,
+                ErrorBody {
+                    code: "internal".into(),
+                    message: "internal error; this message was not applied".into(),
+                    details: Value::Null,
+                },
+            )
+        }
+    }
+}
+
+impl From<Answer> for MessageAnswer {
+    fn from(a: Answer) -> MessageAnswer {
+        match a {
+            Answer::Accepted { accepted, status, replayed } => MessageAnswer {
+                outcome: if replayed { "replayed" } else { "accepted" },
+                status: status.as_u16(),
+                message_id: Some(accepted.message_id.clone()),
+                result: Some(accepted),
+                error: None,
+            },
+            Answer::Refused { message_id, error } => {
+                let (status, body) = error_body(error);
+                MessageAnswer { outcome: "refused", status, message_id, result: None, error: Some(body) }
+            }
+        }
+    }
+}
+
+/// The request body: one envelope, or `{"messages": [...]}`.
+enum Body {
+    One(Value),
+    Batch(Vec<Value>),
+}
+
+fn parse_body(headers: &HeaderMap, bytes: &[u8], max_per_request: usize) -> Result<Body, ApiError> {
+    let jose = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/jose"));
+    if jose {
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            ApiError::bad_request("malformed_envelope", "an application/jose body is ASCII text")
+        })?;
+        return Ok(Body::One(Value::String(text.trim().to_string())));
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("send a compact JWS as application/jose, or JSON (a JWS object or {{\"messages\": [...]}}): {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(mut map) if map.contains_key("messages") => match map.remove("messages") {
+            Some(Value::Array(list)) if list.is_empty() => {
+                Err(ApiError::unprocessable("empty_batch", "`messages` is empty; send 1 or more"))
+            }
+            Some(Value::Array(list)) if list.len() > max_per_request => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_messages",
+                format!("one request carries at most {max_per_request} messages; split the batch"),
+            )
+            .with_details(json!({"max_per_request": max_per_request, "sent": list.len()}))),
+            Some(Value::Array(list)) => Ok(Body::Batch(list)),
+            _ => Err(ApiError::unprocessable("malformed_batch", "`messages` must be an array of envelopes")),
+        },
+        other => Ok(Body::One(other)),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages",
+    request_body(content = Object, description = "a compact JWS (`application/jose`), a JWS JSON object, or `{\"messages\": [...]}` (a batch)"),
+    responses((status = 201, body = MessageAnswer, description = "one message accepted"),
+        (status = 200, body = BatchAnswer, description = "a batch: every message answered on its own; or a resend of one"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`unknown_key`, `bad_signature`"),
+        (status = 403, body = ErrorBody, description = "`signer_frozen`, `not_delegated`, …"),
+        (status = 409, body = ErrorBody, description = "`message_id_reused`: same id, different payload"),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let settings = &state.settings.messages;
+    let body = parse_body(&headers, &bytes, settings.max_per_request)?;
+    drop(bytes);
+    let intake = Intake {
+        now: state.now_ms(),
+        year: crate::applications::http::filing_year(&state)?,
+        inspection_deadline_ms: state.settings.workflow.inspection_deadline_ms(),
+        booking: state.settings.booking.clone(),
+        max_message_bytes: settings.max_message_bytes,
+    };
+    let is_batch = matches!(body, Body::Batch(_));
+    let answers = state
+        .db
+        .write(move |tx| {
+            let mut signers = Signers::default();
+            Ok(match body {
+                Body::One(raw) => vec![super::receive(tx, &intake, &mut signers, &raw)],
+                Body::Batch(list) => {
+                    list.iter().map(|raw| super::receive(tx, &intake, &mut signers, raw)).collect()
+                }
+            })
+        })
+        .await?;
+    if answers.iter().any(|a| matches!(a, Answer::Accepted { replayed: false, .. })) {
+        state.receipts_changed();
+    }
+    if is_batch {
+        let answers: Vec<MessageAnswer> = answers.into_iter().map(MessageAnswer::from).collect();
+        let count = |o: &str| answers.iter().filter(|a| a.outcome == o).count();
+        let (accepted, replayed, refused) = (count("accepted"), count("replayed"), count("refused"));
+        return Ok(Json(BatchAnswer { answers, accepted, replayed, refused }).into_response());
+    }
+    // A single message answers like any endpoint: its status, and a refusal in the one error shape.
+    match answers.into_iter().next() {
+        Some(Answer::Refused { error, .. }) => Err(error),
+        Some(accepted) => {
+            let answer = MessageAnswer::from(accepted);
+            Ok((StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK), Json(answer)).into_response())
+        }
+        None => Err(ApiError::Internal(anyhow::anyhow!("one message gave no answer"))),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the `evidence_id` of an accepted message")),
+    responses((status = 200, body = store::Evidence), (status = 404, body = ErrorBody)))]
+pub async fn evidence(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<store::Evidence>, ApiError> {
+    let now = state.now_ms();
+    let found = state
+        .db
+        .read(move |c| {
+            let e = store::evidence(c, id)?.ok_or_else(|| ApiError::not_found("the message"))?;
+            let visible = match caller.role {
+                Role::EnterpriseLegal | Role::EnterpriseOperator => {
+                    delegations::may_see(c, &caller, e.enterprise_id, now)?
+                }
+                Role::Admin | Role::Reviewer | Role::Supervisor => true,
+                Role::Officer => false,
+            };
+            if visible { Ok(e) } else { Err(ApiError::not_found("the message")) }
+        })
+        .await?;
+    Ok(Json(found))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SignedReceiptQuery {
+    /// Cursor: receipts after this id (0 or absent = from the start).
+    pub after: Option<i64>,
+    /// At most this many (default 100, at most 500).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedReceipt {
+    pub id: i64,
+    /// The receipt as a compact JWS signed with customs' receipt key (`GET /api/v1/receipts/jwks`).
+    pub jws: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedReceiptPage {
+    pub receipts: Vec<SignedReceipt>,
+    pub next_cursor: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/receipts/signed", tag = "receipts", security(("bearer" = [])),
+    params(SignedReceiptQuery), responses((status = 200, body = SignedReceiptPage)))]
+pub async fn signed_receipts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SignedReceiptQuery>,
+) -> Result<Json<SignedReceiptPage>, ApiError> {
+    let after = q.after.unwrap_or(0).max(0);
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let now = state.now_ms();
+    let receipts = state.db.read(move |c| crate::receipts::list(c, &caller, after, limit, now)).await?;
+    let next_cursor = receipts.last().map_or(after, |r| r.id);
+    let key = state.receipt_key.clone();
+    let issuer = state.settings.auth.issuer.clone();
+    let signed = tokio::task::spawn_blocking(move || {
+        receipts
+            .into_iter()
+            .map(|r| {
+                let payload = json!({"iss": issuer, "signed_at": crate::domain::time::rfc3339::to_string(now),
+                                     "receipt": &r});
+                SignedReceipt { id: r.id, jws: key.sign(payload.to_string().as_bytes()) }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(Json(SignedReceiptPage { receipts: signed, next_cursor }))
+}
+
+#[utoipa::path(get, path = "/api/v1/receipts/jwks", tag = "receipts",
+    responses((status = 200, description = "customs' receipt-signing public key as a JWK set")))]
+pub async fn receipt_jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(state.receipt_key.jwks())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPlatformSigner {
+    /// The platform enterprise (a registered enterprise; principals delegate to it).
+    pub enterprise_code: CustomsCode,
+    /// The signer account's username: the `kid` its messages carry.
+    pub username: String,
+    pub display_name: Line<200>,
+    /// Base64 of the platform's 32-byte Ed25519 public key.
+    pub public_key: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/platform-signers", tag = "admin", request_body = NewPlatformSigner,
+    security(("bearer" = [])),
+    responses((status = 201, body = User), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn register_platform_signer(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<NewPlatformSigner>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    orgs::check_username(&req.username)?;
+    orgs::parse_public_key(&req.public_key)?;
+    // The account never logs in with a password: it gets one nobody knows.
+    let secret = hex::encode(crate::auth::keys::random_seed().map_err(ApiError::Internal)?);
+    let hash = state.passwords.hash(secret).await?;
+    let now = state.now_ms();
+    let user = state
+        .db
+        .write(move |tx| super::register_platform_signer(tx, now, &Actor::User(caller.user_id), &req, &hash))
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+impl NewPlatformSigner {
+    pub fn as_new_user(&self) -> NewUser {
+        NewUser {
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            password: String::new(),
+            role: Role::EnterpriseOperator,
+            unit_code: None,
+            enterprise_code: Some(self.enterprise_code.clone()),
+            valid_until: None,
+        }
+    }
+}

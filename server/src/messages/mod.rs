@@ -1,0 +1,633 @@
+//! Signed message exchange for enterprise systems (报文交换): an ERP or a third-party platform sends
+//! JWS-signed messages that draft, submit and amend applications and request or cancel bookings; customs
+//! answers each, and serves receipts as signed messages too. See `docs/messages.md`.
+//!
+//! One message, in order: the envelope is parsed within its size limit; the signer is found by `kid` in
+//! the key registry (an operator's strong-login key, or a platform signer's); the signature is checked
+//! before anything about the signer is told; the signer must be live; a message id already used by this
+//! signer answers the original answer (same payload) or 409 (different payload); the signer must be
+//! allowed to act for the named enterprise; then the same domain step the JSON API runs is applied inside
+//! a savepoint, with the envelope stored beside what it created and an audit entry naming both. Any
+//! refusal rolls the savepoint back: nothing half-written, and the other messages of a batch go on.
+//!
+//! # Layout
+//! - [`envelope`]: the JWS envelope: parse (compact, flattened, general), bounded sizes, EdDSA verify.
+//! - [`signing`]: customs' receipt-signing key and its published JWK set.
+//! - [`store`]: the `messages` and `platform_signers` tables.
+//! - [`http`]: `POST /api/v1/messages` (one or a batch), signed receipts, platform signer registration.
+//! - [`sender`]: the reference sender behind `fieldcheck message sign|send`.
+
+pub mod envelope;
+pub mod http;
+pub mod sender;
+pub mod signing;
+pub mod store;
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use ed25519_dalek::VerifyingKey;
+use rusqlite::Transaction;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    applications::{self, Application, ApplicationContent},
+    audit::{self, Actor},
+    auth::Caller,
+    bookings::{
+        self, Booking, NewBooking,
+        http::{BookingRequest, CancelRequest},
+    },
+    config::BookingSettings,
+    delegations,
+    domain::{Aal, CustomsCode, Role, Scope, UserStatus, time::rfc3339},
+    error::ApiError,
+    orgs::store::{self as orgs_store, UserRow},
+    workflow,
+};
+use envelope::{Envelope, EnvelopeError};
+
+/// The `typ` a sender puts in the protected header (optional; a receipt's `typ` is refused).
+pub const MESSAGE_TYP: &str = "fieldcheck-message+jws";
+
+/// What a message asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum MessageKind {
+    #[serde(rename = "application.draft")]
+    ApplicationDraft,
+    /// With `content`: filed and submitted in one step. With `application_id`: that draft is submitted.
+    #[serde(rename = "application.submit")]
+    ApplicationSubmit,
+    #[serde(rename = "application.amend")]
+    ApplicationAmend,
+    #[serde(rename = "booking.request")]
+    BookingRequest,
+    #[serde(rename = "booking.cancel")]
+    BookingCancel,
+    /// Not yet: certificates (issue 12) are not in this build; refused with `not_yet_supported`.
+    #[serde(rename = "certificate.apply")]
+    CertificateApply,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::ApplicationDraft => "application.draft",
+            MessageKind::ApplicationSubmit => "application.submit",
+            MessageKind::ApplicationAmend => "application.amend",
+            MessageKind::BookingRequest => "booking.request",
+            MessageKind::BookingCancel => "booking.cancel",
+            MessageKind::CertificateApply => "certificate.apply",
+        }
+    }
+
+    fn scope(self) -> Scope {
+        match self {
+            MessageKind::ApplicationDraft
+            | MessageKind::ApplicationSubmit
+            | MessageKind::ApplicationAmend => Scope::Applications,
+            MessageKind::BookingRequest | MessageKind::BookingCancel => Scope::Bookings,
+            MessageKind::CertificateApply => Scope::Certificates,
+        }
+    }
+}
+
+/// The sender's id for a message: 1 to 128 of `A-Z a-z 0-9 . _ : -`, unique per signer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "erp-2026-000117")]
+pub struct MessageId(String);
+
+impl TryFrom<String> for MessageId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = (1..=128).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if ok {
+            Ok(MessageId(s))
+        } else {
+            Err("a message `id` has 1 to 128 characters: letters, digits, `.`, `_`, `:` or `-`".into())
+        }
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(m: MessageId) -> String {
+        m.0
+    }
+}
+
+impl MessageId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The signed payload. `content` is in the JSON API's schema for the message type.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Payload {
+    #[serde(rename = "type")]
+    pub kind: MessageKind,
+    pub id: MessageId,
+    /// The customs code of the enterprise the message is sent for.
+    pub enterprise: CustomsCode,
+    /// For `application.submit` of an existing draft and `application.amend`.
+    #[serde(default)]
+    pub application_id: Option<i64>,
+    /// For `booking.cancel`.
+    #[serde(default)]
+    pub booking_id: Option<i64>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub content: Option<Value>,
+}
+
+/// What an accepted message created or changed; a resend answers it again.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub kind: MessageKind,
+    /// `application` or `booking`.
+    pub subject: String,
+    pub id: i64,
+    pub inspection_no: Option<String>,
+    pub state: String,
+    /// The signed message kept as evidence: `GET /api/v1/messages/{evidence_id}`.
+    pub evidence_id: i64,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: i64,
+}
+
+/// One message's answer: accepted (first time or resent) or refused with the error shape.
+#[derive(Debug)]
+pub enum Answer {
+    Accepted { accepted: Accepted, status: StatusCode, replayed: bool },
+    Refused { message_id: Option<String>, error: ApiError },
+}
+
+/// What applying messages needs besides the transaction.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub now: i64,
+    /// The year inspection numbers are counted in.
+    pub year: i16,
+    pub inspection_deadline_ms: i64,
+    pub booking: BookingSettings,
+    pub max_message_bytes: usize,
+}
+
+/// A signer from the key registry: an enterprise user with a registered key, or a platform signer.
+#[derive(Debug, Clone)]
+struct Signer {
+    user: SignerAccount,
+    key: Option<VerifyingKey>,
+    platform: bool,
+}
+
+/// The account fields a message needs (not the password hash, which stays out of memory and logs).
+#[derive(Debug, Clone)]
+struct SignerAccount {
+    id: i64,
+    username: String,
+    role: Role,
+    enterprise_id: Option<i64>,
+    status: UserStatus,
+    valid_until: Option<i64>,
+}
+
+impl From<&UserRow> for SignerAccount {
+    fn from(u: &UserRow) -> SignerAccount {
+        SignerAccount {
+            id: u.id,
+            username: u.username.clone(),
+            role: u.role,
+            enterprise_id: u.enterprise_id,
+            status: u.status,
+            valid_until: u.valid_until,
+        }
+    }
+}
+
+impl Signer {
+    /// The caller the domain steps see. A platform signer acts as its enterprise does through delegation
+    /// (like that enterprise's legal person): a delegation to the platform enterprise is what lets it act.
+    fn caller(&self, message_id: &str) -> Caller {
+        Caller {
+            user_id: self.user.id,
+            username: self.user.username.clone(),
+            role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
+            enterprise_id: self.user.enterprise_id,
+            unit_id: None,
+            // A message signed with the registered key is as strong as a signed login challenge.
+            aal: Aal::Strong,
+            session_id: format!("message:{message_id}"),
+            device_id: None,
+        }
+    }
+}
+
+/// Signers looked up once per batch.
+#[derive(Default)]
+pub struct Signers(HashMap<String, Option<Signer>>);
+
+fn rule_error(status: StatusCode, rule: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, rule, message).with_details(json!({"rule": rule}))
+}
+
+fn envelope_error(e: EnvelopeError) -> ApiError {
+    let status = match e.rule {
+        "bad_signature" => StatusCode::UNAUTHORIZED,
+        "message_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    rule_error(status, e.rule, e.message)
+}
+
+/// Adds the message id to a refusal's details, so a batch sender can match answers without indexes.
+fn with_message_id(e: ApiError, message_id: &str) -> ApiError {
+    match e {
+        ApiError::Client { status, code, message, details, retry_after_secs } => {
+            let details = match details {
+                Value::Object(mut m) => {
+                    m.insert("message_id".into(), json!(message_id));
+                    Value::Object(m)
+                }
+                Value::Null => json!({"message_id": message_id}),
+                other => json!({"message_id": message_id, "detail": other}),
+            };
+            ApiError::Client { status, code, message, details, retry_after_secs }
+        }
+        internal => internal,
+    }
+}
+
+/// Receives one message in `tx`: verified, authorised, applied, stored; or refused with nothing written.
+pub fn receive(tx: &Transaction<'_>, intake: &Intake, signers: &mut Signers, raw: &Value) -> Answer {
+    let mut message_id = None;
+    match receive_inner(tx, intake, signers, raw, &mut message_id) {
+        Ok(answer) => answer,
+        Err(error) => Answer::Refused {
+            error: match &message_id {
+                Some(id) => with_message_id(error, id),
+                None => error,
+            },
+            message_id,
+        },
+    }
+}
+
+fn receive_inner(
+    tx: &Transaction<'_>,
+    intake: &Intake,
+    signers: &mut Signers,
+    raw: &Value,
+    message_id: &mut Option<String>,
+) -> Result<Answer, ApiError> {
+    let env = Envelope::parse(raw, intake.max_message_bytes).map_err(envelope_error)?;
+    if env.header.typ.as_deref().is_some_and(|t| t != MESSAGE_TYP) {
+        return Err(rule_error(
+            StatusCode::BAD_REQUEST,
+            "wrong_typ",
+            format!("`typ` must be `{MESSAGE_TYP}` when present"),
+        ));
+    }
+    let signer = signer(tx, signers, &env.kid)?;
+    let key = signer.key.ok_or_else(|| unknown_key(&env.kid))?;
+    env.verify(&key).map_err(envelope_error)?;
+    // Only now, with the signature good, may the answer say anything about the signer's account.
+    signer_live(&signer.user, intake.now)?;
+    let payload: Payload = serde_json::from_slice(&env.payload).map_err(|e| {
+        rule_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload", format!("the signed payload: {e}"))
+    })?;
+    *message_id = Some(payload.id.as_str().to_string());
+    let digest: [u8; 32] = Sha256::digest(&env.payload).into();
+
+    if let Some(seen) = store::find(tx, signer.user.id, payload.id.as_str())? {
+        if seen.payload_sha256 == digest {
+            return Ok(Answer::Accepted { accepted: seen.answer, status: StatusCode::OK, replayed: true });
+        }
+        return Err(ApiError::conflict(
+            "message_id_reused",
+            format!(
+                "message id `{}` was already used by `{}` for a different payload (received {}); \
+                 use a new id for a new message, or resend the original unchanged",
+                payload.id.as_str(),
+                signer.user.username,
+                rfc3339::to_string(seen.received_at)
+            ),
+        )
+        .with_details(json!({
+            "rule": "message_id_reused",
+            "original": {"evidence_id": seen.answer.evidence_id, "payload_sha256": hex::encode(seen.payload_sha256),
+                         "received_at": rfc3339::to_string(seen.received_at)},
+            "payload_sha256": hex::encode(digest),
+        })));
+    }
+
+    let enterprise = orgs_store::enterprise_by_code(tx, payload.enterprise.as_str())?.ok_or_else(|| {
+        rule_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_enterprise",
+            format!("no registered enterprise has the customs code {}", payload.enterprise),
+        )
+    })?;
+    let caller = signer.caller(payload.id.as_str());
+    let scope = payload.kind.scope();
+    if !delegations::may_act_for(tx, &caller, enterprise.id, scope, intake.now)? {
+        return Err(rule_error(
+            StatusCode::FORBIDDEN,
+            "not_delegated",
+            format!(
+                "`{}` may not act for enterprise {} in `{}`: it is not the signer's own enterprise and no live \
+                 delegation of that scope reaches the signer",
+                signer.user.username, payload.enterprise, scope
+            ),
+        ));
+    }
+
+    tx.execute_batch("SAVEPOINT message")?;
+    let applied = apply(tx, intake, &caller, &payload, enterprise.id).and_then(|subject| {
+        let evidence_id = store::insert(
+            tx,
+            &store::NewMessage {
+                signer_id: signer.user.id,
+                message_id: payload.id.as_str(),
+                payload_sha256: &digest,
+                kind: payload.kind.as_str(),
+                enterprise_id: enterprise.id,
+                subject: subject.subject,
+                subject_id: subject.id,
+                envelope: &env.compact(),
+                received_at: intake.now,
+            },
+        )?;
+        let accepted = Accepted {
+            message_id: payload.id.as_str().to_string(),
+            kind: payload.kind,
+            subject: subject.subject.to_string(),
+            id: subject.id,
+            inspection_no: subject.inspection_no,
+            state: subject.state,
+            evidence_id,
+            received_at: intake.now,
+        };
+        store::set_answer(tx, evidence_id, StatusCode::CREATED.as_u16(), &accepted)?;
+        audit::append(
+            tx,
+            intake.now,
+            &Actor::User(signer.user.id),
+            &format!("message.{}", payload.kind.as_str()),
+            &format!("message:{evidence_id}"),
+            json!({"message_id": payload.id.as_str(), "payload_sha256": hex::encode(digest),
+                   "enterprise": payload.enterprise.as_str(), "platform": signer.platform,
+                   "created": format!("{}:{}", subject.subject, subject.id)}),
+        )?;
+        Ok(accepted)
+    });
+    match applied {
+        Ok(accepted) => {
+            tx.execute_batch("RELEASE message")?;
+            Ok(Answer::Accepted { accepted, status: StatusCode::CREATED, replayed: false })
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
+            Err(e)
+        }
+    }
+}
+
+fn unknown_key(kid: &str) -> ApiError {
+    rule_error(
+        StatusCode::UNAUTHORIZED,
+        "unknown_key",
+        format!(
+            "no signing key is registered to `{kid}`; an administrator or your legal person registers keys"
+        ),
+    )
+}
+
+fn signer(tx: &Transaction<'_>, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError> {
+    if !signers.0.contains_key(kid) {
+        let found = match orgs_store::user_by_name(tx, kid)? {
+            Some(user) => {
+                let platform = store::is_platform_signer(tx, user.id)?;
+                Some(Signer { key: user.verifying_key(), user: SignerAccount::from(&user), platform })
+            }
+            None => None,
+        };
+        signers.0.insert(kid.to_string(), found);
+    }
+    signers.0[kid].clone().ok_or_else(|| unknown_key(kid))
+}
+
+fn signer_live(user: &SignerAccount, now: i64) -> Result<(), ApiError> {
+    match user.status {
+        UserStatus::Active => {}
+        UserStatus::Frozen => {
+            return Err(rule_error(
+                StatusCode::FORBIDDEN,
+                "signer_frozen",
+                format!(
+                    "the account `{}` is frozen: its key signs nothing until it is unfrozen",
+                    user.username
+                ),
+            ));
+        }
+        UserStatus::Lost => {
+            return Err(rule_error(
+                StatusCode::FORBIDDEN,
+                "signer_lost",
+                format!("the account `{}` was reported lost: its key signs nothing any more", user.username),
+            ));
+        }
+    }
+    if user.valid_until.is_some_and(|t| t <= now) {
+        return Err(rule_error(
+            StatusCode::FORBIDDEN,
+            "signer_expired",
+            format!("the account `{}` is past its validity", user.username),
+        ));
+    }
+    if !user.role.is_enterprise() {
+        return Err(rule_error(
+            StatusCode::FORBIDDEN,
+            "signer_not_enterprise",
+            "messages are signed by enterprise operators, legal persons or platform signers",
+        ));
+    }
+    Ok(())
+}
+
+/// What a message created or changed.
+struct Subject {
+    subject: &'static str,
+    id: i64,
+    enterprise_id: i64,
+    inspection_no: Option<String>,
+    state: String,
+}
+
+impl From<Application> for Subject {
+    fn from(a: Application) -> Subject {
+        Subject {
+            subject: "application",
+            id: a.id,
+            enterprise_id: a.enterprise_id,
+            inspection_no: a.inspection_no,
+            state: a.state.as_str().to_string(),
+        }
+    }
+}
+
+impl From<Booking> for Subject {
+    fn from(b: Booking) -> Subject {
+        Subject {
+            subject: "booking",
+            id: b.id,
+            enterprise_id: b.enterprise_id,
+            inspection_no: Some(b.inspection_no),
+            state: b.state.as_str().to_string(),
+        }
+    }
+}
+
+fn content<T: serde::de::DeserializeOwned>(payload: &Payload) -> Result<T, ApiError> {
+    let value = payload.content.clone().ok_or_else(|| {
+        rule_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_content",
+            format!("a `{}` message needs `content`", payload.kind.as_str()),
+        )
+    })?;
+    serde_json::from_value(value).map_err(|e| {
+        rule_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_content", format!("`content`: {e}"))
+    })
+}
+
+fn required(value: Option<i64>, field: &'static str, kind: MessageKind) -> Result<i64, ApiError> {
+    value.ok_or_else(|| {
+        rule_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_field",
+            format!("a `{}` message needs `{field}`", kind.as_str()),
+        )
+    })
+}
+
+/// Runs the domain step of the JSON API for the message, as `caller`.
+fn apply(
+    tx: &Transaction<'_>,
+    intake: &Intake,
+    caller: &Caller,
+    payload: &Payload,
+    enterprise_id: i64,
+) -> Result<Subject, ApiError> {
+    use applications::http::{amend, create_draft, submit_in};
+    let now = intake.now;
+    let (year, deadline) = (intake.year, intake.inspection_deadline_ms);
+    let subject: Subject = match payload.kind {
+        MessageKind::ApplicationDraft => {
+            create_draft(tx, now, caller, content::<ApplicationContent>(payload)?, None)?.into()
+        }
+        MessageKind::ApplicationSubmit => {
+            let id = match (payload.application_id, &payload.content) {
+                (Some(id), None) => id,
+                (None, Some(_)) => create_draft(tx, now, caller, content(payload)?, None)?.id,
+                _ => {
+                    return Err(rule_error(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "missing_field",
+                        "`application.submit` takes either `content` (file and submit) or `application_id` (submit a draft)",
+                    ));
+                }
+            };
+            submit_in(tx, now, caller, id, year, deadline)?.into()
+        }
+        MessageKind::ApplicationAmend => {
+            let id = required(payload.application_id, "application_id", payload.kind)?;
+            amend(tx, now, caller, id, content(payload)?)?.into()
+        }
+        MessageKind::BookingRequest => {
+            let req: BookingRequest = content(payload)?;
+            let starts_at = rfc3339::parse(&req.starts_at).map_err(|m| {
+                rule_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_time",
+                    format!("`content.starts_at`: {m}"),
+                )
+            })?;
+            let new = NewBooking { instruction_id: req.instruction_id, site_code: req.site_code, starts_at };
+            let b = bookings::request(tx, now, caller, &intake.booking, new)?;
+            workflow::booking_changed(tx, now, &Actor::User(caller.user_id), b.instruction_id)?;
+            b.into()
+        }
+        MessageKind::BookingCancel => {
+            let id = required(payload.booking_id, "booking_id", payload.kind)?;
+            let req: CancelRequest = match payload.content {
+                Some(_) => content(payload)?,
+                None => CancelRequest { reason: None },
+            };
+            let b = bookings::cancel(tx, now, caller, &intake.booking, id, req.reason.as_deref())?;
+            workflow::booking_changed(tx, now, &Actor::User(caller.user_id), b.instruction_id)?;
+            b.into()
+        }
+        MessageKind::CertificateApply => {
+            return Err(rule_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_yet_supported",
+                "certificate applications by message come with certificates (issue 12); not in this build",
+            ));
+        }
+    };
+    // The domain step checked the caller may act for what it touched; the message must also be about the
+    // enterprise it names, so its evidence is filed under the right one.
+    if subject.enterprise_id != enterprise_id {
+        return Err(rule_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "enterprise_mismatch",
+            format!(
+                "the message names enterprise {} but its content is another enterprise's",
+                payload.enterprise
+            ),
+        ));
+    }
+    Ok(subject)
+}
+
+/// Registers a third-party platform's key: a signer account of the platform enterprise that holds the key
+/// in the one key registry, marked as a platform signer. Its password hash is of a secret nobody keeps.
+pub fn register_platform_signer(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    new: &http::NewPlatformSigner,
+    password_hash: &str,
+) -> Result<crate::orgs::User, ApiError> {
+    let user = crate::orgs::create_user(tx, now, actor, &new.as_new_user(), password_hash)?;
+    let enterprise_id =
+        user.enterprise_id.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no enterprise")))?;
+    store::insert_platform_signer(
+        tx,
+        user.id,
+        enterprise_id,
+        match actor {
+            Actor::User(id) => Some(*id),
+            _ => None,
+        },
+        now,
+    )?;
+    audit::append(
+        tx,
+        now,
+        actor,
+        "platform_signer.register",
+        &format!("user:{}", user.id),
+        json!({"enterprise": new.enterprise_code.as_str(), "username": new.username}),
+    )?;
+    crate::orgs::set_signing_key(tx, now, actor, user.id, &new.public_key)
+}

@@ -1,0 +1,134 @@
+//! SQL for accepted messages (the evidence) and platform signers.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Accepted;
+
+/// An accepted message as a resend finds it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub payload_sha256: [u8; 32],
+    pub received_at: i64,
+    pub answer: Accepted,
+}
+
+pub struct NewMessage<'a> {
+    pub signer_id: i64,
+    pub message_id: &'a str,
+    pub payload_sha256: &'a [u8; 32],
+    pub kind: &'a str,
+    pub enterprise_id: i64,
+    pub subject: &'a str,
+    pub subject_id: i64,
+    pub envelope: &'a str,
+    pub received_at: i64,
+}
+
+pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Result<Option<Seen>> {
+    c.query_row(
+        "SELECT payload_sha256, received_at, answer FROM messages WHERE signer_id = ?1 AND message_id = ?2",
+        params![signer_id, message_id],
+        |r| {
+            let sha: Vec<u8> = r.get(0)?;
+            let answer: String = r.get(2)?;
+            Ok((sha, r.get::<_, i64>(1)?, answer))
+        },
+    )
+    .optional()?
+    .map(|(sha, received_at, answer)| {
+        let bad =
+            |e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into());
+        Ok(Seen {
+            payload_sha256: sha.try_into().map_err(|_| bad("payload_sha256 is not 32 bytes".into()))?,
+            received_at,
+            answer: serde_json::from_str(&answer).map_err(|e| bad(e.to_string()))?,
+        })
+    })
+    .transpose()
+}
+
+/// Stores the message with a placeholder answer; [`set_answer`] fills it once the evidence id is known.
+pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO messages (signer_id, message_id, payload_sha256, kind, enterprise_id, subject, subject_id,
+                               envelope, status, answer, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, '', ?9)",
+        params![
+            m.signer_id,
+            m.message_id,
+            &m.payload_sha256[..],
+            m.kind,
+            m.enterprise_id,
+            m.subject,
+            m.subject_id,
+            m.envelope,
+            m.received_at
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn set_answer(c: &Connection, id: i64, status: u16, answer: &Accepted) -> rusqlite::Result<()> {
+    let text = serde_json::to_string(answer).expect("an answer serialises");
+    c.execute("UPDATE messages SET status = ?1, answer = ?2 WHERE id = ?3", params![status, text, id])?;
+    Ok(())
+}
+
+/// A stored message: the envelope and what it is about.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Evidence {
+    pub evidence_id: i64,
+    pub enterprise_id: i64,
+    pub signer: String,
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub subject: String,
+    pub subject_id: i64,
+    /// The signed message exactly as verified, in compact form.
+    pub envelope: String,
+    #[serde(with = "crate::domain::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: i64,
+}
+
+pub fn evidence(c: &Connection, id: i64) -> rusqlite::Result<Option<Evidence>> {
+    c.query_row(
+        "SELECT m.id, m.enterprise_id, u.username, m.message_id, m.kind, m.subject, m.subject_id, m.envelope,
+                m.received_at
+         FROM messages m JOIN users u ON u.id = m.signer_id WHERE m.id = ?1",
+        [id],
+        |r| {
+            Ok(Evidence {
+                evidence_id: r.get(0)?,
+                enterprise_id: r.get(1)?,
+                signer: r.get(2)?,
+                message_id: r.get(3)?,
+                kind: r.get(4)?,
+                subject: r.get(5)?,
+                subject_id: r.get(6)?,
+                envelope: r.get(7)?,
+                received_at: r.get(8)?,
+            })
+        },
+    )
+    .optional()
+}
+
+pub fn is_platform_signer(c: &Connection, user_id: i64) -> rusqlite::Result<bool> {
+    c.query_row("SELECT EXISTS (SELECT 1 FROM platform_signers WHERE user_id = ?1)", [user_id], |r| r.get(0))
+}
+
+pub fn insert_platform_signer(
+    c: &Connection,
+    user_id: i64,
+    enterprise_id: i64,
+    registered_by: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO platform_signers (user_id, enterprise_id, registered_by, registered_at) VALUES (?1, ?2, ?3, ?4)",
+        params![user_id, enterprise_id, registered_by, now],
+    )?;
+    Ok(())
+}
