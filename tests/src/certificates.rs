@@ -18,9 +18,11 @@ pub struct Released {
     pub photo: String,
 }
 
-/// The application's content: the field kit's, requesting a health certificate.
+/// The application's content: the field kit's, to the consignee the certificate names, requesting a
+/// health certificate.
 pub fn content() -> Value {
     let mut c = field::content();
+    c["consignee_name"] = json!("Osaka Seafood KK");
     c["certificates"] = json!(["sanitary"]);
     c
 }
@@ -48,7 +50,7 @@ pub async fn released(server: &TestServer) -> Released {
     Released { application_id: i["application_id"].as_i64().unwrap(), instruction_id: instruction, photo }
 }
 
-/// A health-certificate request that meets every rule: the released goods (1000 of the 1200 kg),
+/// A health-certificate request that meets every rule: the released goods (all 1000 kg),
 /// the application's consignee and destination, and the additional declaration Japan requires.
 pub fn request(application_id: i64) -> Value {
     json!({
