@@ -48,14 +48,62 @@ impl JwtKeys {
 
     /// The public key as a JSON Web Key Set (RFC 8037 OKP key).
     pub fn jwks(&self) -> Value {
-        json!({"keys": [{
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "alg": "EdDSA",
-            "use": "sig",
-            "kid": self.kid,
-            "x": URL_SAFE_NO_PAD.encode(self.public.as_bytes()),
-        }]})
+        jwk_set(&self.kid, &self.public)
+    }
+}
+
+/// The public half of an Ed25519 key as a JWK set (RFC 8037 OKP key), the form every key the service
+/// publishes takes: the token key, the certificate key, the receipt key.
+pub fn jwk_set(kid: &str, public: &VerifyingKey) -> Value {
+    json!({"keys": [{
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "alg": "EdDSA",
+        "use": "sig",
+        "kid": kid,
+        "x": URL_SAFE_NO_PAD.encode(public.as_bytes()),
+    }]})
+}
+
+/// An Ed25519 key the service signs evidence with (certificates, receipts): a seed file of its own under the
+/// data dir, so each rotates on its own schedule apart from the token key; a key id derived from the public
+/// key; the public half published as a JWK set.
+pub struct ServiceKey {
+    signing: SigningKey,
+    /// `kid_prefix` and the first 8 bytes of the public key's SHA-256, hex.
+    pub kid: String,
+}
+
+impl std::fmt::Debug for ServiceKey {
+    // Never print key material, not even in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl ServiceKey {
+    /// Loads the seed at `path`, creating it with a fresh key (logged as a new `purpose` key) if absent.
+    pub fn load_or_generate(path: &Path, purpose: &str, kid_prefix: &str) -> anyhow::Result<ServiceKey> {
+        Ok(Self::from_seed(&load_or_generate_seed(path, purpose)?, kid_prefix))
+    }
+
+    pub fn from_seed(seed: &[u8; 32], kid_prefix: &str) -> ServiceKey {
+        let signing = SigningKey::from_bytes(seed);
+        let kid =
+            format!("{kid_prefix}{}", hex::encode(&Sha256::digest(signing.verifying_key().as_bytes())[..8]));
+        ServiceKey { signing, kid }
+    }
+
+    pub fn signing(&self) -> &SigningKey {
+        &self.signing
+    }
+
+    pub fn public(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    pub fn jwks(&self) -> Value {
+        jwk_set(&self.kid, &self.public())
     }
 }
 

@@ -3,68 +3,45 @@
 
 use std::path::Path;
 
-use base64::{
-    Engine,
-    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
-};
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use ed25519_dalek::Signer;
 
-use crate::auth::keys::load_or_generate_seed;
+use crate::auth::keys::ServiceKey;
 
 pub const KEY_FILE: &str = "keys/certificate-ed25519.seed";
 
-pub struct CertificateKey {
-    signing: SigningKey,
-    /// Key id, named in every certificate's content so a verifier picks the right published key.
-    pub kid: String,
-}
+/// The certificate-signing service key; `kid` (no prefix) is named in every certificate's content so a
+/// verifier picks the right published key.
+#[derive(Debug)]
+pub struct CertificateKey(ServiceKey);
 
-impl std::fmt::Debug for CertificateKey {
-    // Never print key material, not even in a debug log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertificateKey").field("kid", &self.kid).finish_non_exhaustive()
+impl std::ops::Deref for CertificateKey {
+    type Target = ServiceKey;
+    fn deref(&self) -> &ServiceKey {
+        &self.0
     }
 }
 
 impl CertificateKey {
     /// Loads `<data_dir>/keys/certificate-ed25519.seed`, creating it with a fresh key if absent.
     pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<CertificateKey> {
-        Ok(Self::from_seed(&load_or_generate_seed(&data_dir.join(KEY_FILE), "certificate-signing")?))
+        Ok(Self(ServiceKey::load_or_generate(&data_dir.join(KEY_FILE), "certificate-signing", "")?))
     }
 
     pub fn from_seed(seed: &[u8; 32]) -> CertificateKey {
-        let signing = SigningKey::from_bytes(seed);
-        let kid = hex::encode(&Sha256::digest(signing.verifying_key().as_bytes())[..8]);
-        CertificateKey { signing, kid }
+        Self(ServiceKey::from_seed(seed, ""))
     }
 
     /// Base64 signature over `content`.
     pub fn sign(&self, content: &[u8]) -> String {
-        STANDARD.encode(self.signing.sign(content).to_bytes())
-    }
-
-    pub fn public(&self) -> VerifyingKey {
-        self.signing.verifying_key()
-    }
-
-    /// The public key as a JSON Web Key Set (RFC 8037), published beside the token JWKS.
-    pub fn jwks(&self) -> Value {
-        json!({"keys": [{
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "alg": "EdDSA",
-            "use": "sig",
-            "kid": self.kid,
-            "x": URL_SAFE_NO_PAD.encode(self.public().as_bytes()),
-        }]})
+        STANDARD.encode(self.signing().sign(content).to_bytes())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use ed25519_dalek::{Signature, Verifier};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
     use super::*;
 

@@ -7,63 +7,47 @@
 
 use std::path::Path;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use ed25519_dalek::SigningKey;
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-
-use crate::auth::keys::load_or_generate_seed;
+use crate::auth::keys::ServiceKey;
 
 pub const RECEIPT_KEY_FILE: &str = "keys/receipts-ed25519.seed";
 /// The `typ` of a signed receipt, so it cannot be mistaken for a message or a token.
 pub const RECEIPT_TYP: &str = "fieldcheck-receipt+jws";
 
-pub struct ReceiptKey {
-    signing: SigningKey,
-    pub kid: String,
-}
+/// Customs' receipt-signing service key (`kid` prefixed `receipts-`).
+#[derive(Debug)]
+pub struct ReceiptKey(ServiceKey);
 
-impl std::fmt::Debug for ReceiptKey {
-    // Never print key material.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReceiptKey").field("kid", &self.kid).finish_non_exhaustive()
+impl std::ops::Deref for ReceiptKey {
+    type Target = ServiceKey;
+    fn deref(&self) -> &ServiceKey {
+        &self.0
     }
 }
 
 impl ReceiptKey {
     /// Loads `<data_dir>/keys/receipts-ed25519.seed`, creating it with a fresh key if absent.
     pub fn load_or_generate(data_dir: &Path) -> anyhow::Result<ReceiptKey> {
-        let seed = load_or_generate_seed(&data_dir.join(RECEIPT_KEY_FILE), "receipt-signing")?;
-        Ok(Self::from_seed(&seed))
+        Ok(Self(ServiceKey::load_or_generate(
+            &data_dir.join(RECEIPT_KEY_FILE),
+            "receipt-signing",
+            "receipts-",
+        )?))
     }
 
     pub fn from_seed(seed: &[u8; 32]) -> ReceiptKey {
-        let signing = SigningKey::from_bytes(seed);
-        let kid =
-            format!("receipts-{}", hex::encode(&Sha256::digest(signing.verifying_key().as_bytes())[..8]));
-        ReceiptKey { signing, kid }
-    }
-
-    /// The public key as a JWK set (RFC 8037 OKP key).
-    pub fn jwks(&self) -> Value {
-        json!({"keys": [{
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "alg": "EdDSA",
-            "use": "sig",
-            "kid": self.kid,
-            "x": URL_SAFE_NO_PAD.encode(self.signing.verifying_key().as_bytes()),
-        }]})
+        Self(ServiceKey::from_seed(seed, "receipts-"))
     }
 
     /// `payload` as a compact JWS under this key.
     pub fn sign(&self, payload: &[u8]) -> String {
-        super::envelope::sign_compact(&self.signing, &self.kid, RECEIPT_TYP, payload)
+        super::envelope::sign_compact(self.signing(), &self.kid, RECEIPT_TYP, payload)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
     use super::*;
     use crate::messages::envelope::Envelope;
 
