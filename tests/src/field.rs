@@ -93,3 +93,20 @@ impl Handheld {
         self.dir.path()
     }
 }
+
+/// An instruction dispatched to officer1 and officer2, each with a registered handheld (not yet synced).
+pub struct TwoOfficers {
+    pub instruction: i64,
+    /// The instruction id as the handheld commands take it.
+    pub id: String,
+    pub items: Vec<String>,
+    pub one: Handheld,
+    pub two: Handheld,
+}
+
+pub async fn two_officers(server: &TestServer) -> TwoOfficers {
+    let instruction = dispatched(server, &["officer1", "officer2"]).await;
+    let items = items(server, instruction).await;
+    let (one, two) = (Handheld::new(server, "officer1"), Handheld::new(server, "officer2"));
+    TwoOfficers { instruction, id: instruction.to_string(), items, one, two }
+}

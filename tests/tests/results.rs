@@ -3,7 +3,7 @@
 
 use fieldcheck_tests::{
     Api, TestServer, binary,
-    field::{Handheld, dispatched, items, record},
+    field::{Handheld, TwoOfficers, dispatched, items, record, two_officers},
     strong,
 };
 use serde_json::{Value, json};
@@ -302,10 +302,7 @@ async fn complete_on_an_untouched_record_is_not_a_submission_until_every_check_t
 #[tokio::test]
 async fn an_officers_change_after_submission_reopens_the_result_with_a_receipt_and_an_audit_entry() {
     let server = TestServer::start();
-    let instruction = dispatched(&server, &["officer1", "officer2"]).await;
-    let items = items(&server, instruction).await;
-    let id = instruction.to_string();
-    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    let TwoOfficers { instruction, id, items, one, two } = two_officers(&server).await;
     one.sync();
     for item in &items {
         one.ok(&["check", &id, item, "pass"]);

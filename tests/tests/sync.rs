@@ -8,17 +8,14 @@ use automerge::{AutoCommit, ROOT, ReadDoc, sync::SyncDoc, transaction::Transacta
 use fieldcheck_sync::batch::{self, Bytes, DocMessage, SyncRequest, SyncResponse};
 use fieldcheck_tests::{
     Api, TestServer,
-    field::{Handheld, content, dispatched, items, record, user_id},
+    field::{Handheld, TwoOfficers, content, dispatched, items, record, two_officers, user_id},
 };
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn two_officers_editing_offline_merge_notes_and_different_check_items() {
     let server = TestServer::start();
-    let instruction = dispatched(&server, &["officer1", "officer2"]).await;
-    let items = items(&server, instruction).await;
-    let id = instruction.to_string();
-    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    let TwoOfficers { instruction, id, items, one, two } = two_officers(&server).await;
     one.sync();
     two.sync();
     let listed = one.ok(&["list"]);
@@ -83,10 +80,7 @@ async fn two_officers_editing_offline_merge_notes_and_different_check_items() {
 #[tokio::test]
 async fn the_same_check_or_verdict_set_differently_is_an_open_conflict_until_a_later_write_resolves_it() {
     let server = TestServer::start();
-    let instruction = dispatched(&server, &["officer1", "officer2"]).await;
-    let items = items(&server, instruction).await;
-    let id = instruction.to_string();
-    let (one, two) = (Handheld::new(&server, "officer1"), Handheld::new(&server, "officer2"));
+    let TwoOfficers { instruction, id, items, one, two } = two_officers(&server).await;
     one.sync();
     two.sync();
 
