@@ -142,6 +142,17 @@ enum AdminCommand {
         #[arg(long)]
         public_key: String,
     },
+    /// Load reference data (HS codes and legal units, checklist templates, producer rules and registered
+    /// producers, risk rules and sampling ratios, certificate types, site calendars) from a folder laid out
+    /// like the repository's fixtures/ (docs/operations.md). Checks everything before writing anything;
+    /// running it again with the same files changes nothing. Prints what changed.
+    ImportReference {
+        /// The folder (hs/, checklists/, certificates/, and optionally sites/calendars.json).
+        dir: PathBuf,
+        /// Check the folder and print what would change, without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Check the audit log's hash chain; exits non-zero and names the first broken link if it is broken.
     VerifyAudit,
     /// Back up the data dir (database snapshot, photos, keys) into one new file, while the server runs.
@@ -367,6 +378,25 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             println!("registered the signing key of {username}");
         }
         AdminCommand::Backup { .. } | AdminCommand::Restore { .. } => unreachable!("handled above"),
+        AdminCommand::ImportReference { dir, dry_run } => {
+            use crate::reference::import::{ReferenceSet, Source};
+            let set = ReferenceSet::read(&Source::Dir(dir))?;
+            let report = db.write_blocking(|tx| {
+                let report = set.apply(tx, now, &actor)?;
+                if dry_run {
+                    // Rolls the transaction back: the report is what a real run would write.
+                    return Err(crate::error::ApiError::conflict("dry_run", report.to_string()));
+                }
+                Ok(report)
+            });
+            match report {
+                Ok(report) => println!("{report}"),
+                Err(crate::error::ApiError::Client { code: "dry_run", message, .. }) => {
+                    println!("dry run, nothing written; {message}")
+                }
+                Err(e) => return Err(import_failure(e)),
+            }
+        }
         AdminCommand::VerifyAudit => {
             let report = db.write_blocking(|tx| audit::verify(tx)).map_err(api)?;
             return Ok(match report.first_broken {
@@ -382,6 +412,18 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An import's problems print as the list they are; anything else as itself.
+fn import_failure(e: crate::error::ApiError) -> anyhow::Error {
+    match e {
+        crate::error::ApiError::Internal(e) => match e.downcast::<crate::reference::import::ImportError>() {
+            Ok(crate::reference::import::ImportError::Problems(p)) => anyhow::Error::new(p),
+            Ok(other) => anyhow::Error::new(other),
+            Err(e) => e,
+        },
+        client => anyhow::anyhow!("{client}"),
+    }
 }
 
 fn message_command(cmd: MessageCommand) -> anyhow::Result<ExitCode> {

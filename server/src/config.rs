@@ -243,7 +243,8 @@ pub struct LogSettings {
 pub struct DemoSettings {
     /// Load demo data into an empty data dir; every demo user gets the password `demo-password`.
     pub enabled: bool,
-    /// The fixtures folder (`demo/`, `hs/`, `checklists/`); relative paths start at the working directory.
+    /// A fixtures folder laid out like the repository's `fixtures/`; empty = the copy built into the binary.
+    /// Relative paths start at the working directory.
     pub fixtures_dir: PathBuf,
 }
 
@@ -329,7 +330,7 @@ impl Default for LogSettings {
 
 impl Default for DemoSettings {
     fn default() -> Self {
-        DemoSettings { enabled: false, fixtures_dir: PathBuf::from("fixtures") }
+        DemoSettings { enabled: false, fixtures_dir: PathBuf::new() }
     }
 }
 

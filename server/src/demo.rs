@@ -1,5 +1,6 @@
-//! Demo data: `fieldcheck serve --demo` fills an empty data dir from `fixtures/demo/demo.json` and the
-//! reference data (HS table, rules, checklist templates) from `fixtures/hs` and `fixtures/checklists`.
+//! Demo data: `fieldcheck serve --demo` fills an empty data dir from `demo/demo.json` and the reference
+//! data (HS table, rules, checklist templates, certificate types, site calendars) the way
+//! `admin import-reference` does, from the fixtures compiled into the binary or from `demo.fixtures_dir`.
 
 use std::path::Path;
 
@@ -10,48 +11,50 @@ use serde::Deserialize;
 use crate::{
     audit::Actor,
     auth::{keys, password},
-    bookings,
     config::Settings,
     db::Db,
     devices,
     orgs::{self, NewEnterprise, NewUnit, NewUser, store},
+    reference::import::{ReferenceSet, Source},
 };
 
 /// The one password every demo account has. Demo mode only: nothing else ever sets it.
 pub const DEMO_PASSWORD: &str = "demo-password";
 pub const DEMO_KEYS_DIR: &str = "demo-keys";
+const DEMO_FILE: &str = "demo/demo.json";
+
+/// The demo's fixtures: `demo.fixtures_dir` when set, else the copy compiled into the binary.
+pub fn source(settings: &Settings) -> Source {
+    match &settings.demo.fixtures_dir {
+        d if d.as_os_str().is_empty() => Source::Embedded,
+        d => Source::Dir(d.clone()),
+    }
+}
+
+/// Checked before the data dir is touched: a demo start pointed at the wrong folder must not leave a fresh,
+/// empty database and keys behind.
+pub fn check_source(settings: &Settings) -> anyhow::Result<()> {
+    if let Source::Dir(d) = source(settings) {
+        anyhow::ensure!(
+            d.join(DEMO_FILE).exists(),
+            "--demo with demo.fixtures_dir = {} needs {DEMO_FILE} in it, and there is none: point \
+             demo.fixtures_dir (environment FIELDCHECK__DEMO__FIXTURES_DIR) at a folder laid out like the \
+             repository's fixtures/, or leave it empty to use the fixtures built into fieldcheck",
+            d.display()
+        );
+    }
+    Ok(())
+}
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DemoFile {
+    #[serde(rename = "about")]
+    _about: Option<String>,
     units: Vec<NewUnit>,
     enterprises: Vec<NewEnterprise>,
     users: Vec<DemoUser>,
     devices: Vec<DemoDevice>,
-    #[serde(default)]
-    calendars: Vec<DemoCalendar>,
-    #[serde(default)]
-    site_locations: Vec<DemoSiteLocation>,
-}
-
-/// Where a site is, so the dashboard's map can flag photos taken elsewhere.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DemoSiteLocation {
-    site_code: String,
-    latitude: f64,
-    longitude: f64,
-}
-
-/// A site's slot calendar: the site's code plus what a supervisor would `PUT`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DemoCalendar {
-    site_code: String,
-    slot_minutes: i64,
-    capacity: i64,
-    auto_confirm: bool,
-    hours: std::collections::BTreeMap<String, Vec<String>>,
-    closed_days: Vec<bookings::calendar::ClosedDay>,
 }
 
 #[derive(Deserialize)]
@@ -78,11 +81,13 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
     if db.write_blocking(|tx| Ok(store::count_users(tx)?))? > 0 {
         return Ok(false);
     }
-    let path = settings.demo.fixtures_dir.join("demo/demo.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading demo fixtures {}", path.display()))?;
-    let demo: DemoFile =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let source = source(settings);
+    let text = source
+        .read(DEMO_FILE)
+        .map_err(anyhow::Error::msg)?
+        .with_context(|| format!("the demo fixtures have no {DEMO_FILE}"))?;
+    let demo: DemoFile = serde_json::from_str(&text).with_context(|| format!("parsing {DEMO_FILE}"))?;
+    let reference = ReferenceSet::read(&source)?;
     // One hash for all demo users: argon2 is slow on purpose and they share the password anyway.
     let hash = password::hash_blocking(DEMO_PASSWORD, settings.auth.argon2_memory_kib)?;
     let keys_dir = settings.storage.data_dir.join(DEMO_KEYS_DIR);
@@ -91,9 +96,6 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
         seeds.push((u.username.clone(), keys::random_seed()?));
     }
     db.write_blocking(|tx| {
-        crate::reference::load(tx, &settings.demo.fixtures_dir).map_err(crate::error::ApiError::Internal)?;
-        crate::certificates::types::load(tx, &settings.demo.fixtures_dir)
-            .map_err(crate::error::ApiError::Internal)?;
         let system = Actor::System;
         for unit in demo.units {
             orgs::create_unit(tx, now, &system, unit)?;
@@ -120,21 +122,8 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
                 .ok_or_else(|| crate::error::ApiError::not_found(&format!("demo officer {}", d.officer)))?;
             devices::register(tx, now, officer.id, &d.name, Some(&d.id))?;
         }
-        for cal in demo.calendars {
-            let site = bookings::site_by_code(tx, "calendars.site_code", &cal.site_code)?;
-            let spec = bookings::CalendarSpec {
-                slot_minutes: cal.slot_minutes,
-                capacity: cal.capacity,
-                auto_confirm: cal.auto_confirm,
-                hours: cal.hours,
-                closed_days: cal.closed_days,
-            };
-            bookings::calendar::put(tx, now, site.id, &spec, "system")?;
-        }
-        for l in demo.site_locations {
-            let site = bookings::site_by_code(tx, "site_locations.site_code", &l.site_code)?;
-            crate::monitoring::figures::set_site_location(tx, site.id, l.latitude, l.longitude)?;
-        }
+        // After the units: the calendars name sites.
+        reference.apply(tx, now, &system)?;
         Ok(())
     })
     .map_err(|e| anyhow::anyhow!("loading demo data: {e}"))?;

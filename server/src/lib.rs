@@ -102,15 +102,8 @@ use crate::{
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
 pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     let data_dir = settings.storage.data_dir.clone();
-    // Checked before the data dir is touched: a demo start from the wrong folder must not leave a fresh,
-    // empty database and keys behind.
-    let demo_file = settings.demo.fixtures_dir.join("demo/demo.json");
-    if settings.demo.enabled && !demo_file.exists() {
-        anyhow::bail!(
-            "--demo needs the demo fixtures, and {} does not exist: start from the repository root, or point \
-             demo.fixtures_dir (environment FIELDCHECK__DEMO__FIXTURES_DIR) at the repository's fixtures/ folder",
-            demo_file.display()
-        );
+    if settings.demo.enabled {
+        demo::check_source(&settings)?;
     }
     let db = Db::open(&data_dir, settings.storage.read_connections)?;
     let keys = JwtKeys::load_or_generate(&data_dir, None)?;
@@ -128,6 +121,14 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     }
     if settings.demo.enabled && demo::load_if_empty(&db, &settings, clock.now_ms())? {
         tracing::info!("loaded demo data; every demo user's password is `{}`", demo::DEMO_PASSWORD);
+    }
+    let missing = db.write_blocking(|tx| Ok(reference::import::missing(tx)?))?;
+    if !missing.is_empty() {
+        tracing::warn!(
+            missing = missing.join(", "),
+            "reference data is missing, so applications cannot be checked and /readyz answers 503: \
+             load it with `fieldcheck admin import-reference DIR`"
+        );
     }
     let certificate_key = CertificateKey::load_or_generate(&data_dir)?;
     let outbox_dir = match &settings.certificates.sps_outbox_dir {

@@ -87,6 +87,14 @@ impl TestServer {
         TestServer { child, base, data_dir: Some(dir), env }
     }
 
+    /// A server as a real deployment runs it: no demo data, no fixtures folder, no manual clock; its data
+    /// dir is `dir` (prepared with `fieldcheck admin …` commands, or empty).
+    pub fn start_deployed(dir: tempfile::TempDir) -> TestServer {
+        let env = vec![("DEPLOYED".to_string(), String::new())];
+        let (child, base) = spawn(dir.path(), &env);
+        TestServer { child, base, data_dir: Some(dir), env }
+    }
+
     /// A server on a data dir prepared elsewhere (e.g. restored from a backup); the dir is removed on drop.
     pub fn start_on(dir: tempfile::TempDir) -> TestServer {
         let (child, base) = spawn(dir.path(), &[]);
@@ -193,11 +201,18 @@ fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
         .append(true)
         .open(data_dir.join("server.log"))
         .expect("server log");
-    let mut child = Command::new(binary("fieldcheck"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("FIELDCHECK__DEMO__FIXTURES_DIR", repo_root().join("fixtures"))
-        .env("FIELDCHECK__TESTING__MANUAL_CLOCK", "true")
+    let mut command = Command::new(binary("fieldcheck"));
+    // `DEPLOYED` is a marker of `start_deployed`, not a setting: the server then runs as in production.
+    if env.iter().any(|(k, _)| k == "DEPLOYED") {
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+    } else {
+        command
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("FIELDCHECK__DEMO__FIXTURES_DIR", repo_root().join("fixtures"))
+            .env("FIELDCHECK__TESTING__MANUAL_CLOCK", "true");
+    }
+    let mut child = command
         // The OWASP minimum is far too slow for a debug build; tests do not measure password strength.
         .env("FIELDCHECK__AUTH__ARGON2_MEMORY_KIB", "1024")
         // Every test client connects from 127.0.0.1, and the load tests keep well over a thousand connections
@@ -206,7 +221,7 @@ fn spawn(data_dir: &Path, env: &[(String, String)]) -> (Child, String) {
         // Debug builds on a busy 2-core machine can take longer than production's 30 s for a large photo;
         // a test about the timeout itself sets its own.
         .env("FIELDCHECK__SERVER__REQUEST_TIMEOUT_SECS", "120")
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().filter(|(k, _)| k != "DEPLOYED").map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()

@@ -128,12 +128,59 @@ async fn a_damaged_backup_restores_nothing_and_says_so() {
 }
 
 #[test]
-fn a_demo_start_without_its_fixtures_fails_before_touching_the_data_dir_and_names_the_setting() {
+fn a_demo_start_from_any_directory_uses_the_built_in_fixtures() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let data_dir = elsewhere.path().join("data");
+    let mut child = std::process::Command::new(binary("fieldcheck"))
+        .current_dir(elsewhere.path())
+        .env_remove("FIELDCHECK__DEMO__FIXTURES_DIR")
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    let base =
+        line.trim().strip_prefix("fieldcheck listening on ").unwrap_or_else(|| panic!("{line}")).to_string();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (ready, hs) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let ready = client.get(format!("{base}/readyz")).send().await.unwrap().status();
+        let login: serde_json::Value = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "ent1-operator", "password": "demo-password"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let hs = client
+            .get(format!("{base}/api/v1/hs-codes/0303630000"))
+            .bearer_auth(login["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status();
+        (ready, hs)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(ready, 200);
+    assert_eq!(hs, 200, "the built-in HS table is loaded");
+}
+
+#[test]
+fn a_demo_start_pointed_at_a_folder_without_fixtures_fails_before_touching_the_data_dir_and_names_the_setting()
+ {
     let elsewhere = tempfile::tempdir().unwrap();
     let data_dir = elsewhere.path().join("data");
     let out = std::process::Command::new(binary("fieldcheck"))
         .current_dir(elsewhere.path())
-        .env_remove("FIELDCHECK__DEMO__FIXTURES_DIR")
+        .env("FIELDCHECK__DEMO__FIXTURES_DIR", elsewhere.path().join("no-such-folder"))
         .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir)
         .output()
@@ -142,4 +189,95 @@ fn a_demo_start_without_its_fixtures_fails_before_touching_the_data_dir_and_name
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("FIELDCHECK__DEMO__FIXTURES_DIR"), "{stderr}");
     assert!(!data_dir.exists(), "nothing was created");
+}
+
+/// Copies the repository's reference folders (not the demo's people) into a new folder.
+fn reference_copy() -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for folder in ["hs", "checklists", "certificates", "sites"] {
+        std::fs::create_dir_all(to.path().join(folder)).unwrap();
+        for entry in std::fs::read_dir(fieldcheck_tests::repo_root().join("fixtures").join(folder)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.path().join(folder).join(entry.file_name())).unwrap();
+        }
+    }
+    to
+}
+
+/// The units the fixtures' site calendars name, created as an administrator would.
+pub fn create_sites(data_dir: &std::path::Path) {
+    for (code, kind, parent) in [
+        ("0000", "headquarters", None),
+        ("2200", "customs", Some("0000")),
+        ("2201", "site", Some("2200")),
+        ("2202", "site", Some("2200")),
+        ("5300", "customs", Some("0000")),
+        ("5301", "site", Some("5300")),
+        ("5302", "site", Some("5300")),
+    ] {
+        let mut args = vec!["admin", "create-unit", "--code", code, "--name", code, "--kind", kind];
+        if let Some(p) = parent {
+            args.extend(["--parent", p]);
+        }
+        let out = fieldcheck(&args, data_dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn reference_data_is_checked_whole_before_anything_is_written_imported_once_and_readyz_waits_for_it() {
+    let server = TestServer::start_deployed(tempfile::tempdir().unwrap());
+    let (status, ready) = server.api().get("/readyz").await;
+    assert_eq!(status, 503);
+    let reason = ready["reason"].as_str().unwrap();
+    assert!(reason.contains("HS codes") && reason.contains("import-reference"), "{reason}");
+
+    create_sites(server.data_dir());
+    // Two mistakes in different files: both are reported, and nothing is written.
+    let broken = reference_copy();
+    let hs_path = broken.path().join("hs/hs-codes.json");
+    let hs = std::fs::read_to_string(&hs_path).unwrap();
+    std::fs::write(&hs_path, hs.replacen("\"0303630000\"", "\"030363\"", 1)).unwrap();
+    let ratios_path = broken.path().join("hs/sampling-ratios.json");
+    let ratios = std::fs::read_to_string(&ratios_path).unwrap();
+    std::fs::write(&ratios_path, ratios.replacen("\"general\"", "\"excellent\"", 1)).unwrap();
+    let out = server.cli(&["admin", "import-reference", broken.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`030363` is not 10 digits"), "{stderr}");
+    assert!(stderr.contains("unknown credit rating `excellent`"), "{stderr}");
+    assert_eq!(server.api().get("/readyz").await.0, 503, "nothing was written");
+
+    let good = reference_copy();
+    let dir = good.path().to_str().unwrap();
+    let dry = server.cli(&["admin", "import-reference", "--dry-run", dir]);
+    assert!(stdout(&dry).contains("dry run, nothing written"), "{}", stdout(&dry));
+    assert_eq!(server.api().get("/readyz").await.0, 503, "a dry run writes nothing");
+
+    let first = server.cli(&["admin", "import-reference", dir]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(stdout(&first).contains("244 added"), "{}", stdout(&first));
+    let (status, ready) = server.api().get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+
+    let again = server.cli(&["admin", "import-reference", dir]);
+    assert_eq!(stdout(&again).trim(), "reference data unchanged");
+
+    // One changed description and one removed rule are reported as such.
+    let hs = std::fs::read_to_string(good.path().join("hs/hs-codes.json")).unwrap();
+    std::fs::write(good.path().join("hs/hs-codes.json"), hs.replacen("Frozen", "Deep-frozen", 1)).unwrap();
+    let risk_path = good.path().join("hs/risk-rules.json");
+    let mut risk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&risk_path).unwrap()).unwrap();
+    risk["rules"].as_array_mut().unwrap().pop();
+    std::fs::write(&risk_path, risk.to_string()).unwrap();
+    let changed = stdout(&server.cli(&["admin", "import-reference", dir]));
+    assert!(changed.lines().any(|l| l.contains("hs_codes") && l.contains("1 changed")), "{changed}");
+    assert!(changed.lines().any(|l| l.contains("risk_rules") && l.contains("1 removed")), "{changed}");
+    let audit = server.cli(&["admin", "verify-audit"]);
+    assert!(audit.status.success(), "{}", stdout(&audit));
 }

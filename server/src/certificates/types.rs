@@ -1,10 +1,7 @@
 //! Certificate types as reference data (fixtures/certificates/types.json): titles, the SPS document type,
 //! the HS chapters a type may cover, the fields it requires and the destination rules that apply.
 
-use std::path::Path;
-
-use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,39 +44,22 @@ impl CertificateType {
         self.hs_chapters.is_empty() || self.hs_chapters.iter().any(|c| c == chapter)
     }
 
+    /// What an import checks beyond the shape (reference::import).
+    pub fn check(&self) -> Result<(), String> {
+        for rule in &self.destination_rules {
+            if !matches!(rule.requires.as_str(), "treatment" | "additional_declaration") {
+                return Err(format!(
+                    "destination rule {} of {} requires `{}`; only treatment and additional_declaration are known",
+                    rule.id, self.code, rule.requires
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn requires(&self, field: &str) -> bool {
         self.required.iter().any(|f| f == field)
     }
-}
-
-#[derive(Deserialize)]
-struct TypesFile {
-    types: Vec<CertificateType>,
-}
-
-/// Replaces the certificate types with `fixtures_root/certificates/types.json`.
-pub fn load(tx: &Transaction<'_>, fixtures_root: &Path) -> anyhow::Result<()> {
-    let path = fixtures_root.join("certificates/types.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file: TypesFile =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    tx.execute("DELETE FROM certificate_types", [])?;
-    for t in file.types {
-        for rule in &t.destination_rules {
-            anyhow::ensure!(
-                matches!(rule.requires.as_str(), "treatment" | "additional_declaration"),
-                "destination rule {} of {} requires `{}`; only treatment and additional_declaration are known",
-                rule.id,
-                t.code,
-                rule.requires
-            );
-        }
-        tx.execute(
-            "INSERT INTO certificate_types (code, body) VALUES (?1, ?2)",
-            params![t.code, serde_json::to_string(&t)?],
-        )?;
-    }
-    Ok(())
 }
 
 pub fn get(c: &Connection, code: &str) -> rusqlite::Result<Option<CertificateType>> {

@@ -18,14 +18,30 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Ready: the database answers and holds the reference data the workflow needs. Not ready says why.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "the database answers"), (status = 503, description = "it does not")))]
+    responses((status = 200, description = "the database answers and the reference data is loaded"),
+        (status = 503, description = "it does not, or reference data is missing; `reason` says which")))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.db.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+    match state.db.read(|c| Ok(crate::reference::import::missing(c)?)).await {
+        Ok(missing) if missing.is_empty() => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(missing) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "not_ready",
+                "reason": format!(
+                    "reference data is missing ({}): load it with `fieldcheck admin import-reference DIR`",
+                    missing.join(", ")
+                ),
+                "missing": missing,
+            })),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unavailable"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "not_ready", "reason": "the database does not answer"})),
+            )
         }
     }
 }

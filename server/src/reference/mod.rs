@@ -1,19 +1,16 @@
 //! Reference data the rules run on: the HS code table, producer-qualification rules, registered producers,
-//! risk rules, sampling ratios and checklist templates. Rules are data: they come from `fixtures/hs` and
-//! `fixtures/checklists` (or an administrator's edits), never from code.
+//! risk rules, sampling ratios and checklist templates. Rules are data: they come from
+//! `fieldcheck admin import-reference DIR` ([`import`]; the demo loads the built-in [`embedded`] copy of
+//! `fixtures/`) or an administrator's edits, never from code.
 
+pub mod embedded;
 pub mod http;
+pub mod import;
 
-use std::path::Path;
-
-use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    domain::{CreditRating, Direction},
-    error::ApiError,
-};
+use crate::domain::{CreditRating, Direction};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HsEntry {
@@ -180,159 +177,4 @@ pub fn checklist_template(c: &Connection, category: &str) -> rusqlite::Result<Op
         .query_row("SELECT items FROM checklist_templates WHERE category = ?1", [category], |r| r.get(0))
         .optional()?;
     items.map(|j| crate::db::parse_json(0, &j)).transpose()
-}
-
-// ---- loading from fixtures ----
-
-#[derive(Deserialize)]
-struct HsFile {
-    codes: Vec<HsRow>,
-}
-#[derive(Deserialize)]
-struct HsRow {
-    code: String,
-    chapter: String,
-    description_en: String,
-    description_zh: String,
-    unit: String,
-    category: Option<String>,
-}
-#[derive(Deserialize)]
-struct ProducerRulesFile {
-    rules: Vec<ProducerRuleRow>,
-}
-#[derive(Deserialize)]
-struct ProducerRuleRow {
-    id: String,
-    hs_prefix: String,
-    requires: String,
-    #[serde(default)]
-    direction: Option<String>,
-    reason_en: String,
-    reason_zh: String,
-}
-#[derive(Deserialize)]
-struct ProducersFile {
-    producers: Vec<ProducerRow>,
-}
-#[derive(Deserialize)]
-struct ProducerRow {
-    registration_no: String,
-    name: String,
-    hs_prefixes: Vec<String>,
-    valid_until: String,
-}
-#[derive(Deserialize)]
-struct RiskFile {
-    rules: Vec<RiskRow>,
-}
-#[derive(Deserialize)]
-struct RiskRow {
-    id: String,
-    kind: String,
-    value: String,
-    reason_en: String,
-}
-#[derive(Deserialize)]
-struct RatiosFile {
-    ratios: Vec<RatioRow>,
-    document_check_share: Option<f64>,
-}
-#[derive(Deserialize)]
-struct RatioRow {
-    chapter: String,
-    credit_rating: String,
-    ratio: f64,
-}
-#[derive(Deserialize)]
-struct TemplateFile {
-    category: String,
-    version: i64,
-    title_en: String,
-    title_zh: String,
-    items: Vec<CheckItem>,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-/// Replaces the reference tables with the contents of `fixtures_root/hs` and `fixtures_root/checklists`.
-pub fn load(tx: &Transaction<'_>, fixtures_root: &Path) -> anyhow::Result<()> {
-    let hs_dir = fixtures_root.join("hs");
-    let hs: HsFile = read_json(&hs_dir.join("hs-codes.json"))?;
-    tx.execute("DELETE FROM hs_codes", [])?;
-    for h in hs.codes {
-        anyhow::ensure!(
-            h.code.len() == 10
-                && h.code.bytes().all(|b| b.is_ascii_digit())
-                && h.code.starts_with(&h.chapter),
-            "HS code {} in hs-codes.json is not 10 digits of its chapter",
-            h.code
-        );
-        tx.execute(
-            "INSERT INTO hs_codes (code, chapter, description_en, description_zh, unit, category) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![h.code, h.chapter, h.description_en, h.description_zh, h.unit, h.category],
-        )?;
-    }
-    let rules: ProducerRulesFile = read_json(&hs_dir.join("producer-rules.json"))?;
-    tx.execute("DELETE FROM producer_rules", [])?;
-    for r in rules.rules.into_iter().filter(|r| r.requires == "registered_producer") {
-        tx.execute(
-            "INSERT INTO producer_rules (id, hs_prefix, requires, direction, reason_en, reason_zh)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![r.id, r.hs_prefix, r.requires, r.direction, r.reason_en, r.reason_zh],
-        )?;
-    }
-    let producers: ProducersFile = read_json(&hs_dir.join("registered-producers.json"))?;
-    tx.execute("DELETE FROM registered_producers", [])?;
-    for p in producers.producers {
-        let until = crate::domain::time::rfc3339::parse(&p.valid_until).map_err(anyhow::Error::msg)?;
-        tx.execute(
-            "INSERT INTO registered_producers (registration_no, name, hs_prefixes, valid_until) VALUES (?1, ?2, ?3, ?4)",
-            params![p.registration_no, p.name, p.hs_prefixes.join(","), until],
-        )?;
-    }
-    let risk: RiskFile = read_json(&hs_dir.join("risk-rules.json"))?;
-    tx.execute("DELETE FROM risk_rules", [])?;
-    for r in risk.rules {
-        tx.execute(
-            "INSERT INTO risk_rules (id, kind, value, reason_en) VALUES (?1, ?2, ?3, ?4)",
-            params![r.id, r.kind, r.value, r.reason_en],
-        )?;
-    }
-    let ratios: RatiosFile = read_json(&hs_dir.join("sampling-ratios.json"))?;
-    tx.execute("DELETE FROM sampling_ratios", [])?;
-    for r in ratios.ratios {
-        let rating = CreditRating::parse(&r.credit_rating)
-            .with_context(|| format!("unknown credit rating {} in sampling-ratios.json", r.credit_rating))?;
-        set_sampling_ratio(tx, &r.chapter, rating, r.ratio)?;
-    }
-    if let Some(share) = ratios.document_check_share {
-        tx.execute(
-            "INSERT INTO settings_kv (key, value) VALUES ('document_check_share', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [share.to_string()],
-        )?;
-    }
-    tx.execute("DELETE FROM checklist_templates", [])?;
-    let mut entries: Vec<_> = std::fs::read_dir(fixtures_root.join("checklists"))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    entries.sort();
-    for path in entries {
-        let t: TemplateFile = read_json(&path)?;
-        tx.execute(
-            "INSERT INTO checklist_templates (category, version, title_en, title_zh, items) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![t.category, t.version, t.title_en, t.title_zh, serde_json::to_string(&t.items)?],
-        )?;
-    }
-    Ok(())
-}
-
-pub fn is_loaded(c: &Connection) -> Result<bool, ApiError> {
-    Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM hs_codes)", [], |r| r.get(0))?)
 }
