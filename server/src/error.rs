@@ -255,6 +255,17 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// Turns a field-level parse failure into the 422 every endpoint uses for bad values.
+/// A number from the query (page size, wait), refused outside `min..=max` rather than clamped: a client that
+/// asks for 1000 rows and silently gets 500 would page wrongly. The answer names the allowed range.
+pub fn in_range(field: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+    let v = value.unwrap_or(default);
+    if (min..=max).contains(&v) {
+        return Ok(v);
+    }
+    Err(ApiError::unprocessable("out_of_range", format!("`{field}` must be from {min} to {max}; it was {v}"))
+        .with_details(json!({ "field": field, "min": min, "max": max })))
+}
+
 pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::unprocessable(code, message).with_details(json!({ "field": field }))
 }

@@ -241,6 +241,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         OpenApiRouter::new()
             .routes(routes!(workflow::http::assign))
             .routes(routes!(workflow::http::cancel))
+            .routes(routes!(workflow::http::extend_deadline))
             .routes(routes!(workflow::http::approve))
             .routes(routes!(workflow::http::return_result))
             .routes(routes!(workflow::http::resolve))

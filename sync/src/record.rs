@@ -12,7 +12,7 @@ use crate::json;
 use crate::schema::{
     self, CheckResult, InstructionPart, MAX_NOTE_ENTRIES, MAX_OFFICERS, MAX_PHOTOS, MAX_SAMPLES, Measurement,
     NoteId, OFFICER_CONTAINERS, OfficerId, PhotoHash, PhotoRef, Record, Review, SCHEMA_VERSION, Sample,
-    SampleId, SchemaViolation, Stamp, UnixMillis, Verdict, key,
+    SampleId, SchemaViolation, Slot, Stamp, UnixMillis, Verdict, key,
 };
 
 /// A fresh automerge actor id (16 random bytes; `to_string()` gives its hex form).
@@ -270,6 +270,31 @@ impl RecordDoc {
     pub fn set_officers(&mut self, officers: &[OfficerId], at: UnixMillis) -> Result<(), RecordError> {
         check_schema(&self.doc)?;
         edit(&mut self.doc, at, "officers", |doc| put_officers(doc, officers))
+    }
+
+    /// The server writes the booked slot (confirmed, moved or withdrawn: `None`) and the deadline (extended)
+    /// into the instruction part, so a handheld shows them offline. Only keys that differ are written.
+    pub fn set_schedule(
+        &mut self,
+        slot: Option<Slot>,
+        deadline: UnixMillis,
+        at: UnixMillis,
+    ) -> Result<(), RecordError> {
+        check_schema(&self.doc)?;
+        let current = self.instruction()?;
+        if current.slot == slot && current.deadline == deadline {
+            return Ok(());
+        }
+        edit(&mut self.doc, at, "schedule", |doc| {
+            let obj = container(doc, key::INSTRUCTION, ObjType::Map)?;
+            if current.slot != slot {
+                json::put(doc, &obj, "slot", &slot)?;
+            }
+            if current.deadline != deadline {
+                json::put(doc, &obj, "deadline", &deadline)?;
+            }
+            Ok(())
+        })
     }
 
     /// An empty copy that fills itself on its first sync (how a handheld receives a record).
@@ -726,6 +751,20 @@ pub(crate) mod tests {
             change(&mut doc);
             assert_ne!(doc.read().unwrap().content_digest(), digest, "change {n}");
         }
+    }
+
+    #[test]
+    fn the_server_writes_a_new_slot_and_deadline_into_the_instruction_part_and_nothing_when_unchanged() {
+        let mut doc = server_record();
+        let slot = Some(Slot { starts_at: T0 + 7_200_000, ends_at: T0 + 10_800_000 });
+        doc.set_schedule(slot, T0 + 2 * 86_400_000, T0).unwrap();
+        let part = doc.read().unwrap().instruction;
+        assert_eq!((part.slot, part.deadline), (slot, T0 + 2 * 86_400_000));
+        let heads = doc.heads();
+        doc.set_schedule(slot, T0 + 2 * 86_400_000, T0).unwrap();
+        assert_eq!(doc.heads(), heads, "no change, no commit");
+        doc.set_schedule(None, T0 + 2 * 86_400_000, T0).unwrap();
+        assert_eq!(doc.read().unwrap().instruction.slot, None, "a withdrawn booking clears the slot");
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub const DAY: i64 = 24 * HOUR;
 
 pub use crate::dispatch::frozen_fish_application;
 
+/// A deadline far enough out for tests and the load generator that book days ahead: a slot after an
+/// instruction's deadline is refused (`after_deadline`), which has its own test.
+pub const LONG_DEADLINE: (&str, &str) = ("FIELDCHECK__WORKFLOW__INSPECTION_DEADLINE_HOURS", "2400");
+
 /// Files and submits `n` applications as `enterprise` (concurrently), approves them as `reviewer1` in
 /// batches, and answers the instructions' ids in application order.
 pub async fn issue_instructions(server: &TestServer, enterprise: &Api, n: usize) -> Vec<i64> {

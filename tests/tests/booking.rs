@@ -46,7 +46,7 @@ fn code(body: &Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_racing_requests_for_twenty_slots_of_five_confirm_exactly_one_hundred() {
-    let server = TestServer::start();
+    let server = TestServer::start_with(&[booking::LONG_DEADLINE]);
     server.set_clock(MONDAY).await;
     set_calendar(&server, 5, true, &[]).await;
     let ent = server.login("ent1-operator").await;
@@ -201,7 +201,7 @@ async fn rescheduling_moves_the_place_and_keeps_capacity_right() {
 
 #[tokio::test]
 async fn cancelling_after_the_cutoff_or_missing_the_slot_is_a_no_show_and_three_block_new_bookings() {
-    let server = TestServer::start();
+    let server = TestServer::start_with(&[booking::LONG_DEADLINE]);
     server.set_clock(MONDAY).await;
     set_calendar(&server, 5, true, &[]).await;
     let ent = server.login("ent1-operator").await;
@@ -370,7 +370,7 @@ async fn only_the_enterprise_and_a_delegate_holding_the_bookings_scope_book_or_s
 
 #[tokio::test]
 async fn bad_slot_requests_get_a_4xx_that_says_what_is_wrong() {
-    let server = TestServer::start();
+    let server = TestServer::start_with(&[booking::LONG_DEADLINE]);
     server.set_clock(MONDAY).await;
     set_calendar(&server, 5, true, &["2026-12-02"]).await;
     let ent = server.login("ent1-operator").await;
@@ -488,4 +488,82 @@ async fn cancelling_an_instruction_cancels_its_booking_and_frees_the_place() {
     assert_eq!(after["state"], "cancelled");
     assert_eq!(usage(&ent, &local(1, 9)).await, (0, 1));
     assert_eq!(book(&ent, ids[1], &local(1, 9)).await.0, 201, "the freed place can be booked");
+}
+
+#[tokio::test]
+async fn a_slot_after_the_deadline_is_refused_until_customs_extends_the_deadline_with_a_reason() {
+    let server = TestServer::start();
+    server.set_clock(MONDAY).await;
+    set_calendar(&server, 4, true, &[]).await;
+    let ent = server.login("ent1-operator").await;
+    let supervisor = server.login("supervisor1").await;
+    let id = issue_instructions(&server, &ent, 1).await[0];
+    let deadline = instruction(&ent, id).await["deadline"].as_str().unwrap().to_string();
+    assert_eq!(deadline, rfc3339(MONDAY + 3 * DAY), "72 hours after issue");
+
+    // A week later is past the deadline: refused, with the deadline named.
+    let (status, late) = book(&ent, id, &local(7, 9)).await;
+    assert_eq!((status, code(&late)), (422, "after_deadline"), "{late}");
+    assert_eq!(late["details"]["deadline"], deadline.as_str());
+
+    // Only customs extends, only later, and only with a reason.
+    let extend = |to: i64, reason: &str| json!({"deadline": rfc3339(to), "reason": reason});
+    let path = format!("/api/v1/instructions/{id}/deadline");
+    assert_eq!(ent.post(&path, extend(MONDAY + 10 * DAY, "please")).await.0, 403);
+    let (status, body) = supervisor.post(&path, extend(MONDAY + DAY, "earlier")).await;
+    assert_eq!((status, code(&body)), (422, "not_an_extension"), "{body}");
+    let (status, body) = supervisor.post(&path, extend(MONDAY + 10 * DAY, "  ")).await;
+    assert_eq!((status, code(&body)), (422, "missing_reason"), "{body}");
+    let (status, body) =
+        supervisor.post(&path, extend(MONDAY + 10 * DAY, "cold store closed for repairs")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deadline"], rfc3339(MONDAY + 10 * DAY));
+    let (_, page) = ent.get("/api/v1/receipts").await;
+    let receipt = page["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "deadline_extended")
+        .unwrap_or_else(|| panic!("no deadline receipt: {page}"))
+        .clone();
+    assert_eq!(receipt["opinion"], "cold store closed for repairs");
+
+    // Now the slot is taken, and an assigned officer's record shows slot and deadline.
+    let (status, booked) = book(&ent, id, &local(7, 9)).await;
+    assert_eq!((status, booked["state"].as_str()), (201, Some("confirmed")), "{booked}");
+    let officer1 = user_id(&server, "officer1").await;
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{id}/assign"), json!({"officer_ids": [officer1]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let record = fieldcheck_tests::field::record(&supervisor, id).await;
+    let part = &record["record"]["instruction"];
+    assert_eq!(part["slot"]["starts_at"].as_i64(), Some((MONDAY + 7 * DAY + HOUR) * 1000), "{record}");
+    assert_eq!(part["deadline"].as_i64(), Some((MONDAY + 10 * DAY) * 1000), "{record}");
+}
+
+#[tokio::test]
+async fn lists_carry_summaries_and_out_of_range_paging_is_refused_with_the_allowed_range() {
+    let server = TestServer::start();
+    let ent = server.login("ent1-operator").await;
+    let id = issue_instructions(&server, &ent, 1).await[0];
+    let (status, list) = ent.get("/api/v1/instructions").await;
+    assert_eq!(status, 200);
+    let item = &list.as_array().unwrap()[0];
+    assert!(item.get("checklist").is_none(), "no checklist in lists: {item}");
+    let full = instruction(&ent, id).await;
+    assert_eq!(item["checks"].as_u64(), Some(full["checklist"].as_array().unwrap().len() as u64));
+
+    for (path, field, max) in [
+        ("/api/v1/instructions?limit=1000", "limit", 500),
+        ("/api/v1/instructions?limit=0", "limit", 500),
+        ("/api/v1/receipts?limit=501", "limit", 500),
+        ("/api/v1/receipts?wait=61", "wait", 60),
+        ("/api/v1/bookings?limit=9999", "limit", 500),
+    ] {
+        let (status, body) = ent.get(path).await;
+        assert_eq!((status, code(&body)), (422, "out_of_range"), "{path}: {body}");
+        assert_eq!(body["details"]["field"], field, "{path}");
+        assert_eq!(body["details"]["max"], max, "{path}");
+    }
 }

@@ -131,7 +131,7 @@ pub async fn list(
                 from,
                 to,
                 enterprise: q.enterprise_id,
-                limit: q.limit.unwrap_or(100).clamp(1, 500),
+                limit: crate::error::in_range("limit", q.limit, 100, 1, 500)?,
                 offset: q.offset.unwrap_or(0).max(0),
                 ..Default::default()
             };

@@ -26,7 +26,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let after = q.after.unwrap_or(0);
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = crate::error::in_range("limit", q.limit, 100, 1, 1000)?;
     let entries = state.db.read(move |c| Ok(super::entries(c, after, limit)?)).await?;
     Ok(Json(entries))
 }

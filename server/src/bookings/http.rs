@@ -185,7 +185,7 @@ pub async fn list(
     let f = ListFilter {
         state: q.state,
         instruction_id: q.instruction_id,
-        limit: q.limit.unwrap_or(100).clamp(1, 500),
+        limit: crate::error::in_range("limit", q.limit, 100, 1, 500)?,
         offset: q.offset.unwrap_or(0).max(0),
     };
     Ok(Json(state.db.read(move |c| super::list(c, &caller, &f, now)).await?))

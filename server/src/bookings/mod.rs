@@ -321,14 +321,47 @@ fn release_place(tx: &Transaction<'_>, site_id: i64, start: i64) -> Result<(), A
     Ok(())
 }
 
-/// The slot must exist in the calendar, be in the future and, for enterprises, far enough ahead.
+fn deadline_of(c: &Connection, instruction_id: i64) -> Result<i64, ApiError> {
+    instructions::get(c, instruction_id)?
+        .map(|i| i.deadline)
+        .ok_or_else(|| ApiError::not_found("the instruction"))
+}
+
+/// The confirmed booking's slot of an instruction, for the record's server-owned part.
+pub fn confirmed_slot(
+    c: &Connection,
+    instruction_id: i64,
+) -> Result<Option<fieldcheck_sync::schema::Slot>, ApiError> {
+    Ok(c.query_row(
+        "SELECT starts_at, ends_at FROM bookings WHERE instruction_id = ?1 AND state = 'confirmed'",
+        [instruction_id],
+        |r| Ok(fieldcheck_sync::schema::Slot { starts_at: r.get(0)?, ends_at: r.get(1)? }),
+    )
+    .optional()?)
+}
+
+/// The slot must exist in the calendar, be in the future, start by the instruction's deadline (customs may
+/// extend it: `POST /api/v1/instructions/{id}/deadline`) and, for enterprises, be far enough ahead.
 fn check_new_slot(
     rules: &Rules,
     settings: &BookingSettings,
     now: i64,
     start: i64,
+    deadline: i64,
     enterprise: bool,
 ) -> Result<(), ApiError> {
+    if start > deadline {
+        return Err(invalid(
+            "starts_at",
+            "after_deadline",
+            format!(
+                "{} is after the instruction's deadline {}; choose an earlier slot, or ask customs to extend the deadline",
+                rules.slot_time(start).local_starts_at,
+                rules.slot_time(deadline).local_starts_at
+            ),
+        )
+        .with_details(json!({"field": "starts_at", "deadline": rfc3339::to_string(deadline)})));
+    }
     if start <= now {
         return Err(invalid(
             "starts_at",
@@ -493,7 +526,7 @@ pub fn request(
         }
     }
     let rules = rules_of(tx, i.site_id)?;
-    check_new_slot(&rules, settings, now, new.starts_at, true)?;
+    check_new_slot(&rules, settings, now, new.starts_at, i.deadline, true)?;
     if !take_place(tx, &rules, new.starts_at)? {
         return Err(slot_full(tx, &rules, settings, new.starts_at, earliest(settings, now)));
     }
@@ -576,16 +609,20 @@ pub fn decline(
     expect_state(&b, &[BookingState::Requested], "declined")?;
     let rules = rules_of(tx, b.booking.site_id)?;
     release_place(tx, b.booking.site_id, b.starts_at)?;
+    let deadline = deadline_of(tx, b.booking.instruction_id)?;
     let alts = match proposed {
         Some(list) => {
             for start in &list {
-                check_new_slot(&rules, settings, now, *start, false).map_err(|e| {
+                check_new_slot(&rules, settings, now, *start, deadline, false).map_err(|e| {
                     e.with_details(json!({"field": "alternatives", "slot": rfc3339::to_string(*start)}))
                 })?;
             }
             list
         }
-        None => alternatives(tx, &rules, settings, b.starts_at, earliest(settings, now))?,
+        None => alternatives(tx, &rules, settings, b.starts_at, earliest(settings, now))?
+            .into_iter()
+            .filter(|s| *s <= deadline)
+            .collect(),
     };
     tx.execute(
         "UPDATE bookings SET state = 'declined', feedback = ?1, alternatives = ?2, updated_at = ?3 WHERE id = ?4",
@@ -631,7 +668,7 @@ pub fn accept_alternative(
         ));
     }
     let rules = rules_of(tx, b.booking.site_id)?;
-    check_new_slot(&rules, settings, now, start, true)?;
+    check_new_slot(&rules, settings, now, start, deadline_of(tx, b.booking.instruction_id)?, true)?;
     if !take_place(tx, &rules, start)? {
         return Err(slot_full(tx, &rules, settings, start, earliest(settings, now)));
     }
@@ -712,7 +749,8 @@ pub fn reschedule(
         return Err(invalid("starts_at", "same_slot", "the booking is already in that slot"));
     }
     let rules = rules_of(tx, b.booking.site_id)?;
-    check_new_slot(&rules, settings, now, start, matches!(side, Side::Enterprise))?;
+    let deadline = deadline_of(tx, b.booking.instruction_id)?;
+    check_new_slot(&rules, settings, now, start, deadline, matches!(side, Side::Enterprise))?;
     if !take_place(tx, &rules, start)? {
         return Err(slot_full(tx, &rules, settings, start, earliest(settings, now)));
     }

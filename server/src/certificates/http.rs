@@ -155,7 +155,7 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<CertApplication>>, ApiError> {
     let filter = q.state;
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let limit = crate::error::in_range("limit", q.limit, 100, 1, 500)?;
     let now = state.now_ms();
     let list = state
         .db

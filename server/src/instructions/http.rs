@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{Instruction, StateCount};
+use super::{Instruction, InstructionSummary, StateCount};
 use crate::{
     auth::Caller,
     domain::{InstructionState, time::rfc3339},
@@ -51,7 +51,8 @@ fn unit_id(c: &rusqlite::Connection, field: &str, code: &str) -> Result<i64, Api
 }
 
 #[utoipa::path(get, path = "/api/v1/instructions", tag = "instructions", security(("bearer" = [])), params(ListQuery),
-    responses((status = 200, body = Vec<Instruction>, description = "JSON, or CSV with `Accept: text/csv`"),
+    responses((status = 200, body = Vec<InstructionSummary>,
+        description = "summaries (the checklist is on the item); JSON, or CSV with `Accept: text/csv`"),
         (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -60,8 +61,8 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     let now = state.now_ms();
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
-    let offset = q.offset.unwrap_or(0).max(0);
+    let limit = crate::error::in_range("limit", q.limit, 100, 1, 500)?;
+    let offset = crate::error::in_range("offset", q.offset, 0, 0, i64::MAX)?;
     let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
         v.as_deref().map(|s| rfc3339::parse(s).map_err(|m| invalid(field, "invalid_time", m))).transpose()
     };

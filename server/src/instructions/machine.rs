@@ -40,6 +40,8 @@ pub enum InstructionEvent {
     ForceReleased,
     /// Customs cancelled the instruction.
     Cancelled,
+    /// Customs moved the deadline later; the state stays.
+    DeadlineExtended,
 }
 
 impl InstructionEvent {
@@ -54,6 +56,7 @@ impl InstructionEvent {
         Self::ResultReturned,
         Self::ForceReleased,
         Self::Cancelled,
+        Self::DeadlineExtended,
     ];
 
     /// The receipt `kind` that tells the enterprise.
@@ -69,6 +72,7 @@ impl InstructionEvent {
             Self::ResultReturned => "result_returned",
             Self::ForceReleased => "force_released",
             Self::Cancelled => "cancelled",
+            Self::DeadlineExtended => "deadline_extended",
         }
     }
 
@@ -85,6 +89,7 @@ impl InstructionEvent {
             Self::ResultReturned => "instruction.result_returned",
             Self::ForceReleased => "instruction.force_released",
             Self::Cancelled => "instruction.cancelled",
+            Self::DeadlineExtended => "instruction.deadline_extended",
         }
     }
 }
@@ -120,6 +125,7 @@ pub fn next(state: InstructionState, event: InstructionEvent) -> Result<Instruct
         }
         // A submitted result is decided by approval or return, not by cancelling the instruction.
         (S::Issued | S::Booked | S::Assigned | S::InProgress, E::Cancelled) => S::Cancelled,
+        (s @ (S::Issued | S::Booked | S::Assigned | S::InProgress), E::DeadlineExtended) => s,
         _ => return Err(IllegalTransition { state, event }),
     };
     Ok(to)
@@ -157,6 +163,10 @@ mod tests {
         (S::InProgress, E::ResultSubmitted, S::Submitted),
         (S::InProgress, E::ForceReleased, S::ForceReleased),
         (S::InProgress, E::Cancelled, S::Cancelled),
+        (S::Issued, E::DeadlineExtended, S::Issued),
+        (S::Booked, E::DeadlineExtended, S::Booked),
+        (S::Assigned, E::DeadlineExtended, S::Assigned),
+        (S::InProgress, E::DeadlineExtended, S::InProgress),
         (S::Submitted, E::ResultReopened, S::InProgress),
         (S::Submitted, E::ResultReturned, S::InProgress),
         (S::Submitted, E::ResultApproved, S::Approved),

@@ -50,6 +50,59 @@ pub struct Instruction {
     pub created_at: i64,
 }
 
+/// An instruction as lists show it: everything but the checklist, which is on the item
+/// (`GET /api/v1/instructions/{id}`); a list of a few hundred would otherwise carry megabytes of checklists.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InstructionSummary {
+    pub id: i64,
+    pub application_id: i64,
+    pub inspection_no: String,
+    pub enterprise_id: i64,
+    pub unit_id: i64,
+    pub site_id: i64,
+    pub state: InstructionState,
+    /// How many check items the checklist has.
+    pub checks: i64,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub deadline: i64,
+    /// The booked slot's start, once a booking is confirmed.
+    #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub due_at: Option<i64>,
+    pub officers: Vec<i64>,
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+const SUMMARY_COLS: &str = "id, application_id, inspection_no, enterprise_id, unit_id, site_id, state, \
+     json_array_length(checklist), deadline, due_at, created_at";
+
+fn summary_row(r: &Row<'_>) -> rusqlite::Result<InstructionSummary> {
+    Ok(InstructionSummary {
+        id: r.get(0)?,
+        application_id: r.get(1)?,
+        inspection_no: r.get(2)?,
+        enterprise_id: r.get(3)?,
+        unit_id: r.get(4)?,
+        site_id: r.get(5)?,
+        state: r.get(6)?,
+        checks: r.get(7)?,
+        deadline: r.get(8)?,
+        due_at: r.get(9)?,
+        officers: Vec::new(),
+        created_at: r.get(10)?,
+    })
+}
+
+fn officers_of(c: &Connection, id: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY officer_id",
+    )?;
+    stmt.query_map([id], |r| r.get(0))?.collect()
+}
+
 const COLS: &str = "id, application_id, inspection_no, enterprise_id, unit_id, site_id, state, checklist, deadline, due_at, created_at";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Instruction> {
@@ -70,10 +123,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Instruction> {
 }
 
 fn with_officers(c: &Connection, mut i: Instruction) -> rusqlite::Result<Instruction> {
-    let mut stmt = c.prepare_cached(
-        "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY officer_id",
-    )?;
-    i.officers = stmt.query_map([i.id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    i.officers = officers_of(c, i.id)?;
     Ok(i)
 }
 
@@ -138,9 +188,9 @@ pub fn list(
     limit: i64,
     offset: i64,
     now: i64,
-) -> Result<Vec<Instruction>, ApiError> {
+) -> Result<Vec<InstructionSummary>, ApiError> {
     let (scope, mut values) = scope_sql(c, caller, now)?;
-    let mut sql = format!("SELECT {COLS} FROM instructions i WHERE {scope}");
+    let mut sql = format!("SELECT {SUMMARY_COLS} FROM instructions i WHERE {scope}");
     if let Some(s) = filter.state {
         sql.push_str(" AND i.state = ?");
         values.push(s.as_str().to_string().into());
@@ -176,8 +226,12 @@ pub fn list(
     values.push(limit.into());
     values.push(offset.into());
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values), row)?.collect::<Result<Vec<_>, _>>()?;
-    Ok(rows.into_iter().map(|i| with_officers(c, i)).collect::<Result<_, _>>()?)
+    let mut rows =
+        stmt.query_map(rusqlite::params_from_iter(values), summary_row)?.collect::<Result<Vec<_>, _>>()?;
+    for i in &mut rows {
+        i.officers = officers_of(c, i.id)?;
+    }
+    Ok(rows)
 }
 
 /// May the caller see this instruction?
@@ -278,6 +332,15 @@ pub fn set_state(tx: &Transaction<'_>, now: i64, id: i64, state: InstructionStat
     tx.execute(
         "UPDATE instructions SET state = ?1, updated_at = ?2, state_since = ?2 WHERE id = ?3",
         params![state, now, id],
+    )?;
+    Ok(())
+}
+
+/// A new deadline (the workflow checks it is an extension and records why).
+pub fn set_deadline(tx: &Transaction<'_>, now: i64, id: i64, deadline: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE instructions SET deadline = ?1, updated_at = ?2 WHERE id = ?3",
+        params![deadline, now, id],
     )?;
     Ok(())
 }

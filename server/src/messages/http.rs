@@ -237,7 +237,7 @@ pub async fn signed_receipts(
     ApiQuery(q): ApiQuery<SignedReceiptQuery>,
 ) -> Result<Json<SignedReceiptPage>, ApiError> {
     let after = q.after.unwrap_or(0).max(0);
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let limit = crate::error::in_range("limit", q.limit, 100, 1, 500)?;
     let now = state.now_ms();
     let receipts = state.db.read(move |c| crate::receipts::list(c, &caller, after, limit, now)).await?;
     let next_cursor = receipts.last().map_or(after, |r| r.id);

@@ -25,7 +25,7 @@ pub struct ReceiptQuery {
     pub limit: Option<i64>,
     /// Seconds to wait for a new receipt when there is none yet (long-poll; at most 60, and always less
     /// than the server's request timeout).
-    pub wait: Option<u64>,
+    pub wait: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -43,11 +43,12 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ReceiptQuery>,
 ) -> Result<Json<ReceiptPage>, ApiError> {
     let after = q.after.unwrap_or(0).max(0);
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let limit = crate::error::in_range("limit", q.limit, 100, 1, 500)?;
     // The wait ends before the request timeout would answer 408: a long-poll that found nothing answers
     // an empty page, which is what the client asked for.
     let longest = MAX_WAIT_SECS.min(state.settings.server.request_timeout_secs.saturating_sub(1));
-    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(longest));
+    let wait = crate::error::in_range("wait", q.wait, 0, 0, longest as i64)?;
+    let wait = Duration::from_secs(wait as u64);
     // Subscribe before the first query: a receipt committed between the query and the wait still wakes us.
     let mut changes = state.receipts.subscribe();
     changes.borrow_and_update();

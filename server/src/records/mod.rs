@@ -86,8 +86,8 @@ fn instruction_part(tx: &Transaction<'_>, i: &Instruction) -> Result<Instruction
             })
             .collect(),
         site,
-        // The booked slot belongs to the booking workflow; it is not written into records yet.
-        slot: None,
+        // Kept current by `workflow::booking_changed` (RecordDoc::set_schedule) from here on.
+        slot: crate::bookings::confirmed_slot(tx, i.id)?,
         deadline: i.deadline,
     })
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::Caller,
-    domain::{Line, Paragraph},
+    domain::{Line, Paragraph, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ErrorBody},
     instructions::Instruction,
     state::AppState,
@@ -91,6 +91,35 @@ pub async fn cancel(
     super::required_text("reason", "missing_reason", &req.reason, "why the instruction is cancelled")?;
     let now = state.now_ms();
     commit(&state, move |tx| super::cancel(tx, now, &caller, id, req.reason.trim())).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineRequest {
+    /// The new deadline (RFC 3339), later than the current one.
+    #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub deadline: i64,
+    /// Why; the enterprise reads it on its receipt.
+    pub reason: Paragraph<2000>,
+}
+
+/// Customs extends the deadline (with a reason): slots up to the new deadline can be booked. Receipt to the
+/// enterprise, audit entry, and the record's copy of the deadline follows.
+#[utoipa::path(post, path = "/api/v1/instructions/{id}/deadline", tag = "instructions", request_body = DeadlineRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = Instruction), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn extend_deadline(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<DeadlineRequest>,
+) -> Result<Json<Instruction>, ApiError> {
+    super::required_text("reason", "missing_reason", &req.reason, "why the deadline is extended")?;
+    let now = state.now_ms();
+    commit(&state, move |tx| super::extend_deadline(tx, now, &caller, id, req.deadline, req.reason.trim()))
+        .await
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/approve", tag = "workflow",

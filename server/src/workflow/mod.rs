@@ -51,6 +51,22 @@ pub fn instruction_event(
 ) -> Result<InstructionState, ApiError> {
     let to = machine::next(i.state, event).map_err(illegal)?;
     instructions::set_state(tx, now, i.id, to)?;
+    note_event(tx, now, actor, i, to, event, opinion, details)?;
+    Ok(to)
+}
+
+/// The enterprise's receipt and the audit entry of an event that left the instruction in state `to`.
+#[allow(clippy::too_many_arguments)]
+fn note_event(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    i: &Instruction,
+    to: InstructionState,
+    event: InstructionEvent,
+    opinion: Option<&str>,
+    details: Value,
+) -> Result<(), ApiError> {
     receipts::emit(
         tx,
         now,
@@ -73,7 +89,7 @@ pub fn instruction_event(
         &format!("instruction:{}", i.id),
         json!({"from": i.state, "to": to, "opinion": opinion, "details": details}),
     )?;
-    Ok(to)
+    Ok(())
 }
 
 fn instruction(tx: &Transaction<'_>, id: i64) -> Result<Instruction, ApiError> {
@@ -140,6 +156,7 @@ pub fn booking_changed(
     instruction_id: i64,
 ) -> Result<(), ApiError> {
     let i = instruction(tx, instruction_id)?;
+    schedule_to_record(tx, now, &i)?;
     let event = match (i.due_at, i.state) {
         (Some(_), InstructionState::Issued) => InstructionEvent::Booked,
         (None, InstructionState::Booked) => InstructionEvent::BookingWithdrawn,
@@ -148,6 +165,56 @@ pub fn booking_changed(
     let details = json!({"due_at": i.due_at.map(rfc3339::to_string)});
     instruction_event(tx, now, actor, &i, event, None, details)?;
     Ok(())
+}
+
+/// The record's server-owned part follows the instruction's schedule: the confirmed slot (or none) and
+/// the deadline, so officers see both offline. A sealed record is left as it was sealed.
+fn schedule_to_record(tx: &Transaction<'_>, now: i64, i: &Instruction) -> Result<(), ApiError> {
+    if machine::is_sealed(i.state) || records::store::record_of(tx, i.id)?.is_none() {
+        return Ok(());
+    }
+    let slot = bookings::confirmed_slot(tx, i.id)?;
+    records::server_edit(tx, now, i.id, |r| r.set_schedule(slot, i.deadline, now))?;
+    Ok(())
+}
+
+/// Customs extends an instruction's deadline, with a reason: a slot up to the new deadline can then be
+/// booked. The enterprise gets a receipt; the record shows the new deadline.
+pub fn extend_deadline(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    deadline: i64,
+    reason: &str,
+) -> Result<Instruction, ApiError> {
+    let i = instructions::supervised(tx, caller, id)?;
+    machine::next(i.state, InstructionEvent::DeadlineExtended).map_err(illegal)?;
+    if deadline <= i.deadline {
+        return Err(invalid(
+            "deadline",
+            "not_an_extension",
+            format!(
+                "the new deadline must be later than the current one, {}",
+                rfc3339::to_string(i.deadline)
+            ),
+        ));
+    }
+    instructions::set_deadline(tx, now, id, deadline)?;
+    let details = json!({"from": rfc3339::to_string(i.deadline), "to": rfc3339::to_string(deadline)});
+    note_event(
+        tx,
+        now,
+        &Actor::User(caller.user_id),
+        &i,
+        i.state,
+        InstructionEvent::DeadlineExtended,
+        Some(reason),
+        details,
+    )?;
+    let i = instruction(tx, id)?;
+    schedule_to_record(tx, now, &i)?;
+    Ok(i)
 }
 
 /// Moves an instruction after a sync changed its record: `in_progress` at the first officer change,

@@ -19,7 +19,7 @@ fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
 
 #[tokio::main]
 async fn main() {
-    let server = TestServer::start();
+    let server = TestServer::start_with(&[fieldcheck_tests::booking::LONG_DEADLINE]);
     server.set_clock(MONDAY).await;
     set_calendar(&server, 5, true, &[]).await;
     let ent = server.login("ent1-operator").await;
