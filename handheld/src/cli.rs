@@ -32,6 +32,10 @@ pub struct Cli {
     /// Talk to this server from now on (e.g. after it moved); stored for later commands.
     #[arg(long = "use-server", global = true)]
     pub use_server: Option<String>,
+    /// Trust the private CA in this PEM file for an https:// server whose certificate a public CA did not
+    /// sign (e.g. the customs network's own CA); kept in the store for later commands.
+    #[arg(long, env = "HANDHELD_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -186,6 +190,10 @@ pub fn main() -> Result<()> {
     if let Some(server) = &cli.use_server {
         store.set("server", server)?;
     }
+    if let Some(path) = &cli.ca_file {
+        let pem = read_ca_file(path)?;
+        store.set("private_ca", &pem)?;
+    }
     let out = run(&cli, &store)?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&out.json)?);
@@ -220,8 +228,28 @@ impl Output {
     }
 }
 
+/// A CA file is a few kB; anything much larger is not one.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+fn read_ca_file(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let mut pem = String::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("opening the CA file {}", path.display()))?
+        .take(MAX_CA_FILE_BYTES + 1)
+        .read_to_string(&mut pem)
+        .with_context(|| format!("reading the CA file {}", path.display()))?;
+    anyhow::ensure!(pem.len() as u64 <= MAX_CA_FILE_BYTES, "{} is too large for a CA file", path.display());
+    crate::client::private_ca_certificates(&pem).with_context(|| path.display().to_string())?;
+    Ok(pem)
+}
+
+fn new_client(store: &Store, server: &str, attempts: u32) -> Result<Client> {
+    Client::new(server, attempts, store.setting("private_ca")?.as_deref())
+}
+
 fn client(store: &Store, attempts: u32) -> Result<Client> {
-    let mut client = Client::new(&store.require("server")?, attempts)?;
+    let mut client = new_client(store, &store.require("server")?, attempts)?;
     client.access_token = store.setting("access_token")?;
     client.refresh_token = store.setting("refresh_token")?;
     Ok(client)
@@ -241,7 +269,7 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
     let now = now_ms();
     match &cli.command {
         Command::Register { server, username, password, name, device_id } => {
-            let mut client = Client::new(server, cli.attempts)?;
+            let mut client = new_client(store, server, cli.attempts)?;
             let (device_id, actor_id) =
                 crate::register(store, &mut client, username, password, name, device_id.as_deref())?;
             Ok(Output::new(
@@ -250,7 +278,7 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
             ))
         }
         Command::Login { password } => {
-            let mut client = Client::new(&store.require("server")?, cli.attempts)?;
+            let mut client = new_client(store, &store.require("server")?, cli.attempts)?;
             let username = store.require("username")?;
             client.login(&username, password, Some(&store.require("device_id")?))?;
             keep_tokens(store, &client)?;

@@ -43,8 +43,16 @@ pub struct Tokens {
 }
 
 impl Client {
-    pub fn new(base: &str, attempts: u32) -> Result<Client> {
-        let http = Http::builder().timeout(Duration::from_secs(60)).build().context("HTTP client")?;
+    /// A client for the server at `base` (`http://` or `https://`). HTTPS trusts the system's CAs, plus
+    /// the certificates of `private_ca` (PEM) when a site runs its own CA.
+    pub fn new(base: &str, attempts: u32, private_ca: Option<&str>) -> Result<Client> {
+        let mut builder = Http::builder().timeout(Duration::from_secs(60)).use_rustls_tls();
+        if let Some(pem) = private_ca {
+            for cert in private_ca_certificates(pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().context("HTTP client")?;
         Ok(Client {
             http,
             base: server_url(base)?,
@@ -250,6 +258,14 @@ fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T> {
         bail!(server_error(resp));
     }
     resp.json().context("reading the server's answer")
+}
+
+/// The certificates of a private CA file (PEM); refused when it holds none.
+pub fn private_ca_certificates(pem: &str) -> Result<Vec<reqwest::Certificate>> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .context("the CA file is not PEM (-----BEGIN CERTIFICATE-----)")?;
+    anyhow::ensure!(!certs.is_empty(), "the CA file holds no certificate (-----BEGIN CERTIFICATE-----)");
+    Ok(certs)
 }
 
 /// The server's base URL as typed by an officer, checked before any request: `127.0.0.1:8080` alone would

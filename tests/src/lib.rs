@@ -47,6 +47,7 @@ pub mod dispatch;
 pub mod field;
 pub mod monitoring;
 pub mod photos;
+pub mod tls;
 
 /// Path of a workspace binary next to the running executable (`target/<profile>/<name>`), from a test
 /// (`target/<profile>/deps/<test>`) or from a binary of this crate (`target/<profile>/<bin>`).

@@ -281,3 +281,43 @@ async fn reference_data_is_checked_whole_before_anything_is_written_imported_onc
     let audit = server.cli(&["admin", "verify-audit"]);
     assert!(audit.status.success(), "{}", stdout(&audit));
 }
+
+/// TLS is terminated in front of the server by a small proxy in the test (`fieldcheck_tests::tls`), as a
+/// reverse proxy would in a deployment; its certificate comes from a throwaway private CA.
+#[tokio::test]
+async fn the_handheld_syncs_over_https_trusting_a_private_ca_file_and_refuses_the_server_without_it() {
+    let server = TestServer::start();
+    let instruction = fieldcheck_tests::dispatch::dispatched(&server, &["officer1"]).await;
+    let tls = fieldcheck_tests::tls::terminate(&server.base);
+    let ca = tempfile::tempdir().unwrap();
+    let ca_file = ca.path().join("customs-ca.pem");
+    std::fs::write(&ca_file, &tls.ca_pem).unwrap();
+    let register = |h: &fieldcheck_tests::field::Handheld, extra: &[&str]| {
+        let mut args = vec![
+            "register",
+            "--server",
+            &tls.base,
+            "--username",
+            "officer1",
+            "--password",
+            "demo-password",
+            "--device-id",
+            "demo-handheld-officer1",
+        ];
+        args.extend(extra);
+        h.run(&args)
+    };
+    let untrusting = fieldcheck_tests::field::Handheld { dir: tempfile::tempdir().unwrap() };
+    let out = register(&untrusting, &["--attempts", "1"]);
+    assert!(!out.status.success(), "a certificate from an unknown CA is refused");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
+
+    let handheld = fieldcheck_tests::field::Handheld { dir: tempfile::tempdir().unwrap() };
+    let out = register(&handheld, &["--ca-file", ca_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Later commands use the stored CA without being told again.
+    handheld.sync();
+    let list = handheld.ok(&["list"]);
+    assert!(list.to_string().contains(&instruction.to_string()), "{list}");
+}

@@ -131,7 +131,7 @@ fn run_handheld(
 ) -> Result<HandheldRun> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
-    let mut client = Client::new(&base, 5)?;
+    let mut client = Client::new(&base, 5, None)?;
     let downloaded = handheld::register(&store, &mut client, &username, "demo-password", "bench", None)
         .and_then(|_| handheld::sync(&store, &mut client, 0));
     // Everyone starts the offline sessions together, even a handheld whose download failed.
@@ -287,7 +287,7 @@ fn main() -> Result<()> {
     let mut template = {
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path())?;
-        let mut client = Client::new(&server.base, 5)?;
+        let mut client = Client::new(&server.base, 5, None)?;
         handheld::register(&store, &mut client, &officers[0], "demo-password", "bench template", None)?;
         handheld::sync(&store, &mut client, 0)?;
         let local = store.records()?.into_iter().next().context("a record")?;
