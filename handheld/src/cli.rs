@@ -44,10 +44,13 @@ pub struct Cli {
 pub enum Command {
     /// Registers this device for an officer and logs in with it.
     Register {
+        /// The server's address with its scheme, e.g. https://fieldcheck.customs.example.
         #[arg(long)]
         server: String,
+        /// Your fieldcheck username (an officer account).
         #[arg(long)]
         username: String,
+        /// Your password (better given as the HANDHELD_PASSWORD environment variable).
         #[arg(long, env = "HANDHELD_PASSWORD")]
         password: String,
         /// A name the officer recognises.
@@ -59,6 +62,7 @@ pub enum Command {
     },
     /// Logs in again with the registered device (e.g. after the refresh token expired).
     Login {
+        /// Your password (better given as the HANDHELD_PASSWORD environment variable).
         #[arg(long, env = "HANDHELD_PASSWORD")]
         password: String,
     },
@@ -67,69 +71,114 @@ pub enum Command {
     /// Assigned instructions.
     List,
     /// One record, as this device holds it.
-    Show { instruction: String },
+    Show {
+        /// The instruction's number, as `list` shows it.
+        instruction: String,
+    },
     /// Edits not yet acknowledged by the server, photos not uploaded, last sync.
     Status,
     /// Sets a check item's result.
-    Check { instruction: String, item: String, result: ResultArg },
+    Check {
+        /// The instruction's number, as `list` shows it.
+        instruction: String,
+        /// The check item's id, as `show` lists it.
+        item: String,
+        /// What you found.
+        result: ResultArg,
+    },
     /// Records a measurement for a check item.
     #[command(allow_negative_numbers = true)]
-    Measure { instruction: String, item: String, value: f64, unit: String },
+    Measure {
+        /// The instruction's number, as `list` shows it.
+        instruction: String,
+        /// The check item's id, as `show` lists it.
+        item: String,
+        /// The reading, e.g. -18.5.
+        value: f64,
+        /// Its unit, as the check item names it (e.g. °C).
+        unit: String,
+    },
     /// Adds a note to the record (an entry with your name and the time), or with --item sets that check
     /// item's note.
     Note {
+        /// The instruction's number, as `list` shows it.
         instruction: String,
+        /// The note.
         text: String,
+        /// Set this check item's note instead of adding a record note.
         #[arg(long)]
         item: Option<String>,
     },
     /// Attaches a photo (JPEG, PNG or WebP): stores its SHA-256 and metadata in the record, queues the
     /// bytes for upload.
     Attach {
+        /// The instruction's number, as `list` shows it.
         instruction: String,
+        /// The photo file.
         file: PathBuf,
+        /// What the photo shows.
         #[arg(long)]
         caption: String,
+        /// The check item the photo is evidence for.
         #[arg(long)]
         item: Option<String>,
+        /// Where it was taken (degrees), when the photo carries no position.
         #[arg(long, requires = "lon")]
         lat: Option<f64>,
+        /// Where it was taken (degrees), when the photo carries no position.
         #[arg(long, requires = "lat")]
         lon: Option<f64>,
     },
     /// Withdraws a photo from the record (wrong or unusable): kept in the history, no longer awaited.
     Withdraw {
+        /// The instruction's number, as `list` shows it.
         instruction: String,
         /// The photo's SHA-256, as `show` lists it (a unique prefix of at least 8 digits will do).
         photo: String,
     },
     /// Records a sample taken.
     Sample {
+        /// The instruction's number, as `list` shows it.
         instruction: String,
+        /// The sample's id (on its label).
         id: String,
+        /// What was taken and from where.
         #[arg(long)]
         description: String,
+        /// How much.
         #[arg(long)]
         quantity: f64,
+        /// The unit of the quantity.
         #[arg(long)]
         unit: String,
+        /// The seal number on the sample bag.
         #[arg(long)]
         seal: String,
     },
     /// Sets the verdict.
     Verdict {
+        /// The instruction's number, as `list` shows it.
         instruction: String,
+        /// Conforming or non-conforming goods.
         value: VerdictArg,
+        /// What happens to non-conforming goods (required with non_conforming).
         #[arg(long)]
         disposal: Option<DisposalArg>,
     },
     /// Signs the record's current content (any later change to results, measurements, samples, photos
     /// or the verdict voids the signature).
-    Sign { instruction: String, statement: String },
+    Sign {
+        /// The instruction's number, as `list` shows it.
+        instruction: String,
+        /// What you confirm, in your words.
+        statement: String,
+    },
     /// Marks the inspection complete and signs its current content (with --undo: withdraws the mark).
     /// The result is submitted once every assigned officer has signed the same content.
     Complete {
+        /// The instruction's number, as `list` shows it.
         instruction: String,
+        /// Withdraw the mark instead.
         #[arg(long)]
         undo: bool,
     },
@@ -169,6 +218,36 @@ fn image_kind(bytes: &[u8]) -> Option<&'static str> {
         [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some("webp"),
         _ => None,
     }
+}
+
+/// A unix-ms instant as the device's local date and time (the zone the officer's clock shows).
+fn local_time(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M %Z").to_string(),
+        Err(_) => format!("{ms} (unix ms)"),
+    }
+}
+
+fn slot_words(slot: Option<&fieldcheck_sync::schema::Slot>) -> String {
+    match slot {
+        Some(s) => format!("{} to {}", local_time(s.starts_at), local_time(s.ends_at)),
+        None => "not booked yet".into(),
+    }
+}
+
+/// The verdict as an officer would say it, e.g. `non-conforming, disposal: technical treatment`.
+fn verdict_words(v: &Verdict) -> String {
+    match v {
+        Verdict::Conforming => "conforming".into(),
+        Verdict::NonConforming { disposal } => {
+            format!("non-conforming, disposal: {}", disposal.as_str().replace('_', " "))
+        }
+    }
+}
+
+/// Instruction ids are numbers on the server; the store keeps them as text.
+fn numeric_id(id: &str) -> Value {
+    id.parse::<i64>().map_or_else(|_| Value::from(id), Value::from)
 }
 
 fn now_ms() -> i64 {
@@ -330,20 +409,26 @@ fn list(store: &Store) -> Result<Output> {
                 let done = r.checks.values().filter(|c| c.result.is_some()).count();
                 let complete = r.completion.as_ref().is_some_and(|c| c.value.complete);
                 text.push_str(&format!(
-                    "{instruction}\t{}\t{}\tchecks {done}/{}\t{}{}\tpending {pending}\n",
+                    "{instruction}\t{}\t{}\t{}\tdue {}\tchecks {done}/{}\t{}{}\tpending {pending}\n",
                     r.instruction.inspection_no,
                     r.instruction.site,
+                    slot_words(r.instruction.slot.as_ref()),
+                    local_time(r.instruction.deadline),
                     r.checks.len(),
-                    r.verdict.as_ref().map_or("no verdict", |v| v.value.value_str()),
+                    r.verdict.as_ref().map_or("no verdict".into(), |v| verdict_words(&v.value)),
                     if complete { ", complete" } else { "" },
                 ));
-                rows.push(json!({"instruction_id": instruction, "doc": local.id, "inspection_no": r.instruction.inspection_no,
-                    "site": r.instruction.site, "checks_done": done, "checks_total": r.checks.len(),
+                rows.push(json!({"instruction_id": numeric_id(&instruction), "doc": local.id,
+                    "inspection_no": r.instruction.inspection_no, "site": r.instruction.site,
+                    "deadline": r.instruction.deadline, "slot": r.instruction.slot,
+                    "checks_done": done, "checks_total": r.checks.len(),
                     "verdict": r.verdict.as_ref().map(|v| v.value.value_str()), "complete": complete, "pending": pending}));
             }
             Err(_) => {
                 text.push_str(&format!("{instruction}\t(not downloaded yet: run `handheld sync`)\n"));
-                rows.push(json!({"instruction_id": instruction, "doc": local.id, "downloaded": false}));
+                rows.push(
+                    json!({"instruction_id": numeric_id(&instruction), "doc": local.id, "downloaded": false}),
+                );
             }
         }
     }
@@ -368,11 +453,13 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
     let r = doc.read().with_context(|| format!("the record of {instruction} has not been downloaded yet"))?;
     let conflicts = open_conflicts(&doc)?;
     let mut text = format!(
-        "instruction {} — {} — {}\nsite {}\n",
+        "instruction {} — {} — {}\nsite {}\nslot: {}\ndeadline: {}\n",
         r.instruction.instruction_id,
         r.instruction.inspection_no,
         r.instruction.enterprise_name,
-        r.instruction.site
+        r.instruction.site,
+        slot_words(r.instruction.slot.as_ref()),
+        local_time(r.instruction.deadline),
     );
     // First, not last: a returned result is what the officer must act on.
     if let Some(review) = &r.review {
@@ -413,7 +500,7 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
     }
     text.push_str(&format!(
         "verdict: {}\n",
-        r.verdict.as_ref().map_or("none".into(), |v| format!("{:?}", v.value))
+        r.verdict.as_ref().map_or("none".into(), |v| verdict_words(&v.value))
     ));
     let digest = r.content_digest();
     for (officer, signature) in &r.signatures {
@@ -423,8 +510,17 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
     }
     text.push_str(&format!("complete: {}", r.completion.as_ref().is_some_and(|c| c.value.complete)));
     for c in &conflicts {
-        let values: Vec<_> = c.values.iter().map(|v| v.value.as_str()).collect();
-        text.push_str(&format!("\nCONFLICT {}: {}", c.field.path(), values.join(" vs ")));
+        let values: Vec<_> = c
+            .values
+            .iter()
+            .map(|v| format!("{} says {}", v.by.as_deref().unwrap_or("another device"), v.value))
+            .collect();
+        text.push_str(&format!(
+            "\nCONFLICT {}: {}\n  to resolve: agree on the value, then one of you sets it again here (or a supervisor \
+             resolves it) and syncs",
+            c.field.path(),
+            values.join(", ")
+        ));
     }
     let missing = missing(store, &id, &r, conflicts.len())?;
     if !missing.is_empty() {
@@ -466,7 +562,7 @@ fn status(store: &Store, actor: &fieldcheck_sync::ActorId) -> Result<Output> {
         store.setting("server")?.unwrap_or_default(),
         pending.len(),
         photos.len(),
-        last_sync.map_or("never".into(), |ms| format!("{ms} (unix ms)")),
+        last_sync.map_or("never".into(), local_time),
     );
     // Per record, what is still missing before it can be submitted: the officer's to-do list.
     let mut text = text;
@@ -605,4 +701,44 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
         format!("saved {what} on instruction {instruction} (not yet synced)"),
         json!({"instruction_id": instruction, "doc": id, "edit": what, "extra": extra}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_argument_of_every_command_says_what_it_is_in_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no description)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "handheld", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn verdicts_and_times_read_as_words() {
+        assert_eq!(verdict_words(&Verdict::Conforming), "conforming");
+        assert_eq!(
+            verdict_words(&Verdict::NonConforming { disposal: Disposal::TechnicalTreatment }),
+            "non-conforming, disposal: technical treatment"
+        );
+        let shown = local_time(1_796_006_775_670);
+        assert!(shown.starts_with("2026-") && !shown.contains("unix"), "{shown}");
+        assert_eq!(numeric_id("42"), json!(42));
+    }
 }

@@ -45,6 +45,9 @@ pub struct ConcurrentValue {
     pub value: String,
     #[serde(serialize_with = "actor_hex")]
     pub actor: ActorId,
+    /// The officer who wrote it: the stamp (`by`) the same device wrote beside it. `None` when that
+    /// device's stamp is not there (validation requires one, so only in records from elsewhere).
+    pub by: Option<String>,
 }
 
 fn actor_hex<S: serde::Serializer>(actor: &ActorId, s: S) -> Result<S::Ok, S::Error> {
@@ -95,11 +98,24 @@ fn collect(
     field: ConflictField,
     out: &mut Vec<Conflict>,
 ) -> Result<(), RecordError> {
+    // Each officer's edit writes the value and its stamp together, so the concurrent stamps name the
+    // officer behind each concurrent value, by device.
+    let stamps: Vec<(ActorId, String)> = doc
+        .get_all(obj, key::BY)?
+        .into_iter()
+        .filter_map(|(value, id)| match id {
+            ObjId::Id(_, actor, _) => Some((actor, display(&value))),
+            ObjId::Root => None,
+        })
+        .collect();
     let values: Vec<ConcurrentValue> = doc
         .get_all(obj, prop)?
         .into_iter()
         .filter_map(|(value, id)| match id {
-            ObjId::Id(_, actor, _) => Some(ConcurrentValue { value: display(&value), actor }),
+            ObjId::Id(_, actor, _) => {
+                let by = stamps.iter().find(|(a, _)| *a == actor).map(|(_, by)| by.clone());
+                Some(ConcurrentValue { value: display(&value), actor, by })
+            }
             ObjId::Root => None,
         })
         .collect();

@@ -72,6 +72,14 @@ impl Handheld {
         serde_json::from_slice(&out.stdout).expect("handheld --json prints JSON")
     }
 
+    /// Runs a command that must succeed, without `--json`: what an officer reads.
+    pub fn text(&self, args: &[&str]) -> String {
+        let out =
+            Command::new(binary("handheld")).arg("--dir").arg(self.dir.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "handheld {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
     pub fn sync(&self) -> Value {
         self.ok(&["sync"])
     }

@@ -321,3 +321,29 @@ async fn the_handheld_syncs_over_https_trusting_a_private_ca_file_and_refuses_th
     let list = handheld.ok(&["list"]);
     assert!(list.to_string().contains(&instruction.to_string()), "{list}");
 }
+
+#[tokio::test]
+async fn a_cancelled_instruction_leaves_the_officers_list_and_show_gives_slot_and_deadline() {
+    let server = TestServer::start();
+    let instruction = fieldcheck_tests::dispatch::dispatched(&server, &["officer1"]).await;
+    let id = instruction.to_string();
+    let handheld = fieldcheck_tests::field::Handheld::new(&server, "officer1");
+    handheld.sync();
+    let listed = handheld.ok(&["list"]);
+    assert_eq!(listed[0]["instruction_id"], instruction, "ids are numbers: {listed}");
+    let shown = handheld.text(&["show", &id]);
+    assert!(shown.contains("slot: not booked yet") && shown.contains("deadline: 20"), "{shown}");
+    let status = handheld.text(&["status"]);
+    assert!(!status.contains("unix ms") && status.contains("last sync: 20"), "{status}");
+
+    let supervisor = server.login("supervisor1").await;
+    let (code, body) = supervisor
+        .post(
+            &format!("/api/v1/instructions/{instruction}/cancel"),
+            serde_json::json!({"reason": "goods withdrawn"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    handheld.sync();
+    assert_eq!(handheld.ok(&["list"]), serde_json::json!([]), "a cancelled instruction leaves the list");
+}

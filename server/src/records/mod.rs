@@ -172,7 +172,21 @@ pub fn on_assign(
         index.assign(&key, &assignment, now).map_err(|e| internal("index assign", e))?;
         append_index(tx, &index_id, &mut index, &heads, now)?;
     }
-    for officer in before.iter().filter(|o| !after.contains(o)) {
+    let dropped: Vec<i64> = before.iter().filter(|o| !after.contains(o)).copied().collect();
+    remove_from_indexes(tx, now, i.id, &dropped)
+}
+
+/// Takes the instruction out of these officers' assignment indexes: their handhelds stop listing it on
+/// the next sync (a re-assignment, or a cancelled instruction). The record itself stays.
+pub fn remove_from_indexes(
+    tx: &Transaction<'_>,
+    now: i64,
+    instruction_id: i64,
+    officers: &[i64],
+) -> Result<(), ApiError> {
+    let actor = store::server_actor(tx)?;
+    let key = instruction_id.to_string();
+    for officer in officers {
         let Some(index_id) = store::index_of(tx, *officer)? else { continue };
         let mut index = load_index(tx, &index_id, actor.clone())?;
         let heads = index.heads();

@@ -132,6 +132,8 @@ pub fn cancel(
     let actor = Actor::User(caller.user_id);
     instruction_event(tx, now, &actor, &i, InstructionEvent::Cancelled, Some(reason), json!({}))?;
     bookings::instruction_cancelled(tx, now, &actor, id)?;
+    // Officers' handhelds stop listing it; edits still pending there are refused as for any sealed record.
+    records::remove_from_indexes(tx, now, id, &i.officers)?;
     let mut app = application_of(tx, &i)?;
     if app.state == ApplicationState::Inspection {
         applications::transition(
