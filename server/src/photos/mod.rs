@@ -127,9 +127,7 @@ pub fn readable(c: &Connection, caller: &Caller, sha: &Sha256Hex) -> Result<Phot
             let unit = caller.unit()?;
             let mut any = false;
             for id in store::links(c, sha.as_str())? {
-                if let Some(i) = instructions::get(c, id)?
-                    && orgs::store::in_subtree(c, unit, i.unit_id)?
-                {
+                if crate::db::scope::instruction_in_subtree_of(c, unit, id)? {
                     any = true;
                     break;
                 }
