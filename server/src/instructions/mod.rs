@@ -12,14 +12,15 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::domain::events::Event;
 use crate::{
     applications::Application,
-    audit::{self, Actor},
+    audit::Actor,
     auth::Caller,
     domain::{InstructionState, Role, Scope, UserStatus, time::rfc3339},
     error::{ApiError, invalid},
     orgs::store as orgs_store,
-    receipts::{self, NewReceipt},
+    receipts::{self, Change},
     reference::{self, CheckItem},
 };
 
@@ -244,28 +245,18 @@ pub fn create_for(
         ],
     )?;
     let id = tx.last_insert_rowid();
-    receipts::emit(
-        tx,
-        now,
-        NewReceipt {
-            enterprise_id: app.enterprise_id,
-            subject: "instruction",
-            subject_id: id,
-            inspection_no: Some(&inspection_no),
-            kind: "inspection_notice",
-            state: InstructionState::Issued.as_str(),
-            opinion: None,
-            details: json!({"site_id": app.site_unit, "deadline": rfc3339::to_string(deadline), "checks": checklist.len()}),
-        },
-    )?;
-    audit::append(
-        tx,
-        now,
-        &Actor::System,
-        "instruction.issue",
-        &format!("instruction:{id}"),
-        json!({"application": app.id}),
-    )?;
+    let change = Change {
+        event: Event::InspectionNotice,
+        subject_id: id,
+        enterprise_id: app.enterprise_id,
+        inspection_no: Some(&inspection_no),
+        state: InstructionState::Issued.as_str(),
+        from: None,
+        opinion: None,
+        details: json!({"site_id": app.site_unit, "deadline": rfc3339::to_string(deadline),
+                        "checks": checklist.len(), "application": app.id}),
+    };
+    receipts::record_change(tx, now, &Actor::System, change)?;
     get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
 }
 

@@ -32,7 +32,7 @@ use crate::{
     config::PhotoSettings,
     domain::Role,
     error::{ApiError, invalid},
-    instructions, orgs,
+    instructions,
 };
 use inspect::{PhotoFormat, Refusal};
 use store::{NewPhoto, PhotoFiles};
@@ -263,7 +263,7 @@ pub fn record(
     };
     let linked = store::link(tx, sha.as_str(), instruction_id, caller.user_id, now)?;
     if created || linked {
-        let action = if created { "photo.store" } else { "photo.link" };
+        let action = if created { audit::Action::PhotoStore } else { audit::Action::PhotoLink };
         audit::append(
             tx,
             now,
