@@ -298,6 +298,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client of the server at `base` (`http://IP:PORT`), for servers the kit did not start.
+    pub fn new(base: &str) -> Api {
+        Api { base: base.to_string(), token: None, client: reqwest::Client::new() }
+    }
+
     pub fn with_token(mut self, token: &str) -> Api {
         self.token = Some(token.to_string());
         self

@@ -205,7 +205,11 @@ fn reference_copy() -> tempfile::TempDir {
 }
 
 /// The units the fixtures' site calendars name, created as an administrator would.
-pub fn create_sites(data_dir: &std::path::Path) {
+fn create_sites(data_dir: &std::path::Path) {
+    create_sites_with(&binary("fieldcheck"), data_dir, None)
+}
+
+fn create_sites_with(bin: &std::path::Path, data_dir: &std::path::Path, cwd: Option<&std::path::Path>) {
     for (code, kind, parent) in [
         ("0000", "headquarters", None),
         ("2200", "customs", Some("0000")),
@@ -219,9 +223,23 @@ pub fn create_sites(data_dir: &std::path::Path) {
         if let Some(p) = parent {
             args.extend(["--parent", p]);
         }
-        let out = fieldcheck(&args, data_dir);
+        let out = run_in(bin, cwd, &args, data_dir, &[]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+}
+
+fn run_in(
+    bin: &std::path::Path,
+    cwd: Option<&std::path::Path>,
+    args: &[&str],
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut c = std::process::Command::new(bin);
+    if let Some(dir) = cwd {
+        c.current_dir(dir);
+    }
+    c.args(args).arg("--data-dir").arg(data_dir).envs(env.iter().copied()).output().expect("run fieldcheck")
 }
 
 fn stdout(out: &std::process::Output) -> String {
@@ -346,4 +364,118 @@ async fn a_cancelled_instruction_leaves_the_officers_list_and_show_gives_slot_an
     assert_eq!(code, 200, "{body}");
     handheld.sync();
     assert_eq!(handheld.ok(&["list"]), serde_json::json!([]), "a cancelled instruction leaves the list");
+}
+
+/// The binary alone in an empty directory, as an IT team installs it: no repository, no demo. The
+/// reference data comes from the repository's `fixtures/` as any customs' own folder would. Set
+/// `FIELDCHECK_INSTALL_BINARY` to test another build (scripts/install-test.sh passes the release one).
+#[tokio::test]
+async fn the_binary_installed_alone_imports_reference_data_and_takes_an_application_to_an_instruction() {
+    let install = tempfile::tempdir().unwrap();
+    let built =
+        std::env::var_os("FIELDCHECK_INSTALL_BINARY").map_or_else(|| binary("fieldcheck"), Into::into);
+    let bin = install.path().join("fieldcheck");
+    std::fs::copy(&built, &bin).unwrap();
+    let data = install.path().join("data");
+    let cwd = Some(install.path());
+    let admin = |args: &[&str], env: &[(&str, &str)]| {
+        let out = run_in(&bin, cwd, args, &data, env);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    create_sites_with(&bin, &data, cwd);
+    admin(
+        &[
+            "admin",
+            "create-enterprise",
+            "--customs-code",
+            "3101960001",
+            "--uscc",
+            "91320100MA1N2K3P45",
+            "--name",
+            "Eastern Orchard Export Co., Ltd.",
+            "--credit-rating",
+            "general",
+            "--unit",
+            "2200",
+        ],
+        &[],
+    );
+    let password = ("FIELDCHECK_PASSWORD", "a long installation password");
+    for (user, role, org) in
+        [("operator", "enterprise_operator", "--enterprise"), ("reviewer", "reviewer", "--unit")]
+    {
+        let org_code = if org == "--unit" { "2200" } else { "3101960001" };
+        admin(
+            &[
+                "admin",
+                "create-user",
+                "--username",
+                user,
+                "--display-name",
+                user,
+                "--role",
+                role,
+                org,
+                org_code,
+            ],
+            &[password],
+        );
+    }
+    let fixtures = fieldcheck_tests::repo_root().join("fixtures");
+    admin(&["admin", "import-reference", fixtures.to_str().unwrap()], &[]);
+
+    let mut child = std::process::Command::new(&bin)
+        .current_dir(install.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("FIELDCHECK__AUTH__ARGON2_MEMORY_KIB", "1024")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    let base =
+        line.trim().strip_prefix("fieldcheck listening on ").unwrap_or_else(|| panic!("{line}")).to_string();
+    let api = |token: Option<&str>| {
+        let api = fieldcheck_tests::Api::new(&base);
+        match token {
+            Some(t) => api.with_token(t),
+            None => api,
+        }
+    };
+    let login = |user: &'static str| {
+        let api = api(None);
+        async move {
+            let (status, body) = api
+                .post("/api/v1/auth/login", serde_json::json!({"username": user, "password": password.1}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(api(None).get("/readyz").await.0, 200);
+    let operator = api(Some(&login("operator").await));
+    let (status, app) =
+        operator.post("/api/v1/applications", fieldcheck_tests::dispatch::frozen_fish_application()).await;
+    assert_eq!(status, 201, "{app}");
+    let app_id = app["id"].as_i64().unwrap();
+    let (status, body) =
+        operator.post(&format!("/api/v1/applications/{app_id}/submit"), serde_json::json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let reviewer = api(Some(&login("reviewer").await));
+    let (status, body) = reviewer
+        .post(&format!("/api/v1/applications/{app_id}/review"), serde_json::json!({"action": "approve"}))
+        .await;
+    assert_eq!((status, body["disposition"].as_str()), (200, Some("on_site")), "{body}");
+    let (status, list) = operator.get("/api/v1/instructions").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    let instruction = list.as_array().unwrap().iter().find(|i| i["application_id"] == app_id);
+    assert!(
+        instruction.is_some_and(|i| i["checks"].as_i64() > Some(0)),
+        "an instruction with its checklist: {list}"
+    );
 }
