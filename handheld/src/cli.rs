@@ -59,6 +59,10 @@ pub enum Command {
         /// Use a device already registered to this officer (e.g. `demo-handheld-officer1`).
         #[arg(long)]
         device_id: Option<String>,
+        /// When the store belongs to another officer: drop that officer's unsynced edits and photos
+        /// (without it, registering is refused until they are synced).
+        #[arg(long)]
+        discard: bool,
     },
     /// Logs in again with the registered device (e.g. after the refresh token expired).
     Login {
@@ -347,10 +351,17 @@ pub(crate) fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
 fn run(cli: &Cli, store: &Store) -> Result<Output> {
     let now = now_ms();
     match &cli.command {
-        Command::Register { server, username, password, name, device_id } => {
+        Command::Register { server, username, password, name, device_id, discard } => {
             let mut client = new_client(store, server, cli.attempts)?;
-            let (device_id, actor_id) =
-                crate::register(store, &mut client, username, password, name, device_id.as_deref())?;
+            let (device_id, actor_id) = crate::register(
+                store,
+                &mut client,
+                username,
+                password,
+                name,
+                device_id.as_deref(),
+                *discard,
+            )?;
             Ok(Output::new(
                 format!("registered device {device_id} for {username} (actor {actor_id})"),
                 json!({"device_id": device_id, "actor_id": actor_id, "username": username}),

@@ -93,8 +93,22 @@ pub fn register(
     password: &str,
     name: &str,
     device_id: Option<&str>,
+    discard: bool,
 ) -> Result<(String, String)> {
     client.login(username, password, None)?;
+    // A store belongs to one officer: a new officer starts from an empty store, and the previous one's
+    // unsynced work is never dropped silently.
+    if let Some(previous) = store.setting("username")?.filter(|p| p != username) {
+        let edits: i64 = store.pending()?.iter().map(|(_, n)| n).sum();
+        let photos = store.pending_photos()?.len();
+        if (edits > 0 || photos > 0) && !discard {
+            bail!(
+                "this store belongs to {previous} and holds {edits} unsynced edit(s) and {photos} photo(s) not \
+                 uploaded: run `handheld sync` as {previous} first, or register again with --discard to drop them"
+            );
+        }
+        store.clear_officer()?;
+    }
     let device: serde_json::Value = match device_id {
         // Claiming gives this store a new actor and retires the one any other copy of the device holds:
         // two stores writing as one actor would number different changes alike, which no sync can merge.

@@ -135,6 +135,18 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets everything of the officer the store belonged to (documents, pending edits, queued photos,
+    /// tokens, device), keeping where the server is and which CA to trust: a store serves one officer.
+    pub fn clear_officer(&self) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("DELETE FROM pending", [])?;
+        tx.execute("DELETE FROM photo_queue", [])?;
+        tx.execute("DELETE FROM docs", [])?;
+        tx.execute("DELETE FROM settings WHERE key NOT IN ('server', 'private_ca')", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Marks every record not in `assigned` as no longer assigned (kept: its data is evidence).
     pub fn unassign_others(&self, assigned: &[String]) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;

@@ -78,7 +78,10 @@ async fn an_application_goes_from_draft_through_review_to_an_assigned_instructio
         instructions.as_array().unwrap().iter().find(|i| i["application_id"] == app["id"]).unwrap().clone();
     assert_eq!(instruction["state"], "issued");
     assert_eq!(instruction["inspection_no"], no);
-    let checklist = instruction["checklist"].as_array().unwrap();
+    // Lists carry summaries; the checklist is on the item.
+    let (_, full) = operator.get(&format!("/api/v1/instructions/{}", instruction["id"])).await;
+    let checklist = full["checklist"].as_array().unwrap();
+    assert_eq!(instruction["checks"].as_u64(), Some(checklist.len() as u64));
     assert!((8..=20).contains(&checklist.len()), "a frozen-aquatic checklist: {}", checklist.len());
     assert!(checklist.iter().all(|c| c["item_id"].as_str().is_some() && c["title_en"].as_str().is_some()));
 

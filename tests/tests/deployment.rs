@@ -479,3 +479,70 @@ async fn the_binary_installed_alone_imports_reference_data_and_takes_an_applicat
         "an instruction with its checklist: {list}"
     );
 }
+
+#[tokio::test]
+async fn a_store_belongs_to_one_officer_and_switching_waits_for_the_previous_officers_edits_or_a_discard() {
+    let server = TestServer::start();
+    let instruction = fieldcheck_tests::dispatch::dispatched(&server, &["officer1"]).await;
+    let items = fieldcheck_tests::field::items(&server, instruction).await;
+    let id = instruction.to_string();
+    let handheld = fieldcheck_tests::field::Handheld::new(&server, "officer1");
+    handheld.sync();
+    handheld.ok(&["check", &id, &items[0], "pass"]);
+    let as_officer2 = |extra: &[&str]| {
+        let mut args = vec![
+            "register",
+            "--server",
+            &server.base,
+            "--username",
+            "officer2",
+            "--password",
+            "demo-password",
+            "--device-id",
+            "demo-handheld-officer2",
+        ];
+        args.extend(extra);
+        handheld.run(&args)
+    };
+    let refused = as_officer2(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("belongs to officer1") && stderr.contains("1 unsynced edit"), "{stderr}");
+    assert_eq!(handheld.ok(&["status"])["pending_edits"], 1, "nothing was dropped");
+
+    // Synced first, the switch leaves none of officer1's records behind, and officer2's sync is clean.
+    handheld.sync();
+    let out = as_officer2(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(handheld.ok(&["list"]), serde_json::json!([]));
+    handheld.sync();
+    assert_eq!(handheld.ok(&["status"])["pending_edits"], 0);
+
+    // Back to officer1 with an edit of officer2's pending: --discard drops it, by choice.
+    let other = fieldcheck_tests::dispatch::dispatched(&server, &["officer2"]).await;
+    handheld.sync();
+    let other_items = fieldcheck_tests::field::items(&server, other).await;
+    handheld.ok(&["check", &other.to_string(), &other_items[0], "fail"]);
+    let back = |extra: &[&str]| {
+        let mut args = vec![
+            "register",
+            "--server",
+            &server.base,
+            "--username",
+            "officer1",
+            "--password",
+            "demo-password",
+            "--device-id",
+            "demo-handheld-officer1",
+        ];
+        args.extend(extra);
+        handheld.run(&args)
+    };
+    assert!(!back(&[]).status.success());
+    let out = back(&["--discard"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    handheld.sync();
+    let listed = handheld.ok(&["list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "only officer1's instruction: {listed}");
+    assert_eq!(listed[0]["instruction_id"], instruction);
+}

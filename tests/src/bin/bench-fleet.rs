@@ -132,8 +132,9 @@ fn run_handheld(
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
     let mut client = Client::new(&base, 5, None)?;
-    let downloaded = handheld::register(&store, &mut client, &username, "demo-password", "bench", None)
-        .and_then(|_| handheld::sync(&store, &mut client, 0));
+    let downloaded =
+        handheld::register(&store, &mut client, &username, "demo-password", "bench", None, false)
+            .and_then(|_| handheld::sync(&store, &mut client, 0));
     // Everyone starts the offline sessions together, even a handheld whose download failed.
     ready.wait();
     downloaded?;
@@ -288,7 +289,15 @@ fn main() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let store = Store::open(dir.path())?;
         let mut client = Client::new(&server.base, 5, None)?;
-        handheld::register(&store, &mut client, &officers[0], "demo-password", "bench template", None)?;
+        handheld::register(
+            &store,
+            &mut client,
+            &officers[0],
+            "demo-password",
+            "bench template",
+            None,
+            false,
+        )?;
         handheld::sync(&store, &mut client, 0)?;
         let local = store.records()?.into_iter().next().context("a record")?;
         RecordDoc::load(local.data.as_deref().context("record data")?, handheld::actor(&store)?)?
