@@ -867,6 +867,9 @@ fn show_key(key: &[Sql]) -> String {
         .join("/")
 }
 
+/// A stored row as (key values, column values).
+type KeyedRow = (Vec<Sql>, Vec<Sql>);
+
 /// Compares the table's rows in the database with the wanted ones, column by column.
 fn plan(tx: &Transaction<'_>, table: &Table) -> rusqlite::Result<Plan> {
     let Some(first) = table.rows.first() else {
@@ -899,7 +902,7 @@ fn current(
     tx: &Transaction<'_>,
     table: &Table,
     columns: &[&str],
-) -> rusqlite::Result<BTreeMap<String, (Vec<Sql>, Vec<Sql>)>> {
+) -> rusqlite::Result<BTreeMap<String, KeyedRow>> {
     let mut wanted: Vec<&str> = table.key.to_vec();
     wanted.extend(columns);
     let sql = format!("SELECT {} FROM {} WHERE {}", wanted.join(", "), table.name, table.scope);
