@@ -120,6 +120,12 @@ impl From<crate::auth::error::AuthError> for ApiError {
     }
 }
 
+impl From<crate::bookings::calendar::StoredTimeError> for ApiError {
+    fn from(e: crate::bookings::calendar::StoredTimeError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("stored slot time"))
+    }
+}
+
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("database"))
