@@ -48,6 +48,14 @@ pub enum StoredTimeError {
     BadDate(String),
 }
 
+/// A logged 500. Mapped here rather than in `error.rs`, which would otherwise import this module while
+/// it imports `error.rs` (an import circle).
+impl From<StoredTimeError> for ApiError {
+    fn from(e: StoredTimeError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("stored slot time"))
+    }
+}
+
 fn zone(name: &str) -> Result<TimeZone, StoredTimeError> {
     TimeZone::get(name).map_err(|_| StoredTimeError::UnknownZone(name.to_string()))
 }

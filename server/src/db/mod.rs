@@ -187,35 +187,9 @@ fn open_reader(path: &Path) -> Result<Connection, ApiError> {
     Ok(conn)
 }
 
-/// What a module's store answers when it cannot: storage knows nothing of HTTP. `error.rs` turns it into
-/// the one error shape once (404, 409, or a logged 500), so stores and the domain code above them never
-/// build an `ApiError` for a missing or duplicate row.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No row; the text names what was looked for ("the device").
-    #[error("{0} was not found")]
-    NotFound(&'static str),
-    /// A row with that key already exists.
-    #[error("{0} already exists")]
-    Conflict(&'static str),
-    #[error(transparent)]
-    Other(#[from] rusqlite::Error),
-}
-
-impl StoreError {
-    /// `e` as a [`StoreError::Conflict`] when it is a uniqueness or primary-key violation.
-    pub fn unique(e: rusqlite::Error, what: &'static str) -> StoreError {
-        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
-        match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(f.extended_code, SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY) =>
-            {
-                StoreError::Conflict(what)
-            }
-            _ => StoreError::Other(e),
-        }
-    }
-}
+/// Stores answer [`StoreError`]; it is defined beside `ApiError` so that `error.rs` maps it without
+/// importing this module (which uses `ApiError`): no import circle.
+pub use crate::error::StoreError;
 
 /// Column `idx` of `row`, stored as JSON text. Stored JSON that does not parse is damage, never a default:
 /// a damaged checklist read as an empty one would turn a regulatory record into a blank one. The error
