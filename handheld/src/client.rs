@@ -68,6 +68,7 @@ impl Client {
     fn send(&mut self, build: &dyn Fn(&Http, Option<&str>) -> RequestBuilder) -> Result<Response> {
         let mut refreshed = false;
         let mut attempt = 0;
+        let mut saturated_waits = 0;
         loop {
             attempt += 1;
             self.requests += 1;
@@ -79,7 +80,14 @@ impl Client {
                 }
                 // 503: the server is saturated and refused before doing any work; it says when to come
                 // back (`Retry-After`), which beats our own guess.
-                Ok(resp) if resp.status().as_u16() == 503 && attempt < self.attempts => {
+                // It did no work, so waiting it out does not use up an attempt; still bounded, at
+                // `SATURATED_WAITS_PER_ATTEMPT` per attempt.
+                Ok(resp)
+                    if resp.status().as_u16() == 503
+                        && saturated_waits < SATURATED_WAITS_PER_ATTEMPT * self.attempts =>
+                {
+                    saturated_waits += 1;
+                    attempt -= 1;
                     self.unavailable += 1;
                     self.retries += 1;
                     let asked = resp
@@ -251,6 +259,9 @@ fn with_token(req: RequestBuilder, token: Option<&str>) -> RequestBuilder {
         None => req,
     }
 }
+
+/// How many `503 saturated` answers a request waits out per allowed attempt before it gives up.
+const SATURATED_WAITS_PER_ATTEMPT: u32 = 4;
 
 /// The wait before retrying after a `503`: what the server asked for (capped at 30 s, so a wrong header
 /// cannot park the handheld for long), plus up to half a second of jitter so a fleet told the same
