@@ -194,6 +194,10 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     /// Read connections kept open next to the single writer.
     pub read_connections: usize,
+    /// Batch syncs (`POST /api/v1/sync`) worked on at once; one more is answered `503` with
+    /// `Retry-After` at once instead of waiting in line past the handheld's patience. 0 refuses every
+    /// sync (maintenance).
+    pub max_syncs_in_flight: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -289,7 +293,7 @@ impl Default for ServerSettings {
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        StorageSettings { data_dir: PathBuf::from("data"), read_connections: 4 }
+        StorageSettings { data_dir: PathBuf::from("data"), read_connections: 4, max_syncs_in_flight: 16 }
     }
 }
 

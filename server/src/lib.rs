@@ -101,6 +101,7 @@ use crate::{
 
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
 pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
+    let sync_slots = Arc::new(tokio::sync::Semaphore::new(settings.storage.max_syncs_in_flight));
     let data_dir = settings.storage.data_dir.clone();
     // Checked before the data dir is touched: a demo start from the wrong folder must not leave a fresh,
     // empty database and keys behind.
@@ -151,6 +152,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
                 .with_context(|| format!("opening the photo folders in {}", data_dir.display()))?,
         ),
         events,
+        sync_slots,
         sync_peers: Arc::default(),
         certificate_key: Arc::new(certificate_key),
         sps,
