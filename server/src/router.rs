@@ -102,6 +102,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(auth::http::logout))
             .routes(routes!(auth::http::me))
             .routes(routes!(messages::http::evidence))
+            .routes(routes!(messages::http::application_evidence))
             .routes(routes!(orgs::http::list_units))
             .routes(routes!(orgs::http::get_enterprise))
             .routes(routes!(bookings::http::get_calendar))

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("migrations/0013_device_actors.sql")),
     (14, include_str!("migrations/0014_messages.sql")),
     (20, include_str!("migrations/0020_monitoring_summary.sql")),
+    (21, include_str!("migrations/0021_message_evidence.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

@@ -146,6 +146,7 @@ pub async fn receive(
         inspection_deadline_ms: state.settings.workflow.inspection_deadline_ms(),
         booking: state.settings.booking.clone(),
         max_message_bytes: settings.max_message_bytes,
+        certificate_key: state.certificate_key.clone(),
     };
     let is_batch = matches!(body, Body::Batch(_));
     let answers = state
@@ -204,6 +205,55 @@ pub async fn evidence(
         })
         .await?;
     Ok(Json(found))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceQuery {
+    /// Cursor: messages after this evidence id (0 or absent = from the first).
+    pub after: Option<i64>,
+    /// At most this many (default 100, at most 500).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EvidencePage {
+    pub messages: Vec<store::EvidenceEntry>,
+    /// Pass as `after` for the next page; null when this page is the last.
+    pub next_cursor: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/applications/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the application"), EvidenceQuery),
+    responses((status = 200, body = EvidencePage, description = "the signed messages about the application, its bookings and its certificates, oldest first"),
+        (status = 404, body = ErrorBody, description = "no such application, or not yours to see")))]
+pub async fn application_evidence(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<EvidenceQuery>,
+) -> Result<Json<EvidencePage>, ApiError> {
+    let now = state.now_ms();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(crate::error::invalid("limit", "invalid_limit", "`limit` is 1 to 500"));
+    }
+    let after = q.after.unwrap_or(0);
+    let messages = state
+        .db
+        .read(move |c| {
+            crate::applications::http::load_visible(c, &caller, id, now)?;
+            // One more than asked tells whether another page follows.
+            Ok(store::for_application(c, id, after, limit + 1)?)
+        })
+        .await?;
+    let mut messages = messages;
+    let next_cursor = (messages.len() as i64 > limit).then(|| {
+        messages.truncate(limit as usize);
+        messages.last().map_or(after, |m| m.evidence_id)
+    });
+    Ok(Json(EvidencePage { messages, next_cursor }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

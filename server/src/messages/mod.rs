@@ -1,5 +1,6 @@
 //! Signed message exchange for enterprise systems (报文交换): an ERP or a third-party platform sends
-//! JWS-signed messages that draft, submit and amend applications and request or cancel bookings; customs
+//! JWS-signed messages that draft, submit and amend applications, request or cancel bookings and apply for
+//! certificates; customs
 //! answers each, and serves receipts as signed messages too. See `docs/messages.md`.
 //!
 //! One message, in order: the envelope is parsed within its size limit; the signer is found by `kid` in
@@ -23,7 +24,7 @@ pub mod sender;
 pub mod signing;
 pub mod store;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use axum::http::StatusCode;
 use ed25519_dalek::VerifyingKey;
@@ -40,10 +41,12 @@ use crate::{
         self, Booking, NewBooking,
         http::{BookingRequest, CancelRequest},
     },
+    certificates::{self, CertApplication, CertificateRequest, keys::CertificateKey},
     config::BookingSettings,
     delegations,
     domain::{Aal, CustomsCode, Role, Scope, UserStatus, time::rfc3339},
     error::ApiError,
+    instructions,
     orgs::store::{self as orgs_store, UserRow},
     workflow,
 };
@@ -66,7 +69,8 @@ pub enum MessageKind {
     BookingRequest,
     #[serde(rename = "booking.cancel")]
     BookingCancel,
-    /// Not yet: certificates (issue 12) are not in this build; refused with `not_yet_supported`.
+    /// A certificate application (`content` as `POST /api/v1/certificate-applications`), drafted and
+    /// submitted in one step: issued at once, or queued for a reviewer with its failed rules.
     #[serde(rename = "certificate.apply")]
     CertificateApply,
 }
@@ -151,7 +155,7 @@ pub struct Accepted {
     pub message_id: String,
     #[serde(rename = "type")]
     pub kind: MessageKind,
-    /// `application` or `booking`.
+    /// `application`, `booking` or `certificate_application`.
     pub subject: String,
     pub id: i64,
     pub inspection_no: Option<String>,
@@ -179,6 +183,8 @@ pub struct Intake {
     pub inspection_deadline_ms: i64,
     pub booking: BookingSettings,
     pub max_message_bytes: usize,
+    /// Signs the certificates that `certificate.apply` messages get issued at once.
+    pub certificate_key: Arc<CertificateKey>,
 }
 
 /// A signer from the key registry: an enterprise user with a registered key, or a platform signer.
@@ -362,6 +368,7 @@ fn receive_inner(
                 enterprise_id: enterprise.id,
                 subject: subject.subject,
                 subject_id: subject.id,
+                application_id: subject.application_id,
                 envelope: &env.compact(),
                 received_at: intake.now,
             },
@@ -467,6 +474,8 @@ fn signer_live(user: &SignerAccount, now: i64) -> Result<(), ApiError> {
 struct Subject {
     subject: &'static str,
     id: i64,
+    /// The application it belongs to, under which its evidence is listed.
+    application_id: i64,
     enterprise_id: i64,
     inspection_no: Option<String>,
     state: String,
@@ -477,6 +486,7 @@ impl From<Application> for Subject {
         Subject {
             subject: "application",
             id: a.id,
+            application_id: a.id,
             enterprise_id: a.enterprise_id,
             inspection_no: a.inspection_no,
             state: a.state.as_str().to_string(),
@@ -484,15 +494,31 @@ impl From<Application> for Subject {
     }
 }
 
-impl From<Booking> for Subject {
-    fn from(b: Booking) -> Subject {
-        Subject {
+impl Subject {
+    fn booking(tx: &Transaction<'_>, b: Booking) -> Result<Subject, ApiError> {
+        let instruction =
+            instructions::get(tx, b.instruction_id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+        Ok(Subject {
             subject: "booking",
             id: b.id,
+            application_id: instruction.application_id,
             enterprise_id: b.enterprise_id,
             inspection_no: Some(b.inspection_no),
             state: b.state.as_str().to_string(),
-        }
+        })
+    }
+
+    fn certificate(tx: &Transaction<'_>, ca: CertApplication) -> Result<Subject, ApiError> {
+        let app = applications::store::get(tx, ca.application_id)?
+            .ok_or_else(|| ApiError::not_found("the application"))?;
+        Ok(Subject {
+            subject: "certificate_application",
+            id: ca.id,
+            application_id: ca.application_id,
+            enterprise_id: ca.enterprise_id,
+            inspection_no: app.inspection_no,
+            state: ca.state.as_str().to_string(),
+        })
     }
 }
 
@@ -564,7 +590,7 @@ fn apply(
             let new = NewBooking { instruction_id: req.instruction_id, site_code: req.site_code, starts_at };
             let b = bookings::request(tx, now, caller, &intake.booking, new)?;
             workflow::booking_changed(tx, now, &Actor::User(caller.user_id), b.instruction_id)?;
-            b.into()
+            Subject::booking(tx, b)?
         }
         MessageKind::BookingCancel => {
             let id = required(payload.booking_id, "booking_id", payload.kind)?;
@@ -574,14 +600,16 @@ fn apply(
             };
             let b = bookings::cancel(tx, now, caller, &intake.booking, id, req.reason.as_deref())?;
             workflow::booking_changed(tx, now, &Actor::User(caller.user_id), b.instruction_id)?;
-            b.into()
+            Subject::booking(tx, b)?
         }
         MessageKind::CertificateApply => {
-            return Err(rule_error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not_yet_supported",
-                "certificate applications by message come with certificates (issue 12); not in this build",
-            ));
+            // The JSON API's two steps, draft then submit, in one message: the same checks (a released
+            // application of an enterprise the signer may act for) and the same intelligent review.
+            let draft = certificates::create(tx, now, caller, content::<CertificateRequest>(payload)?)?;
+            Subject::certificate(
+                tx,
+                certificates::submit(tx, now, caller, &intake.certificate_key, draft.id)?,
+            )?
         }
     };
     // The domain step checked the caller may act for what it touched; the message must also be about the

@@ -20,6 +20,7 @@ pub struct NewMessage<'a> {
     pub enterprise_id: i64,
     pub subject: &'a str,
     pub subject_id: i64,
+    pub application_id: i64,
     pub envelope: &'a str,
     pub received_at: i64,
 }
@@ -51,8 +52,8 @@ pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Resul
 pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
     c.execute(
         "INSERT INTO messages (signer_id, message_id, payload_sha256, kind, enterprise_id, subject, subject_id,
-                               envelope, status, answer, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, '', ?9)",
+                               application_id, envelope, status, answer, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, '', ?10)",
         params![
             m.signer_id,
             m.message_id,
@@ -61,6 +62,7 @@ pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
             m.enterprise_id,
             m.subject,
             m.subject_id,
+            m.application_id,
             m.envelope,
             m.received_at
         ],
@@ -113,6 +115,50 @@ pub fn evidence(c: &Connection, id: i64) -> rusqlite::Result<Option<Evidence>> {
         },
     )
     .optional()
+}
+
+/// An accepted message as its application's evidence list shows it (the envelope itself:
+/// [`evidence`]).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EvidenceEntry {
+    pub evidence_id: i64,
+    pub signer: String,
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `application`, `booking` or `certificate_application`.
+    pub subject: String,
+    pub subject_id: i64,
+    #[serde(with = "crate::domain::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: i64,
+}
+
+/// The messages about an application (itself, its bookings, its certificates), oldest first, after the
+/// cursor `after` (an evidence id).
+pub fn for_application(
+    c: &Connection,
+    application_id: i64,
+    after: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<EvidenceEntry>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT m.id, u.username, m.message_id, m.kind, m.subject, m.subject_id, m.received_at
+         FROM messages m JOIN users u ON u.id = m.signer_id
+         WHERE m.application_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![application_id, after, limit], |r| {
+        Ok(EvidenceEntry {
+            evidence_id: r.get(0)?,
+            signer: r.get(1)?,
+            message_id: r.get(2)?,
+            kind: r.get(3)?,
+            subject: r.get(4)?,
+            subject_id: r.get(5)?,
+            received_at: r.get(6)?,
+        })
+    })?;
+    rows.collect()
 }
 
 pub fn is_platform_signer(c: &Connection, user_id: i64) -> rusqlite::Result<bool> {
