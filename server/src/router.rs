@@ -351,7 +351,16 @@ fn dashboard(state: &AppState) -> Router<AppState> {
     let session = Router::new()
         .route("/dashboard/session", axum::routing::post(monitoring::dashboard::session))
         .route_layer(from_fn_with_state((state.clone(), Policy::roles(SUPERVISORS)), authorize));
-    page.merge(session).route("/dashboard/login", get(monitoring::dashboard::login_page))
+    // Signing out is a POST the page's own form sends with the cookie (`SameSite=Strict`: no other site
+    // can make a browser send it).
+    let logout = Router::new()
+        .route("/dashboard/logout", axum::routing::post(monitoring::dashboard::logout))
+        .route_layer(from_fn_with_state(
+            (state.clone(), Policy::roles(SUPERVISORS).browser().cookie_post()),
+            authorize,
+        ))
+        .layer(axum::middleware::map_response(monitoring::dashboard::to_login));
+    page.merge(session).merge(logout).route("/dashboard/login", get(monitoring::dashboard::login_page))
 }
 
 /// The application: routes, error fallbacks and the tower layers, in the order requests meet them.

@@ -637,3 +637,54 @@ async fn an_open_stream_ends_when_its_session_is_logged_out() {
         "then the stream closes"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_picks_a_period_signs_out_and_sends_an_ended_sign_in_to_a_login_that_says_so() {
+    let server = TestServer::start();
+    let supervisor = server.login("supervisor1").await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = browser
+        .post(format!("{}/dashboard/session", server.base))
+        .bearer_auth(supervisor.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let get = |path: &str| browser.get(format!("{}{path}", server.base)).header("cookie", &cookie).send();
+
+    // The picker sends days; the page shows the period it was asked for, and the figures are of it.
+    let resp = get("/dashboard?from=2026-11-01&to=2026-11-30").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains(r#"name="from" value="2026-11-01""#), "{page}");
+    assert!(page.contains(r#"name="to" value="2026-11-30""#), "{page}");
+    assert!(page.contains("2026-11-01T00:00:00Z – 2026-12-01T00:00:00Z"), "{page}");
+    let resp = get("/dashboard?from=2026-11-30&to=2026-11-01").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422, "a backwards period is refused");
+
+    // Signing out ends the session, clears the cookie and lands on the login page.
+    let resp = browser
+        .post(format!("{}/dashboard/logout", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/dashboard/login");
+    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let (status, _) = supervisor.get("/api/v1/monitoring/figures").await;
+    assert_eq!(status, 401, "the session's bearer token ended with it");
+
+    // The old cookie brings the browser to a login page that says why.
+    let resp = get("/dashboard").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/dashboard/login?expired=1");
+    let login = get("/dashboard/login?expired=1").await.unwrap().text().await.unwrap();
+    assert!(login.contains("sign in again"), "{login}");
+
+    // Without any cookie, the plain login page.
+    let resp = browser.post(format!("{}/dashboard/logout", server.base)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/dashboard/login");
+}
