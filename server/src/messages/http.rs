@@ -148,17 +148,19 @@ pub async fn receive(
         max_message_bytes: settings.max_message_bytes,
         certificate_key: state.certificate_key.clone(),
     };
-    let is_batch = matches!(body, Body::Batch(_));
+    let (is_batch, list) = match body {
+        Body::One(raw) => (false, vec![raw]),
+        Body::Batch(list) => (true, list),
+    };
+    let checked = verify_ahead(&state, list, intake.max_message_bytes).await?;
     let answers = state
         .db
         .write(move |tx| {
             let mut signers = Signers::default();
-            Ok(match body {
-                Body::One(raw) => vec![super::receive(tx, &intake, &mut signers, &raw)],
-                Body::Batch(list) => {
-                    list.iter().map(|raw| super::receive(tx, &intake, &mut signers, raw)).collect()
-                }
-            })
+            Ok(checked
+                .into_iter()
+                .map(|(raw, ahead)| super::receive(tx, &intake, &mut signers, &raw, ahead))
+                .collect::<Vec<_>>())
         })
         .await?;
     if answers.iter().any(|a| matches!(a, Answer::Accepted { replayed: false, .. })) {
@@ -179,6 +181,45 @@ pub async fn receive(
         }
         None => Err(ApiError::Internal(anyhow::anyhow!("one message gave no answer"))),
     }
+}
+
+/// Parses and verifies the messages before the write transaction, split over one reader thread per core:
+/// signature checks are most of a bulk's CPU, and done here they neither hold the one writer nor run on
+/// one core only. Answers the messages in order, each with what was verified.
+async fn verify_ahead(
+    state: &AppState,
+    list: Vec<Value>,
+    max_bytes: usize,
+) -> Result<Vec<(Value, Option<super::Verified>)>, ApiError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = list.len().div_ceil(threads).max(1);
+    let mut list = list.into_iter();
+    let mut tasks = Vec::new();
+    loop {
+        let chunk: Vec<Value> = list.by_ref().take(per_thread).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let db = state.db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.read(move |c| {
+                let mut signers = Signers::default();
+                Ok(chunk
+                    .into_iter()
+                    .map(|raw| {
+                        let ahead = super::verify_ahead(c, &mut signers, &raw, max_bytes);
+                        (raw, ahead)
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await
+        }));
+    }
+    let mut checked = Vec::new();
+    for task in tasks {
+        checked.extend(task.await??);
+    }
+    Ok(checked)
 }
 
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])),

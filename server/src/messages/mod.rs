@@ -28,7 +28,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use axum::http::StatusCode;
 use ed25519_dalek::VerifyingKey;
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -272,10 +272,39 @@ fn with_message_id(e: ApiError, message_id: &str) -> ApiError {
     }
 }
 
+/// A message whose envelope parsed and whose signature held under `key`, checked before the write
+/// transaction on reader threads, in parallel: the writer, which serialises every write of the server,
+/// then only checks that `key` is still the signer's instead of verifying again.
+pub struct Verified {
+    env: Envelope,
+    key: [u8; 32],
+}
+
+/// Parses and verifies `raw` ahead of the write, against the committed key registry. `None` when
+/// anything fails: the writer then runs every check itself and answers with the rule that failed.
+pub fn verify_ahead(
+    c: &Connection,
+    signers: &mut Signers,
+    raw: &Value,
+    max_bytes: usize,
+) -> Option<Verified> {
+    let env = Envelope::parse(raw, max_bytes).ok()?;
+    let key = signer(c, signers, &env.kid).ok()?.key?;
+    env.verify(&key).ok()?;
+    Some(Verified { env, key: key.to_bytes() })
+}
+
 /// Receives one message in `tx`: verified, authorised, applied, stored; or refused with nothing written.
-pub fn receive(tx: &Transaction<'_>, intake: &Intake, signers: &mut Signers, raw: &Value) -> Answer {
+/// `ahead` is what [`verify_ahead`] found, if anything.
+pub fn receive(
+    tx: &Transaction<'_>,
+    intake: &Intake,
+    signers: &mut Signers,
+    raw: &Value,
+    ahead: Option<Verified>,
+) -> Answer {
     let mut message_id = None;
-    match receive_inner(tx, intake, signers, raw, &mut message_id) {
+    match receive_inner(tx, intake, signers, raw, ahead, &mut message_id) {
         Ok(answer) => answer,
         Err(error) => Answer::Refused {
             error: match &message_id {
@@ -292,9 +321,13 @@ fn receive_inner(
     intake: &Intake,
     signers: &mut Signers,
     raw: &Value,
+    ahead: Option<Verified>,
     message_id: &mut Option<String>,
 ) -> Result<Answer, ApiError> {
-    let env = Envelope::parse(raw, intake.max_message_bytes).map_err(envelope_error)?;
+    let (env, verified_with) = match ahead {
+        Some(v) => (v.env, Some(v.key)),
+        None => (Envelope::parse(raw, intake.max_message_bytes).map_err(envelope_error)?, None),
+    };
     if env.header.typ.as_deref().is_some_and(|t| t != MESSAGE_TYP) {
         return Err(rule_error(
             StatusCode::BAD_REQUEST,
@@ -304,7 +337,10 @@ fn receive_inner(
     }
     let signer = signer(tx, signers, &env.kid)?;
     let key = signer.key.ok_or_else(|| unknown_key(&env.kid))?;
-    env.verify(&key).map_err(envelope_error)?;
+    // Verified ahead with the key the signer still has (a key changed since is checked again here).
+    if verified_with != Some(key.to_bytes()) {
+        env.verify(&key).map_err(envelope_error)?;
+    }
     // Only now, with the signature good, may the answer say anything about the signer's account.
     signer_live(&signer.user, intake.now)?;
     let payload: Payload = serde_json::from_slice(&env.payload).map_err(|e| {
@@ -418,11 +454,11 @@ fn unknown_key(kid: &str) -> ApiError {
     )
 }
 
-fn signer(tx: &Transaction<'_>, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError> {
+fn signer(c: &Connection, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError> {
     if !signers.0.contains_key(kid) {
-        let found = match orgs_store::user_by_name(tx, kid)? {
+        let found = match orgs_store::user_by_name(c, kid)? {
             Some(user) => {
-                let platform = store::is_platform_signer(tx, user.id)?;
+                let platform = store::is_platform_signer(c, user.id)?;
                 Some(Signer { key: user.verifying_key(), user: SignerAccount::from(&user), platform })
             }
             None => None,

@@ -26,15 +26,14 @@ pub struct NewMessage<'a> {
 }
 
 pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Result<Option<Seen>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT payload_sha256, received_at, answer FROM messages WHERE signer_id = ?1 AND message_id = ?2",
-        params![signer_id, message_id],
-        |r| {
-            let sha: Vec<u8> = r.get(0)?;
-            let answer: String = r.get(2)?;
-            Ok((sha, r.get::<_, i64>(1)?, answer))
-        },
-    )
+    )?
+    .query_row(params![signer_id, message_id], |r| {
+        let sha: Vec<u8> = r.get(0)?;
+        let answer: String = r.get(2)?;
+        Ok((sha, r.get::<_, i64>(1)?, answer))
+    })
     .optional()?
     .map(|(sha, received_at, answer)| {
         let bad =
@@ -50,11 +49,12 @@ pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Resul
 
 /// Stores the message with a placeholder answer; [`set_answer`] fills it once the evidence id is known.
 pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO messages (signer_id, message_id, payload_sha256, kind, enterprise_id, subject, subject_id,
                                application_id, envelope, status, answer, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, '', ?10)",
-        params![
+    )?
+    .execute(params![
             m.signer_id,
             m.message_id,
             &m.payload_sha256[..],
@@ -65,14 +65,14 @@ pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
             m.application_id,
             m.envelope,
             m.received_at
-        ],
-    )?;
+    ])?;
     Ok(c.last_insert_rowid())
 }
 
 pub fn set_answer(c: &Connection, id: i64, status: u16, answer: &Accepted) -> rusqlite::Result<()> {
     let text = serde_json::to_string(answer).expect("an answer serialises");
-    c.execute("UPDATE messages SET status = ?1, answer = ?2 WHERE id = ?3", params![status, text, id])?;
+    c.prepare_cached("UPDATE messages SET status = ?1, answer = ?2 WHERE id = ?3")?
+        .execute(params![status, text, id])?;
     Ok(())
 }
 

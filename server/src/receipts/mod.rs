@@ -51,10 +51,11 @@ pub struct NewReceipt<'a> {
 }
 
 pub fn emit(tx: &Transaction<'_>, now: i64, r: NewReceipt<'_>) -> Result<i64, ApiError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO receipts (enterprise_id, subject, subject_id, inspection_no, kind, state, opinion, at, details)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
+    )?
+    .execute(params![
             r.enterprise_id,
             r.subject,
             r.subject_id,
@@ -64,8 +65,7 @@ pub fn emit(tx: &Transaction<'_>, now: i64, r: NewReceipt<'_>) -> Result<i64, Ap
             r.opinion,
             now,
             r.details.to_string()
-        ],
-    )?;
+        ])?;
     Ok(tx.last_insert_rowid())
 }
 
