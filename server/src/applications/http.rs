@@ -5,6 +5,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 
 use super::{Application, ApplicationContent, store};
+use crate::domain::events::ApplicationEvent;
 use crate::{
     audit::Actor,
     auth::Caller,
@@ -75,7 +76,7 @@ pub fn create_draft(
         now,
     )?;
     let mut app = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
-    let action = if copied_from.is_some() { "copied" } else { "drafted" };
+    let action = if copied_from.is_some() { ApplicationEvent::Copied } else { ApplicationEvent::Drafted };
     super::transition(
         tx,
         now,
@@ -235,7 +236,7 @@ pub fn amend(
     app.version += 1;
     app.updated_at = now;
     store::update_content(tx, &app)?;
-    super::record_history(tx, &app, "amended", None, &Actor::User(caller.user_id), now)?;
+    super::record_history(tx, &app, ApplicationEvent::Amended, None, &Actor::User(caller.user_id), now)?;
     Ok(app)
 }
 
@@ -302,7 +303,15 @@ pub fn submit_in(
     }
     app.submitted_at = Some(now);
     let actor = Actor::User(caller.user_id);
-    super::transition(tx, now, &actor, &mut app, ApplicationState::Submitted, "submitted", None)?;
+    super::transition(
+        tx,
+        now,
+        &actor,
+        &mut app,
+        ApplicationState::Submitted,
+        ApplicationEvent::Submitted,
+        None,
+    )?;
     if review::auto_review_enabled(tx, app.district_unit)? {
         review::apply(
             tx,
