@@ -515,7 +515,12 @@ mod tests {
 
     #[test]
     fn labels_and_values_are_escaped_in_the_page() {
-        let view = PageView { username: "<script>alert(1)</script>".into(), main: String::new() };
+        let view = PageView {
+            username: "<script>alert(1)</script>".into(),
+            main: String::new(),
+            from_day: "2026-11-01".into(),
+            to_day: "2026-11-30".into(),
+        };
         let html = view.render().unwrap();
         assert!(!html.contains("<script>alert(1)"), "{html}");
     }
