@@ -56,6 +56,9 @@ pub struct MonitoringSettings {
     pub slot_result_hours: i64,
     /// A submitted result waiting this many hours for a supervisor's decision is overdue.
     pub approval_wait_hours: i64,
+    /// Goods with an approved non-conforming result whose disposal is not recorded as done this many days
+    /// after approval are held too long (overdue).
+    pub disposal_wait_days: i64,
     /// A handheld not synced for this many hours is listed as silent (a request may ask for another figure).
     pub silent_handheld_hours: i64,
     /// A photo taken farther than this from its site (EXIF GPS) is flagged on the map.
@@ -75,6 +78,7 @@ impl Default for MonitoringSettings {
         MonitoringSettings {
             slot_result_hours: 24,
             approval_wait_hours: 24,
+            disposal_wait_days: 14,
             silent_handheld_hours: 24,
             far_from_site_km: 5.0,
             stream_buffer: 1024,

@@ -102,6 +102,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(auth::http::logout))
             .routes(routes!(auth::http::me))
             .routes(routes!(messages::http::evidence))
+            .routes(routes!(messages::http::application_evidence))
             .routes(routes!(orgs::http::list_units))
             .routes(routes!(orgs::http::get_enterprise))
             .routes(routes!(bookings::http::get_calendar))
@@ -350,7 +351,16 @@ fn dashboard(state: &AppState) -> Router<AppState> {
     let session = Router::new()
         .route("/dashboard/session", axum::routing::post(monitoring::dashboard::session))
         .route_layer(from_fn_with_state((state.clone(), Policy::roles(SUPERVISORS)), authorize));
-    page.merge(session).route("/dashboard/login", get(monitoring::dashboard::login_page))
+    // Signing out is a POST the page's own form sends with the cookie (`SameSite=Strict`: no other site
+    // can make a browser send it).
+    let logout = Router::new()
+        .route("/dashboard/logout", axum::routing::post(monitoring::dashboard::logout))
+        .route_layer(from_fn_with_state(
+            (state.clone(), Policy::roles(SUPERVISORS).browser().cookie_post()),
+            authorize,
+        ))
+        .layer(axum::middleware::map_response(monitoring::dashboard::to_login));
+    page.merge(session).merge(logout).route("/dashboard/login", get(monitoring::dashboard::login_page))
 }
 
 /// The application: routes, error fallbacks and the tower layers, in the order requests meet them.

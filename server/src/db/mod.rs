@@ -123,6 +123,9 @@ impl Db {
         let mut writer =
             Connection::open(&path).with_context(|| format!("opening database {}", path.display()))?;
         configure(&writer)?;
+        // One write path (a bulk of signed messages) runs some forty distinct statements per message;
+        // rusqlite's default cache of 16 would prepare most of them again every time.
+        writer.set_prepared_statement_cache_capacity(256);
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut writer)?;
         let doc_changes = tokio::sync::broadcast::channel(DOC_CHANGES_BACKLOG).0;
