@@ -23,6 +23,7 @@ pub struct Settings {
     pub workflow: WorkflowSettings,
     pub booking: BookingSettings,
     pub photos: PhotoSettings,
+    pub documents: DocumentSettings,
     pub monitoring: MonitoringSettings,
     pub certificates: CertificateSettings,
     pub messages: MessageSettings,
@@ -245,6 +246,20 @@ pub struct DemoSettings {
     pub enabled: bool,
     /// The fixtures folder (`demo/`, `hs/`, `checklists/`); relative paths start at the working directory.
     pub fixtures_dir: PathBuf,
+}
+
+/// Supporting documents an enterprise attaches (issue 18).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentSettings {
+    /// Largest file accepted (PDF, JPEG or PNG); scans of a contract or a treatment record fit in 20 MiB.
+    pub max_bytes: u64,
+}
+
+impl Default for DocumentSettings {
+    fn default() -> Self {
+        DocumentSettings { max_bytes: 20 * 1024 * 1024 }
+    }
 }
 
 /// Cloud-issued certificates (flow step 10).

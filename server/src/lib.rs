@@ -28,6 +28,8 @@
 //! - [`photos`]: photo evidence: content-addressed uploads (whole or resumable), checks, EXIF, thumbnails.
 //! - [`certificates`]: cloud-issued certificates: apply, intelligent review, signed issue, public
 //!   verification, self-printed PDF with QR code, revoke/replace, the SPS message and its outbox.
+//! - [`documents`]: supporting documents attached to applications and certificate applications: checked
+//!   (PDF well-formedness, images), content-addressed, scoped like their subject; "ask again" and resend.
 //! - [`print`]: A4 PDFs with the embedded CJK font and vector QR codes (certificates, printed notices).
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`monitoring`]: supervisors' figures, overdue work, officers' load, the live event stream (SSE) and
@@ -56,6 +58,7 @@ pub mod db;
 pub mod delegations;
 pub mod demo;
 pub mod devices;
+pub mod documents;
 pub mod domain;
 pub mod error;
 pub mod instructions;

@@ -24,7 +24,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     applications, audit,
     auth::{self, Policy, caller::authorize},
-    bookings, certificates, delegations, devices,
+    bookings, certificates, delegations, devices, documents,
     domain::Role,
     error::ApiError,
     instructions, messages, monitoring, ops, orgs, photos, receipts, records, reference, review, selection,
@@ -154,6 +154,24 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(photos::http::finish))
             .layer(axum::middleware::map_response(photos::http::close_after_refusal)),
     );
+    // Supporting documents are streamed to files like photos (`documents.max_bytes`, not the JSON limit);
+    // whose subject it is, is checked in the domain before a byte is read.
+    let document_uploads = guarded(
+        state,
+        Policy::roles(ENTERPRISE),
+        OpenApiRouter::new()
+            .routes(routes!(documents::http::put_for_application))
+            .routes(routes!(documents::http::put_for_certificate))
+            .layer(axum::middleware::map_response(photos::http::close_after_refusal)),
+    );
+    let document_reads = guarded(
+        state,
+        Policy::any(),
+        OpenApiRouter::new()
+            .routes(routes!(documents::http::list_for_application))
+            .routes(routes!(documents::http::list_for_certificate))
+            .routes(routes!(documents::http::download)),
+    );
     let photo_reads = guarded(
         state,
         Policy::any(),
@@ -231,6 +249,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         OpenApiRouter::new()
             .routes(routes!(review::http::review))
             .routes(routes!(review::http::batch))
+            .routes(routes!(documents::http::request_again))
             .routes(routes!(selection::http::get))
             .routes(routes!(reference::http::sampling_ratios))
             .routes(routes!(instructions::http::stats)),
@@ -305,6 +324,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(records)
         .merge(photo_uploads)
         .merge(photo_reads)
+        .merge(document_uploads)
+        .merge(document_reads)
         .merge(device_users)
         .merge(enterprise)
         .merge(applications)

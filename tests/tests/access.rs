@@ -284,3 +284,40 @@ async fn a_legal_person_creates_operators_for_its_own_enterprise() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn an_enterprises_supporting_documents_are_hidden_from_other_enterprises_officers_and_other_districts()
+{
+    use fieldcheck_tests::{dispatch::frozen_fish_application, photos::sha256_hex};
+    let server = TestServer::start();
+    let ent1 = server.login("ent1-operator").await;
+    let (_, app) = ent1.post("/api/v1/applications", frozen_fish_application()).await;
+    let app = app["id"].as_i64().expect("a draft");
+    let pdf = std::fs::read(fieldcheck_tests::repo_root().join("fixtures/documents/invoice.pdf")).unwrap();
+    let path = format!("/api/v1/applications/{app}/documents/{}?kind=invoice", sha256_hex(&pdf));
+    let headers = [("content-type", "application/pdf".to_string())];
+    let (status, _, body) = ent1.bytes(reqwest::Method::PUT, &path, &headers, Some(pdf.clone().into())).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let attachment = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_i64().unwrap();
+    let download = format!("/api/v1/documents/{attachment}");
+    let list = format!("/api/v1/applications/{app}/documents");
+
+    for user in ["ent2-operator", "ent2-legal", "agent-operator", "officer1", "supervisor2"] {
+        let api = server.login(user).await;
+        let (status, body) = api.get(&download).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{user} downloads: {body}");
+        let (status, body) = api.get(&list).await;
+        assert_eq!(status, 404, "{user} lists: {body}");
+        let (status, _, _) = api.bytes(reqwest::Method::PUT, &path, &headers, Some(pdf.clone().into())).await;
+        assert!(status == 404 || status == 403, "{user} attaches: {status}");
+        let (status, _) =
+            api.post(&format!("{download}/request-again"), json!({"opinion": "send it again"})).await;
+        assert!(status == 404 || status == 403, "{user} asks again: {status}");
+    }
+    // Its own enterprise's legal person, customs of the district and administrators read it.
+    for user in ["ent1-legal", "reviewer1", "supervisor1", "admin"] {
+        let (status, _, bytes) =
+            server.login(user).await.bytes(reqwest::Method::GET, &download, &[], None).await;
+        assert_eq!((status, bytes == pdf), (200, true), "{user} reads it");
+    }
+}

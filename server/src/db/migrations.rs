@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("migrations/0012_monitoring.sql")),
     (13, include_str!("migrations/0013_device_actors.sql")),
     (14, include_str!("migrations/0014_messages.sql")),
+    (17, include_str!("migrations/0017_documents.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
