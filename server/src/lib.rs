@@ -30,6 +30,8 @@
 //!   verification, self-printed PDF with QR code, revoke/replace, the SPS message and its outbox.
 //! - [`documents`]: supporting documents attached to applications and certificate applications: checked
 //!   (PDF well-formedness, images), content-addressed, scoped like their subject; "ask again" and resend.
+//! - [`notices`]: printed notices (inspection notice, booking confirmation, disposal notice, release slip):
+//!   numbered on first print, bilingual PDF with the verification QR code, verified like certificates.
 //! - [`print`]: A4 PDFs with the embedded CJK font and vector QR codes (certificates, printed notices).
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
 //! - [`monitoring`]: supervisors' figures, overdue work, officers' load, the live event stream (SSE) and
@@ -64,6 +66,7 @@ pub mod error;
 pub mod instructions;
 pub mod messages;
 pub mod monitoring;
+pub mod notices;
 pub mod ops;
 pub mod orgs;
 pub mod photos;

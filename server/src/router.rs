@@ -27,7 +27,8 @@ use crate::{
     bookings, certificates, delegations, devices, documents,
     domain::Role,
     error::ApiError,
-    instructions, messages, monitoring, ops, orgs, photos, receipts, records, reference, review, selection,
+    instructions, messages, monitoring, notices, ops, orgs, photos, receipts, records, reference, review,
+    selection,
     state::AppState,
     workflow,
 };
@@ -170,7 +171,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         OpenApiRouter::new()
             .routes(routes!(documents::http::list_for_application))
             .routes(routes!(documents::http::list_for_certificate))
-            .routes(routes!(documents::http::download)),
+            .routes(routes!(documents::http::download))
+            .routes(routes!(notices::http::print)),
     );
     let photo_reads = guarded(
         state,

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("migrations/0013_device_actors.sql")),
     (14, include_str!("migrations/0014_messages.sql")),
     (17, include_str!("migrations/0017_documents.sql")),
+    (18, include_str!("migrations/0018_notices.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
