@@ -252,6 +252,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(review::http::review))
             .routes(routes!(review::http::batch))
             .routes(routes!(documents::http::request_again))
+            .routes(routes!(workflow::http::revoke_approval))
             .routes(routes!(selection::http::get))
             .routes(routes!(reference::http::sampling_ratios))
             .routes(routes!(instructions::http::stats)),
