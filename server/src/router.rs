@@ -295,6 +295,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         Policy::roles(LEGAL),
         OpenApiRouter::new()
             .routes(routes!(delegations::http::create))
+            .routes(routes!(delegations::http::who_can_act))
             .routes(routes!(delegations::http::revoke))
             .routes(routes!(delegations::http::grant))
             .routes(routes!(orgs::http::list_operators, orgs::http::create_operator))

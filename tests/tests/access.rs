@@ -321,3 +321,51 @@ async fn an_enterprises_supporting_documents_are_hidden_from_other_enterprises_o
         assert_eq!((status, bytes == pdf), (200, true), "{user} reads it");
     }
 }
+
+#[tokio::test]
+async fn the_legal_person_sees_every_account_and_delegate_that_can_act_on_the_enterprises_data() {
+    let server = TestServer::start();
+    let principal = server.login("ent1-legal").await;
+    let agent_legal = server.login("agent-legal").await;
+    let (status, d) = principal
+        .post(
+            "/api/v1/delegations",
+            json!({"agent_customs_code": AGENT_CODE, "scopes": ["applications", "bookings"],
+                   "valid_until": rfc3339(now_secs() + 30 * 86_400)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{d}");
+    let operator_id = user_id(&agent_legal, "agent-operator").await;
+    let (status, g) = agent_legal
+        .post(
+            &format!("/api/v1/delegations/{}/grants", d["id"]),
+            json!({"user_id": operator_id, "scopes": ["bookings"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{g}");
+
+    let (status, access) = principal.get("/api/v1/enterprise/access").await;
+    assert_eq!(status, 200, "{access}");
+    let names: Vec<&str> =
+        access["accounts"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert!(names.contains(&"ent1-legal") && names.contains(&"ent1-operator"), "{names:?}");
+    assert!(!names.contains(&"agent-operator"), "the agent's accounts are listed under their delegation");
+    let delegations = access["delegations"].as_array().unwrap();
+    assert_eq!(delegations.len(), 1, "{access}");
+    assert_eq!(
+        (delegations[0]["agent_customs_code"].as_str(), delegations[0]["live"].as_bool()),
+        (Some(AGENT_CODE), Some(true))
+    );
+    assert_eq!(delegations[0]["delegation"]["scopes"], json!(["applications", "bookings"]));
+    assert_eq!(delegations[0]["grants"][0]["user_id"], operator_id);
+    assert_eq!(delegations[0]["grants"][0]["scopes"], json!(["bookings"]));
+
+    let (status, _) = server.login("ent1-operator").await.get("/api/v1/enterprise/access").await;
+    assert_eq!(status, 403, "the legal person's view");
+    let (_, theirs) = agent_legal.get("/api/v1/enterprise/access").await;
+    assert_eq!(
+        theirs["delegations"].as_array().map(Vec::len),
+        Some(0),
+        "the agent does not see it as its own: {theirs}"
+    );
+}
