@@ -129,6 +129,9 @@ async fn a_reviewer_asks_for_a_document_again_and_the_resent_file_keeps_the_firs
     assert_eq!((status, body["code"].as_str()), (409, Some("already_replaced")), "{body}");
 }
 
+/// A refused upload: what it is, its bytes, the query, the declared type, and the expected status and code.
+type Refused = (&'static str, Vec<u8>, &'static str, &'static str, u16, &'static str);
+
 #[tokio::test]
 async fn refused_files_answer_the_error_shape_and_nothing_is_stored() {
     let server = TestServer::start();
@@ -136,7 +139,7 @@ async fn refused_files_answer_the_error_shape_and_nothing_is_stored() {
     let app = draft(&operator).await;
     let invoice = document("invoice.pdf");
     let text = b"Commercial invoice, typed as plain text".to_vec();
-    let cases: Vec<(&str, Vec<u8>, &str, &str, u16, &str)> = vec![
+    let cases: Vec<Refused> = vec![
         (
             "text named .pdf",
             text.clone(),
