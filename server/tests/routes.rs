@@ -236,9 +236,9 @@ async fn bad_input_is_answered_in_the_one_error_shape() {
     assert!(app.state.db.path().exists(), "the data dir is this test's own");
 }
 
-#[tokio::test]
-async fn a_damaged_stored_checklist_is_an_error_never_an_empty_checklist() {
-    let app = App::demo();
+/// ent1's frozen-fish application for district 2200, site 2201 (Yangshan), submitted and approved for
+/// on-site inspection: the instruction's id.
+async fn instruction_at_yangshan(app: &App) -> i64 {
     let fish = json!({"direction": "export", "district_code": "2200", "site_code": "2201",
         "applicant_code": "3101960001", "consignor_code": "3101960001",
         "consignee_name": "Tokyo Fish Market Co.", "destination_country": "JP",
@@ -257,7 +257,15 @@ async fn a_damaged_stored_checklist_is_an_error_never_an_empty_checklist() {
     assert_eq!((status, body["disposition"].as_str()), (200, Some("on_site")), "{body}");
     let supervisor = app.token("supervisor1").await;
     let (_, list) = app.get("/api/v1/instructions", &supervisor).await;
-    let path = format!("/api/v1/instructions/{}", list[0]["id"]);
+    list[0]["id"].as_i64().expect("the instruction")
+}
+
+#[tokio::test]
+async fn a_damaged_stored_checklist_is_an_error_never_an_empty_checklist() {
+    let app = App::demo();
+    let id = instruction_at_yangshan(&app).await;
+    let supervisor = app.token("supervisor1").await;
+    let path = format!("/api/v1/instructions/{id}");
     let (status, whole) = app.get(&path, &supervisor).await;
     assert!(status == 200 && !whole["checklist"].as_array().unwrap().is_empty(), "{whole}");
 
@@ -268,4 +276,58 @@ async fn a_damaged_stored_checklist_is_an_error_never_an_empty_checklist() {
         .unwrap();
     let (status, body) = app.get(&path, &supervisor).await;
     assert_eq!((status, code(&body)), (500, "internal"), "{body}");
+}
+
+#[tokio::test]
+async fn a_supervisor_acts_on_exactly_the_instructions_they_see_in_their_units_subtree() {
+    let app = App::demo();
+    let id = instruction_at_yangshan(&app).await;
+    // supervisor2 moves to Yangshan (the instruction's site, below its district 2200), reviewer1 to
+    // Waigaoqiao (a sibling site of the same district) and becomes a supervisor there.
+    app.state
+        .db
+        .write(|tx| {
+            tx.execute_batch(
+                "UPDATE users SET unit_id = (SELECT id FROM customs_units WHERE code = '2201')
+                   WHERE username = 'supervisor2';
+                 UPDATE users SET role = 'supervisor', unit_id = (SELECT id FROM customs_units WHERE code = '2202')
+                   WHERE username = 'reviewer1';",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let listed = |list: &Value| -> Vec<i64> {
+        list.as_array().unwrap().iter().filter_map(|i| i["id"].as_i64()).collect()
+    };
+
+    let site = app.token("supervisor2").await;
+    let (status, list) = app.get("/api/v1/instructions", &site).await;
+    assert_eq!((status, listed(&list)), (200, vec![id]), "the site's supervisor lists it");
+    assert_eq!(app.get(&format!("/api/v1/instructions/{id}"), &site).await.0, 200);
+    let (status, assigned) = app
+        .post(&format!("/api/v1/instructions/{id}/assign"), Some(&site), json!({"officers": ["officer1"]}))
+        .await;
+    assert_eq!((status, assigned["state"].as_str()), (200, Some("assigned")), "{assigned}");
+
+    let sibling = app.token("reviewer1").await;
+    let (status, list) = app.get("/api/v1/instructions", &sibling).await;
+    assert_eq!((status, listed(&list)), (200, vec![]), "a sibling site's supervisor lists nothing");
+    for (action, body) in [
+        ("assign", json!({"officers": ["officer2"]})),
+        ("cancel", json!({"reason": "not mine"})),
+        ("approve", json!({})),
+    ] {
+        let (status, refused) =
+            app.post(&format!("/api/v1/instructions/{id}/{action}"), Some(&sibling), body).await;
+        assert_eq!((status, code(&refused)), (404, "not_found"), "{action}: {refused}");
+    }
+
+    let district = app.token("supervisor1").await;
+    let (status, list) = app.get("/api/v1/instructions", &district).await;
+    assert_eq!((status, listed(&list)), (200, vec![id]), "the district's supervisor lists it");
+    let (status, cancelled) = app
+        .post(&format!("/api/v1/instructions/{id}/cancel"), Some(&district), json!({"reason": "duplicate"}))
+        .await;
+    assert_eq!((status, cancelled["state"].as_str()), (200, Some("cancelled")), "{cancelled}");
 }

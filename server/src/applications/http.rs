@@ -5,6 +5,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 
 use super::{Application, ApplicationContent, store};
+use crate::domain::events::ApplicationEvent;
 use crate::{
     audit::Actor,
     auth::Caller,
@@ -75,7 +76,7 @@ pub fn create_draft(
         now,
     )?;
     let mut app = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
-    let action = if copied_from.is_some() { "copied" } else { "drafted" };
+    let action = if copied_from.is_some() { ApplicationEvent::Copied } else { ApplicationEvent::Drafted };
     super::transition(
         tx,
         now,
@@ -239,7 +240,7 @@ pub fn amend(
     // Every change of something an enterprise owns gets its receipt: an amendment too (the state stays).
     let change = super::AppChange {
         state: app.state,
-        action: "amended",
+        action: ApplicationEvent::Amended,
         opinion: None,
         details: serde_json::json!({"version": app.version}),
     };
@@ -310,7 +311,15 @@ pub fn submit_in(
     }
     app.submitted_at = Some(now);
     let actor = Actor::User(caller.user_id);
-    super::transition(tx, now, &actor, &mut app, ApplicationState::Submitted, "submitted", None)?;
+    super::transition(
+        tx,
+        now,
+        &actor,
+        &mut app,
+        ApplicationState::Submitted,
+        ApplicationEvent::Submitted,
+        None,
+    )?;
     if review::auto_review_enabled(tx, app.district_unit)? {
         review::apply(
             tx,

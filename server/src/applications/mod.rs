@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 
 pub use number::InspectionNo;
 
+use crate::domain::events::ApplicationEvent;
 use crate::{
-    audit::{self, Actor},
+    audit::Actor,
     auth::Caller,
     delegations,
     domain::{
@@ -24,7 +25,7 @@ use crate::{
     },
     error::ApiError,
     orgs::store as orgs_store,
-    receipts::{self, NewReceipt},
+    receipts::{self, Change},
     reference,
 };
 
@@ -271,21 +272,13 @@ pub fn submission_violations(
 pub fn record_history(
     tx: &Transaction<'_>,
     app: &Application,
-    action: &str,
+    action: ApplicationEvent,
     opinion: Option<&str>,
     actor: &Actor,
     now: i64,
 ) -> Result<(), ApiError> {
-    store::insert_history(tx, app, action, opinion, &actor_label(actor), now)?;
+    store::insert_history(tx, app, action.as_str(), opinion, &actor.label(), now)?;
     Ok(())
-}
-
-fn actor_label(actor: &Actor) -> String {
-    match actor {
-        Actor::User(id) => format!("user:{id}"),
-        Actor::System => "system".into(),
-        Actor::Anonymous => "anonymous".into(),
-    }
 }
 
 /// Moves an application to `state` with history, a receipt for the enterprise and an audit entry.
@@ -295,7 +288,7 @@ pub fn transition(
     actor: &Actor,
     app: &mut Application,
     state: ApplicationState,
-    action: &'static str,
+    action: ApplicationEvent,
     opinion: Option<&str>,
 ) -> Result<(), ApiError> {
     let details = json!({"version": app.version, "disposition": app.disposition});
@@ -306,7 +299,7 @@ pub fn transition(
 pub struct AppChange<'a> {
     pub state: ApplicationState,
     /// The receipt kind and the history action, e.g. `approved`, `released`, `disposal_notice`.
-    pub action: &'static str,
+    pub action: ApplicationEvent,
     pub opinion: Option<&'a str>,
     /// What the receipt adds, e.g. the disposal or the electronic record's number.
     pub details: Value,
@@ -325,28 +318,17 @@ pub fn transition_as(
     app.updated_at = now;
     store::update_state(tx, app)?;
     record_history(tx, app, action, opinion, actor, now)?;
-    receipts::emit(
-        tx,
-        now,
-        NewReceipt {
-            enterprise_id: app.enterprise_id,
-            subject: "application",
-            subject_id: app.id,
-            inspection_no: app.inspection_no.as_deref(),
-            kind: action,
-            state: state.as_str(),
-            opinion,
-            details: details.clone(),
-        },
-    )?;
-    audit::append(
-        tx,
-        now,
-        actor,
-        &format!("application.{action}"),
-        &format!("application:{}", app.id),
-        json!({"state": state, "opinion": opinion, "inspection_no": app.inspection_no, "details": details}),
-    )?;
+    let change = Change {
+        event: action.into(),
+        subject_id: app.id,
+        enterprise_id: app.enterprise_id,
+        inspection_no: app.inspection_no.as_deref(),
+        state: state.as_str(),
+        from: None,
+        opinion,
+        details,
+    };
+    receipts::record_change(tx, now, actor, change)?;
     Ok(())
 }
 
@@ -395,7 +377,7 @@ pub fn release(
     now: i64,
     actor: &Actor,
     app: &mut Application,
-    action: &'static str,
+    action: ApplicationEvent,
     opinion: Option<&str>,
     forced: bool,
 ) -> Result<ERecord, ApiError> {

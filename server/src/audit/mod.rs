@@ -12,7 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{domain::time::rfc3339, error::ApiError};
+use crate::{
+    domain::{events::Event, time::rfc3339},
+    error::ApiError,
+};
 
 /// Who acted: a user, the system (automatic review, expiry) or an anonymous caller (failed logins).
 #[derive(Debug, Clone)]
@@ -23,12 +26,96 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn label(&self) -> String {
+    /// The stored spelling: `user:<id>`, `system` or `anonymous`.
+    pub fn label(&self) -> String {
         match self {
             Actor::User(id) => format!("user:{id}"),
             Actor::System => "system".into(),
             Actor::Anonymous => "anonymous".into(),
         }
+    }
+}
+
+/// What an audit entry records (`audit_log.action`). A state change an enterprise is told of is a
+/// [`Action::Change`], written with its receipt by `receipts::record_change`; the others stand alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Change(Event),
+    /// A signed message accepted: `message.<its kind>` (`messages::MessageKind::audit_action`; a string
+    /// here because `messages` sits above this module).
+    Message(&'static str),
+    AuthLogin,
+    AuthLoginFailed,
+    AuthLoginRefused,
+    AuthLogout,
+    AuthRefreshReused,
+    AuthStrongLoginFailed,
+    BookingCalendar,
+    CertificateSigned,
+    CertificatePrinted,
+    DelegationGrant,
+    DelegationRevoke,
+    DelegationSubgrant,
+    DeviceRegister,
+    DeviceClaim,
+    DeviceStatus,
+    EnterpriseCreate,
+    InstructionConflictResolved,
+    /// A printed notice numbered on its first print (`notices`).
+    NoticeIssue,
+    PhotoStore,
+    PhotoLink,
+    PlatformSignerRegister,
+    ReferenceSamplingRatio,
+    ReviewAutoReview,
+    UnitCreate,
+    UserCreate,
+    UserStatus,
+    UserValidity,
+    UserSigningKey,
+}
+
+impl Action {
+    /// The stored spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Change(e) => e.audit_action(),
+            Action::Message(kind) => kind,
+            Action::AuthLogin => "auth.login",
+            Action::AuthLoginFailed => "auth.login_failed",
+            Action::AuthLoginRefused => "auth.login_refused",
+            Action::AuthLogout => "auth.logout",
+            Action::AuthRefreshReused => "auth.refresh_reused",
+            Action::AuthStrongLoginFailed => "auth.strong_login_failed",
+            Action::BookingCalendar => "booking.calendar",
+            Action::CertificateSigned => "certificate.signed",
+            Action::CertificatePrinted => "certificate.printed",
+            Action::NoticeIssue => "notice.issue",
+            Action::DelegationGrant => "delegation.grant",
+            Action::DelegationRevoke => "delegation.revoke",
+            Action::DelegationSubgrant => "delegation.subgrant",
+            Action::DeviceRegister => "device.register",
+            Action::DeviceClaim => "device.claim",
+            Action::DeviceStatus => "device.status",
+            Action::EnterpriseCreate => "enterprise.create",
+            Action::InstructionConflictResolved => "instruction.conflict_resolved",
+            Action::PhotoStore => "photo.store",
+            Action::PhotoLink => "photo.link",
+            Action::PlatformSignerRegister => "platform_signer.register",
+            Action::ReferenceSamplingRatio => "reference.sampling_ratio",
+            Action::ReviewAutoReview => "review.auto_review",
+            Action::UnitCreate => "unit.create",
+            Action::UserCreate => "user.create",
+            Action::UserStatus => "user.status",
+            Action::UserValidity => "user.validity",
+            Action::UserSigningKey => "user.signing_key",
+        }
+    }
+}
+
+impl From<Event> for Action {
+    fn from(e: Event) -> Action {
+        Action::Change(e)
     }
 }
 
@@ -57,10 +144,11 @@ pub fn append(
     tx: &Transaction<'_>,
     at_ms: i64,
     actor: &Actor,
-    action: &str,
+    action: Action,
     subject: &str,
     details: Value,
 ) -> Result<(), ApiError> {
+    let action = action.as_str();
     let last: Option<(i64, Vec<u8>)> = tx
         .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -178,7 +266,14 @@ mod tests {
         let db = crate::db::Db::open(dir.path(), 1).unwrap();
         db.write_blocking(|tx| {
             for i in 0..n {
-                append(tx, 1000 + i, &Actor::User(i), "test.action", &format!("thing:{i}"), json!({"i": i}))?;
+                append(
+                    tx,
+                    1000 + i,
+                    &Actor::User(i),
+                    Action::UnitCreate,
+                    &format!("thing:{i}"),
+                    json!({"i": i}),
+                )?;
             }
             Ok(())
         })

@@ -72,7 +72,7 @@ pub struct StrongLoginRequest {
 
 async fn audit_failure(
     state: &AppState,
-    action: &'static str,
+    action: audit::Action,
     subject: String,
     why: &'static str,
     client: ClientAddr,
@@ -155,13 +155,19 @@ pub async fn login(
     let user = match user {
         Some(user) if matched => user,
         Some(user) => {
-            audit_failure(&state, "auth.login_failed", format!("user:{}", user.id), "wrong password", client)
-                .await?;
+            audit_failure(
+                &state,
+                audit::Action::AuthLoginFailed,
+                format!("user:{}", user.id),
+                "wrong password",
+                client,
+            )
+            .await?;
             return Err(AuthError::BadCredentials.into());
         }
         None => {
             let subject = format!("username:{}", req.username);
-            audit_failure(&state, "auth.login_failed", subject, "unknown user", client).await?;
+            audit_failure(&state, audit::Action::AuthLoginFailed, subject, "unknown user", client).await?;
             return Err(AuthError::BadCredentials.into());
         }
     };
@@ -169,7 +175,7 @@ pub async fn login(
     if let Err(e) = login::check_allowed(&user, now) {
         audit_failure(
             &state,
-            "auth.login_refused",
+            audit::Action::AuthLoginRefused,
             format!("user:{}", user.id),
             "account not active",
             client,
@@ -190,7 +196,7 @@ pub async fn login(
                 tx,
                 now,
                 &Actor::User(user.id),
-                "auth.login",
+                audit::Action::AuthLogin,
                 &format!("user:{}", user.id),
                 json!({"aal": "password", "device_id": req.device_id, "address": client.to_string()}),
             )?;
@@ -234,7 +240,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Sta
                 tx,
                 now,
                 &Actor::User(caller.user_id),
-                "auth.logout",
+                audit::Action::AuthLogout,
                 &format!("user:{}", caller.user_id),
                 json!({}),
             )
@@ -287,7 +293,7 @@ pub async fn strong_login(
                     tx,
                     now,
                     &Actor::User(user.id),
-                    "auth.login",
+                    audit::Action::AuthLogin,
                     &subject,
                     json!({"aal": "strong"}),
                 )?;

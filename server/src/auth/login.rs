@@ -75,7 +75,14 @@ pub fn rotate_refresh(tx: &Transaction<'_>, hash: &[u8], now: i64) -> Result<Out
     let session_id = match store::spend_refresh(tx, hash, now)? {
         Rotation::Rotated { session_id } => session_id,
         Rotation::Reused => {
-            audit::append(tx, now, &Actor::Anonymous, "auth.refresh_reused", "session", json!({}))?;
+            audit::append(
+                tx,
+                now,
+                &Actor::Anonymous,
+                audit::Action::AuthRefreshReused,
+                "session",
+                json!({}),
+            )?;
             return Ok(Outcome::Refused(AuthError::RefreshReused.into()));
         }
         Rotation::Unknown => return Ok(Outcome::Refused(AuthError::UnknownRefresh.into())),
@@ -139,7 +146,7 @@ pub fn verify_challenge(
             tx,
             now,
             &Actor::Anonymous,
-            "auth.strong_login_failed",
+            audit::Action::AuthStrongLoginFailed,
             &subject,
             json!({"reason": why}),
         )?;

@@ -21,6 +21,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::domain::events::BookingEvent;
 use crate::{
     audit::{self, Actor},
     auth::Caller,
@@ -31,7 +32,7 @@ use crate::{
     error::{ApiError, invalid},
     instructions::{self, Instruction},
     orgs::store as orgs_store,
-    receipts::{self, NewReceipt},
+    receipts::{self, Change},
 };
 pub use calendar::{Calendar, CalendarSpec, Rules, SlotTime};
 
@@ -360,7 +361,7 @@ fn record(
     now: i64,
     actor: &Actor,
     id: i64,
-    kind: &str,
+    event: BookingEvent,
     opinion: Option<&str>,
     extra: serde_json::Value,
 ) -> Result<Booking, ApiError> {
@@ -371,30 +372,17 @@ fn record(
         "slot": b.slot,
         "extra": extra,
     });
-    receipts::emit(
-        tx,
-        now,
-        NewReceipt {
-            enterprise_id: b.enterprise_id,
-            subject: "booking",
-            subject_id: b.id,
-            inspection_no: Some(&b.inspection_no),
-            kind,
-            state: b.state.as_str(),
-            opinion,
-            details: details.clone(),
-        },
-    )?;
-    audit::append(
-        tx,
-        now,
-        actor,
-        &format!("booking.{}", kind.trim_start_matches("booking_")),
-        &format!("booking:{id}"),
-        json!({
-            "state": b.state, "opinion": opinion, "details": details,
-        }),
-    )?;
+    let change = Change {
+        event: event.into(),
+        subject_id: b.id,
+        enterprise_id: b.enterprise_id,
+        inspection_no: Some(&b.inspection_no),
+        state: b.state.as_str(),
+        from: None,
+        opinion,
+        details,
+    };
+    receipts::record_change(tx, now, actor, change)?;
     Ok(b)
 }
 
@@ -508,9 +496,9 @@ pub fn request(
     let actor = Actor::User(caller.user_id);
     if state == BookingState::Confirmed {
         follow(tx, now, i.id, Some(new.starts_at))?;
-        record(tx, now, &actor, id, "booking_confirmed", None, json!({"auto_confirmed": true}))
+        record(tx, now, &actor, id, BookingEvent::Confirmed, None, json!({"auto_confirmed": true}))
     } else {
-        record(tx, now, &actor, id, "booking_requested", None, json!({}))
+        record(tx, now, &actor, id, BookingEvent::Requested, None, json!({}))
     }
 }
 
@@ -544,7 +532,7 @@ pub fn confirm(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resu
     set_state(tx, now, id, BookingState::Confirmed, None)?;
     let actor = Actor::User(caller.user_id);
     follow(tx, now, b.booking.instruction_id, Some(b.starts_at))?;
-    record(tx, now, &actor, id, "booking_confirmed", None, json!({}))
+    record(tx, now, &actor, id, BookingEvent::Confirmed, None, json!({}))
 }
 
 fn set_state(
@@ -591,7 +579,7 @@ pub fn decline(
         "UPDATE bookings SET state = 'declined', feedback = ?1, alternatives = ?2, updated_at = ?3 WHERE id = ?4",
         params![feedback, serde_json::to_string(&alts).map_err(anyhow::Error::from)?, now, id],
     )?;
-    record(tx, now, &Actor::User(caller.user_id), id, "booking_declined", Some(feedback), json!({}))
+    record(tx, now, &Actor::User(caller.user_id), id, BookingEvent::Declined, Some(feedback), json!({}))
 }
 
 /// The enterprise takes one of the alternatives customs proposed: customs already offered it, so it is
@@ -642,7 +630,7 @@ pub fn accept_alternative(
     )?;
     let actor = Actor::User(caller.user_id);
     follow(tx, now, b.booking.instruction_id, Some(start))?;
-    record(tx, now, &actor, id, "booking_confirmed", None, json!({"alternative_taken": true}))
+    record(tx, now, &actor, id, BookingEvent::Confirmed, None, json!({"alternative_taken": true}))
 }
 
 /// Who is acting on a live booking, and under which rules.
@@ -737,7 +725,7 @@ pub fn reschedule(
         now,
         &actor,
         id,
-        "booking_rescheduled",
+        BookingEvent::Rescheduled,
         reason,
         json!({
             "from": SlotTime::new(b.starts_at, b.ends_at, &b.booking.slot.timezone),
@@ -785,7 +773,7 @@ pub fn cancel(
     }
     let actor = Actor::User(caller.user_id);
     follow(tx, now, b.booking.instruction_id, None)?;
-    let kind = if late { "booking_no_show" } else { "booking_cancelled" };
+    let kind = if late { BookingEvent::NoShow } else { BookingEvent::Cancelled };
     record(
         tx,
         now,
@@ -817,7 +805,7 @@ pub fn mark_no_show(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) ->
     record_no_show(tx, now, &b.booking, "missed")?;
     let actor = Actor::User(caller.user_id);
     follow(tx, now, b.booking.instruction_id, None)?;
-    record(tx, now, &actor, id, "booking_no_show", None, json!({"missed": true}))
+    record(tx, now, &actor, id, BookingEvent::NoShow, None, json!({"missed": true}))
 }
 
 /// When customs cancels an instruction, its live booking goes too and frees its place.
@@ -842,7 +830,7 @@ pub fn instruction_cancelled(
         now,
         actor,
         id,
-        "booking_cancelled",
+        BookingEvent::Cancelled,
         Some("the instruction was cancelled"),
         json!({"by": "customs"}),
     )?;
@@ -889,7 +877,7 @@ pub fn set_calendar(
         tx,
         now,
         &Actor::User(caller.user_id),
-        "booking.calendar",
+        audit::Action::BookingCalendar,
         &format!("unit:{}", site.id),
         json!(spec),
     )?;

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::domain::events::CertificateEvent;
 use crate::{
     applications::{self, Application, Country, Violation, store as app_store},
     audit::{self, Actor},
@@ -38,7 +39,7 @@ use crate::{
     domain::{ApplicationState, CertState, Line, Paragraph, Role, Scope, time::rfc3339},
     error::{ApiError, invalid},
     instructions, orgs, print, receipts,
-    receipts::NewReceipt,
+    receipts::Change,
     records,
 };
 use keys::CertificateKey;
@@ -582,34 +583,23 @@ fn event(
     now: i64,
     actor: &Actor,
     ca: &CertApplication,
-    kind: &str,
+    event: CertificateEvent,
     opinion: Option<&str>,
     details: Value,
 ) -> Result<(), ApiError> {
     let inspection_no = inspection_no(tx, ca.application_id)?;
-    let inspection_no = inspection_no.as_deref();
-    receipts::emit(
-        tx,
-        now,
-        NewReceipt {
-            enterprise_id: ca.enterprise_id,
-            subject: "certificate",
-            subject_id: ca.id,
-            inspection_no,
-            kind,
-            state: ca.state.as_str(),
-            opinion,
-            details: details.clone(),
-        },
-    )?;
-    audit::append(
-        tx,
-        now,
-        actor,
-        &format!("certificate.{kind}"),
-        &format!("certificate_application:{}", ca.id),
-        json!({"state": ca.state, "opinion": opinion, "details": details}),
-    )
+    let change = Change {
+        event: event.into(),
+        subject_id: ca.id,
+        enterprise_id: ca.enterprise_id,
+        inspection_no: inspection_no.as_deref(),
+        state: ca.state.as_str(),
+        from: None,
+        opinion,
+        details,
+    };
+    receipts::record_change(tx, now, actor, change)?;
+    Ok(())
 }
 
 pub fn create(
@@ -622,7 +612,15 @@ pub fn create(
     let id = store::insert_application(tx, now, caller.user_id, app.enterprise_id, &ty.code, &req)?;
     let ca =
         store::get_application(tx, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
-    event(tx, now, &Actor::User(caller.user_id), &ca, "drafted", None, json!({"type": ty.code}))?;
+    event(
+        tx,
+        now,
+        &Actor::User(caller.user_id),
+        &ca,
+        CertificateEvent::Drafted,
+        None,
+        json!({"type": ty.code}),
+    )?;
     Ok(ca)
 }
 
@@ -653,7 +651,15 @@ pub fn amend(
     ca.request = req;
     ca.failed_rules.clear();
     store::update_application(tx, now, &ca)?;
-    event(tx, now, &Actor::User(caller.user_id), &ca, "amended", None, json!({"version": ca.version}))?;
+    event(
+        tx,
+        now,
+        &Actor::User(caller.user_id),
+        &ca,
+        CertificateEvent::Amended,
+        None,
+        json!({"version": ca.version}),
+    )?;
     Ok(ca)
 }
 
@@ -669,7 +675,7 @@ pub fn withdraw(
     }
     ca.state = CertState::Withdrawn;
     store::update_application(tx, now, &ca)?;
-    event(tx, now, &Actor::User(caller.user_id), &ca, "withdrawn", None, json!({}))?;
+    event(tx, now, &Actor::User(caller.user_id), &ca, CertificateEvent::Withdrawn, None, json!({}))?;
     Ok(ca)
 }
 
@@ -709,7 +715,7 @@ pub fn submit(
         ca.failed_rules = failed;
         store::update_application(tx, now, &ca)?;
         let details = json!({"failed_rules": ca.failed_rules});
-        event(tx, now, &actor, &ca, "queued", None, details)?;
+        event(tx, now, &actor, &ca, CertificateEvent::Queued, None, details)?;
     }
     Ok(ca)
 }
@@ -752,7 +758,7 @@ pub fn decide(
         ca.state = CertState::Rejected;
         ca.opinion = opinion.map(str::to_owned);
         store::update_application(tx, now, &ca)?;
-        event(tx, now, &actor, &ca, "rejected", opinion, json!({}))?;
+        event(tx, now, &actor, &ca, CertificateEvent::Rejected, opinion, json!({}))?;
     }
     Ok(ca)
 }
@@ -855,7 +861,7 @@ fn issue(
     store::update_application(tx, now, ca)?;
     let details = json!({"certificate_id": cert.id, "number": cert.number, "digest": cert.digest,
                          "overridden_rules": ca.failed_rules});
-    event(tx, now, actor, ca, "issued", opinion, details)
+    event(tx, now, actor, ca, CertificateEvent::Issued, opinion, details)
 }
 
 fn sign_and_store(
@@ -907,7 +913,7 @@ fn sign_and_store(
         tx,
         now,
         actor,
-        "certificate.signed",
+        audit::Action::CertificateSigned,
         &format!("certificate:{id}"),
         json!({"number": content.number, "digest": digest, "key_id": key.kid,
                "record_digest": content.evidence.record_digest, "record_heads": content.evidence.record_heads}),
@@ -958,13 +964,13 @@ fn status_event(
     now: i64,
     caller: &Caller,
     cert: &store::Certificate,
-    kind: &str,
+    what: CertificateEvent,
     reason: &str,
     details: Value,
 ) -> Result<(), ApiError> {
     let ca = store::get_application(tx, cert.cert_application_id)?
         .ok_or_else(|| ApiError::not_found("the certificate application"))?;
-    event(tx, now, &Actor::User(caller.user_id), &ca, kind, Some(reason), details)
+    event(tx, now, &Actor::User(caller.user_id), &ca, what, Some(reason), details)
 }
 
 /// Revokes a valid certificate with a reason; verification says `revoked` from now on.
@@ -983,7 +989,7 @@ pub fn revoke(
         now,
         caller,
         &cert,
-        "revoked",
+        CertificateEvent::Revoked,
         reason,
         json!({"certificate_id": id, "number": cert.number}),
     )?;
@@ -1048,7 +1054,7 @@ pub fn replace(
     store::set_status(tx, old.id, "replaced", Some(new.id), reason, now)?;
     sps::enqueue(tx, now, old.id, "replaced")?;
     let details = json!({"certificate_id": new.id, "number": new.number, "replaces": old.number});
-    status_event(tx, now, caller, &old, "replaced", reason, details)?;
+    status_event(tx, now, caller, &old, CertificateEvent::Replaced, reason, details)?;
     store::certificate(tx, new.id)?.ok_or_else(|| ApiError::not_found("the certificate"))
 }
 
@@ -1080,7 +1086,7 @@ pub fn count_print(
         tx,
         now,
         &Actor::User(caller.user_id),
-        "certificate.printed",
+        audit::Action::CertificatePrinted,
         &format!("certificate:{}", cert.id),
         json!({"number": cert.number, "copy": copy}),
     )?;

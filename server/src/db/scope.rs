@@ -18,6 +18,30 @@ pub fn unit_in_subtree(column: &str) -> String {
     )
 }
 
+/// The instruction aliased `alias` lies in the subtree rooted at `?`: its district (`unit_id`) or its site
+/// does. This is what a supervisor or reviewer sees and acts on: a district's supervisor has both, a
+/// site's supervisor has the site's instructions only. Lists and single-object checks both use it, so
+/// what a supervisor can list is exactly what they can assign, approve or cancel.
+pub fn instruction_in_subtree(alias: &str) -> String {
+    format!(
+        "EXISTS (WITH RECURSIVE subtree(id) AS (SELECT ? UNION ALL \
+         SELECT below.id FROM customs_units below JOIN subtree ON below.parent_id = subtree.id) \
+         SELECT 1 FROM subtree WHERE subtree.id IN ({alias}.unit_id, {alias}.site_id))"
+    )
+}
+
+/// Does instruction `instruction` lie in the subtree rooted at `root` ([`instruction_in_subtree`])?
+pub fn instruction_in_subtree_of(c: &Connection, root: i64, instruction: i64) -> rusqlite::Result<bool> {
+    c.query_row(
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM instructions i WHERE i.id = ? AND {})",
+            instruction_in_subtree("i")
+        ),
+        [instruction, root],
+        |r| r.get(0),
+    )
+}
+
 /// `column IN (every instruction id assigned to the officer ?)`.
 pub fn instruction_assigned_to(column: &str) -> String {
     format!("{column} IN (SELECT instruction_id FROM instruction_officers WHERE officer_id = ?)")
@@ -48,12 +72,15 @@ pub fn is_assigned(c: &Connection, instruction: i64, officer: i64) -> rusqlite::
 mod tests {
     use super::*;
 
-    /// 1 → 2 → 3, and 4 beside them; officer 7 assigned to instruction 10.
+    /// 1 → 2 → 3, and 4 beside them; officer 7 assigned to instruction 10. Instruction 20 is district 2's
+    /// at site 3, instruction 21 district 1's at site 2.
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(
             "CREATE TABLE customs_units (id INTEGER PRIMARY KEY, parent_id INTEGER);
              INSERT INTO customs_units VALUES (1, NULL), (2, 1), (3, 2), (4, NULL);
+             CREATE TABLE instructions (id INTEGER PRIMARY KEY, unit_id INTEGER, site_id INTEGER);
+             INSERT INTO instructions VALUES (20, 2, 3), (21, 1, 2);
              CREATE TABLE instruction_officers (instruction_id INTEGER, officer_id INTEGER);
              INSERT INTO instruction_officers VALUES (10, 7), (11, 8);",
         )
@@ -78,6 +105,27 @@ mod tests {
         assert!(
             in_subtree(&c, 1, 3).unwrap() && !in_subtree(&c, 3, 1).unwrap() && !in_subtree(&c, 4, 2).unwrap()
         );
+    }
+
+    #[test]
+    fn a_unit_sees_the_instructions_of_its_subtree_by_district_or_by_site_and_lists_and_checks_agree() {
+        let c = db();
+        for (root, expected) in [(1, vec![20, 21]), (2, vec![20, 21]), (3, vec![20]), (4, vec![])] {
+            let listed: Vec<i64> = c
+                .prepare(&format!(
+                    "SELECT id FROM instructions i WHERE {} ORDER BY id",
+                    instruction_in_subtree("i")
+                ))
+                .unwrap()
+                .query_map([root], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(listed, expected, "listed under {root}");
+            let checked: Vec<i64> =
+                [20, 21].into_iter().filter(|&i| instruction_in_subtree_of(&c, root, i).unwrap()).collect();
+            assert_eq!(checked, expected, "checked under {root}");
+        }
     }
 
     #[test]

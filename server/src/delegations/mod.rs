@@ -146,7 +146,7 @@ pub fn create(
         tx,
         now,
         &Actor::User(caller.user_id),
-        "delegation.grant",
+        audit::Action::DelegationGrant,
         &format!("delegation:{id}"),
         json!({"principal": principal, "agent": new.agent_id, "scopes": encode_scopes(&new.scopes),
                "valid_from": new.valid_from, "valid_until": new.valid_until}),
@@ -171,7 +171,7 @@ pub fn revoke(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resul
         tx,
         now,
         &Actor::User(caller.user_id),
-        "delegation.revoke",
+        audit::Action::DelegationRevoke,
         &format!("delegation:{id}"),
         json!({"grants_revoked": grants}),
     )?;
@@ -217,7 +217,7 @@ pub fn grant(
         tx,
         now,
         &Actor::User(caller.user_id),
-        "delegation.subgrant",
+        audit::Action::DelegationSubgrant,
         &format!("grant:{id}"),
         json!({"delegation": delegation_id, "user": user.id, "scopes": encode_scopes(&scopes)}),
     )?;

@@ -101,7 +101,7 @@ pub fn register(
         tx,
         now,
         &Actor::User(officer_id),
-        "device.register",
+        audit::Action::DeviceRegister,
         &format!("device:{id}"),
         json!({"actor_id": actor_id, "name": name}),
     )?;
@@ -130,7 +130,7 @@ pub fn claim(tx: &Transaction<'_>, now: i64, officer_id: i64, device_id: &str) -
         tx,
         now,
         &Actor::User(officer_id),
-        "device.claim",
+        audit::Action::DeviceClaim,
         &format!("device:{device_id}"),
         json!({"retired_actor_id": device.actor_id, "actor_id": actor_id, "sessions_ended": ended}),
     )?;
@@ -191,7 +191,7 @@ pub fn set_status(
         tx,
         now,
         actor,
-        "device.status",
+        audit::Action::DeviceStatus,
         &format!("device:{device_id}"),
         json!({"from": device.status, "to": status, "reason": reason, "sessions_ended": ended}),
     )?;

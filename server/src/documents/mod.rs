@@ -22,14 +22,15 @@ use serde_json::json;
 
 use crate::{
     applications::{self, http::load_visible},
-    audit::{self, Actor},
+    audit::Actor,
     auth::Caller,
     certificates,
     config::PhotoSettings,
+    domain::events::{self, DocumentEvent, Event},
     domain::time::rfc3339,
     error::ApiError,
     photos::{Sha256Hex, inspect as image_check},
-    receipts::{self, NewReceipt},
+    receipts::{self, Change},
 };
 
 /// What a supporting document is.
@@ -84,6 +85,14 @@ impl Subject {
             "application" => Some(Subject::Application),
             "certificate" => Some(Subject::Certificate),
             _ => None,
+        }
+    }
+
+    /// The receipts' name for it.
+    pub fn receipt_subject(self) -> events::Subject {
+        match self {
+            Subject::Application => events::Subject::Application,
+            Subject::Certificate => events::Subject::Certificate,
         }
     }
 }
@@ -428,7 +437,7 @@ pub fn attach(
         Some(old) => store::answer_requests(tx, old, id, now)?,
         None => 0,
     };
-    let kind = if u.replaces.is_some() { "document_resent" } else { "document_attached" };
+    let kind = if u.replaces.is_some() { DocumentEvent::Resent } else { DocumentEvent::Attached };
     let details = json!({"attachment_id": id, "kind": u.kind, "sha256": u.sha.as_str(), "replaces": u.replaces,
                          "requests_answered": answered});
     event(tx, now, &Actor::User(caller.user_id), u.subject, u.subject_id, &owner, kind, None, details)?;
@@ -478,7 +487,17 @@ pub fn request_again(
     let details =
         json!({"attachment_id": attachment_id, "kind": a.kind, "sha256": a.sha256, "request_id": id});
     let actor = Actor::User(caller.user_id);
-    event(tx, now, &actor, a.subject, a.subject_id, &owner, "document_requested", Some(opinion), details)?;
+    event(
+        tx,
+        now,
+        &actor,
+        a.subject,
+        a.subject_id,
+        &owner,
+        DocumentEvent::Requested,
+        Some(opinion),
+        details,
+    )?;
     store::request(tx, id)?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request {id} vanished")))
 }
 
@@ -491,32 +510,21 @@ fn event(
     subject: Subject,
     subject_id: i64,
     owner: &Owner,
-    kind: &str,
+    event: DocumentEvent,
     opinion: Option<&str>,
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
-    receipts::emit(
-        tx,
-        now,
-        NewReceipt {
-            enterprise_id: owner.enterprise_id,
-            subject: subject.as_str(),
-            subject_id,
-            inspection_no: owner.inspection_no.as_deref(),
-            kind,
-            state: owner.state,
-            opinion,
-            details: details.clone(),
-        },
-    )?;
-    audit::append(
-        tx,
-        now,
-        actor,
-        &format!("document.{kind}"),
-        &format!("{}:{subject_id}", subject.as_str()),
-        json!({"opinion": opinion, "details": details}),
-    )?;
+    let change = Change {
+        event: Event::Document(subject.receipt_subject(), event),
+        subject_id,
+        enterprise_id: owner.enterprise_id,
+        inspection_no: owner.inspection_no.as_deref(),
+        state: owner.state,
+        from: None,
+        opinion,
+        details,
+    };
+    receipts::record_change(tx, now, actor, change)?;
     Ok(())
 }
 

@@ -3,7 +3,9 @@
 mod codes;
 pub mod text;
 pub mod time;
+#[macro_use]
 mod vocab;
+pub mod events;
 
 pub use codes::{CodeError, CustomsCode, DistrictCode, Uscc};
 pub use text::{Line, Paragraph, Text, TextError};

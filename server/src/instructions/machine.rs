@@ -12,88 +12,10 @@
 //! issued … in_progress ──cancelled──▶ cancelled (sealed)
 //! ```
 
-use serde::Serialize;
-
 use crate::domain::InstructionState;
 
-/// Everything that can happen to an instruction after it is issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InstructionEvent {
-    /// A booking for the instruction was confirmed.
-    Booked,
-    /// The confirmed booking went away (cancelled, declined after a reschedule, no-show).
-    BookingWithdrawn,
-    /// A supervisor assigned (or re-assigned) officers.
-    Assigned,
-    /// The first officer change reached the server.
-    InspectionStarted,
-    /// The record became ready: complete, no open conflict, every photo present.
-    ResultSubmitted,
-    /// A submitted record stopped being ready (an officer changed it, a conflict appeared).
-    ResultReopened,
-    /// A supervisor approved the result; the record is sealed.
-    ResultApproved,
-    /// A supervisor returned the result to the officers with an opinion.
-    ResultReturned,
-    /// A supervisor released the goods without an approved result (强制放行).
-    ForceReleased,
-    /// Customs cancelled the instruction.
-    Cancelled,
-}
-
-impl InstructionEvent {
-    pub const ALL: &'static [InstructionEvent] = &[
-        Self::Booked,
-        Self::BookingWithdrawn,
-        Self::Assigned,
-        Self::InspectionStarted,
-        Self::ResultSubmitted,
-        Self::ResultReopened,
-        Self::ResultApproved,
-        Self::ResultReturned,
-        Self::ForceReleased,
-        Self::Cancelled,
-    ];
-
-    /// The receipt `kind` that tells the enterprise.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Booked => "booked",
-            Self::BookingWithdrawn => "booking_withdrawn",
-            Self::Assigned => "assigned",
-            Self::InspectionStarted => "inspection_started",
-            Self::ResultSubmitted => "result_submitted",
-            Self::ResultReopened => "result_reopened",
-            Self::ResultApproved => "result_approved",
-            Self::ResultReturned => "result_returned",
-            Self::ForceReleased => "force_released",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    /// The audit log's action.
-    pub const fn audit_action(self) -> &'static str {
-        match self {
-            Self::Booked => "instruction.booked",
-            Self::BookingWithdrawn => "instruction.booking_withdrawn",
-            Self::Assigned => "instruction.assigned",
-            Self::InspectionStarted => "instruction.inspection_started",
-            Self::ResultSubmitted => "instruction.result_submitted",
-            Self::ResultReopened => "instruction.result_reopened",
-            Self::ResultApproved => "instruction.result_approved",
-            Self::ResultReturned => "instruction.result_returned",
-            Self::ForceReleased => "instruction.force_released",
-            Self::Cancelled => "instruction.cancelled",
-        }
-    }
-}
-
-impl std::fmt::Display for InstructionEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The events are a closed vocabulary beside the receipts' other events (`domain::events`).
+pub use crate::domain::events::InstructionEvent;
 
 /// An event that the instruction's state does not allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -202,16 +124,6 @@ mod tests {
     fn every_state_but_a_sealed_one_can_still_reach_a_sealed_one() {
         for &state in S::ALL.iter().filter(|s| !is_sealed(**s)) {
             assert!(E::ALL.iter().any(|e| next(state, *e).is_ok_and(is_sealed)), "{state} is a dead end");
-        }
-    }
-
-    #[test]
-    fn receipt_kinds_and_audit_actions_are_distinct_per_event() {
-        let kinds: std::collections::BTreeSet<_> = E::ALL.iter().map(|e| e.as_str()).collect();
-        let actions: std::collections::BTreeSet<_> = E::ALL.iter().map(|e| e.audit_action()).collect();
-        assert_eq!((kinds.len(), actions.len()), (E::ALL.len(), E::ALL.len()));
-        for e in E::ALL {
-            assert_eq!(e.audit_action().strip_prefix("instruction."), Some(e.as_str()));
         }
     }
 }

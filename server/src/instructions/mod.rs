@@ -12,14 +12,15 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::domain::events::Event;
 use crate::{
     applications::Application,
-    audit::{self, Actor},
+    audit::Actor,
     auth::Caller,
     domain::{InstructionState, Role, Scope, UserStatus, time::rfc3339},
     error::{ApiError, invalid},
     orgs::store as orgs_store,
-    receipts::{self, NewReceipt},
+    receipts::{self, Change},
     reference::{self, CheckItem},
 };
 
@@ -103,7 +104,7 @@ pub fn scope_sql(
         Role::Admin => ("1 = 1".into(), vec![]),
         Role::Officer => (crate::db::scope::instruction_assigned_to("i.id"), vec![caller.user_id.into()]),
         Role::Supervisor | Role::Reviewer => {
-            (crate::db::scope::unit_in_subtree("i.unit_id"), vec![caller.unit()?.into()])
+            (crate::db::scope::instruction_in_subtree("i"), vec![caller.unit()?.into()])
         }
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             let ids =
@@ -146,7 +147,7 @@ pub fn list(
         values.push(s.as_str().to_string().into());
     }
     if let Some(officer) = filter.officer {
-        sql.push_str(" AND i.id IN (SELECT instruction_id FROM instruction_officers WHERE officer_id = ?)");
+        sql.push_str(&format!(" AND {}", crate::db::scope::instruction_assigned_to("i.id")));
         values.push(officer.into());
     }
     if let Some(site) = filter.site {
@@ -154,10 +155,7 @@ pub fn list(
         values.push(site.into());
     }
     if let Some(unit) = filter.unit {
-        sql.push_str(
-            " AND EXISTS (WITH RECURSIVE t(id) AS (SELECT ? UNION ALL SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id)
-              SELECT 1 FROM t WHERE t.id IN (i.unit_id, i.site_id))",
-        );
+        sql.push_str(&format!(" AND {}", crate::db::scope::instruction_in_subtree("i")));
         values.push(unit.into());
     }
     if let Some(from) = filter.from {
@@ -275,28 +273,18 @@ pub fn create_for(
     )?;
     }
     let id = reissued.unwrap_or_else(|| tx.last_insert_rowid());
-    receipts::emit(
-        tx,
-        now,
-        NewReceipt {
-            enterprise_id: app.enterprise_id,
-            subject: "instruction",
-            subject_id: id,
-            inspection_no: Some(&inspection_no),
-            kind: "inspection_notice",
-            state: InstructionState::Issued.as_str(),
-            opinion: None,
-            details: json!({"site_id": app.site_unit, "deadline": rfc3339::to_string(deadline), "checks": checklist.len()}),
-        },
-    )?;
-    audit::append(
-        tx,
-        now,
-        &Actor::System,
-        "instruction.issue",
-        &format!("instruction:{id}"),
-        json!({"application": app.id, "reissued": reissued.is_some()}),
-    )?;
+    let change = Change {
+        event: Event::InspectionNotice,
+        subject_id: id,
+        enterprise_id: app.enterprise_id,
+        inspection_no: Some(&inspection_no),
+        state: InstructionState::Issued.as_str(),
+        from: None,
+        opinion: None,
+        details: json!({"site_id": app.site_unit, "deadline": rfc3339::to_string(deadline),
+                        "checks": checklist.len(), "application": app.id, "reissued": reissued.is_some()}),
+    };
+    receipts::record_change(tx, now, &Actor::System, change)?;
     get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
 }
 
@@ -320,11 +308,12 @@ pub fn set_due_at(tx: &Transaction<'_>, now: i64, id: i64, due_at: Option<i64>) 
     Ok(())
 }
 
-/// The instruction, if the caller supervises its site (a supervisor of the site's subtree, or an admin);
-/// anyone else is told it does not exist.
+/// The instruction, if the caller may act on it as a supervisor: an admin, or a unit whose subtree holds
+/// the instruction's district or site (`db::scope::instruction_in_subtree`, the same rule the lists use,
+/// so a supervisor acts on exactly what they see). Anyone else is told it does not exist.
 pub fn supervised(tx: &Connection, caller: &Caller, id: i64) -> Result<Instruction, ApiError> {
     let i = get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
-    if caller.role != Role::Admin && !orgs_store::in_subtree(tx, caller.unit()?, i.site_id)? {
+    if caller.role != Role::Admin && !crate::db::scope::instruction_in_subtree_of(tx, caller.unit()?, id)? {
         return Err(ApiError::not_found("the instruction"));
     }
     Ok(i)
@@ -359,7 +348,10 @@ pub fn assign_officers(
             Some(u) => {
                 u.role == Role::Officer
                     && u.status == UserStatus::Active
-                    && u.unit_id.is_some_and(|ou| orgs_store::in_subtree(tx, unit, ou).unwrap_or(false))
+                    && match u.unit_id {
+                        Some(officer_unit) => orgs_store::in_subtree(tx, unit, officer_unit)?,
+                        None => false,
+                    }
             }
             None => false,
         };

@@ -83,6 +83,18 @@ impl MessageKind {
         }
     }
 
+    /// The audit action of an accepted message: `message.<kind>`.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            MessageKind::ApplicationDraft => "message.application.draft",
+            MessageKind::ApplicationSubmit => "message.application.submit",
+            MessageKind::ApplicationAmend => "message.application.amend",
+            MessageKind::BookingRequest => "message.booking.request",
+            MessageKind::BookingCancel => "message.booking.cancel",
+            MessageKind::CertificateApply => "message.certificate.apply",
+        }
+    }
+
     fn scope(self) -> Scope {
         match self {
             MessageKind::ApplicationDraft
@@ -381,7 +393,7 @@ fn receive_inner(
             tx,
             intake.now,
             &Actor::User(signer.user.id),
-            &format!("message.{}", payload.kind.as_str()),
+            audit::Action::Message(payload.kind.audit_action()),
             &format!("message:{evidence_id}"),
             json!({"message_id": payload.id.as_str(), "payload_sha256": hex::encode(digest),
                    "enterprise": payload.enterprise.as_str(), "platform": signer.platform,
@@ -625,7 +637,7 @@ pub fn register_platform_signer(
         tx,
         now,
         actor,
-        "platform_signer.register",
+        audit::Action::PlatformSignerRegister,
         &format!("user:{}", user.id),
         json!({"enterprise": new.enterprise_code.as_str(), "username": new.username}),
     )?;

@@ -424,7 +424,7 @@ pub fn issue(
         tx,
         now,
         &Actor::User(caller.user_id),
-        "notice.issue",
+        audit::Action::NoticeIssue,
         &format!("notice:{number}"),
         json!({"kind": composed.kind, "subject_id": composed.subject_id, "digest": digest,
                "replaces": latest.map(|n| n.number)}),

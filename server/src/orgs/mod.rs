@@ -152,7 +152,14 @@ pub fn create_unit(tx: &Transaction<'_>, now: i64, actor: &Actor, new: NewUnit) 
         ));
     }
     let id = store::insert_unit(tx, new.code.as_str(), &new.name, new.kind, parent_id, &timezone, now)?;
-    audit::append(tx, now, actor, "unit.create", &format!("unit:{id}"), json!({"code": new.code}))?;
+    audit::append(
+        tx,
+        now,
+        actor,
+        audit::Action::UnitCreate,
+        &format!("unit:{id}"),
+        json!({"code": new.code}),
+    )?;
     store::unit(tx, id)?.ok_or_else(|| ApiError::not_found("the unit"))
 }
 
@@ -190,7 +197,7 @@ pub fn create_enterprise(
         tx,
         now,
         actor,
-        "enterprise.create",
+        audit::Action::EnterpriseCreate,
         &format!("enterprise:{id}"),
         json!({"customs_code": new.customs_code}),
     )?;
@@ -240,7 +247,7 @@ pub fn create_user(
         tx,
         now,
         actor,
-        "user.create",
+        audit::Action::UserCreate,
         &format!("user:{id}"),
         json!({"username": new.username, "role": new.role}),
     )?;
@@ -271,7 +278,7 @@ pub fn set_user_status(
         tx,
         now,
         actor,
-        "user.status",
+        audit::Action::UserStatus,
         &format!("user:{user_id}"),
         json!({"from": user.status, "to": status, "reason": reason}),
     )?;
@@ -292,7 +299,7 @@ pub fn set_user_validity(
         tx,
         now,
         actor,
-        "user.validity",
+        audit::Action::UserValidity,
         &format!("user:{user_id}"),
         json!({"valid_until": valid_until}),
     )?;
@@ -314,7 +321,7 @@ pub fn set_signing_key(
         tx,
         now,
         actor,
-        "user.signing_key",
+        audit::Action::UserSigningKey,
         &format!("user:{user_id}"),
         json!({"public_key": public_key_b64}),
     )?;

@@ -32,7 +32,7 @@ use crate::{
     config::PhotoSettings,
     domain::Role,
     error::{ApiError, invalid},
-    instructions, orgs,
+    instructions,
 };
 use inspect::{PhotoFormat, Refusal};
 use store::{NewPhoto, PhotoFiles};
@@ -131,9 +131,7 @@ pub fn readable(c: &Connection, caller: &Caller, sha: &Sha256Hex) -> Result<Phot
             let unit = caller.unit()?;
             let mut any = false;
             for id in store::links(c, sha.as_str())? {
-                if let Some(i) = instructions::get(c, id)?
-                    && orgs::store::in_subtree(c, unit, i.unit_id)?
-                {
+                if crate::db::scope::instruction_in_subtree_of(c, unit, id)? {
                     any = true;
                     break;
                 }
@@ -269,7 +267,7 @@ pub fn record(
     };
     let linked = store::link(tx, sha.as_str(), instruction_id, caller.user_id, now)?;
     if created || linked {
-        let action = if created { "photo.store" } else { "photo.link" };
+        let action = if created { audit::Action::PhotoStore } else { audit::Action::PhotoLink };
         audit::append(
             tx,
             now,

@@ -9,12 +9,17 @@ pub mod http;
 
 use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{
+    audit::{self, Action, Actor},
     auth::Caller,
     delegations,
-    domain::{Scope, time::rfc3339},
+    domain::{
+        Scope,
+        events::{Event, Subject},
+        time::rfc3339,
+    },
     error::ApiError,
 };
 
@@ -24,7 +29,7 @@ pub struct Receipt {
     pub id: i64,
     pub enterprise_id: i64,
     /// `application`, `instruction`, `booking` or `certificate` (a certificate application).
-    pub subject: String,
+    pub subject: Subject,
     pub subject_id: i64,
     pub inspection_no: Option<String>,
     /// What happened, e.g. `submitted`, `returned`, `inspection_notice`, `booking_confirmed`.
@@ -38,43 +43,65 @@ pub struct Receipt {
     pub details: Value,
 }
 
-/// What a receipt says; the writer fills in time and id.
-pub struct NewReceipt<'a> {
-    pub enterprise_id: i64,
-    pub subject: &'a str,
+/// A state change of something an enterprise owns, as its receipt tells it and its audit entry keeps it.
+pub struct Change<'a> {
+    /// What happened; it names the subject, the receipt's kind and the audit action.
+    pub event: Event,
     pub subject_id: i64,
+    pub enterprise_id: i64,
     pub inspection_no: Option<&'a str>,
-    pub kind: &'a str,
+    /// The subject's state after the change.
     pub state: &'a str,
+    /// The state before, for changes that move a state machine (the audit entry keeps it).
+    pub from: Option<&'a str>,
     pub opinion: Option<&'a str>,
+    /// What the receipt adds (the slot, the electronic record's number, the failed rules, …).
     pub details: Value,
 }
 
-pub fn emit(tx: &Transaction<'_>, now: i64, r: NewReceipt<'_>) -> Result<i64, ApiError> {
+/// Writes a state change's receipt and its audit entry, in the caller's transaction (so both commit
+/// with the change or neither does): the one way a state change is told to the enterprise and recorded.
+/// Answers the receipt's id.
+pub fn record_change(tx: &Transaction<'_>, now: i64, actor: &Actor, c: Change<'_>) -> Result<i64, ApiError> {
+    let subject = c.event.subject();
     tx.execute(
         "INSERT INTO receipts (enterprise_id, subject, subject_id, inspection_no, kind, state, opinion, at, details)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
-            r.enterprise_id,
-            r.subject,
-            r.subject_id,
-            r.inspection_no,
-            r.kind,
-            r.state,
-            r.opinion,
+            c.enterprise_id,
+            subject,
+            c.subject_id,
+            c.inspection_no,
+            c.event.kind(),
+            c.state,
+            c.opinion,
             now,
-            r.details.to_string()
+            c.details.to_string()
         ],
     )?;
-    Ok(tx.last_insert_rowid())
+    let receipt = tx.last_insert_rowid();
+    let mut entry = json!({"state": c.state, "opinion": c.opinion, "inspection_no": c.inspection_no,
+                           "details": c.details});
+    if let Some(from) = c.from {
+        entry["from"] = from.into();
+    }
+    audit::append(
+        tx,
+        now,
+        actor,
+        Action::Change(c.event),
+        &format!("{}:{}", subject.audit_prefix(), c.subject_id),
+        entry,
+    )?;
+    Ok(receipt)
 }
 
 /// Subjects a delegate holding `scope` may follow.
-fn subjects_of(scope: Scope) -> &'static [&'static str] {
+fn subjects_of(scope: Scope) -> &'static [Subject] {
     match scope {
-        Scope::Applications => &["application", "instruction"],
-        Scope::Bookings => &["booking"],
-        Scope::Certificates => &["certificate"],
+        Scope::Applications => &[Subject::Application, Subject::Instruction],
+        Scope::Bookings => &[Subject::Booking],
+        Scope::Certificates => &[Subject::Certificate],
     }
 }
 
@@ -92,14 +119,14 @@ pub fn list(
     let mut clauses = vec!["enterprise_id = ?".to_string()];
     let mut values: Vec<rusqlite::types::Value> = vec![after.into(), own.into()];
     for (principal, scopes) in delegations::principals_of(c, caller, now)? {
-        let subjects: Vec<&str> = scopes.iter().flat_map(|s| subjects_of(*s).iter().copied()).collect();
+        let subjects: Vec<Subject> = scopes.iter().flat_map(|s| subjects_of(*s).iter().copied()).collect();
         if subjects.is_empty() {
             continue;
         }
         let marks = subjects.iter().map(|_| "?").collect::<Vec<_>>().join(",");
         clauses.push(format!("(enterprise_id = ? AND subject IN ({marks}))"));
         values.push(principal.into());
-        values.extend(subjects.iter().map(|s| rusqlite::types::Value::from(s.to_string())));
+        values.extend(subjects.iter().map(|s| rusqlite::types::Value::from(s.as_str().to_string())));
     }
     values.push(limit.into());
     let mut stmt = c.prepare(&format!(

@@ -76,7 +76,7 @@ pub async fn set_sampling_ratio(
                 tx,
                 now,
                 &Actor::User(caller.user_id),
-                "reference.sampling_ratio",
+                audit::Action::ReferenceSamplingRatio,
                 &format!("chapter:{}:{}", req.chapter, req.credit_rating),
                 json!({"from": old, "to": req.ratio}),
             )?;

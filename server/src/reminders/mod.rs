@@ -17,10 +17,12 @@ use rusqlite::{Transaction, params};
 use serde_json::json;
 
 use crate::{
+    audit::Actor,
     config::ReminderSettings,
+    domain::events::{Event, ReminderEvent, Subject},
     domain::time::rfc3339,
     error::ApiError,
-    receipts::{self, NewReceipt},
+    receipts::{self, Change},
     state::AppState,
 };
 
@@ -29,7 +31,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// One reminder about to be sent.
 struct Due {
     kind: &'static str,
-    subject: &'static str,
+    subject: Subject,
     subject_id: i64,
     enterprise_id: i64,
     inspection_no: Option<String>,
@@ -51,7 +53,7 @@ pub fn sweep(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Result<usi
             let starts_at: i64 = r.get(3)?;
             Ok(Due {
                 kind: "booking_soon",
-                subject: "booking",
+                subject: Subject::Booking,
                 subject_id: r.get(0)?,
                 enterprise_id: r.get(1)?,
                 inspection_no: r.get(2)?,
@@ -71,7 +73,7 @@ pub fn sweep(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Result<usi
             let deadline: i64 = r.get(3)?;
             Ok(Due {
                 kind: "deadline_near",
-                subject: "instruction",
+                subject: Subject::Instruction,
                 subject_id: r.get(0)?,
                 enterprise_id: r.get(1)?,
                 inspection_no: r.get(2)?,
@@ -99,7 +101,7 @@ pub fn sweep(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Result<usi
             let requested_at: i64 = r.get(4)?;
             Ok(Due {
                 kind: "document_outstanding",
-                subject: if subject == "application" { "application" } else { "certificate" },
+                subject: if subject == "application" { Subject::Application } else { Subject::Certificate },
                 subject_id: r.get(2)?,
                 enterprise_id: r.get(3)?,
                 inspection_no: r.get(9)?,
@@ -130,20 +132,17 @@ pub fn sweep(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Result<usi
         if !fresh {
             continue;
         }
-        let receipt = receipts::emit(
-            tx,
-            now,
-            NewReceipt {
-                enterprise_id: d.enterprise_id,
-                subject: d.subject,
-                subject_id: d.subject_id,
-                inspection_no: d.inspection_no.as_deref(),
-                kind: reminder_kind(d.kind),
-                state: &d.state,
-                opinion: None,
-                details: d.details,
-            },
-        )?;
+        let change = Change {
+            event: Event::Reminder(d.subject, reminder_event(d.kind)),
+            subject_id: d.subject_id,
+            enterprise_id: d.enterprise_id,
+            inspection_no: d.inspection_no.as_deref(),
+            state: &d.state,
+            from: None,
+            opinion: None,
+            details: d.details,
+        };
+        let receipt = receipts::record_change(tx, now, &Actor::System, change)?;
         tx.execute(
             "INSERT INTO reminders (kind, subject_id, due_at, receipt_id, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![d.kind, key, d.due_at, receipt, now],
@@ -153,12 +152,12 @@ pub fn sweep(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Result<usi
     Ok(sent)
 }
 
-/// The receipt kind of a reminder: `reminder_` and what it is about.
-fn reminder_kind(kind: &str) -> &'static str {
+/// The receipt event of a reminder kind (the `reminders.kind` spelling).
+fn reminder_event(kind: &str) -> ReminderEvent {
     match kind {
-        "booking_soon" => "reminder_booking_soon",
-        "deadline_near" => "reminder_deadline_near",
-        _ => "reminder_document_outstanding",
+        "booking_soon" => ReminderEvent::BookingSoon,
+        "deadline_near" => ReminderEvent::DeadlineNear,
+        _ => ReminderEvent::DocumentOutstanding,
     }
 }
 

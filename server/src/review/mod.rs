@@ -10,6 +10,7 @@ use rusqlite::{Connection, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::domain::events::ApplicationEvent;
 use crate::{
     applications::{self, Application, store as app_store},
     audit::{self, Actor},
@@ -86,9 +87,9 @@ pub fn apply(
                 SelectionOutcome::OnSite => ApplicationState::Inspection,
             };
             if state == ApplicationState::Released {
-                applications::release(tx, now, actor, app, "approved", opinion, false)?;
+                applications::release(tx, now, actor, app, ApplicationEvent::Approved, opinion, false)?;
             } else {
-                applications::transition(tx, now, actor, app, state, "approved", opinion)?;
+                applications::transition(tx, now, actor, app, state, ApplicationEvent::Approved, opinion)?;
             }
             if explanation.outcome == SelectionOutcome::OnSite {
                 instructions::create_for(tx, app, now + deadline_ms, now)?;
@@ -98,26 +99,50 @@ pub fn apply(
             if !matches!(from, ApplicationState::Submitted | ApplicationState::Suspended) {
                 return Err(wrong_state());
             }
-            applications::transition(tx, now, actor, app, ApplicationState::Returned, "returned", opinion)?;
+            applications::transition(
+                tx,
+                now,
+                actor,
+                app,
+                ApplicationState::Returned,
+                ApplicationEvent::Returned,
+                opinion,
+            )?;
         }
         Action::Suspend => {
             if from != ApplicationState::Submitted {
                 return Err(wrong_state());
             }
-            applications::transition(tx, now, actor, app, ApplicationState::Suspended, "suspended", opinion)?;
+            applications::transition(
+                tx,
+                now,
+                actor,
+                app,
+                ApplicationState::Suspended,
+                ApplicationEvent::Suspended,
+                opinion,
+            )?;
         }
         Action::Resume => {
             if from != ApplicationState::Suspended {
                 return Err(wrong_state());
             }
-            applications::transition(tx, now, actor, app, ApplicationState::Submitted, "resumed", opinion)?;
+            applications::transition(
+                tx,
+                now,
+                actor,
+                app,
+                ApplicationState::Submitted,
+                ApplicationEvent::Resumed,
+                opinion,
+            )?;
         }
         Action::DocumentsPass | Action::DocumentsFail => {
             if from != ApplicationState::DocumentCheck {
                 return Err(wrong_state());
             }
             if action == Action::DocumentsPass {
-                applications::release(tx, now, actor, app, "released", opinion, false)?;
+                applications::release(tx, now, actor, app, ApplicationEvent::Released, opinion, false)?;
             } else {
                 applications::transition(
                     tx,
@@ -125,7 +150,7 @@ pub fn apply(
                     actor,
                     app,
                     ApplicationState::Returned,
-                    "returned",
+                    ApplicationEvent::Returned,
                     opinion,
                 )?;
             }
@@ -182,7 +207,7 @@ pub fn set_auto_review(
         tx,
         now,
         &Actor::User(caller.user_id),
-        "review.auto_review",
+        audit::Action::ReviewAutoReview,
         &format!("unit:{unit}"),
         json!({"enabled": enabled}),
     )?;

@@ -17,6 +17,7 @@ use fieldcheck_sync::schema::{Review, Stamp, Verdict};
 use rusqlite::Transaction;
 use serde_json::{Value, json};
 
+use crate::domain::events::ApplicationEvent;
 use crate::{
     applications::{self, AppChange, store as app_store},
     audit::{self, Actor},
@@ -28,7 +29,7 @@ use crate::{
         self, Instruction,
         machine::{self, IllegalTransition, InstructionEvent},
     },
-    receipts::{self, NewReceipt},
+    receipts::{self, Change},
     records::{self, projection::Progress},
 };
 
@@ -51,28 +52,17 @@ pub fn instruction_event(
 ) -> Result<InstructionState, ApiError> {
     let to = machine::next(i.state, event).map_err(illegal)?;
     instructions::set_state(tx, now, i.id, to)?;
-    receipts::emit(
-        tx,
-        now,
-        NewReceipt {
-            enterprise_id: i.enterprise_id,
-            subject: "instruction",
-            subject_id: i.id,
-            inspection_no: Some(&i.inspection_no),
-            kind: event.as_str(),
-            state: to.as_str(),
-            opinion,
-            details: details.clone(),
-        },
-    )?;
-    audit::append(
-        tx,
-        now,
-        actor,
-        event.audit_action(),
-        &format!("instruction:{}", i.id),
-        json!({"from": i.state, "to": to, "opinion": opinion, "details": details}),
-    )?;
+    let change = Change {
+        event: event.into(),
+        subject_id: i.id,
+        enterprise_id: i.enterprise_id,
+        inspection_no: Some(&i.inspection_no),
+        state: to.as_str(),
+        from: Some(i.state.as_str()),
+        opinion,
+        details,
+    };
+    receipts::record_change(tx, now, actor, change)?;
     Ok(to)
 }
 
@@ -124,7 +114,7 @@ pub fn cancel(
             &actor,
             &mut app,
             ApplicationState::Cancelled,
-            "cancelled",
+            ApplicationEvent::Cancelled,
             Some(reason),
         )?;
     }
@@ -189,7 +179,7 @@ pub fn revoke_approval(
     app.disposition = None;
     let change = AppChange {
         state: ApplicationState::Submitted,
-        action: "approval_revoked",
+        action: ApplicationEvent::ApprovalRevoked,
         opinion: Some(opinion),
         details: json!({"version": app.version, "instruction_id": i.id, "revoked_disposition": "on_site"}),
     };
@@ -283,12 +273,12 @@ pub fn approve(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resu
     let mut app = application_of(tx, &i)?;
     match verdict {
         Verdict::Conforming => {
-            applications::release(tx, now, &actor, &mut app, "released", None, false)?;
+            applications::release(tx, now, &actor, &mut app, ApplicationEvent::Released, None, false)?;
         }
         Verdict::NonConforming { disposal } => {
             let change = AppChange {
                 state: ApplicationState::NotReleased,
-                action: "disposal_notice",
+                action: ApplicationEvent::DisposalNotice,
                 opinion: None,
                 details: json!({"disposal": disposal.as_str(), "instruction_id": id}),
             };
@@ -345,7 +335,14 @@ pub fn resolve(
     let actor = Actor::User(caller.user_id);
     let details =
         json!({"path": path, "value": value, "reason": reason, "digest": progress.details["digest"]});
-    audit::append(tx, now, &actor, "instruction.conflict_resolved", &format!("instruction:{id}"), details)?;
+    audit::append(
+        tx,
+        now,
+        &actor,
+        audit::Action::InstructionConflictResolved,
+        &format!("instruction:{id}"),
+        details,
+    )?;
     record_progressed(tx, now, &actor, &caller.username, id, &progress)?;
     instruction(tx, id)
 }
@@ -381,7 +378,7 @@ pub fn force_release(
         };
         instruction_event(tx, now, &actor, &i, InstructionEvent::ForceReleased, Some(reason), details)?;
     }
-    applications::release(tx, now, &actor, &mut app, "force_released", Some(reason), true)?;
+    applications::release(tx, now, &actor, &mut app, ApplicationEvent::ForceReleased, Some(reason), true)?;
     instruction(tx, id)
 }
 
@@ -405,7 +402,7 @@ pub fn disposal_done(
     let disposal = records::sealed(tx, id)?.and_then(|s| s.disposal);
     let change = AppChange {
         state: ApplicationState::Disposed,
-        action: "disposal_done",
+        action: ApplicationEvent::DisposalDone,
         opinion: note,
         details: json!({"disposal": disposal, "instruction_id": id}),
     };
