@@ -23,6 +23,8 @@ pub struct Settings {
     pub workflow: WorkflowSettings,
     pub booking: BookingSettings,
     pub photos: PhotoSettings,
+    pub documents: DocumentSettings,
+    pub reminders: ReminderSettings,
     pub monitoring: MonitoringSettings,
     pub certificates: CertificateSettings,
     pub messages: MessageSettings,
@@ -253,6 +255,40 @@ pub struct DemoSettings {
     pub enabled: bool,
     /// The fixtures folder (`demo/`, `hs/`, `checklists/`); relative paths start at the working directory.
     pub fixtures_dir: PathBuf,
+}
+
+/// Supporting documents an enterprise attaches (issue 18).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentSettings {
+    /// Largest file accepted (PDF, JPEG or PNG); scans of a contract or a treatment record fit in 20 MiB.
+    pub max_bytes: u64,
+}
+
+impl Default for DocumentSettings {
+    fn default() -> Self {
+        DocumentSettings { max_bytes: 20 * 1024 * 1024 }
+    }
+}
+
+/// Reminders in the receipts feed (issue 18): how far ahead, and how often the server looks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReminderSettings {
+    /// Seconds between two sweeps for due reminders.
+    pub sweep_secs: u64,
+    /// A confirmed booking starting within this many hours is reminded of (24: "tomorrow").
+    pub booking_hours: i64,
+    /// An open instruction whose deadline is within this many hours is reminded of.
+    pub deadline_hours: i64,
+    /// A document asked for again and not sent after this many hours is reminded of.
+    pub document_hours: i64,
+}
+
+impl Default for ReminderSettings {
+    fn default() -> Self {
+        ReminderSettings { sweep_secs: 60, booking_hours: 24, deadline_hours: 24, document_hours: 48 }
+    }
 }
 
 /// Cloud-issued certificates (flow step 10).

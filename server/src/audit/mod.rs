@@ -61,6 +61,8 @@ pub enum Action {
     DeviceStatus,
     EnterpriseCreate,
     InstructionConflictResolved,
+    /// A printed notice numbered on its first print (`notices`).
+    NoticeIssue,
     PhotoStore,
     PhotoLink,
     PlatformSignerRegister,
@@ -88,6 +90,7 @@ impl Action {
             Action::BookingCalendar => "booking.calendar",
             Action::CertificateSigned => "certificate.signed",
             Action::CertificatePrinted => "certificate.printed",
+            Action::NoticeIssue => "notice.issue",
             Action::DelegationGrant => "delegation.grant",
             Action::DelegationRevoke => "delegation.revoke",
             Action::DelegationSubgrant => "delegation.subgrant",
