@@ -25,6 +25,10 @@ pub struct Client {
     pub bytes_received: u64,
     /// How long each sync request took, retries included (for the fleet benchmark's percentiles).
     pub latencies: Vec<Duration>,
+    /// Attempts that were tried again (network errors, 408, 5xx).
+    pub retries: u64,
+    /// `503` answers: the server said it was saturated and when to come back.
+    pub unavailable: u64,
 }
 
 /// The server's `{code, message}` error, kept whole so the CLI can show it.
@@ -63,6 +67,8 @@ impl Client {
             bytes_sent: 0,
             bytes_received: 0,
             latencies: Vec::new(),
+            retries: 0,
+            unavailable: 0,
         })
     }
 
@@ -70,6 +76,7 @@ impl Client {
     fn send(&mut self, build: &dyn Fn(&Http, Option<&str>) -> RequestBuilder) -> Result<Response> {
         let mut refreshed = false;
         let mut attempt = 0;
+        let mut saturated_waits = 0;
         loop {
             attempt += 1;
             self.requests += 1;
@@ -79,17 +86,41 @@ impl Client {
                     refreshed = true;
                     self.refresh()?;
                 }
+                // 503: the server is saturated and refused before doing any work; it says when to come
+                // back (`Retry-After`), which beats our own guess.
+                // It did no work, so waiting it out does not use up an attempt; still bounded, at
+                // `SATURATED_WAITS_PER_ATTEMPT` per attempt.
+                Ok(resp)
+                    if resp.status().as_u16() == 503
+                        && saturated_waits < SATURATED_WAITS_PER_ATTEMPT * self.attempts =>
+                {
+                    saturated_waits += 1;
+                    attempt -= 1;
+                    self.unavailable += 1;
+                    self.retries += 1;
+                    let asked = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                    wait_before_retry(attempt, asked)
+                }
                 // 408: the server's request timeout fired while our batch waited for the writer; it may
                 // still have been stored. Sync is idempotent, so asking again is safe and settles it.
                 Ok(resp)
                     if (resp.status().is_server_error() || resp.status().as_u16() == 408)
                         && attempt < self.attempts =>
                 {
+                    self.unavailable += u64::from(resp.status().as_u16() == 503);
+                    self.retries += 1;
                     backoff(attempt)
                 }
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    self.unavailable += u64::from(resp.status().as_u16() == 503);
+                    return Ok(resp);
+                }
                 Err(e) if attempt < self.attempts && (e.is_connect() || e.is_timeout() || e.is_request()) => {
                     eprintln!("network error ({e}); retrying");
+                    self.retries += 1;
                     backoff(attempt)
                 }
                 Err(e) => return Err(e).context(format!("reaching {}", self.base)),
@@ -234,6 +265,25 @@ fn with_token(req: RequestBuilder, token: Option<&str>) -> RequestBuilder {
     match token {
         Some(t) => req.bearer_auth(t),
         None => req,
+    }
+}
+
+/// How many `503 saturated` answers a request waits out per allowed attempt before it gives up.
+const SATURATED_WAITS_PER_ATTEMPT: u32 = 4;
+
+/// The wait before retrying after a `503`: what the server asked for (capped at 30 s, so a wrong header
+/// cannot park the handheld for long), plus up to half a second of jitter so a fleet told the same
+/// number does not come back in one wave; our own backoff when it asked for nothing.
+fn wait_before_retry(attempt: u32, asked_secs: Option<u64>) {
+    match asked_secs {
+        Some(secs) => {
+            // The clock's nanoseconds are random enough to spread a fleet.
+            let jitter_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_nanos()) % 500);
+            std::thread::sleep(Duration::from_millis(secs.min(30) * 1000 + jitter_ms));
+        }
+        None => backoff(attempt),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Settings {
     pub workflow: WorkflowSettings,
     pub booking: BookingSettings,
     pub photos: PhotoSettings,
+    pub documents: DocumentSettings,
+    pub reminders: ReminderSettings,
     pub monitoring: MonitoringSettings,
     pub certificates: CertificateSettings,
     pub messages: MessageSettings,
@@ -56,6 +58,9 @@ pub struct MonitoringSettings {
     pub slot_result_hours: i64,
     /// A submitted result waiting this many hours for a supervisor's decision is overdue.
     pub approval_wait_hours: i64,
+    /// Goods with an approved non-conforming result whose disposal is not recorded as done this many days
+    /// after approval are held too long (overdue).
+    pub disposal_wait_days: i64,
     /// A handheld not synced for this many hours is listed as silent (a request may ask for another figure).
     pub silent_handheld_hours: i64,
     /// A photo taken farther than this from its site (EXIF GPS) is flagged on the map.
@@ -75,6 +80,7 @@ impl Default for MonitoringSettings {
         MonitoringSettings {
             slot_result_hours: 24,
             approval_wait_hours: 24,
+            disposal_wait_days: 14,
             silent_handheld_hours: 24,
             far_from_site_km: 5.0,
             stream_buffer: 1024,
@@ -194,6 +200,10 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     /// Read connections kept open next to the single writer.
     pub read_connections: usize,
+    /// Batch syncs (`POST /api/v1/sync`) worked on at once; one more is answered `503` with
+    /// `Retry-After` at once instead of waiting in line past the handheld's patience. 0 refuses every
+    /// sync (maintenance).
+    pub max_syncs_in_flight: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,6 +258,40 @@ pub struct DemoSettings {
     pub fixtures_dir: PathBuf,
 }
 
+/// Supporting documents an enterprise attaches (issue 18).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentSettings {
+    /// Largest file accepted (PDF, JPEG or PNG); scans of a contract or a treatment record fit in 20 MiB.
+    pub max_bytes: u64,
+}
+
+impl Default for DocumentSettings {
+    fn default() -> Self {
+        DocumentSettings { max_bytes: 20 * 1024 * 1024 }
+    }
+}
+
+/// Reminders in the receipts feed (issue 18): how far ahead, and how often the server looks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReminderSettings {
+    /// Seconds between two sweeps for due reminders.
+    pub sweep_secs: u64,
+    /// A confirmed booking starting within this many hours is reminded of (24: "tomorrow").
+    pub booking_hours: i64,
+    /// An open instruction whose deadline is within this many hours is reminded of.
+    pub deadline_hours: i64,
+    /// A document asked for again and not sent after this many hours is reminded of.
+    pub document_hours: i64,
+}
+
+impl Default for ReminderSettings {
+    fn default() -> Self {
+        ReminderSettings { sweep_secs: 60, booking_hours: 24, deadline_hours: 24, document_hours: 48 }
+    }
+}
+
 /// Cloud-issued certificates (flow step 10).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -290,7 +334,7 @@ impl Default for ServerSettings {
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        StorageSettings { data_dir: PathBuf::from("data"), read_connections: 4 }
+        StorageSettings { data_dir: PathBuf::from("data"), read_connections: 4, max_syncs_in_flight: 16 }
     }
 }
 

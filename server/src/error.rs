@@ -120,6 +120,48 @@ impl From<crate::auth::error::AuthError> for ApiError {
     }
 }
 
+/// What a module's store answers when it cannot: storage knows nothing of HTTP. `error.rs` turns it into
+/// the one error shape once (404, 409, or a logged 500), so stores and the domain code above them never
+/// build an `ApiError` for a missing or duplicate row.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No row; the text names what was looked for ("the device").
+    #[error("{0} was not found")]
+    NotFound(&'static str),
+    /// A row with that key already exists.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Other(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    /// `e` as a [`StoreError::Conflict`] when it is a uniqueness or primary-key violation.
+    pub fn unique(e: rusqlite::Error, what: &'static str) -> StoreError {
+        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(f.extended_code, SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY) =>
+            {
+                StoreError::Conflict(what)
+            }
+            _ => StoreError::Other(e),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Conflict(what) => {
+                ApiError::conflict("already_exists", format!("{what} already exists"))
+            }
+            StoreError::Other(e) => e.into(),
+        }
+    }
+}
+
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("database"))

@@ -28,8 +28,14 @@
 //! - [`photos`]: photo evidence: content-addressed uploads (whole or resumable), checks, EXIF, thumbnails.
 //! - [`certificates`]: cloud-issued certificates: apply, intelligent review, signed issue, public
 //!   verification, self-printed PDF with QR code, revoke/replace, the SPS message and its outbox.
+//! - [`documents`]: supporting documents attached to applications and certificate applications: checked
+//!   (PDF well-formedness, images), content-addressed, scoped like their subject; "ask again" and resend.
+//! - [`notices`]: printed notices (inspection notice, booking confirmation, disposal notice, release slip):
+//!   numbered on first print, bilingual PDF with the verification QR code, verified like certificates.
 //! - [`print`]: A4 PDFs with the embedded CJK font and vector QR codes (certificates, printed notices).
 //! - [`receipts`]: the enterprise-facing change feed (cursor paging, long-poll).
+//! - [`reminders`]: reminders in the receipts feed (booking soon, deadline near, document outstanding),
+//!   each sent once across restarts, swept in the background on the server's clock.
 //! - [`monitoring`]: supervisors' figures, overdue work, officers' load, the live event stream (SSE) and
 //!   the dashboard page.
 //! - [`messages`]: signed message exchange for enterprise systems: JWS intake (one or a batch), idempotent
@@ -56,11 +62,13 @@ pub mod db;
 pub mod delegations;
 pub mod demo;
 pub mod devices;
+pub mod documents;
 pub mod domain;
 pub mod error;
 pub mod instructions;
 pub mod messages;
 pub mod monitoring;
+pub mod notices;
 pub mod ops;
 pub mod orgs;
 pub mod photos;
@@ -68,6 +76,7 @@ pub mod print;
 pub mod receipts;
 pub mod records;
 pub mod reference;
+pub mod reminders;
 pub mod review;
 pub mod router;
 pub mod selection;
@@ -101,6 +110,7 @@ use crate::{
 
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
 pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
+    let sync_slots = Arc::new(tokio::sync::Semaphore::new(settings.storage.max_syncs_in_flight));
     let data_dir = settings.storage.data_dir.clone();
     if settings.demo.enabled {
         demo::check_source(&settings)?;
@@ -152,6 +162,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
                 .with_context(|| format!("opening the photo folders in {}", data_dir.display()))?,
         ),
         events,
+        sync_slots,
         sync_peers: Arc::default(),
         certificate_key: Arc::new(certificate_key),
         sps,
@@ -178,6 +189,7 @@ pub async fn run(
     let pump = tokio::spawn(monitoring::events::pump(state.clone()));
     // SPS messages are delivered after their commits, for as long as the server runs.
     let delivery = tokio::spawn(certificates::sps::deliver(state.clone()));
+    let reminding = tokio::spawn(reminders::run(state.clone()));
     let app = router::app(state);
     let peers = PeerLimits::new(settings.max_connections_per_address);
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -233,6 +245,7 @@ pub async fn run(
     let _ = stop.send(true);
     drop(open);
     delivery.abort();
+    reminding.abort();
     tokio::select! {
         _ = closed.recv() => {}
         () = tokio::time::sleep(grace) => {

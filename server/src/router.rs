@@ -24,10 +24,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     applications, audit,
     auth::{self, Policy, caller::authorize},
-    bookings, certificates, delegations, devices,
+    bookings, certificates, delegations, devices, documents,
     domain::Role,
     error::ApiError,
-    instructions, messages, monitoring, ops, orgs, photos, receipts, records, reference, review, selection,
+    instructions, messages, monitoring, notices, ops, orgs, photos, receipts, records, reference, review,
+    selection,
     state::AppState,
     workflow,
 };
@@ -102,6 +103,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(auth::http::logout))
             .routes(routes!(auth::http::me))
             .routes(routes!(messages::http::evidence))
+            .routes(routes!(messages::http::application_evidence))
             .routes(routes!(orgs::http::list_units))
             .routes(routes!(orgs::http::get_enterprise))
             .routes(routes!(bookings::http::get_calendar))
@@ -153,6 +155,25 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(photos::http::upload_status, photos::http::append, photos::http::cancel_upload))
             .routes(routes!(photos::http::finish))
             .layer(axum::middleware::map_response(photos::http::close_after_refusal)),
+    );
+    // Supporting documents are streamed to files like photos (`documents.max_bytes`, not the JSON limit);
+    // whose subject it is, is checked in the domain before a byte is read.
+    let document_uploads = guarded(
+        state,
+        Policy::roles(ENTERPRISE),
+        OpenApiRouter::new()
+            .routes(routes!(documents::http::put_for_application))
+            .routes(routes!(documents::http::put_for_certificate))
+            .layer(axum::middleware::map_response(photos::http::close_after_refusal)),
+    );
+    let document_reads = guarded(
+        state,
+        Policy::any(),
+        OpenApiRouter::new()
+            .routes(routes!(documents::http::list_for_application))
+            .routes(routes!(documents::http::list_for_certificate))
+            .routes(routes!(documents::http::download))
+            .routes(routes!(notices::http::print)),
     );
     let photo_reads = guarded(
         state,
@@ -231,6 +252,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         OpenApiRouter::new()
             .routes(routes!(review::http::review))
             .routes(routes!(review::http::batch))
+            .routes(routes!(documents::http::request_again))
+            .routes(routes!(workflow::http::revoke_approval))
             .routes(routes!(selection::http::get))
             .routes(routes!(reference::http::sampling_ratios))
             .routes(routes!(instructions::http::stats)),
@@ -274,6 +297,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         Policy::roles(LEGAL),
         OpenApiRouter::new()
             .routes(routes!(delegations::http::create))
+            .routes(routes!(delegations::http::who_can_act))
             .routes(routes!(delegations::http::revoke))
             .routes(routes!(delegations::http::grant))
             .routes(routes!(orgs::http::list_operators, orgs::http::create_operator))
@@ -306,6 +330,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(records)
         .merge(photo_uploads)
         .merge(photo_reads)
+        .merge(document_uploads)
+        .merge(document_reads)
         .merge(device_users)
         .merge(enterprise)
         .merge(applications)
@@ -351,7 +377,16 @@ fn dashboard(state: &AppState) -> Router<AppState> {
     let session = Router::new()
         .route("/dashboard/session", axum::routing::post(monitoring::dashboard::session))
         .route_layer(from_fn_with_state((state.clone(), Policy::roles(SUPERVISORS)), authorize));
-    page.merge(session).route("/dashboard/login", get(monitoring::dashboard::login_page))
+    // Signing out is a POST the page's own form sends with the cookie (`SameSite=Strict`: no other site
+    // can make a browser send it).
+    let logout = Router::new()
+        .route("/dashboard/logout", axum::routing::post(monitoring::dashboard::logout))
+        .route_layer(from_fn_with_state(
+            (state.clone(), Policy::roles(SUPERVISORS).browser().cookie_post()),
+            authorize,
+        ))
+        .layer(axum::middleware::map_response(monitoring::dashboard::to_login));
+    page.merge(session).merge(logout).route("/dashboard/login", get(monitoring::dashboard::login_page))
 }
 
 /// The application: routes, error fallbacks and the tower layers, in the order requests meet them.

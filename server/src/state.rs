@@ -29,6 +29,8 @@ pub struct AppState {
     pub photos: Arc<PhotoFiles>,
     /// The live event broadcast and stream tokens (`monitoring::events`).
     pub events: Arc<Hub>,
+    /// Permits for batch syncs worked on at once (`storage.max_syncs_in_flight`): back-pressure.
+    pub sync_slots: Arc<tokio::sync::Semaphore>,
     /// The live automerge-repo WebSocket connection of each device.
     pub sync_peers: Arc<crate::records::ws::LivePeers>,
     /// Signs issued certificates; its public half is served at `/.well-known/certificate-keys.json`.

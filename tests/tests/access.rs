@@ -284,3 +284,88 @@ async fn a_legal_person_creates_operators_for_its_own_enterprise() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn an_enterprises_supporting_documents_are_hidden_from_other_enterprises_officers_and_other_districts()
+{
+    use fieldcheck_tests::{dispatch::frozen_fish_application, photos::sha256_hex};
+    let server = TestServer::start();
+    let ent1 = server.login("ent1-operator").await;
+    let (_, app) = ent1.post("/api/v1/applications", frozen_fish_application()).await;
+    let app = app["id"].as_i64().expect("a draft");
+    let pdf = std::fs::read(fieldcheck_tests::repo_root().join("fixtures/documents/invoice.pdf")).unwrap();
+    let path = format!("/api/v1/applications/{app}/documents/{}?kind=invoice", sha256_hex(&pdf));
+    let headers = [("content-type", "application/pdf".to_string())];
+    let (status, _, body) = ent1.bytes(reqwest::Method::PUT, &path, &headers, Some(pdf.clone().into())).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let attachment = serde_json::from_slice::<Value>(&body).unwrap()["id"].as_i64().unwrap();
+    let download = format!("/api/v1/documents/{attachment}");
+    let list = format!("/api/v1/applications/{app}/documents");
+
+    for user in ["ent2-operator", "ent2-legal", "agent-operator", "officer1", "supervisor2"] {
+        let api = server.login(user).await;
+        let (status, body) = api.get(&download).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{user} downloads: {body}");
+        let (status, body) = api.get(&list).await;
+        assert_eq!(status, 404, "{user} lists: {body}");
+        let (status, _, _) = api.bytes(reqwest::Method::PUT, &path, &headers, Some(pdf.clone().into())).await;
+        assert!(status == 404 || status == 403, "{user} attaches: {status}");
+        let (status, _) =
+            api.post(&format!("{download}/request-again"), json!({"opinion": "send it again"})).await;
+        assert!(status == 404 || status == 403, "{user} asks again: {status}");
+    }
+    // Its own enterprise's legal person, customs of the district and administrators read it.
+    for user in ["ent1-legal", "reviewer1", "supervisor1", "admin"] {
+        let (status, _, bytes) =
+            server.login(user).await.bytes(reqwest::Method::GET, &download, &[], None).await;
+        assert_eq!((status, bytes == pdf), (200, true), "{user} reads it");
+    }
+}
+
+#[tokio::test]
+async fn the_legal_person_sees_every_account_and_delegate_that_can_act_on_the_enterprises_data() {
+    let server = TestServer::start();
+    let principal = server.login("ent1-legal").await;
+    let agent_legal = server.login("agent-legal").await;
+    let (status, d) = principal
+        .post(
+            "/api/v1/delegations",
+            json!({"agent_customs_code": AGENT_CODE, "scopes": ["applications", "bookings"],
+                   "valid_until": rfc3339(now_secs() + 30 * 86_400)}),
+        )
+        .await;
+    assert_eq!(status, 201, "{d}");
+    let operator_id = user_id(&agent_legal, "agent-operator").await;
+    let (status, g) = agent_legal
+        .post(
+            &format!("/api/v1/delegations/{}/grants", d["id"]),
+            json!({"user_id": operator_id, "scopes": ["bookings"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{g}");
+
+    let (status, access) = principal.get("/api/v1/enterprise/access").await;
+    assert_eq!(status, 200, "{access}");
+    let names: Vec<&str> =
+        access["accounts"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert!(names.contains(&"ent1-legal") && names.contains(&"ent1-operator"), "{names:?}");
+    assert!(!names.contains(&"agent-operator"), "the agent's accounts are listed under their delegation");
+    let delegations = access["delegations"].as_array().unwrap();
+    assert_eq!(delegations.len(), 1, "{access}");
+    assert_eq!(
+        (delegations[0]["agent_customs_code"].as_str(), delegations[0]["live"].as_bool()),
+        (Some(AGENT_CODE), Some(true))
+    );
+    assert_eq!(delegations[0]["delegation"]["scopes"], json!(["applications", "bookings"]));
+    assert_eq!(delegations[0]["grants"][0]["user_id"], operator_id);
+    assert_eq!(delegations[0]["grants"][0]["scopes"], json!(["bookings"]));
+
+    let (status, _) = server.login("ent1-operator").await.get("/api/v1/enterprise/access").await;
+    assert_eq!(status, 403, "the legal person's view");
+    let (_, theirs) = agent_legal.get("/api/v1/enterprise/access").await;
+    assert_eq!(
+        theirs["delegations"].as_array().map(Vec::len),
+        Some(0),
+        "the agent does not see it as its own: {theirs}"
+    );
+}

@@ -6,7 +6,7 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
-use fieldcheck_tests::{Api, TestServer, now_secs, rfc3339};
+use fieldcheck_tests::{Api, TestServer, certificates, now_secs, rfc3339, strong};
 use serde_json::{Value, json};
 
 const ENT1: &str = "3101960001";
@@ -180,7 +180,7 @@ async fn refused_messages_name_the_rule_and_create_nothing() {
             "unsupported_alg",
         ),
         (
-            "certificate application",
+            "certificate application without its fields",
             sign(
                 &key,
                 "ent1-operator",
@@ -189,7 +189,7 @@ async fn refused_messages_name_the_rule_and_create_nothing() {
                     .as_bytes(),
             ),
             422,
-            "not_yet_supported",
+            "invalid_content",
         ),
     ];
     let before = application_count(&admin).await;
@@ -229,6 +229,70 @@ async fn refused_messages_name_the_rule_and_create_nothing() {
     let (status, body) = post_one(&server, &sign(&platform_key, "harbour-platform", good.as_bytes())).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(application_count(&admin).await, before + 1);
+}
+
+#[tokio::test]
+async fn a_signed_certificate_message_gets_released_goods_their_certificate_and_is_listed_as_evidence() {
+    let server = TestServer::start();
+    let key = demo_key(&server, "ent1-operator");
+    let released = certificates::released(&server).await;
+    let app = released.application_id;
+    let operator = strong(&server, "ent1-operator").await;
+
+    // Before release nothing can be applied for: a refusal with the rule, and nothing written.
+    let (status, draft) = operator.post("/api/v1/applications", application(ENT1, "0303630000", "kg")).await;
+    assert_eq!(status, 201, "{draft}");
+    let early = json!({"type": "certificate.apply", "id": "cert-early", "enterprise": ENT1,
+                       "content": certificates::request(draft["id"].as_i64().unwrap())});
+    let (status, body) = post_one(&server, &sign(&key, "ent1-operator", early.to_string().as_bytes())).await;
+    assert_eq!(status / 100, 4, "{body}");
+    assert_eq!(body["details"]["message_id"], "cert-early", "{body}");
+    let (_, none) = operator.get(&format!("/api/v1/applications/{}/messages", draft["id"])).await;
+    assert_eq!(none["messages"], json!([]), "a refused message is no evidence");
+
+    let message = json!({"type": "certificate.apply", "id": "cert-1", "enterprise": ENT1,
+                         "content": certificates::request(app)});
+    let jws = sign(&key, "ent1-operator", message.to_string().as_bytes());
+    let (status, answer) = post_one(&server, &jws).await;
+    assert_eq!((status, answer["outcome"].as_str()), (201, Some("accepted")), "{answer}");
+    let result = &answer["result"];
+    assert_eq!(
+        (result["subject"].as_str(), result["state"].as_str()),
+        (Some("certificate_application"), Some("issued")),
+        "every review rule passes, so the certificate is issued with no human step: {answer}"
+    );
+    let (status, ca) = operator.get(&format!("/api/v1/certificate-applications/{}", result["id"])).await;
+    assert_eq!((status, ca["state"].as_str()), (200, Some("issued")), "{ca}");
+    let (status, cert) = operator.get(&format!("/api/v1/certificates/{}", ca["certificate_id"])).await;
+    assert_eq!((status, cert["status"].as_str()), (200, Some("valid")), "{cert}");
+    let (_, i) = operator.get(&format!("/api/v1/applications/{app}")).await;
+    assert_eq!(result["inspection_no"], i["inspection_no"]);
+
+    // A resend answers the same and issues nothing more.
+    let (status, again) = post_one(&server, &jws).await;
+    assert_eq!((status, again["outcome"].as_str()), (200, Some("replayed")), "{again}");
+    assert_eq!(again["result"], answer["result"]);
+
+    // The application lists the message as its evidence; the envelope is the one sent.
+    let (status, page) = operator.get(&format!("/api/v1/applications/{app}/messages")).await;
+    assert_eq!(status, 200, "{page}");
+    let listed = page["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{page}");
+    assert_eq!(
+        (listed[0]["message_id"].as_str(), listed[0]["type"].as_str(), listed[0]["signer"].as_str()),
+        (Some("cert-1"), Some("certificate.apply"), Some("ent1-operator"))
+    );
+    assert_eq!(listed[0]["evidence_id"], result["evidence_id"]);
+    assert_eq!(page["next_cursor"], Value::Null);
+    let (_, evidence) = operator.get(&format!("/api/v1/messages/{}", result["evidence_id"])).await;
+    assert_eq!(evidence["envelope"].as_str(), Some(jws.as_str()));
+
+    // Another enterprise is told the application does not exist; bad paging is a 422 naming the field.
+    let other = server.login("ent2-operator").await;
+    let (status, body) = other.get(&format!("/api/v1/applications/{app}/messages")).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = operator.get(&format!("/api/v1/applications/{app}/messages?limit=0")).await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("invalid_limit")), "{body}");
 }
 
 #[tokio::test]

@@ -360,6 +360,115 @@ async fn an_instruction_becomes_overdue_when_the_clock_passes_its_deadline_and_l
     assert_eq!(silent, ["demo-handheld-officer2"], "{f}");
 }
 
+#[tokio::test]
+async fn goods_held_past_the_disposal_wait_are_overdue_until_the_disposal_is_recorded_done() {
+    let server = TestServer::start_with(&[("FIELDCHECK__MONITORING__DISPOSAL_WAIT_DAYS", "14")]);
+    let start = fieldcheck_tests::now_secs();
+    server.set_clock(start).await;
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let id = instruction.to_string();
+    let hand = Handheld::new(&server, "officer1");
+    hand.sync();
+    for item in items(&server, instruction).await {
+        hand.ok(&["check", &id, &item, "fail"]);
+    }
+    hand.ok(&["verdict", &id, "non_conforming", "--disposal", "destruction"]);
+    hand.ok(&["complete", &id]);
+    hand.sync();
+    let supervisor = server.login("supervisor1").await;
+    let (status, body) =
+        supervisor.post(&format!("/api/v1/instructions/{instruction}/approve"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let overdue = |api: Api| async move {
+        let (status, list) = api.get("/api/v1/monitoring/overdue").await;
+        assert_eq!(status, 200, "{list}");
+        list.as_array().unwrap().clone()
+    };
+    // Thirteen days on, the goods wait for their destruction but are not yet held too long.
+    server.set_clock(start + 13 * 86_400).await;
+    let supervisor = server.login("supervisor1").await;
+    assert!(overdue(supervisor.clone()).await.is_empty());
+
+    server.set_clock(start + 15 * 86_400).await;
+    let supervisor = server.login("supervisor1").await;
+    let late = overdue(supervisor.clone()).await;
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(
+        (late[0]["instruction_id"].as_i64(), &late[0]["reasons"]),
+        (Some(instruction), &json!(["goods_held"]))
+    );
+    assert_eq!(ids(&supervisor.get("/api/v1/instructions?overdue=true").await.1), [instruction]);
+    let (_, f) = supervisor.get("/api/v1/monitoring/figures").await;
+    assert_eq!(f["total"]["overdue"], 1, "{f}");
+    assert_eq!(f["total"]["non_conforming"], 1, "{f}");
+    let officer1 = f["officers"].as_array().unwrap().iter().find(|o| o["username"] == "officer1").unwrap();
+    assert_eq!((officer1["done"].as_i64(), officer1["overdue"].as_i64()), (Some(1), Some(1)), "{officer1}");
+
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{instruction}/disposal-done"), json!({"note": "destroyed"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(overdue(supervisor.clone()).await.is_empty(), "the disposal is done: nothing is held");
+    let (_, f) = supervisor.get("/api/v1/monitoring/figures").await;
+    assert_eq!(f["total"]["overdue"], 0, "{f}");
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_the_live_buffer_is_told_to_resync_and_keeps_streaming() {
+    // The smallest buffer (16 events); one signed batch of 200 drafts commits 200 events at once, which
+    // the pump broadcasts in one go: no subscriber drains that in step, so it lags.
+    let server = TestServer::start_with(&[("FIELDCHECK__MONITORING__STREAM_BUFFER", "16")]);
+    let supervisor = server.login("supervisor1").await;
+    let mut stream = EventStream::open(&supervisor, None).await;
+    assert_eq!(stream.status, 200);
+
+    let seed = std::fs::read_to_string(server.data_dir().join("demo-keys/ent1-operator.seed")).unwrap();
+    let key = signing_key(&seed);
+    let messages: Vec<String> = (0..200)
+        .map(|n| {
+            let payload = json!({"type": "application.draft", "id": format!("lag-{n}"), "enterprise": "3101960001",
+                                 "content": fieldcheck_tests::field::content()});
+            compact_jws(&key, "ent1-operator", payload.to_string().as_bytes())
+        })
+        .collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/messages", server.base))
+        .header("content-type", "application/json")
+        .body(json!({"messages": messages}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["accepted"], 200, "{answer}");
+
+    let got = stream.collect_until(Duration::from_secs(10), |e| e.event == "resync").await;
+    let resync = got.last().unwrap();
+    assert_eq!(resync.data["reason"], "fell_behind", "{resync:?}");
+    assert!(got.len() < 200, "it did not get every event before being told: {}", got.len());
+
+    // The stream goes on: the next change arrives as usual.
+    let instruction = dispatched(&server, &["officer1"]).await;
+    stream
+        .collect_until(Duration::from_secs(5), |e| {
+            e.data["kind"] == "assigned" && e.data["instruction_id"] == instruction
+        })
+        .await;
+}
+
+fn signing_key(seed_hex: &str) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&hex::decode(seed_hex.trim()).unwrap().try_into().unwrap())
+}
+
+fn compact_jws(key: &ed25519_dalek::SigningKey, kid: &str, payload: &[u8]) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use ed25519_dalek::Signer;
+    let header = json!({"alg": "EdDSA", "kid": kid}).to_string();
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(key.sign(input.as_bytes()).to_bytes()))
+}
+
 fn kinds(events: &[SseEvent]) -> Vec<String> {
     events.iter().map(|e| e.data["kind"].as_str().unwrap_or("").to_string()).collect()
 }
@@ -527,4 +636,55 @@ async fn an_open_stream_ends_when_its_session_is_logged_out() {
         stream.next_before(Instant::now() + Duration::from_secs(10)).await.is_none(),
         "then the stream closes"
     );
+}
+
+#[tokio::test]
+async fn the_dashboard_picks_a_period_signs_out_and_sends_an_ended_sign_in_to_a_login_that_says_so() {
+    let server = TestServer::start();
+    let supervisor = server.login("supervisor1").await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = browser
+        .post(format!("{}/dashboard/session", server.base))
+        .bearer_auth(supervisor.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let get = |path: &str| browser.get(format!("{}{path}", server.base)).header("cookie", &cookie).send();
+
+    // The picker sends days; the page shows the period it was asked for, and the figures are of it.
+    let resp = get("/dashboard?from=2026-11-01&to=2026-11-30").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains(r#"name="from" value="2026-11-01""#), "{page}");
+    assert!(page.contains(r#"name="to" value="2026-11-30""#), "{page}");
+    assert!(page.contains("2026-11-01T00:00:00Z – 2026-12-01T00:00:00Z"), "{page}");
+    let resp = get("/dashboard?from=2026-11-30&to=2026-11-01").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 422, "a backwards period is refused");
+
+    // Signing out ends the session, clears the cookie and lands on the login page.
+    let resp = browser
+        .post(format!("{}/dashboard/logout", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/dashboard/login");
+    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    let (status, _) = supervisor.get("/api/v1/monitoring/figures").await;
+    assert_eq!(status, 401, "the session's bearer token ended with it");
+
+    // The old cookie brings the browser to a login page that says why.
+    let resp = get("/dashboard").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/dashboard/login?expired=1");
+    let login = get("/dashboard/login?expired=1").await.unwrap().text().await.unwrap();
+    assert!(login.contains("sign in again"), "{login}");
+
+    // Without any cookie, the plain login page.
+    let resp = browser.post(format!("{}/dashboard/logout", server.base)).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/dashboard/login");
 }

@@ -907,3 +907,47 @@ async fn a_second_store_registered_with_a_device_id_in_use_retires_the_first_and
     assert_eq!(view["record"]["checks"][&item]["result"], "pass", "{view}");
     assert_eq!(view["conflicts"], json!([]));
 }
+
+#[tokio::test]
+async fn a_saturated_server_answers_503_with_retry_after_and_the_handheld_waits_a_bounded_number_of_times() {
+    // No sync slots at all: every batch is turned away before any work.
+    let server = TestServer::start_with(&[("FIELDCHECK__STORAGE__MAX_SYNCS_IN_FLIGHT", "0")]);
+    dispatched(&server, &["officer1"]).await;
+    let handheld = Handheld::new(&server, "officer1");
+    let out = handheld.run(&["--attempts", "1", "sync"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("503") && stderr.contains("saturated"), "{stderr}");
+
+    let (_, metrics) = server.api().get("/metrics").await;
+    let refused: f64 = metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("route=\"/api/v1/sync\"") && l.contains("status=\"503\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    // Four 503s waited out per attempt (they did no work), then the fifth ends the sync.
+    assert_eq!(refused, 5.0, "the handheld's retries after 503 are bounded");
+
+    let (status, tokens) = server
+        .api()
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "officer1", "password": "demo-password", "device_id": "demo-handheld-officer1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/sync", server.base))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .header("content-type", batch::CONTENT_TYPE)
+        .body(batch::encode(&SyncRequest { v: batch::VERSION, messages: vec![] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "saturated");
+}

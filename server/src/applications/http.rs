@@ -199,6 +199,7 @@ pub async fn update(
     require_enterprise(&caller)?;
     let now = state.now_ms();
     let app = state.db.write(move |tx| amend(tx, now, &caller, id, content)).await?;
+    state.receipts_changed();
     Ok(Json(app))
 }
 
@@ -236,7 +237,14 @@ pub fn amend(
     app.version += 1;
     app.updated_at = now;
     store::update_content(tx, &app)?;
-    super::record_history(tx, &app, ApplicationEvent::Amended, None, &Actor::User(caller.user_id), now)?;
+    // Every change of something an enterprise owns gets its receipt: an amendment too (the state stays).
+    let change = super::AppChange {
+        state: app.state,
+        action: ApplicationEvent::Amended,
+        opinion: None,
+        details: serde_json::json!({"version": app.version}),
+    };
+    super::transition_as(tx, now, &Actor::User(caller.user_id), &mut app, change)?;
     Ok(app)
 }
 

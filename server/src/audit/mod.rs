@@ -61,6 +61,8 @@ pub enum Action {
     DeviceStatus,
     EnterpriseCreate,
     InstructionConflictResolved,
+    /// A printed notice numbered on its first print (`notices`).
+    NoticeIssue,
     PhotoStore,
     PhotoLink,
     PlatformSignerRegister,
@@ -90,6 +92,7 @@ impl Action {
             Action::BookingCalendar => "booking.calendar",
             Action::CertificateSigned => "certificate.signed",
             Action::CertificatePrinted => "certificate.printed",
+            Action::NoticeIssue => "notice.issue",
             Action::DelegationGrant => "delegation.grant",
             Action::DelegationRevoke => "delegation.revoke",
             Action::DelegationSubgrant => "delegation.subgrant",
@@ -149,10 +152,10 @@ pub fn append(
     details: Value,
 ) -> Result<(), ApiError> {
     let action = action.as_str();
+    // Cached statements: a bulk of messages appends thousands of entries in one transaction.
     let last: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),
@@ -161,11 +164,11 @@ pub fn append(
     let actor = actor.label();
     let details = details.to_string();
     let hash = entry_hash(&prev, seq, at_ms, &actor, action, subject, &details);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![seq, at_ms, actor, action, subject, details, prev, hash],
-    )?;
+    )?
+    .execute(params![seq, at_ms, actor, action, subject, details, prev, hash])?;
     Ok(())
 }
 

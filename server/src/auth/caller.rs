@@ -69,6 +69,9 @@ pub struct Policy {
     /// Also accept what a browser can send without script-set headers: the dashboard's session cookie
     /// ([`SESSION_COOKIE`], safe methods only) and a stream token (`?token=`, `GET /api/v1/events`).
     pub browser: bool,
+    /// With `browser`: the cookie is accepted on POST too. Only for the dashboard's sign-out, a form
+    /// post of our own page; the `SameSite=Strict` cookie never comes with another site's request.
+    pub cookie_post: bool,
 }
 
 /// The dashboard's cookie: the access token, `HttpOnly`, `SameSite=Strict` (so no other site can make
@@ -77,11 +80,11 @@ pub const SESSION_COOKIE: &str = "fieldcheck_access";
 
 impl Policy {
     pub const fn any() -> Policy {
-        Policy { roles: &[], min_aal: Aal::Password, browser: false }
+        Policy { roles: &[], min_aal: Aal::Password, browser: false, cookie_post: false }
     }
 
     pub const fn roles(roles: &'static [Role]) -> Policy {
-        Policy { roles, min_aal: Aal::Password, browser: false }
+        Policy { roles, min_aal: Aal::Password, browser: false, cookie_post: false }
     }
 
     pub const fn strong(mut self) -> Policy {
@@ -93,6 +96,11 @@ impl Policy {
         self.browser = true;
         self
     }
+
+    pub const fn cookie_post(mut self) -> Policy {
+        self.cookie_post = true;
+        self
+    }
 }
 
 pub async fn authorize(
@@ -101,8 +109,14 @@ pub async fn authorize(
     next: Next,
 ) -> Result<Response, ApiError> {
     let caller = match req.headers().get(AUTHORIZATION) {
-        None if policy.browser && req.method() == Method::GET => {
-            let credentials = BrowserCredentials::of(&req);
+        None if policy.browser
+            && (req.method() == Method::GET || (policy.cookie_post && req.method() == Method::POST)) =>
+        {
+            let mut credentials = BrowserCredentials::of(&req);
+            if req.method() == Method::POST {
+                // A stream token opens streams only.
+                credentials.stream_token = None;
+            }
             browser_caller(&state, credentials).await?
         }
         header => authenticate(&state, header).await?,

@@ -35,21 +35,57 @@ pub struct SlotTime {
     pub timezone: String,
 }
 
+/// A stored zone or instant the calendar cannot read. Damage, never a default: a slot shown in UTC
+/// instead of the site's zone, or with an empty local time, would send the enterprise and the officers
+/// to the wrong hour. The request answers a logged 500 (`error.rs`) and changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredTimeError {
+    #[error("the stored time zone `{0}` is unknown")]
+    UnknownZone(String),
+    #[error("the stored instant {0} (Unix ms) is out of range")]
+    OutOfRange(i64),
+    #[error("the stored closed day `{0}` is not a date")]
+    BadDate(String),
+}
+
+/// A logged 500. Mapped here rather than in `error.rs`, which would otherwise import this module while
+/// it imports `error.rs` (an import circle).
+impl From<StoredTimeError> for ApiError {
+    fn from(e: StoredTimeError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("stored slot time"))
+    }
+}
+
+fn zone(name: &str) -> Result<TimeZone, StoredTimeError> {
+    TimeZone::get(name).map_err(|_| StoredTimeError::UnknownZone(name.to_string()))
+}
+
+fn zoned(ms: i64, tz: &TimeZone) -> Result<jiff::Zoned, StoredTimeError> {
+    Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(tz.clone()))
+        .map_err(|_| StoredTimeError::OutOfRange(ms))
+}
+
 impl SlotTime {
-    pub fn new(starts_at: i64, ends_at: i64, tz_name: &str) -> SlotTime {
-        let tz = TimeZone::get(tz_name).unwrap_or(TimeZone::UTC);
-        let local = |ms: i64| {
-            Timestamp::from_millisecond(ms)
-                .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
-                .unwrap_or_default()
-        };
-        SlotTime {
+    /// The slot `[starts_at, ends_at)` as shown in the zone named `tz_name` (the site's, as stored).
+    pub fn new(starts_at: i64, ends_at: i64, tz_name: &str) -> Result<SlotTime, StoredTimeError> {
+        Self::in_zone(starts_at, ends_at, &zone(tz_name)?, tz_name)
+    }
+
+    fn in_zone(
+        starts_at: i64,
+        ends_at: i64,
+        tz: &TimeZone,
+        tz_name: &str,
+    ) -> Result<SlotTime, StoredTimeError> {
+        let local = |ms: i64| zoned(ms, tz).map(|z| z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string());
+        Ok(SlotTime {
             starts_at: rfc3339::to_string(starts_at),
             ends_at: rfc3339::to_string(ends_at),
-            local_starts_at: local(starts_at),
-            local_ends_at: local(ends_at),
+            local_starts_at: local(starts_at)?,
+            local_ends_at: local(ends_at)?,
             timezone: tz_name.to_string(),
-        }
+        })
     }
 }
 
@@ -210,12 +246,12 @@ impl Rules {
         self.slot_minutes * MINUTE_MS
     }
 
-    pub fn slot_time(&self, start: i64) -> SlotTime {
-        SlotTime::new(start, start + self.slot_ms(), &self.timezone)
+    pub fn slot_time(&self, start: i64) -> Result<SlotTime, StoredTimeError> {
+        SlotTime::in_zone(start, start + self.slot_ms(), &self.tz, &self.timezone)
     }
 
-    fn local_date(&self, ms: i64) -> Date {
-        Timestamp::from_millisecond(ms).map(|t| t.to_zoned(self.tz.clone()).date()).unwrap_or_default()
+    fn local_date(&self, ms: i64) -> Result<Date, StoredTimeError> {
+        Ok(zoned(ms, &self.tz)?.date())
     }
 
     /// Starts of the slots on one local date (none on a closed day).
@@ -242,10 +278,10 @@ impl Rules {
     }
 
     /// Starts of every slot starting in `[from, to)`, in order.
-    pub fn slots_between(&self, from: i64, to: i64) -> Vec<i64> {
+    pub fn slots_between(&self, from: i64, to: i64) -> Result<Vec<i64>, StoredTimeError> {
         let mut out = Vec::new();
-        let mut date = self.local_date(from);
-        let last = self.local_date(to);
+        let mut date = self.local_date(from)?;
+        let last = self.local_date(to)?;
         while date <= last {
             out.extend(self.slots_on(date).into_iter().filter(|s| (from..to).contains(s)));
             match date.tomorrow() {
@@ -253,13 +289,13 @@ impl Rules {
                 Err(_) => break,
             }
         }
-        out
+        Ok(out)
     }
 
     /// Is `start` the start of a slot? If not, a 422 that says why: closed day, outside the hours, or off
     /// the slot grid (naming the nearest slots that day).
     pub fn check_slot(&self, field: &str, start: i64) -> Result<(), ApiError> {
-        let date = self.local_date(start);
+        let date = self.local_date(start)?;
         if self.closed.contains(&date) {
             return Err(invalid(
                 field,
@@ -271,10 +307,10 @@ impl Rules {
         if day.contains(&start) {
             return Ok(());
         }
-        let local = self.slot_time(start).local_starts_at;
+        let local = self.slot_time(start)?.local_starts_at;
         let weekday = date.weekday().to_monday_zero_offset() as usize;
-        let z = Timestamp::from_millisecond(start).map(|t| t.to_zoned(self.tz.clone()));
-        let minute = z.as_ref().map(|z| i64::from(z.hour()) * 60 + i64::from(z.minute())).unwrap_or(-1);
+        let z = zoned(start, &self.tz)?;
+        let minute = i64::from(z.hour()) * 60 + i64::from(z.minute());
         let inside = self.week[weekday].iter().any(|w| (w.start..w.end).contains(&minute));
         if !inside {
             let hours: Vec<String> = self.week[weekday]
@@ -308,7 +344,7 @@ impl Rules {
         )
         .with_details(json!({
             "field": field,
-            "nearest": nearest.iter().map(|s| self.slot_time(*s)).collect::<Vec<_>>(),
+            "nearest": nearest.iter().map(|s| self.slot_time(*s)).collect::<Result<Vec<_>, _>>()?,
         })))
     }
 }
@@ -326,14 +362,14 @@ pub fn rules(c: &Connection, site_id: i64) -> Result<Option<Rules>, ApiError> {
     let Some((slot_minutes, capacity, hours, auto_confirm, timezone)) = row else { return Ok(None) };
     let hours: BTreeMap<String, Vec<String>> = serde_json::from_str(&hours).map_err(anyhow::Error::from)?;
     let week = parse_week(&hours, slot_minutes)?;
-    let tz = TimeZone::get(&timezone).map_err(anyhow::Error::from)?;
+    let tz = zone(&timezone)?;
     let mut stmt = c.prepare_cached("SELECT day FROM closed_days WHERE site_id = ?1")?;
     let closed = stmt
         .query_map([site_id], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?
-        .iter()
-        .filter_map(|d| d.parse::<Date>().ok())
-        .collect();
+        .into_iter()
+        .map(|d| d.parse::<Date>().map_err(|_| StoredTimeError::BadDate(d)))
+        .collect::<Result<_, _>>()?;
     Ok(Some(Rules { site_id, timezone, tz, slot_minutes, capacity, auto_confirm, week, closed }))
 }
 
@@ -440,13 +476,45 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_zone_or_instant_that_cannot_be_read_is_an_error_never_utc_or_an_empty_time() {
+        let shown = SlotTime::new(ms("2026-12-01T01:00:00Z"), ms("2026-12-01T02:00:00Z"), "Asia/Shanghai");
+        assert_eq!(shown.unwrap().local_starts_at, "2026-12-01T09:00:00+08:00");
+        assert!(matches!(
+            SlotTime::new(0, 3_600_000, "Mars/Olympus_Mons"),
+            Err(StoredTimeError::UnknownZone(z)) if z == "Mars/Olympus_Mons"
+        ));
+        assert!(matches!(SlotTime::new(i64::MAX - 1, i64::MAX, "UTC"), Err(StoredTimeError::OutOfRange(_))));
+    }
+
+    #[test]
+    fn a_damaged_closed_day_or_zone_in_the_database_fails_loading_the_rules() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE customs_units (id INTEGER PRIMARY KEY, timezone TEXT);
+             CREATE TABLE slot_calendars (site_id INTEGER, slot_minutes INTEGER, capacity INTEGER, hours TEXT,
+                                          auto_confirm INTEGER);
+             CREATE TABLE closed_days (site_id INTEGER, day TEXT);
+             INSERT INTO customs_units VALUES (1, 'Asia/Shanghai');
+             INSERT INTO slot_calendars VALUES (1, 60, 5, '{\"tue\": [\"09:00-12:00\"]}', 1);
+             INSERT INTO closed_days VALUES (1, '2026-12-08');",
+        )
+        .unwrap();
+        assert!(rules(&c, 1).unwrap().is_some());
+        c.execute("INSERT INTO closed_days VALUES (1, 'next tuesday')", []).unwrap();
+        assert!(matches!(rules(&c, 1), Err(ApiError::Internal(_))), "not skipped");
+        c.execute("DELETE FROM closed_days WHERE day = 'next tuesday'", []).unwrap();
+        c.execute("UPDATE customs_units SET timezone = 'Nowhere/Else'", []).unwrap();
+        assert!(matches!(rules(&c, 1), Err(ApiError::Internal(_))), "not UTC");
+    }
+
+    #[test]
     fn slots_are_generated_in_the_sites_zone_and_skip_closed_days() {
         // 2026-12-01 is a Tuesday; 09:00 in Shanghai is 01:00 UTC.
         let rules = shanghai(&[("tue", &["09:00-11:00", "13:00-14:00"])], &["2026-12-08"]);
-        let slots = rules.slots_between(ms("2026-11-30T00:00:00Z"), ms("2026-12-10T00:00:00Z"));
+        let slots = rules.slots_between(ms("2026-11-30T00:00:00Z"), ms("2026-12-10T00:00:00Z")).unwrap();
         let shown: Vec<String> = slots.iter().map(|s| rfc3339::to_string(*s)).collect();
         assert_eq!(shown, ["2026-12-01T01:00:00Z", "2026-12-01T02:00:00Z", "2026-12-01T05:00:00Z"]);
-        assert_eq!(rules.slot_time(slots[0]).local_starts_at, "2026-12-01T09:00:00+08:00");
+        assert_eq!(rules.slot_time(slots[0]).unwrap().local_starts_at, "2026-12-01T09:00:00+08:00");
     }
 
     #[test]

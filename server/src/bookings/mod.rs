@@ -73,6 +73,11 @@ struct Stored {
     ends_at: i64,
 }
 
+/// A stored slot the calendar cannot read, as the row's error for column `idx` (like `db::json_column`).
+fn damaged(idx: usize, e: calendar::StoredTimeError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+}
+
 fn row(r: &Row<'_>) -> rusqlite::Result<Stored> {
     let timezone: String = r.get(9)?;
     let starts_at: i64 = r.get(7)?;
@@ -88,9 +93,13 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Stored> {
             site_id: r.get(4)?,
             site_code: r.get(5)?,
             state: r.get(6)?,
-            slot: SlotTime::new(starts_at, ends_at, &timezone),
+            slot: SlotTime::new(starts_at, ends_at, &timezone).map_err(|e| damaged(9, e))?,
             feedback: r.get(10)?,
-            alternatives: alternatives.iter().map(|s| SlotTime::new(*s, s + length, &timezone)).collect(),
+            alternatives: alternatives
+                .iter()
+                .map(|s| SlotTime::new(*s, s + length, &timezone))
+                .collect::<Result<_, _>>()
+                .map_err(|e| damaged(11, e))?,
             created_at: r.get(12)?,
             updated_at: r.get(13)?,
         },
@@ -228,8 +237,8 @@ pub fn availability(
     earliest: i64,
 ) -> Result<Vec<SlotFree>, ApiError> {
     let used = usage(c, rules.site_id, from, to)?;
-    Ok(rules
-        .slots_between(from, to)
+    rules
+        .slots_between(from, to)?
         .into_iter()
         .map(|start| {
             let (used, capacity) = used
@@ -238,15 +247,15 @@ pub fn availability(
                 .map(|(_, u, cap)| (*u, *cap))
                 .unwrap_or((0, rules.capacity));
             let free = (capacity - used).max(0);
-            SlotFree {
-                slot: rules.slot_time(start),
+            Ok(SlotFree {
+                slot: rules.slot_time(start)?,
                 capacity,
                 used,
                 free,
                 bookable: free > 0 && start >= earliest,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Up to `n` free slots nearest to `around`, none before `earliest`, in time order.
@@ -278,11 +287,15 @@ fn slot_full(
     start: i64,
     earliest: i64,
 ) -> ApiError {
-    let alts = match alternatives(c, rules, settings, start, earliest) {
-        Ok(a) => a,
+    let shown = alternatives(c, rules, settings, start, earliest).and_then(|alts| {
+        let alts = alts.iter().map(|s| rules.slot_time(*s)).collect::<Result<Vec<_>, _>>()?;
+        Ok((rules.slot_time(start)?, alts))
+    });
+    let (slot, alts) = match shown {
+        Ok(shown) => shown,
         Err(e) => return e,
     };
-    let local = rules.slot_time(start).local_starts_at;
+    let local = &slot.local_starts_at;
     ApiError::conflict(
         "slot_full",
         format!(
@@ -295,8 +308,8 @@ fn slot_full(
         ),
     )
     .with_details(json!({
-        "slot": rules.slot_time(start),
-        "alternatives": alts.iter().map(|s| rules.slot_time(*s)).collect::<Vec<_>>(),
+        "slot": slot,
+        "alternatives": alts,
     }))
 }
 
@@ -367,7 +380,7 @@ fn check_new_slot(
         return Err(invalid(
             "starts_at",
             "slot_in_past",
-            format!("{} is in the past; choose a future slot", rules.slot_time(start).local_starts_at),
+            format!("{} is in the past; choose a future slot", rules.slot_time(start)?.local_starts_at),
         ));
     }
     if enterprise && start < now + settings.min_lead_hours * HOUR_MS {
@@ -766,7 +779,7 @@ pub fn reschedule(
         BookingEvent::Rescheduled,
         reason,
         json!({
-            "from": SlotTime::new(b.starts_at, b.ends_at, &b.booking.slot.timezone),
+            "from": SlotTime::new(b.starts_at, b.ends_at, &b.booking.slot.timezone)?,
             "by": match side { Side::Customs => "customs", Side::Enterprise => "enterprise" },
         }),
     )

@@ -234,7 +234,7 @@ pub async fn replace(
 
 /// The base of verification URLs: the configured public URL, else the host this request came to (the
 /// printout then points back at the server that printed it).
-fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     let configured = state.settings.certificates.public_base_url.trim_end_matches('/');
     if !configured.is_empty() {
         return configured.to_owned();

@@ -46,14 +46,16 @@ pub struct Verification {
     pub issuer: String,
     pub issued_at: String,
     pub digest: String,
-    pub key_id: String,
+    /// The key that signed a certificate; notices are not signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 fn not_valid(number: &str, why: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_a_valid_certificate",
-        format!("{number} is not a valid certificate: {why}"),
+        format!("{number} is not a valid certificate or notice: {why}"),
     )
 }
 
@@ -75,7 +77,7 @@ async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Res
         })
         .await?;
     let Some((cert, replaced_by, replaces)) = found else {
-        return Err(not_valid(&number, "no certificate has this number"));
+        return notice(state, number, digest).await;
     };
     if let Some(d) = digest
         && !d.eq_ignore_ascii_case(&cert.digest)
@@ -100,7 +102,37 @@ async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Res
         issuer: content.issuer.name,
         issued_at: rfc3339::to_string(cert.issued_at),
         digest: cert.digest,
-        key_id: cert.key_id,
+        key_id: Some(cert.key_id),
+    })
+}
+
+/// A printed notice's number is verified at the same URL as a certificate's.
+async fn notice(state: &AppState, number: String, digest: Option<String>) -> Result<Verification, ApiError> {
+    let n = number.clone();
+    let Some(standing) = state.db.read(move |c| crate::notices::verification(c, &n)).await? else {
+        return Err(not_valid(&number, "no certificate or notice has this number"));
+    };
+    let notice = standing.notice;
+    if let Some(d) = digest
+        && !d.eq_ignore_ascii_case(&notice.digest)
+    {
+        return Err(not_valid(&number, "its content does not match the notice issued under this number"));
+    }
+    let (title_zh, title_en) = notice.kind.titles();
+    Ok(Verification {
+        number: notice.number,
+        status: standing.status.to_owned(),
+        valid: standing.status == "valid",
+        replaced_by: standing.replaced_by,
+        replaces: None,
+        status_reason: None,
+        type_code: notice.kind.as_str().to_owned(),
+        title_en: title_en.to_owned(),
+        title_zh: title_zh.to_owned(),
+        issuer: notice.issuer,
+        issued_at: rfc3339::to_string(notice.issued_at),
+        digest: notice.digest,
+        key_id: None,
     })
 }
 
@@ -154,6 +186,7 @@ fn page(v: &Verification) -> String {
     let (class, headline) = match v.status.as_str() {
         "valid" => ("valid", "Valid certificate 有效证书".to_owned()),
         "revoked" => ("bad", "Revoked 已撤销".to_owned()),
+        "void" => ("bad", "Void 已失效".to_owned()),
         _ => (
             "bad",
             format!("Replaced 已替换 — by {}", v.replaced_by.as_deref().map(escape).unwrap_or_default()),

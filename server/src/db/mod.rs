@@ -5,10 +5,18 @@
 //! - `migrations`: the embedded schema migrations, only ever appended.
 //! - [`scope`]: the visibility predicates (unit subtree, officer assignment), written once.
 //!
-//! rusqlite is blocking, so every call runs on tokio's blocking pool, never on the async executor. SQLite
-//! allows one writer at a time anyway; serialising writers on our own mutex (and `BEGIN IMMEDIATE`) means
-//! transactions never fail with `SQLITE_BUSY` halfway and invariants such as slot capacity hold under any
-//! concurrency. Readers run in parallel thanks to WAL mode.
+//! rusqlite is blocking, so every call runs off the async executor: reads on tokio's blocking pool, writes
+//! on the one writer thread. SQLite allows one writer at a time anyway; serialising writers on our own
+//! thread (and `BEGIN IMMEDIATE`) means transactions never fail with `SQLITE_BUSY` halfway and invariants
+//! such as slot capacity hold under any concurrency. Readers run in parallel thanks to WAL mode.
+//!
+//! **Group commit.** The writer thread takes every write queued while it was busy (up to
+//! [`MAX_GROUP`]) and runs them one after another inside one transaction, each in its own savepoint: a
+//! write that fails is rolled back to its savepoint alone, the others go on. The group then commits with
+//! one fsync (`synchronous=FULL` stays), and only then is any caller of the group answered; if the
+//! commit fails, every caller of the group gets the error and nothing of the group is stored. Each write
+//! still sees everything written before it (its group's earlier members included), so checks such as a
+//! slot's capacity, made inside the write, stay exact.
 //!
 //! Changed sync documents are announced after commit ([`Db::doc_changes`], [`doc_changed`]): whatever
 //! wrote them (a sync, a review, an assignment), live WebSocket peers hear of it, and never of a change
@@ -19,8 +27,14 @@ pub mod scope;
 
 use std::{
     cell::RefCell,
+    panic::AssertUnwindSafe,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -40,9 +54,20 @@ pub struct Db {
 }
 
 struct Inner {
-    /// `std::sync::Mutex` rather than tokio's: it is only ever held on a blocking thread, never across
-    /// an `.await`.
-    writer: Mutex<Connection>,
+    /// The one write connection. The writer thread holds it for a group at a time; [`Db::write_blocking`]
+    /// (start-up and CLI commands only) takes it in between. `std::sync::Mutex` rather than tokio's: it
+    /// is only ever held on a blocking thread, never across an `.await`.
+    writer: Arc<Mutex<Connection>>,
+    /// Writes waiting for the writer thread. `None` only while the database is being dropped.
+    jobs: Option<mpsc::Sender<Job>>,
+    /// Joined on drop, so the write connection is closed before `Db` is gone (a restore or a second open
+    /// of the same file right after must not race it).
+    writer_thread: Option<JoinHandle<()>>,
+    /// Writes queued and not yet taken into a group: how far behind the writer is.
+    queued: Arc<AtomicUsize>,
+    /// Writes run and groups committed by the writer thread (`/metrics`): their ratio is how many
+    /// writes share an fsync.
+    counts: Arc<WriterCounts>,
     /// Idle read connections; a reader is opened on demand when all are busy and kept up to `max_readers`.
     readers: Mutex<Vec<Connection>>,
     max_readers: usize,
@@ -54,6 +79,24 @@ struct Inner {
 
 /// Room for announcements a listener has not read yet; past it the listener is told it lagged.
 const DOC_CHANGES_BACKLOG: usize = 4096;
+
+/// Most writes one commit carries. Bounded so that the first caller of a long queue is not kept
+/// waiting for everything queued behind it; one fsync per 64 writes is already a small share.
+pub const MAX_GROUP: usize = 64;
+
+/// What the writer thread has done so far.
+#[derive(Default)]
+pub struct WriterCounts {
+    pub writes: AtomicU64,
+    pub commits: AtomicU64,
+}
+
+/// One queued write: runs inside the group's transaction (in its own savepoint) and answers whether
+/// it succeeded, with the function that answers its caller once the group's commit is known.
+type Job = Box<dyn FnOnce(&Transaction<'_>) -> (bool, Answer) + Send>;
+
+/// Answers a write's caller after the commit: given the commit's error, if it failed.
+type Answer = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
 
 thread_local! {
     /// The documents the transaction running on this (blocking) thread changed; announced after its
@@ -80,17 +123,48 @@ impl Db {
         let mut writer =
             Connection::open(&path).with_context(|| format!("opening database {}", path.display()))?;
         configure(&writer)?;
+        // One write path (a bulk of signed messages) runs some forty distinct statements per message;
+        // rusqlite's default cache of 16 would prepare most of them again every time.
+        writer.set_prepared_statement_cache_capacity(256);
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut writer)?;
+        let doc_changes = tokio::sync::broadcast::channel(DOC_CHANGES_BACKLOG).0;
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counts = Arc::new(WriterCounts::default());
+        let (jobs, queue) = mpsc::channel();
+        let writer = Arc::new(Mutex::new(writer));
+        let writer_thread = std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn({
+                let (writer, doc_changes) = (writer.clone(), doc_changes.clone());
+                let (queued, counts) = (queued.clone(), counts.clone());
+                move || run_writer(&writer, queue, &queued, &counts, &doc_changes)
+            })
+            .context("starting the database writer thread")?;
         Ok(Db {
             inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
+                writer,
+                jobs: Some(jobs),
+                writer_thread: Some(writer_thread),
+                queued,
+                counts,
                 readers: Mutex::new(Vec::new()),
                 max_readers: max_readers.max(1),
                 path,
-                doc_changes: tokio::sync::broadcast::channel(DOC_CHANGES_BACKLOG).0,
+                doc_changes,
             }),
         })
+    }
+
+    /// Writes queued for the writer and not started yet: the measure of saturation that back-pressure
+    /// (an early `503`) is based on.
+    pub fn write_queue(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// Writes run and groups committed so far by the writer thread.
+    pub fn writer_counts(&self) -> &WriterCounts {
+        &self.inner.counts
     }
 
     pub fn path(&self) -> &Path {
@@ -102,34 +176,49 @@ impl Db {
         self.inner.doc_changes.subscribe()
     }
 
-    /// Runs `f` in a transaction on the writer and announces the documents it changed once committed.
-    fn in_transaction<T>(
-        inner: &Inner,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-        take_changed_docs();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx);
-        let committed = out.and_then(|out| Ok(tx.commit().map(|()| out)?));
-        let changed = take_changed_docs();
-        if committed.is_ok() {
-            for id in changed {
-                // No listener is not an error: nobody is connected.
-                let _ = inner.doc_changes.send(id);
-            }
+    /// Queues `f` for the writer thread; `answer` receives its result once the group it ran in has
+    /// committed (or failed to).
+    fn submit<T, F>(inner: &Inner, f: F, answer: impl FnOnce(Result<T, ApiError>) + Send + 'static)
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |tx| {
+            let out = f(tx);
+            let ok = out.is_ok();
+            let answer: Answer = Box::new(move |commit_error| {
+                answer(match (out, commit_error) {
+                    (Ok(_), Some(e)) => {
+                        Err(ApiError::Internal(anyhow::anyhow!("committing a group of writes: {e}")))
+                    }
+                    (out, _) => out,
+                })
+            });
+            (ok, answer)
+        });
+        inner.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = inner.jobs.as_ref().map(|jobs| jobs.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            // Only while dropping, or after the writer thread died: the job (and so its answer) is
+            // dropped, and the caller sees its channel closed.
+            inner.queued.fetch_sub(1, Ordering::Relaxed);
         }
-        committed
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only when `f` returns `Ok`.
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction (shared with other writes queued at the same
+    /// time, see the module's doc), answered once committed; `f`'s writes are kept only when it returns
+    /// `Ok`.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || Self::in_transaction(&inner, f)).await?
+        let (send, receive) = tokio::sync::oneshot::channel();
+        Self::submit(&self.inner, f, move |out| {
+            // The caller may have gone (its request was cancelled): the write stands all the same.
+            let _ = send.send(out);
+        });
+        receive.await.map_err(|_| writer_gone())?
     }
 
     /// Runs `f` on a read-only connection.
@@ -155,17 +244,128 @@ impl Db {
         .await?
     }
 
-    /// Blocking access to the writer for CLI commands that run without a tokio runtime.
+    /// A write of its own (no group) on the calling thread, for CLI commands and start-up steps that run
+    /// without a tokio runtime; it waits for the writer thread's current group to finish.
     pub fn write_blocking<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        Self::in_transaction(&self.inner, f)
+        let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        take_changed_docs();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx);
+        let committed = out.and_then(|out| Ok(tx.commit().map(|()| out)?));
+        let changed = take_changed_docs();
+        if committed.is_ok() {
+            for id in changed {
+                let _ = self.inner.doc_changes.send(id);
+            }
+        }
+        committed
     }
 
     /// Is the database answering? Used by `/readyz`.
     pub async fn ping(&self) -> Result<(), ApiError> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer thread once it has finished what was queued.
+        self.jobs = None;
+        if let Some(thread) = self.writer_thread.take() {
+            // The last `Db` can be dropped by a write running on the writer thread itself: that thread
+            // ends by itself once it returns, and cannot wait for itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// A write's answer channel closed without an answer: its job panicked (rolled back) or the writer
+/// thread is gone.
+fn writer_gone() -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("the write failed inside the database writer (see the log)"))
+}
+
+/// The writer thread: takes what is queued as one group, runs each write in its own savepoint of one
+/// transaction, commits once, then answers every caller of the group and announces changed documents.
+fn run_writer(
+    writer: &Mutex<Connection>,
+    queue: mpsc::Receiver<Job>,
+    queued: &AtomicUsize,
+    counts: &WriterCounts,
+    doc_changes: &tokio::sync::broadcast::Sender<Arc<str>>,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        queued.fetch_sub(group.len(), Ordering::Relaxed);
+        let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "could not begin a write transaction");
+                // Dropping the jobs closes their answer channels: each caller gets an error.
+                continue;
+            }
+        };
+        let mut answers = Vec::with_capacity(group.len());
+        let mut changed = Vec::new();
+        for job in group {
+            take_changed_docs();
+            if let Err(e) = tx.execute_batch("SAVEPOINT group_member") {
+                tracing::error!(error = %e, "could not open a savepoint");
+                continue;
+            }
+            // A panicking write is rolled back like a failed one; its dropped answer tells its caller.
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(&tx)));
+            let kept = matches!(ran, Ok((true, _)));
+            let closed = if kept {
+                tx.execute_batch("RELEASE group_member")
+            } else {
+                tx.execute_batch("ROLLBACK TO group_member; RELEASE group_member")
+            };
+            let docs = take_changed_docs();
+            if let Err(e) = closed {
+                // The savepoint could not be closed: the transaction's state is unknown, so the whole
+                // group is given up rather than committed.
+                tracing::error!(error = %e, "could not close a savepoint; the group is rolled back");
+                answers.clear();
+                changed.clear();
+                break;
+            }
+            if kept {
+                changed.extend(docs);
+            }
+            if let Ok((_, answer)) = ran {
+                answers.push(answer);
+            }
+        }
+        if answers.is_empty() {
+            // Nothing to commit (or a group given up): rolled back on drop.
+            drop(tx);
+            continue;
+        }
+        let committed = tx.commit();
+        if committed.is_ok() {
+            counts.writes.fetch_add(answers.len() as u64, Ordering::Relaxed);
+            counts.commits.fetch_add(1, Ordering::Relaxed);
+            for id in changed {
+                // No listener is not an error: nobody is connected.
+                let _ = doc_changes.send(id);
+            }
+        }
+        for answer in answers {
+            answer(committed.as_ref().err());
+        }
     }
 }
 
@@ -187,6 +387,10 @@ fn open_reader(path: &Path) -> Result<Connection, ApiError> {
     Ok(conn)
 }
 
+/// Stores answer [`StoreError`]; it is defined beside `ApiError` so that `error.rs` maps it without
+/// importing this module (which uses `ApiError`): no import circle.
+pub use crate::error::StoreError;
+
 /// Column `idx` of `row`, stored as JSON text. Stored JSON that does not parse is damage, never a default:
 /// a damaged checklist read as an empty one would turn a regulatory record into a blank one. The error
 /// names the column; the request answers a logged 500 and changes nothing.
@@ -203,6 +407,66 @@ pub fn parse_json<T: DeserializeOwned>(idx: usize, text: &str) -> rusqlite::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_a_failed_one_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), 2).unwrap();
+        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?)).await.unwrap();
+        let writes: Vec<_> = (0..200i64)
+            .map(|n| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |tx| {
+                        tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
+                        if n % 7 == 0 {
+                            return Err(ApiError::bad_request("refused", "every seventh write fails"));
+                        }
+                        Ok(n)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut acknowledged = Vec::new();
+        for w in writes {
+            if let Ok(n) = w.await.unwrap() {
+                acknowledged.push(n);
+            }
+        }
+        let stored: Vec<i64> = db
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT n FROM t ORDER BY n")?;
+                Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, acknowledged, "exactly the acknowledged writes are stored");
+        assert_eq!(stored.len(), 200 - 29);
+        assert_eq!(db.write_queue(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_is_answered_with_an_error_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), 1).unwrap();
+        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER)")?)).await.unwrap();
+        let panicked = db
+            .write(|tx| -> Result<(), ApiError> {
+                tx.execute("INSERT INTO t (n) VALUES (1)", [])?;
+                panic!("a bug in a write")
+            })
+            .await;
+        assert!(panicked.is_err());
+        db.write(|tx| Ok(tx.execute("INSERT INTO t (n) VALUES (2)", [])?)).await.unwrap();
+        let stored: Vec<i64> = db
+            .read(|c| {
+                Ok(c.prepare("SELECT n FROM t")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, [2], "the panicking write left nothing behind");
+    }
 
     #[test]
     fn stored_json_that_does_not_parse_is_an_error_naming_its_column_not_an_empty_value() {

@@ -1,7 +1,7 @@
 //! Delegations between enterprises, and grants to the agent's operators.
 
 use axum::{Json, extract::State, http::StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Delegation, Grant, NewDelegation};
 use crate::{
@@ -117,4 +117,52 @@ pub async fn grants(
         })
         .await?;
     Ok(Json(grants))
+}
+
+/// One delegation as the principal's legal person reviews it: the agent and who there holds what.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DelegateAccess {
+    pub delegation: Delegation,
+    pub agent_customs_code: String,
+    pub agent_name: String,
+    /// Whether it is in force now (started, not ended, not revoked).
+    pub live: bool,
+    /// The agent's operators the agent's legal person passed scopes on to.
+    pub grants: Vec<Grant>,
+}
+
+/// "Who can act on my data": every account of the enterprise and every delegation with its grants.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WhoCanAct {
+    pub accounts: Vec<crate::orgs::User>,
+    pub delegations: Vec<DelegateAccess>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enterprise/access", tag = "enterprise", security(("bearer" = [])),
+    responses((status = 200, body = WhoCanAct)))]
+pub async fn who_can_act(State(state): State<AppState>, caller: Caller) -> Result<Json<WhoCanAct>, ApiError> {
+    let own = caller.enterprise()?;
+    let now = state.now_ms();
+    let answer = state
+        .db
+        .read(move |c| {
+            let accounts = orgs_store::enterprise_users(c, own)?;
+            let mut delegations = Vec::new();
+            for d in super::of_enterprise(c, own)?.into_iter().filter(|d| d.principal_id == own) {
+                let agent = orgs_store::enterprise(c, d.agent_id)?
+                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("agent {} vanished", d.agent_id)))?;
+                let live = d.revoked_at.is_none() && d.valid_from <= now && now < d.valid_until;
+                let grants = super::grants_of(c, d.id)?;
+                delegations.push(DelegateAccess {
+                    agent_customs_code: agent.customs_code,
+                    agent_name: agent.name,
+                    live,
+                    grants,
+                    delegation: d,
+                });
+            }
+            Ok(WhoCanAct { accounts, delegations })
+        })
+        .await?;
+    Ok(Json(answer))
 }

@@ -3,12 +3,19 @@
 //!
 //! Validity is checked at use time against the clock, so an expired delegation stops working by itself;
 //! revoking a delegation revokes every grant under it in the same transaction.
+//!
+//! # Layout
+//! - this file: the rules: who may delegate, grant and revoke, and `may_act_for`, the one scoping check
+//!   other modules call.
+//! - [`store`]: the module's SQL, answering `db::StoreError`.
+//! - [`http`]: the handlers.
 
 pub mod http;
+pub mod store;
 
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use serde::Serialize;
 use serde_json::json;
 
@@ -50,15 +57,6 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
 }
 
-fn encode_scopes(scopes: &BTreeSet<Scope>) -> String {
-    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
-}
-
-fn decode_scopes(text: &str) -> Vec<Scope> {
-    text.split(',').filter_map(Scope::parse).collect()
-}
-
-/// Parses a requested scope list: non-empty, no repeats that hide typos.
 pub fn scope_set(scopes: &[Scope]) -> Result<BTreeSet<Scope>, ApiError> {
     let set: BTreeSet<Scope> = scopes.iter().copied().collect();
     if set.is_empty() {
@@ -71,48 +69,7 @@ pub fn scope_set(scopes: &[Scope]) -> Result<BTreeSet<Scope>, ApiError> {
     Ok(set)
 }
 
-fn delegation_row(r: &Row<'_>) -> rusqlite::Result<Delegation> {
-    Ok(Delegation {
-        id: r.get(0)?,
-        principal_id: r.get(1)?,
-        agent_id: r.get(2)?,
-        scopes: decode_scopes(&r.get::<_, String>(3)?),
-        valid_from: r.get(4)?,
-        valid_until: r.get(5)?,
-        revoked_at: r.get(6)?,
-    })
-}
-
-const D_COLS: &str = "id, principal_id, agent_id, scopes, valid_from, valid_until, revoked_at";
-
-pub fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<Delegation>> {
-    c.query_row(&format!("SELECT {D_COLS} FROM delegations WHERE id = ?1"), [id], delegation_row).optional()
-}
-
-/// Delegations the enterprise gave or received.
-pub fn of_enterprise(c: &Connection, enterprise_id: i64) -> rusqlite::Result<Vec<Delegation>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {D_COLS} FROM delegations WHERE principal_id = ?1 OR agent_id = ?1 ORDER BY id"
-    ))?;
-    stmt.query_map([enterprise_id], delegation_row)?.collect()
-}
-
-fn grant_row(r: &Row<'_>) -> rusqlite::Result<Grant> {
-    Ok(Grant {
-        id: r.get(0)?,
-        delegation_id: r.get(1)?,
-        user_id: r.get(2)?,
-        scopes: decode_scopes(&r.get::<_, String>(3)?),
-        revoked_at: r.get(4)?,
-    })
-}
-
-pub fn grants_of(c: &Connection, delegation_id: i64) -> rusqlite::Result<Vec<Grant>> {
-    let mut stmt = c.prepare(
-        "SELECT id, delegation_id, user_id, scopes, revoked_at FROM delegation_grants WHERE delegation_id = ?1 ORDER BY id",
-    )?;
-    stmt.query_map([delegation_id], grant_row)?.collect()
-}
+pub use store::{get, grants_of, of_enterprise};
 
 pub struct NewDelegation {
     pub agent_id: i64,
@@ -136,22 +93,25 @@ pub fn create(
         ));
     }
     Period::new(new.valid_from, Some(new.valid_until), now)?;
-    tx.execute(
-        "INSERT INTO delegations (principal_id, agent_id, scopes, valid_from, valid_until, created_by, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![principal, new.agent_id, encode_scopes(&new.scopes), new.valid_from, new.valid_until, caller.user_id, now],
-    )?;
-    let id = tx.last_insert_rowid();
+    let row = store::NewRow {
+        principal_id: principal,
+        agent_id: new.agent_id,
+        scopes: &new.scopes,
+        valid_from: new.valid_from,
+        valid_until: new.valid_until,
+        created_by: caller.user_id,
+    };
+    let id = store::insert(tx, now, row)?;
     audit::append(
         tx,
         now,
         &Actor::User(caller.user_id),
         audit::Action::DelegationGrant,
         &format!("delegation:{id}"),
-        json!({"principal": principal, "agent": new.agent_id, "scopes": encode_scopes(&new.scopes),
+        json!({"principal": principal, "agent": new.agent_id, "scopes": store::encode_scopes(&new.scopes),
                "valid_from": new.valid_from, "valid_until": new.valid_until}),
     )?;
-    get(tx, id)?.ok_or_else(|| ApiError::not_found("the delegation"))
+    Ok(store::existing(tx, id)?)
 }
 
 /// Revokes a delegation the caller's enterprise gave, and with it every grant under it.
@@ -162,11 +122,7 @@ pub fn revoke(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resul
     if d.revoked_at.is_some() {
         return Err(ApiError::conflict("already_revoked", "this delegation is already revoked"));
     }
-    tx.execute("UPDATE delegations SET revoked_at = ?1 WHERE id = ?2", params![now, id])?;
-    let grants = tx.execute(
-        "UPDATE delegation_grants SET revoked_at = ?1 WHERE delegation_id = ?2 AND revoked_at IS NULL",
-        params![now, id],
-    )?;
+    let grants = store::revoke(tx, now, id)?;
     audit::append(
         tx,
         now,
@@ -175,7 +131,7 @@ pub fn revoke(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resul
         &format!("delegation:{id}"),
         json!({"grants_revoked": grants}),
     )?;
-    get(tx, id)?.ok_or_else(|| ApiError::not_found("the delegation"))
+    Ok(store::existing(tx, id)?)
 }
 
 /// The agent's legal person passes (some of) a delegation's scopes on to one of its own operators.
@@ -208,25 +164,16 @@ pub fn grant(
         crate::orgs::store::user(tx, user_id)?.filter(|u| u.enterprise_id == Some(d.agent_id)).ok_or_else(
             || invalid("user_id", "unknown_operator", "the user is not one of your enterprise's operators"),
         )?;
-    tx.execute(
-        "INSERT INTO delegation_grants (delegation_id, user_id, scopes, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![delegation_id, user.id, encode_scopes(&scopes), caller.user_id, now],
-    )?;
-    let id = tx.last_insert_rowid();
+    let id = store::insert_grant(tx, now, delegation_id, user.id, &scopes, caller.user_id)?;
     audit::append(
         tx,
         now,
         &Actor::User(caller.user_id),
         audit::Action::DelegationSubgrant,
         &format!("grant:{id}"),
-        json!({"delegation": delegation_id, "user": user.id, "scopes": encode_scopes(&scopes)}),
+        json!({"delegation": delegation_id, "user": user.id, "scopes": store::encode_scopes(&scopes)}),
     )?;
-    tx.query_row(
-        "SELECT id, delegation_id, user_id, scopes, revoked_at FROM delegation_grants WHERE id = ?1",
-        [id],
-        grant_row,
-    )
-    .map_err(Into::into)
+    Ok(store::grant(tx, id)?)
 }
 
 fn is_live(d: &Delegation, now: i64) -> bool {
@@ -246,25 +193,9 @@ pub fn may_act_for(
     if own == enterprise_id {
         return Ok(true);
     }
-    let scope_like = format!("%{}%", scope.as_str());
-    let live = "d.principal_id = ?1 AND d.agent_id = ?2 AND d.revoked_at IS NULL
-                AND d.valid_from <= ?3 AND ?3 < d.valid_until AND d.scopes LIKE ?4";
-    let found: bool = if caller.role == Role::EnterpriseLegal {
-        c.query_row(
-            &format!("SELECT EXISTS (SELECT 1 FROM delegations d WHERE {live})"),
-            params![enterprise_id, own, now, scope_like],
-            |r| r.get(0),
-        )?
-    } else {
-        c.query_row(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM delegations d JOIN delegation_grants g ON g.delegation_id = d.id
-                 WHERE {live} AND g.user_id = ?5 AND g.revoked_at IS NULL AND g.scopes LIKE ?4)"
-            ),
-            params![enterprise_id, own, now, scope_like, caller.user_id],
-            |r| r.get(0),
-        )?
-    };
+    // The agent's legal person acts under the delegation itself; an operator only through a grant.
+    let operator = (caller.role != Role::EnterpriseLegal).then_some(caller.user_id);
+    let found = store::live_for(c, enterprise_id, own, scope, now, operator)?;
     Ok(found)
 }
 
@@ -281,25 +212,12 @@ pub fn may_see(c: &Connection, caller: &Caller, enterprise_id: i64, now: i64) ->
 /// Enterprises the caller may act for through delegation now, with the scopes it holds for each.
 pub fn principals_of(c: &Connection, caller: &Caller, now: i64) -> Result<Vec<(i64, Vec<Scope>)>, ApiError> {
     let Some(own) = caller.enterprise_id else { return Ok(Vec::new()) };
-    let live = "d.agent_id = ?1 AND d.revoked_at IS NULL AND d.valid_from <= ?2 AND ?2 < d.valid_until";
-    let rows: Vec<(i64, String, Option<String>)> = if caller.role == Role::EnterpriseLegal {
-        let mut stmt =
-            c.prepare(&format!("SELECT d.principal_id, d.scopes, NULL FROM delegations d WHERE {live}"))?;
-        stmt.query_map(params![own, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?
-    } else {
-        let mut stmt = c.prepare(&format!(
-            "SELECT d.principal_id, d.scopes, g.scopes FROM delegations d JOIN delegation_grants g ON g.delegation_id = d.id
-             WHERE {live} AND g.user_id = ?3 AND g.revoked_at IS NULL"
-        ))?;
-        stmt.query_map(params![own, now, caller.user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?
-    };
+    let operator = (caller.role != Role::EnterpriseLegal).then_some(caller.user_id);
+    let rows = store::live_to(c, own, now, operator)?;
     let mut out: Vec<(i64, Vec<Scope>)> = Vec::new();
-    for (principal, delegated, granted) in rows {
-        let delegated = decode_scopes(&delegated);
+    for store::Live { principal, delegated, granted } in rows {
         let scopes: Vec<Scope> = match granted {
-            Some(g) => decode_scopes(&g).into_iter().filter(|s| delegated.contains(s)).collect(),
+            Some(g) => g.into_iter().filter(|s| delegated.contains(s)).collect(),
             None => delegated,
         };
         match out.iter_mut().find(|(p, _)| *p == principal) {

@@ -90,7 +90,7 @@ pub async fn set_status(
     let device = state
         .db
         .write(move |tx| {
-            let device = super::get(tx, &id)?.ok_or_else(|| ApiError::not_found("the device"))?;
+            let device = super::store::existing(tx, &id)?;
             match caller.role {
                 Role::Admin => {}
                 Role::Supervisor => {

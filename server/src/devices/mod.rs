@@ -1,9 +1,15 @@
 //! Registered handhelds: each is bound to one officer and carries the automerge actor id the server
 //! assigned it, so every change in a record document can be traced to a device and an officer.
+//!
+//! # Layout
+//! - this file: `Device`, registration, claims, status changes and who may use a device (the rules).
+//! - [`store`]: the module's SQL (`devices`, `device_actors`), answering `db::StoreError`.
+//! - [`http`]: the handlers.
 
 pub mod http;
+pub mod store;
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use serde::Serialize;
 use serde_json::json;
 
@@ -30,44 +36,7 @@ pub struct Device {
     pub last_seen_at: Option<i64>,
 }
 
-const COLS: &str = "id, officer_id, name, actor_id, status, registered_at, last_seen_at";
-
-fn row(r: &Row<'_>) -> rusqlite::Result<Device> {
-    Ok(Device {
-        id: r.get(0)?,
-        officer_id: r.get(1)?,
-        name: r.get(2)?,
-        actor_id: r.get(3)?,
-        status: r.get(4)?,
-        registered_at: r.get(5)?,
-        last_seen_at: r.get(6)?,
-    })
-}
-
-pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<Device>> {
-    c.query_row(&format!("SELECT {COLS} FROM devices WHERE id = ?1"), [id], row).optional()
-}
-
-pub fn all(c: &Connection) -> rusqlite::Result<Vec<Device>> {
-    let mut stmt = c.prepare(&format!("SELECT {COLS} FROM devices ORDER BY registered_at"))?;
-    stmt.query_map([], row)?.collect()
-}
-
-pub fn of_officer(c: &Connection, officer_id: i64) -> rusqlite::Result<Vec<Device>> {
-    let mut stmt =
-        c.prepare(&format!("SELECT {COLS} FROM devices WHERE officer_id = ?1 ORDER BY registered_at"))?;
-    stmt.query_map([officer_id], row)?.collect()
-}
-
-/// Devices of officers anywhere in the subtree of `unit`.
-pub fn in_unit_subtree(c: &Connection, unit: i64) -> rusqlite::Result<Vec<Device>> {
-    let mut stmt = c.prepare(&format!(
-        "SELECT {} FROM devices d JOIN users u ON u.id = d.officer_id WHERE {} ORDER BY d.registered_at",
-        COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", "),
-        crate::db::scope::unit_in_subtree("u.unit_id")
-    ))?;
-    stmt.query_map([unit], row)?.collect()
-}
+pub use store::{all, get, in_unit_subtree, of_officer, retired_at, seen};
 
 /// 16 random bytes, hex: the form automerge's `ActorId` takes.
 pub fn new_actor_id() -> Result<String, ApiError> {
@@ -89,14 +58,7 @@ pub fn register(
     }
     let id = id.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let actor_id = new_actor_id()?;
-    tx.execute(
-        "INSERT INTO devices (id, officer_id, name, actor_id, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, officer_id, name.trim(), actor_id, now],
-    )?;
-    tx.execute(
-        "INSERT INTO device_actors (actor_id, device_id, issued_at) VALUES (?1, ?2, ?3)",
-        params![actor_id, id, now],
-    )?;
+    store::insert(tx, now, &id, officer_id, name.trim(), &actor_id)?;
     audit::append(
         tx,
         now,
@@ -105,7 +67,7 @@ pub fn register(
         &format!("device:{id}"),
         json!({"actor_id": actor_id, "name": name}),
     )?;
-    get(tx, &id)?.ok_or_else(|| ApiError::not_found("the device"))
+    Ok(store::existing(tx, &id)?)
 }
 
 /// A new registration of an existing device (a second local store, a reinstalled app): the device
@@ -114,17 +76,9 @@ pub fn register(
 /// Only the device's own officer claims it, and only while it is active.
 pub fn claim(tx: &Transaction<'_>, now: i64, officer_id: i64, device_id: &str) -> Result<Device, ApiError> {
     check_usable_by(tx, device_id, officer_id).map_err(|_| ApiError::not_found("the device"))?;
-    let device = get(tx, device_id)?.ok_or_else(|| ApiError::not_found("the device"))?;
+    let device = store::existing(tx, device_id)?;
     let actor_id = new_actor_id()?;
-    tx.execute(
-        "UPDATE device_actors SET retired_at = ?1 WHERE device_id = ?2 AND retired_at IS NULL",
-        params![now, device_id],
-    )?;
-    tx.execute(
-        "INSERT INTO device_actors (actor_id, device_id, issued_at) VALUES (?1, ?2, ?3)",
-        params![actor_id, device_id, now],
-    )?;
-    tx.execute("UPDATE devices SET actor_id = ?1 WHERE id = ?2", params![actor_id, device_id])?;
+    store::replace_actor(tx, now, device_id, &actor_id)?;
     let ended = revoke_device_sessions(tx, device_id, now, "device registered again")?;
     audit::append(
         tx,
@@ -134,17 +88,7 @@ pub fn claim(tx: &Transaction<'_>, now: i64, officer_id: i64, device_id: &str) -
         &format!("device:{device_id}"),
         json!({"retired_actor_id": device.actor_id, "actor_id": actor_id, "sessions_ended": ended}),
     )?;
-    get(tx, device_id)?.ok_or_else(|| ApiError::not_found("the device"))
-}
-
-/// When `actor` (hex) was retired from `device_id`, if it is a retired actor of that device.
-pub fn retired_at(c: &Connection, device_id: &str, actor: &str) -> rusqlite::Result<Option<i64>> {
-    c.query_row(
-        "SELECT retired_at FROM device_actors WHERE device_id = ?1 AND actor_id = ?2 AND retired_at IS NOT NULL",
-        params![device_id, actor],
-        |r| r.get(0),
-    )
-    .optional()
+    Ok(store::existing(tx, device_id)?)
 }
 
 /// A device may open a session only for its own officer and only while active.
@@ -159,12 +103,6 @@ pub fn check_usable_by(c: &Connection, device_id: &str, user_id: i64) -> Result<
     }
 }
 
-/// The device synced at `now` (supervisors see handhelds that have not synced for hours).
-pub fn seen(tx: &Transaction<'_>, device_id: &str, now: i64) -> rusqlite::Result<()> {
-    tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, device_id])?;
-    Ok(())
-}
-
 /// Changes a device's status; freezing or losing it ends its sessions in the same transaction.
 pub fn set_status(
     tx: &Transaction<'_>,
@@ -174,14 +112,14 @@ pub fn set_status(
     status: UserStatus,
     reason: &str,
 ) -> Result<Device, ApiError> {
-    let device = get(tx, device_id)?.ok_or_else(|| ApiError::not_found("the device"))?;
+    let device = store::existing(tx, device_id)?;
     if device.status == UserStatus::Lost && status != UserStatus::Lost {
         return Err(ApiError::conflict(
             "device_lost",
             "a lost device stays lost; register the replacement handheld as a new device",
         ));
     }
-    tx.execute("UPDATE devices SET status = ?1 WHERE id = ?2", params![status, device_id])?;
+    store::set_status(tx, device_id, status)?;
     let ended = if status == UserStatus::Active {
         0
     } else {
@@ -195,5 +133,5 @@ pub fn set_status(
         &format!("device:{device_id}"),
         json!({"from": device.status, "to": status, "reason": reason, "sessions_ended": ended}),
     )?;
-    get(tx, device_id)?.ok_or_else(|| ApiError::not_found("the device"))
+    Ok(store::existing(tx, device_id)?)
 }

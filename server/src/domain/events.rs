@@ -45,6 +45,8 @@ vocabulary!(
         Cancelled = "cancelled",
         DisposalNotice = "disposal_notice",
         DisposalDone = "disposal_done",
+        /// A reviewer revoked the approval before anything followed from it (issue 18).
+        ApprovalRevoked = "approval_revoked",
     }
 );
 
@@ -103,6 +105,27 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// What happens to a supporting document of an application or a certificate application: the receipt
+    /// kind (`documents`).
+    DocumentEvent {
+        Attached = "document_attached",
+        /// A reviewer asked for the file again, with an opinion.
+        Requested = "document_requested",
+        /// The enterprise sent a replacement for a file asked for again.
+        Resent = "document_resent",
+    }
+);
+
+vocabulary!(
+    /// A reminder in the receipts feed (`reminders`): the receipt kind.
+    ReminderEvent {
+        BookingSoon = "reminder_booking_soon",
+        DeadlineNear = "reminder_deadline_near",
+        DocumentOutstanding = "reminder_document_outstanding",
+    }
+);
+
 /// A state change an enterprise is told of: one receipt and one audit entry. Serialises as its kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -112,6 +135,10 @@ pub enum Event {
     Instruction(InstructionEvent),
     Booking(BookingEvent),
     Certificate(CertificateEvent),
+    /// About a supporting document of the subject (an application or a certificate application).
+    Document(Subject, DocumentEvent),
+    /// A reminder about the subject.
+    Reminder(Subject, ReminderEvent),
 }
 
 impl Event {
@@ -121,6 +148,7 @@ impl Event {
             Event::InspectionNotice | Event::Instruction(_) => Subject::Instruction,
             Event::Booking(_) => Subject::Booking,
             Event::Certificate(_) => Subject::Certificate,
+            Event::Document(s, _) | Event::Reminder(s, _) => s,
         }
     }
 
@@ -132,6 +160,8 @@ impl Event {
             Event::Instruction(e) => e.as_str(),
             Event::Booking(e) => e.as_str(),
             Event::Certificate(e) => e.as_str(),
+            Event::Document(_, e) => e.as_str(),
+            Event::Reminder(_, e) => e.as_str(),
         }
     }
 
@@ -156,6 +186,7 @@ impl Event {
                 A::Cancelled => "application.cancelled",
                 A::DisposalNotice => "application.disposal_notice",
                 A::DisposalDone => "application.disposal_done",
+                A::ApprovalRevoked => "application.approval_revoked",
             },
             Event::InspectionNotice => "instruction.issue",
             Event::Instruction(e) => match e {
@@ -188,6 +219,16 @@ impl Event {
                 C::Issued => "certificate.issued",
                 C::Revoked => "certificate.revoked",
                 C::Replaced => "certificate.replaced",
+            },
+            Event::Document(_, e) => match e {
+                DocumentEvent::Attached => "document.attached",
+                DocumentEvent::Requested => "document.requested",
+                DocumentEvent::Resent => "document.resent",
+            },
+            Event::Reminder(_, e) => match e {
+                ReminderEvent::BookingSoon => "reminder.booking_soon",
+                ReminderEvent::DeadlineNear => "reminder.deadline_near",
+                ReminderEvent::DocumentOutstanding => "reminder.document_outstanding",
             },
         }
     }

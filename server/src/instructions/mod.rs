@@ -283,7 +283,34 @@ pub fn create_for(
     let checklist = checklist_for(tx, app)?;
     let inspection_no =
         app.inspection_no.clone().ok_or_else(|| ApiError::conflict("no_number", "not submitted"))?;
-    tx.execute(
+    // One instruction per application: an approval revoked before anything followed from it left its
+    // instruction cancelled (never booked or assigned, so no record and no officers); approved again, the
+    // same instruction is issued anew rather than a second one created.
+    let reissued = match by_application(tx, app.id)? {
+        Some(old) if old.state == InstructionState::Cancelled => {
+            tx.execute(
+                "UPDATE instructions SET state = 'issued', checklist = ?2, deadline = ?3, due_at = NULL,
+                                         updated_at = ?4, state_since = ?4
+                 WHERE id = ?1",
+                params![
+                    old.id,
+                    serde_json::to_string(&checklist).map_err(anyhow::Error::from)?,
+                    deadline,
+                    now
+                ],
+            )?;
+            Some(old.id)
+        }
+        Some(old) => {
+            return Err(ApiError::conflict(
+                "instruction_exists",
+                format!("application {} has instruction {} already ({})", app.id, old.id, old.state),
+            ));
+        }
+        None => None,
+    };
+    if reissued.is_none() {
+        tx.execute(
         "INSERT INTO instructions (application_id, inspection_no, enterprise_id, unit_id, site_id, state, checklist,
                                    deadline, created_at, updated_at, state_since)
          VALUES (?1, ?2, ?3, ?4, ?5, 'issued', ?6, ?7, ?8, ?8, ?8)",
@@ -298,7 +325,8 @@ pub fn create_for(
             now
         ],
     )?;
-    let id = tx.last_insert_rowid();
+    }
+    let id = reissued.unwrap_or_else(|| tx.last_insert_rowid());
     let change = Change {
         event: Event::InspectionNotice,
         subject_id: id,
@@ -308,7 +336,7 @@ pub fn create_for(
         from: None,
         opinion: None,
         details: json!({"site_id": app.site_unit, "deadline": rfc3339::to_string(deadline),
-                        "checks": checklist.len(), "application": app.id}),
+                        "checks": checklist.len(), "application": app.id, "reissued": reissued.is_some()}),
     };
     receipts::record_change(tx, now, &Actor::System, change)?;
     get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))

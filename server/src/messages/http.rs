@@ -146,18 +146,21 @@ pub async fn receive(
         inspection_deadline_ms: state.settings.workflow.inspection_deadline_ms(),
         booking: state.settings.booking.clone(),
         max_message_bytes: settings.max_message_bytes,
+        certificate_key: state.certificate_key.clone(),
     };
-    let is_batch = matches!(body, Body::Batch(_));
+    let (is_batch, list) = match body {
+        Body::One(raw) => (false, vec![raw]),
+        Body::Batch(list) => (true, list),
+    };
+    let checked = verify_ahead(&state, list, intake.max_message_bytes).await?;
     let answers = state
         .db
         .write(move |tx| {
             let mut signers = Signers::default();
-            Ok(match body {
-                Body::One(raw) => vec![super::receive(tx, &intake, &mut signers, &raw)],
-                Body::Batch(list) => {
-                    list.iter().map(|raw| super::receive(tx, &intake, &mut signers, raw)).collect()
-                }
-            })
+            Ok(checked
+                .into_iter()
+                .map(|(raw, ahead)| super::receive(tx, &intake, &mut signers, &raw, ahead))
+                .collect::<Vec<_>>())
         })
         .await?;
     if answers.iter().any(|a| matches!(a, Answer::Accepted { replayed: false, .. })) {
@@ -178,6 +181,45 @@ pub async fn receive(
         }
         None => Err(ApiError::Internal(anyhow::anyhow!("one message gave no answer"))),
     }
+}
+
+/// Parses and verifies the messages before the write transaction, split over one reader thread per core:
+/// signature checks are most of a bulk's CPU, and done here they neither hold the one writer nor run on
+/// one core only. Answers the messages in order, each with what was verified.
+async fn verify_ahead(
+    state: &AppState,
+    list: Vec<Value>,
+    max_bytes: usize,
+) -> Result<Vec<(Value, Option<super::Verified>)>, ApiError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = list.len().div_ceil(threads).max(1);
+    let mut list = list.into_iter();
+    let mut tasks = Vec::new();
+    loop {
+        let chunk: Vec<Value> = list.by_ref().take(per_thread).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let db = state.db.clone();
+        tasks.push(tokio::spawn(async move {
+            db.read(move |c| {
+                let mut signers = Signers::default();
+                Ok(chunk
+                    .into_iter()
+                    .map(|raw| {
+                        let ahead = super::verify_ahead(c, &mut signers, &raw, max_bytes);
+                        (raw, ahead)
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await
+        }));
+    }
+    let mut checked = Vec::new();
+    for task in tasks {
+        checked.extend(task.await??);
+    }
+    Ok(checked)
 }
 
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
@@ -204,6 +246,55 @@ pub async fn evidence(
         })
         .await?;
     Ok(Json(found))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceQuery {
+    /// Cursor: messages after this evidence id (0 or absent = from the first).
+    pub after: Option<i64>,
+    /// At most this many (default 100, at most 500).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EvidencePage {
+    pub messages: Vec<store::EvidenceEntry>,
+    /// Pass as `after` for the next page; null when this page is the last.
+    pub next_cursor: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/applications/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "the application"), EvidenceQuery),
+    responses((status = 200, body = EvidencePage, description = "the signed messages about the application, its bookings and its certificates, oldest first"),
+        (status = 404, body = ErrorBody, description = "no such application, or not yours to see")))]
+pub async fn application_evidence(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<EvidenceQuery>,
+) -> Result<Json<EvidencePage>, ApiError> {
+    let now = state.now_ms();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(crate::error::invalid("limit", "invalid_limit", "`limit` is 1 to 500"));
+    }
+    let after = q.after.unwrap_or(0);
+    let messages = state
+        .db
+        .read(move |c| {
+            crate::applications::http::load_visible(c, &caller, id, now)?;
+            // One more than asked tells whether another page follows.
+            Ok(store::for_application(c, id, after, limit + 1)?)
+        })
+        .await?;
+    let mut messages = messages;
+    let next_cursor = (messages.len() as i64 > limit).then(|| {
+        messages.truncate(limit as usize);
+        messages.last().map_or(after, |m| m.evidence_id)
+    });
+    Ok(Json(EvidencePage { messages, next_cursor }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

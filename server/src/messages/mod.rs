@@ -1,5 +1,6 @@
 //! Signed message exchange for enterprise systems (报文交换): an ERP or a third-party platform sends
-//! JWS-signed messages that draft, submit and amend applications and request or cancel bookings; customs
+//! JWS-signed messages that draft, submit and amend applications, request or cancel bookings and apply for
+//! certificates; customs
 //! answers each, and serves receipts as signed messages too. See `docs/messages.md`.
 //!
 //! One message, in order: the envelope is parsed within its size limit; the signer is found by `kid` in
@@ -23,11 +24,11 @@ pub mod sender;
 pub mod signing;
 pub mod store;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use axum::http::StatusCode;
 use ed25519_dalek::VerifyingKey;
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -40,10 +41,12 @@ use crate::{
         self, Booking, NewBooking,
         http::{BookingRequest, CancelRequest},
     },
+    certificates::{self, CertApplication, CertificateRequest, keys::CertificateKey},
     config::BookingSettings,
     delegations,
     domain::{Aal, CustomsCode, Role, Scope, UserStatus, time::rfc3339},
     error::ApiError,
+    instructions,
     orgs::store::{self as orgs_store, UserRow},
     workflow,
 };
@@ -66,7 +69,8 @@ pub enum MessageKind {
     BookingRequest,
     #[serde(rename = "booking.cancel")]
     BookingCancel,
-    /// Not yet: certificates (issue 12) are not in this build; refused with `not_yet_supported`.
+    /// A certificate application (`content` as `POST /api/v1/certificate-applications`), drafted and
+    /// submitted in one step: issued at once, or queued for a reviewer with its failed rules.
     #[serde(rename = "certificate.apply")]
     CertificateApply,
 }
@@ -163,7 +167,7 @@ pub struct Accepted {
     pub message_id: String,
     #[serde(rename = "type")]
     pub kind: MessageKind,
-    /// `application` or `booking`.
+    /// `application`, `booking` or `certificate_application`.
     pub subject: String,
     pub id: i64,
     pub inspection_no: Option<String>,
@@ -191,6 +195,8 @@ pub struct Intake {
     pub inspection_deadline_ms: i64,
     pub booking: BookingSettings,
     pub max_message_bytes: usize,
+    /// Signs the certificates that `certificate.apply` messages get issued at once.
+    pub certificate_key: Arc<CertificateKey>,
 }
 
 /// A signer from the key registry: an enterprise user with a registered key, or a platform signer.
@@ -278,10 +284,39 @@ fn with_message_id(e: ApiError, message_id: &str) -> ApiError {
     }
 }
 
+/// A message whose envelope parsed and whose signature held under `key`, checked before the write
+/// transaction on reader threads, in parallel: the writer, which serialises every write of the server,
+/// then only checks that `key` is still the signer's instead of verifying again.
+pub struct Verified {
+    env: Envelope,
+    key: [u8; 32],
+}
+
+/// Parses and verifies `raw` ahead of the write, against the committed key registry. `None` when
+/// anything fails: the writer then runs every check itself and answers with the rule that failed.
+pub fn verify_ahead(
+    c: &Connection,
+    signers: &mut Signers,
+    raw: &Value,
+    max_bytes: usize,
+) -> Option<Verified> {
+    let env = Envelope::parse(raw, max_bytes).ok()?;
+    let key = signer(c, signers, &env.kid).ok()?.key?;
+    env.verify(&key).ok()?;
+    Some(Verified { env, key: key.to_bytes() })
+}
+
 /// Receives one message in `tx`: verified, authorised, applied, stored; or refused with nothing written.
-pub fn receive(tx: &Transaction<'_>, intake: &Intake, signers: &mut Signers, raw: &Value) -> Answer {
+/// `ahead` is what [`verify_ahead`] found, if anything.
+pub fn receive(
+    tx: &Transaction<'_>,
+    intake: &Intake,
+    signers: &mut Signers,
+    raw: &Value,
+    ahead: Option<Verified>,
+) -> Answer {
     let mut message_id = None;
-    match receive_inner(tx, intake, signers, raw, &mut message_id) {
+    match receive_inner(tx, intake, signers, raw, ahead, &mut message_id) {
         Ok(answer) => answer,
         Err(error) => Answer::Refused {
             error: match &message_id {
@@ -298,9 +333,13 @@ fn receive_inner(
     intake: &Intake,
     signers: &mut Signers,
     raw: &Value,
+    ahead: Option<Verified>,
     message_id: &mut Option<String>,
 ) -> Result<Answer, ApiError> {
-    let env = Envelope::parse(raw, intake.max_message_bytes).map_err(envelope_error)?;
+    let (env, verified_with) = match ahead {
+        Some(v) => (v.env, Some(v.key)),
+        None => (Envelope::parse(raw, intake.max_message_bytes).map_err(envelope_error)?, None),
+    };
     if env.header.typ.as_deref().is_some_and(|t| t != MESSAGE_TYP) {
         return Err(rule_error(
             StatusCode::BAD_REQUEST,
@@ -310,7 +349,10 @@ fn receive_inner(
     }
     let signer = signer(tx, signers, &env.kid)?;
     let key = signer.key.ok_or_else(|| unknown_key(&env.kid))?;
-    env.verify(&key).map_err(envelope_error)?;
+    // Verified ahead with the key the signer still has (a key changed since is checked again here).
+    if verified_with != Some(key.to_bytes()) {
+        env.verify(&key).map_err(envelope_error)?;
+    }
     // Only now, with the signature good, may the answer say anything about the signer's account.
     signer_live(&signer.user, intake.now)?;
     let payload: Payload = serde_json::from_slice(&env.payload).map_err(|e| {
@@ -374,6 +416,7 @@ fn receive_inner(
                 enterprise_id: enterprise.id,
                 subject: subject.subject,
                 subject_id: subject.id,
+                application_id: subject.application_id,
                 envelope: &env.compact(),
                 received_at: intake.now,
             },
@@ -423,11 +466,11 @@ fn unknown_key(kid: &str) -> ApiError {
     )
 }
 
-fn signer(tx: &Transaction<'_>, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError> {
+fn signer(c: &Connection, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError> {
     if !signers.0.contains_key(kid) {
-        let found = match orgs_store::user_by_name(tx, kid)? {
+        let found = match orgs_store::user_by_name(c, kid)? {
             Some(user) => {
-                let platform = store::is_platform_signer(tx, user.id)?;
+                let platform = store::is_platform_signer(c, user.id)?;
                 Some(Signer { key: user.verifying_key(), user: SignerAccount::from(&user), platform })
             }
             None => None,
@@ -479,6 +522,8 @@ fn signer_live(user: &SignerAccount, now: i64) -> Result<(), ApiError> {
 struct Subject {
     subject: &'static str,
     id: i64,
+    /// The application it belongs to, under which its evidence is listed.
+    application_id: i64,
     enterprise_id: i64,
     inspection_no: Option<String>,
     state: String,
@@ -489,6 +534,7 @@ impl From<Application> for Subject {
         Subject {
             subject: "application",
             id: a.id,
+            application_id: a.id,
             enterprise_id: a.enterprise_id,
             inspection_no: a.inspection_no,
             state: a.state.as_str().to_string(),
@@ -496,15 +542,31 @@ impl From<Application> for Subject {
     }
 }
 
-impl From<Booking> for Subject {
-    fn from(b: Booking) -> Subject {
-        Subject {
+impl Subject {
+    fn booking(tx: &Transaction<'_>, b: Booking) -> Result<Subject, ApiError> {
+        let instruction =
+            instructions::get(tx, b.instruction_id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+        Ok(Subject {
             subject: "booking",
             id: b.id,
+            application_id: instruction.application_id,
             enterprise_id: b.enterprise_id,
             inspection_no: Some(b.inspection_no),
             state: b.state.as_str().to_string(),
-        }
+        })
+    }
+
+    fn certificate(tx: &Transaction<'_>, ca: CertApplication) -> Result<Subject, ApiError> {
+        let app = applications::store::get(tx, ca.application_id)?
+            .ok_or_else(|| ApiError::not_found("the application"))?;
+        Ok(Subject {
+            subject: "certificate_application",
+            id: ca.id,
+            application_id: ca.application_id,
+            enterprise_id: ca.enterprise_id,
+            inspection_no: app.inspection_no,
+            state: ca.state.as_str().to_string(),
+        })
     }
 }
 
@@ -576,7 +638,7 @@ fn apply(
             let new = NewBooking { instruction_id: req.instruction_id, site_code: req.site_code, starts_at };
             let b = bookings::request(tx, now, caller, &intake.booking, new)?;
             workflow::booking_changed(tx, now, &Actor::User(caller.user_id), b.instruction_id)?;
-            b.into()
+            Subject::booking(tx, b)?
         }
         MessageKind::BookingCancel => {
             let id = required(payload.booking_id, "booking_id", payload.kind)?;
@@ -586,14 +648,16 @@ fn apply(
             };
             let b = bookings::cancel(tx, now, caller, &intake.booking, id, req.reason.as_deref())?;
             workflow::booking_changed(tx, now, &Actor::User(caller.user_id), b.instruction_id)?;
-            b.into()
+            Subject::booking(tx, b)?
         }
         MessageKind::CertificateApply => {
-            return Err(rule_error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "not_yet_supported",
-                "certificate applications by message come with certificates (issue 12); not in this build",
-            ));
+            // The JSON API's two steps, draft then submit, in one message: the same checks (a released
+            // application of an enterprise the signer may act for) and the same intelligent review.
+            let draft = certificates::create(tx, now, caller, content::<CertificateRequest>(payload)?)?;
+            Subject::certificate(
+                tx,
+                certificates::submit(tx, now, caller, &intake.certificate_key, draft.id)?,
+            )?
         }
     };
     // The domain step checked the caller may act for what it touched; the message must also be about the

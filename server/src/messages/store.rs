@@ -20,20 +20,20 @@ pub struct NewMessage<'a> {
     pub enterprise_id: i64,
     pub subject: &'a str,
     pub subject_id: i64,
+    pub application_id: i64,
     pub envelope: &'a str,
     pub received_at: i64,
 }
 
 pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Result<Option<Seen>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT payload_sha256, received_at, answer FROM messages WHERE signer_id = ?1 AND message_id = ?2",
-        params![signer_id, message_id],
-        |r| {
-            let sha: Vec<u8> = r.get(0)?;
-            let answer: String = r.get(2)?;
-            Ok((sha, r.get::<_, i64>(1)?, answer))
-        },
-    )
+    )?
+    .query_row(params![signer_id, message_id], |r| {
+        let sha: Vec<u8> = r.get(0)?;
+        let answer: String = r.get(2)?;
+        Ok((sha, r.get::<_, i64>(1)?, answer))
+    })
     .optional()?
     .map(|(sha, received_at, answer)| {
         let bad =
@@ -49,11 +49,12 @@ pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Resul
 
 /// Stores the message with a placeholder answer; [`set_answer`] fills it once the evidence id is known.
 pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO messages (signer_id, message_id, payload_sha256, kind, enterprise_id, subject, subject_id,
-                               envelope, status, answer, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, '', ?9)",
-        params![
+                               application_id, envelope, status, answer, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, '', ?10)",
+    )?
+    .execute(params![
             m.signer_id,
             m.message_id,
             &m.payload_sha256[..],
@@ -61,16 +62,17 @@ pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
             m.enterprise_id,
             m.subject,
             m.subject_id,
+            m.application_id,
             m.envelope,
             m.received_at
-        ],
-    )?;
+    ])?;
     Ok(c.last_insert_rowid())
 }
 
 pub fn set_answer(c: &Connection, id: i64, status: u16, answer: &Accepted) -> rusqlite::Result<()> {
     let text = serde_json::to_string(answer).expect("an answer serialises");
-    c.execute("UPDATE messages SET status = ?1, answer = ?2 WHERE id = ?3", params![status, text, id])?;
+    c.prepare_cached("UPDATE messages SET status = ?1, answer = ?2 WHERE id = ?3")?
+        .execute(params![status, text, id])?;
     Ok(())
 }
 
@@ -113,6 +115,50 @@ pub fn evidence(c: &Connection, id: i64) -> rusqlite::Result<Option<Evidence>> {
         },
     )
     .optional()
+}
+
+/// An accepted message as its application's evidence list shows it (the envelope itself:
+/// [`evidence`]).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EvidenceEntry {
+    pub evidence_id: i64,
+    pub signer: String,
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `application`, `booking` or `certificate_application`.
+    pub subject: String,
+    pub subject_id: i64,
+    #[serde(with = "crate::domain::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: i64,
+}
+
+/// The messages about an application (itself, its bookings, its certificates), oldest first, after the
+/// cursor `after` (an evidence id).
+pub fn for_application(
+    c: &Connection,
+    application_id: i64,
+    after: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<EvidenceEntry>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT m.id, u.username, m.message_id, m.kind, m.subject, m.subject_id, m.received_at
+         FROM messages m JOIN users u ON u.id = m.signer_id
+         WHERE m.application_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![application_id, after, limit], |r| {
+        Ok(EvidenceEntry {
+            evidence_id: r.get(0)?,
+            signer: r.get(1)?,
+            message_id: r.get(2)?,
+            kind: r.get(3)?,
+            subject: r.get(4)?,
+            subject_id: r.get(5)?,
+            received_at: r.get(6)?,
+        })
+    })?;
+    rows.collect()
 }
 
 pub fn is_platform_signer(c: &Connection, user_id: i64) -> rusqlite::Result<bool> {

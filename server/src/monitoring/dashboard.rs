@@ -32,8 +32,28 @@ use crate::{
 pub struct DashboardQuery {
     /// Only the `<main>` part, for the live refresh.
     pub partial: Option<u8>,
+    /// RFC 3339, or a day (`2026-11-01`, from its start) as the page's period picker sends it.
     pub from: Option<String>,
+    /// RFC 3339, or a day (`2026-11-30`, up to its end).
     pub to: Option<String>,
+}
+
+/// The period picker's days as times: a `from` day starts at its midnight (UTC), a `to` day ends at the
+/// next one; anything else is passed on as RFC 3339 for [`Period::parse`] to judge.
+fn picked(day_or_time: Option<&str>, end: bool) -> Option<String> {
+    let v = day_or_time?;
+    if v.len() != 10 {
+        return Some(v.to_owned());
+    }
+    match rfc3339::parse(&format!("{v}T00:00:00Z")) {
+        Ok(ms) => Some(rfc3339::to_string(if end { ms + 86_400_000 } else { ms })),
+        Err(_) => Some(v.to_owned()),
+    }
+}
+
+/// The day of `ms` (UTC), as a date input shows it.
+fn day(ms: i64) -> String {
+    rfc3339::to_string(ms).chars().take(10).collect()
 }
 
 /// One tile: a figure and its bilingual label.
@@ -133,11 +153,17 @@ struct MainView {
 struct PageView {
     username: String,
     main: String,
+    /// The period picker's days: the first and the last day of the period shown.
+    from_day: String,
+    to_day: String,
 }
 
 #[derive(Template)]
 #[template(path = "dashboard_login.html")]
-struct LoginView;
+struct LoginView {
+    /// Why the browser is here again: its sign-in ended (expired or logged out elsewhere).
+    expired: bool,
+}
 
 fn percent(v: Option<f64>) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{:.0}%", v * 100.0))
@@ -363,7 +389,8 @@ pub async fn page(
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(&caller)?;
     let now = state.now_ms();
-    let period = Period::parse(q.from.as_deref(), q.to.as_deref(), now)?;
+    let (from, to) = (picked(q.from.as_deref(), false), picked(q.to.as_deref(), true));
+    let period = Period::parse(from.as_deref(), to.as_deref(), now)?;
     let used = rules_used(&state, None)?;
     let rules = OverdueRules::new(&state.settings.monitoring, now);
     let far_km = state.settings.monitoring.far_from_site_km;
@@ -379,23 +406,57 @@ pub async fn page(
         })
         .await?;
     let main = render(&main_view(f, overdue, points, sites))?;
-    let html =
-        if q.partial.is_some() { main } else { render(&PageView { username: caller.username, main })? };
+    let html = if q.partial.is_some() {
+        main
+    } else {
+        let (from_day, to_day) = (day(period.from), day(period.to - 1));
+        render(&PageView { username: caller.username, main, from_day, to_day })?
+    };
     let mut resp = Html(html).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
-/// A browser that is not signed in (or whose token expired) goes to the login page.
+/// A browser that is not signed in goes to the login page; one whose sign-in ended (expired, logged
+/// out, frozen) too, and the page says so.
 pub async fn to_login(resp: Response) -> Response {
-    if resp.status() == StatusCode::UNAUTHORIZED {
-        return Redirect::to("/dashboard/login").into_response();
+    if resp.status() != StatusCode::UNAUTHORIZED {
+        return resp;
     }
-    resp
+    // The refusal is our small JSON error; its code tells "never signed in" from "ended".
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024).await.unwrap_or_default();
+    let code = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_owned));
+    let to = if code.as_deref() == Some("missing_token") {
+        "/dashboard/login"
+    } else {
+        "/dashboard/login?expired=1"
+    };
+    Redirect::to(to).into_response()
 }
 
-pub async fn login_page() -> Result<Html<String>, ApiError> {
-    Ok(Html(render(&LoginView)?))
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginQuery {
+    pub expired: Option<u8>,
+}
+
+pub async fn login_page(ApiQuery(q): ApiQuery<LoginQuery>) -> Result<Html<String>, ApiError> {
+    Ok(Html(render(&LoginView { expired: q.expired.is_some() })?))
+}
+
+/// Signs the dashboard out: the session ends (its tokens and open streams with it, as `POST
+/// /api/v1/auth/logout`) and the cookie is cleared; the browser lands on the login page.
+pub async fn logout(state: State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    crate::auth::http::logout(state, caller).await?;
+    let mut resp = Redirect::to("/dashboard/login").into_response();
+    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&clear).map_err(|e| ApiError::Internal(anyhow::anyhow!("cookie: {e}")))?,
+    );
+    Ok(resp)
 }
 
 /// Trades the bearer token of a supervisor's login for the dashboard cookie, which lives as long as the
@@ -454,7 +515,12 @@ mod tests {
 
     #[test]
     fn labels_and_values_are_escaped_in_the_page() {
-        let view = PageView { username: "<script>alert(1)</script>".into(), main: String::new() };
+        let view = PageView {
+            username: "<script>alert(1)</script>".into(),
+            main: String::new(),
+            from_day: "2026-11-01".into(),
+            to_day: "2026-11-30".into(),
+        };
         let html = view.render().unwrap();
         assert!(!html.contains("<script>alert(1)"), "{html}");
     }

@@ -1,9 +1,11 @@
 //! The figures a supervisor asks for, read from what the workflow wrote. Every query is scoped to one
 //! unit subtree ([`Scope`]) and, where it says so, to instructions created in a [`Period`].
 //!
-//! The per-unit and per-site figures come from one pass over the covering index
-//! `instructions_monitoring` (migration 0012), tallied here rather than in SQL because the median and
-//! p90 need the durations themselves.
+//! Counts by state come from the day tallies `instruction_day_counts` and `officer_day_counts` (migration
+//! 0020, kept by triggers in the transaction of every change) for the whole days of a period, and from
+//! the instructions themselves for the partial days at its edges ([`DaySplit`]): exact, and the cost no
+//! longer grows with the instructions in the period. What depends on the clock (overdue) is read from
+//! open work and held goods only; the median and p90 read the approved instructions' durations.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -47,18 +49,17 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn count(&mut self, row: &InstructionRow) {
-        self.instructions += 1;
-        *self.by_state.entry(row.state.clone()).or_default() += 1;
-        self.overdue += i64::from(row.overdue.iter().any(|o| *o));
-        match row.state.as_str() {
+    /// Adds a tally of instructions in one state (from the day counts or the edge rows).
+    fn add(&mut self, tally: &StateTally) {
+        self.instructions += tally.instructions;
+        *self.by_state.entry(tally.state.clone()).or_default() += tally.instructions;
+        match tally.state.as_str() {
             "approved" => {
-                self.approved += 1;
-                self.on_time += i64::from(row.state_since <= row.deadline);
-                self.non_conforming += i64::from(row.verdict.as_deref() == Some("non_conforming"));
-                self.durations.push((row.state_since - row.created_at) / 1000);
+                self.approved += tally.instructions;
+                self.on_time += tally.on_time;
+                self.non_conforming += tally.non_conforming;
             }
-            "force_released" => self.forced_releases += 1,
+            "force_released" => self.forced_releases += tally.instructions,
             _ => {}
         }
     }
@@ -84,15 +85,35 @@ impl Figure {
     }
 }
 
-struct InstructionRow {
-    unit_id: i64,
-    site_id: i64,
+/// Instructions of one unit and site in one state, with the approved ones' on-time and non-conforming
+/// counts.
+struct StateTally {
     state: String,
-    created_at: i64,
-    deadline: i64,
-    state_since: i64,
-    overdue: [bool; 3],
-    verdict: Option<String>,
+    instructions: i64,
+    on_time: i64,
+    non_conforming: i64,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A period cut into the whole UTC days that `instruction_day_counts` answers (`days`, a half-open range
+/// of day numbers, possibly empty) and the partial days at either edge, read from the instructions
+/// themselves (`edges`, two half-open time ranges, possibly empty). Together they cover the period
+/// exactly once.
+struct DaySplit {
+    days: (i64, i64),
+    edges: [(i64, i64); 2],
+}
+
+impl DaySplit {
+    fn of(period: Period) -> DaySplit {
+        let first = period.from.div_euclid(DAY_MS) + i64::from(period.from.rem_euclid(DAY_MS) != 0);
+        let end = period.to.div_euclid(DAY_MS);
+        if first >= end {
+            return DaySplit { days: (0, 0), edges: [(period.from, period.to), (period.to, period.to)] };
+        }
+        DaySplit { days: (first, end), edges: [(period.from, first * DAY_MS), (end * DAY_MS, period.to)] }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +140,10 @@ pub struct UnitFigures {
     pub sites: Vec<Figure>,
 }
 
+/// Four reads, none of which visits every instruction of the period: the state tallies from
+/// `instruction_day_counts` (whole days) plus the edge days' rows; the overdue ones among open work
+/// (partial index `instructions_open`) and among goods awaiting disposal; and the approved ones'
+/// durations, which the median and p90 need one by one (partial index `instructions_approved`).
 pub fn unit_figures(
     c: &Connection,
     scope: Scope,
@@ -126,45 +151,88 @@ pub fn unit_figures(
     rules: &OverdueRules,
 ) -> Result<UnitFigures, ApiError> {
     let names = unit_names(c, scope)?;
-    let (overdue, overdue_values) = rules.columns();
-    let sql = format!(
-        "{} SELECT i.unit_id, i.site_id, i.state, i.created_at, i.deadline, i.state_since, {overdue},
-                CASE WHEN i.state = 'approved'
-                     THEN (SELECT s.verdict FROM record_seals s WHERE s.instruction_id = i.id) END
-         FROM instructions i INDEXED BY instructions_monitoring
-         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?",
-        Scope::SUBTREE
-    );
-    let mut values: Vec<Value> = vec![scope.root.into()];
-    values.extend(overdue_values);
-    values.extend([period.from.into(), period.to.into()]);
-    let mut stmt = c.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(values))?;
     let mut total = Figure::default();
     let mut units: BTreeMap<i64, Figure> = BTreeMap::new();
     let mut sites: BTreeMap<i64, Figure> = BTreeMap::new();
+    let mut figures_of = |unit_id: i64, site_id: i64, each: &mut dyn FnMut(&mut Figure)| {
+        each(&mut total);
+        each(units.entry(unit_id).or_insert_with(|| Figure::named(names.get(&unit_id), unit_id)));
+        each(sites.entry(site_id).or_insert_with(|| Figure::named(names.get(&site_id), site_id)));
+    };
+
+    let split = DaySplit::of(period);
+    let edge = "SELECT i.unit_id, i.site_id, i.state, 1,
+                       i.state = 'approved' AND coalesce(i.state_since, i.created_at) <= i.deadline,
+                       i.state = 'approved' AND EXISTS (SELECT 1 FROM record_seals s
+                                                        WHERE s.instruction_id = i.id AND s.verdict = 'non_conforming')
+                FROM instructions i INDEXED BY instructions_monitoring
+                WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?";
+    let mut stmt = c.prepare_cached(&format!(
+        "{}, tallies(unit_id, site_id, state, n, on_time, non_conforming) AS (
+             SELECT d.unit_id, d.site_id, d.state, d.instructions, d.on_time, d.non_conforming
+             FROM instruction_day_counts d WHERE d.unit_id IN t AND d.day >= ? AND d.day < ?
+             UNION ALL {edge} UNION ALL {edge})
+         SELECT unit_id, site_id, state, sum(n), sum(on_time), sum(non_conforming) FROM tallies
+         GROUP BY 1, 2, 3 HAVING sum(n) > 0",
+        Scope::SUBTREE
+    ))?;
+    let [(a, b), (y, z)] = split.edges;
+    let mut rows = stmt.query(rusqlite::params![scope.root, split.days.0, split.days.1, a, b, y, z])?;
     while let Some(r) = rows.next()? {
-        let created_at: i64 = r.get(3)?;
-        let row = InstructionRow {
-            unit_id: r.get(0)?,
-            site_id: r.get(1)?,
+        let tally = StateTally {
             state: r.get(2)?,
-            created_at,
-            deadline: r.get(4)?,
-            state_since: r.get::<_, Option<i64>>(5)?.unwrap_or(created_at),
-            overdue: [r.get(6)?, r.get(7)?, r.get(8)?],
-            verdict: r.get(9)?,
+            instructions: r.get(3)?,
+            on_time: r.get(4)?,
+            non_conforming: r.get(5)?,
         };
-        total.count(&row);
-        units
-            .entry(row.unit_id)
-            .or_insert_with(|| Figure::named(names.get(&row.unit_id), row.unit_id))
-            .count(&row);
-        sites
-            .entry(row.site_id)
-            .or_insert_with(|| Figure::named(names.get(&row.site_id), row.site_id))
-            .count(&row);
+        figures_of(r.get(0)?, r.get(1)?, &mut |f| f.add(&tally));
     }
+
+    let (late, late_values) = rules.open_any();
+    let mut values: Vec<Value> = vec![scope.root.into(), period.from.into(), period.to.into()];
+    values.extend(late_values);
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT i.unit_id, i.site_id, count(*) FROM instructions i INDEXED BY instructions_open
+         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ? AND {} AND {late}
+         GROUP BY 1, 2",
+        Scope::SUBTREE,
+        OverdueRules::OPEN,
+    ))?;
+    let mut rows = stmt.query(params_from_iter(values))?;
+    while let Some(r) = rows.next()? {
+        let n: i64 = r.get(2)?;
+        figures_of(r.get(0)?, r.get(1)?, &mut |f| f.overdue += n);
+    }
+    // Goods held too long are approved work, disjoint from the open work above; found from the few
+    // applications still awaiting disposal rather than from every approved instruction.
+    let (held, held_values) = rules.rule(OverdueReason::GoodsHeld);
+    let mut values: Vec<Value> = vec![scope.root.into(), period.from.into(), period.to.into()];
+    values.extend(held_values);
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT i.unit_id, i.site_id, count(*)
+         FROM applications a INDEXED BY applications_state_time JOIN instructions i ON i.application_id = a.id
+         WHERE a.state = 'not_released' AND i.unit_id IN t AND i.created_at >= ? AND i.created_at < ? AND {held}
+         GROUP BY 1, 2",
+        Scope::SUBTREE
+    ))?;
+    let mut rows = stmt.query(params_from_iter(values))?;
+    while let Some(r) = rows.next()? {
+        let n: i64 = r.get(2)?;
+        figures_of(r.get(0)?, r.get(1)?, &mut |f| f.overdue += n);
+    }
+
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT i.unit_id, i.site_id, coalesce(i.state_since, i.created_at) - i.created_at
+         FROM instructions i INDEXED BY instructions_approved
+         WHERE i.state = 'approved' AND i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?",
+        Scope::SUBTREE
+    ))?;
+    let mut rows = stmt.query(rusqlite::params![scope.root, period.from, period.to])?;
+    while let Some(r) = rows.next()? {
+        let secs = r.get::<_, i64>(2)? / 1000;
+        figures_of(r.get(0)?, r.get(1)?, &mut |f| f.durations.push(secs));
+    }
+
     let by_code = |v: BTreeMap<i64, Figure>| {
         let mut v: Vec<Figure> = v.into_values().map(Figure::finish).collect();
         v.sort_by(|a, b| a.code.cmp(&b.code));
@@ -245,22 +313,25 @@ pub fn officers(
     let by_name: HashMap<String, usize> =
         officers.iter().enumerate().map(|(n, o)| (o.username.clone(), n)).collect();
 
-    let (overdue, overdue_values) = rules.any();
-    let (from, to) = period.map_or((i64::MIN, i64::MAX), |p| (p.from, p.to));
-    let mut values: Vec<Value> = vec![scope.root.into()];
-    values.extend(overdue_values);
-    values.extend([from.into(), to.into()]);
+    // Counts by state from `officer_day_counts` (whole days) and the edge days' assignments; the overdue
+    // ones from open work and held goods only, as in [`unit_figures`].
+    let period = period.unwrap_or(Period { from: i64::MIN, to: i64::MAX });
+    let split = DaySplit::of(period);
+    let edge = "SELECT o.officer_id, i.state, 1 FROM instruction_officers o JOIN instructions i ON i.id = o.instruction_id
+                WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?";
     let mut stmt = c.prepare_cached(&format!(
-        "{} SELECT o.officer_id, i.state, {overdue}, count(*) FROM instruction_officers o
-         JOIN instructions i ON i.id = o.instruction_id
-         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?
-         GROUP BY 1, 2, 3",
+        "{}, tallies(officer_id, state, n) AS (
+             SELECT d.officer_id, d.state, d.instructions FROM officer_day_counts d
+             WHERE d.unit_id IN t AND d.day >= ? AND d.day < ?
+             UNION ALL {edge} UNION ALL {edge})
+         SELECT officer_id, state, sum(n) FROM tallies GROUP BY 1, 2",
         Scope::SUBTREE
     ))?;
-    let mut rows = stmt.query(params_from_iter(values))?;
+    let [(a, b), (y, z)] = split.edges;
+    let mut rows = stmt.query(rusqlite::params![scope.root, split.days.0, split.days.1, a, b, y, z])?;
     while let Some(r) = rows.next()? {
         let Some(&n) = index.get(&r.get::<_, i64>(0)?) else { continue };
-        let (state, late, count): (String, bool, i64) = (r.get(1)?, r.get(2)?, r.get(3)?);
+        let (state, count): (String, i64) = (r.get(1)?, r.get(2)?);
         let o = &mut officers[n];
         match state.as_str() {
             "assigned" => o.assigned += count,
@@ -269,8 +340,31 @@ pub fn officers(
             "approved" => o.done += count,
             _ => {}
         }
-        if late {
-            o.overdue += count;
+    }
+
+    let (late, late_values) = rules.open_any();
+    let (held, held_values) = rules.rule(OverdueReason::GoodsHeld);
+    let mut values: Vec<Value> = vec![scope.root.into(), period.from.into(), period.to.into()];
+    values.extend(late_values);
+    values.extend([period.from.into(), period.to.into()]);
+    values.extend(held_values);
+    let mut stmt = c.prepare_cached(&format!(
+        "{} SELECT o.officer_id, count(*) FROM instructions i INDEXED BY instructions_open
+             JOIN instruction_officers o ON o.instruction_id = i.id
+         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ? AND {} AND {late} GROUP BY 1
+         UNION ALL
+         SELECT o.officer_id, count(*)
+         FROM applications a INDEXED BY applications_state_time JOIN instructions i ON i.application_id = a.id
+             JOIN instruction_officers o ON o.instruction_id = i.id
+         WHERE a.state = 'not_released' AND i.unit_id IN t AND i.created_at >= ? AND i.created_at < ? AND {held}
+         GROUP BY 1",
+        Scope::SUBTREE,
+        OverdueRules::OPEN,
+    ))?;
+    let mut rows = stmt.query(params_from_iter(values))?;
+    while let Some(r) = rows.next()? {
+        if let Some(&n) = index.get(&r.get::<_, i64>(0)?) {
+            officers[n].overdue += r.get::<_, i64>(1)?;
         }
     }
 
@@ -416,8 +510,8 @@ pub fn overdue(
         Scope::SUBTREE
     ))?;
     let rows = stmt.query_map(params_from_iter(values), |r| {
-        let flags: [bool; 3] = [r.get(6)?, r.get(7)?, r.get(8)?];
-        let officers: Option<String> = r.get(9)?;
+        let flags: [bool; 4] = [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?];
+        let officers: Option<String> = r.get(10)?;
         Ok(Overdue {
             instruction_id: r.get(0)?,
             inspection_no: r.get(1)?,

@@ -93,10 +93,22 @@ pub enum OverdueReason {
     SlotPassed,
     /// The result has waited for approval longer than `approval_wait_hours`.
     ApprovalWaiting,
+    /// A non-conforming result was approved more than `disposal_wait_days` ago and the disposal (technical
+    /// treatment, return, destruction) is still not recorded as done: the goods are held too long.
+    GoodsHeld,
 }
 
 impl OverdueReason {
-    pub const ALL: [OverdueReason; 3] =
+    pub const ALL: [OverdueReason; 4] = [
+        OverdueReason::DeadlinePassed,
+        OverdueReason::SlotPassed,
+        OverdueReason::ApprovalWaiting,
+        OverdueReason::GoodsHeld,
+    ];
+
+    /// The rules that apply to open work only ([`OverdueRules::OPEN`]); [`OverdueReason::GoodsHeld`] is
+    /// about approved work.
+    const OPEN_WORK: [OverdueReason; 3] =
         [OverdueReason::DeadlinePassed, OverdueReason::SlotPassed, OverdueReason::ApprovalWaiting];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +116,7 @@ impl OverdueReason {
             OverdueReason::DeadlinePassed => "deadline_passed",
             OverdueReason::SlotPassed => "slot_passed",
             OverdueReason::ApprovalWaiting => "approval_waiting",
+            OverdueReason::GoodsHeld => "goods_held",
         }
     }
 }
@@ -115,6 +128,7 @@ pub struct OverdueRules {
     pub now: i64,
     pub slot_result_ms: i64,
     pub approval_wait_ms: i64,
+    pub disposal_wait_ms: i64,
 }
 
 impl OverdueRules {
@@ -123,6 +137,7 @@ impl OverdueRules {
             now,
             slot_result_ms: settings.slot_result_hours * 3_600_000,
             approval_wait_ms: settings.approval_wait_hours * 3_600_000,
+            disposal_wait_ms: settings.disposal_wait_days * 86_400_000,
         }
     }
 
@@ -141,14 +156,21 @@ impl OverdueRules {
                 "(i.state = 'submitted' AND i.state_since + ? < ?)",
                 vec![self.approval_wait_ms.into(), self.now.into()],
             ),
+            // Approval moved the instruction to `approved` (state_since) and the application to
+            // `not_released`; `disposal_done` moves the application on.
+            OverdueReason::GoodsHeld => (
+                "(i.state = 'approved' AND i.state_since + ? < ? AND i.application_id IN \
+                  (SELECT a.id FROM applications a WHERE a.state = 'not_released'))",
+                vec![self.disposal_wait_ms.into(), self.now.into()],
+            ),
         }
     }
 
-    /// Every rule's SQL and all their parameters, in [`OverdueReason::ALL`] order.
-    fn all(&self) -> (Vec<&'static str>, Vec<Value>) {
+    /// The rules' SQL and all their parameters, in the order given.
+    fn all(&self, reasons: &[OverdueReason]) -> (Vec<&'static str>, Vec<Value>) {
         let mut sql = Vec::new();
         let mut values = Vec::new();
-        for reason in OverdueReason::ALL {
+        for &reason in reasons {
             let (s, v) = self.rule(reason);
             sql.push(s);
             values.extend(v);
@@ -156,15 +178,26 @@ impl OverdueRules {
         (sql, values)
     }
 
-    /// Any rule: `(a OR b OR c)`.
-    pub fn any(&self) -> (String, Vec<Value>) {
-        let (sql, values) = self.all();
+    /// The states whose instructions the deadline, slot and approval rules can catch, as the partial
+    /// index `instructions_open` (migration 0020) spells them, so a query naming it may use that index.
+    pub const OPEN: &'static str = "i.state IN ('issued', 'booked', 'assigned', 'in_progress', 'submitted')";
+
+    /// Any rule that applies to open work ([`OverdueRules::OPEN`]): the figures count those over the
+    /// partial index.
+    pub fn open_any(&self) -> (String, Vec<Value>) {
+        let (sql, values) = self.all(&OverdueReason::OPEN_WORK);
         (format!("({})", sql.join(" OR ")), values)
     }
 
-    /// The rules as three 0/1 columns, in [`OverdueReason::ALL`] order.
+    /// Any rule: `(a OR b OR c OR d)`.
+    pub fn any(&self) -> (String, Vec<Value>) {
+        let (sql, values) = self.all(&OverdueReason::ALL);
+        (format!("({})", sql.join(" OR ")), values)
+    }
+
+    /// The rules as 0/1 columns, in [`OverdueReason::ALL`] order.
     pub fn columns(&self) -> (String, Vec<Value>) {
-        let (sql, values) = self.all();
+        let (sql, values) = self.all(&OverdueReason::ALL);
         (sql.join(", "), values)
     }
 }
@@ -231,7 +264,7 @@ mod tests {
 
     #[test]
     fn every_overdue_rule_takes_as_many_parameters_as_it_has_placeholders() {
-        let rules = OverdueRules { now: 10, slot_result_ms: 1, approval_wait_ms: 2 };
+        let rules = OverdueRules { now: 10, slot_result_ms: 1, approval_wait_ms: 2, disposal_wait_ms: 3 };
         for reason in OverdueReason::ALL {
             let (sql, values) = rules.rule(reason);
             assert_eq!(sql.matches('?').count(), values.len(), "{}", reason.as_str());

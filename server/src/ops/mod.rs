@@ -49,7 +49,26 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render())
+    use std::{fmt::Write as _, sync::atomic::Ordering};
+    let mut text = state.metrics.render();
+    // The writer's own counters live in `Db` (it runs without the registry); written in the same format.
+    let counts = state.db.writer_counts();
+    for (name, help, value) in [
+        ("fieldcheck_db_writes_total", "Write transactions run by the group-commit writer", &counts.writes),
+        ("fieldcheck_db_commits_total", "Commits (fsyncs) of groups of writes", &counts.commits),
+    ] {
+        let _ = write!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            value.load(Ordering::Relaxed)
+        );
+    }
+    let _ = write!(
+        text,
+        "# HELP fieldcheck_db_write_queue Writes waiting for the writer\n# TYPE fieldcheck_db_write_queue gauge\nfieldcheck_db_write_queue {}\n",
+        state.db.write_queue()
+    );
+    ([("content-type", "text/plain; version=0.0.4")], text)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

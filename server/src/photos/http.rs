@@ -453,7 +453,7 @@ async fn ingest(
     Ok(recorded)
 }
 
-enum Received {
+pub(crate) enum Received {
     Complete,
     /// The body went past the limit; the bytes before the piece that crossed it were kept.
     TooLarge,
@@ -464,7 +464,7 @@ enum Received {
 /// Streams `body` onto the end of the file at `path`, at most `limit` bytes, and makes it durable. `lock`
 /// travels into every blocking write, so the upload stays locked until the last byte has landed even if
 /// this request is dropped half-way.
-async fn receive(
+pub(crate) async fn receive(
     body: Body,
     path: PathBuf,
     limit: u64,
@@ -577,7 +577,7 @@ fn unsupported_type(t: &str) -> ApiError {
     )
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
@@ -590,7 +590,7 @@ fn too_large(max: u64) -> ApiError {
     .with_details(json!({"max_bytes": max}))
 }
 
-fn interrupted() -> ApiError {
+pub(crate) fn interrupted() -> ApiError {
     ApiError::bad_request("upload_interrupted", "the body broke off before its end")
 }
 

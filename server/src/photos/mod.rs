@@ -47,7 +47,11 @@ impl Sha256Hex {
         if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Sha256Hex(s.to_ascii_lowercase()))
         } else {
-            Err(invalid("sha256", "invalid_sha256", "a photo is named by its SHA-256: 64 hex digits"))
+            Err(invalid(
+                "sha256",
+                "invalid_sha256",
+                "a photo or document is named by its SHA-256: 64 hex digits",
+            ))
         }
     }
 

@@ -3,7 +3,8 @@
 //! Files: `photos/ab/cd/<sha256>` (the original, sharded by the first two bytes of its hash so no folder
 //! grows past a few thousand entries), `thumbnails/ab/cd/<sha256>.jpg` (a cache that may be deleted at any
 //! time), `photos/uploads/<id>` (bytes of resumable uploads so far), `photos/tmp/` (whole uploads being
-//! received; emptied at start).
+//! received; emptied at start), and `documents/ab/cd/<sha256>` (supporting documents, the same way: one
+//! content-addressed store for every file an inspection rests on).
 //!
 //! A photo becomes visible only through its `photos` row, and that row is written after the file is
 //! durable (temporary file, fsync, rename, fsync of the folder). A killed server therefore leaves at worst
@@ -24,6 +25,8 @@ use super::{Photo, Sha256Hex, inspect::PhotoFormat};
 /// The photo folders of one data dir, and the locks of the resumable uploads in progress.
 pub struct PhotoFiles {
     originals: PathBuf,
+    /// Supporting documents (`crate::documents`): named and published like originals.
+    documents: PathBuf,
     thumbnails: PathBuf,
     uploads: PathBuf,
     tmp: PathBuf,
@@ -38,12 +41,13 @@ impl PhotoFiles {
         let originals = data_dir.join("photos");
         let files = PhotoFiles {
             thumbnails: data_dir.join("thumbnails"),
+            documents: data_dir.join("documents"),
             uploads: originals.join("uploads"),
             tmp: originals.join("tmp"),
             originals,
             upload_locks: Mutex::new(HashMap::new()),
         };
-        for dir in [&files.originals, &files.thumbnails, &files.uploads, &files.tmp] {
+        for dir in [&files.originals, &files.thumbnails, &files.uploads, &files.tmp, &files.documents] {
             fs::create_dir_all(dir)?;
         }
         for entry in fs::read_dir(&files.tmp)? {
@@ -53,8 +57,12 @@ impl PhotoFiles {
     }
 
     pub fn original(&self, sha: &Sha256Hex) -> PathBuf {
-        let (a, b) = sha.shards();
-        self.originals.join(a).join(b).join(sha.as_str())
+        sharded(&self.originals, sha)
+    }
+
+    /// Where the supporting document `sha` is kept.
+    pub fn document(&self, sha: &Sha256Hex) -> PathBuf {
+        sharded(&self.documents, sha)
     }
 
     pub fn thumbnail(&self, sha: &Sha256Hex) -> PathBuf {
@@ -74,16 +82,12 @@ impl PhotoFiles {
     /// Moves the fully received, checked file `from` into its place as the original of `sha`, durably:
     /// fsync the file, rename (atomic within one file system), fsync the folders that changed.
     pub fn publish(&self, from: &Path, sha: &Sha256Hex) -> io::Result<()> {
-        File::open(from)?.sync_all()?;
-        let to = self.original(sha);
-        let shard = to.parent().expect("originals are inside a shard folder");
-        if !shard.exists() {
-            fs::create_dir_all(shard)?;
-            sync_dir(&self.originals)?;
-            sync_dir(shard.parent().expect("two shard levels"))?;
-        }
-        fs::rename(from, &to)?;
-        sync_dir(shard)
+        publish_into(&self.originals, from, sha)
+    }
+
+    /// [`publish`](Self::publish) for a checked supporting document.
+    pub fn publish_document(&self, from: &Path, sha: &Sha256Hex) -> io::Result<()> {
+        publish_into(&self.documents, from, sha)
     }
 
     /// Writes a thumbnail through a temporary file and a rename, so a reader never sees half of one. No
@@ -107,6 +111,27 @@ impl PhotoFiles {
         self.upload_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(upload_id);
         let _ = fs::remove_file(self.upload(upload_id));
     }
+}
+
+/// `root/ab/cd/<sha256>`: sharded by the first two bytes of the hash.
+fn sharded(root: &Path, sha: &Sha256Hex) -> PathBuf {
+    let (a, b) = sha.shards();
+    root.join(a).join(b).join(sha.as_str())
+}
+
+/// Moves `from` to its sharded place under `root` durably: fsync the file, rename (atomic within one file
+/// system), fsync the folders that changed.
+fn publish_into(root: &Path, from: &Path, sha: &Sha256Hex) -> io::Result<()> {
+    File::open(from)?.sync_all()?;
+    let to = sharded(root, sha);
+    let shard = to.parent().expect("files are inside a shard folder");
+    if !shard.exists() {
+        fs::create_dir_all(shard)?;
+        sync_dir(root)?;
+        sync_dir(shard.parent().expect("two shard levels"))?;
+    }
+    fs::rename(from, &to)?;
+    sync_dir(shard)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -4,12 +4,15 @@
 //! - this file: the [`Page`] display list (text, wrapped text, rules, QR codes) and [`render`], which turns
 //!   pages into one PDF. Callers place marks in points from the top-left corner; nothing here knows what a
 //!   certificate is, so printed notices (issue 18) use the same few calls.
+//! - [`layout`]: the shared paper layout — letterhead with the verification QR code, labelled bilingual
+//!   fields flowing over pages, headings, numbered page feet — used by certificates and notices alike.
 //! - [`typeface`]: the one embedded CJK font, its advance widths (for line breaking, which krilla does not
 //!   do) and the check that a text can be printed at all.
 //!
 //! The font is compiled into the binary: a certificate must print the same on every machine, whatever
 //! fonts the host has. krilla embeds only the glyphs a document uses (a few kB per page).
 
+pub mod layout;
 pub mod typeface;
 
 use krilla::{

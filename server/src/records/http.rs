@@ -41,7 +41,8 @@ fn device_of(caller: &Caller) -> Result<String, ApiError> {
         (status = 200, content_type = "application/cbor", body = Vec<u8>,
             description = "CBOR `{v, index_doc, results: [{doc, data?, error?, accepted}]}`"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "saturated: nothing was done; retry after `Retry-After` seconds")))]
 pub async fn sync(
     State(state): State<AppState>,
     caller: Caller,
@@ -49,6 +50,16 @@ pub async fn sync(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let device_id = device_of(&caller)?;
+    // Back-pressure: refused before any work, so a handheld told to come back later never has its
+    // batch committed after it gave up waiting.
+    let _slot = state.sync_slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "saturated",
+            "the server is busy with other handhelds' syncs; nothing was done, sync again shortly",
+        )
+        .with_retry_after(1)
+    })?;
     if headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some(batch::CONTENT_TYPE) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

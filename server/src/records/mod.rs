@@ -558,7 +558,12 @@ fn sync_doc(
     match outcome {
         Err(refusal) => Ok(Err(refused_for(tx, device_id, &refusal)?)),
         Ok(done) => {
-            store::put_sync_state(tx, device_id, &meta.id, &session.persist(), now)?;
+            // A message that brings nothing new (the usual "I have these heads" of a settled
+            // conversation) leaves the stored shared heads as they are: no row is rewritten for it.
+            let state = session.persist();
+            if store::sync_state(tx, device_id, &meta.id)?.as_deref() != Some(state.as_slice()) {
+                store::put_sync_state(tx, device_id, &meta.id, &state, now)?;
+            }
             Ok(Ok(done))
         }
     }

@@ -223,3 +223,31 @@ pub async fn disposal_done(
     let note = req.note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
     commit(&state, move |tx| super::disposal_done(tx, now, &caller, id, note.as_deref())).await
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpinionRequest {
+    /// Why the decision is revoked; the enterprise reads it in its receipt.
+    pub opinion: Paragraph<2000>,
+}
+
+/// Revoke an application's approval while its instruction is still `issued` (not booked, not assigned):
+/// the instruction is cancelled and the application is `submitted` again.
+#[utoipa::path(post, path = "/api/v1/applications/{id}/revoke-approval", tag = "workflow", request_body = OpinionRequest,
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = crate::applications::Application), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the approval has consequences already, or sealed evidence"),
+        (status = 422, body = ErrorBody)))]
+pub async fn revoke_approval(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<OpinionRequest>,
+) -> Result<Json<crate::applications::Application>, ApiError> {
+    super::required_text("opinion", "missing_opinion", &req.opinion, "why the approval is revoked")?;
+    let now = state.now_ms();
+    let app =
+        state.db.write(move |tx| super::revoke_approval(tx, now, &caller, id, req.opinion.trim())).await?;
+    state.receipts_changed();
+    Ok(Json(app))
+}

@@ -123,6 +123,72 @@ pub fn cancel(
     instruction(tx, id)
 }
 
+/// A reviewer revokes an application's approval while nothing has followed from it yet — its instruction
+/// still `issued`, neither booked nor assigned: the instruction is cancelled and the application is
+/// `submitted` again (to be reviewed anew), with receipts and audit entries for both. A decision that
+/// sealed evidence (an approved result, a release) is never undone: it is corrected by a new decision.
+pub fn revoke_approval(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    application_id: i64,
+    opinion: &str,
+) -> Result<applications::Application, ApiError> {
+    let mut app =
+        app_store::get(tx, application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+    if !crate::review::may_review(tx, caller, app.district_unit)? {
+        return Err(ApiError::not_found("the application"));
+    }
+    let i = instructions::by_application(tx, application_id)?;
+    let i = match i {
+        Some(i) if app.state == ApplicationState::Inspection && i.state == InstructionState::Issued => i,
+        Some(i) if matches!(i.state, InstructionState::Approved | InstructionState::ForceReleased) => {
+            return Err(ApiError::conflict(
+                "sealed_decision",
+                format!(
+                    "instruction {} is {}: its decision sealed the evidence and is never undone; correct it \
+                     with a new decision that references it",
+                    i.id, i.state
+                ),
+            )
+            .with_details(json!({"instruction_id": i.id, "state": i.state})));
+        }
+        Some(i) if app.state == ApplicationState::Inspection => {
+            return Err(ApiError::conflict(
+                "approval_has_consequences",
+                format!(
+                    "instruction {} is {} already; only an approval whose instruction is still issued (not \
+                     booked, not assigned) can be revoked — cancel the instruction instead",
+                    i.id, i.state
+                ),
+            )
+            .with_details(json!({"instruction_id": i.id, "state": i.state})));
+        }
+        _ => {
+            return Err(ApiError::conflict(
+                "not_revocable",
+                format!(
+                    "application {application_id} is {}; only an approval that sent the goods to on-site \
+                     inspection can be revoked",
+                    app.state
+                ),
+            ));
+        }
+    };
+    let actor = Actor::User(caller.user_id);
+    let details = json!({"approval_revoked": true, "application_id": application_id});
+    instruction_event(tx, now, &actor, &i, InstructionEvent::Cancelled, Some(opinion), details)?;
+    app.disposition = None;
+    let change = AppChange {
+        state: ApplicationState::Submitted,
+        action: ApplicationEvent::ApprovalRevoked,
+        opinion: Some(opinion),
+        details: json!({"version": app.version, "instruction_id": i.id, "revoked_disposition": "on_site"}),
+    };
+    applications::transition_as(tx, now, &actor, &mut app, change)?;
+    Ok(app)
+}
+
 /// The instruction follows its booking after any booking change: a confirmed slot (`due_at` set) books an
 /// issued instruction; losing it withdraws a booked one. Later states keep their officers' work.
 pub fn booking_changed(

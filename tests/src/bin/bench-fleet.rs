@@ -1,14 +1,21 @@
 //! Fleet benchmark: many handhelds syncing their records concurrently to a real server.
 //!
-//! `bench-fleet [HANDHELDS] [RECORDS_PER_HANDHELD] [SESSIONS]` (defaults 20 × 10 × 3). Each handheld is
-//! a thread running the `handheld` client library (its own SQLite store, HTTP batch sync). Setup files,
-//! approves and assigns one frozen-fish instruction per record (13 check items). Then every handheld
-//! downloads its records and works through `SESSIONS` offline sessions, syncing after each: the check
-//! results spread over the sessions, five photo references in the first, verdict and completion in the
-//! last. Printed: records/s, bytes per record, p50/p99 batch latency, server RSS; then the same edits
-//! merged in-process with plain automerge (no HTTP, no validation, no SQLite) and the overhead ratio.
+//! `bench-fleet [HANDHELDS] [RECORDS_PER_HANDHELD] [SESSIONS] [--json]` (defaults 20 × 10 × 3). The
+//! server is the real `fieldcheck` binary in its own process; each handheld is a thread of this process
+//! running the `handheld` client library (its own SQLite store, HTTP batch sync). Setup files, approves
+//! and assigns one frozen-fish instruction per record (13 check items). Then every handheld downloads
+//! its records and works through `SESSIONS` offline sessions, syncing after each: the check results
+//! spread over the sessions, five photo references in the first, verdict and completion in the last.
 //!
-//! Build with `cargo build --release --workspace --bins` and run `target/release/bench-fleet`.
+//! Printed for the sessions phase: records/s; server CPU per record (user + system time of the server
+//! process from `/proc/<pid>/stat`, before and after); whole-sync latency p50/p99/max (one
+//! `handheld::sync`, every round trip and retry in it) and per-request p50/p99; retries, 503 answers and
+//! failed syncs; bytes per record; server RSS now and peak (`VmHWM`). Then the same edits merged
+//! in-process with plain automerge (no HTTP, no validation, no SQLite) and the overhead ratio. With
+//! `--json` the figures are also printed as one JSON line, to compare runs.
+//!
+//! Build with `cargo build --release --bin fieldcheck --bin bench-fleet` and run
+//! `target/release/bench-fleet`.
 
 use std::{
     sync::Barrier,
@@ -27,8 +34,9 @@ use serde_json::json;
 
 const PHOTOS: usize = 5;
 
+/// The `n`th positional argument (1-based), flags left out.
 fn arg(n: usize, default: usize) -> usize {
-    std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
+    std::env::args().filter(|a| !a.starts_with("--")).nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
 }
 
 /// Creates officers, files and approves `handhelds × records` applications, assigns `records` to each.
@@ -116,9 +124,14 @@ fn edit_session(
 }
 
 struct HandheldRun {
+    /// Per request, retries included.
     latencies: Vec<Duration>,
+    /// Per whole sync (`handheld::sync`: every round trip of it).
+    syncs: Vec<Duration>,
     bytes: u64,
     requests: u64,
+    retries: u64,
+    unavailable: u64,
     records: usize,
 }
 
@@ -140,7 +153,9 @@ fn run_handheld(
     downloaded?;
     // Only the offline sessions count: the first download is a different workload.
     let (bytes0, requests0) = (client.bytes_sent + client.bytes_received, client.requests);
+    let (retries0, unavailable0) = (client.retries, client.unavailable);
     client.latencies.clear();
+    let mut syncs = Vec::with_capacity(sessions);
     let by = OfficerId::parse(username.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let actor = handheld::actor(&store)?;
     let records = store.records()?;
@@ -159,13 +174,18 @@ fn run_handheld(
             )?;
             store.save_edit(&local.id, &doc.save(), "bench", 0)?;
         }
+        let sync_started = Instant::now();
         let report = handheld::sync(&store, &mut client, 0)?;
+        syncs.push(sync_started.elapsed());
         anyhow::ensure!(report.errors.is_empty(), "refused: {:?}", report.errors);
     }
     Ok(HandheldRun {
         latencies: client.latencies,
+        syncs,
         bytes: client.bytes_sent + client.bytes_received - bytes0,
         requests: client.requests - requests0,
+        retries: client.retries - retries0,
+        unavailable: client.unavailable - unavailable0,
         records: records.len(),
     })
 }
@@ -241,6 +261,18 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU time the process has used so far (`/proc/<pid>/stat` fields 14 and 15, in clock
+/// ticks of 1/100 s on Linux).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after_name.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // `after_name` starts at field 3 (state), so fields 14 and 15 are at 11 and 12.
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -250,6 +282,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() -> Result<()> {
     let (handhelds, records, sessions) = (arg(1, 20), arg(2, 10), arg(3, 3).max(1));
+    let json_line = std::env::args().any(|a| a == "--json");
     let server = TestServer::start();
     let runtime = tokio::runtime::Runtime::new()?;
     let setup = Instant::now();
@@ -258,6 +291,7 @@ fn main() -> Result<()> {
 
     let ready = Barrier::new(officers.len() + 1);
     let mut started = Instant::now();
+    let mut cpu_before = Duration::ZERO;
     let runs: Vec<HandheldRun> = std::thread::scope(|scope| {
         let threads: Vec<_> = officers
             .iter()
@@ -269,13 +303,26 @@ fn main() -> Result<()> {
             .collect();
         ready.wait();
         started = Instant::now();
-        threads.into_iter().map(|t| t.join().expect("handheld thread")).collect::<Result<_>>()
-    })?;
+        cpu_before = cpu_time(server.pid());
+        // A failed handheld is counted, not fatal: a fleet run reports how many syncs gave up.
+        Ok::<_, anyhow::Error>(
+            threads.into_iter().map(|t| t.join().expect("handheld thread")).collect::<Vec<Result<_>>>(),
+        )
+    })?
+    .into_iter()
+    .filter_map(|run: Result<HandheldRun>| run.map_err(|e| eprintln!("handheld failed: {e:#}")).ok())
+    .collect();
     let fleet = started.elapsed();
+    let server_cpu = cpu_time(server.pid()).saturating_sub(cpu_before);
+    let failed = officers.len() - runs.len();
 
     let total_records: usize = runs.iter().map(|r| r.records).sum();
     let mut latencies: Vec<Duration> = runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
     latencies.sort();
+    let mut syncs: Vec<Duration> = runs.iter().flat_map(|r| r.syncs.iter().copied()).collect();
+    syncs.sort();
+    let retries: u64 = runs.iter().map(|r| r.retries).sum();
+    let unavailable: u64 = runs.iter().map(|r| r.unavailable).sum();
     let bytes: u64 = runs.iter().map(|r| r.bytes).sum();
     let requests: u64 = runs.iter().map(|r| r.requests).sum();
     let rss = rss_kib(server.pid(), "VmRSS:");
@@ -303,6 +350,7 @@ fn main() -> Result<()> {
         RecordDoc::load(local.data.as_deref().context("record data")?, handheld::actor(&store)?)?
     };
     let checks = template.read()?.checks.len();
+    anyhow::ensure!(total_records > 0, "no handheld finished");
     let baseline = in_process(total_records, sessions, &mut template)?;
 
     let per_sec = |d: Duration| total_records as f64 / d.as_secs_f64();
@@ -311,13 +359,22 @@ fn main() -> Result<()> {
     );
     println!("  wall time (sessions phase)   {:.2?}", fleet);
     println!("  records/s (all sessions)     {:.1}", per_sec(fleet));
-    println!("  sync requests                {requests}");
-    println!("  bytes per record (up+down)   {}", bytes / total_records.max(1) as u64);
+    let cpu_per_record_ms = server_cpu.as_secs_f64() * 1000.0 / total_records as f64;
+    println!("  server CPU per record        {cpu_per_record_ms:.2} ms ({:.1?} in all)", server_cpu);
     println!(
-        "  batch latency p50 / p99      {:.1?} / {:.1?}",
+        "  whole sync p50 / p99 / max   {:.1?} / {:.1?} / {:.1?}",
+        percentile(&syncs, 0.5),
+        percentile(&syncs, 0.99),
+        syncs.last().copied().unwrap_or_default()
+    );
+    println!(
+        "  request p50 / p99            {:.1?} / {:.1?}",
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );
+    println!("  sync requests                {requests}");
+    println!("  retries / 503s / failed      {retries} / {unavailable} / {failed} handhelds");
+    println!("  bytes per record (up+down)   {}", bytes / total_records.max(1) as u64);
     println!("  server RSS now / peak        {} MiB / {} MiB", rss / 1024, peak / 1024);
     println!(
         "  instructions in_progress, photos pending by design (listing capped at 500): {}",
@@ -325,5 +382,25 @@ fn main() -> Result<()> {
     );
     println!("in-process plain automerge, same edits: {:.2?} ({:.1} records/s)", baseline, per_sec(baseline));
     println!("overhead ratio (fleet / in-process):   {:.1}×", fleet.as_secs_f64() / baseline.as_secs_f64());
+    if json_line {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{}",
+            json!({
+                "handhelds": handhelds, "records": records, "sessions": sessions,
+                "records_per_s": per_sec(fleet),
+                "server_cpu_ms_per_record": cpu_per_record_ms,
+                "sync_p50_ms": ms(percentile(&syncs, 0.5)),
+                "sync_p99_ms": ms(percentile(&syncs, 0.99)),
+                "sync_max_ms": ms(syncs.last().copied().unwrap_or_default()),
+                "request_p50_ms": ms(percentile(&latencies, 0.5)),
+                "request_p99_ms": ms(percentile(&latencies, 0.99)),
+                "requests": requests, "retries": retries, "unavailable_503": unavailable,
+                "failed_handhelds": failed,
+                "peak_rss_mib": peak / 1024,
+                "in_process_records_per_s": per_sec(baseline),
+            })
+        );
+    }
     Ok(())
 }
