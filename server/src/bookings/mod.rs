@@ -370,8 +370,8 @@ fn check_new_slot(
             "after_deadline",
             format!(
                 "{} is after the instruction's deadline {}; choose an earlier slot, or ask customs to extend the deadline",
-                rules.slot_time(start).local_starts_at,
-                rules.slot_time(deadline).local_starts_at
+                rules.slot_time(start)?.local_starts_at,
+                rules.slot_time(deadline)?.local_starts_at
             ),
         )
         .with_details(json!({"field": "starts_at", "deadline": rfc3339::to_string(deadline)})));
