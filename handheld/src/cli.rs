@@ -132,6 +132,10 @@ pub enum Command {
         /// Where it was taken (degrees), when the photo carries no position.
         #[arg(long, requires = "lat")]
         lon: Option<f64>,
+        /// Warn when the photo's EXIF capture time is more than this many hours before now (an old photo
+        /// is weak evidence of today's inspection).
+        #[arg(long, default_value_t = 24)]
+        stale_after_hours: u32,
     },
     /// Withdraws a photo from the record (wrong or unusable): kept in the history, no longer awaited.
     Withdraw {
@@ -225,6 +229,42 @@ fn image_kind(bytes: &[u8]) -> Option<&'static str> {
 }
 
 /// A unix-ms instant as the device's local date and time (the zone the officer's clock shows).
+/// The instant of an EXIF capture time (`YYYY-MM-DDTHH:MM:SS`, with `±HH:MM` when the camera recorded its
+/// zone). Without a zone it is read as this device's local time: the camera and the handheld are in the
+/// officer's hand at the same place.
+fn capture_instant(captured_at: &str) -> Result<i64> {
+    let instant = match captured_at.parse::<jiff::Timestamp>() {
+        Ok(t) => t,
+        Err(_) => captured_at
+            .parse::<jiff::civil::DateTime>()
+            .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::system()))
+            .map(|z| z.timestamp())
+            .map_err(|e| anyhow::anyhow!("the EXIF capture time {captured_at} is not a time: {e}"))?,
+    };
+    Ok(instant.as_millisecond())
+}
+
+/// What is odd about a photo taken at `taken_at` and attached at `now`, in words for the officer.
+fn capture_warnings(taken_at: i64, now: i64, stale_after_hours: u32) -> Vec<String> {
+    const CLOCK_SLACK_MS: i64 = 10 * 60_000;
+    let hours_before = (now - taken_at) / 3_600_000;
+    let mut warnings = Vec::new();
+    if now - taken_at > i64::from(stale_after_hours) * 3_600_000 {
+        warnings.push(format!(
+            "taken {} ({hours_before} hours ago), long before this inspection; attach a photo taken now, or say \
+             in the caption why this one serves",
+            local_time(taken_at)
+        ));
+    }
+    if taken_at - now > CLOCK_SLACK_MS {
+        warnings.push(format!(
+            "taken {} by the camera's clock, which is in the future; check the camera's date and time",
+            local_time(taken_at)
+        ));
+    }
+    warnings
+}
+
 fn local_time(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M %Z").to_string(),
@@ -636,7 +676,7 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
             doc.put_note(&note, text, &stamp)?;
             extra = json!({"note_id": note});
         }
-        Command::Attach { file, caption, item, lat, lon, .. } => {
+        Command::Attach { file, caption, item, lat, lon, stale_after_hours, .. } => {
             let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
             if image_kind(&bytes).is_none() {
                 bail!(
@@ -644,12 +684,28 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
                     file.display()
                 );
             }
+            // The server refuses a photo whose EXIF block cannot be read; say so now, not after the upload.
+            let facts = fieldcheck_sync::exif::read(&bytes).map_err(|e| {
+                anyhow::anyhow!("{}: {e}; the server refuses such photos, take it again", file.display())
+            })?;
+            let taken_at = match facts.captured_at.as_deref().map(capture_instant) {
+                Some(Ok(at)) => at,
+                Some(Err(e)) => bail!("{}: {e}", file.display()),
+                None => now,
+            };
+            for warning in capture_warnings(taken_at, now, *stale_after_hours) {
+                eprintln!("warning: {}: {warning}", file.display());
+            }
+            // The camera's own position wins over what was typed: it was recorded when the photo was taken.
+            let location = facts
+                .position
+                .map(|(lat, lon)| Location { lat, lon })
+                .or_else(|| lat.zip(*lon).map(|(lat, lon)| Location { lat, lon }));
             let hash = PhotoHash::from_digest(Sha256::digest(&bytes).into());
-            let location = lat.zip(*lon).map(|(lat, lon)| Location { lat, lon });
             let photo = PhotoRef {
                 check_item: item.clone(),
                 caption: caption.clone(),
-                taken_at: now,
+                taken_at,
                 location,
                 withdrawn: false,
             };
@@ -739,6 +795,28 @@ mod tests {
         let mut missing = Vec::new();
         walk(&Cli::command(), "handheld", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn a_capture_time_with_a_zone_is_that_instant_and_one_without_is_read_in_local_time() {
+        assert_eq!(capture_instant("2026-11-23T09:30:00+08:00").unwrap(), 1_795_397_400_000);
+        let local = capture_instant("2026-11-23T09:30:00").unwrap();
+        let offset_ms = jiff::tz::TimeZone::system()
+            .to_offset(jiff::Timestamp::from_millisecond(local).unwrap())
+            .seconds() as i64
+            * 1000;
+        assert_eq!(local + offset_ms, 1_795_426_200_000, "09:30 on the wall clock of this device's zone");
+        assert!(capture_instant("2026-13-45T99:30:00").is_err());
+    }
+
+    #[test]
+    fn an_old_photo_and_a_camera_clock_in_the_future_are_warned_about_and_a_fresh_one_is_not() {
+        let now = 1_795_858_200_000;
+        assert!(capture_warnings(now - 3_600_000, now, 24).is_empty());
+        let old = capture_warnings(now - 30 * 3_600_000, now, 24);
+        assert!(old.len() == 1 && old[0].contains("30 hours ago"), "{old:?}");
+        let future = capture_warnings(now + 3_600_000, now, 24);
+        assert!(future.len() == 1 && future[0].contains("in the future"), "{future:?}");
     }
 
     #[test]

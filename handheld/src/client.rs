@@ -211,8 +211,15 @@ pub const PHOTO_CHUNK: usize = 256 * 1024;
 impl Client {
     /// Uploads a photo by the resumable protocol (docs/api.md, "Photos"): start (or find the unfinished
     /// upload of these bytes), append chunks from the server's offset, finish. An interrupted upload
-    /// resumes from what the server already holds, on the next sync if need be.
-    pub fn upload_photo(&mut self, sha256: &str, instruction_id: i64, bytes: &[u8]) -> Result<Upload> {
+    /// resumes from what the server already holds, on the next sync if need be. `progress` hears the
+    /// server's offset where the upload starts and after each chunk it acknowledged.
+    pub fn upload_photo(
+        &mut self,
+        sha256: &str,
+        instruction_id: i64,
+        bytes: &[u8],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Upload> {
         let start = format!("{}/api/v1/photos/{sha256}/uploads", self.base);
         let body = json!({"instruction_id": instruction_id, "size": bytes.len()});
         let resp = self.send(&|http, token| with_token(http.post(&start).json(&body), token))?;
@@ -226,6 +233,7 @@ impl Client {
         let upload_id = status["upload_id"].as_str().context("the server named no upload")?.to_owned();
         let url = format!("{}/api/v1/photo-uploads/{upload_id}", self.base);
         let mut offset = status["offset"].as_u64().context("no offset")? as usize;
+        progress(offset);
         while offset < bytes.len() {
             let chunk = &bytes[offset..(offset + PHOTO_CHUNK).min(bytes.len())];
             let resp = self.send(&|http, token| {
@@ -240,6 +248,7 @@ impl Client {
             if code == 204 {
                 offset += chunk.len();
                 self.bytes_sent += chunk.len() as u64;
+                progress(offset);
                 continue;
             }
             // Out of step with the server (a retried chunk that had landed, or a busy upload): ask.

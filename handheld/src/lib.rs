@@ -194,7 +194,10 @@ fn upload_photos(store: &Store, client: &mut Client, report: &mut SyncReport, no
                 continue;
             }
         };
-        match client.upload_photo(&sha, instruction_id, &bytes)? {
+        let mut shown = Progress::new(&sha, bytes.len());
+        let outcome = client.upload_photo(&sha, instruction_id, &bytes, &mut |offset| shown.at(offset))?;
+        shown.done();
+        match outcome {
             client::Upload::Stored => {
                 store.photo_uploaded(&sha, now)?;
                 report.photos_uploaded += 1;
@@ -206,6 +209,75 @@ fn upload_photos(store: &Store, client: &mut Client, report: &mut SyncReport, no
         }
     }
     Ok(())
+}
+
+/// What an officer sees while a photo goes up a slow link: on a terminal, one line rewritten per chunk
+/// (bytes and rate); elsewhere (scripts, logs) one line per photo once it is sent.
+struct Progress {
+    label: String,
+    total: usize,
+    started: std::time::Instant,
+    first: Option<usize>,
+    last: usize,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(sha: &str, total: usize) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            label: sha.chars().take(12).collect(),
+            total,
+            started: std::time::Instant::now(),
+            first: None,
+            last: 0,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn at(&mut self, offset: usize) {
+        // A resumed upload starts at the server's offset: the rate counts only what this run sent.
+        self.first.get_or_insert(offset);
+        self.last = offset;
+        if self.terminal && offset > self.first.unwrap_or(0) {
+            eprint!(
+                "\rphoto {}: {} of {} ({}/s)   ",
+                self.label,
+                size(offset),
+                size(self.total),
+                self.rate()
+            );
+        }
+    }
+
+    fn rate(&self) -> String {
+        let sent = self.last - self.first.unwrap_or(0);
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        size((sent as f64 / secs) as usize)
+    }
+
+    fn done(&self) {
+        if self.last > self.first.unwrap_or(self.last) {
+            let end = if self.terminal { "\r" } else { "" };
+            eprintln!(
+                "{end}photo {}: sent {} of {} in {:.1} s ({}/s)   ",
+                self.label,
+                size(self.last - self.first.unwrap_or(0)),
+                size(self.total),
+                self.started.elapsed().as_secs_f64(),
+                self.rate()
+            );
+        }
+    }
+}
+
+/// Bytes in the unit a person reads at a glance.
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.0} KiB", b as f64 / f64::from(1 << 10)),
+        b => format!("{b} B"),
+    }
 }
 
 /// A full sync: the assignment index, then every record it lists, then the queued photos.

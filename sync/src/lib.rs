@@ -21,11 +21,14 @@
 //! - [`batch`]: the batch HTTP endpoint's CBOR framing (many documents per round trip).
 //! - [`repo`]: the automerge-repo wire protocol (join/peer/request/sync/…) and its document ids,
 //!   for the WebSocket endpoint.
+//! - [`exif`]: what a photo's EXIF block says (capture time, position, orientation, camera), read the
+//!   same way by the server's photo checks and the handheld's `attach`.
 //! - `json` (private): writes and reads the server-owned parts as plain automerge maps and lists.
 
 pub mod batch;
 pub mod chunks;
 pub mod conflicts;
+pub mod exif;
 pub mod index;
 mod json;
 pub mod migrate;

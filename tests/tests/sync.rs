@@ -199,9 +199,17 @@ async fn a_real_photo_attached_offline_is_uploaded_on_sync_and_completes_the_rec
     let one = Handheld::new(&server, "officer1");
     one.sync();
     let photo = fieldcheck_tests::repo_root().join("fixtures/photos/gps_DSCN0010.jpg");
-    let attached =
-        one.ok(&["attach", &id, photo.to_str().unwrap(), "--caption", "carton label", "--item", &items[0]]);
+    // The camera wrote its local time without a zone: the handheld reads it in its own zone (UTC here).
+    let out = one
+        .command(&["attach", &id, photo.to_str().unwrap(), "--caption", "carton label", "--item", &items[0]])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let attached: Value = serde_json::from_slice(&out.stdout).unwrap();
     let sha = attached["extra"]["sha256"].as_str().unwrap().to_owned();
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(warned.contains("long before this inspection"), "a 2008 photo is flagged: {warned}");
     for item in &items {
         one.ok(&["check", &id, item, "pass"]);
     }
@@ -214,6 +222,11 @@ async fn a_real_photo_attached_offline_is_uploaded_on_sync_and_completes_the_rec
     let supervisor = server.login("supervisor1").await;
     let view = record(&supervisor, instruction).await;
     assert_eq!(view["pending_photos"], json!([]), "{view}");
+    // Capture time and position come from the photo's EXIF (2008-10-22T16:28:39, 43.467° N 11.885° E).
+    let entry = &view["record"]["photos"][&sha];
+    assert_eq!(entry["taken_at"], 1_224_692_919_000_i64, "{entry}");
+    assert!((entry["location"]["lat"].as_f64().unwrap() - 43.467_448).abs() < 1e-5, "{entry}");
+    assert!((entry["location"]["lon"].as_f64().unwrap() - 11.885_127).abs() < 1e-5, "{entry}");
     assert_eq!(view["state"], "submitted", "complete, no conflict, every photo present: {view}");
     let (status, meta) = supervisor.get(&format!("/api/v1/photos/{sha}/metadata")).await;
     assert_eq!(status, 200, "{meta}");
@@ -305,8 +318,20 @@ async fn an_interrupted_photo_upload_is_resumed_by_the_next_sync_and_ends_byte_i
         .await;
     assert_eq!(status, 204);
 
-    let report = one.ok(&["sync"]);
+    let out = one.run(&["sync"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["photos_uploaded"], 1, "{report}");
+    // The officer is told how the upload went: only what this sync sent (the rest of the 0.8 MB), of the whole.
+    let progress = String::from_utf8_lossy(&out.stderr);
+    let sent = bytes.len() - 300_000;
+    let shown = format!(
+        "photo {}: sent {} KiB of {} KiB",
+        &sha[..12],
+        sent / 1024 + usize::from(sent % 1024 >= 512),
+        bytes.len() / 1024 + usize::from(bytes.len() % 1024 >= 512)
+    );
+    assert!(progress.contains(&shown), "{shown:?} in {progress}");
     let supervisor = server.login("supervisor1").await;
     let (status, _, stored) =
         supervisor.bytes(reqwest::Method::GET, &format!("/api/v1/photos/{sha}"), &[], None).await;

@@ -496,18 +496,27 @@ pub fn overdue(
     limit: i64,
 ) -> Result<Vec<Overdue>, ApiError> {
     let (columns, column_values) = rules.columns();
-    let (any, any_values) = rules.any();
+    let (open_any, open_values) = rules.open_any();
+    let (held, held_values) = rules.rule(OverdueReason::GoodsHeld);
     let mut values: Vec<Value> = vec![scope.root.into()];
+    values.extend(open_values);
+    values.extend(held_values);
     values.extend(column_values);
-    values.extend(any_values);
     values.push(limit.into());
+    // Open work and goods held are found apart: one OR across both (the held rule's subquery among
+    // them) keeps SQLite from using the partial index `instructions_open` for the open part.
     let mut stmt = c.prepare_cached(&format!(
-        "{} SELECT i.id, i.inspection_no, s.code, i.state, i.deadline, i.due_at, {columns},
+        "{}, hits(id) AS (
+             SELECT i.id FROM instructions i WHERE i.unit_id IN t AND {open} AND {open_any}
+             UNION
+             SELECT i.id FROM instructions i WHERE i.unit_id IN t AND {held})
+         SELECT i.id, i.inspection_no, s.code, i.state, i.deadline, i.due_at, {columns},
                 (SELECT group_concat(u.username, ',') FROM instruction_officers o JOIN users u ON u.id = o.officer_id
                  WHERE o.instruction_id = i.id)
-         FROM instructions i JOIN customs_units s ON s.id = i.site_id
-         WHERE i.unit_id IN t AND {any} ORDER BY i.deadline, i.id LIMIT ?",
-        Scope::SUBTREE
+         FROM hits h JOIN instructions i ON i.id = h.id JOIN customs_units s ON s.id = i.site_id
+         ORDER BY i.deadline, i.id LIMIT ?",
+        Scope::SUBTREE,
+        open = OverdueRules::OPEN,
     ))?;
     let rows = stmt.query_map(params_from_iter(values), |r| {
         let flags: [bool; 4] = [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?];
