@@ -567,3 +567,27 @@ async fn lists_carry_summaries_and_out_of_range_paging_is_refused_with_the_allow
         assert_eq!(body["details"]["max"], max, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_full_slot_offers_only_alternatives_by_the_instructions_deadline() {
+    // Issued on Monday 08:00 with a 52-hour deadline: Wednesday 12:00 is the last slot it may take.
+    let server = TestServer::start_with(&[("FIELDCHECK__WORKFLOW__INSPECTION_DEADLINE_HOURS", "52")]);
+    server.set_clock(MONDAY).await;
+    set_calendar(&server, 1, true, &[]).await;
+    let ent = server.login("ent1-operator").await;
+    let ids = issue_instructions(&server, &ent, 4).await;
+    for (id, hour) in ids.iter().zip([9, 10, 11]) {
+        let (status, b) = book(&ent, *id, &local(2, hour)).await;
+        assert_eq!(status, 201, "{b}");
+    }
+    // The nearest free slots to Wednesday 11:00 are 12:00, then 13:00 and 14:00 — after the deadline.
+    let (status, full) = book(&ent, ids[3], &local(2, 11)).await;
+    assert_eq!((status, code(&full)), (409, "slot_full"), "{full}");
+    let offered: Vec<&str> = full["details"]["alternatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["starts_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, [local(1, 15), local(1, 16), local(2, 12)], "{full}");
+}

@@ -258,13 +258,15 @@ pub fn availability(
         .collect()
 }
 
-/// Up to `n` free slots nearest to `around`, none before `earliest`, in time order.
+/// Up to `n` free slots nearest to `around`, none before `earliest` nor after `latest` (the instruction's
+/// deadline: a later slot would be refused as `after_deadline`), in time order.
 fn alternatives(
     c: &Connection,
     rules: &Rules,
     settings: &BookingSettings,
     around: i64,
     earliest: i64,
+    latest: i64,
 ) -> Result<Vec<i64>, ApiError> {
     let horizon = settings.alternatives_horizon_days * DAY_MS;
     let from = earliest.max(around - horizon);
@@ -272,7 +274,7 @@ fn alternatives(
         .into_iter()
         .filter(|s| s.bookable)
         .filter_map(|s| rfc3339::parse(&s.slot.starts_at).ok())
-        .filter(|s| *s != around)
+        .filter(|s| *s != around && *s <= latest)
         .collect();
     free.sort_by_key(|s| ((s - around).abs(), *s));
     free.truncate(settings.alternatives);
@@ -286,8 +288,9 @@ fn slot_full(
     settings: &BookingSettings,
     start: i64,
     earliest: i64,
+    latest: i64,
 ) -> ApiError {
-    let shown = alternatives(c, rules, settings, start, earliest).and_then(|alts| {
+    let shown = alternatives(c, rules, settings, start, earliest, latest).and_then(|alts| {
         let alts = alts.iter().map(|s| rules.slot_time(*s)).collect::<Result<Vec<_>, _>>()?;
         Ok((rules.slot_time(start)?, alts))
     });
@@ -529,7 +532,7 @@ pub fn request(
     let rules = rules_of(tx, i.site_id)?;
     check_new_slot(&rules, settings, now, new.starts_at, i.deadline, true)?;
     if !take_place(tx, &rules, new.starts_at)? {
-        return Err(slot_full(tx, &rules, settings, new.starts_at, earliest(settings, now)));
+        return Err(slot_full(tx, &rules, settings, new.starts_at, earliest(settings, now), i.deadline));
     }
     let state = if rules.auto_confirm { BookingState::Confirmed } else { BookingState::Requested };
     tx.execute(
@@ -620,10 +623,7 @@ pub fn decline(
             }
             list
         }
-        None => alternatives(tx, &rules, settings, b.starts_at, earliest(settings, now))?
-            .into_iter()
-            .filter(|s| *s <= deadline)
-            .collect(),
+        None => alternatives(tx, &rules, settings, b.starts_at, earliest(settings, now), deadline)?,
     };
     tx.execute(
         "UPDATE bookings SET state = 'declined', feedback = ?1, alternatives = ?2, updated_at = ?3 WHERE id = ?4",
@@ -669,9 +669,10 @@ pub fn accept_alternative(
         ));
     }
     let rules = rules_of(tx, b.booking.site_id)?;
-    check_new_slot(&rules, settings, now, start, deadline_of(tx, b.booking.instruction_id)?, true)?;
+    let deadline = deadline_of(tx, b.booking.instruction_id)?;
+    check_new_slot(&rules, settings, now, start, deadline, true)?;
     if !take_place(tx, &rules, start)? {
-        return Err(slot_full(tx, &rules, settings, start, earliest(settings, now)));
+        return Err(slot_full(tx, &rules, settings, start, earliest(settings, now), deadline));
     }
     tx.execute(
         "UPDATE bookings SET state = 'confirmed', starts_at = ?1, ends_at = ?2, alternatives = '[]', updated_at = ?3
@@ -753,7 +754,7 @@ pub fn reschedule(
     let deadline = deadline_of(tx, b.booking.instruction_id)?;
     check_new_slot(&rules, settings, now, start, deadline, matches!(side, Side::Enterprise))?;
     if !take_place(tx, &rules, start)? {
-        return Err(slot_full(tx, &rules, settings, start, earliest(settings, now)));
+        return Err(slot_full(tx, &rules, settings, start, earliest(settings, now), deadline));
     }
     release_place(tx, b.booking.site_id, b.starts_at)?;
     // Customs chose the new time itself; an enterprise's new time needs confirming where the site confirms
