@@ -269,7 +269,6 @@ pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs() as i64
 }
 
-/// A JSON client; every call answers `(status, body)` and never panics on a 4xx, so tests assert on both.
 /// A token from a strong login of a demo user: a challenge signed with the user's demo key.
 pub async fn strong(server: &TestServer, username: &str) -> Api {
     use base64::{Engine, engine::general_purpose::STANDARD};
@@ -290,6 +289,7 @@ pub async fn strong(server: &TestServer, username: &str) -> Api {
     server.api().with_token(body["access_token"].as_str().unwrap())
 }
 
+/// A JSON client; every call answers `(status, body)` and never panics on a 4xx, so tests assert on both.
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
