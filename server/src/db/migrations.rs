@@ -5,6 +5,11 @@
 //! applies every listed version without a row, in order. `PRAGMA user_version` still holds the highest
 //! version applied, for tools that read it.
 //!
+//! Foreign keys are off while a migration runs (SQLite's procedure for changing a table's schema: a
+//! rebuilt table is dropped and its copy renamed, which with enforcement on would delete or orphan every
+//! referencing row), and `PRAGMA foreign_key_check` must find nothing before the migration commits: a
+//! migration cannot leave a dangling reference behind. The connection's setting is restored after.
+//!
 //! A database from before the table (user_version = N, no `schema_migrations`) was migrated by a runner
 //! that applied every listed version up to N, so those count as applied; from then on each version is
 //! tracked on its own.
@@ -31,6 +36,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("migrations/0018_notices.sql")),
     (20, include_str!("migrations/0020_monitoring_summary.sql")),
     (21, include_str!("migrations/0021_message_evidence.sql")),
+    (22, include_str!("migrations/0022_onboarding.sql")),
+    (23, include_str!("migrations/0023_receipt_subjects.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
@@ -46,15 +53,31 @@ fn apply_list(conn: &mut Connection, list: &[(i64, &str)]) -> anyhow::Result<()>
         .collect::<Result<_, _>>()?;
     let mut pending: Vec<&(i64, &str)> = list.iter().filter(|(v, _)| !applied.contains(v)).collect();
     pending.sort_by_key(|(v, _)| *v);
-    for (version, sql) in pending {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql).with_context(|| format!("migration {version}"))?;
-        tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [version])?;
-        let highest: i64 = tx.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
-        tx.pragma_update(None, "user_version", highest)?;
-        tx.commit()?;
-        tracing::info!(version, "applied migration");
+    let enforced: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    // Outside any transaction: inside one the pragma is a no-op.
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let applied = pending.into_iter().try_for_each(|(version, sql)| apply_one(conn, *version, sql));
+    conn.pragma_update(None, "foreign_keys", enforced)?;
+    applied
+}
+
+/// One migration and its row, in one transaction that commits only if no foreign key dangles.
+fn apply_one(conn: &mut Connection, version: i64, sql: &str) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(sql).with_context(|| format!("migration {version}"))?;
+    let dangling: Vec<(String, i64, String)> = tx
+        .prepare("PRAGMA foreign_key_check")?
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get(2)?)))?
+        .take(5)
+        .collect::<Result<_, _>>()?;
+    if !dangling.is_empty() {
+        anyhow::bail!("migration {version} leaves dangling references (table, rowid, parent): {dangling:?}");
     }
+    tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [version])?;
+    let highest: i64 = tx.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+    tx.pragma_update(None, "user_version", highest)?;
+    tx.commit()?;
+    tracing::info!(version, "applied migration");
     Ok(())
 }
 
