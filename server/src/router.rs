@@ -30,8 +30,8 @@ use crate::{
     bookings, certificates, delegations, devices, documents,
     domain::Role,
     error::ApiError,
-    instructions, messages, monitoring, notices, onboarding, ops, orgs, photos, receipts, records, reference, review,
-    selection,
+    instructions, messages, monitoring, notices, onboarding, ops, orgs, photos, receipts, records, reference,
+    review, selection,
     state::AppState,
     workflow,
 };

@@ -230,7 +230,10 @@ mod tests {
         let later = IndexReminder { due_at: 12_000, sent_at: 3_000, ..first.clone() };
         index.remind("ins-1", &later, 3_000).unwrap();
         let loaded = AssignmentIndex::load(&index.save(), new_actor_id()).unwrap();
-        assert_eq!(loaded.reminders().unwrap().into_iter().collect::<Vec<_>>(), vec![("ins-1".into(), later)]);
+        assert_eq!(
+            loaded.reminders().unwrap().into_iter().collect::<Vec<_>>(),
+            vec![("ins-1".into(), later)]
+        );
         assert_eq!(loaded.read().unwrap().len(), 1, "the assignments are untouched");
     }
 

@@ -257,12 +257,15 @@ async fn read_head(r: &mut (impl AsyncReadExt + Unpin)) -> String {
 
 #[tokio::test]
 async fn a_certificate_application_takes_documents_lists_and_serves_them_to_its_owner_only_and_refuses_a_fake_pdf()
-{
+ {
     let server = TestServer::start();
     let released = fieldcheck_tests::certificates::released(&server).await;
     let legal = fieldcheck_tests::strong(&server, "ent1-legal").await;
     let (status, draft) = legal
-        .post("/api/v1/certificate-applications", fieldcheck_tests::certificates::request(released.application_id))
+        .post(
+            "/api/v1/certificate-applications",
+            fieldcheck_tests::certificates::request(released.application_id),
+        )
         .await;
     assert_eq!(status, 201, "{draft}");
     let cert_app = draft["id"].as_i64().unwrap();
@@ -279,17 +282,20 @@ async fn a_certificate_application_takes_documents_lists_and_serves_them_to_its_
 
     let invoice = document("invoice.pdf");
     let (status, attached) =
-        put(sha256_hex(&invoice), "kind=invoice&file_name=invoice.pdf", "application/pdf", invoice.clone()).await;
+        put(sha256_hex(&invoice), "kind=invoice&file_name=invoice.pdf", "application/pdf", invoice.clone())
+            .await;
     assert_eq!((status, attached["pages"].as_i64()), (201, Some(2)), "{attached}");
     let before = stored_files(&server);
 
     let fake = b"GIF89a this is no PDF at all".to_vec();
-    let (status, err) = put(sha256_hex(&fake), "kind=invoice&file_name=scan.pdf", "application/pdf", fake).await;
+    let (status, err) =
+        put(sha256_hex(&fake), "kind=invoice&file_name=scan.pdf", "application/pdf", fake).await;
     assert_eq!(status, 422, "{err}");
     assert!(err["code"].is_string() && err["message"].is_string(), "the error shape: {err}");
     assert_eq!(stored_files(&server), before, "nothing stored of the refused file");
 
-    let (status, list) = operator.get(&format!("/api/v1/certificate-applications/{cert_app}/documents")).await;
+    let (status, list) =
+        operator.get(&format!("/api/v1/certificate-applications/{cert_app}/documents")).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list[0]["id"], attached["id"]);

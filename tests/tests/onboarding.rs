@@ -40,10 +40,15 @@ async fn an_enterprise_registers_itself_is_returned_with_an_opinion_amends_and_i
     let server = TestServer::start();
     let admin = server.login("admin").await;
 
-    let (status, err) =
-        server.api().post("/api/v1/registrations", registration("4403961001", USCC_BAD_CHECK, "pearl-legal")).await;
+    let (status, err) = server
+        .api()
+        .post("/api/v1/registrations", registration("4403961001", USCC_BAD_CHECK, "pearl-legal"))
+        .await;
     assert_eq!(status, 422, "{err}");
-    assert!(err["message"].as_str().unwrap().contains("should be `T`"), "the check character is named: {err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("should be `T`"),
+        "the check character is named: {err}"
+    );
     let (status, body) = admin.get("/api/v1/admin/registrations").await;
     assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)), "nothing written: {body}");
     assert_eq!(login(&server, "pearl-legal", "registering-password").await.0, 401);
@@ -58,7 +63,10 @@ async fn an_enterprise_registers_itself_is_returned_with_an_opinion_amends_and_i
     // The pending legal person logs in, but reaches only the registration.
     let (status, tokens) = login(&server, "pearl-legal", "registering-password").await;
     assert_eq!(status, 200, "{tokens}");
-    assert_eq!((tokens["registration_pending"].as_bool(), tokens["password_change_required"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (tokens["registration_pending"].as_bool(), tokens["password_change_required"].as_bool()),
+        (Some(true), Some(false))
+    );
     let legal = server.api().with_token(tokens["access_token"].as_str().unwrap());
     let (status, own) = legal.get("/api/v1/registration").await;
     assert_eq!((status, own["id"].clone()), (200, reg["id"].clone()), "{own}");
@@ -72,12 +80,20 @@ async fn an_enterprise_registers_itself_is_returned_with_an_opinion_amends_and_i
     assert_eq!((status, queue[0]["id"].as_i64()), (200, Some(id)), "{queue}");
     let (status, err) = admin.post(&format!("/api/v1/admin/registrations/{id}/return"), json!({})).await;
     assert_eq!((status, err["code"].as_str()), (422, Some("missing_opinion")), "{err}");
-    let (status, err) = legal.put("/api/v1/registration", registration("4403961001", USCC, "x")["enterprise"].clone()).await;
-    assert_eq!((status, err["code"].as_str()), (409, Some("not_returned")), "a pending one is not amended: {err}");
+    let (status, err) =
+        legal.put("/api/v1/registration", registration("4403961001", USCC, "x")["enterprise"].clone()).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (409, Some("not_returned")),
+        "a pending one is not amended: {err}"
+    );
     let opinion = "the contact phone is not the enterprise's";
     let (status, returned) =
         admin.post(&format!("/api/v1/admin/registrations/{id}/return"), json!({"opinion": opinion})).await;
-    assert_eq!((status, returned["state"].as_str(), returned["opinion"].as_str()), (200, Some("returned"), Some(opinion)));
+    assert_eq!(
+        (status, returned["state"].as_str(), returned["opinion"].as_str()),
+        (200, Some("returned"), Some(opinion))
+    );
 
     let mut amended = registration("4403961001", USCC, "x")["enterprise"].clone();
     amended["contact"]["phone"] = json!("+86 755 5555 0199");
@@ -101,7 +117,12 @@ async fn an_enterprise_registers_itself_is_returned_with_an_opinion_amends_and_i
         .iter()
         .map(|r| (r["subject"].as_str().unwrap().to_owned(), r["kind"].as_str().unwrap().to_owned()))
         .collect();
-    let expected = ["registration_submitted", "registration_returned", "registration_resubmitted", "registration_approved"];
+    let expected = [
+        "registration_submitted",
+        "registration_returned",
+        "registration_resubmitted",
+        "registration_approved",
+    ];
     assert_eq!(kinds, expected.iter().map(|k| ("enterprise".to_owned(), k.to_string())).collect::<Vec<_>>());
     let (status, me) = legal.get("/api/v1/me").await;
     assert_eq!((status, me["user"]["status"].as_str()), (200, Some("active")), "{me}");
@@ -109,7 +130,11 @@ async fn an_enterprise_registers_itself_is_returned_with_an_opinion_amends_and_i
     let (status, audit) = admin.get("/api/v1/admin/audit?after=0&limit=1000").await;
     assert_eq!(status, 200, "{audit}");
     let actions: Vec<&str> = audit.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
-    for action in ["enterprise.registration_submitted", "enterprise.registration_returned", "enterprise.registration_approved"] {
+    for action in [
+        "enterprise.registration_submitted",
+        "enterprise.registration_returned",
+        "enterprise.registration_approved",
+    ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
     let (status, chain) = admin.get("/api/v1/admin/audit/verify").await;
@@ -120,7 +145,9 @@ async fn an_enterprise_registers_itself_is_returned_with_an_opinion_amends_and_i
 async fn registrations_beyond_the_hourly_limit_of_one_address_are_refused_before_any_work() {
     let server = TestServer::start_with(&[("FIELDCHECK__ONBOARDING__REGISTRATIONS_PER_HOUR", "2")]);
     let first = server.api_from([127, 0, 0, 21]);
-    for (code, uscc, user) in [("4403961011", USCC, "first-legal"), ("4403961012", USCC_OTHER, "second-legal")] {
+    for (code, uscc, user) in
+        [("4403961011", USCC, "first-legal"), ("4403961012", USCC_OTHER, "second-legal")]
+    {
         let (status, body) = first.post("/api/v1/registrations", registration(code, uscc, user)).await;
         assert_eq!(status, 201, "{body}");
     }
@@ -139,8 +166,9 @@ async fn registrations_beyond_the_hourly_limit_of_one_address_are_refused_before
     assert_eq!(login(&server, "third-legal", "registering-password").await.0, 401, "nothing written");
 
     let other = server.api_from([127, 0, 0, 22]);
-    let (status, body) =
-        other.post("/api/v1/registrations", registration("4403961013", "91310000MA1FL1KQ9E", "third-legal")).await;
+    let (status, body) = other
+        .post("/api/v1/registrations", registration("4403961013", "91310000MA1FL1KQ9E", "third-legal"))
+        .await;
     assert_eq!(status, 201, "another address is not held back: {body}");
 
     let mut long = registration("4403961014", USCC, "fourth-legal");
@@ -163,7 +191,11 @@ async fn an_operator_waits_for_its_legal_person_and_its_first_login_may_only_cha
             json!({"username": "ent1-new-operator", "display_name": "New operator", "password": "initial-password"}),
         )
         .await;
-    assert_eq!((status, op["status"].as_str(), op["must_change_password"].as_bool()), (201, Some("pending"), Some(true)), "{op}");
+    assert_eq!(
+        (status, op["status"].as_str(), op["must_change_password"].as_bool()),
+        (201, Some("pending"), Some(true)),
+        "{op}"
+    );
     let (status, err) = login(&server, "ent1-new-operator", "initial-password").await;
     assert_eq!((status, err["code"].as_str()), (401, Some("account_pending")), "{err}");
 
@@ -174,7 +206,8 @@ async fn an_operator_waits_for_its_legal_person_and_its_first_login_may_only_cha
         .post(&format!("/api/v1/enterprise/operators/{id}/confirm"), json!({}))
         .await;
     assert_eq!(status, 404, "another enterprise's legal person cannot confirm it: {err}");
-    let (status, confirmed) = legal.post(&format!("/api/v1/enterprise/operators/{id}/confirm"), json!({})).await;
+    let (status, confirmed) =
+        legal.post(&format!("/api/v1/enterprise/operators/{id}/confirm"), json!({})).await;
     assert_eq!((status, confirmed["status"].as_str()), (200, Some("active")), "{confirmed}");
     let (status, err) = legal.post(&format!("/api/v1/enterprise/operators/{id}/confirm"), json!({})).await;
     assert_eq!((status, err["code"].as_str()), (409, Some("not_pending")), "{err}");
@@ -185,11 +218,13 @@ async fn an_operator_waits_for_its_legal_person_and_its_first_login_may_only_cha
     let (status, err) = first.get("/api/v1/applications").await;
     assert_eq!((status, err["code"].as_str()), (403, Some("password_change_required")), "{err}");
     let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
-    let (status, err) = first.post("/api/v1/auth/password", change("wrong-password", "my-own-password")).await;
+    let (status, err) =
+        first.post("/api/v1/auth/password", change("wrong-password", "my-own-password")).await;
     assert_eq!(status, 401, "{err}");
     let (status, err) = first.post("/api/v1/auth/password", change("initial-password", "short")).await;
     assert_eq!((status, err["code"].as_str()), (422, Some("weak_password")), "{err}");
-    let (status, fresh) = first.post("/api/v1/auth/password", change("initial-password", "my-own-password")).await;
+    let (status, fresh) =
+        first.post("/api/v1/auth/password", change("initial-password", "my-own-password")).await;
     assert_eq!((status, fresh["password_change_required"].as_bool()), (200, Some(false)), "{fresh}");
 
     let (status, err) = first.get("/api/v1/me").await;
@@ -203,13 +238,25 @@ async fn an_operator_waits_for_its_legal_person_and_its_first_login_may_only_cha
         .await
         .iter()
         .filter(|r| r["subject"] == "user")
-        .map(|r| (r["kind"].as_str().unwrap().into(), r["state"].as_str().unwrap().into(), r["subject_id"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().into(),
+                r["state"].as_str().unwrap().into(),
+                r["subject_id"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
-        vec![("operator_created".into(), "pending".into(), id), ("operator_confirmed".into(), "active".into(), id)]
+        vec![
+            ("operator_created".into(), "pending".into(), id),
+            ("operator_confirmed".into(), "active".into(), id)
+        ]
     );
     let (status, access) = legal.get("/api/v1/enterprise/access").await;
     assert_eq!(status, 200, "{access}");
-    assert!(access.to_string().contains("ent1-new-operator"), "the legal person's one list shows it: {access}");
+    assert!(
+        access.to_string().contains("ent1-new-operator"),
+        "the legal person's one list shows it: {access}"
+    );
 }

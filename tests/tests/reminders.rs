@@ -134,7 +134,7 @@ async fn reminders_of(server: &TestServer, username: &str, kind: &str) -> Vec<Va
 
 #[tokio::test]
 async fn a_delegation_an_operators_validity_and_a_producer_registration_ending_soon_are_reminded_once_also_after_a_restart()
-{
+ {
     let mut server = TestServer::start_with(&[("FIELDCHECK__REMINDERS__SWEEP_SECS", "1")]);
     server.set_clock(MONDAY).await;
     let legal = server.login("ent1-legal").await;
@@ -162,15 +162,24 @@ async fn a_delegation_an_operators_validity_and_a_producer_registration_ending_s
     assert_eq!(status, 201, "{app}");
 
     sweeps(&server, 2.0).await;
-    assert!(reminders_of(&server, "ent1-legal", "reminder_delegation_expiring").await.is_empty(), "20 days out");
+    assert!(
+        reminders_of(&server, "ent1-legal", "reminder_delegation_expiring").await.is_empty(),
+        "20 days out"
+    );
     assert!(reminders_of(&server, "ent1-legal", "reminder_operator_expiring").await.is_empty());
-    assert!(reminders_of(&server, "ent2-operator", "reminder_producer_expiring").await.is_empty(), "32 days out");
+    assert!(
+        reminders_of(&server, "ent2-operator", "reminder_producer_expiring").await.is_empty(),
+        "32 days out"
+    );
 
     server.set_clock(MONDAY + 7 * DAY).await;
     sweeps(&server, 2.0).await;
     let sent = reminders_of(&server, "ent1-legal", "reminder_delegation_expiring").await;
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!((sent[0]["subject"].as_str(), &sent[0]["subject_id"]), (Some("delegation"), &delegation["id"]));
+    assert_eq!(
+        (sent[0]["subject"].as_str(), &sent[0]["subject_id"]),
+        (Some("delegation"), &delegation["id"])
+    );
     assert_eq!(sent[0]["details"]["valid_until"], ends);
     let sent = reminders_of(&server, "ent1-legal", "reminder_operator_expiring").await;
     assert_eq!(sent.len(), 1, "{sent:?}");
@@ -193,7 +202,11 @@ async fn a_delegation_an_operators_validity_and_a_producer_registration_ending_s
         ("ent1-legal", "reminder_operator_expiring"),
         ("ent2-operator", "reminder_producer_expiring"),
     ] {
-        assert_eq!(reminders_of(&server, user, kind).await.len(), 1, "{kind} not sent again after the restart");
+        assert_eq!(
+            reminders_of(&server, user, kind).await.len(),
+            1,
+            "{kind} not sent again after the restart"
+        );
     }
 }
 
@@ -211,11 +224,13 @@ async fn a_deadline_near_reaches_the_assigned_officers_handheld_and_the_supervis
     assert_eq!(stream.status, 200);
     // The deadline is 72 hours after the instruction; 49 hours on, it is within the 24-hour threshold.
     server.set_clock(MONDAY + 49 * HOUR).await;
-    let events = stream
-        .collect_until(Duration::from_secs(30), |e| e.data["kind"] == "reminder_deadline_near")
-        .await;
+    let events =
+        stream.collect_until(Duration::from_secs(30), |e| e.data["kind"] == "reminder_deadline_near").await;
     let reminder = &events.last().unwrap().data;
-    assert_eq!((reminder["subject"].as_str(), reminder["subject_id"].as_i64()), (Some("instruction"), Some(instruction)));
+    assert_eq!(
+        (reminder["subject"].as_str(), reminder["subject_id"].as_i64()),
+        (Some("instruction"), Some(instruction))
+    );
 
     let report = handheld.sync();
     let reminders = report["reminders"].as_object().unwrap_or_else(|| panic!("{report}"));

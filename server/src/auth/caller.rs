@@ -18,7 +18,7 @@ use axum::{
 
 use super::{store, tokens};
 use crate::{
-    domain::{AccountStatus, Aal, Role, UserStatus},
+    domain::{Aal, AccountStatus, Role, UserStatus},
     error::ApiError,
     state::AppState,
 };
@@ -277,7 +277,9 @@ async fn session_access(state: &AppState, sid: &str, admits: &[Restriction]) -> 
     let restriction = match status.user_status {
         // A registering legal person reads and amends the registration; a pending operator waits for its
         // legal person and has no session at all (the login refuses it).
-        AccountStatus::Pending if status.user_role == Role::EnterpriseLegal => Some(Restriction::Registration),
+        AccountStatus::Pending if status.user_role == Role::EnterpriseLegal => {
+            Some(Restriction::Registration)
+        }
         AccountStatus::Pending => return Err(crate::auth::error::AuthError::AccountPending.into()),
         AccountStatus::Active => status.must_change_password.then_some(Restriction::PasswordChange),
         AccountStatus::Frozen => return refuse_unless_active("account", UserStatus::Frozen),

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     audit::{self, Actor},
-    domain::{AccountStatus, Aal, time::rfc3339},
+    domain::{Aal, AccountStatus, time::rfc3339},
     error::{ApiError, ApiJson, ErrorBody},
     orgs::{User, store as orgs_store, store::UserRow},
     state::AppState,

@@ -189,9 +189,7 @@ mod tests {
         let mut stmt = c.prepare(sql).unwrap();
         let n = stmt.column_count();
         stmt.query_map([], |r| {
-            (0..n)
-                .map(|i| r.get_ref(i).map(|v| format!("{v:?}")))
-                .collect::<rusqlite::Result<Vec<String>>>()
+            (0..n).map(|i| r.get_ref(i).map(|v| format!("{v:?}"))).collect::<rusqlite::Result<Vec<String>>>()
         })
         .unwrap()
         .collect::<Result<_, _>>()
@@ -239,12 +237,20 @@ mod tests {
             let tx = c.transaction().unwrap();
             for i in 0..20 {
                 let actor = crate::audit::Actor::User(1 + i % 2);
-                crate::audit::append(&tx, i, &actor, crate::audit::Action::UserCreate, &format!("user:{i}"), serde_json::json!({"i": i}))
-                    .unwrap();
+                crate::audit::append(
+                    &tx,
+                    i,
+                    &actor,
+                    crate::audit::Action::UserCreate,
+                    &format!("user:{i}"),
+                    serde_json::json!({"i": i}),
+                )
+                .unwrap();
             }
             tx.commit().unwrap();
         }
-        let users_sql = "SELECT id, username, display_name, password_hash, role, unit_id, enterprise_id, status,
+        let users_sql =
+            "SELECT id, username, display_name, password_hash, role, unit_id, enterprise_id, status,
                                 valid_until, signing_key, created_at FROM users ORDER BY id";
         let tables = [
             users_sql,
@@ -266,8 +272,11 @@ mod tests {
         assert!(dump(&c, "PRAGMA foreign_key_check").is_empty());
         let chain = crate::audit::verify(&c).unwrap();
         assert_eq!((chain.entries, chain.first_broken), (20, None));
-        let indexes = dump(&c, "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN
-                                ('users_enterprise', 'users_unit', 'receipts_enterprise') ORDER BY name");
+        let indexes = dump(
+            &c,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN
+                                ('users_enterprise', 'users_unit', 'receipts_enterprise') ORDER BY name",
+        );
         assert_eq!(indexes.len(), 3, "{indexes:?}");
         let new_receipt = c
             .query_row(
@@ -279,10 +288,14 @@ mod tests {
             .unwrap();
         assert_eq!(new_receipt, 6, "the AUTOINCREMENT high-water mark survived the rebuild");
         assert!(
-            c.execute("UPDATE users SET status = 'pending', must_change_password = 1 WHERE id = 7", []).is_ok(),
+            c.execute("UPDATE users SET status = 'pending', must_change_password = 1 WHERE id = 7", [])
+                .is_ok(),
             "pending is a status now"
         );
-        assert!(c.execute("UPDATE users SET status = 'asleep' WHERE id = 7", []).is_err(), "the CHECK still holds");
+        assert!(
+            c.execute("UPDATE users SET status = 'asleep' WHERE id = 7", []).is_err(),
+            "the CHECK still holds"
+        );
         let misspelt = c.execute(
             "INSERT INTO receipts (enterprise_id, subject, subject_id, kind, state, at, details)
              VALUES (1, 'bookings', 1, 'x', 'x', 1, '{}')",

@@ -44,7 +44,7 @@ use crate::{
     certificates::{self, CertApplication, CertificateRequest, keys::CertificateKey},
     config::BookingSettings,
     delegations,
-    domain::{AccountStatus, Aal, CustomsCode, Role, Scope, time::rfc3339},
+    domain::{Aal, AccountStatus, CustomsCode, Role, Scope, time::rfc3339},
     error::ApiError,
     instructions,
     orgs::store::{self as orgs_store, UserRow},
@@ -694,7 +694,14 @@ pub fn register_platform_signer(
     new: &http::NewPlatformSigner,
     password_hash: &str,
 ) -> Result<crate::orgs::User, ApiError> {
-    let user = crate::orgs::create_user(tx, now, actor, &new.as_new_user(), password_hash, crate::orgs::store::Start::ACTIVE)?;
+    let user = crate::orgs::create_user(
+        tx,
+        now,
+        actor,
+        &new.as_new_user(),
+        password_hash,
+        crate::orgs::store::Start::ACTIVE,
+    )?;
     let enterprise_id =
         user.enterprise_id.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no enterprise")))?;
     store::insert_platform_signer(

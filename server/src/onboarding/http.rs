@@ -44,7 +44,9 @@ pub async fn own(State(state): State<AppState>, caller: Caller) -> Result<Json<R
     let own = caller.enterprise()?;
     let r = state
         .db
-        .read(move |c| store::of_enterprise(c, own)?.ok_or_else(|| ApiError::not_found("a registration of yours")))
+        .read(move |c| {
+            store::of_enterprise(c, own)?.ok_or_else(|| ApiError::not_found("a registration of yours"))
+        })
         .await?;
     Ok(Json(r))
 }

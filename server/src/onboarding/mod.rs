@@ -125,7 +125,11 @@ fn check_contact(c: &Contact) -> Result<(), ApiError> {
         None => false,
     };
     if !email_ok {
-        return Err(invalid("contact.email", "invalid_email", "`contact.email` must look like name@example.com"));
+        return Err(invalid(
+            "contact.email",
+            "invalid_email",
+            "`contact.email` must look like name@example.com",
+        ));
     }
     Ok(())
 }
@@ -192,7 +196,8 @@ pub fn register(
     )?;
     let legal = NewUser {
         username: new.username.clone(),
-        display_name: Line::parse(d.legal_person.to_string()).map_err(|e| invalid("enterprise.legal_person", "invalid_text", e.to_string()))?,
+        display_name: Line::parse(d.legal_person.to_string())
+            .map_err(|e| invalid("enterprise.legal_person", "invalid_text", e.to_string()))?,
         password: String::new(),
         role: Role::EnterpriseLegal,
         unit_code: None,
@@ -234,16 +239,23 @@ pub fn resubmit(
     let unit = orgs_store::unit_by_code(tx, d.unit_code.as_str())?.ok_or_else(|| {
         invalid("unit_code", "unknown_unit", format!("no unit has the code {}", d.unit_code))
     })?;
-    orgs_store::update_enterprise_identity(tx, enterprise_id, d.customs_code.as_str(), d.uscc.as_str(), &d.name, unit.id)
-        .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                ApiError::conflict(
-                    "duplicate_enterprise",
-                    "another enterprise has this customs code or unified social credit code",
-                )
-            }
-            other => other.into(),
-        })?;
+    orgs_store::update_enterprise_identity(
+        tx,
+        enterprise_id,
+        d.customs_code.as_str(),
+        d.uscc.as_str(),
+        &d.name,
+        unit.id,
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            ApiError::conflict(
+                "duplicate_enterprise",
+                "another enterprise has this customs code or unified social credit code",
+            )
+        }
+        other => other.into(),
+    })?;
     store::resubmit(tx, current.id, &d.legal_person, &d.contact, now)?;
     let registration = store::get(tx, current.id)?.ok_or_else(|| ApiError::not_found("your registration"))?;
     record(tx, now, &Actor::User(user_id), &registration, RegistrationEvent::Resubmitted, None)?;

@@ -89,7 +89,13 @@ pub fn insert(c: &Connection, n: &NewRow<'_>, now: i64) -> rusqlite::Result<i64>
 }
 
 /// The amended details of a returned registration; it is pending again.
-pub fn resubmit(c: &Connection, id: i64, legal_person: &str, contact: &Contact, now: i64) -> rusqlite::Result<()> {
+pub fn resubmit(
+    c: &Connection,
+    id: i64,
+    legal_person: &str,
+    contact: &Contact,
+    now: i64,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE enterprise_registrations SET legal_person = ?1, contact_name = ?2, contact_phone = ?3,
                 contact_email = ?4, state = 'pending', submitted_at = ?5, decided_by = NULL, decided_at = NULL

@@ -87,7 +87,10 @@ pub async fn create_user(
     password::check_strength(&req.password)?;
     let hash = state.passwords.hash(req.password.clone()).await?;
     let now = state.now_ms();
-    let user = state.db.write(move |tx| super::create_user(tx, now, &actor(&caller), &req, &hash, store::Start::ACTIVE)).await?;
+    let user = state
+        .db
+        .write(move |tx| super::create_user(tx, now, &actor(&caller), &req, &hash, store::Start::ACTIVE))
+        .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

@@ -13,11 +13,11 @@ use serde_json::json;
 
 use crate::{
     audit::{self, Actor},
+    domain::events::{AccountEvent, Event},
     domain::{
         AccountStatus, CreditRating, CustomsCode, DistrictCode, Line, Role, UnitKind, Uscc, UserStatus,
         time::{Period, rfc3339},
     },
-    domain::events::{AccountEvent, Event},
     error::{ApiError, invalid},
     receipts,
 };
@@ -289,7 +289,12 @@ pub fn record_operator(
 
 /// The legal person confirms a pending operator: it becomes active and may log in (and must change
 /// the initial password first).
-pub fn confirm_operator(tx: &Transaction<'_>, now: i64, actor: &Actor, user_id: i64) -> Result<User, ApiError> {
+pub fn confirm_operator(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    user_id: i64,
+) -> Result<User, ApiError> {
     let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the operator"))?;
     if user.status != AccountStatus::Pending {
         return Err(ApiError::conflict(

@@ -209,7 +209,9 @@ pub fn remind_officers(
     let actor = store::server_actor(tx)?;
     let key = instruction_id.to_string();
     let officers: Vec<i64> = tx
-        .prepare_cached("SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY officer_id")?
+        .prepare_cached(
+            "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY officer_id",
+        )?
         .query_map([instruction_id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for officer in &officers {

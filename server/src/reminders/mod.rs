@@ -37,7 +37,8 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// The applications a producer registration still matters to: not yet decided, or under inspection.
-const OPEN_APPLICATION_STATES: &str = "'draft', 'submitted', 'returned', 'suspended', 'document_check', 'inspection'";
+const OPEN_APPLICATION_STATES: &str =
+    "'draft', 'submitted', 'returned', 'suspended', 'document_check', 'inspection'";
 
 /// One reminder about to be sent.
 struct Due {
