@@ -200,6 +200,9 @@ async fn an_operator_waits_for_its_legal_person_and_its_first_login_may_only_cha
     assert_eq!((status, err["code"].as_str()), (401, Some("account_pending")), "{err}");
 
     let id = op["id"].as_i64().unwrap();
+    let freeze = json!({"status": "frozen", "reason": "unfreezing later must not skip the confirmation"});
+    let (status, err) = legal.post(&format!("/api/v1/enterprise/operators/{id}/status"), freeze).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("account_pending")), "{err}");
     let (status, err) = server
         .login("ent2-legal")
         .await

@@ -324,10 +324,12 @@ pub fn set_user_status(
             "a lost account stays lost; create a new account for the person",
         ));
     }
-    if user.status == AccountStatus::Pending && status == UserStatus::Active {
+    // Only confirmation (or a registration's approval) ends `pending`; a pending account may be reported
+    // lost, but not frozen, since unfreezing would then make it active unconfirmed.
+    if user.status == AccountStatus::Pending && status != UserStatus::Lost {
         return Err(ApiError::conflict(
             "account_pending",
-            "a pending account becomes active when its legal person confirms it (or its enterprise's registration is approved)",
+            "a pending account becomes active when its legal person confirms it (or its enterprise's registration is approved); until then it can only be reported lost",
         ));
     }
     store::update_user_status(tx, user_id, status.into())?;
