@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("migrations/0018_notices.sql")),
     (20, include_str!("migrations/0020_monitoring_summary.sql")),
     (21, include_str!("migrations/0021_message_evidence.sql")),
+    (24, include_str!("migrations/0024_site_scope_pending.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
