@@ -897,8 +897,10 @@ async fn a_cancelled_instructions_record_refuses_new_changes() {
 
     one.ok(&["check", &id, &items[1], "fail"]);
     // The cancelled instruction left the officer's index: the handheld stops listing and sending it, and
-    // the edit stays pending on the device (a sealed record refuses it: results.rs, `sealed_record`).
-    one.sync();
+    // the edit stays pending on the device (a sealed record refuses it: results.rs, `sealed_record`); the
+    // sync says so with its own exit status (deployment.rs has the whole report).
+    let out = one.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(fieldcheck_handheld::cli::STRANDED_EXIT_CODE));
     assert_eq!(one.ok(&["list"]), json!([]));
     assert_eq!(one.ok(&["status"])["pending_edits"], 1, "the unsent edit stays on the device");
     let after = record(&supervisor, instruction).await;

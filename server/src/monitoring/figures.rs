@@ -122,10 +122,10 @@ pub struct UnitName {
     pub name: String,
 }
 
-/// The units of the subtree by id, for naming figures.
+/// The units of the subtree by id, and the districts whose instructions are at its sites, for naming figures.
 pub fn unit_names(c: &Connection, scope: Scope) -> Result<HashMap<i64, UnitName>, ApiError> {
     let mut stmt = c.prepare_cached(&format!(
-        "{} SELECT u.id, u.code, u.name FROM customs_units u WHERE u.id IN t",
+        "{} SELECT u.id, u.code, u.name FROM customs_units u WHERE u.id IN tu",
         Scope::SUBTREE
     ))?;
     let rows =
