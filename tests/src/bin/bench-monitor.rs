@@ -169,10 +169,17 @@ async fn main() {
     }
     let operator = server.login("ent1-operator").await;
     let mut latencies = Vec::with_capacity(subscribers * rounds);
-    for _ in 0..rounds {
+    // Per round: how long the write took (request sent → 201), and the fan-out's spread after it, so a
+    // tail can be told apart as the write path's or the delivery's.
+    let mut writes = Vec::with_capacity(rounds);
+    let mut spreads = Vec::with_capacity(rounds);
+    for round in 0..rounds {
         let before = Instant::now();
         let (status, app) = operator.post("/api/v1/applications", content()).await;
+        let written = before.elapsed();
+        writes.push(written);
         assert_eq!(status, 201, "{app}");
+        let first_of_round = latencies.len();
         let id = app["id"].as_i64().unwrap();
         let mut got = 0;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -186,7 +193,27 @@ async fn main() {
                 got += 1;
             }
         }
+        let mut this: Vec<Duration> = latencies[first_of_round..].to_vec();
+        this.sort_unstable();
+        let (first, last) = (this[0], *this.last().unwrap());
+        spreads.push(last - first);
+        println!(
+            "  round {round:>2}: write (request → 201) {:>6.1} ms   first delivery {:>6.1} ms   p99 {:>6.1} ms   last {:>6.1} ms",
+            ms(written),
+            ms(first),
+            ms(percentile(&this, 99.0)),
+            ms(last)
+        );
     }
+    writes.sort_unstable();
+    spreads.sort_unstable();
+    println!(
+        "write (request → 201) median {:.1} ms, max {:.1} ms; fan-out spread (first → last delivery) median {:.1} ms, max {:.1} ms",
+        ms(percentile(&writes, 50.0)),
+        ms(*writes.last().unwrap()),
+        ms(percentile(&spreads, 50.0)),
+        ms(*spreads.last().unwrap())
+    );
     latencies.sort_unstable();
     println!(
         "delivery latency (request sent → event read)   p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms   ({} deliveries)",
