@@ -43,6 +43,9 @@ pub struct Store {
     conn: Connection,
 }
 
+/// A record's work kept here unsent: `(doc, instruction id, pending edits, photos not uploaded)`.
+pub type StrandedWork = (String, Option<String>, i64, i64);
+
 /// A document as stored locally.
 pub struct LocalDoc {
     pub id: String,
@@ -128,10 +131,9 @@ impl Store {
     }
 
     /// Records no longer assigned (cancelled, or reassigned to someone else) that still hold work that
-    /// never reached the server: `(doc, instruction id, pending edits, photos not uploaded)`. The work
-    /// stays here; a sync cannot send it any more (the server refuses edits to a record not assigned or
-    /// sealed), so it is reported instead.
-    pub fn stranded(&self) -> Result<Vec<(String, Option<String>, i64, i64)>> {
+    /// never reached the server. The work stays here; a sync cannot send it any more (the server refuses
+    /// edits to a record not assigned or sealed), so it is reported instead.
+    pub fn stranded(&self) -> Result<Vec<StrandedWork>> {
         let mut stmt = self.conn.prepare(
             "SELECT d.id, d.instruction_id,
                     (SELECT count(*) FROM pending p WHERE p.doc_id = d.id),
