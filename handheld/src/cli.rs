@@ -11,7 +11,7 @@ use fieldcheck_sync::{
     RecordDoc, open_conflicts,
     schema::{
         CheckResult, Disposal, Location, Measurement, OfficerId, PhotoHash, PhotoRef, Sample, SampleId,
-        Stamp, Verdict,
+        SitePosition, Stamp, Verdict,
     },
 };
 
@@ -73,7 +73,11 @@ pub enum Command {
     /// Syncs the assignment index, then every assigned record.
     Sync,
     /// Assigned instructions.
-    List,
+    List {
+        /// Also the records no longer assigned (cancelled or reassigned), with the work kept here unsent.
+        #[arg(long)]
+        all: bool,
+    },
     /// One record, as this device holds it.
     Show {
         /// The instruction's number, as `list` shows it.
@@ -265,6 +269,32 @@ fn capture_warnings(taken_at: i64, now: i64, stale_after_hours: u32) -> Vec<Stri
     warnings
 }
 
+/// The warning for a photo taken farther from the site than the site's radius, when both positions are
+/// known (a record from before site positions, or a photo without one, cannot be checked).
+fn site_warning(site: Option<&SitePosition>, taken: Option<&Location>) -> Option<String> {
+    let (site, taken) = (site?, taken?);
+    let metres = site.distance_m(taken.lat, taken.lon);
+    (metres > site.radius()).then(|| {
+        format!(
+            "taken {} from the site ({:.5}, {:.5}; more than {:.0} m away counts as elsewhere); check that \
+             this is the right place, or say in the caption why the photo was taken there",
+            distance_words(metres),
+            site.latitude,
+            site.longitude,
+            site.radius()
+        )
+    })
+}
+
+/// A distance as an officer reads it: metres up to 10 km, then kilometres.
+fn distance_words(metres: f64) -> String {
+    if metres < 10_000.0 {
+        format!("{metres:.0} m")
+    } else {
+        format!("{:.1} km ({metres:.0} m)", metres / 1000.0)
+    }
+}
+
 fn local_time(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(t) => t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M %Z").to_string(),
@@ -331,6 +361,14 @@ pub fn main() -> Result<()> {
         );
         std::process::exit(REFUSED_EXIT_CODE);
     }
+    if out.stranded > 0 {
+        eprintln!(
+            "{} record(s) hold work that was not sent: their instruction was cancelled or reassigned; \
+             see the report and `handheld list --all`",
+            out.stranded
+        );
+        std::process::exit(STRANDED_EXIT_CODE);
+    }
     Ok(())
 }
 
@@ -338,16 +376,39 @@ pub fn main() -> Result<()> {
 /// photo file unreadable on the handheld (an error is 1).
 pub const REFUSED_EXIT_CODE: i32 = 2;
 
+/// The exit status of a `sync` that completed with nothing refused, but with edits or photos kept on the
+/// device unsent because their instruction was cancelled or reassigned meanwhile.
+pub const STRANDED_EXIT_CODE: i32 = 3;
+
+/// One stranded record in words: which record, how much, why, and that nothing was lost.
+fn stranded_words(s: &crate::Stranded) -> String {
+    let why = match s.reason {
+        "cancelled" => "the instruction was cancelled",
+        _ => "the instruction is no longer assigned to you",
+    };
+    format!(
+        "NOT SENT: instruction {} ({}): {} change(s) and {} photo(s) — {why}; they are kept on this device \
+         and were not sent (`handheld list --all`, `handheld show {}`)",
+        s.instruction_id.as_deref().unwrap_or("?"),
+        s.inspection_no.as_deref().unwrap_or("not downloaded"),
+        s.edits,
+        s.photos,
+        s.instruction_id.as_deref().unwrap_or("?"),
+    )
+}
+
 struct Output {
     text: String,
     json: Value,
     /// How many documents and photos the server refused: non-zero makes the exit status non-zero.
     refused: usize,
+    /// How many records hold work a sync could not send (cancelled or reassigned): exit status 3.
+    stranded: usize,
 }
 
 impl Output {
     fn new(text: String, json: Value) -> Self {
-        Self { text, json, refused: 0 }
+        Self { text, json, refused: 0, stranded: 0 }
     }
 }
 
@@ -437,30 +498,41 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
             for (sha, code, message) in &report.photos_refused {
                 text.push_str(&format!("\n  photo {sha} refused: {code}: {message}"));
             }
+            for s in &report.stranded {
+                text.push_str(&format!("\n{}", stranded_words(s)));
+            }
             let refused = report.errors.len() + report.photos_refused.len();
-            Ok(Output { text, json: serde_json::to_value(&report)?, refused })
+            let stranded = report.stranded.len();
+            Ok(Output { text, json: serde_json::to_value(&report)?, refused, stranded })
         }
-        Command::List => list(store),
+        Command::List { all } => list(store, *all),
         Command::Show { instruction } => show(store, instruction),
         Command::Status => status(store, &super::actor(store)?),
         edit => edit_command(store, edit, now),
     }
 }
 
-fn list(store: &Store) -> Result<Output> {
+fn list(store: &Store, all: bool) -> Result<Output> {
     let actor = crate::actor(store)?;
     let mut rows = Vec::new();
     let mut text = String::new();
-    for local in store.records()? {
+    let records = store.all_records()?.into_iter().filter(|(_, assigned)| all || *assigned);
+    for (local, assigned) in records {
         let instruction = local.instruction_id.clone().unwrap_or_default();
         let pending = store.pending_of(&local.id)?;
+        let photos = store.pending_photos_of(&local.id)?.len();
+        let unassigned = if assigned {
+            String::new()
+        } else {
+            format!("\tNO LONGER ASSIGNED: {pending} change(s), {photos} photo(s) kept here unsent")
+        };
         let Some((Doc::Record(doc), _)) = load(store, &local.id, &actor)? else { continue };
         match doc.read() {
             Ok(r) => {
                 let done = r.checks.values().filter(|c| c.result.is_some()).count();
                 let complete = r.completion.as_ref().is_some_and(|c| c.value.complete);
                 text.push_str(&format!(
-                    "{instruction}\t{}\t{}\t{}\tdue {}\tchecks {done}/{}\t{}{}\tpending {pending}\n",
+                    "{instruction}\t{}\t{}\t{}\tdue {}\tchecks {done}/{}\t{}{}\tpending {pending}{unassigned}\n",
                     r.instruction.inspection_no,
                     r.instruction.site,
                     slot_words(r.instruction.slot.as_ref()),
@@ -473,10 +545,13 @@ fn list(store: &Store) -> Result<Output> {
                     "inspection_no": r.instruction.inspection_no, "site": r.instruction.site,
                     "deadline": r.instruction.deadline, "slot": r.instruction.slot,
                     "checks_done": done, "checks_total": r.checks.len(),
-                    "verdict": r.verdict.as_ref().map(|v| v.value.value_str()), "complete": complete, "pending": pending}));
+                    "verdict": r.verdict.as_ref().map(|v| v.value.value_str()), "complete": complete, "pending": pending,
+                    "pending_photos": photos, "assigned": assigned}));
             }
             Err(_) => {
-                text.push_str(&format!("{instruction}\t(not downloaded yet: run `handheld sync`)\n"));
+                text.push_str(&format!(
+                    "{instruction}\t(not downloaded yet: run `handheld sync`){unassigned}\n"
+                ));
                 rows.push(
                     json!({"instruction_id": numeric_id(&instruction), "doc": local.id, "downloaded": false}),
                 );
@@ -504,11 +579,17 @@ fn show(store: &Store, instruction: &str) -> Result<Output> {
     let r = doc.read().with_context(|| format!("the record of {instruction} has not been downloaded yet"))?;
     let conflicts = open_conflicts(&doc)?;
     let mut text = format!(
-        "instruction {} — {} — {}\nsite {}\nslot: {}\ndeadline: {}\n",
+        "instruction {} — {} — {}\nsite {}{}\nslot: {}\ndeadline: {}\n",
         r.instruction.instruction_id,
         r.instruction.inspection_no,
         r.instruction.enterprise_name,
         r.instruction.site,
+        r.instruction.site_position.as_ref().map_or(String::new(), |p| format!(
+            " at {:.5}, {:.5} (photos farther than {:.0} m are flagged)",
+            p.latitude,
+            p.longitude,
+            p.radius()
+        )),
         slot_words(r.instruction.slot.as_ref()),
         local_time(r.instruction.deadline),
     );
@@ -654,7 +735,7 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
         _ => unreachable!("only editing commands reach here"),
     };
     let (id, mut doc) = record(store, instruction)?;
-    doc.read().with_context(|| {
+    let current = doc.read().with_context(|| {
         format!("the record of {instruction} has not been downloaded yet: run `handheld sync`")
     })?;
     let mut extra = json!({});
@@ -693,14 +774,17 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
                 Some(Err(e)) => bail!("{}: {e}", file.display()),
                 None => now,
             };
-            for warning in capture_warnings(taken_at, now, *stale_after_hours) {
-                eprintln!("warning: {}: {warning}", file.display());
-            }
             // The camera's own position wins over what was typed: it was recorded when the photo was taken.
             let location = facts
                 .position
                 .map(|(lat, lon)| Location { lat, lon })
                 .or_else(|| lat.zip(*lon).map(|(lat, lon)| Location { lat, lon }));
+            // Warnings, never refusals: the officer knows why, and the supervisor sees the same facts.
+            let mut warnings = capture_warnings(taken_at, now, *stale_after_hours);
+            warnings.extend(site_warning(current.instruction.site_position.as_ref(), location.as_ref()));
+            for warning in &warnings {
+                eprintln!("warning: {}: {warning}", file.display());
+            }
             let hash = PhotoHash::from_digest(Sha256::digest(&bytes).into());
             let photo = PhotoRef {
                 check_item: item.clone(),
@@ -712,7 +796,7 @@ fn edit_command(store: &Store, command: &Command, now: i64) -> Result<Output> {
             doc.attach_photo(&hash, &photo, &stamp)?;
             let path = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
             store.queue_photo(hash.as_str(), &path.to_string_lossy(), &id, now)?;
-            extra = json!({"sha256": hash.as_str()});
+            extra = json!({"sha256": hash.as_str(), "warnings": warnings});
         }
         Command::Sample { id: sample_id, description, quantity, unit, seal, .. } => {
             let sample_id = SampleId::parse(sample_id.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -817,6 +901,24 @@ mod tests {
         assert!(old.len() == 1 && old[0].contains("30 hours ago"), "{old:?}");
         let future = capture_warnings(now + 3_600_000, now, 24);
         assert!(future.len() == 1 && future[0].contains("in the future"), "{future:?}");
+    }
+
+    #[test]
+    fn a_photo_beyond_the_sites_radius_is_warned_about_and_one_inside_or_without_positions_is_not() {
+        let site = SitePosition { latitude: 30.627, longitude: 122.065, radius_m: Some(500.0) };
+        let near = Location { lat: 30.629, lon: 122.065 }; // about 222 m north
+        let far = Location { lat: 30.637, lon: 122.065 }; // about 1,112 m north
+        assert_eq!(site_warning(Some(&site), Some(&near)), None);
+        let warning = site_warning(Some(&site), Some(&far)).expect("far");
+        assert!(warning.starts_with("taken 1112 m from the site"), "{warning}");
+        assert!(warning.contains("more than 500 m"), "{warning}");
+        assert_eq!(site_warning(None, Some(&far)), None);
+        assert_eq!(site_warning(Some(&site), None), None);
+        // Without a radius of its own the default (5 km) applies.
+        let default = SitePosition { radius_m: None, ..site };
+        assert_eq!(site_warning(Some(&default), Some(&far)), None);
+        let shenzhen = Location { lat: 22.48, lon: 113.91 };
+        assert!(site_warning(Some(&default), Some(&shenzhen)).unwrap().contains(" km ("));
     }
 
     #[test]

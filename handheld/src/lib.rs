@@ -147,6 +147,47 @@ pub struct SyncReport {
     pub photos_refused: Vec<(String, String, String)>,
     /// The server's reminders in the assignment index, by instruction id (a deadline near).
     pub reminders: std::collections::BTreeMap<String, fieldcheck_sync::IndexReminder>,
+    /// Work kept on this device that this sync could not send: its instruction was cancelled or
+    /// reassigned meanwhile. Never dropped; `list --all` still shows it.
+    pub stranded: Vec<Stranded>,
+}
+
+/// Edits and photos of a record no longer assigned to this officer, kept here unsent.
+#[derive(Debug, serde::Serialize)]
+pub struct Stranded {
+    pub instruction_id: Option<String>,
+    pub inspection_no: Option<String>,
+    pub doc: String,
+    pub edits: i64,
+    pub photos: i64,
+    /// `cancelled` when the server says the instruction was cancelled; otherwise `unassigned` (reassigned
+    /// to another officer, or the server could not be asked).
+    pub reason: &'static str,
+}
+
+/// The stranded records' work, with why: the server is asked for each instruction's state (an officer
+/// may still read an instruction cancelled while assigned to them; a reassigned one answers 404).
+fn stranded(store: &Store, client: &mut Client, actor: &ActorId) -> Result<Vec<Stranded>> {
+    let mut out = Vec::new();
+    for (doc, instruction_id, edits, photos) in store.stranded()? {
+        let state = instruction_id
+            .as_deref()
+            .and_then(|id| client.get_json::<serde_json::Value>(&format!("/api/v1/instructions/{id}")).ok());
+        let cancelled = state.as_ref().is_some_and(|s| s["state"] == "cancelled");
+        let inspection_no = match load(store, &doc, actor)? {
+            Some((Doc::Record(d), _)) => d.read().ok().map(|r| r.instruction.inspection_no),
+            _ => None,
+        };
+        out.push(Stranded {
+            instruction_id,
+            inspection_no,
+            doc,
+            edits,
+            photos,
+            reason: if cancelled { "cancelled" } else { "unassigned" },
+        });
+    }
+    Ok(out)
 }
 
 /// Exchanges messages for `ids` until neither side has anything to say ([`plan::settle`]). Every
@@ -282,6 +323,35 @@ fn size(bytes: usize) -> String {
     }
 }
 
+/// Tells the server what this device still holds unsent after the sync (edits not acknowledged, photos not
+/// uploaded), so supervisors see it (issue 13): an empty batch carrying only `pending`, sent when the
+/// counts differ from the last ones the server acknowledged. A server too old for the field refuses the
+/// batch; that costs the report, never the sync.
+fn report_pending(store: &Store, client: &mut Client) -> Result<()> {
+    let changes: i64 = store.pending()?.iter().map(|(_, n)| n).sum();
+    let photos = store.pending_photos()?.len();
+    let pending = fieldcheck_sync::batch::Pending {
+        changes: u32::try_from(changes).unwrap_or(u32::MAX),
+        photos: u32::try_from(photos).unwrap_or(u32::MAX),
+    };
+    let said = format!("{} {}", pending.changes, pending.photos);
+    if store.setting("reported_pending")?.as_deref() == Some(said.as_str()) {
+        return Ok(());
+    }
+    let request = fieldcheck_sync::batch::SyncRequest {
+        v: fieldcheck_sync::batch::VERSION,
+        messages: Vec::new(),
+        pending: Some(pending),
+    };
+    match client.sync(&request) {
+        Ok(_) => store.set("reported_pending", &said),
+        Err(e) => {
+            eprintln!("warning: could not tell the server what is still pending here: {e:#}");
+            Ok(())
+        }
+    }
+}
+
 /// A full sync: the assignment index, then every record it lists, then the queued photos.
 pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> {
     let mut report = SyncReport::default();
@@ -316,6 +386,8 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
         store.acknowledge(id, acknowledged_upto)?;
     }
     upload_photos(store, client, &mut report, now)?;
+    report.stranded = stranded(store, client, &actor)?;
+    report_pending(store, client)?;
     store.set("last_sync_at", &now.to_string())?;
     report.records = ids.len();
     report.requests = client.requests;

@@ -74,8 +74,11 @@ pub fn requests(messages: Vec<DocMessage>) -> Vec<SyncRequest> {
     let mut requests = Vec::with_capacity(messages.len().div_ceil(DOCS_PER_REQUEST));
     let mut messages = messages.into_iter().peekable();
     while messages.peek().is_some() {
-        requests
-            .push(SyncRequest { v: VERSION, messages: messages.by_ref().take(DOCS_PER_REQUEST).collect() });
+        requests.push(SyncRequest {
+            v: VERSION,
+            messages: messages.by_ref().take(DOCS_PER_REQUEST).collect(),
+            pending: None,
+        });
     }
     requests
 }

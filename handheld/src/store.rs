@@ -43,6 +43,9 @@ pub struct Store {
     conn: Connection,
 }
 
+/// A record's work kept here unsent: `(doc, instruction id, pending edits, photos not uploaded)`.
+pub type StrandedWork = (String, Option<String>, i64, i64);
+
 /// A document as stored locally.
 pub struct LocalDoc {
     pub id: String,
@@ -116,6 +119,30 @@ impl Store {
              WHERE kind = 'record' AND assigned = 1 ORDER BY CAST(instruction_id AS INTEGER), instruction_id",
         )?;
         Ok(stmt.query_map([], local_doc)?.collect::<Result<_, _>>()?)
+    }
+
+    /// Every record known here, assigned or not (`list --all`): `(doc, assigned)`.
+    pub fn all_records(&self) -> Result<Vec<(LocalDoc, bool)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, kind, instruction_id, data, sync_state, assigned FROM docs
+             WHERE kind = 'record' ORDER BY CAST(instruction_id AS INTEGER), instruction_id",
+        )?;
+        Ok(stmt.query_map([], |r| Ok((local_doc(r)?, r.get(5)?)))?.collect::<Result<_, _>>()?)
+    }
+
+    /// Records no longer assigned (cancelled, or reassigned to someone else) that still hold work that
+    /// never reached the server. The work stays here; a sync cannot send it any more (the server refuses
+    /// edits to a record not assigned or sealed), so it is reported instead.
+    pub fn stranded(&self) -> Result<Vec<StrandedWork>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.id, d.instruction_id,
+                    (SELECT count(*) FROM pending p WHERE p.doc_id = d.id),
+                    (SELECT count(*) FROM photo_queue q WHERE q.doc_id = d.id AND q.uploaded_at IS NULL)
+             FROM docs d WHERE d.kind = 'record' AND d.assigned = 0
+             ORDER BY CAST(d.instruction_id AS INTEGER), d.instruction_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.filter(|r| !matches!(r, Ok((_, _, 0, 0)))).collect::<Result<_, _>>()?)
     }
 
     /// Makes sure a document the index names is known locally; marks it (un)assigned.
@@ -227,11 +254,11 @@ impl Store {
     }
 
     /// Photos to upload now, `(sha256, path, instruction_id)`: not uploaded, not refused for good, and
-    /// attached to a record we know the instruction of.
+    /// attached to a record still assigned whose instruction we know (the others are [`Store::stranded`]).
     pub fn uploadable_photos(&self) -> Result<Vec<(String, String, String)>> {
         let mut stmt = self.conn.prepare(
             "SELECT q.sha256, q.path, d.instruction_id FROM photo_queue q JOIN docs d ON d.id = q.doc_id
-             WHERE q.uploaded_at IS NULL AND q.refused IS NULL AND d.instruction_id IS NOT NULL
+             WHERE q.uploaded_at IS NULL AND q.refused IS NULL AND d.instruction_id IS NOT NULL AND d.assigned = 1
              ORDER BY q.queued_at",
         )?;
         Ok(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?)

@@ -192,6 +192,16 @@ pub struct ServerSettings {
     pub max_connections_per_address: usize,
     /// Header fields a request may carry; more are answered 431.
     pub max_headers: usize,
+    /// The address users reach the server at (e.g. `https://fieldcheck.customs.example`, behind a TLS
+    /// reverse proxy). When it is `https://…`, the dashboard's cookie is marked `Secure`. Empty = unknown.
+    pub public_url: String,
+}
+
+impl ServerSettings {
+    /// Served over TLS (by the reverse proxy in front): cookies must then never travel in clear text.
+    pub fn https(&self) -> bool {
+        self.public_url.to_ascii_lowercase().starts_with("https://")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,6 +368,7 @@ impl Default for ServerSettings {
             header_read_timeout_secs: 10,
             max_connections_per_address: 256,
             max_headers: 100,
+            public_url: String::new(),
         }
     }
 }

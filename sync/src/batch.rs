@@ -59,6 +59,19 @@ pub struct SyncRequest {
     /// Always [`VERSION`].
     pub v: u32,
     pub messages: Vec<DocMessage>,
+    /// What the handheld still holds unsent, as counted when it built this request. Optional and
+    /// additive: a client that sends none leaves the server's figure "unknown".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+}
+
+/// A handheld's count of work not yet on the server: edits not acknowledged, photos not uploaded.
+/// Supervisors see it per handheld (issue 13); it is the device's word, used for monitoring only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pending {
+    pub changes: u32,
+    pub photos: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +150,7 @@ mod tests {
         let request = SyncRequest {
             v: VERSION,
             messages: vec![DocMessage { doc: "abc".into(), data: Bytes(vec![0x42, 0, 7]) }],
+            pending: None,
         };
         let bytes = encode(&request);
         // 0x43 = a CBOR byte string of length 3.
@@ -150,6 +164,7 @@ mod tests {
         let request = SyncRequest {
             v: VERSION,
             messages: vec![DocMessage { doc: "abc".into(), data: Bytes(vec![1; 100]) }],
+            pending: None,
         };
         let bytes = encode(&request);
         assert!(decode::<SyncRequest>(&bytes[..bytes.len() - 10]).is_err());
@@ -160,6 +175,7 @@ mod tests {
         let request = SyncRequest {
             v: VERSION,
             messages: vec![DocMessage { doc: "abc".into(), data: Bytes(vec![1; 10]) }],
+            pending: None,
         };
         let bytes = encode(&request);
         let mut padded = bytes.clone();

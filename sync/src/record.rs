@@ -12,7 +12,7 @@ use crate::json;
 use crate::schema::{
     self, CheckResult, InstructionPart, MAX_NOTE_ENTRIES, MAX_OFFICERS, MAX_PHOTOS, MAX_SAMPLES, Measurement,
     NoteId, OFFICER_CONTAINERS, OfficerId, PhotoHash, PhotoRef, Record, Review, SCHEMA_VERSION, Sample,
-    SampleId, SchemaViolation, Slot, Stamp, UnixMillis, Verdict, key,
+    SampleId, SchemaViolation, SitePosition, Slot, Stamp, UnixMillis, Verdict, key,
 };
 
 /// A fresh automerge actor id (16 random bytes; `to_string()` gives its hex form).
@@ -292,6 +292,27 @@ impl RecordDoc {
             }
             if current.deadline != deadline {
                 json::put(doc, &obj, "deadline", &deadline)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The server writes the site's position (reference data changed, or a record from before positions
+    /// were written); nothing is written when it is already what the record holds.
+    pub fn set_site_position(
+        &mut self,
+        position: Option<SitePosition>,
+        at: UnixMillis,
+    ) -> Result<(), RecordError> {
+        check_schema(&self.doc)?;
+        if self.instruction()?.site_position == position {
+            return Ok(());
+        }
+        edit(&mut self.doc, at, "site position", |doc| {
+            let obj = container(doc, key::INSTRUCTION, ObjType::Map)?;
+            match &position {
+                Some(p) => json::put(doc, &obj, "site_position", p)?,
+                None => doc.delete(&obj, "site_position")?,
             }
             Ok(())
         })
@@ -665,6 +686,7 @@ pub(crate) mod tests {
             site: "Beilun yard 3".into(),
             slot: Some(Slot { starts_at: T0, ends_at: T0 + 3_600_000 }),
             deadline: T0 + 86_400_000,
+            site_position: None,
         }
     }
 
@@ -765,6 +787,33 @@ pub(crate) mod tests {
         assert_eq!(doc.heads(), heads, "no change, no commit");
         doc.set_schedule(None, T0 + 2 * 86_400_000, T0).unwrap();
         assert_eq!(doc.read().unwrap().instruction.slot, None, "a withdrawn booking clears the slot");
+    }
+
+    #[test]
+    fn the_server_writes_the_site_position_once_and_a_record_without_one_still_reads() {
+        let mut doc = server_record();
+        assert_eq!(doc.read().unwrap().instruction.site_position, None, "a record from before positions");
+        let at = Some(SitePosition { latitude: 30.627, longitude: 122.065, radius_m: Some(800.0) });
+        doc.set_site_position(at, T0).unwrap();
+        assert_eq!(doc.read().unwrap().instruction.site_position, at);
+        let heads = doc.heads();
+        doc.set_site_position(at, T0).unwrap();
+        assert_eq!(doc.heads(), heads, "no change, no commit");
+        doc.set_site_position(None, T0).unwrap();
+        assert_eq!(doc.read().unwrap().instruction.site_position, None);
+    }
+
+    #[test]
+    fn the_distance_from_a_site_is_the_great_circle_distance_in_metres() {
+        let site = SitePosition { latitude: 30.627, longitude: 122.065, radius_m: None };
+        assert!(site.distance_m(30.627, 122.065) < 0.001);
+        // One hundredth of a degree of latitude is about 1,112 m anywhere.
+        let d = site.distance_m(30.637, 122.065);
+        assert!((d - 1_112.0).abs() < 2.0, "{d}");
+        // Shanghai's Yangshan port to Shenzhen's Shekou: about 1,220 km.
+        let far = site.distance_m(22.48, 113.91);
+        assert!((1_150_000.0..1_300_000.0).contains(&far), "{far}");
+        assert_eq!(site.radius(), crate::schema::DEFAULT_SITE_RADIUS_M);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::fmt;
 
 use ciborium::Value;
 
-use crate::batch;
+use crate::batch::{self, Pending};
 
 /// The only protocol version automerge-repo 2.x speaks.
 pub const PROTOCOL_VERSION: &str = "1";
@@ -76,8 +76,10 @@ pub enum DocMessageKind {
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
-    /// The handshake: the client's peer id and the protocol versions it speaks.
-    Join { sender_id: String, versions: Vec<String> },
+    /// The handshake: the client's peer id and the protocol versions it speaks, and what it still holds
+    /// unsent when its `peerMetadata` carries `pending: {changes, photos}` (fieldcheck's addition; absent
+    /// from plain automerge-repo clients).
+    Join { sender_id: String, versions: Vec<String>, pending: Option<Pending> },
     /// An automerge sync message about one document.
     Doc { kind: DocMessageKind, sender_id: String, document_id: RepoDocId, data: Vec<u8> },
     /// The client does not have a document we asked about.
@@ -148,6 +150,23 @@ fn document_id(map: &[(Value, Value)]) -> Result<RepoDocId, WireError> {
     RepoDocId::parse(&text(map, "documentId")?)
 }
 
+/// `peerMetadata.pending` of a `join`, if the client sent one: two counts that fit a `u32`.
+fn peer_pending(map: &[(Value, Value)]) -> Result<Option<Pending>, WireError> {
+    let Some(Value::Map(meta)) = field(map, "peerMetadata").or_else(|| field(map, "metadata")) else {
+        return Ok(None);
+    };
+    let Some(pending) = field(meta, "pending") else { return Ok(None) };
+    let bad = || WireError::new("`peerMetadata.pending` must be {changes, photos}, two counts");
+    let Value::Map(pending) = pending else { return Err(bad()) };
+    let count = |key: &str| -> Result<u32, WireError> {
+        match field(pending, key) {
+            Some(Value::Integer(n)) => u32::try_from(i128::from(*n)).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    };
+    Ok(Some(Pending { changes: count("changes")?, photos: count("photos")? }))
+}
+
 /// Reads one client frame: exactly one CBOR map with a known `type`.
 pub fn decode(frame: &[u8]) -> Result<ClientMessage, WireError> {
     let value: Value = batch::decode(frame).map_err(|e| WireError::new(e.to_string()))?;
@@ -163,7 +182,7 @@ pub fn decode(frame: &[u8]) -> Result<ClientMessage, WireError> {
                 // automerge-repo before 1.0 sent no versions; they spoke version 1.
                 None => vec![PROTOCOL_VERSION.to_owned()],
             };
-            ClientMessage::Join { sender_id: text(&map, "senderId")?, versions }
+            ClientMessage::Join { sender_id: text(&map, "senderId")?, versions, pending: peer_pending(&map)? }
         }
         "request" | "sync" => {
             let data = match field(&map, "data") {
@@ -257,6 +276,32 @@ mod tests {
     }
 
     #[test]
+    fn a_join_may_carry_the_clients_pending_counts_and_bad_counts_are_refused() {
+        let join = |pending: Value| {
+            frame(vec![
+                entry("type", "join"),
+                entry("senderId", "device-1"),
+                entry(
+                    "peerMetadata",
+                    Value::Map(vec![entry("isEphemeral", false), entry("pending", pending)]),
+                ),
+            ])
+        };
+        let ok = join(Value::Map(vec![entry("changes", 3), entry("photos", 1)]));
+        assert!(matches!(
+            decode(&ok).unwrap(),
+            ClientMessage::Join { pending: Some(Pending { changes: 3, photos: 1 }), .. }
+        ));
+        for bad in [
+            Value::Map(vec![entry("changes", -1), entry("photos", 1)]),
+            Value::Map(vec![entry("changes", 3)]),
+            Value::Text("3".into()),
+        ] {
+            assert!(decode(&join(bad)).is_err());
+        }
+    }
+
+    #[test]
     fn a_join_is_read_with_either_metadata_spelling() {
         for meta in ["peerMetadata", "metadata"] {
             let bytes = frame(vec![
@@ -267,7 +312,11 @@ mod tests {
             ]);
             assert_eq!(
                 decode(&bytes).unwrap(),
-                ClientMessage::Join { sender_id: "device-1".into(), versions: vec!["1".into()] }
+                ClientMessage::Join {
+                    sender_id: "device-1".into(),
+                    versions: vec!["1".into()],
+                    pending: None
+                }
             );
         }
     }

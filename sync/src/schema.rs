@@ -432,6 +432,43 @@ pub struct InstructionPart {
     /// The booked slot, if the enterprise has booked one yet.
     pub slot: Option<Slot>,
     pub deadline: UnixMillis,
+    /// Where the site is, from the site reference data, so the handheld can warn when a photo was taken
+    /// far from it. Absent when the site's position is not known, and in records written before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_position: Option<SitePosition>,
+}
+
+/// A site's position and how far from it evidence may be taken before the handheld warns.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SitePosition {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// The site's own radius (metres), when its reference data gives one; otherwise
+    /// [`DEFAULT_SITE_RADIUS_M`] applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub radius_m: Option<f64>,
+}
+
+/// The distance from a site beyond which a photo counts as taken elsewhere, when the site names none: the
+/// server's default for the dashboard's map (`monitoring.far_from_site_km` = 5).
+pub const DEFAULT_SITE_RADIUS_M: f64 = 5_000.0;
+
+impl SitePosition {
+    /// The radius that applies: the site's own or [`DEFAULT_SITE_RADIUS_M`].
+    pub fn radius(&self) -> f64 {
+        self.radius_m.unwrap_or(DEFAULT_SITE_RADIUS_M)
+    }
+
+    /// Great-circle distance in metres from the site to a point (haversine, mean Earth radius): exact
+    /// enough at the distances a warning is about.
+    pub fn distance_m(&self, latitude: f64, longitude: f64) -> f64 {
+        const EARTH_RADIUS_M: f64 = 6_371_008.8;
+        let (p1, p2) = (self.latitude.to_radians(), latitude.to_radians());
+        let dp = p2 - p1;
+        let dl = (longitude - self.longitude).to_radians();
+        let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
+    }
 }
 
 /// A goods line of the application, as the officer needs it on site.

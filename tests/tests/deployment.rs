@@ -366,6 +366,69 @@ async fn a_cancelled_instruction_leaves_the_officers_list_and_show_gives_slot_an
     assert_eq!(handheld.ok(&["list"]), serde_json::json!([]), "a cancelled instruction leaves the list");
 }
 
+#[tokio::test]
+async fn edits_made_offline_to_an_instruction_cancelled_meanwhile_are_reported_by_sync_and_kept() {
+    let server = TestServer::start();
+    let instruction = fieldcheck_tests::dispatch::dispatched(&server, &["officer1"]).await;
+    let id = instruction.to_string();
+    let handheld = fieldcheck_tests::field::Handheld::new(&server, "officer1");
+    handheld.sync();
+    // Offline, the officer works on the record while customs cancels the instruction.
+    handheld.ok(&["note", &id, "pallets 3 and 4 wet"]);
+    handheld.ok(&["note", &id, "seal intact"]);
+    let supervisor = server.login("supervisor1").await;
+    let (code, body) = supervisor
+        .post(
+            &format!("/api/v1/instructions/{instruction}/cancel"),
+            serde_json::json!({"reason": "goods withdrawn"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+
+    let out = handheld.run(&["sync"]);
+    assert_eq!(
+        out.status.code(),
+        Some(fieldcheck_handheld::cli::STRANDED_EXIT_CODE),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stranded = &report["stranded"][0];
+    assert_eq!(stranded["instruction_id"], id.as_str(), "{report}");
+    assert_eq!((stranded["edits"].as_i64(), stranded["reason"].as_str()), (Some(2), Some("cancelled")));
+    assert!(stranded["inspection_no"].is_string(), "{report}");
+    // In words, for the officer: which record, how many changes, why, and that they were kept, not sent.
+    let text = std::process::Command::new(fieldcheck_tests::binary("handheld"))
+        .arg("--dir")
+        .arg(handheld.path())
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert_eq!(text.status.code(), Some(fieldcheck_handheld::cli::STRANDED_EXIT_CODE));
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        said.contains(&format!("NOT SENT: instruction {id} ("))
+            && said.contains("2 change(s) and 0 photo(s) — the instruction was cancelled")
+            && said.contains("kept on this device and were not sent"),
+        "{said}"
+    );
+
+    // Nothing is lost: `list` leaves it out, `list --all` shows it with the work kept, `status` counts it.
+    assert_eq!(handheld.ok(&["list"]), serde_json::json!([]));
+    let all = handheld.ok(&["list", "--all"]);
+    assert_eq!(
+        (all[0]["instruction_id"].as_i64(), all[0]["assigned"].as_bool()),
+        (Some(instruction), Some(false))
+    );
+    assert_eq!(all[0]["pending"], 2, "{all}");
+    assert_eq!(handheld.ok(&["status"])["pending_edits"], 2);
+    let shown = handheld.text(&["show", &id]);
+    assert!(shown.contains("pallets 3 and 4 wet"), "{shown}");
+    // The server has none of it.
+    let (_, record) = supervisor.get(&format!("/api/v1/instructions/{instruction}/record")).await;
+    assert!(!record.to_string().contains("pallets 3 and 4 wet"), "{record}");
+}
+
 /// The binary alone in an empty directory, as an IT team installs it: no repository, no demo. The
 /// reference data comes from the repository's `fixtures/` as any customs' own folder would. Set
 /// `FIELDCHECK_INSTALL_BINARY` to test another build (scripts/install-test.sh passes the release one).

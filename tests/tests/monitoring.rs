@@ -688,3 +688,180 @@ async fn the_dashboard_picks_a_period_signs_out_and_sends_an_ended_sign_in_to_a_
     assert_eq!(resp.status().as_u16(), 303);
     assert_eq!(resp.headers()["location"], "/dashboard/login");
 }
+
+/// Creates a supervisor of `unit` with the demo password, through the admin command line.
+fn create_supervisor(server: &TestServer, username: &str, unit: &str) {
+    let out = std::process::Command::new(fieldcheck_tests::binary("fieldcheck"))
+        .args(["admin", "create-user", "--username", username, "--display-name", username])
+        .args(["--role", "supervisor", "--unit", unit, "--data-dir"])
+        .arg(server.data_dir())
+        .env("FIELDCHECK_PASSWORD", "demo-password")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn a_site_supervisor_sees_the_figures_overdue_conflicts_and_events_of_the_site_whose_district_is_another_branch()
+ {
+    let server = TestServer::start();
+    // Site 2201's supervisor: the site lies under district 2200, but the supervisor's subtree is the site
+    // alone, so district 2200 is outside it. A sibling site's supervisor is the control.
+    create_supervisor(&server, "yangshan-chief", "2201");
+    create_supervisor(&server, "waigaoqiao-chief", "2202");
+    let site = server.login("yangshan-chief").await;
+    let sibling = server.login("waigaoqiao-chief").await;
+    let mut stream = EventStream::open(&site, None).await;
+    let mut sibling_stream = EventStream::open(&sibling, None).await;
+
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let events = stream
+        .collect_until(Duration::from_secs(5), |e| {
+            e.data["kind"] == "assigned" && e.data["instruction_id"] == instruction
+        })
+        .await;
+    assert_eq!(kinds(&events), ["drafted", "submitted", "approved", "inspection_notice", "assigned"]);
+
+    let (status, figures) = site.get("/api/v1/monitoring/figures").await;
+    assert_eq!(status, 200, "{figures}");
+    assert_eq!(figures["total"]["instructions"], 1, "{figures}");
+    assert_eq!(figures["sites"][0]["code"], "2201", "{figures}");
+    // officer1 belongs to the site; the work they carry for district 2200 there counts.
+    let officer1 = &figures["officers"][0];
+    assert_eq!((officer1["username"].as_str(), officer1["assigned"].as_i64()), (Some("officer1"), Some(1)));
+    assert_eq!(figures["units"][0]["code"], "2200", "the district is named: {figures}");
+    let (_, listed) = site.get("/api/v1/instructions").await;
+    assert_eq!(ids(&listed), [instruction], "the list and the figures follow one rule");
+
+    // Past the deadline the site's supervisor sees it overdue (table and figures).
+    let start = fieldcheck_tests::now_secs();
+    server.set_clock(start + 40 * 24 * 3600).await;
+    let site = server.login("yangshan-chief").await;
+    let (_, overdue) = site.get("/api/v1/monitoring/overdue").await;
+    assert_eq!(overdue[0]["instruction_id"], instruction, "{overdue}");
+    let period = format!("from={}&to={}", rfc3339(start - 24 * 3600), rfc3339(start + 41 * 24 * 3600));
+    let (_, figures) = site.get(&format!("/api/v1/monitoring/figures?{period}")).await;
+    assert_eq!(figures["total"]["overdue"], 1, "{figures}");
+
+    let sibling = server.login("waigaoqiao-chief").await;
+    let (_, nothing) = sibling.get(&format!("/api/v1/monitoring/figures?{period}")).await;
+    assert_eq!(nothing["total"]["instructions"], 0, "{nothing}");
+    let (_, nothing) = sibling.get("/api/v1/monitoring/overdue").await;
+    assert_eq!(nothing, json!([]));
+    // The sibling site's stream gets its own site's application (the marker) and nothing of the other's.
+    let operator = server.login("ent1-operator").await;
+    let mut content = fieldcheck_tests::field::content();
+    content["site_code"] = json!("2202");
+    let (status, app) = operator.post("/api/v1/applications", content).await;
+    assert_eq!(status, 201, "{app}");
+    let marker = app["id"].as_i64().unwrap();
+    let got = sibling_stream
+        .collect_until(Duration::from_secs(5), |e| {
+            e.data["subject"] == "application" && e.data["subject_id"] == marker
+        })
+        .await;
+    assert_eq!(got.len(), 1, "only the marker reaches the sibling site: {got:#?}");
+}
+
+#[tokio::test]
+async fn each_handhelds_pending_edits_and_photos_reach_the_officers_figures_and_the_silent_list() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let supervisor = server.login("supervisor1").await;
+    let officer1 = |officers: &Value| {
+        officers.as_array().unwrap().iter().find(|o| o["username"] == "officer1").unwrap().clone()
+    };
+    let (_, officers) = supervisor.get("/api/v1/officers").await;
+    assert_eq!(officer1(&officers)["pending_changes"], Value::Null, "never reported: unknown");
+
+    let one = Handheld::new(&server, "officer1");
+    one.sync();
+    let (_, officers) = supervisor.get("/api/v1/officers").await;
+    let o = officer1(&officers);
+    assert_eq!((o["pending_changes"].as_i64(), o["pending_photos"].as_i64()), (Some(0), Some(0)), "{o}");
+
+    // Work kept back: a photo whose file cannot be read is refused locally and stays pending; the edit
+    // made with it goes through.
+    let photo = one.path().join("label.jpg");
+    std::fs::copy(fieldcheck_tests::repo_root().join("fixtures/photos/Canon_40D.jpg"), &photo).unwrap();
+    one.ok(&["attach", &id, photo.to_str().unwrap(), "--caption", "label", "--item", &items[0]]);
+    std::fs::remove_file(&photo).unwrap();
+    one.ok(&["check", &id, &items[0], "pass"]);
+    one.sync_refused();
+    let (_, officers) = supervisor.get("/api/v1/officers").await;
+    let o = officer1(&officers);
+    assert_eq!((o["pending_changes"].as_i64(), o["pending_photos"].as_i64()), (Some(0), Some(1)), "{o}");
+    let handheld = &o["handhelds"][0];
+    assert_eq!(handheld["pending_photos"], 1, "{handheld}");
+    assert!(handheld["pending_reported_at"].is_string(), "{handheld}");
+
+    // The silent list says what a handheld held when it went quiet.
+    server.set_clock(fieldcheck_tests::now_secs() + 3 * 24 * 3600).await;
+    let supervisor = server.login("supervisor1").await;
+    let (_, figures) = supervisor.get("/api/v1/monitoring/figures").await;
+    let silent = figures["silent_handhelds"].as_array().unwrap();
+    let quiet = silent.iter().find(|h| h["officer"] == "officer1").expect("officer1's handheld is silent");
+    assert_eq!((quiet["pending_changes"].as_i64(), quiet["pending_photos"].as_i64()), (Some(0), Some(1)));
+}
+
+#[tokio::test]
+async fn the_dashboard_cookie_slides_with_use_past_the_tokens_lifetime_and_is_secure_behind_https() {
+    let server =
+        TestServer::start_with(&[("FIELDCHECK__SERVER__PUBLIC_URL", "https://fieldcheck.customs.example")]);
+    let start = fieldcheck_tests::now_secs();
+    server.set_clock(start).await;
+    let supervisor = server.login("supervisor1").await;
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = browser
+        .post(format!("{}/dashboard/session", server.base))
+        .bearer_auth(supervisor.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let mut cookie = set.split(';').next().unwrap().to_string();
+    let page = |cookie: String| {
+        browser.get(format!("{}/dashboard?partial=1", server.base)).header("cookie", cookie).send()
+    };
+
+    // The access token lives 15 minutes. Used every 10 minutes, the dashboard stays signed in for an hour:
+    // each request past half the token's life answers a fresh cookie of the same session.
+    let (_, me) = supervisor.get("/api/v1/auth/me").await;
+    for step in 1..=6 {
+        server.set_clock(start + step * 600).await;
+        let resp = page(cookie.clone()).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "still signed in after {} minutes", step * 10);
+        let fresh = resp.headers()["set-cookie"].to_str().unwrap();
+        assert!(fresh.contains("; Secure") && fresh.contains("Max-Age=900"), "{fresh}");
+        cookie = fresh.split(';').next().unwrap().to_string();
+    }
+    let _ = me;
+    // Before half the token's life nothing is re-issued.
+    server.set_clock(start + 6 * 600 + 60).await;
+    let resp = page(cookie.clone()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers().get("set-cookie").is_none());
+
+    // Left alone longer than the token's life, the sign-in ends and the browser is sent to sign in again.
+    server.set_clock(start + 6 * 600 + 60 + 16 * 60).await;
+    let resp = page(cookie.clone()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert_eq!(resp.headers()["location"], "/dashboard/login?expired=1");
+
+    // A session ended by logout does not slide: a renewed cookie of it is refused too.
+    let (_, other) = (0, server.login("supervisor1").await);
+    let resp = browser
+        .post(format!("{}/dashboard/session", server.base))
+        .bearer_auth(other.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let (status, _) = other.post("/api/v1/auth/logout", json!({})).await;
+    assert_eq!(status, 204);
+    let resp = page(cookie).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "a logged-out session's cookie is refused");
+}

@@ -210,6 +210,19 @@ async fn a_real_photo_attached_offline_is_uploaded_on_sync_and_completes_the_rec
     let sha = attached["extra"]["sha256"].as_str().unwrap().to_owned();
     let warned = String::from_utf8_lossy(&out.stderr);
     assert!(warned.contains("long before this inspection"), "a 2008 photo is flagged: {warned}");
+    // Taken in Tuscany, about 9,000 km from Yangshan (site 2201, radius 1,500 m in fixtures/sites): a
+    // warning with the distance, and the photo is attached all the same.
+    assert!(
+        warned.contains("km (") && warned.contains("from the site (30.62700, 122.06500; more than 1500 m"),
+        "the far-from-site warning: {warned}"
+    );
+    let warnings = attached["extra"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 2, "{attached}");
+    let metres: f64 = warned.split(" km (").nth(1).unwrap().split(" m)").next().unwrap().parse().unwrap();
+    assert!((8_500_000.0..9_500_000.0).contains(&metres), "{metres}");
+    let shown = one.text(&["show", &id]);
+    assert!(shown.contains("at 30.62700, 122.06500 (photos farther than 1500 m are flagged)"), "{shown}");
+    assert!(shown.contains("carton label"), "the far photo is attached: {shown}");
     for item in &items {
         one.ok(&["check", &id, item, "pass"]);
     }
@@ -383,6 +396,7 @@ impl RawDevice {
         let request = SyncRequest {
             v: batch::VERSION,
             messages: messages.into_iter().map(|(doc, m)| DocMessage { doc, data: Bytes(m) }).collect(),
+            pending: None,
         };
         let (status, body) = self.post(batch::encode(&request)).await;
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -574,10 +588,12 @@ async fn garbage_truncated_replayed_and_reordered_batches_are_refused_or_harmles
     let good = batch::encode(&SyncRequest {
         v: batch::VERSION,
         messages: vec![DocMessage { doc: doc_id.clone(), data: Bytes(vec![0x42; 40]) }],
+        pending: None,
     });
     let (status, _) = device.post(good[..good.len() - 7].to_vec()).await;
     assert_eq!(status, 400);
-    let (status, body) = device.post(batch::encode(&SyncRequest { v: 9, messages: vec![] })).await;
+    let (status, body) =
+        device.post(batch::encode(&SyncRequest { v: 9, messages: vec![], pending: None })).await;
     assert_eq!(status, 400);
     let error: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error["code"], "unsupported_version");
@@ -643,7 +659,7 @@ async fn garbage_truncated_replayed_and_reordered_batches_are_refused_or_harmles
 async fn a_batch_followed_by_trailing_bytes_or_a_second_batch_is_refused_whole() {
     let server = TestServer::start();
     let device = RawDevice::login(&server, "officer1").await;
-    let good = batch::encode(&SyncRequest { v: batch::VERSION, messages: vec![] });
+    let good = batch::encode(&SyncRequest { v: batch::VERSION, messages: vec![], pending: None });
     let (status, _) = device.post(good.clone()).await;
     assert_eq!(status, 200, "the body alone is a valid batch");
 
@@ -881,8 +897,10 @@ async fn a_cancelled_instructions_record_refuses_new_changes() {
 
     one.ok(&["check", &id, &items[1], "fail"]);
     // The cancelled instruction left the officer's index: the handheld stops listing and sending it, and
-    // the edit stays pending on the device (a sealed record refuses it: results.rs, `sealed_record`).
-    one.sync();
+    // the edit stays pending on the device (a sealed record refuses it: results.rs, `sealed_record`); the
+    // sync says so with its own exit status (deployment.rs has the whole report).
+    let out = one.run(&["sync"]);
+    assert_eq!(out.status.code(), Some(fieldcheck_handheld::cli::STRANDED_EXIT_CODE));
     assert_eq!(one.ok(&["list"]), json!([]));
     assert_eq!(one.ok(&["status"])["pending_edits"], 1, "the unsent edit stays on the device");
     let after = record(&supervisor, instruction).await;
@@ -967,7 +985,7 @@ async fn a_saturated_server_answers_503_with_retry_after_and_the_handheld_waits_
         .post(format!("{}/api/v1/sync", server.base))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
         .header("content-type", batch::CONTENT_TYPE)
-        .body(batch::encode(&SyncRequest { v: batch::VERSION, messages: vec![] }))
+        .body(batch::encode(&SyncRequest { v: batch::VERSION, messages: vec![], pending: None }))
         .send()
         .await
         .unwrap();

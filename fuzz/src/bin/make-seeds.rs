@@ -99,6 +99,7 @@ fn main() {
                 doc: "0123456789abcdef0123456789abcdef".into(),
                 data: Bytes(message.clone()),
             }],
+            pending: None,
         };
         write(&corpus.join("sync_batch"), &format!("seed-{n:02}"), &batch::encode(&body));
     }

@@ -107,6 +107,29 @@ pub struct Policy {
 /// a browser send it), accepted only on routes whose policy says [`Policy::browser`] and only for GET.
 pub const SESSION_COOKIE: &str = "fieldcheck_access";
 
+/// The dashboard's cookie carrying `token` for `max_age_secs` (0 clears it): `HttpOnly`, `SameSite=Strict`,
+/// and `Secure` when the server is reached over https (`server.public_url`).
+pub fn session_cookie(settings: &crate::config::Settings, token: &str, max_age_secs: i64) -> String {
+    let secure = if settings.server.https() { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}")
+}
+
+/// The sliding session: a cookie whose access token has lived half its lifetime is replaced by a fresh
+/// token of the same session on the response, so a dashboard in use is never signed out when a token
+/// expires. The session itself still ends on logout, a frozen account, or at its own expiry (the refresh
+/// lifetime), because every request checks it. Answers the new cookie, if one is due.
+fn renewed_cookie(state: &AppState, token: &str) -> Result<Option<HeaderValue>, ApiError> {
+    let now = state.now_ms() / 1000;
+    let ttl = state.settings.auth.access_ttl_secs;
+    let claims = tokens::verify(&state.keys, &state.settings.auth.issuer, token, now)?;
+    if now - claims.iat < ttl / 2 {
+        return Ok(None);
+    }
+    let fresh = tokens::issue(&state.keys, &tokens::Claims { iat: now, exp: now + ttl, ..claims })?;
+    let cookie = session_cookie(&state.settings, &fresh, ttl);
+    HeaderValue::from_str(&cookie).map(Some).map_err(|e| ApiError::Internal(anyhow::anyhow!("cookie: {e}")))
+}
+
 impl Policy {
     pub const fn any() -> Policy {
         Policy { roles: &[], min_aal: Aal::Password, browser: false, cookie_post: false, admits: &[] }
@@ -142,6 +165,7 @@ pub async fn authorize(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    let mut renewed = None;
     let caller = match req.headers().get(AUTHORIZATION) {
         None if policy.browser
             && (req.method() == Method::GET || (policy.cookie_post && req.method() == Method::POST)) =>
@@ -151,7 +175,12 @@ pub async fn authorize(
                 // A stream token opens streams only.
                 credentials.stream_token = None;
             }
-            browser_caller(&state, credentials).await?
+            let cookie = credentials.stream_token.is_none().then(|| credentials.cookie.clone()).flatten();
+            let caller = browser_caller(&state, credentials).await?;
+            if let Some(token) = cookie {
+                renewed = renewed_cookie(&state, &token)?;
+            }
+            caller
         }
         header => authenticate(&state, header, policy.admits).await?,
     };
@@ -165,7 +194,14 @@ pub async fn authorize(
         .with_details(serde_json::json!({"required_aal": "strong"})));
     }
     req.extensions_mut().insert(caller);
-    Ok(next.run(req).await)
+    let mut response = next.run(req).await;
+    // Not on a sign-out: its own answer clears the cookie.
+    if let Some(cookie) = renewed
+        && !response.headers().contains_key(axum::http::header::SET_COOKIE)
+    {
+        response.headers_mut().insert(axum::http::header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// What a browser request can carry instead of `Authorization`.

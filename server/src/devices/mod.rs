@@ -36,7 +36,7 @@ pub struct Device {
     pub last_seen_at: Option<i64>,
 }
 
-pub use store::{all, get, in_unit_subtree, of_officer, retired_at, seen};
+pub use store::{all, get, in_unit_subtree, of_officer, pending_reported, retired_at, seen};
 
 /// 16 random bytes, hex: the form automerge's `ActorId` takes.
 pub fn new_actor_id() -> Result<String, ApiError> {

@@ -106,6 +106,21 @@ pub fn seen(tx: &Transaction<'_>, device_id: &str, now: i64) -> Result<(), Store
     Ok(())
 }
 
+/// What the device said it still holds unsent (`pending` of a batch sync, or the WebSocket peer metadata),
+/// kept with the time it said so.
+pub fn pending_reported(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    pending: fieldcheck_sync::batch::Pending,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE devices SET pending_changes = ?1, pending_photos = ?2, pending_reported_at = ?3 WHERE id = ?4",
+        params![pending.changes, pending.photos, now, device_id],
+    )?;
+    Ok(())
+}
+
 pub fn set_status(tx: &Transaction<'_>, device_id: &str, status: UserStatus) -> Result<(), StoreError> {
     tx.execute("UPDATE devices SET status = ?1 WHERE id = ?2", params![status, device_id])?;
     Ok(())

@@ -21,7 +21,7 @@ use super::{
     http::{Figures, collect, rules_used},
 };
 use crate::{
-    auth::{Caller, caller::SESSION_COOKIE},
+    auth::{Caller, caller::session_cookie},
     domain::{InstructionState, time::rfc3339},
     error::{ApiError, ApiQuery},
     state::AppState,
@@ -103,7 +103,17 @@ struct OfficerRow {
     done: i64,
     overdue: i64,
     photos_missing: i64,
+    /// "3 edits, 1 photo" still on the handhelds, as they last said; "unknown" when none ever said.
+    pending: String,
     last_sync: String,
+}
+
+/// A handheld's pending report in words.
+fn pending_words(changes: Option<i64>, photos: Option<i64>) -> String {
+    match (changes, photos) {
+        (None, None) => "unknown".to_owned(),
+        (c, p) => format!("{} edits, {} photos", c.unwrap_or(0), p.unwrap_or(0)),
+    }
 }
 
 struct ConflictRow {
@@ -156,6 +166,9 @@ struct PageView {
     /// The period picker's days: the first and the last day of the period shown.
     from_day: String,
     to_day: String,
+    /// How often the page fetches itself while open (a third of the access token's life), so the sliding
+    /// session renews the cookie even when no event arrives.
+    renew_secs: i64,
 }
 
 #[derive(Template)]
@@ -337,6 +350,7 @@ fn main_view(f: Figures, overdue: Vec<Overdue>, points: Vec<PhotoPoint>, sites: 
                 done: o.done,
                 overdue: o.overdue,
                 photos_missing: o.photos_missing,
+                pending: pending_words(o.pending_changes, o.pending_photos),
                 last_sync: o
                     .handhelds
                     .iter()
@@ -368,7 +382,8 @@ fn main_view(f: Figures, overdue: Vec<Overdue>, points: Vec<PhotoPoint>, sites: 
                 let seen = h
                     .last_seen_at
                     .map_or("never synced".into(), |t| format!("last sync {}", rfc3339::to_string(t)));
-                format!("{} ({}): {seen}", h.device_id, h.officer)
+                let pending = pending_words(h.pending.pending_changes, h.pending.pending_photos);
+                format!("{} ({}): {seen}; still pending on it: {pending}", h.device_id, h.officer)
             })
             .collect(),
         far_count: points.iter().filter(|p| p.far).count(),
@@ -410,7 +425,8 @@ pub async fn page(
         main
     } else {
         let (from_day, to_day) = (day(period.from), day(period.to - 1));
-        render(&PageView { username: caller.username, main, from_day, to_day })?
+        let renew_secs = (state.settings.auth.access_ttl_secs / 3).max(10);
+        render(&PageView { username: caller.username, main, from_day, to_day, renew_secs })?
     };
     let mut resp = Html(html).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -448,10 +464,10 @@ pub async fn login_page(ApiQuery(q): ApiQuery<LoginQuery>) -> Result<Html<String
 
 /// Signs the dashboard out: the session ends (its tokens and open streams with it, as `POST
 /// /api/v1/auth/logout`) and the cookie is cleared; the browser lands on the login page.
-pub async fn logout(state: State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    crate::auth::http::logout(state, caller).await?;
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    crate::auth::http::logout(State(state.clone()), caller).await?;
     let mut resp = Redirect::to("/dashboard/login").into_response();
-    let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let clear = session_cookie(&state.settings, "", 0);
     resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&clear).map_err(|e| ApiError::Internal(anyhow::anyhow!("cookie: {e}")))?,
@@ -475,10 +491,7 @@ pub async fn session(
         .ok_or_else(|| {
             ApiError::unauthorized("missing_token", "send the access token as `Authorization: Bearer …`")
         })?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        state.settings.auth.access_ttl_secs
-    );
+    let cookie = session_cookie(&state.settings, token, state.settings.auth.access_ttl_secs);
     let value = HeaderValue::from_str(&cookie)
         .map_err(|_| ApiError::bad_request("invalid_token", "the token cannot be a cookie"))?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -520,6 +533,7 @@ mod tests {
             main: String::new(),
             from_day: "2026-11-01".into(),
             to_day: "2026-11-30".into(),
+            renew_secs: 300,
         };
         let html = view.render().unwrap();
         assert!(!html.contains("<script>alert(1)"), "{html}");

@@ -9,7 +9,7 @@
 //! broadcasts them. A subscriber subscribes to the broadcast *first*, then reads the stored backlog
 //! after its `Last-Event-ID`, then streams live, dropping what it already sent: no gap, no repeat.
 //! One that falls behind the broadcast buffer gets `event: resync` and should refetch the figures. Each
-//! subscriber sees only events of its unit subtree.
+//! subscriber sees only events of its scope: district or site in its unit subtree.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -50,16 +50,27 @@ pub struct StreamEvent {
     #[serde(with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: i64,
-    /// The unit the subject belongs to (an instruction's or application's district): the scope check.
+    /// The unit the subject belongs to (an instruction's or application's district) and its site: the
+    /// scope check is the supervisor rule, district or site in the subscriber's subtree.
     #[serde(skip)]
     pub unit_id: Option<i64>,
+    #[serde(skip)]
+    pub site_id: Option<i64>,
+}
+
+impl StreamEvent {
+    /// In a subscriber's scope: its district or its site is one of `units` (the subtree), the rule
+    /// `db::scope::instruction_in_subtree` applies to every other read.
+    pub fn visible_to(&self, units: &HashSet<i64>) -> bool {
+        [self.unit_id, self.site_id].into_iter().flatten().any(|u| units.contains(&u))
+    }
 }
 
 /// Stored events after `after`, oldest first, at most `limit`.
 pub fn after(c: &Connection, after: i64, limit: i64) -> Result<Vec<StreamEvent>, ApiError> {
     let mut stmt = c.prepare_cached(
         "SELECT r.id, r.subject, r.subject_id, r.inspection_no, r.kind, r.state, r.at, i.id,
-                COALESCE(i.unit_id, a.district_unit)
+                COALESCE(i.unit_id, a.district_unit), COALESCE(i.site_id, a.site_unit)
          FROM receipts r
          LEFT JOIN bookings b ON r.subject = 'booking' AND b.id = r.subject_id
          LEFT JOIN instructions i ON i.id = CASE r.subject WHEN 'instruction' THEN r.subject_id
@@ -78,6 +89,7 @@ pub fn after(c: &Connection, after: i64, limit: i64) -> Result<Vec<StreamEvent>,
             at: r.get(6)?,
             instruction_id: r.get(7)?,
             unit_id: r.get(8)?,
+            site_id: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -230,7 +242,7 @@ pub async fn subscribe(
         tokio::time::interval_at(tokio::time::Instant::now() + sub.session_check, sub.session_check);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::spawn(async move {
-        let visible = |e: &StreamEvent| e.unit_id.is_some_and(|u| units.contains(&u));
+        let visible = |e: &StreamEvent| e.visible_to(&units);
         if out.send(Ok(Event::default().retry(retry).comment("stream open"))).await.is_err() {
             return;
         }

@@ -122,10 +122,10 @@ pub struct UnitName {
     pub name: String,
 }
 
-/// The units of the subtree by id, for naming figures.
+/// The units of the subtree by id, and the districts whose instructions are at its sites, for naming figures.
 pub fn unit_names(c: &Connection, scope: Scope) -> Result<HashMap<i64, UnitName>, ApiError> {
     let mut stmt = c.prepare_cached(&format!(
-        "{} SELECT u.id, u.code, u.name FROM customs_units u WHERE u.id IN t",
+        "{} SELECT u.id, u.code, u.name FROM customs_units u WHERE u.id IN tu",
         Scope::SUBTREE
     ))?;
     let rows =
@@ -161,16 +161,20 @@ pub fn unit_figures(
     };
 
     let split = DaySplit::of(period);
-    let edge = "SELECT i.unit_id, i.site_id, i.state, 1,
+    let si = Scope::instruction("i");
+    let sd = Scope::instruction("d");
+    let edge = format!(
+        "SELECT i.unit_id, i.site_id, i.state, 1,
                        i.state = 'approved' AND coalesce(i.state_since, i.created_at) <= i.deadline,
                        i.state = 'approved' AND EXISTS (SELECT 1 FROM record_seals s
                                                         WHERE s.instruction_id = i.id AND s.verdict = 'non_conforming')
                 FROM instructions i INDEXED BY instructions_monitoring
-                WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?";
+                WHERE {si} AND i.created_at >= ? AND i.created_at < ?"
+    );
     let mut stmt = c.prepare_cached(&format!(
         "{}, tallies(unit_id, site_id, state, n, on_time, non_conforming) AS (
              SELECT d.unit_id, d.site_id, d.state, d.instructions, d.on_time, d.non_conforming
-             FROM instruction_day_counts d WHERE d.unit_id IN t AND d.day >= ? AND d.day < ?
+             FROM instruction_day_counts d WHERE {sd} AND d.day >= ? AND d.day < ?
              UNION ALL {edge} UNION ALL {edge})
          SELECT unit_id, site_id, state, sum(n), sum(on_time), sum(non_conforming) FROM tallies
          GROUP BY 1, 2, 3 HAVING sum(n) > 0",
@@ -193,7 +197,7 @@ pub fn unit_figures(
     values.extend(late_values);
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT i.unit_id, i.site_id, count(*) FROM instructions i INDEXED BY instructions_open
-         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ? AND {} AND {late}
+         WHERE {si} AND i.created_at >= ? AND i.created_at < ? AND {} AND {late}
          GROUP BY 1, 2",
         Scope::SUBTREE,
         OverdueRules::OPEN,
@@ -211,7 +215,7 @@ pub fn unit_figures(
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT i.unit_id, i.site_id, count(*)
          FROM applications a INDEXED BY applications_state_time JOIN instructions i ON i.application_id = a.id
-         WHERE a.state = 'not_released' AND i.unit_id IN t AND i.created_at >= ? AND i.created_at < ? AND {held}
+         WHERE a.state = 'not_released' AND {si} AND i.created_at >= ? AND i.created_at < ? AND {held}
          GROUP BY 1, 2",
         Scope::SUBTREE
     ))?;
@@ -224,7 +228,7 @@ pub fn unit_figures(
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT i.unit_id, i.site_id, coalesce(i.state_since, i.created_at) - i.created_at
          FROM instructions i INDEXED BY instructions_approved
-         WHERE i.state = 'approved' AND i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?",
+         WHERE i.state = 'approved' AND {si} AND i.created_at >= ? AND i.created_at < ?",
         Scope::SUBTREE
     ))?;
     let mut rows = stmt.query(rusqlite::params![scope.root, period.from, period.to])?;
@@ -251,6 +255,31 @@ pub struct HandheldSeen {
     #[serde(with = "rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen_at: Option<i64>,
+    /// What it said it still holds unsent at `pending_reported_at`; null when it never said (an older
+    /// handheld, or a WebSocket client without the peer metadata).
+    #[serde(flatten)]
+    pub pending: PendingReport,
+}
+
+/// A handheld's own count of edits and photos not yet on the server, and when it gave it.
+#[derive(Debug, Clone, Copy, Default, Serialize, utoipa::ToSchema)]
+pub struct PendingReport {
+    pub pending_changes: Option<i64>,
+    pub pending_photos: Option<i64>,
+    #[serde(with = "rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub pending_reported_at: Option<i64>,
+}
+
+impl PendingReport {
+    /// Columns `pending_changes, pending_photos, pending_reported_at` from `at` on.
+    fn read(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PendingReport> {
+        Ok(PendingReport {
+            pending_changes: r.get(at)?,
+            pending_photos: r.get(at + 1)?,
+            pending_reported_at: r.get(at + 2)?,
+        })
+    }
 }
 
 /// An officer a supervisor may see (and, when active, assign), with the work they carry.
@@ -271,9 +300,13 @@ pub struct OfficerLoad {
     /// Approved results.
     pub done: i64,
     pub overdue: i64,
-    /// Photos the officer's records name that have not reached the server yet. (Edits still on a
-    /// handheld are unknown to the server until it syncs: see each handheld's last sync.)
+    /// Photos the officer's records name that have not reached the server yet.
     pub photos_missing: i64,
+    /// Edits still pending on the officer's handhelds, as they last reported it (summed); null when none
+    /// of them ever reported (see each handheld's `pending_reported_at` for how current it is).
+    pub pending_changes: Option<i64>,
+    /// Photos still waiting on the officer's handhelds for upload, as they last reported it.
+    pub pending_photos: Option<i64>,
     pub handhelds: Vec<HandheldSeen>,
 }
 
@@ -305,6 +338,8 @@ pub fn officers(
                 done: 0,
                 overdue: 0,
                 photos_missing: 0,
+                pending_changes: None,
+                pending_photos: None,
                 handhelds: Vec::new(),
             })
         })?
@@ -317,18 +352,24 @@ pub fn officers(
     // ones from open work and held goods only, as in [`unit_figures`].
     let period = period.unwrap_or(Period { from: i64::MIN, to: i64::MAX });
     let split = DaySplit::of(period);
-    let edge = "SELECT o.officer_id, i.state, 1 FROM instruction_officers o JOIN instructions i ON i.id = o.instruction_id
-                WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?";
+    // The officers' tallies are kept per district; a site supervisor's instructions of other districts
+    // (`instruction_outside`) are read from the instructions over the whole days too.
+    let si = Scope::instruction("i");
+    let outside = Scope::instruction_outside("i");
+    let assigned = "SELECT o.officer_id, i.state, 1 FROM instruction_officers o JOIN instructions i ON i.id = o.instruction_id";
+    let edge = format!("{assigned} WHERE {si} AND i.created_at >= ? AND i.created_at < ?");
     let mut stmt = c.prepare_cached(&format!(
         "{}, tallies(officer_id, state, n) AS (
              SELECT d.officer_id, d.state, d.instructions FROM officer_day_counts d
              WHERE d.unit_id IN t AND d.day >= ? AND d.day < ?
+             UNION ALL {assigned} WHERE {outside} AND i.created_at >= ? AND i.created_at < ?
              UNION ALL {edge} UNION ALL {edge})
          SELECT officer_id, state, sum(n) FROM tallies GROUP BY 1, 2",
         Scope::SUBTREE
     ))?;
     let [(a, b), (y, z)] = split.edges;
-    let mut rows = stmt.query(rusqlite::params![scope.root, split.days.0, split.days.1, a, b, y, z])?;
+    let (d0, d1) = split.days;
+    let mut rows = stmt.query(rusqlite::params![scope.root, d0, d1, d0 * DAY_MS, d1 * DAY_MS, a, b, y, z])?;
     while let Some(r) = rows.next()? {
         let Some(&n) = index.get(&r.get::<_, i64>(0)?) else { continue };
         let (state, count): (String, i64) = (r.get(1)?, r.get(2)?);
@@ -351,12 +392,12 @@ pub fn officers(
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT o.officer_id, count(*) FROM instructions i INDEXED BY instructions_open
              JOIN instruction_officers o ON o.instruction_id = i.id
-         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ? AND {} AND {late} GROUP BY 1
+         WHERE {si} AND i.created_at >= ? AND i.created_at < ? AND {} AND {late} GROUP BY 1
          UNION ALL
          SELECT o.officer_id, count(*)
          FROM applications a INDEXED BY applications_state_time JOIN instructions i ON i.application_id = a.id
              JOIN instruction_officers o ON o.instruction_id = i.id
-         WHERE a.state = 'not_released' AND i.unit_id IN t AND i.created_at >= ? AND i.created_at < ? AND {held}
+         WHERE a.state = 'not_released' AND {si} AND i.created_at >= ? AND i.created_at < ? AND {held}
          GROUP BY 1",
         Scope::SUBTREE,
         OverdueRules::OPEN,
@@ -371,7 +412,7 @@ pub fn officers(
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT rp.by_officer, count(*) FROM record_photos rp
          JOIN instructions i ON i.id = rp.instruction_id
-         WHERE i.unit_id IN t AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.sha256 = rp.sha256)
+         WHERE {si} AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.sha256 = rp.sha256)
          GROUP BY rp.by_officer",
         Scope::SUBTREE
     ))?;
@@ -383,18 +424,25 @@ pub fn officers(
     }
 
     let mut stmt = c.prepare_cached(&format!(
-        "{} SELECT d.officer_id, d.id, d.name, d.status, d.last_seen_at FROM devices d
+        "{} SELECT d.officer_id, d.id, d.name, d.status, d.last_seen_at,
+                  d.pending_changes, d.pending_photos, d.pending_reported_at FROM devices d
          JOIN users u ON u.id = d.officer_id WHERE u.unit_id IN t ORDER BY d.id",
         Scope::SUBTREE
     ))?;
     let mut rows = stmt.query([scope.root])?;
     while let Some(r) = rows.next()? {
         if let Some(&n) = index.get(&r.get::<_, i64>(0)?) {
-            officers[n].handhelds.push(HandheldSeen {
+            let pending = PendingReport::read(r, 5)?;
+            let o = &mut officers[n];
+            let add = |sum: Option<i64>, n: Option<i64>| n.map(|n| sum.unwrap_or(0) + n).or(sum);
+            o.pending_changes = add(o.pending_changes, pending.pending_changes);
+            o.pending_photos = add(o.pending_photos, pending.pending_photos);
+            o.handhelds.push(HandheldSeen {
                 device_id: r.get(1)?,
                 name: r.get(2)?,
                 status: r.get(3)?,
                 last_seen_at: r.get(4)?,
+                pending,
             });
         }
     }
@@ -410,6 +458,9 @@ pub struct SilentHandheld {
     #[serde(with = "rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen_at: Option<i64>,
+    /// What it said it still held unsent when it last reported (null: never said).
+    #[serde(flatten)]
+    pub pending: PendingReport,
 }
 
 pub fn silent_handhelds(
@@ -419,7 +470,8 @@ pub fn silent_handhelds(
     hours: i64,
 ) -> Result<Vec<SilentHandheld>, ApiError> {
     let mut stmt = c.prepare_cached(&format!(
-        "{} SELECT d.id, d.name, u.username, d.last_seen_at FROM devices d JOIN users u ON u.id = d.officer_id
+        "{} SELECT d.id, d.name, u.username, d.last_seen_at, d.pending_changes, d.pending_photos,
+                  d.pending_reported_at FROM devices d JOIN users u ON u.id = d.officer_id
          WHERE u.unit_id IN t AND d.status = 'active' AND (d.last_seen_at IS NULL OR d.last_seen_at < ?)
          ORDER BY d.last_seen_at IS NOT NULL, d.last_seen_at, d.id",
         Scope::SUBTREE
@@ -430,6 +482,7 @@ pub fn silent_handhelds(
             name: r.get(1)?,
             officer: r.get(2)?,
             last_seen_at: r.get(3)?,
+            pending: PendingReport::read(r, 4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -448,11 +501,12 @@ pub struct OpenConflict {
 }
 
 pub fn open_conflicts(c: &Connection, scope: Scope) -> Result<Vec<OpenConflict>, ApiError> {
+    let si = Scope::instruction("i");
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT i.id, i.inspection_no, s.code, i.state, p.open_conflicts, p.conflicts
          FROM record_projection p JOIN instructions i ON i.id = p.instruction_id
          JOIN customs_units s ON s.id = i.site_id
-         WHERE p.open_conflicts > 0 AND i.unit_id IN t ORDER BY i.id",
+         WHERE p.open_conflicts > 0 AND {si} ORDER BY i.id",
         Scope::SUBTREE
     ))?;
     let rows = stmt.query_map([scope.root], |r| {
@@ -496,6 +550,7 @@ pub fn overdue(
     rules: &OverdueRules,
     limit: i64,
 ) -> Result<Vec<Overdue>, ApiError> {
+    let si = Scope::instruction("i");
     let (columns, column_values) = rules.columns();
     let (open_any, open_values) = rules.open_any();
     let (held, held_values) = rules.rule(OverdueReason::GoodsHeld);
@@ -508,9 +563,9 @@ pub fn overdue(
     // them) keeps SQLite from using the partial index `instructions_open` for the open part.
     let mut stmt = c.prepare_cached(&format!(
         "{}, hits(id) AS (
-             SELECT i.id FROM instructions i WHERE i.unit_id IN t AND {open} AND {open_any}
+             SELECT i.id FROM instructions i WHERE {si} AND {open} AND {open_any}
              UNION
-             SELECT i.id FROM instructions i WHERE i.unit_id IN t AND {held})
+             SELECT i.id FROM instructions i WHERE {si} AND {held})
          SELECT i.id, i.inspection_no, s.code, i.state, i.deadline, i.due_at, {columns},
                 (SELECT group_concat(u.username, ',') FROM instruction_officers o JOIN users u ON u.id = o.officer_id
                  WHERE o.instruction_id = i.id)
@@ -560,12 +615,13 @@ pub fn photo_points(
     period: Period,
     far_km: f64,
 ) -> Result<Vec<PhotoPoint>, ApiError> {
+    let si = Scope::instruction("i");
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT p.sha256, i.id, i.state, s.code, p.latitude, p.longitude, l.latitude, l.longitude
          FROM photo_links pl JOIN photos p ON p.sha256 = pl.sha256
          JOIN instructions i ON i.id = pl.instruction_id JOIN customs_units s ON s.id = i.site_id
          LEFT JOIN site_locations l ON l.unit_id = i.site_id
-         WHERE i.unit_id IN t AND i.created_at >= ? AND i.created_at < ?
+         WHERE {si} AND i.created_at >= ? AND i.created_at < ?
            AND p.latitude IS NOT NULL AND p.longitude IS NOT NULL
          ORDER BY pl.linked_at DESC LIMIT ?",
         Scope::SUBTREE

@@ -43,9 +43,26 @@ impl Scope {
         Ok(Scope { root: caller.unit()? })
     }
 
-    /// A CTE naming the subtree `t(id)`; its one parameter is [`Scope::root`].
+    /// CTEs naming the subtree `t(id)` and `tu(id)`, the districts whose instructions may be in scope:
+    /// the subtree's own plus those with instructions at one of its sites (`site_districts`, a few pairs).
+    /// Their one parameter is [`Scope::root`].
     pub const SUBTREE: &'static str = "WITH RECURSIVE t(id) AS (SELECT ? UNION ALL \
-         SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id)";
+         SELECT u.id FROM customs_units u JOIN t ON u.parent_id = t.id), \
+         tu(id) AS (SELECT id FROM t UNION SELECT sd.unit_id FROM site_districts sd WHERE sd.site_id IN t)";
+
+    /// The one supervisor rule (`db::scope::instruction_in_subtree`: district OR site in the subtree) for
+    /// the row aliased `alias` (an instruction or a day tally, both with `unit_id` and `site_id`), under
+    /// [`Scope::SUBTREE`]. Written as "district in `tu`" first so every query keeps the indexes that lead
+    /// with the district; for a district's supervisor `tu` is the subtree and the second term always holds.
+    pub fn instruction(alias: &str) -> String {
+        format!("{alias}.unit_id IN tu AND ({alias}.unit_id IN t OR {alias}.site_id IN t)")
+    }
+
+    /// Rows of the districts outside the subtree whose site lies in it (only a site supervisor's): the part
+    /// of [`Scope::instruction`] that tallies kept per district cannot answer.
+    pub fn instruction_outside(alias: &str) -> String {
+        format!("{alias}.unit_id IN tu AND {alias}.unit_id NOT IN t AND {alias}.site_id IN t")
+    }
 }
 
 /// Instructions created in `[from, to)`.

@@ -1,5 +1,6 @@
 //! SQL for units, enterprises and users.
 
+use fieldcheck_sync::schema::SitePosition;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Enterprise, NewEnterprise, NewUser, Unit, User};
@@ -23,6 +24,15 @@ fn unit_row(r: &Row<'_>) -> rusqlite::Result<Unit> {
 
 pub fn unit(c: &Connection, id: i64) -> rusqlite::Result<Option<Unit>> {
     c.query_row(&format!("SELECT {UNIT_COLS} FROM customs_units WHERE id = ?1"), [id], unit_row).optional()
+}
+
+/// A site's position from the reference data (`site_locations`), as records carry it; `None` when unknown.
+pub fn site_position(c: &Connection, site_id: i64) -> rusqlite::Result<Option<SitePosition>> {
+    c.prepare_cached("SELECT latitude, longitude, radius_m FROM site_locations WHERE unit_id = ?1")?
+        .query_row([site_id], |r| {
+            Ok(SitePosition { latitude: r.get(0)?, longitude: r.get(1)?, radius_m: r.get(2)? })
+        })
+        .optional()
 }
 
 pub fn unit_by_code(c: &Connection, code: &str) -> rusqlite::Result<Option<Unit>> {

@@ -95,6 +95,10 @@ pub async fn sync(
         .db
         .write(move |tx| {
             let outcome = super::sync_batch(tx, now, &caller, &device_id, &request)?;
+            // The device's own count of what it still holds unsent: monitoring only (issue 13).
+            if let Some(pending) = request.pending {
+                crate::devices::pending_reported(tx, &device_id, pending, now)?;
+            }
             let mut wrote = false;
             for (instruction_id, progress) in &outcome.progress {
                 let actor = crate::audit::Actor::User(caller.user_id);

@@ -89,6 +89,7 @@ fn instruction_part(tx: &Transaction<'_>, i: &Instruction) -> Result<Instruction
         // Kept current by `workflow::booking_changed` (RecordDoc::set_schedule) from here on.
         slot: crate::bookings::confirmed_slot(tx, i.id)?,
         deadline: i.deadline,
+        site_position: orgs_store::site_position(tx, i.site_id)?,
     })
 }
 
@@ -142,8 +143,13 @@ pub fn on_assign(
     let record_id = match store::record_of(tx, i.id)? {
         Some(id) => {
             // The officers who must sign change with the assignment; the record tells their handhelds.
+            // The site's position follows the reference data (also for records written before it).
             if before != after {
-                server_edit(tx, now, i.id, |record| record.set_officers(&officers, now))?;
+                let position = orgs_store::site_position(tx, i.site_id)?;
+                server_edit(tx, now, i.id, |record| {
+                    record.set_officers(&officers, now)?;
+                    record.set_site_position(position, now)
+                })?;
             }
             id
         }

@@ -250,7 +250,7 @@ impl Connection {
         let first = tokio::time::timeout(JOIN_TIMEOUT, next_frame(socket))
             .await
             .map_err(|_| Some(Ending::new("join_timeout", "send `join` first")))??;
-        let ClientMessage::Join { sender_id, versions } = first else {
+        let ClientMessage::Join { sender_id, versions, pending } = first else {
             return Err(Some(Ending::new("join_expected", "the first message must be `join`")));
         };
         if sender_id != self.device_id {
@@ -290,10 +290,11 @@ impl Connection {
         self.state
             .db
             .write(move |tx| {
-                tx.execute(
-                    "UPDATE devices SET last_seen_at = ?1 WHERE id = ?2",
-                    rusqlite::params![now, device_id],
-                )?;
+                crate::devices::seen(tx, &device_id, now)?;
+                // Only a client that says so (peer metadata `pending`); otherwise the figure stays unknown.
+                if let Some(pending) = pending {
+                    crate::devices::pending_reported(tx, &device_id, pending, now)?;
+                }
                 Ok(())
             })
             .await

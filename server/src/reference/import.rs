@@ -256,6 +256,10 @@ struct SiteLocation {
     site_code: String,
     latitude: f64,
     longitude: f64,
+    /// How far from the site a photo may be taken before the handheld warns (metres); the default
+    /// (`fieldcheck_sync::schema::DEFAULT_SITE_RADIUS_M`) when absent.
+    #[serde(default)]
+    radius_m: Option<f64>,
 }
 
 /// Every problem found in a reference folder, one per line.
@@ -659,6 +663,9 @@ impl ReferenceSet {
             c.that((-90.0..=90.0).contains(&l.latitude) && (-180.0..=180.0).contains(&l.longitude), || {
                 format!("{SITE_CALENDARS}: location of {} is not a latitude and longitude", l.site_code)
             });
+            c.that(l.radius_m.is_none_or(|r| r.is_finite() && r > 0.0), || {
+                format!("{SITE_CALENDARS}: radius_m of {} must be a positive number of metres", l.site_code)
+            });
         }
 
         if !c.0.is_empty() {
@@ -755,6 +762,7 @@ impl ReferenceSet {
                         ("unit_id", Sql::Integer(site_ids[&l.site_code])),
                         ("latitude", Sql::Real(l.latitude)),
                         ("longitude", Sql::Real(l.longitude)),
+                        ("radius_m", l.radius_m.map_or(Sql::Null, Sql::Real)),
                     ]
                 })
                 .collect(),

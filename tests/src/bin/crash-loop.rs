@@ -888,6 +888,7 @@ async fn sync_record(
         let request = SyncRequest {
             v: batch::VERSION,
             messages: vec![DocMessage { doc: doc_id.to_owned(), data: Bytes(message) }],
+            pending: None,
         };
         let headers = [("content-type", batch::CONTENT_TYPE.to_owned())];
         let (status, _, body) = api
