@@ -99,3 +99,24 @@ impl Outbox {
         self.bell.notify_one();
     }
 }
+
+/// Entries to deliver now, oldest first, at most `limit`: pending ones, and failed ones with fewer than
+/// `max_attempts` attempts. `(outbox id, certificate id, status)`.
+pub fn due(c: &Connection, max_attempts: i64, limit: i64) -> rusqlite::Result<Vec<(i64, i64, String)>> {
+    let mut stmt = c.prepare(
+        "SELECT id, certificate_id, status FROM sps_outbox
+         WHERE state = 'pending' OR (state = 'failed' AND attempts < ?1) ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![max_attempts, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// One delivery attempt of entry `id`: `delivered`, or `failed` with the sender's `error`.
+pub fn attempted(tx: &Transaction<'_>, now: i64, id: i64, error: Option<&str>) -> rusqlite::Result<()> {
+    let state = if error.is_none() { "delivered" } else { "failed" };
+    tx.execute(
+        "UPDATE sps_outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, state, error, now],
+    )?;
+    Ok(())
+}

@@ -9,14 +9,16 @@
 
 use std::io::Cursor;
 
+use super::{
+    CertificateContent,
+    outbox::{self, Envelope},
+    store,
+};
+use crate::{domain::time::rfc3339, error::ApiError, state::AppState};
 use quick_xml::{
     Writer,
     events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event},
 };
-use rusqlite::params;
-
-use super::{CertificateContent, outbox::Envelope, store};
-use crate::{domain::time::rfc3339, error::ApiError, state::AppState};
 
 pub const NS_RSM: &str = "urn:un:unece:uncefact:data:standard:SPSCertificate:17";
 pub const NS_RAM: &str = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:21";
@@ -230,17 +232,7 @@ pub async fn deliver(state: AppState) {
 
 /// One pass over the due entries; answers how many were delivered.
 pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
-    let due: Vec<(i64, i64, String)> = state
-        .db
-        .read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, certificate_id, status FROM sps_outbox
-                 WHERE state = 'pending' OR (state = 'failed' AND attempts < ?1) ORDER BY id LIMIT 100",
-            )?;
-            let rows = stmt.query_map([MAX_ATTEMPTS], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await?;
+    let due: Vec<(i64, i64, String)> = state.db.read(|c| Ok(outbox::due(c, MAX_ATTEMPTS, 100)?)).await?;
     let mut delivered = 0;
     for (outbox_id, certificate_id, status) in due {
         let Some(cert) = state.db.read(move |c| Ok(store::certificate(c, certificate_id)?)).await? else {
@@ -265,17 +257,7 @@ pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
         let ok = outcome.is_ok();
         state
             .db
-            .write(move |tx| {
-                let (new_state, error) = match outcome {
-                    Ok(()) => ("delivered", None),
-                    Err(e) => ("failed", Some(e)),
-                };
-                tx.execute(
-                    "UPDATE sps_outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![outbox_id, new_state, error, now],
-                )?;
-                Ok(())
-            })
+            .write(move |tx| Ok(outbox::attempted(tx, now, outbox_id, outcome.err().as_deref())?))
             .await?;
         delivered += usize::from(ok);
     }
