@@ -145,6 +145,8 @@ pub struct SyncReport {
     pub photos_uploaded: usize,
     /// Photos the server refused for good: `(sha256, code, message)`.
     pub photos_refused: Vec<(String, String, String)>,
+    /// The server's reminders in the assignment index, by instruction id (a deadline near).
+    pub reminders: std::collections::BTreeMap<String, fieldcheck_sync::IndexReminder>,
 }
 
 /// Exchanges messages for `ids` until neither side has anything to say ([`plan::settle`]). Every
@@ -296,7 +298,10 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
 
     let actor = actor(store)?;
     let assignments = match load(store, &index_id, &actor)? {
-        Some((Doc::Index(index), _)) => index.read().context("the assignment index did not arrive")?,
+        Some((Doc::Index(index), _)) => {
+            report.reminders = index.reminders().context("the index's reminders")?;
+            index.read().context("the assignment index did not arrive")?
+        }
         _ => bail!("the assignment index is missing locally"),
     };
     let mut ids = Vec::new();

@@ -350,7 +350,11 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 enterprise_code: enterprise.as_deref().map(CustomsCode::parse).transpose()?,
                 valid_until: None,
             };
-            let u = db.write_blocking(|tx| orgs::create_user(tx, now, &actor, &new, &hash)).map_err(api)?;
+            let u = db
+                .write_blocking(|tx| {
+                    orgs::create_user(tx, now, &actor, &new, &hash, orgs::store::Start::ACTIVE)
+                })
+                .map_err(api)?;
             println!("created user {} ({}) with id {}", u.username, u.role, u.id);
         }
         AdminCommand::RegisterPlatformSigner { enterprise, username, display_name, public_key } => {

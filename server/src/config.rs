@@ -25,6 +25,7 @@ pub struct Settings {
     pub photos: PhotoSettings,
     pub documents: DocumentSettings,
     pub reminders: ReminderSettings,
+    pub onboarding: OnboardingSettings,
     pub monitoring: MonitoringSettings,
     pub certificates: CertificateSettings,
     pub messages: MessageSettings,
@@ -284,11 +285,40 @@ pub struct ReminderSettings {
     pub deadline_hours: i64,
     /// A document asked for again and not sent after this many hours is reminded of.
     pub document_hours: i64,
+    /// A delegation ending within this many days is reminded of (to the principal).
+    pub delegation_days: i64,
+    /// An operator whose validity ends within this many days is reminded of (to its enterprise).
+    pub operator_days: i64,
+    /// A producer registration ending within this many days is reminded of (to the enterprises whose
+    /// open applications name it).
+    pub producer_days: i64,
 }
 
 impl Default for ReminderSettings {
     fn default() -> Self {
-        ReminderSettings { sweep_secs: 60, booking_hours: 24, deadline_hours: 24, document_hours: 48 }
+        ReminderSettings {
+            sweep_secs: 60,
+            booking_hours: 24,
+            deadline_hours: 24,
+            document_hours: 48,
+            delegation_days: 14,
+            operator_days: 14,
+            producer_days: 30,
+        }
+    }
+}
+
+/// Enterprises registering themselves (issue 18).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnboardingSettings {
+    /// Registrations accepted from one client address (IPv6: its /64) per hour; more are answered 429.
+    pub registrations_per_hour: i64,
+}
+
+impl Default for OnboardingSettings {
+    fn default() -> Self {
+        OnboardingSettings { registrations_per_hour: 3 }
     }
 }
 

@@ -113,7 +113,7 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
                 enterprise_code: u.enterprise_code,
                 valid_until: None,
             };
-            let user = orgs::create_user(tx, now, &system, &new, &hash)?;
+            let user = orgs::create_user(tx, now, &system, &new, &hash, orgs::store::Start::ACTIVE)?;
             let public = ed25519_dalek::SigningKey::from_bytes(seed).verifying_key();
             orgs::set_signing_key(tx, now, &system, user.id, &STANDARD.encode(public.as_bytes()))?;
         }

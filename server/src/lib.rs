@@ -13,7 +13,9 @@
 //! - [`db`]: the SQLite database (one writer, pooled readers, WAL) and its embedded migrations.
 //! - [`domain`]: values that cannot be wrong: codes (customs, USCC, district), roles, statuses, time.
 //! - [`auth`]: keys, JWTs, refresh rotation, passwords, strong login, the per-route policy.
-//! - [`orgs`]: customs units, enterprises and user accounts.
+//! - [`orgs`]: customs units, enterprises and user accounts (operators pending until their legal person
+//!   confirms them).
+//! - [`onboarding`]: enterprises registering themselves; an administrator approves or returns them.
 //! - [`devices`]: registered handhelds and their automerge actor ids.
 //! - [`delegations`]: enterprise-to-agent delegation and grants to the agent's operators.
 //! - [`audit`]: the append-only, hash-chained audit log.
@@ -69,6 +71,7 @@ pub mod instructions;
 pub mod messages;
 pub mod monitoring;
 pub mod notices;
+pub mod onboarding;
 pub mod ops;
 pub mod orgs;
 pub mod photos;

@@ -23,12 +23,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     applications, audit,
-    auth::{self, Policy, caller::authorize},
+    auth::{
+        self, Policy,
+        caller::{Restriction, authorize},
+    },
     bookings, certificates, delegations, devices, documents,
     domain::Role,
     error::ApiError,
-    instructions, messages, monitoring, notices, ops, orgs, photos, receipts, records, reference, review,
-    selection,
+    instructions, messages, monitoring, notices, onboarding, ops, orgs, photos, receipts, records, reference,
+    review, selection,
     state::AppState,
     workflow,
 };
@@ -82,6 +85,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::http::challenge))
         .routes(routes!(auth::http::strong_login))
         .routes(routes!(auth::http::jwks))
+        .routes(routes!(onboarding::http::register))
         .routes(routes!(certificates::http::keys))
         .routes(routes!(certificates::verify::verify))
         .routes(routes!(messages::http::receipt_jwks));
@@ -125,7 +129,22 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(messages::http::register_platform_signer))
             .routes(routes!(reference::http::set_sampling_ratio))
             .routes(routes!(audit::http::list))
-            .routes(routes!(audit::http::verify)),
+            .routes(routes!(audit::http::verify))
+            .routes(routes!(onboarding::http::list))
+            .routes(routes!(onboarding::http::approve))
+            .routes(routes!(onboarding::http::return_)),
+    );
+    // Restricted sessions (`auth::caller::Restriction`) reach these and nothing else: the password
+    // change, and a registering legal person's own registration.
+    let restricted = guarded(
+        state,
+        Policy::any().admitting(&[Restriction::PasswordChange, Restriction::Registration]),
+        OpenApiRouter::new().routes(routes!(auth::http::change_password)),
+    );
+    let registrant = guarded(
+        state,
+        Policy::roles(LEGAL).admitting(&[Restriction::Registration]),
+        OpenApiRouter::new().routes(routes!(onboarding::http::own, onboarding::http::amend)),
     );
     let officer = guarded(
         state,
@@ -301,6 +320,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(delegations::http::revoke))
             .routes(routes!(delegations::http::grant))
             .routes(routes!(orgs::http::list_operators, orgs::http::create_operator))
+            .routes(routes!(orgs::http::confirm_operator))
             .routes(routes!(orgs::http::set_operator_status))
             .routes(routes!(orgs::http::set_operator_validity)),
     );
@@ -323,6 +343,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(message_intake)
         .merge(testing)
         .merge(signed_in)
+        .merge(restricted)
+        .merge(registrant)
         .merge(admin)
         .merge(officer)
         .merge(sync)

@@ -3,7 +3,9 @@
 //! server's actor; sessions carry it to officers with [`Rules::ReadOnly`](crate::validate::Rules).
 //!
 //! Layout: `{ schema: 1, assignments: { <instruction_id>: { record_doc_id, inspection_no, site,
-//! deadline, assigned_at } } }`.
+//! deadline, assigned_at } }, reminders: { <instruction_id>: { kind, due_at, sent_at } } }`. `reminders`
+//! appears with the first reminder (an index written before it has none): the server's reminders to the
+//! officer, such as a deadline near, one per instruction, the latest replacing the one before.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,17 @@ use crate::record::{self, Document, RecordError, sealed::Sealed};
 use crate::schema::{self, INDEX_SCHEMA_VERSION, SchemaViolation, UnixMillis};
 
 const ASSIGNMENTS: &str = "assignments";
+const REMINDERS: &str = "reminders";
+
+/// A reminder the server put in an officer's index (issue 18), about one assigned instruction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexReminder {
+    /// What it is about: `deadline_near`.
+    pub kind: String,
+    /// The instant it is about (the deadline).
+    pub due_at: UnixMillis,
+    pub sent_at: UnixMillis,
+}
 
 /// One assigned instruction, as the handheld lists it before opening the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +136,41 @@ impl AssignmentIndex {
         Ok(true)
     }
 
+    /// Puts (or replaces) the reminder about `instruction_id`.
+    pub fn remind(
+        &mut self,
+        instruction_id: &str,
+        reminder: &IndexReminder,
+        at: UnixMillis,
+    ) -> Result<(), RecordError> {
+        record::check_version(&self.doc, INDEX_SCHEMA_VERSION)?;
+        let message = format!("remind {instruction_id}");
+        record::edit(&mut self.doc, at, message, |doc| {
+            let reminders = match schema::child(doc, &ROOT, REMINDERS, ObjType::Map) {
+                Some(obj) => obj,
+                None => doc.put_object(ROOT, REMINDERS, ObjType::Map)?,
+            };
+            Ok(json::put(doc, &reminders, instruction_id, reminder)?)
+        })
+    }
+
+    /// Every reminder, by instruction id (none in an index written before reminders existed).
+    pub fn reminders(&self) -> Result<BTreeMap<String, IndexReminder>, RecordError> {
+        record::check_version(&self.doc, INDEX_SCHEMA_VERSION)?;
+        let doc = &self.doc;
+        let Some(reminders) = schema::child(doc, &ROOT, REMINDERS, ObjType::Map) else {
+            return Ok(BTreeMap::new());
+        };
+        doc.keys(&reminders)
+            .map(|id| {
+                let path = schema::join(REMINDERS, &id);
+                let obj = schema::child(doc, &reminders, &id, ObjType::Map)
+                    .ok_or_else(|| SchemaViolation::InvalidValue { path: path.clone(), expected: "a map" })?;
+                Ok((id, json::get(doc, &obj, &path)?))
+            })
+            .collect()
+    }
+
     /// Every assignment, by instruction id.
     pub fn read(&self) -> Result<BTreeMap<String, Assignment>, RecordError> {
         let assignments = self.assignments()?;
@@ -169,6 +217,24 @@ mod tests {
         assert!(index.unassign("ins-2", 3_000).unwrap());
         assert!(!index.unassign("ins-2", 3_000).unwrap());
         assert_eq!(index.read().unwrap().keys().collect::<Vec<_>>(), vec!["ins-1"]);
+    }
+
+    #[test]
+    fn a_reminder_is_added_to_an_index_without_any_and_the_next_one_replaces_it() {
+        let mut index = AssignmentIndex::create(new_actor_id(), 1_000).unwrap();
+        index.assign("ins-1", &assignment("yard 3"), 1_000).unwrap();
+        assert!(index.reminders().unwrap().is_empty());
+
+        let first = IndexReminder { kind: "deadline_near".into(), due_at: 9_000, sent_at: 2_000 };
+        index.remind("ins-1", &first, 2_000).unwrap();
+        let later = IndexReminder { due_at: 12_000, sent_at: 3_000, ..first.clone() };
+        index.remind("ins-1", &later, 3_000).unwrap();
+        let loaded = AssignmentIndex::load(&index.save(), new_actor_id()).unwrap();
+        assert_eq!(
+            loaded.reminders().unwrap().into_iter().collect::<Vec<_>>(),
+            vec![("ins-1".into(), later)]
+        );
+        assert_eq!(loaded.read().unwrap().len(), 1, "the assignments are untouched");
     }
 
     #[test]

@@ -278,11 +278,23 @@ async fn a_legal_person_creates_operators_for_its_own_enterprise() {
     assert_eq!(status, 201, "{u}");
     assert_eq!(u["role"], "enterprise_operator");
     assert_eq!(u["enterprise_id"], my_enterprise_id(&legal).await);
-    let (status, _) = server
-        .api()
-        .post("/api/v1/auth/login", json!({"username": "ent2-new", "password": "long-enough-pw"}))
-        .await;
-    assert_eq!(status, 200);
+    let login = || async {
+        server
+            .api()
+            .post("/api/v1/auth/login", json!({"username": "ent2-new", "password": "long-enough-pw"}))
+            .await
+    };
+    let (status, body) = login().await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("account_pending")),
+        "waits for its legal person: {body}"
+    );
+    let (status, body) =
+        legal.post(&format!("/api/v1/enterprise/operators/{}/confirm", u["id"]), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = login().await;
+    assert_eq!((status, body["password_change_required"].as_bool()), (200, Some(true)), "{body}");
 }
 
 #[tokio::test]

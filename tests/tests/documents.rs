@@ -254,3 +254,60 @@ async fn read_head(r: &mut (impl AsyncReadExt + Unpin)) -> String {
     }
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+#[tokio::test]
+async fn a_certificate_application_takes_documents_lists_and_serves_them_to_its_owner_only_and_refuses_a_fake_pdf()
+ {
+    let server = TestServer::start();
+    let released = fieldcheck_tests::certificates::released(&server).await;
+    let legal = fieldcheck_tests::strong(&server, "ent1-legal").await;
+    let (status, draft) = legal
+        .post(
+            "/api/v1/certificate-applications",
+            fieldcheck_tests::certificates::request(released.application_id),
+        )
+        .await;
+    assert_eq!(status, 201, "{draft}");
+    let cert_app = draft["id"].as_i64().unwrap();
+    let operator = server.login("ent1-operator").await;
+    let put = |sha: String, query: &'static str, content_type: &'static str, bytes: Vec<u8>| {
+        let operator = operator.clone();
+        async move {
+            let path = format!("/api/v1/certificate-applications/{cert_app}/documents/{sha}?{query}");
+            let headers = [("content-type", content_type.to_string())];
+            let (status, _, body) = operator.bytes(Method::PUT, &path, &headers, Some(bytes.into())).await;
+            (status, serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null))
+        }
+    };
+
+    let invoice = document("invoice.pdf");
+    let (status, attached) =
+        put(sha256_hex(&invoice), "kind=invoice&file_name=invoice.pdf", "application/pdf", invoice.clone())
+            .await;
+    assert_eq!((status, attached["pages"].as_i64()), (201, Some(2)), "{attached}");
+    let before = stored_files(&server);
+
+    let fake = b"GIF89a this is no PDF at all".to_vec();
+    let (status, err) =
+        put(sha256_hex(&fake), "kind=invoice&file_name=scan.pdf", "application/pdf", fake).await;
+    assert_eq!(status, 422, "{err}");
+    assert!(err["code"].is_string() && err["message"].is_string(), "the error shape: {err}");
+    assert_eq!(stored_files(&server), before, "nothing stored of the refused file");
+
+    let (status, list) =
+        operator.get(&format!("/api/v1/certificate-applications/{cert_app}/documents")).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["id"], attached["id"]);
+    let download = format!("/api/v1/documents/{}", attached["id"]);
+    let (status, _, bytes) = operator.bytes(Method::GET, &download, &[], None).await;
+    assert_eq!((status, bytes == invoice), (200, true), "downloaded byte for byte");
+    let (status, _, _) = server.login("reviewer1").await.bytes(Method::GET, &download, &[], None).await;
+    assert_eq!(status, 200, "customs staff in scope read it");
+
+    let other = server.login("ent2-operator").await;
+    let (status, _) = other.get(&format!("/api/v1/certificate-applications/{cert_app}/documents")).await;
+    assert_eq!(status, 404, "another enterprise does not see the list");
+    let (status, _, _) = other.bytes(Method::GET, &download, &[], None).await;
+    assert_eq!(status, 404, "nor the file");
+}

@@ -123,3 +123,119 @@ async fn a_document_asked_for_again_and_not_sent_is_reminded_of_once() {
     sweeps(&server, 2.0).await;
     assert_eq!(reminders(&server, "reminder_document_outstanding").await.len(), 1);
 }
+
+/// `username`'s receipts of `kind` (logged in afresh).
+async fn reminders_of(server: &TestServer, username: &str, kind: &str) -> Vec<Value> {
+    let api: Api = server.login(username).await;
+    let (status, page) = api.get("/api/v1/receipts?after=0&limit=500").await;
+    assert_eq!(status, 200, "{page}");
+    page["receipts"].as_array().unwrap().iter().filter(|r| r["kind"] == kind).cloned().collect()
+}
+
+#[tokio::test]
+async fn a_delegation_an_operators_validity_and_a_producer_registration_ending_soon_are_reminded_once_also_after_a_restart()
+ {
+    let mut server = TestServer::start_with(&[("FIELDCHECK__REMINDERS__SWEEP_SECS", "1")]);
+    server.set_clock(MONDAY).await;
+    let legal = server.login("ent1-legal").await;
+    let ends = fieldcheck_tests::rfc3339(MONDAY + 20 * DAY);
+    let (status, delegation) = legal
+        .post(
+            "/api/v1/delegations",
+            json!({"agent_customs_code": "3101980003", "scopes": ["bookings"], "valid_until": ends}),
+        )
+        .await;
+    assert_eq!(status, 201, "{delegation}");
+    let operator = fieldcheck_tests::dispatch::user_id(&server, "ent1-operator").await;
+    let (status, body) = legal
+        .post(&format!("/api/v1/enterprise/operators/{operator}/validity"), json!({"valid_until": ends}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A nursery registration that lapses at 2027-01-01 (fixtures), 32 days after MONDAY, named by a draft.
+    let mut content = fieldcheck_tests::dispatch::frozen_fish_application();
+    content["applicant_code"] = json!("4403960002");
+    content["consignor_code"] = json!("4403960002");
+    content["goods"][0] = json!({"hs_code": "0602909200", "name": "nursery plants", "quantity": 100.0,
+        "unit": "piece", "net_weight_kg": 100.0, "value_usd": 500.0, "origin_country": "CN",
+        "producer_registration_no": "4401ZMY0032"});
+    let (status, app) = server.login("ent2-operator").await.post("/api/v1/applications", content).await;
+    assert_eq!(status, 201, "{app}");
+
+    sweeps(&server, 2.0).await;
+    assert!(
+        reminders_of(&server, "ent1-legal", "reminder_delegation_expiring").await.is_empty(),
+        "20 days out"
+    );
+    assert!(reminders_of(&server, "ent1-legal", "reminder_operator_expiring").await.is_empty());
+    assert!(
+        reminders_of(&server, "ent2-operator", "reminder_producer_expiring").await.is_empty(),
+        "32 days out"
+    );
+
+    server.set_clock(MONDAY + 7 * DAY).await;
+    sweeps(&server, 2.0).await;
+    let sent = reminders_of(&server, "ent1-legal", "reminder_delegation_expiring").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0]["subject"].as_str(), &sent[0]["subject_id"]),
+        (Some("delegation"), &delegation["id"])
+    );
+    assert_eq!(sent[0]["details"]["valid_until"], ends);
+    let sent = reminders_of(&server, "ent1-legal", "reminder_operator_expiring").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0]["subject"].as_str(), sent[0]["subject_id"].as_i64()), (Some("user"), Some(operator)));
+    let sent = reminders_of(&server, "ent2-operator", "reminder_producer_expiring").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0]["subject"].as_str(), &sent[0]["subject_id"]), (Some("application"), &app["id"]));
+    assert_eq!(sent[0]["details"]["producer_registration_nos"], json!(["4401ZMY0032"]));
+    assert!(
+        reminders_of(&server, "agent-legal", "reminder_delegation_expiring").await.is_empty(),
+        "the principal is reminded, not the agent"
+    );
+
+    server.stop();
+    server.restart();
+    server.set_clock(MONDAY + 8 * DAY).await;
+    sweeps(&server, 2.0).await;
+    for (user, kind) in [
+        ("ent1-legal", "reminder_delegation_expiring"),
+        ("ent1-legal", "reminder_operator_expiring"),
+        ("ent2-operator", "reminder_producer_expiring"),
+    ] {
+        assert_eq!(
+            reminders_of(&server, user, kind).await.len(),
+            1,
+            "{kind} not sent again after the restart"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_near_reaches_the_assigned_officers_handheld_and_the_supervisors_live_stream() {
+    let server = TestServer::start_with(&[("FIELDCHECK__REMINDERS__SWEEP_SECS", "1")]);
+    server.set_clock(MONDAY).await;
+    let instruction = fieldcheck_tests::dispatch::dispatched(&server, &["officer1"]).await;
+    let handheld = fieldcheck_tests::field::Handheld::new(&server, "officer1");
+    let report = handheld.sync();
+    assert_eq!(report["reminders"], json!({}), "no reminder yet: {report}");
+
+    let supervisor = server.login("supervisor1").await;
+    let mut stream = fieldcheck_tests::monitoring::EventStream::open(&supervisor, None).await;
+    assert_eq!(stream.status, 200);
+    // The deadline is 72 hours after the instruction; 49 hours on, it is within the 24-hour threshold.
+    server.set_clock(MONDAY + 49 * HOUR).await;
+    let events =
+        stream.collect_until(Duration::from_secs(30), |e| e.data["kind"] == "reminder_deadline_near").await;
+    let reminder = &events.last().unwrap().data;
+    assert_eq!(
+        (reminder["subject"].as_str(), reminder["subject_id"].as_i64()),
+        (Some("instruction"), Some(instruction))
+    );
+
+    let report = handheld.sync();
+    let reminders = report["reminders"].as_object().unwrap_or_else(|| panic!("{report}"));
+    let entry = &reminders[&instruction.to_string()];
+    assert_eq!(entry["kind"], "deadline_near", "{report}");
+    let (_, i) = server.login("supervisor1").await.get(&format!("/api/v1/instructions/{instruction}")).await;
+    assert_eq!(fieldcheck_tests::rfc3339(entry["due_at"].as_i64().unwrap() / 1000), i["deadline"], "{i}");
+}

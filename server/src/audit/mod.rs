@@ -53,6 +53,8 @@ pub enum Action {
     AuthLoginFailed,
     AuthLoginRefused,
     AuthLogout,
+    /// A user changed their password (and every other session of theirs ended).
+    AuthPasswordChange,
     AuthRefreshReused,
     AuthStrongLoginFailed,
     BookingCalendar,
@@ -92,6 +94,7 @@ impl Action {
             Action::AuthLoginFailed => "auth.login_failed",
             Action::AuthLoginRefused => "auth.login_refused",
             Action::AuthLogout => "auth.logout",
+            Action::AuthPasswordChange => "auth.password_change",
             Action::AuthRefreshReused => "auth.refresh_reused",
             Action::AuthStrongLoginFailed => "auth.strong_login_failed",
             Action::BookingCalendar => "booking.calendar",

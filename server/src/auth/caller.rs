@@ -8,7 +8,7 @@
 use axum::{
     extract::{FromRequestParts, Request, State},
     http::{
-        HeaderValue, Method,
+        HeaderValue, Method, StatusCode,
         header::{AUTHORIZATION, COOKIE},
         request::Parts,
     },
@@ -19,10 +19,37 @@ use axum::{
 pub use super::identity::Caller;
 use super::{store, tokens};
 use crate::{
-    domain::{Aal, Role, UserStatus},
+    domain::{Aal, AccountStatus, Role, UserStatus},
     error::ApiError,
     state::AppState,
 };
+
+/// A live session that may reach only a few routes: an account that must first change the password
+/// someone else chose for it, or the legal person of an enterprise whose registration is not approved
+/// yet. Read from the account on every request (not from the token), so it ends the moment the password
+/// is changed or the registration approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restriction {
+    PasswordChange,
+    Registration,
+}
+
+impl Restriction {
+    fn refusal(self) -> ApiError {
+        match self {
+            Restriction::PasswordChange => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                "password change required: set a new password first (POST /api/v1/auth/password)",
+            ),
+            Restriction::Registration => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "registration_pending",
+                "your enterprise's registration is not approved yet: read it at GET /api/v1/registration",
+            ),
+        }
+    }
+}
 
 /// A route group's access rule.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +63,8 @@ pub struct Policy {
     /// With `browser`: the cookie is accepted on POST too. Only for the dashboard's sign-out, a form
     /// post of our own page; the `SameSite=Strict` cookie never comes with another site's request.
     pub cookie_post: bool,
+    /// Restricted sessions these routes still serve (the password change, the own registration).
+    pub admits: &'static [Restriction],
 }
 
 /// The dashboard's cookie: the access token, `HttpOnly`, `SameSite=Strict` (so no other site can make
@@ -44,11 +73,11 @@ pub const SESSION_COOKIE: &str = "fieldcheck_access";
 
 impl Policy {
     pub const fn any() -> Policy {
-        Policy { roles: &[], min_aal: Aal::Password, browser: false, cookie_post: false }
+        Policy { roles: &[], min_aal: Aal::Password, browser: false, cookie_post: false, admits: &[] }
     }
 
     pub const fn roles(roles: &'static [Role]) -> Policy {
-        Policy { roles, min_aal: Aal::Password, browser: false, cookie_post: false }
+        Policy { roles, min_aal: Aal::Password, browser: false, cookie_post: false, admits: &[] }
     }
 
     pub const fn strong(mut self) -> Policy {
@@ -63,6 +92,11 @@ impl Policy {
 
     pub const fn cookie_post(mut self) -> Policy {
         self.cookie_post = true;
+        self
+    }
+
+    pub const fn admitting(mut self, restrictions: &'static [Restriction]) -> Policy {
+        self.admits = restrictions;
         self
     }
 }
@@ -83,7 +117,7 @@ pub async fn authorize(
             }
             browser_caller(&state, credentials).await?
         }
-        header => authenticate(&state, header).await?,
+        header => authenticate(&state, header, policy.admits).await?,
     };
     if !policy.roles.is_empty() {
         caller.require_role(policy.roles)?;
@@ -143,20 +177,33 @@ async fn browser_caller(state: &AppState, credentials: BrowserCredentials) -> Re
     authenticate_token(state, &cookie).await
 }
 
-async fn authenticate(state: &AppState, header: Option<&HeaderValue>) -> Result<Caller, ApiError> {
+async fn authenticate(
+    state: &AppState,
+    header: Option<&HeaderValue>,
+    admits: &[Restriction],
+) -> Result<Caller, ApiError> {
     let token = header.and_then(bearer_token).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "send `Authorization: Bearer <access token>`; log in first")
     })?;
-    authenticate_token(state, token).await
+    authenticate_admitting(state, token, admits).await
 }
 
 /// Verifies an access token and the liveness of its session, user and device, as the `authorize`
 /// middleware does for a bearer header. The WebSocket endpoint calls it with the token of its query
 /// string, because browsers cannot set headers on a WebSocket.
 pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    authenticate_admitting(state, token, &[]).await
+}
+
+/// [`authenticate_token`] for routes that also serve some restricted sessions.
+async fn authenticate_admitting(
+    state: &AppState,
+    token: &str,
+    admits: &[Restriction],
+) -> Result<Caller, ApiError> {
     let now = state.now_ms();
     let claims = tokens::verify(&state.keys, &state.settings.auth.issuer, token, now / 1000)?;
-    live_session(state, &claims.sid).await?;
+    session_access(state, &claims.sid, admits).await?;
     let user_id = claims
         .sub
         .parse()
@@ -173,8 +220,14 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> Result<Caller,
     })
 }
 
-/// Refuses a session that was logged out, has expired, or whose account or device is no longer active.
+/// Refuses a session that was logged out, has expired, or whose account or device is no longer active,
+/// and a restricted one (see [`Restriction`]).
 pub async fn live_session(state: &AppState, sid: &str) -> Result<(), ApiError> {
+    session_access(state, sid, &[]).await
+}
+
+/// [`live_session`], letting through the restricted sessions in `admits`.
+async fn session_access(state: &AppState, sid: &str, admits: &[Restriction]) -> Result<(), ApiError> {
     let now = state.now_ms();
     let sid = sid.to_owned();
     let status = state
@@ -185,7 +238,17 @@ pub async fn live_session(state: &AppState, sid: &str) -> Result<(), ApiError> {
     if status.revoked_at.is_some() || status.expires_at <= now {
         return Err(ApiError::unauthorized("session_ended", "this session has ended; log in again"));
     }
-    refuse_unless_active("account", status.user_status)?;
+    let restriction = match status.user_status {
+        // A registering legal person reads and amends the registration; a pending operator waits for its
+        // legal person and has no session at all (the login refuses it).
+        AccountStatus::Pending if status.user_role == Role::EnterpriseLegal => {
+            Some(Restriction::Registration)
+        }
+        AccountStatus::Pending => return Err(crate::auth::error::AuthError::AccountPending.into()),
+        AccountStatus::Active => status.must_change_password.then_some(Restriction::PasswordChange),
+        AccountStatus::Frozen => return refuse_unless_active("account", UserStatus::Frozen),
+        AccountStatus::Lost => return refuse_unless_active("account", UserStatus::Lost),
+    };
     if status.user_valid_until.is_some_and(|until| until <= now) {
         return Err(ApiError::unauthorized(
             "account_expired",
@@ -195,7 +258,10 @@ pub async fn live_session(state: &AppState, sid: &str) -> Result<(), ApiError> {
     if let Some(device) = status.device_status {
         refuse_unless_active("device", device)?;
     }
-    Ok(())
+    match restriction {
+        Some(r) if !admits.contains(&r) => Err(r.refusal()),
+        _ => Ok(()),
+    }
 }
 
 /// The token of `Authorization: Bearer <token>`. Auth schemes are case-insensitive and may be followed by

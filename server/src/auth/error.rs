@@ -13,6 +13,9 @@ pub enum AuthError {
     AccountLost,
     #[error("this account's validity has ended")]
     AccountExpired,
+    /// An operator its legal person has not confirmed yet.
+    #[error("this account is waiting for its legal person's confirmation")]
+    AccountPending,
     #[error("this refresh token was already used; the session is ended, log in again")]
     RefreshReused,
     #[error("unknown refresh token")]
@@ -37,6 +40,7 @@ impl AuthError {
             AuthError::AccountFrozen => "account_frozen",
             AuthError::AccountLost => "account_lost",
             AuthError::AccountExpired => "account_expired",
+            AuthError::AccountPending => "account_pending",
             AuthError::RefreshReused => "refresh_token_reused",
             AuthError::UnknownRefresh => "invalid_refresh_token",
             AuthError::SessionEnded => "session_ended",

@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use super::{
     Caller,
     error::AuthError,
-    login, store,
+    login, password, store,
     throttle::{self, ClientAddr},
     tokens,
 };
 use crate::{
     audit::{self, Actor},
-    domain::{Aal, time::rfc3339},
+    domain::{Aal, AccountStatus, time::rfc3339},
     error::{ApiError, ApiJson, ErrorBody},
     orgs::{User, store as orgs_store, store::UserRow},
     state::AppState,
@@ -38,6 +38,19 @@ pub struct TokenResponse {
     /// Seconds until the access token expires.
     pub expires_in: i64,
     pub aal: Aal,
+    /// The password was set by someone else: until it is changed (`POST /api/v1/auth/password`), these
+    /// tokens reach nothing else (403 `password_change_required`).
+    pub password_change_required: bool,
+    /// The enterprise's registration is not approved yet: these tokens reach the registration only
+    /// (`GET`/`PUT /api/v1/registration`).
+    pub registration_pending: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -122,7 +135,15 @@ fn token_pair(
     let access_token = tokens::issue(&state.keys, &claims)?;
     let (refresh_token, hash) = tokens::new_refresh_token()?;
     store::store_refresh(tx, &hash, sid, now)?;
-    Ok(TokenResponse { access_token, refresh_token, token_type: "Bearer", expires_in: ttl, aal })
+    Ok(TokenResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        aal,
+        password_change_required: user.must_change_password,
+        registration_pending: user.status == AccountStatus::Pending,
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
@@ -226,6 +247,72 @@ pub async fn refresh(
         })
         .await?;
     outcome.into_result().map(Json)
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
+    security(("bearer" = [])),
+    responses((status = 200, body = TokenResponse, description = "the password is changed; every other session of the account is ended and a new one begins"),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "too many password checks at once; `Retry-After` says when to try again")))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: ClientAddr,
+    ApiJson(req): ApiJson<PasswordChange>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    // Bounded before any hashing: the new password's length and strength, then a place in the queue.
+    password::check_strength(&req.new_password)?;
+    if req.current_password.len() > password::MAX_PASSWORD_BYTES {
+        return Err(AuthError::BadCredentials.into());
+    }
+    if req.new_password == req.current_password {
+        return Err(crate::error::invalid(
+            "new_password",
+            "same_password",
+            "the new password must differ from the current one",
+        ));
+    }
+    let ticket = state.passwords.admit()?;
+    let id = caller.user_id;
+    let user = state
+        .db
+        .read(move |c| orgs_store::user(c, id)?.ok_or_else(|| ApiError::not_found("the user")))
+        .await?;
+    if !state.passwords.check(ticket, req.current_password, Some(user.password_hash.clone())).await? {
+        audit_failure(
+            &state,
+            audit::Action::AuthLoginFailed,
+            format!("user:{id}"),
+            "wrong current password at a password change",
+            client,
+        )
+        .await?;
+        return Err(AuthError::BadCredentials.into());
+    }
+    let hash = state.passwords.hash(req.new_password).await?;
+    let now = state.now_ms();
+    let st = state.clone();
+    let response = state
+        .db
+        .write(move |tx| {
+            orgs_store::update_password(tx, id, &hash)?;
+            // Whoever knew the old password (the legal person who chose it) keeps no session.
+            store::revoke_user_sessions(tx, id, now, "password changed")?;
+            let user = orgs_store::user(tx, id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+            let aal = caller.aal;
+            let out = open_session(&st, tx, &user, caller.device_id.as_deref(), aal, now)?;
+            audit::append(
+                tx,
+                now,
+                &Actor::User(id),
+                audit::Action::AuthPasswordChange,
+                &format!("user:{id}"),
+                json!({"address": client.to_string()}),
+            )?;
+            Ok(out)
+        })
+        .await?;
+    Ok(Json(response))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),

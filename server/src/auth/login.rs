@@ -17,7 +17,7 @@ use super::{
 use crate::{
     audit::{self, Actor},
     devices,
-    domain::UserStatus,
+    domain::{AccountStatus, Role},
     error::ApiError,
     orgs::{store as orgs_store, store::UserRow},
 };
@@ -48,12 +48,16 @@ impl<T> Outcome<T> {
     }
 }
 
-/// May `user` log in now? Checked before any token is made, on every login and every refresh.
+/// May `user` log in now? Checked before any token is made, on every login and every refresh. A
+/// registering legal person may (its session is restricted to the registration, `caller::Restriction`);
+/// an operator its legal person has not confirmed may not.
 pub fn check_allowed(user: &UserRow, now: i64) -> Result<(), AuthError> {
     match user.status {
-        UserStatus::Active => {}
-        UserStatus::Frozen => return Err(AuthError::AccountFrozen),
-        UserStatus::Lost => return Err(AuthError::AccountLost),
+        AccountStatus::Active => {}
+        AccountStatus::Pending if user.role == Role::EnterpriseLegal => {}
+        AccountStatus::Pending => return Err(AuthError::AccountPending),
+        AccountStatus::Frozen => return Err(AuthError::AccountFrozen),
+        AccountStatus::Lost => return Err(AuthError::AccountLost),
     }
     if user.valid_until.is_some_and(|t| t <= now) {
         return Err(AuthError::AccountExpired);
@@ -186,6 +190,7 @@ mod tests {
             AuthError::AccountFrozen,
             AuthError::AccountLost,
             AuthError::AccountExpired,
+            AuthError::AccountPending,
             AuthError::RefreshReused,
             AuthError::UnknownRefresh,
             AuthError::SessionEnded,

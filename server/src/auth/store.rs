@@ -2,7 +2,10 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::{domain::UserStatus, error::ApiError};
+use crate::{
+    domain::{AccountStatus, Role, UserStatus},
+    error::ApiError,
+};
 
 pub fn create_session(
     tx: &Transaction<'_>,
@@ -95,7 +98,9 @@ pub fn revoke_user_sessions(
 
 /// Everything that can end a live token before it expires, read in one indexed lookup per request.
 pub struct SessionStatus {
-    pub user_status: UserStatus,
+    pub user_status: AccountStatus,
+    pub user_role: Role,
+    pub must_change_password: bool,
     pub user_valid_until: Option<i64>,
     pub revoked_at: Option<i64>,
     pub expires_at: i64,
@@ -105,7 +110,7 @@ pub struct SessionStatus {
 pub fn session_status(conn: &Connection, session_id: &str) -> Result<Option<SessionStatus>, ApiError> {
     Ok(conn
         .query_row(
-            "SELECT u.status, u.valid_until, s.revoked_at, s.expires_at, d.status
+            "SELECT u.status, u.valid_until, s.revoked_at, s.expires_at, d.status, u.role, u.must_change_password
              FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN devices d ON d.id = s.device_id
              WHERE s.id = ?1",
             params![session_id],
@@ -116,6 +121,8 @@ pub fn session_status(conn: &Connection, session_id: &str) -> Result<Option<Sess
                     revoked_at: r.get(2)?,
                     expires_at: r.get(3)?,
                     device_status: r.get(4)?,
+                    user_role: r.get(5)?,
+                    must_change_password: r.get(6)?,
                 })
             },
         )

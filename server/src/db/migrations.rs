@@ -5,6 +5,11 @@
 //! applies every listed version without a row, in order. `PRAGMA user_version` still holds the highest
 //! version applied, for tools that read it.
 //!
+//! Foreign keys are off while a migration runs (SQLite's procedure for changing a table's schema: a
+//! rebuilt table is dropped and its copy renamed, which with enforcement on would delete or orphan every
+//! referencing row), and `PRAGMA foreign_key_check` must find nothing before the migration commits: a
+//! migration cannot leave a dangling reference behind. The connection's setting is restored after.
+//!
 //! A database from before the table (user_version = N, no `schema_migrations`) was migrated by a runner
 //! that applied every listed version up to N, so those count as applied; from then on each version is
 //! tracked on its own.
@@ -31,6 +36,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("migrations/0018_notices.sql")),
     (20, include_str!("migrations/0020_monitoring_summary.sql")),
     (21, include_str!("migrations/0021_message_evidence.sql")),
+    (22, include_str!("migrations/0022_onboarding.sql")),
+    (23, include_str!("migrations/0023_receipt_subjects.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {
@@ -46,15 +53,31 @@ fn apply_list(conn: &mut Connection, list: &[(i64, &str)]) -> anyhow::Result<()>
         .collect::<Result<_, _>>()?;
     let mut pending: Vec<&(i64, &str)> = list.iter().filter(|(v, _)| !applied.contains(v)).collect();
     pending.sort_by_key(|(v, _)| *v);
-    for (version, sql) in pending {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql).with_context(|| format!("migration {version}"))?;
-        tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [version])?;
-        let highest: i64 = tx.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
-        tx.pragma_update(None, "user_version", highest)?;
-        tx.commit()?;
-        tracing::info!(version, "applied migration");
+    let enforced: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+    // Outside any transaction: inside one the pragma is a no-op.
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let applied = pending.into_iter().try_for_each(|(version, sql)| apply_one(conn, *version, sql));
+    conn.pragma_update(None, "foreign_keys", enforced)?;
+    applied
+}
+
+/// One migration and its row, in one transaction that commits only if no foreign key dangles.
+fn apply_one(conn: &mut Connection, version: i64, sql: &str) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(sql).with_context(|| format!("migration {version}"))?;
+    let dangling: Vec<(String, i64, String)> = tx
+        .prepare("PRAGMA foreign_key_check")?
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get(2)?)))?
+        .take(5)
+        .collect::<Result<_, _>>()?;
+    if !dangling.is_empty() {
+        anyhow::bail!("migration {version} leaves dangling references (table, rowid, parent): {dangling:?}");
     }
+    tx.execute("INSERT INTO schema_migrations (version) VALUES (?1)", [version])?;
+    let highest: i64 = tx.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+    tx.pragma_update(None, "user_version", highest)?;
+    tx.commit()?;
+    tracing::info!(version, "applied migration");
     Ok(())
 }
 
@@ -159,5 +182,126 @@ mod tests {
             .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'half')", [], |r| r.get(0))
             .unwrap();
         assert!(!half, "a failed migration leaves nothing behind");
+    }
+
+    /// Every row of `table` as text, in rowid order: what must survive a table rebuild unchanged.
+    fn dump(c: &Connection, sql: &str) -> Vec<Vec<String>> {
+        let mut stmt = c.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n).map(|i| r.get_ref(i).map(|v| format!("{v:?}"))).collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_database_with_data_keeps_every_row_its_references_and_its_audit_chain_through_the_table_rebuilds() {
+        let mut c = Connection::open_in_memory().unwrap();
+        // As the server opens it: foreign keys enforced.
+        c.pragma_update(None, "foreign_keys", true).unwrap();
+        let before: Vec<(i64, &str)> = MIGRATIONS.iter().copied().filter(|(v, _)| *v < 22).collect();
+        apply_list(&mut c, &before).unwrap();
+        c.execute_batch(
+            "INSERT INTO customs_units (id, code, name, kind, created_at) VALUES (1, '0000', 'HQ', 'headquarters', 0);
+             INSERT INTO enterprises (id, customs_code, uscc, name, credit_rating, unit_id, created_at)
+                 VALUES (1, '3101960001', '91110000100000589A', 'E', 'general', 1, 0);
+             INSERT INTO users (id, username, display_name, password_hash, role, unit_id, enterprise_id, status,
+                                valid_until, signing_key, created_at) VALUES
+                 (1, 'admin', 'A', 'h1', 'admin', 1, NULL, 'active', NULL, NULL, 1),
+                 (2, 'legal', 'L', 'h2', 'enterprise_legal', NULL, 1, 'active', NULL, zeroblob(32), 2),
+                 (7, 'op', 'O', 'h3', 'enterprise_operator', NULL, 1, 'frozen', 99, NULL, 3),
+                 (9, 'lost', 'X', 'h4', 'officer', 1, NULL, 'lost', NULL, NULL, 4);
+             INSERT INTO devices (id, officer_id, name, actor_id, registered_at) VALUES ('d1', 9, 'hh', 'ab', 5);
+             INSERT INTO sessions (id, user_id, device_id, aal, created_at, expires_at) VALUES
+                 ('s1', 2, NULL, 1, 6, 7), ('s2', 9, 'd1', 1, 6, 7);",
+        )
+        .unwrap();
+        for i in 1..=5 {
+            c.execute(
+                "INSERT INTO receipts (enterprise_id, subject, subject_id, kind, state, at, details)
+                 VALUES (1, 'booking', ?1, 'booking_confirmed', 'confirmed', ?1, '{}')",
+                [i],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO reminders (kind, subject_id, due_at, receipt_id, sent_at) VALUES ('booking_soon', 3, 10, 3, 11)",
+            [],
+        )
+        .unwrap();
+        // The newest receipt gone (only a repair would do it): its id must still never be handed out again.
+        c.execute("DELETE FROM receipts WHERE id = 5", []).unwrap();
+        {
+            let tx = c.transaction().unwrap();
+            for i in 0..20 {
+                let actor = crate::audit::Actor::User(1 + i % 2);
+                crate::audit::append(
+                    &tx,
+                    i,
+                    &actor,
+                    crate::audit::Action::UserCreate,
+                    &format!("user:{i}"),
+                    serde_json::json!({"i": i}),
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let users_sql =
+            "SELECT id, username, display_name, password_hash, role, unit_id, enterprise_id, status,
+                                valid_until, signing_key, created_at FROM users ORDER BY id";
+        let tables = [
+            users_sql,
+            "SELECT * FROM receipts ORDER BY id",
+            "SELECT * FROM reminders ORDER BY kind, subject_id",
+            "SELECT * FROM sessions ORDER BY id",
+            "SELECT * FROM devices ORDER BY id",
+            "SELECT * FROM audit_log ORDER BY seq",
+        ];
+        let kept: Vec<_> = tables.iter().map(|sql| dump(&c, sql)).collect();
+
+        apply(&mut c).unwrap();
+
+        for (sql, rows) in tables.iter().zip(&kept) {
+            assert_eq!(&dump(&c, sql), rows, "{sql}");
+        }
+        let enforced: bool = c.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert!(enforced, "foreign keys are on again after the migrations");
+        assert!(dump(&c, "PRAGMA foreign_key_check").is_empty());
+        let chain = crate::audit::verify(&c).unwrap();
+        assert_eq!((chain.entries, chain.first_broken), (20, None));
+        let indexes = dump(
+            &c,
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN
+                                ('users_enterprise', 'users_unit', 'receipts_enterprise') ORDER BY name",
+        );
+        assert_eq!(indexes.len(), 3, "{indexes:?}");
+        let new_receipt = c
+            .query_row(
+                "INSERT INTO receipts (enterprise_id, subject, subject_id, kind, state, at, details)
+                 VALUES (1, 'delegation', 1, 'reminder_delegation_expiring', 'active', 1, '{}') RETURNING id",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap();
+        assert_eq!(new_receipt, 6, "the AUTOINCREMENT high-water mark survived the rebuild");
+        assert!(
+            c.execute("UPDATE users SET status = 'pending', must_change_password = 1 WHERE id = 7", [])
+                .is_ok(),
+            "pending is a status now"
+        );
+        assert!(
+            c.execute("UPDATE users SET status = 'asleep' WHERE id = 7", []).is_err(),
+            "the CHECK still holds"
+        );
+        let misspelt = c.execute(
+            "INSERT INTO receipts (enterprise_id, subject, subject_id, kind, state, at, details)
+             VALUES (1, 'bookings', 1, 'x', 'x', 1, '{}')",
+            [],
+        );
+        assert!(misspelt.is_err(), "an unknown receipt subject is refused");
+        assert!(c.execute("DELETE FROM users WHERE id = 9", []).is_err(), "references to users still hold");
     }
 }

@@ -13,6 +13,11 @@ vocabulary!(
         Instruction = "instruction",
         Booking = "booking",
         Certificate = "certificate",
+        /// An enterprise's own registration (onboarding).
+        Enterprise = "enterprise",
+        /// An account of an enterprise: an operator, as its legal person manages it.
+        User = "user",
+        Delegation = "delegation",
     }
 );
 
@@ -25,6 +30,9 @@ impl Subject {
             Subject::Instruction => "instruction",
             Subject::Booking => "booking",
             Subject::Certificate => "certificate_application",
+            Subject::Enterprise => "enterprise",
+            Subject::User => "user",
+            Subject::Delegation => "delegation",
         }
     }
 }
@@ -123,6 +131,34 @@ vocabulary!(
         BookingSoon = "reminder_booking_soon",
         DeadlineNear = "reminder_deadline_near",
         DocumentOutstanding = "reminder_document_outstanding",
+        /// A delegation the enterprise gave ends soon (to the principal).
+        DelegationExpiring = "reminder_delegation_expiring",
+        /// An operator's validity ends soon (to the operator's enterprise).
+        OperatorExpiring = "reminder_operator_expiring",
+        /// A producer registration an open application names ends soon.
+        ProducerExpiring = "reminder_producer_expiring",
+    }
+);
+
+vocabulary!(
+    /// What happens to an enterprise's own registration (onboarding): the receipt kind.
+    RegistrationEvent {
+        Submitted = "registration_submitted",
+        /// An administrator approved it: the enterprise and its legal person are active.
+        Approved = "registration_approved",
+        /// An administrator returned it with an opinion; the legal person may amend and resubmit.
+        Returned = "registration_returned",
+        Resubmitted = "registration_resubmitted",
+    }
+);
+
+vocabulary!(
+    /// What happens to an enterprise's operator account: the receipt kind.
+    AccountEvent {
+        /// The legal person created it; it is pending until confirmed.
+        OperatorCreated = "operator_created",
+        /// The legal person confirmed it: it may log in.
+        OperatorConfirmed = "operator_confirmed",
     }
 );
 
@@ -139,6 +175,8 @@ pub enum Event {
     Document(Subject, DocumentEvent),
     /// A reminder about the subject.
     Reminder(Subject, ReminderEvent),
+    Registration(RegistrationEvent),
+    Account(AccountEvent),
 }
 
 impl Event {
@@ -149,6 +187,8 @@ impl Event {
             Event::Booking(_) => Subject::Booking,
             Event::Certificate(_) => Subject::Certificate,
             Event::Document(s, _) | Event::Reminder(s, _) => s,
+            Event::Registration(_) => Subject::Enterprise,
+            Event::Account(_) => Subject::User,
         }
     }
 
@@ -162,6 +202,8 @@ impl Event {
             Event::Certificate(e) => e.as_str(),
             Event::Document(_, e) => e.as_str(),
             Event::Reminder(_, e) => e.as_str(),
+            Event::Registration(e) => e.as_str(),
+            Event::Account(e) => e.as_str(),
         }
     }
 
@@ -229,6 +271,19 @@ impl Event {
                 ReminderEvent::BookingSoon => "reminder.booking_soon",
                 ReminderEvent::DeadlineNear => "reminder.deadline_near",
                 ReminderEvent::DocumentOutstanding => "reminder.document_outstanding",
+                ReminderEvent::DelegationExpiring => "reminder.delegation_expiring",
+                ReminderEvent::OperatorExpiring => "reminder.operator_expiring",
+                ReminderEvent::ProducerExpiring => "reminder.producer_expiring",
+            },
+            Event::Registration(e) => match e {
+                RegistrationEvent::Submitted => "enterprise.registration_submitted",
+                RegistrationEvent::Approved => "enterprise.registration_approved",
+                RegistrationEvent::Returned => "enterprise.registration_returned",
+                RegistrationEvent::Resubmitted => "enterprise.registration_resubmitted",
+            },
+            Event::Account(e) => match e {
+                AccountEvent::OperatorCreated => "user.operator_created",
+                AccountEvent::OperatorConfirmed => "user.operator_confirmed",
             },
         }
     }
@@ -274,6 +329,8 @@ mod tests {
         all.extend(InstructionEvent::ALL.iter().map(|&e| Event::from(e)));
         all.extend(BookingEvent::ALL.iter().map(|&e| Event::from(e)));
         all.extend(CertificateEvent::ALL.iter().map(|&e| Event::from(e)));
+        all.extend(RegistrationEvent::ALL.iter().map(|&e| Event::Registration(e)));
+        all.extend(AccountEvent::ALL.iter().map(|&e| Event::Account(e)));
         all
     }
 

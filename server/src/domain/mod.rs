@@ -10,6 +10,6 @@ pub mod events;
 pub use codes::{CodeError, CustomsCode, DistrictCode, Uscc};
 pub use text::{Line, Paragraph, Text, TextError};
 pub use vocab::{
-    Aal, ApplicationState, BookingState, CertState, CertificateKind, CreditRating, Direction,
-    InstructionState, Role, Scope, SelectionOutcome, UnitKind, UserStatus,
+    Aal, AccountStatus, ApplicationState, BookingState, CertState, CertificateKind, CreditRating, Direction,
+    InstructionState, RegistrationState, Role, Scope, SelectionOutcome, UnitKind, UserStatus,
 };

@@ -71,6 +71,28 @@ vocabulary!(
 );
 
 vocabulary!(
+    /// An account's status (`users.status`): a [`UserStatus`] or `pending` — an operator its legal person
+    /// has not confirmed yet, or the legal person of an enterprise whose registration is not approved yet.
+    /// Devices are never pending, and no status change sets `pending`: only creation does.
+    AccountStatus { Pending = "pending", Active = "active", Frozen = "frozen", Lost = "lost" }
+);
+
+impl From<UserStatus> for AccountStatus {
+    fn from(s: UserStatus) -> AccountStatus {
+        match s {
+            UserStatus::Active => AccountStatus::Active,
+            UserStatus::Frozen => AccountStatus::Frozen,
+            UserStatus::Lost => AccountStatus::Lost,
+        }
+    }
+}
+
+vocabulary!(
+    /// Where an enterprise's own registration stands (`enterprise_registrations.state`).
+    RegistrationState { Pending = "pending", Approved = "approved", Returned = "returned" }
+);
+
+vocabulary!(
     /// Customs enterprise credit rating (企业信用等级); it scales the inspection sampling ratio.
     CreditRating {
         AdvancedCertified = "advanced_certified",

@@ -17,7 +17,7 @@ use crate::{
     applications::Application,
     audit::Actor,
     auth::Caller,
-    domain::{InstructionState, Role, Scope, UserStatus, time::rfc3339},
+    domain::{AccountStatus, InstructionState, Role, Scope, time::rfc3339},
     error::{ApiError, invalid},
     orgs::store as orgs_store,
     receipts::{self, Change},
@@ -411,7 +411,7 @@ pub fn assign_officers(
         let ok = match &user {
             Some(u) => {
                 u.role == Role::Officer
-                    && u.status == UserStatus::Active
+                    && u.status == AccountStatus::Active
                     && match u.unit_id {
                         Some(officer_unit) => orgs_store::in_subtree(tx, unit, officer_unit)?,
                         None => false,

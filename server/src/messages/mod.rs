@@ -44,7 +44,7 @@ use crate::{
     certificates::{self, CertApplication, CertificateRequest, keys::CertificateKey},
     config::BookingSettings,
     delegations,
-    domain::{Aal, CustomsCode, Role, Scope, UserStatus, time::rfc3339},
+    domain::{Aal, AccountStatus, CustomsCode, Role, Scope, time::rfc3339},
     error::ApiError,
     instructions,
     orgs::store::{self as orgs_store, UserRow},
@@ -214,7 +214,7 @@ struct SignerAccount {
     username: String,
     role: Role,
     enterprise_id: Option<i64>,
-    status: UserStatus,
+    status: AccountStatus,
     valid_until: Option<i64>,
 }
 
@@ -482,8 +482,18 @@ fn signer(c: &Connection, signers: &mut Signers, kid: &str) -> Result<Signer, Ap
 
 fn signer_live(user: &SignerAccount, now: i64) -> Result<(), ApiError> {
     match user.status {
-        UserStatus::Active => {}
-        UserStatus::Frozen => {
+        AccountStatus::Active => {}
+        AccountStatus::Pending => {
+            return Err(rule_error(
+                StatusCode::FORBIDDEN,
+                "signer_pending",
+                format!(
+                    "the account `{}` is not confirmed yet: its key signs nothing until it is",
+                    user.username
+                ),
+            ));
+        }
+        AccountStatus::Frozen => {
             return Err(rule_error(
                 StatusCode::FORBIDDEN,
                 "signer_frozen",
@@ -493,7 +503,7 @@ fn signer_live(user: &SignerAccount, now: i64) -> Result<(), ApiError> {
                 ),
             ));
         }
-        UserStatus::Lost => {
+        AccountStatus::Lost => {
             return Err(rule_error(
                 StatusCode::FORBIDDEN,
                 "signer_lost",
@@ -684,7 +694,14 @@ pub fn register_platform_signer(
     new: &http::NewPlatformSigner,
     password_hash: &str,
 ) -> Result<crate::orgs::User, ApiError> {
-    let user = crate::orgs::create_user(tx, now, actor, &new.as_new_user(), password_hash)?;
+    let user = crate::orgs::create_user(
+        tx,
+        now,
+        actor,
+        &new.as_new_user(),
+        password_hash,
+        crate::orgs::store::Start::ACTIVE,
+    )?;
     let enterprise_id =
         user.enterprise_id.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no enterprise")))?;
     store::insert_platform_signer(

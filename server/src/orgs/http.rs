@@ -8,7 +8,7 @@ use crate::{
     audit::Actor,
     auth::{Caller, password},
     delegations,
-    domain::{Line, Paragraph, Role, UserStatus, time::rfc3339},
+    domain::{AccountStatus, Line, Paragraph, Role, UserStatus, events::AccountEvent, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ErrorBody, invalid},
     state::AppState,
 };
@@ -87,7 +87,10 @@ pub async fn create_user(
     password::check_strength(&req.password)?;
     let hash = state.passwords.hash(req.password.clone()).await?;
     let now = state.now_ms();
-    let user = state.db.write(move |tx| super::create_user(tx, now, &actor(&caller), &req, &hash)).await?;
+    let user = state
+        .db
+        .write(move |tx| super::create_user(tx, now, &actor(&caller), &req, &hash, store::Start::ACTIVE))
+        .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -208,10 +211,37 @@ pub async fn create_operator(
                 ),
                 valid_until: req.valid_until,
             };
-            super::create_user(tx, now, &actor(&caller), &new, &hash)
+            // Pending until the legal person confirms it, and its first login may only change the
+            // password the legal person chose.
+            let start = store::Start { status: AccountStatus::Pending, must_change_password: true };
+            let user = super::create_user(tx, now, &actor(&caller), &new, &hash, start)?;
+            super::record_operator(tx, now, &actor(&caller), &user, AccountEvent::OperatorCreated)?;
+            Ok(user)
         })
         .await?;
+    state.receipts_changed();
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[utoipa::path(post, path = "/api/v1/enterprise/operators/{id}/confirm", tag = "enterprise",
+    security(("bearer" = [])), params(("id" = i64, Path)),
+    responses((status = 200, body = User, description = "the operator is active and may log in"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`not_pending`: the operator is not waiting for confirmation")))]
+pub async fn confirm_operator(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<User>, ApiError> {
+    let now = state.now_ms();
+    let user = state
+        .db
+        .write(move |tx| {
+            own_operator(tx, &caller, id)?;
+            super::confirm_operator(tx, now, &actor(&caller), id)
+        })
+        .await?;
+    state.receipts_changed();
+    Ok(Json(user))
 }
 
 /// Loads one of the caller's own operators, or "not found".

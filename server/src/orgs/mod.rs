@@ -13,11 +13,13 @@ use serde_json::json;
 
 use crate::{
     audit::{self, Actor},
+    domain::events::{AccountEvent, Event},
     domain::{
-        CreditRating, CustomsCode, DistrictCode, Line, Role, UnitKind, Uscc, UserStatus,
+        AccountStatus, CreditRating, CustomsCode, DistrictCode, Line, Role, UnitKind, Uscc, UserStatus,
         time::{Period, rfc3339},
     },
     error::{ApiError, invalid},
+    receipts,
 };
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -48,12 +50,14 @@ pub struct User {
     pub role: Role,
     pub unit_id: Option<i64>,
     pub enterprise_id: Option<i64>,
-    pub status: UserStatus,
+    pub status: AccountStatus,
     /// `null` = no end.
     #[serde(with = "rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub valid_until: Option<i64>,
     pub has_signing_key: bool,
+    /// Its password was set by someone else: the first login may only change it.
+    pub must_change_password: bool,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -204,13 +208,14 @@ pub fn create_enterprise(
     store::enterprise(tx, id)?.ok_or_else(|| ApiError::not_found("the enterprise"))
 }
 
-/// Creates a user whose password hash was computed beforehand (off the executor).
+/// Creates a user whose password hash was computed beforehand (off the executor), starting as `start` says.
 pub fn create_user(
     tx: &Transaction<'_>,
     now: i64,
     actor: &Actor,
     new: &NewUser,
     password_hash: &str,
+    start: store::Start,
 ) -> Result<User, ApiError> {
     check_username(&new.username)?;
     nonempty("display_name", &new.display_name, 200)?;
@@ -242,7 +247,7 @@ pub fn create_user(
             format!("the username {} is taken", new.username),
         ));
     }
-    let id = store::insert_user(tx, new, password_hash, unit_id, enterprise_id, now)?;
+    let id = store::insert_user(tx, new, password_hash, unit_id, enterprise_id, start, now)?;
     audit::append(
         tx,
         now,
@@ -252,6 +257,55 @@ pub fn create_user(
         json!({"username": new.username, "role": new.role}),
     )?;
     store::user(tx, id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+}
+
+/// An operator account's receipt (to its enterprise) and audit entry.
+pub fn record_operator(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    user: &User,
+    event: AccountEvent,
+) -> Result<i64, ApiError> {
+    let enterprise_id = user
+        .enterprise_id
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("operator {} has no enterprise", user.id)))?;
+    receipts::record_change(
+        tx,
+        now,
+        actor,
+        receipts::Change {
+            event: Event::Account(event),
+            subject_id: user.id,
+            enterprise_id,
+            inspection_no: None,
+            state: user.status.as_str(),
+            from: None,
+            opinion: None,
+            details: json!({"username": user.username, "display_name": user.display_name}),
+        },
+    )
+}
+
+/// The legal person confirms a pending operator: it becomes active and may log in (and must change
+/// the initial password first).
+pub fn confirm_operator(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    user_id: i64,
+) -> Result<User, ApiError> {
+    let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the operator"))?;
+    if user.status != AccountStatus::Pending {
+        return Err(ApiError::conflict(
+            "not_pending",
+            format!("the operator is {}, not waiting for confirmation", user.status),
+        ));
+    }
+    store::update_user_status(tx, user_id, AccountStatus::Active)?;
+    let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the operator"))?.public();
+    record_operator(tx, now, actor, &user, AccountEvent::OperatorConfirmed)?;
+    Ok(user)
 }
 
 /// Freezes, unfreezes or reports an account lost; a frozen or lost account's sessions end at once.
@@ -264,13 +318,21 @@ pub fn set_user_status(
     reason: &str,
 ) -> Result<User, ApiError> {
     let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
-    if user.status == UserStatus::Lost && status != UserStatus::Lost {
+    if user.status == AccountStatus::Lost && status != UserStatus::Lost {
         return Err(ApiError::conflict(
             "account_lost",
             "a lost account stays lost; create a new account for the person",
         ));
     }
-    store::update_user_status(tx, user_id, status)?;
+    // Only confirmation (or a registration's approval) ends `pending`; a pending account may be reported
+    // lost, but not frozen, since unfreezing would then make it active unconfirmed.
+    if user.status == AccountStatus::Pending && status != UserStatus::Lost {
+        return Err(ApiError::conflict(
+            "account_pending",
+            "a pending account becomes active when its legal person confirms it (or its enterprise's registration is approved); until then it can only be reported lost",
+        ));
+    }
+    store::update_user_status(tx, user_id, status.into())?;
     if status != UserStatus::Active {
         crate::auth::store::revoke_user_sessions(tx, user_id, now, &format!("account {status}"))?;
     }

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{Enterprise, NewEnterprise, NewUser, Unit, User};
 use crate::{
     db::scope,
-    domain::{Role, UnitKind, UserStatus},
+    domain::{AccountStatus, Role, UnitKind},
 };
 
 const UNIT_COLS: &str = "id, code, name, kind, parent_id, timezone";
@@ -95,6 +95,22 @@ pub fn all_enterprises(c: &Connection) -> rusqlite::Result<Vec<Enterprise>> {
     stmt.query_map([], enterprise_row)?.collect()
 }
 
+/// A registering enterprise's corrected identity (onboarding: a returned registration amended).
+pub fn update_enterprise_identity(
+    c: &Connection,
+    id: i64,
+    customs_code: &str,
+    uscc: &str,
+    name: &str,
+    unit_id: i64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE enterprises SET customs_code = ?1, uscc = ?2, name = ?3, unit_id = ?4 WHERE id = ?5",
+        params![customs_code, uscc, name, unit_id, id],
+    )?;
+    Ok(())
+}
+
 pub fn insert_enterprise(
     c: &Connection,
     e: &NewEnterprise,
@@ -118,9 +134,11 @@ pub struct UserRow {
     pub role: Role,
     pub unit_id: Option<i64>,
     pub enterprise_id: Option<i64>,
-    pub status: UserStatus,
+    pub status: AccountStatus,
     pub valid_until: Option<i64>,
     pub signing_key: Option<Vec<u8>>,
+    /// The password was chosen by someone else: the first login may only change it.
+    pub must_change_password: bool,
 }
 
 impl UserRow {
@@ -141,11 +159,12 @@ impl UserRow {
             status: self.status,
             valid_until: self.valid_until,
             has_signing_key: self.signing_key.is_some(),
+            must_change_password: self.must_change_password,
         }
     }
 }
 
-const USER_COLS: &str = "id, username, display_name, password_hash, role, unit_id, enterprise_id, status, valid_until, signing_key";
+const USER_COLS: &str = "id, username, display_name, password_hash, role, unit_id, enterprise_id, status, valid_until, signing_key, must_change_password";
 
 fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
@@ -159,6 +178,7 @@ fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         status: r.get(7)?,
         valid_until: r.get(8)?,
         signing_key: r.get(9)?,
+        must_change_password: r.get(10)?,
     })
 }
 
@@ -182,23 +202,59 @@ pub fn all_users(c: &Connection) -> rusqlite::Result<Vec<User>> {
     stmt.query_map([], user_row)?.map(|r| r.map(UserRow::public)).collect()
 }
 
+/// How a new account starts: `Active` with its own password (what an administrator creates), or
+/// `Pending` — an operator awaiting its legal person, a registering legal person — and, when someone else
+/// chose the password, `must_change_password`.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    pub status: AccountStatus,
+    pub must_change_password: bool,
+}
+
+impl Start {
+    pub const ACTIVE: Start = Start { status: AccountStatus::Active, must_change_password: false };
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn insert_user(
     c: &Connection,
     u: &NewUser,
     password_hash: &str,
     unit_id: Option<i64>,
     enterprise_id: Option<i64>,
+    start: Start,
     now: i64,
 ) -> rusqlite::Result<i64> {
     c.execute(
-        "INSERT INTO users (username, display_name, password_hash, role, unit_id, enterprise_id, valid_until, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![u.username, u.display_name, password_hash, u.role, unit_id, enterprise_id, u.valid_until, now],
+        "INSERT INTO users (username, display_name, password_hash, role, unit_id, enterprise_id, valid_until, created_at,
+                            status, must_change_password)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            u.username,
+            u.display_name,
+            password_hash,
+            u.role,
+            unit_id,
+            enterprise_id,
+            u.valid_until,
+            now,
+            start.status,
+            start.must_change_password
+        ],
     )?;
     Ok(c.last_insert_rowid())
 }
 
-pub fn update_user_status(c: &Connection, id: i64, status: UserStatus) -> rusqlite::Result<()> {
+/// Sets a new password hash and clears `must_change_password`.
+pub fn update_password(c: &Connection, id: i64, password_hash: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE users SET password_hash = ?1, must_change_password = 0 WHERE id = ?2",
+        params![password_hash, id],
+    )?;
+    Ok(())
+}
+
+pub fn update_user_status(c: &Connection, id: i64, status: AccountStatus) -> rusqlite::Result<()> {
     c.execute("UPDATE users SET status = ?1 WHERE id = ?2", params![status, id])?;
     Ok(())
 }

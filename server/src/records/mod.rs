@@ -198,6 +198,33 @@ pub fn remove_from_indexes(
     Ok(())
 }
 
+/// Puts a reminder about the instruction into the assignment index of each officer assigned to it
+/// (their handhelds read it on the next sync; officers work from the index, not from a live stream).
+/// Answers how many indexes changed.
+pub fn remind_officers(
+    tx: &Transaction<'_>,
+    now: i64,
+    instruction_id: i64,
+    reminder: &fieldcheck_sync::IndexReminder,
+) -> Result<usize, ApiError> {
+    let actor = store::server_actor(tx)?;
+    let key = instruction_id.to_string();
+    let officers: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY officer_id",
+        )?
+        .query_map([instruction_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for officer in &officers {
+        let index_id = index_for(tx, *officer, now)?;
+        let mut index = load_index(tx, &index_id, actor.clone())?;
+        let heads = index.heads();
+        index.remind(&key, reminder, now).map_err(|e| internal("index remind", e))?;
+        append_index(tx, &index_id, &mut index, &heads, now)?;
+    }
+    Ok(officers.len())
+}
+
 /// The officer ids (usernames) of these users, in the given order.
 fn officer_ids(c: &Connection, users: &[i64]) -> Result<Vec<OfficerId>, ApiError> {
     let mut stmt = c.prepare_cached("SELECT username FROM users WHERE id = ?1")?;

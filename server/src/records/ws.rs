@@ -44,7 +44,7 @@ use super::{
 };
 use crate::{
     auth::{Caller, caller::authenticate_token, store::session_status},
-    domain::{Role, UserStatus},
+    domain::{AccountStatus, Role, UserStatus},
     error::{ApiError, ApiQuery, ErrorBody},
     state::AppState,
 };
@@ -471,7 +471,8 @@ impl Connection {
         let live = status.is_some_and(|s| {
             s.revoked_at.is_none()
                 && s.expires_at > now
-                && s.user_status == UserStatus::Active
+                && s.user_status == AccountStatus::Active
+                && !s.must_change_password
                 && s.user_valid_until.is_none_or(|until| until > now)
                 && s.device_status.is_none_or(|d| d == UserStatus::Active)
         });

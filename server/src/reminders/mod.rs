@@ -1,5 +1,6 @@
 //! Reminders in the receipts feed: a confirmed booking soon (tomorrow, by default), an instruction's
-//! deadline near, a document asked for again and not yet sent.
+//! deadline near, a document asked for again and not yet sent, a delegation or an operator's validity
+//! ending soon, a producer registration an open application names ending soon.
 //!
 //! # Layout
 //! - [`sweep`]: one pass, in one write transaction: every reminder due at `now` whose row in `reminders`
@@ -9,10 +10,15 @@
 //! - [`run`]: the background task that sweeps every `reminders.sweep_secs`, reading the server's clock
 //!   (the manual clock in tests), and wakes receipt listeners after a sweep that sent something.
 //!
-//! Thresholds are settings (`[reminders]`). Not yet: reminders to the officers' assignment index, and of
-//! delegations, operator validity and producer registrations expiring (their subjects are not receipt
-//! subjects yet).
+//! Thresholds are settings (`[reminders]`). Where each goes:
+//! - every one is a receipt to the enterprise concerned (a delegation's to its principal, an operator's
+//!   to its enterprise, a producer's to each enterprise with an open application naming it);
+//! - a deadline near also goes into the assignment index of each officer assigned to the instruction
+//!   (`records::remind_officers`): officers work on handhelds that sync the index, not on a live stream;
+//! - receipts about instructions are events of the supervisors' live stream (`GET /api/v1/events`), so
+//!   a deadline near reaches the supervisors of the instruction's unit with no extra write.
 
+use fieldcheck_sync::IndexReminder;
 use rusqlite::{Transaction, params};
 use serde_json::json;
 
@@ -23,10 +29,16 @@ use crate::{
     domain::time::rfc3339,
     error::ApiError,
     receipts::{self, Change},
+    records,
     state::AppState,
 };
 
 const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The applications a producer registration still matters to: not yet decided, or under inspection.
+const OPEN_APPLICATION_STATES: &str =
+    "'draft', 'submitted', 'returned', 'suspended', 'document_check', 'inspection'";
 
 /// One reminder about to be sent.
 struct Due {
@@ -116,6 +128,75 @@ pub fn sweep(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Result<usi
         for d in rows {
             due.push(d?);
         }
+        let mut stmt = tx.prepare_cached(
+            "SELECT d.id, d.principal_id, d.valid_until, a.customs_code, d.scopes
+             FROM delegations d JOIN enterprises a ON a.id = d.agent_id
+             WHERE d.revoked_at IS NULL AND d.valid_until > ?1 AND d.valid_until <= ?2",
+        )?;
+        let rows = stmt.query_map(params![now, now + s.delegation_days * DAY_MS], |r| {
+            let until: i64 = r.get(2)?;
+            Ok(Due {
+                kind: "delegation_expiring",
+                subject: Subject::Delegation,
+                subject_id: r.get(0)?,
+                enterprise_id: r.get(1)?,
+                inspection_no: None,
+                state: "active".into(),
+                due_at: until,
+                details: json!({"valid_until": rfc3339::to_string(until),
+                                "agent_customs_code": r.get::<_, String>(3)?, "scopes": r.get::<_, String>(4)?}),
+            })
+        })?;
+        for d in rows {
+            due.push(d?);
+        }
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, enterprise_id, valid_until, username, status FROM users
+             WHERE enterprise_id IS NOT NULL AND status = 'active' AND valid_until > ?1 AND valid_until <= ?2",
+        )?;
+        let rows = stmt.query_map(params![now, now + s.operator_days * DAY_MS], |r| {
+            let until: i64 = r.get(2)?;
+            Ok(Due {
+                kind: "operator_expiring",
+                subject: Subject::User,
+                subject_id: r.get(0)?,
+                enterprise_id: r.get(1)?,
+                inspection_no: None,
+                state: r.get(4)?,
+                due_at: until,
+                details: json!({"valid_until": rfc3339::to_string(until), "username": r.get::<_, String>(3)?}),
+            })
+        })?;
+        for d in rows {
+            due.push(d?);
+        }
+        // One reminder per application and end date, naming every producer of its goods that ends then.
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT a.id, a.enterprise_id, a.inspection_no, a.state, p.valid_until,
+                    group_concat(DISTINCT p.registration_no)
+             FROM applications a, json_each(a.content, '$.goods') g
+             JOIN registered_producers p ON p.registration_no = json_extract(g.value, '$.producer_registration_no')
+             WHERE a.state IN ({OPEN_APPLICATION_STATES}) AND p.valid_until > ?1 AND p.valid_until <= ?2
+             GROUP BY a.id, p.valid_until"
+        ))?;
+        let rows = stmt.query_map(params![now, now + s.producer_days * DAY_MS], |r| {
+            let until: i64 = r.get(4)?;
+            let producers: String = r.get(5)?;
+            Ok(Due {
+                kind: "producer_expiring",
+                subject: Subject::Application,
+                subject_id: r.get(0)?,
+                enterprise_id: r.get(1)?,
+                inspection_no: r.get(2)?,
+                state: r.get(3)?,
+                due_at: until,
+                details: json!({"valid_until": rfc3339::to_string(until),
+                                "producer_registration_nos": producers.split(',').collect::<Vec<_>>()}),
+            })
+        })?;
+        for d in rows {
+            due.push(d?);
+        }
     }
     let mut sent = 0;
     for d in due {
@@ -147,6 +228,10 @@ pub fn sweep(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Result<usi
             "INSERT INTO reminders (kind, subject_id, due_at, receipt_id, sent_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![d.kind, key, d.due_at, receipt, now],
         )?;
+        if d.kind == "deadline_near" {
+            let reminder = IndexReminder { kind: d.kind.into(), due_at: d.due_at, sent_at: now };
+            records::remind_officers(tx, now, d.subject_id, &reminder)?;
+        }
         sent += 1;
     }
     Ok(sent)
@@ -157,6 +242,9 @@ fn reminder_event(kind: &str) -> ReminderEvent {
     match kind {
         "booking_soon" => ReminderEvent::BookingSoon,
         "deadline_near" => ReminderEvent::DeadlineNear,
+        "delegation_expiring" => ReminderEvent::DelegationExpiring,
+        "operator_expiring" => ReminderEvent::OperatorExpiring,
+        "producer_expiring" => ReminderEvent::ProducerExpiring,
         _ => ReminderEvent::DocumentOutstanding,
     }
 }

@@ -108,8 +108,18 @@ pub fn hash_blocking(password: &str, memory_kib: u32) -> Result<String, ApiError
     hash_in(password.as_bytes(), &params, &mut memory)
 }
 
+/// Longer passwords add nothing a person can remember and make every hash (and every guess) cost more.
+pub const MAX_PASSWORD_BYTES: usize = 256;
+
 /// A password policy everyone can meet and nobody forgets what it is.
 pub fn check_strength(password: &str) -> Result<(), ApiError> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(crate::error::invalid(
+            "password",
+            "password_too_long",
+            format!("the password may have at most {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(crate::error::invalid(
             "password",
