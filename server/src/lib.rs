@@ -100,7 +100,7 @@ use crate::{
     auth::{keys::JwtKeys, password::Passwords},
     certificates::{
         keys::CertificateKey,
-        sps::{DirectorySender, Outbox},
+        outbox::{DirectorySender, Outbox},
     },
     clock::Clock,
     config::Settings,
@@ -151,7 +151,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     let sps = Outbox::new(Box::new(DirectorySender { dir: outbox_dir }));
     let metrics = Metrics::new();
     let passwords = Passwords::new(&settings.auth, metrics.registry())?;
-    let events = Arc::new(monitoring::events::Hub::new(settings.monitoring.stream_buffer));
+    let events = Arc::new(monitoring::hub::Hub::new(settings.monitoring.stream_buffer));
     Ok(AppState {
         settings: Arc::new(settings),
         db,

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use crate::{
     auth::{keys::JwtKeys, password::Passwords},
-    certificates::{keys::CertificateKey, sps::Outbox},
+    certificates::{keys::CertificateKey, outbox::Outbox},
     clock::Clock,
     config::Settings,
     db::Db,
     messages::signing::ReceiptKey,
-    monitoring::events::Hub,
+    monitoring::hub::Hub,
     ops::metrics::Metrics,
     photos::store::PhotoFiles,
 };
@@ -32,7 +32,7 @@ pub struct AppState {
     /// Permits for batch syncs worked on at once (`storage.max_syncs_in_flight`): back-pressure.
     pub sync_slots: Arc<tokio::sync::Semaphore>,
     /// The live automerge-repo WebSocket connection of each device.
-    pub sync_peers: Arc<crate::records::ws::LivePeers>,
+    pub sync_peers: Arc<crate::records::peers::LivePeers>,
     /// Signs issued certificates; its public half is served at `/.well-known/certificate-keys.json`.
     pub certificate_key: Arc<CertificateKey>,
     /// The SPS message outbox: its sender, and the bell rung after commits that enqueued messages.

@@ -4,18 +4,23 @@
 //! security event (logins, failed ones too) appends an entry in the same transaction as the change it
 //! records, so the log never claims what did not happen nor misses what did. Each entry's hash covers the
 //! previous hash, so editing or deleting any row breaks every link after it.
+//!
+//! # Layout
+//! - this file: the actions, the hash an entry carries, [`append`] and the chain check [`verify`].
+//! - [`store`]: the `audit_log` SQL. [`http`]: the admin's list and check.
 
 pub mod http;
+pub mod store;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::ops::ControlFlow;
+
+use rusqlite::{Connection, Transaction};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{
-    domain::{events::Event, time::rfc3339},
-    error::ApiError,
-};
+use crate::{domain::events::Event, error::ApiError};
+pub use store::{AuditEntry, entries};
 
 /// Who acted: a user, the system (automatic review, expiry) or an anonymous caller (failed logins).
 #[derive(Debug, Clone)]
@@ -156,10 +161,7 @@ pub fn append(
 ) -> Result<(), ApiError> {
     let action = action.as_str();
     // Cached statements: a bulk of messages appends thousands of entries in one transaction.
-    let last: Option<(i64, Vec<u8>)> = tx
-        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let last = store::last_link(tx)?;
     let (seq, prev) = match last {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_vec()),
@@ -167,45 +169,18 @@ pub fn append(
     let actor = actor.label();
     let details = details.to_string();
     let hash = entry_hash(&prev, seq, at_ms, &actor, action, subject, &details);
-    tx.prepare_cached(
-        "INSERT INTO audit_log (seq, at, actor, action, subject, details, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![seq, at_ms, actor, action, subject, details, prev, hash])?;
+    let link = store::Link {
+        seq,
+        at: at_ms,
+        actor,
+        action: action.to_string(),
+        subject: subject.to_string(),
+        details,
+        prev_hash: prev,
+        hash,
+    };
+    store::insert(tx, &link)?;
     Ok(())
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditEntry {
-    pub seq: i64,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub subject: String,
-    pub details: serde_json::Value,
-    /// Hex SHA-256 chaining this entry to the previous one.
-    pub hash: String,
-}
-
-/// Up to `limit` entries after sequence number `after`, oldest first.
-pub fn entries(c: &Connection, after: i64, limit: i64) -> rusqlite::Result<Vec<AuditEntry>> {
-    let mut stmt = c.prepare(
-        "SELECT seq, at, actor, action, subject, details, hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-    )?;
-    stmt.query_map([after, limit], |r| {
-        Ok(AuditEntry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            subject: r.get(4)?,
-            details: crate::db::json_column(r, 5)?,
-            hash: hex::encode(r.get::<_, Vec<u8>>(6)?),
-        })
-    })?
-    .collect()
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -223,43 +198,34 @@ pub struct BrokenLink {
 
 /// Walks the whole chain in order, streaming rows so a long log does not sit in memory.
 pub fn verify(conn: &Connection) -> Result<ChainReport, ApiError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_log ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
     let mut expected_prev = GENESIS.to_vec();
     let mut expected_seq = 1;
     let mut entries = 0;
-    while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(0)?;
-        let prev: Vec<u8> = r.get(6)?;
-        let hash: Vec<u8> = r.get(7)?;
+    let broken = store::walk(conn, |link| {
         entries += 1;
-        let broken = |reason: &str| {
-            Ok(ChainReport { entries, first_broken: Some(BrokenLink { seq, reason: reason.into() }) })
+        let reason = if link.seq != expected_seq {
+            format!("entry {expected_seq} is missing")
+        } else if link.prev_hash != expected_prev {
+            "prev_hash does not match the previous entry's hash".into()
+        } else if entry_hash(
+            &link.prev_hash,
+            link.seq,
+            link.at,
+            &link.actor,
+            &link.action,
+            &link.subject,
+            &link.details,
+        ) != link.hash
+        {
+            "the entry's content does not match its hash".into()
+        } else {
+            expected_prev = link.hash;
+            expected_seq += 1;
+            return ControlFlow::Continue(());
         };
-        if seq != expected_seq {
-            return broken(&format!("entry {expected_seq} is missing"));
-        }
-        if prev != expected_prev {
-            return broken("prev_hash does not match the previous entry's hash");
-        }
-        let recomputed = entry_hash(
-            &prev,
-            seq,
-            r.get(1)?,
-            &r.get::<_, String>(2)?,
-            &r.get::<_, String>(3)?,
-            &r.get::<_, String>(4)?,
-            &r.get::<_, String>(5)?,
-        );
-        if recomputed != hash {
-            return broken("the entry's content does not match its hash");
-        }
-        expected_prev = hash;
-        expected_seq += 1;
-    }
-    Ok(ChainReport { entries, first_broken: None })
+        ControlFlow::Break(BrokenLink { seq: link.seq, reason })
+    })?;
+    Ok(ChainReport { entries, first_broken: broken })
 }
 
 #[cfg(test)]

@@ -16,49 +16,13 @@ use axum::{
     response::Response,
 };
 
+pub use super::identity::Caller;
 use super::{store, tokens};
 use crate::{
     domain::{Aal, AccountStatus, Role, UserStatus},
     error::ApiError,
     state::AppState,
 };
-
-/// The authenticated caller, as the `authorize` middleware established it.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub user_id: i64,
-    pub username: String,
-    pub role: Role,
-    pub enterprise_id: Option<i64>,
-    pub unit_id: Option<i64>,
-    pub aal: Aal,
-    pub session_id: String,
-    pub device_id: Option<String>,
-}
-
-impl Caller {
-    pub fn require_role(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "this needs one of the roles {}; you are {}",
-                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
-                self.role
-            )))
-        }
-    }
-
-    /// The caller's enterprise, for enterprise roles.
-    pub fn enterprise(&self) -> Result<i64, ApiError> {
-        self.enterprise_id.ok_or_else(|| ApiError::forbidden("this is for enterprise users"))
-    }
-
-    /// The caller's customs unit, for customs roles.
-    pub fn unit(&self) -> Result<i64, ApiError> {
-        self.unit_id.ok_or_else(|| ApiError::forbidden("this is for customs users"))
-    }
-}
 
 /// A live session that may reach only a few routes: an account that must first change the password
 /// someone else chose for it, or the legal person of an enterprise whose registration is not approved

@@ -2,7 +2,7 @@
 //! per-route access policy.
 //!
 //! # Layout
-//! - [`caller`]: the `authorize` middleware, `Caller` and the per-route `Policy`.
+//! - [`caller`]: the `authorize` middleware and the per-route `Policy`; [`identity`]: `Caller`, who it let in.
 //! - [`login`]: the login steps that decide (account allowed, refresh rotation, strong-login challenge).
 //! - [`error`]: `AuthError`, what they refuse (no HTTP in it; `error.rs` maps it).
 //! - [`http`]: the handlers: extract, call [`login`] / [`store`] inside one transaction, map.
@@ -13,6 +13,7 @@
 pub mod caller;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod keys;
 pub mod login;
 pub mod password;
@@ -20,4 +21,5 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-pub use caller::{Caller, Policy};
+pub use caller::Policy;
+pub use identity::Caller;

@@ -10,7 +10,8 @@
 //! - [`keys`]: the Ed25519 certificate key, published beside the JWKS.
 //! - [`store`]: the tables and their SQL.
 //! - [`document`]: the printed certificate (A4, Chinese and English, QR code) through [`crate::print`].
-//! - [`sps`]: the UN/CEFACT SPS certificate message, the outbox and its directory sender.
+//! - [`outbox`]: the SPS outbox table, the sender trait and its directory sender, the delivery bell.
+//! - [`sps`]: the UN/CEFACT SPS certificate message and the delivery task.
 //! - [`verify`]: the public `GET /verify/{number}`, HTML for people and JSON for programs.
 //! - [`http`]: thin handlers.
 //!
@@ -20,6 +21,7 @@
 pub mod document;
 pub mod http;
 pub mod keys;
+pub mod outbox;
 pub mod sps;
 pub mod store;
 pub mod types;
@@ -911,7 +913,7 @@ fn sign_and_store(
         issued_at: now,
     };
     let id = store::insert_certificate(tx, &new)?;
-    sps::enqueue(tx, now, id, "issued")?;
+    outbox::enqueue(tx, now, id, "issued")?;
     audit::append(
         tx,
         now,
@@ -986,7 +988,7 @@ pub fn revoke(
 ) -> Result<store::Certificate, ApiError> {
     let cert = customs_visible(tx, caller, id, now)?;
     store::set_status(tx, id, "revoked", None, reason, now)?;
-    sps::enqueue(tx, now, id, "revoked")?;
+    outbox::enqueue(tx, now, id, "revoked")?;
     status_event(
         tx,
         now,
@@ -1055,7 +1057,7 @@ pub fn replace(
     let new = sign_and_store(tx, now, &Actor::User(caller.user_id), key, &ca, &app, content)?;
     store::set_replaces(tx, new.id, old.id)?;
     store::set_status(tx, old.id, "replaced", Some(new.id), reason, now)?;
-    sps::enqueue(tx, now, old.id, "replaced")?;
+    outbox::enqueue(tx, now, old.id, "replaced")?;
     let details = json!({"certificate_id": new.id, "number": new.number, "replaces": old.number});
     status_event(tx, now, caller, &old, CertificateEvent::Replaced, reason, details)?;
     store::certificate(tx, new.id)?.ok_or_else(|| ApiError::not_found("the certificate"))

@@ -7,17 +7,18 @@
 //! transaction as the change; [`deliver`] hands pending rows to the [`SpsSender`] after the commit and
 //! records `delivered` or `failed` (retried on the next wake-up, up to [`MAX_ATTEMPTS`]).
 
-use std::{io::Cursor, path::PathBuf, sync::Arc};
+use std::io::Cursor;
 
+use super::{
+    CertificateContent,
+    outbox::{self, Envelope},
+    store,
+};
+use crate::{domain::time::rfc3339, error::ApiError, state::AppState};
 use quick_xml::{
     Writer,
     events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event},
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::Serialize;
-
-use super::{CertificateContent, store};
-use crate::{domain::time::rfc3339, error::ApiError, state::AppState};
 
 pub const NS_RSM: &str = "urn:un:unece:uncefact:data:standard:SPSCertificate:17";
 pub const NS_RAM: &str = "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:21";
@@ -218,96 +219,6 @@ fn party(x: &mut Xml, tag: &str, name: &str, address: Option<&str>) {
 
 // ---- the outbox ----
 
-/// Where an SPS message stands: `pending`, `delivered` or `failed`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Delivery {
-    pub id: i64,
-    /// The certificate status the message carries: `issued`, `revoked` or `replaced`.
-    pub status: String,
-    pub state: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    #[serde(with = "rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: i64,
-}
-
-pub fn enqueue(tx: &Transaction<'_>, now: i64, certificate_id: i64, status: &str) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO sps_outbox (certificate_id, status, state, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
-        params![certificate_id, status, now],
-    )?;
-    Ok(())
-}
-
-pub fn latest(c: &Connection, certificate_id: i64) -> rusqlite::Result<Option<Delivery>> {
-    c.query_row(
-        "SELECT id, status, state, attempts, last_error, updated_at FROM sps_outbox WHERE certificate_id = ?1
-         ORDER BY id DESC LIMIT 1",
-        [certificate_id],
-        |r| {
-            Ok(Delivery {
-                id: r.get(0)?,
-                status: r.get(1)?,
-                state: r.get(2)?,
-                attempts: r.get(3)?,
-                last_error: r.get(4)?,
-                updated_at: r.get(5)?,
-            })
-        },
-    )
-    .optional()
-}
-
-/// One message handed to a sender: the hub envelope's facts and the XML.
-pub struct Envelope<'a> {
-    pub outbox_id: i64,
-    pub number: &'a str,
-    pub to_country: &'a str,
-    pub certificate_type: &'a str,
-    pub status: &'a str,
-    pub xml: &'a [u8],
-}
-
-/// Delivers SPS messages somewhere: a hub, a queue, a directory. Blocking; called off the executor.
-pub trait SpsSender: Send + Sync {
-    fn send(&self, envelope: &Envelope<'_>) -> Result<(), String>;
-}
-
-/// Writes each message as `<dir>/<number>-<outbox id>-<status>.xml` (temporary file, then rename, so a
-/// reader of the directory never sees half a message).
-pub struct DirectorySender {
-    pub dir: PathBuf,
-}
-
-impl SpsSender for DirectorySender {
-    fn send(&self, e: &Envelope<'_>) -> Result<(), String> {
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|err| format!("creating {}: {err}", self.dir.display()))?;
-        let name = format!("{}-{}-{}.xml", e.number, e.outbox_id, e.status);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, e.xml).map_err(|err| format!("writing {}: {err}", tmp.display()))?;
-        std::fs::rename(&tmp, self.dir.join(&name)).map_err(|err| format!("renaming {name}: {err}"))
-    }
-}
-
-/// The outbox's sender and the bell that wakes the delivery task after a commit.
-pub struct Outbox {
-    pub sender: Box<dyn SpsSender>,
-    pub bell: tokio::sync::Notify,
-}
-
-impl Outbox {
-    pub fn new(sender: Box<dyn SpsSender>) -> Arc<Outbox> {
-        Arc::new(Outbox { sender, bell: tokio::sync::Notify::new() })
-    }
-
-    /// Call after a commit that enqueued messages.
-    pub fn ring(&self) {
-        self.bell.notify_one();
-    }
-}
-
 /// Delivers what is pending (and failed entries with attempts left) whenever rung; runs for the server's
 /// life. Starts with one round, for entries a previous process committed but did not deliver.
 pub async fn deliver(state: AppState) {
@@ -321,17 +232,7 @@ pub async fn deliver(state: AppState) {
 
 /// One pass over the due entries; answers how many were delivered.
 pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
-    let due: Vec<(i64, i64, String)> = state
-        .db
-        .read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, certificate_id, status FROM sps_outbox
-                 WHERE state = 'pending' OR (state = 'failed' AND attempts < ?1) ORDER BY id LIMIT 100",
-            )?;
-            let rows = stmt.query_map([MAX_ATTEMPTS], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await?;
+    let due: Vec<(i64, i64, String)> = state.db.read(|c| Ok(outbox::due(c, MAX_ATTEMPTS, 100)?)).await?;
     let mut delivered = 0;
     for (outbox_id, certificate_id, status) in due {
         let Some(cert) = state.db.read(move |c| Ok(store::certificate(c, certificate_id)?)).await? else {
@@ -356,17 +257,7 @@ pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
         let ok = outcome.is_ok();
         state
             .db
-            .write(move |tx| {
-                let (new_state, error) = match outcome {
-                    Ok(()) => ("delivered", None),
-                    Err(e) => ("failed", Some(e)),
-                };
-                tx.execute(
-                    "UPDATE sps_outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![outbox_id, new_state, error, now],
-                )?;
-                Ok(())
-            })
+            .write(move |tx| Ok(outbox::attempted(tx, now, outbox_id, outcome.err().as_deref())?))
             .await?;
         delivered += usize::from(ok);
     }

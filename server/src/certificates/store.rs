@@ -319,13 +319,13 @@ pub struct CertificateView {
     #[schema(value_type = String, format = DateTime)]
     pub issued_at: i64,
     pub prints: i64,
-    pub sps_delivery: Option<super::sps::Delivery>,
+    pub sps_delivery: Option<super::outbox::Delivery>,
 }
 
 pub fn view(c: &Connection, cert: Certificate) -> Result<CertificateView, ApiError> {
     let replaces = cert.replaces.map(|id| number_of(c, id)).transpose()?.flatten();
     let replaced_by = cert.replaced_by.map(|id| number_of(c, id)).transpose()?.flatten();
-    let sps_delivery = super::sps::latest(c, cert.id)?;
+    let sps_delivery = super::outbox::latest(c, cert.id)?;
     Ok(CertificateView {
         id: cert.id,
         number: cert.number,

@@ -8,6 +8,7 @@
 //!   handhelds, the overdue table, photo locations for the map. Reads only.
 //! - [`events`]: the live event stream: the receipts every workflow commit writes, numbered by their id,
 //!   pumped after commit into a broadcast; backlog after `Last-Event-ID`, then live, scoped per subscriber.
+//! - [`hub`]: the broadcast and the stream tokens, held in `AppState` (apart from `events`, which takes it).
 //! - [`csv`]: the CSV form of the lists and figures (`Accept: text/csv`).
 //! - [`http`]: figures, overdue, officers, the event stream and its short-lived tokens.
 //! - [`dashboard`]: `GET /dashboard`, server-rendered (askama) with a little plain JavaScript.
@@ -19,6 +20,7 @@ pub mod dashboard;
 pub mod events;
 pub mod figures;
 pub mod http;
+pub mod hub;
 
 use rusqlite::types::Value;
 use serde::Serialize;

@@ -17,7 +17,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::OwnedMutexGuard;
 
-use super::{Checked, Photo, Sha256Hex, inspect::PhotoFormat, store};
+use super::{
+    Checked, Photo, Sha256Hex,
+    inspect::PhotoFormat,
+    store,
+    upload::{self, Opened},
+};
 use crate::{
     auth::Caller,
     domain::{Line, time::rfc3339},
@@ -148,32 +153,8 @@ pub async fn create_upload(
     let now = state.now_ms();
     let ttl = state.settings.photos.upload_ttl_hours * 3600 * 1000;
     let instruction_id = req.instruction_id;
-    let (outcome, expired) = state
-        .db
-        .write(move |tx| {
-            let expired = store::expire_uploads(tx, now)?;
-            super::check_upload(tx, &caller, instruction_id)?;
-            // Only bytes already linked to this very instruction count as done: linking a stored photo to
-            // another instruction needs the bytes again, or knowing a hash would be enough to read a photo.
-            if store::links(tx, sha.as_str())?.contains(&instruction_id) {
-                return Ok((Opened::Complete(sha), expired));
-            }
-            if let Some(open) = store::open_upload(tx, caller.user_id, sha.as_str(), instruction_id, now)? {
-                return Ok((Opened::Resumed(open), expired));
-            }
-            let row = store::UploadRow {
-                id: uuid::Uuid::new_v4().to_string(),
-                sha256: sha.to_string(),
-                instruction_id,
-                user_id: caller.user_id,
-                size: req.size,
-                content_type,
-                expires_at: now + ttl,
-            };
-            store::insert_upload(tx, &row, now)?;
-            Ok((Opened::New(row), expired))
-        })
-        .await?;
+    let new = upload::Requested { sha, instruction_id, size: req.size, content_type, ttl };
+    let (outcome, expired) = state.db.write(move |tx| upload::open(tx, now, &caller, new)).await?;
     for id in expired {
         state.photos.discard_upload(&id);
     }
@@ -197,12 +178,6 @@ pub async fn create_upload(
         }
         Opened::New(row) => upload_response(StatusCode::CREATED, &row, 0),
     })
-}
-
-enum Opened {
-    Complete(Sha256Hex),
-    Resumed(store::UploadRow),
-    New(store::UploadRow),
 }
 
 /// How much of the upload arrived. `HEAD` gives the same headers without the body.
@@ -532,12 +507,8 @@ impl Writer {
 }
 
 async fn own_upload(state: &AppState, caller: &Caller, id: &str) -> Result<store::UploadRow, ApiError> {
-    let (id2, user, now) = (id.to_string(), caller.user_id, state.now_ms());
-    let row = state.db.read(move |c| Ok(store::upload(c, &id2)?)).await?;
-    match row {
-        Some(r) if r.user_id == user && r.expires_at > now => Ok(r),
-        _ => Err(ApiError::not_found("the upload")),
-    }
+    let (id, user, now) = (id.to_string(), caller.user_id, state.now_ms());
+    state.db.read(move |c| upload::own(c, user, &id, now)).await
 }
 
 async fn lock_upload(state: &AppState, id: &str) -> Result<OwnedMutexGuard<()>, ApiError> {

@@ -12,12 +12,14 @@
 //! - [`inspect`]: format sniffing, decoding under limits, EXIF.
 //! - [`thumbnail`]: upright 320 px thumbnails.
 //! - [`store`]: files under the data dir and the SQL.
-//! - [`http`]: the upload, resumable-upload and read endpoints.
+//! - [`upload`]: resumable upload sessions: open (or resume, or already complete) and whose they are.
+//! - [`http`]: the upload, resumable-upload and read endpoints (the bytes, offsets and locks).
 
 pub mod http;
 pub mod inspect;
 pub mod store;
 pub mod thumbnail;
+pub mod upload;
 
 use std::{fmt, path::Path};
 

@@ -10,6 +10,7 @@
 //! transaction, with a session kept in memory for the connection instead of one read per round.
 
 pub mod http;
+pub mod peers;
 pub mod projection;
 pub mod store;
 pub mod ws;

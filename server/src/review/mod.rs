@@ -5,10 +5,13 @@
 //! `document_check` or `inspection` (with its instruction issued), never half-way.
 
 pub mod http;
+pub mod store;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+pub use store::auto_review_enabled;
 
 use crate::domain::events::ApplicationEvent;
 use crate::{
@@ -177,12 +180,6 @@ pub fn review_one(
     Ok(app)
 }
 
-pub fn auto_review_enabled(c: &Connection, unit: i64) -> rusqlite::Result<bool> {
-    c.query_row("SELECT EXISTS (SELECT 1 FROM auto_review WHERE unit_id = ?1 AND enabled = 1)", [unit], |r| {
-        r.get(0)
-    })
-}
-
 /// Switches auto-review for the caller's own unit. The seeds' hierarchy rule: a unit decides for its own
 /// queue only; a parent unit cannot switch it on (or off) for a child.
 pub fn set_auto_review(
@@ -197,12 +194,7 @@ pub fn set_auto_review(
             "a unit switches auto-review for its own queue only, not for another unit's",
         ));
     }
-    tx.execute(
-        "INSERT INTO auto_review (unit_id, enabled, changed_by, changed_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (unit_id) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by,
-             changed_at = excluded.changed_at",
-        params![unit, enabled, caller.user_id, now],
-    )?;
+    store::set_auto_review(tx, now, unit, enabled, caller.user_id)?;
     audit::append(
         tx,
         now,
