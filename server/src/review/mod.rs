@@ -178,9 +178,8 @@ pub fn review_one(
 }
 
 pub fn auto_review_enabled(c: &Connection, unit: i64) -> rusqlite::Result<bool> {
-    c.query_row("SELECT EXISTS (SELECT 1 FROM auto_review WHERE unit_id = ?1 AND enabled = 1)", [unit], |r| {
-        r.get(0)
-    })
+    c.prepare_cached("SELECT EXISTS (SELECT 1 FROM auto_review WHERE unit_id = ?1 AND enabled = 1)")?
+        .query_row([unit], |r| r.get(0))
 }
 
 /// Switches auto-review for the caller's own unit. The seeds' hierarchy rule: a unit decides for its own
