@@ -489,7 +489,7 @@ async fn the_reference_sender_sends_over_https_trusting_only_the_ca_file() {
     assert!(!untrusted.status.success() && stderr.contains(" CA"), "{stderr}");
     assert_eq!(application_count(&admin).await, before, "nothing sent without trusting the CA");
 
-    let out = send(Some(&ca_file));
+    let out = send(Some(ca_file.as_path()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let answer: Value = serde_json::from_str(&stdout).unwrap();
