@@ -72,9 +72,13 @@ enum MessageCommand {
         key: PathBuf,
         #[arg(long)]
         kid: String,
-        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        /// The server's base URL, e.g. http://127.0.0.1:8080 or https://customs.example.
         #[arg(long)]
         server: String,
+        /// For an https:// server: trust only the CA certificate(s) in this PEM file (a private CA)
+        /// instead of the system's.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         #[arg(required = true)]
         payloads: Vec<PathBuf>,
     },
@@ -167,6 +171,9 @@ enum AdminCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Replace customs' receipt-signing key with a new one, from the server's next start; the old public
+    /// key stays published under its `kid`, so receipts signed before still verify.
+    RotateReceiptKey,
 }
 
 #[derive(Subcommand)]
@@ -401,6 +408,21 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(import_failure(e)),
             }
         }
+        AdminCommand::RotateReceiptKey => {
+            // Rotated inside the audit entry's transaction: a failed rotation records nothing.
+            let (retired, new) = db
+                .write_blocking(|tx| {
+                    let (retired, new) = crate::messages::signing::rotate(data_dir)
+                        .map_err(crate::error::ApiError::Internal)?;
+                    let details = serde_json::json!({"retired_kid": retired, "kid": new});
+                    audit::append(tx, now, &actor, audit::Action::ReceiptKeyRotate, "receipt_key", details)?;
+                    Ok((retired, new))
+                })
+                .map_err(api)?;
+            println!(
+                "receipt key {retired} retired (still published); receipts are signed with {new} from the server's next start"
+            );
+        }
         AdminCommand::VerifyAudit => {
             let report = db.write_blocking(|tx| audit::verify(tx)).map_err(api)?;
             return Ok(match report.first_broken {
@@ -437,13 +459,13 @@ fn message_command(cmd: MessageCommand) -> anyhow::Result<ExitCode> {
             println!("{}", sender::sign_file(&key, &kid, &payload)?);
             Ok(ExitCode::SUCCESS)
         }
-        MessageCommand::Send { key, kid, server, payloads } => {
+        MessageCommand::Send { key, kid, server, ca_file, payloads } => {
             let signed = payloads
                 .iter()
                 .map(|p| sender::sign_file(&key, &kid, p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let (status, answer) = runtime.block_on(sender::send(&server, signed))?;
+            let (status, answer) = runtime.block_on(sender::send(&server, ca_file.as_deref(), signed))?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             let all_good = if answer.get("answers").is_some() {
                 answer["refused"] == 0

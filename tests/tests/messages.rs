@@ -453,3 +453,108 @@ async fn the_reference_sender_signs_and_sends_a_payload_file() {
         (Some("accepted"), Some("draft"))
     );
 }
+
+/// `fieldcheck message send` as an integrator runs it against a deployment: HTTPS through the TLS proxy,
+/// trusting the private CA of `--ca-file`. Without that CA the certificate is not trusted and nothing is
+/// sent; with it the message is accepted.
+#[tokio::test]
+async fn the_reference_sender_sends_over_https_trusting_only_the_ca_file() {
+    let server = TestServer::start();
+    let tls = fieldcheck_tests::tls::terminate(&server.base);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &tls.ca_pem).unwrap();
+    let payload = dir.path().join("draft.json");
+    std::fs::write(
+        &payload,
+        json!({"type": "application.draft", "id": "tls-1", "enterprise": ENT1,
+               "content": application(ENT1, "0303630000", "kg")})
+        .to_string(),
+    )
+    .unwrap();
+    let key = server.data_dir().join("demo-keys/ent1-operator.seed");
+    let send = |ca: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new(fieldcheck_tests::binary("fieldcheck"));
+        cmd.args(["message", "send", "--kid", "ent1-operator", "--server", &tls.base, "--key"]).arg(&key);
+        if let Some(ca) = ca {
+            cmd.arg("--ca-file").arg(ca);
+        }
+        cmd.arg(&payload).output().unwrap()
+    };
+
+    let admin = server.login("admin").await;
+    let before = application_count(&admin).await;
+    let untrusted = send(None);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success() && stderr.contains(" CA"), "{stderr}");
+    assert_eq!(application_count(&admin).await, before, "nothing sent without trusting the CA");
+
+    let out = send(Some(ca_file.as_path()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (answer["outcome"].as_str(), answer["result"]["state"].as_str()),
+        (Some("accepted"), Some("draft"))
+    );
+}
+
+/// The JWK set's key named by a compact JWS's `kid`, and whether the JWS verifies with it.
+fn verifies_with_its_kid(jwks: &Value, jws: &str) -> (String, bool) {
+    let parts: Vec<&str> = jws.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let kid = header["kid"].as_str().unwrap().to_string();
+    let Some(jwk) = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()) else {
+        return (kid, false);
+    };
+    let x: [u8; 32] = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let signature = ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
+    let ok = VerifyingKey::from_bytes(&x)
+        .unwrap()
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .is_ok();
+    (kid, ok)
+}
+
+/// The operator's receipts, signed.
+async fn signed_receipts(server: &TestServer) -> Vec<String> {
+    let (status, page) = server.login("ent1-operator").await.get("/api/v1/receipts/signed?after=0").await;
+    assert_eq!(status, 200, "{page}");
+    page["receipts"].as_array().unwrap().iter().map(|r| r["jws"].as_str().unwrap().to_string()).collect()
+}
+
+/// `fieldcheck admin rotate-receipt-key` on the data dir, then a restart: new receipts carry the new key's
+/// `kid`, and a receipt signed before still verifies with the key the JWK set publishes under its own.
+#[tokio::test]
+async fn after_a_receipt_key_rotation_old_signed_receipts_still_verify_by_their_kid() {
+    let mut server = TestServer::start();
+    let key = demo_key(&server, "ent1-operator");
+    let jws = sign(&key, "ent1-operator", submit_message("rot-1", ENT1).to_string().as_bytes());
+    assert_eq!(post_one(&server, &jws).await.0, 201);
+    let old = signed_receipts(&server).await.pop().unwrap();
+    let (_, jwks) = server.api().get("/.well-known/receipts-jwks.json").await;
+    let (old_kid, ok) = verifies_with_its_kid(&jwks, &old);
+    assert!(ok);
+
+    server.stop();
+    let out = std::process::Command::new(fieldcheck_tests::binary("fieldcheck"))
+        .args(["admin", "rotate-receipt-key", "--data-dir"])
+        .arg(server.data_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    server.restart();
+
+    let (_, jwks) = server.api().get("/.well-known/receipts-jwks.json").await;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    assert_eq!(verifies_with_its_kid(&jwks, &old), (old_kid.clone(), true), "the old receipt, by its kid");
+    let new = signed_receipts(&server).await.pop().unwrap();
+    let (new_kid, ok) = verifies_with_its_kid(&jwks, &new);
+    assert!(ok && new_kid != old_kid && jwks["keys"][0]["kid"] == new_kid.as_str(), "{new_kid} {jwks}");
+    let admin = server.login("admin").await;
+    let entry = audit_entry(&admin, "receipt_key.rotate").await;
+    assert_eq!(
+        (entry["details"]["retired_kid"].as_str(), entry["details"]["kid"].as_str()),
+        (Some(old_kid.as_str()), Some(new_kid.as_str()))
+    );
+}

@@ -73,6 +73,7 @@ pub enum Action {
     PhotoStore,
     PhotoLink,
     PlatformSignerRegister,
+    ReceiptKeyRotate,
     ReferenceSamplingRatio,
     /// `fieldcheck admin import-reference`: the per-table counts of what changed.
     ReferenceImported,
@@ -112,6 +113,7 @@ impl Action {
             Action::PhotoStore => "photo.store",
             Action::PhotoLink => "photo.link",
             Action::PlatformSignerRegister => "platform_signer.register",
+            Action::ReceiptKeyRotate => "receipt_key.rotate",
             Action::ReferenceSamplingRatio => "reference.sampling_ratio",
             Action::ReferenceImported => "reference.imported",
             Action::ReviewAutoReview => "review.auto_review",

@@ -84,6 +84,10 @@ const DOC_CHANGES_BACKLOG: usize = 4096;
 /// waiting for everything queued behind it; one fsync per 64 writes is already a small share.
 pub const MAX_GROUP: usize = 64;
 
+/// The writer's page cache, as SQLite's `cache_size` takes it: negative = KiB (here 64 MiB, an upper
+/// bound, filled only as pages are used). A bulk of 1,000 messages dirties several MiB in one transaction.
+const WRITER_CACHE_KIB: i64 = -65_536;
+
 /// What the writer thread has done so far.
 #[derive(Default)]
 pub struct WriterCounts {
@@ -126,6 +130,13 @@ impl Db {
         // One write path (a bulk of signed messages) runs some forty distinct statements per message;
         // rusqlite's default cache of 16 would prepare most of them again every time.
         writer.set_prepared_statement_cache_capacity(256);
+        // Measured on a bulk of 1,000 messages (one transaction, a savepoint per message): with the defaults
+        // a sixth of the writer's CPU was `pwrite`. Each savepoint copies the pages it first touches into a
+        // statement journal, a temp file once past 64 KiB; in memory it is a copy. And the 2 MiB page cache
+        // spilled dirty pages into the WAL mid-transaction, to be written again at commit. Durability is
+        // unchanged: the commit still writes every page to the WAL and syncs (`synchronous=FULL`).
+        writer.pragma_update(None, "temp_store", "MEMORY")?;
+        writer.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         migrations::apply(&mut writer)?;
         let doc_changes = tokio::sync::broadcast::channel(DOC_CHANGES_BACKLOG).0;

@@ -9,6 +9,8 @@ use axum::{
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -152,15 +154,24 @@ pub async fn receive(
         Body::One(raw) => (false, vec![raw]),
         Body::Batch(list) => (true, list),
     };
-    let checked = verify_ahead(&state, list, intake.max_message_bytes).await?;
+    let list = Arc::new(list);
+    let ahead = verify_ahead(&state, &list, intake.max_message_bytes);
     let answers = state
         .db
         .write(move |tx| {
             let mut signers = Signers::default();
-            Ok(checked
-                .into_iter()
-                .map(|(raw, ahead)| super::receive(tx, &intake, &mut signers, &raw, ahead))
-                .collect::<Vec<_>>())
+            let mut answers = Vec::with_capacity(list.len());
+            for (chunk, verified) in list.chunks(VERIFY_CHUNK).zip(ahead) {
+                // In order, each chunk as soon as it is verified. A chunk whose reader failed comes as
+                // nothing verified: the writer then runs every check itself.
+                let verified = verified.recv().unwrap_or_default();
+                let mut verified = verified.into_iter();
+                for raw in chunk {
+                    let one = verified.next().flatten();
+                    answers.push(super::receive(tx, &intake, &mut signers, raw, one));
+                }
+            }
+            Ok(answers)
         })
         .await?;
     if answers.iter().any(|a| matches!(a, Answer::Accepted { replayed: false, .. })) {
@@ -183,43 +194,50 @@ pub async fn receive(
     }
 }
 
-/// Parses and verifies the messages before the write transaction, split over one reader thread per core:
-/// signature checks are most of a bulk's CPU, and done here they neither hold the one writer nor run on
-/// one core only. Answers the messages in order, each with what was verified.
-async fn verify_ahead(
+/// Messages verified ahead per chunk: small enough that the writer starts soon, large enough that
+/// handing a chunk over costs nothing next to verifying it.
+const VERIFY_CHUNK: usize = 32;
+
+/// Parses and verifies the messages on reader threads, one per core, chunk by chunk in order: signature
+/// checks are most of a bulk's CPU outside the writer, and done here they neither hold the one writer
+/// nor run on one core only. Answers one channel per chunk of [`VERIFY_CHUNK`], each bringing the chunk's
+/// messages verified (or `None`), so the writer can apply the first chunks while later ones are verified.
+fn verify_ahead(
     state: &AppState,
-    list: Vec<Value>,
+    list: &Arc<Vec<Value>>,
     max_bytes: usize,
-) -> Result<Vec<(Value, Option<super::Verified>)>, ApiError> {
+) -> Vec<std::sync::mpsc::Receiver<Vec<Option<super::Verified>>>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = list.len().div_ceil(threads).max(1);
-    let mut list = list.into_iter();
-    let mut tasks = Vec::new();
-    loop {
-        let chunk: Vec<Value> = list.by_ref().take(per_thread).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let db = state.db.clone();
-        tasks.push(tokio::spawn(async move {
+    let chunks = list.len().div_ceil(VERIFY_CHUNK);
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..chunks).map(|_| std::sync::mpsc::channel()).unzip();
+    // Reader `w` verifies chunks w, w + threads, w + 2 × threads, …
+    let readers = threads.min(chunks);
+    let mut per_reader: Vec<Vec<_>> = (0..readers).map(|_| Vec::new()).collect();
+    for (k, sender) in senders.into_iter().enumerate() {
+        per_reader[k % readers].push((k, sender));
+    }
+    for mine in per_reader {
+        let (db, list) = (state.db.clone(), list.clone());
+        // Not awaited: the writer waits on the channels, and a reader that fails drops its senders.
+        tokio::spawn(async move {
             db.read(move |c| {
                 let mut signers = Signers::default();
-                Ok(chunk
-                    .into_iter()
-                    .map(|raw| {
-                        let ahead = super::verify_ahead(c, &mut signers, &raw, max_bytes);
-                        (raw, ahead)
-                    })
-                    .collect::<Vec<_>>())
+                for (k, sender) in mine {
+                    let chunk = list.chunks(VERIFY_CHUNK).nth(k).unwrap_or_default();
+                    let verified = chunk
+                        .iter()
+                        .map(|raw| super::verify_ahead(c, &mut signers, raw, max_bytes))
+                        .collect();
+                    if sender.send(verified).is_err() {
+                        break;
+                    }
+                }
+                Ok(())
             })
             .await
-        }));
+        });
     }
-    let mut checked = Vec::new();
-    for task in tasks {
-        checked.extend(task.await??);
-    }
-    Ok(checked)
+    receivers
 }
 
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", security(("bearer" = [])),

@@ -290,6 +290,33 @@ fn with_message_id(e: ApiError, message_id: &str) -> ApiError {
 pub struct Verified {
     env: Envelope,
     key: [u8; 32],
+    signed: Signed,
+}
+
+/// What follows from the signed bytes alone (no database): worked out ahead with the signature, so the
+/// writer does not. The payload's parse error, if any, is only told once the signer is known to be live,
+/// as without it.
+struct Signed {
+    payload: Result<Payload, ApiError>,
+    digest: [u8; 32],
+    /// The envelope in compact form, as stored for evidence.
+    compact: String,
+}
+
+impl Signed {
+    fn of(env: &Envelope) -> Signed {
+        Signed {
+            payload: serde_json::from_slice(&env.payload).map_err(|e| {
+                rule_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_payload",
+                    format!("the signed payload: {e}"),
+                )
+            }),
+            digest: Sha256::digest(&env.payload).into(),
+            compact: env.compact(),
+        }
+    }
 }
 
 /// Parses and verifies `raw` ahead of the write, against the committed key registry. `None` when
@@ -303,7 +330,8 @@ pub fn verify_ahead(
     let env = Envelope::parse(raw, max_bytes).ok()?;
     let key = signer(c, signers, &env.kid).ok()?.key?;
     env.verify(&key).ok()?;
-    Some(Verified { env, key: key.to_bytes() })
+    let signed = Signed::of(&env);
+    Some(Verified { env, key: key.to_bytes(), signed })
 }
 
 /// Receives one message in `tx`: verified, authorised, applied, stored; or refused with nothing written.
@@ -336,9 +364,9 @@ fn receive_inner(
     ahead: Option<Verified>,
     message_id: &mut Option<String>,
 ) -> Result<Answer, ApiError> {
-    let (env, verified_with) = match ahead {
-        Some(v) => (v.env, Some(v.key)),
-        None => (Envelope::parse(raw, intake.max_message_bytes).map_err(envelope_error)?, None),
+    let (env, verified_with, signed) = match ahead {
+        Some(v) => (v.env, Some(v.key), Some(v.signed)),
+        None => (Envelope::parse(raw, intake.max_message_bytes).map_err(envelope_error)?, None, None),
     };
     if env.header.typ.as_deref().is_some_and(|t| t != MESSAGE_TYP) {
         return Err(rule_error(
@@ -355,11 +383,9 @@ fn receive_inner(
     }
     // Only now, with the signature good, may the answer say anything about the signer's account.
     signer_live(&signer.user, intake.now)?;
-    let payload: Payload = serde_json::from_slice(&env.payload).map_err(|e| {
-        rule_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload", format!("the signed payload: {e}"))
-    })?;
+    let Signed { payload, digest, compact } = signed.unwrap_or_else(|| Signed::of(&env));
+    let payload = payload?;
     *message_id = Some(payload.id.as_str().to_string());
-    let digest: [u8; 32] = Sha256::digest(&env.payload).into();
 
     if let Some(seen) = store::find(tx, signer.user.id, payload.id.as_str())? {
         if seen.payload_sha256 == digest {
@@ -404,23 +430,10 @@ fn receive_inner(
         ));
     }
 
-    tx.execute_batch("SAVEPOINT message")?;
+    // Cached like the statements inside: once per message of a bulk.
+    tx.prepare_cached("SAVEPOINT message")?.execute([])?;
     let applied = apply(tx, intake, &caller, &payload, enterprise.id).and_then(|subject| {
-        let evidence_id = store::insert(
-            tx,
-            &store::NewMessage {
-                signer_id: signer.user.id,
-                message_id: payload.id.as_str(),
-                payload_sha256: &digest,
-                kind: payload.kind.as_str(),
-                enterprise_id: enterprise.id,
-                subject: subject.subject,
-                subject_id: subject.id,
-                application_id: subject.application_id,
-                envelope: &env.compact(),
-                received_at: intake.now,
-            },
-        )?;
+        let evidence_id = store::next_id(tx)?;
         let accepted = Accepted {
             message_id: payload.id.as_str().to_string(),
             kind: payload.kind,
@@ -431,7 +444,24 @@ fn receive_inner(
             evidence_id,
             received_at: intake.now,
         };
-        store::set_answer(tx, evidence_id, StatusCode::CREATED.as_u16(), &accepted)?;
+        store::insert(
+            tx,
+            &store::NewMessage {
+                id: evidence_id,
+                signer_id: signer.user.id,
+                message_id: payload.id.as_str(),
+                payload_sha256: &digest,
+                kind: payload.kind.as_str(),
+                enterprise_id: enterprise.id,
+                subject: subject.subject,
+                subject_id: subject.id,
+                application_id: subject.application_id,
+                envelope: &compact,
+                received_at: intake.now,
+                status: StatusCode::CREATED.as_u16(),
+                answer: &accepted,
+            },
+        )?;
         audit::append(
             tx,
             intake.now,
@@ -446,7 +476,7 @@ fn receive_inner(
     });
     match applied {
         Ok(accepted) => {
-            tx.execute_batch("RELEASE message")?;
+            tx.prepare_cached("RELEASE message")?.execute([])?;
             Ok(Answer::Accepted { accepted, status: StatusCode::CREATED, replayed: false })
         }
         Err(e) => {

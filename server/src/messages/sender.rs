@@ -1,16 +1,26 @@
 //! The reference sender behind `fieldcheck message sign|send`: what an integrator's system does, in the
 //! fewest lines: read a payload, sign it as a compact JWS with the key file, POST it.
 //!
-//! `send` speaks plain HTTP/1.1 (hyper's client, no TLS stack in the server binary); put the server
-//! behind a TLS-terminating proxy and use `sign` with curl (docs/messages.md) for HTTPS.
+//! `send` speaks HTTP/1.1 (hyper's client), over TLS (rustls) for an `https://` server, as a deployment
+//! has it behind its TLS-terminating proxy: the system's roots are trusted, or only the CA of `--ca-file`
+//! (a private CA, as the handheld's `--ca-file`).
 
-use std::path::Path;
+use std::{io::Read, path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
 use axum::{body::Body, http::Uri};
 use ed25519_dalek::SigningKey;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{
+        ClientConfig, RootCertStore,
+        crypto::ring,
+        pki_types::{CertificateDer, ServerName, pem::PemObject},
+    },
+};
 
 use super::{MESSAGE_TYP, envelope::sign_compact};
 use crate::auth::keys::read_seed;
@@ -28,27 +38,86 @@ pub fn sign_file(key_file: &Path, kid: &str, payload_file: &Path) -> anyhow::Res
     Ok(sign_compact(&key, kid, MESSAGE_TYP, &text))
 }
 
-/// POSTs signed messages to `<server>/api/v1/messages`: one as `application/jose`, several as a batch.
-/// Returns the status and the JSON answer.
-pub async fn send(server: &str, signed: Vec<String>) -> anyhow::Result<(u16, Value)> {
-    let base: Uri = server.parse().with_context(|| format!("`{server}` is not a URL"))?;
-    if base.scheme_str() != Some("http") {
-        bail!("`send` speaks plain http://; for https, `sign` and send with curl");
+/// A CA file is a few kB; anything much larger is not one.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+
+/// The roots an `https://` server's certificate must chain to: the CA file's certificates only, or the
+/// system's when there is none.
+fn roots(ca_file: Option<&Path>) -> anyhow::Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    let Some(path) = ca_file else {
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        anyhow::ensure!(added > 0, "no CA certificates found on this system; pass --ca-file");
+        return Ok(roots);
+    };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("opening the CA file {}", path.display()))?
+        .take(MAX_CA_FILE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .with_context(|| format!("reading the CA file {}", path.display()))?;
+    anyhow::ensure!(pem.len() as u64 <= MAX_CA_FILE_BYTES, "{} is too large for a CA file", path.display());
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.with_context(|| format!("{}: not a PEM certificate", path.display()))?;
+        roots.add(cert).with_context(|| format!("{}: a certificate rustls cannot use", path.display()))?;
     }
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "{} holds no certificate (-----BEGIN CERTIFICATE-----)",
+        path.display()
+    );
+    Ok(roots)
+}
+
+/// POSTs signed messages to `<server>/api/v1/messages`: one as `application/jose`, several as a batch;
+/// over TLS for `https://`, trusting `ca_file`'s CA (or the system's roots). Returns the status and the
+/// JSON answer.
+pub async fn send(server: &str, ca_file: Option<&Path>, signed: Vec<String>) -> anyhow::Result<(u16, Value)> {
+    let base: Uri = server.parse().with_context(|| format!("`{server}` is not a URL"))?;
+    let tls = match base.scheme_str() {
+        Some("https") => true,
+        Some("http") if ca_file.is_some() => bail!("--ca-file is for an https:// server"),
+        Some("http") => false,
+        _ => bail!("the server URL starts with http:// or https://, e.g. https://customs.example:443"),
+    };
     let authority = base.authority().context("the server URL needs a host")?.clone();
     let (content_type, body) = match signed.as_slice() {
         [one] => ("application/jose", one.clone()),
         _ => ("application/json", json!({"messages": signed}).to_string()),
     };
-    let stream = tokio::net::TcpStream::connect(authority.as_str())
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let stream = tokio::net::TcpStream::connect((authority.host(), port))
         .await
         .with_context(|| format!("connecting to {authority}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
     let request = hyper::Request::post("/api/v1/messages")
         .header("host", authority.as_str())
         .header("content-type", content_type)
         .body(Body::from(body))?;
+    if !tls {
+        return exchange(stream, request).await;
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_file)?)
+        .with_no_client_auth();
+    // `host()` keeps an IPv6 literal's brackets; a certificate names the bare address.
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    let name = ServerName::try_from(host).with_context(|| format!("`{authority}` is not a host name"))?;
+    let stream = TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .with_context(|| format!("TLS with {authority} (is its certificate signed by the CA you trust?)"))?;
+    exchange(stream, request).await
+}
+
+/// Sends the request on `stream` and reads the answer (at most 64 MiB: a batch of 1,000 answers is far less).
+async fn exchange<S>(stream: S, request: hyper::Request<Body>) -> anyhow::Result<(u16, Value)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(Body::new(response.into_body()), 64 * 1024 * 1024).await?;

@@ -13,6 +13,8 @@ pub struct Seen {
 }
 
 pub struct NewMessage<'a> {
+    /// From [`next_id`]: the answer names it, so it is known before the row is written.
+    pub id: i64,
     pub signer_id: i64,
     pub message_id: &'a str,
     pub payload_sha256: &'a [u8; 32],
@@ -23,6 +25,8 @@ pub struct NewMessage<'a> {
     pub application_id: i64,
     pub envelope: &'a str,
     pub received_at: i64,
+    pub status: u16,
+    pub answer: &'a Accepted,
 }
 
 pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Result<Option<Seen>> {
@@ -47,14 +51,23 @@ pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Resul
     .transpose()
 }
 
-/// Stores the message with a placeholder answer; [`set_answer`] fills it once the evidence id is known.
-pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
+/// The evidence id the next accepted message gets. Only the one writer inserts messages, and it takes the
+/// id and inserts in the same transaction, so the id is still free when [`insert`] writes it; the answer
+/// that names it is then stored with the row in one INSERT, not patched in by an UPDATE after.
+pub fn next_id(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM messages")?.query_row([], |r| r.get(0))
+}
+
+/// Stores an accepted message with its answer.
+pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<()> {
+    let answer = serde_json::to_string(m.answer).expect("an answer serialises");
     c.prepare_cached(
-        "INSERT INTO messages (signer_id, message_id, payload_sha256, kind, enterprise_id, subject, subject_id,
+        "INSERT INTO messages (id, signer_id, message_id, payload_sha256, kind, enterprise_id, subject, subject_id,
                                application_id, envelope, status, answer, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, '', ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
+            m.id,
             m.signer_id,
             m.message_id,
             &m.payload_sha256[..],
@@ -64,15 +77,10 @@ pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<i64> {
             m.subject_id,
             m.application_id,
             m.envelope,
+            m.status,
+            answer,
             m.received_at
     ])?;
-    Ok(c.last_insert_rowid())
-}
-
-pub fn set_answer(c: &Connection, id: i64, status: u16, answer: &Accepted) -> rusqlite::Result<()> {
-    let text = serde_json::to_string(answer).expect("an answer serialises");
-    c.prepare_cached("UPDATE messages SET status = ?1, answer = ?2 WHERE id = ?3")?
-        .execute(params![status, text, id])?;
     Ok(())
 }
 

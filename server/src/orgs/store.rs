@@ -35,8 +35,11 @@ pub fn site_position(c: &Connection, site_id: i64) -> rusqlite::Result<Option<Si
         .optional()
 }
 
+/// Cached, like `enterprise_by_code` and `user_by_name`: every submission looks them up (a bulk of signed
+/// messages, thousands of times in one transaction).
 pub fn unit_by_code(c: &Connection, code: &str) -> rusqlite::Result<Option<Unit>> {
-    c.query_row(&format!("SELECT {UNIT_COLS} FROM customs_units WHERE code = ?1"), [code], unit_row)
+    c.prepare_cached(&format!("SELECT {UNIT_COLS} FROM customs_units WHERE code = ?1"))?
+        .query_row([code], unit_row)
         .optional()
 }
 
@@ -92,12 +95,9 @@ pub fn enterprise(c: &Connection, id: i64) -> rusqlite::Result<Option<Enterprise
 }
 
 pub fn enterprise_by_code(c: &Connection, code: &str) -> rusqlite::Result<Option<Enterprise>> {
-    c.query_row(
-        &format!("SELECT {ENTERPRISE_COLS} FROM enterprises WHERE customs_code = ?1"),
-        [code],
-        enterprise_row,
-    )
-    .optional()
+    c.prepare_cached(&format!("SELECT {ENTERPRISE_COLS} FROM enterprises WHERE customs_code = ?1"))?
+        .query_row([code], enterprise_row)
+        .optional()
 }
 
 pub fn all_enterprises(c: &Connection) -> rusqlite::Result<Vec<Enterprise>> {
@@ -197,7 +197,8 @@ pub fn user(c: &Connection, id: i64) -> rusqlite::Result<Option<UserRow>> {
 }
 
 pub fn user_by_name(c: &Connection, username: &str) -> rusqlite::Result<Option<UserRow>> {
-    c.query_row(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"), [username], user_row)
+    c.prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE username = ?1"))?
+        .query_row([username], user_row)
         .optional()
 }
 

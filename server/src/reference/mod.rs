@@ -58,21 +58,21 @@ pub const DEFAULT_RATIO: f64 = 0.1;
 /// Used when `document_check_share` is not configured.
 pub const DEFAULT_DOCUMENT_CHECK_SHARE: f64 = 0.3;
 
+/// Cached, like the producer look-ups below: run for every goods line of every submission.
 pub fn hs(c: &Connection, code: &str) -> rusqlite::Result<Option<HsEntry>> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT code, chapter, description_en, description_zh, unit, category FROM hs_codes WHERE code = ?1",
-        [code],
-        |r| {
-            Ok(HsEntry {
-                code: r.get(0)?,
-                chapter: r.get(1)?,
-                description_en: r.get(2)?,
-                description_zh: r.get(3)?,
-                unit: r.get(4)?,
-                category: r.get(5)?,
-            })
-        },
-    )
+    )?
+    .query_row([code], |r| {
+        Ok(HsEntry {
+            code: r.get(0)?,
+            chapter: r.get(1)?,
+            description_en: r.get(2)?,
+            description_zh: r.get(3)?,
+            unit: r.get(4)?,
+            category: r.get(5)?,
+        })
+    })
     .optional()
 }
 
@@ -82,7 +82,7 @@ pub fn producer_rules_for(
     hs_code: &str,
     direction: Direction,
 ) -> rusqlite::Result<Vec<ProducerRule>> {
-    let mut stmt = c.prepare(
+    let mut stmt = c.prepare_cached(
         "SELECT id, hs_prefix, reason_en, reason_zh FROM producer_rules
          WHERE ?1 LIKE hs_prefix || '%' AND (direction IS NULL OR direction = ?2) ORDER BY id",
     )?;
@@ -100,11 +100,10 @@ pub fn producer_registered_for(
     now: i64,
 ) -> rusqlite::Result<bool> {
     let row: Option<(String, i64)> = c
-        .query_row(
+        .prepare_cached(
             "SELECT hs_prefixes, valid_until FROM registered_producers WHERE registration_no = ?1",
-            [registration_no],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row([registration_no], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     Ok(row.is_some_and(|(prefixes, until)| {
         until > now && prefixes.split(',').any(|p| hs_prefix.starts_with(p) || p.starts_with(hs_prefix))

@@ -6,11 +6,9 @@ use crate::db::StoreError;
 
 /// Does `unit` review its own queue automatically?
 pub fn auto_review_enabled(c: &Connection, unit: i64) -> Result<bool, StoreError> {
-    Ok(c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM auto_review WHERE unit_id = ?1 AND enabled = 1)",
-        [unit],
-        |r| r.get(0),
-    )?)
+    // Cached: every submission asks (a bulk of signed messages, thousands of times in one transaction).
+    Ok(c.prepare_cached("SELECT EXISTS (SELECT 1 FROM auto_review WHERE unit_id = ?1 AND enabled = 1)")?
+        .query_row([unit], |r| r.get(0))?)
 }
 
 pub fn set_auto_review(
