@@ -274,8 +274,43 @@ async fn a_damaged_stored_checklist_is_an_error_never_an_empty_checklist() {
         .write(|tx| Ok(tx.execute("UPDATE instructions SET checklist = '[{\"item_id\": '", [])?))
         .await
         .unwrap();
-    let (status, body) = app.get(&path, &supervisor).await;
+    let log = Log::default();
+    let (status, body) = {
+        let _capture = tracing::subscriber::set_default(
+            tracing_subscriber::fmt().with_writer(log.clone()).with_ansi(false).finish(),
+        );
+        app.get(&path, &supervisor).await
+    };
     assert_eq!((status, code(&body)), (500, "internal"), "{body}");
+    let log = log.text();
+    assert!(log.contains(&format!("stored instructions.checklist of row {id} is damaged")), "{log}");
+}
+
+/// Log lines written while a test's subscriber is the default, to check what an operator would read.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
+    type Writer = Log;
+    fn make_writer(&'a self) -> Log {
+        self.clone()
+    }
 }
 
 #[tokio::test]

@@ -1,43 +1,20 @@
 //! Application endpoints for enterprises (file, amend, submit, copy) and customs staff (read).
 
 use axum::{Json, extract::State, http::StatusCode};
-use rusqlite::Connection;
 use serde::Deserialize;
 
-use super::{Application, ApplicationContent, store};
-use crate::domain::events::ApplicationEvent;
+use super::{
+    Application, ApplicationContent,
+    filing::{self, amend, create_draft, load_visible, require_enterprise, submit_in},
+    store,
+};
 use crate::{
-    audit::Actor,
     auth::Caller,
-    delegations,
-    domain::{ApplicationState, Role, Scope, time::rfc3339},
+    domain::{ApplicationState, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
-    orgs, review,
+    orgs,
     state::AppState,
 };
-
-/// Loads an application the caller may see: its enterprise's (own or delegated), or in a reviewing
-/// customs user's subtree. Anything else is "not found".
-pub fn load_visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Application, ApiError> {
-    let app = store::get(c, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
-    let visible = match caller.role {
-        Role::EnterpriseLegal | Role::EnterpriseOperator => {
-            delegations::may_act_for(c, caller, app.enterprise_id, Scope::Applications, now)?
-        }
-        Role::Admin => true,
-        Role::Reviewer | Role::Supervisor => orgs::store::in_subtree(c, caller.unit()?, app.district_unit)?,
-        Role::Officer => false,
-    };
-    if visible { Ok(app) } else { Err(ApiError::not_found("the application")) }
-}
-
-fn require_enterprise(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role.is_enterprise() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("applications are filed by enterprises"))
-    }
-}
 
 #[utoipa::path(post, path = "/api/v1/applications", tag = "applications", request_body = ApplicationContent,
     security(("bearer" = [])),
@@ -52,41 +29,6 @@ pub async fn create(
     let app = state.db.write(move |tx| create_draft(tx, now, &caller, content, None)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(app)))
-}
-
-/// Files a new draft for the caller (the domain step behind `POST /applications` and signed messages).
-pub fn create_draft(
-    tx: &rusqlite::Transaction<'_>,
-    now: i64,
-    caller: &Caller,
-    content: ApplicationContent,
-    copied_from: Option<i64>,
-) -> Result<Application, ApiError> {
-    let placement = super::place(tx, caller, &content, now)?;
-    let id = store::insert(
-        tx,
-        store::NewRow {
-            enterprise_id: placement.enterprise_id,
-            created_by: caller.user_id,
-            content: &content,
-            district_unit: placement.district_unit,
-            site_unit: placement.site_unit,
-            copied_from,
-        },
-        now,
-    )?;
-    let mut app = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
-    let action = if copied_from.is_some() { ApplicationEvent::Copied } else { ApplicationEvent::Drafted };
-    super::transition(
-        tx,
-        now,
-        &Actor::User(caller.user_id),
-        &mut app,
-        ApplicationState::Draft,
-        action,
-        None,
-    )?;
-    Ok(app)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -126,7 +68,7 @@ pub async fn list(
                 super::InspectionNo::parse(no, |d| orgs::store::unit_by_code(c, d).ok().flatten().is_some())
                     .map_err(|e| invalid("inspection_no", "invalid_inspection_no", e.0))?;
             }
-            let mut filter = store::Filter {
+            let filter = store::Filter {
                 state: q.state.map(|s| s.as_str().to_string()),
                 inspection_no: q.inspection_no,
                 from,
@@ -136,21 +78,7 @@ pub async fn list(
                 offset: q.offset.unwrap_or(0).max(0),
                 ..Default::default()
             };
-            match caller.role {
-                Role::EnterpriseLegal | Role::EnterpriseOperator => {
-                    filter.enterprises =
-                        Some(delegations::enterprises_for(c, &caller, &[Scope::Applications], now)?);
-                }
-                Role::Admin => {}
-                Role::Reviewer | Role::Supervisor => {
-                    filter.district_units =
-                        Some(orgs::store::subtree(c, caller.unit()?)?.iter().map(|u| u.id).collect());
-                }
-                Role::Officer => {
-                    return Err(ApiError::forbidden("officers work from instructions, not applications"));
-                }
-            }
-            Ok(store::list(c, &filter)?)
+            filing::list_visible(c, &caller, filter, now)
         })
         .await?;
     Ok(Json(apps))
@@ -203,51 +131,6 @@ pub async fn update(
     Ok(Json(app))
 }
 
-/// Changes a draft or returned application's content (the domain step behind `PUT /applications/{id}`).
-pub fn amend(
-    tx: &rusqlite::Transaction<'_>,
-    now: i64,
-    caller: &Caller,
-    id: i64,
-    content: ApplicationContent,
-) -> Result<Application, ApiError> {
-    let mut app = load_visible(tx, caller, id, now)?;
-    if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
-        return Err(ApiError::conflict(
-            "not_editable",
-            format!("an application that is {} cannot be changed; only drafts and returned ones", app.state),
-        ));
-    }
-    // The inspection number encodes direction and district, and the applicant owns the record.
-    if app.inspection_no.is_some()
-        && (content.direction != app.content.direction
-            || content.district_code != app.content.district_code
-            || content.applicant_code != app.content.applicant_code)
-    {
-        return Err(ApiError::conflict(
-            "numbered_fields_fixed",
-            "direction, district and applicant cannot change once the application has its inspection number; copy it instead",
-        ));
-    }
-    let placement = super::place(tx, caller, &content, now)?;
-    app.content = content;
-    app.district_unit = placement.district_unit;
-    app.site_unit = placement.site_unit;
-    app.enterprise_id = placement.enterprise_id;
-    app.version += 1;
-    app.updated_at = now;
-    store::update_content(tx, &app)?;
-    // Every change of something an enterprise owns gets its receipt: an amendment too (the state stays).
-    let change = super::AppChange {
-        state: app.state,
-        action: ApplicationEvent::Amended,
-        opinion: None,
-        details: serde_json::json!({"version": app.version}),
-    };
-    super::transition_as(tx, now, &Actor::User(caller.user_id), &mut app, change)?;
-    Ok(app)
-}
-
 #[utoipa::path(post, path = "/api/v1/applications/{id}/submit", tag = "applications", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = Application), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -275,65 +158,6 @@ pub fn filing_year(state: &AppState) -> Result<i16, ApiError> {
         .year())
 }
 
-/// Submits a draft or returned application: every rule checked, the inspection number assigned, and the
-/// district's automatic review applied (the domain step behind `POST /applications/{id}/submit`).
-pub fn submit_in(
-    tx: &rusqlite::Transaction<'_>,
-    now: i64,
-    caller: &Caller,
-    id: i64,
-    year: i16,
-    deadline: i64,
-) -> Result<Application, ApiError> {
-    let mut app = load_visible(tx, caller, id, now)?;
-    if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
-        return Err(ApiError::conflict(
-            "wrong_state",
-            format!("an application that is {} cannot be submitted", app.state),
-        ));
-    }
-    let violations = super::submission_violations(tx, &app.content, now)?;
-    if !violations.is_empty() {
-        return Err(ApiError::unprocessable(
-            "submission_rules",
-            format!(
-                "{} rule(s) broken: {}",
-                violations.len(),
-                violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ")
-            ),
-        )
-        .with_details(super::violations_details(&violations)));
-    }
-    if app.inspection_no.is_none() {
-        let no =
-            super::next_inspection_no(tx, app.content.direction, year, app.content.district_code.as_str())?;
-        app.inspection_no = Some(no.to_string());
-    }
-    app.submitted_at = Some(now);
-    let actor = Actor::User(caller.user_id);
-    super::transition(
-        tx,
-        now,
-        &actor,
-        &mut app,
-        ApplicationState::Submitted,
-        ApplicationEvent::Submitted,
-        None,
-    )?;
-    if review::auto_review_enabled(tx, app.district_unit)? {
-        review::apply(
-            tx,
-            now,
-            &Actor::System,
-            &mut app,
-            review::Action::Approve,
-            Some("automatic review"),
-            deadline,
-        )?;
-    }
-    Ok(app)
-}
-
 #[utoipa::path(post, path = "/api/v1/applications/{id}/copy", tag = "applications", security(("bearer" = [])),
     params(("id" = i64, Path)), responses((status = 201, body = Application), (status = 404, body = ErrorBody)))]
 pub async fn copy(
@@ -343,13 +167,7 @@ pub async fn copy(
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
     require_enterprise(&caller)?;
     let now = state.now_ms();
-    let app = state
-        .db
-        .write(move |tx| {
-            let old = load_visible(tx, &caller, id, now)?;
-            create_draft(tx, now, &caller, old.content, Some(old.id))
-        })
-        .await?;
+    let app = state.db.write(move |tx| filing::copy(tx, now, &caller, id)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(app)))
 }

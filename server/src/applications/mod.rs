@@ -4,6 +4,7 @@
 //! rules (known HS codes, legal units, producer qualification, the applicant) are checked on submission
 //! against the reference tables, and every broken rule is reported at once so the filer fixes all in one go.
 
+pub mod filing;
 pub mod http;
 pub mod number;
 pub mod store;
@@ -353,21 +354,7 @@ pub fn e_record_number(inspection_no: &str) -> String {
 }
 
 pub fn e_record(c: &Connection, application_id: i64) -> rusqlite::Result<Option<ERecord>> {
-    use rusqlite::OptionalExtension;
-    c.query_row(
-        "SELECT application_id, number, status, forced, released_at FROM e_records WHERE application_id = ?1",
-        [application_id],
-        |r| {
-            Ok(ERecord {
-                application_id: r.get(0)?,
-                number: r.get(1)?,
-                status: r.get(2)?,
-                forced: r.get(3)?,
-                released_at: r.get(4)?,
-            })
-        },
-    )
-    .optional()
+    store::e_record(c, application_id)
 }
 
 /// Releases the goods: the electronic record gets its number and status `normal`, the application
@@ -383,10 +370,7 @@ pub fn release(
 ) -> Result<ERecord, ApiError> {
     let no = app.inspection_no.clone().ok_or_else(|| ApiError::conflict("no_number", "not submitted"))?;
     let number = e_record_number(&no);
-    tx.execute(
-        "INSERT INTO e_records (application_id, number, status, forced, released_at) VALUES (?1, ?2, 'normal', ?3, ?4)",
-        rusqlite::params![app.id, number, forced, now],
-    )?;
+    store::insert_e_record(tx, app.id, &number, forced, now)?;
     let details = json!({"e_record_no": number, "e_record_status": "normal", "forced": forced,
                          "version": app.version, "disposition": app.disposition});
     transition_as(
@@ -407,13 +391,7 @@ pub fn next_inspection_no(
     year: i16,
     district: &str,
 ) -> Result<InspectionNo, ApiError> {
-    let serial: i64 = tx.query_row(
-        "INSERT INTO inspection_serials (direction, year, district, last) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (direction, year, district) DO UPDATE SET last = last + 1
-         RETURNING last",
-        rusqlite::params![direction, year, district],
-        |r| r.get(0),
-    )?;
+    let serial = store::next_serial(tx, direction, year, district)?;
     if serial > 9_999_999 {
         return Err(ApiError::conflict(
             "serials_exhausted",

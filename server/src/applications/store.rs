@@ -1,16 +1,16 @@
-//! SQL for applications and their history.
+//! Every SQL statement on the applications' tables (`applications`, `application_history`, `e_records`,
+//! `inspection_serials`).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{Application, ApplicationContent};
+use super::{Application, ApplicationContent, ERecord};
 use crate::{db, domain::time::rfc3339, error::ApiError};
 
 const COLS: &str = "id, enterprise_id, state, inspection_no, version, copied_from, disposition, content, \
                     created_at, updated_at, submitted_at, district_unit, site_unit";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Application> {
-    let content: String = r.get(7)?;
     Ok(Application {
         id: r.get(0)?,
         enterprise_id: r.get(1)?,
@@ -19,7 +19,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Application> {
         version: r.get(4)?,
         copied_from: r.get(5)?,
         disposition: r.get(6)?,
-        content: db::parse_json(7, &content)?,
+        content: db::stored_json(r, 7, "applications.content", r.get::<_, i64>(0)?)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
         submitted_at: r.get(10)?,
@@ -201,4 +201,52 @@ pub fn list(c: &Connection, f: &Filter) -> rusqlite::Result<Vec<Application>> {
     values.push(f.offset.into());
     let mut stmt = c.prepare(&sql)?;
     stmt.query_map(rusqlite::params_from_iter(values), row)?.collect()
+}
+
+pub fn e_record(c: &Connection, application_id: i64) -> rusqlite::Result<Option<ERecord>> {
+    c.query_row(
+        "SELECT application_id, number, status, forced, released_at FROM e_records WHERE application_id = ?1",
+        [application_id],
+        |r| {
+            Ok(ERecord {
+                application_id: r.get(0)?,
+                number: r.get(1)?,
+                status: r.get(2)?,
+                forced: r.get(3)?,
+                released_at: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// The released goods' electronic record, status `normal`.
+pub fn insert_e_record(
+    c: &Connection,
+    application_id: i64,
+    number: &str,
+    forced: bool,
+    now: i64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO e_records (application_id, number, status, forced, released_at) VALUES (?1, ?2, 'normal', ?3, ?4)",
+        params![application_id, number, forced, now],
+    )?;
+    Ok(())
+}
+
+/// Bumps and answers the last serial of (direction, year, district); the first is 1.
+pub fn next_serial(
+    c: &Connection,
+    direction: crate::domain::Direction,
+    year: i16,
+    district: &str,
+) -> rusqlite::Result<i64> {
+    c.query_row(
+        "INSERT INTO inspection_serials (direction, year, district, last) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (direction, year, district) DO UPDATE SET last = last + 1
+         RETURNING last",
+        params![direction, year, district],
+        |r| r.get(0),
+    )
 }

@@ -298,7 +298,10 @@ pub fn check_request(
     now: i64,
 ) -> Result<(Application, CertificateType), ApiError> {
     let ty = types::get(c, req.type_code.as_str())?.ok_or_else(|| {
-        let known: Vec<String> = types::all(c).unwrap_or_default().into_iter().map(|t| t.code).collect();
+        let known: Vec<String> = match types::all(c) {
+            Ok(all) => all.into_iter().map(|t| t.code).collect(),
+            Err(e) => return ApiError::from(e),
+        };
         invalid(
             "type",
             "unknown_certificate_type",

@@ -65,17 +65,14 @@ impl CertificateType {
 pub fn get(c: &Connection, code: &str) -> rusqlite::Result<Option<CertificateType>> {
     let body: Option<String> =
         c.query_row("SELECT body FROM certificate_types WHERE code = ?1", [code], |r| r.get(0)).optional()?;
-    Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
+    body.map(|b| crate::db::parse_stored(&b, "certificate_types.body", code).map_err(|e| e.at(0))).transpose()
 }
 
 pub fn all(c: &Connection) -> rusqlite::Result<Vec<CertificateType>> {
-    let mut stmt = c.prepare("SELECT body FROM certificate_types ORDER BY code")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for body in rows {
-        if let Ok(t) = serde_json::from_str(&body?) {
-            out.push(t);
-        }
-    }
-    Ok(out)
+    let mut stmt = c.prepare("SELECT code, body FROM certificate_types ORDER BY code")?;
+    let rows = stmt.query_map([], |r| {
+        let code: String = r.get(0)?;
+        crate::db::stored_json(r, 1, "certificate_types.body", code)
+    })?;
+    rows.collect()
 }

@@ -440,6 +440,44 @@ pub fn json_column<T: DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::
     parse_json(idx, &row.get::<_, String>(idx)?)
 }
 
+/// Stored data that does not parse, naming where it lies (`table.column` and the row's key) so that the
+/// logged 500 says which record to look at.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {what} of row {key} is damaged: {source}")]
+pub struct Damaged {
+    /// `table.column`, e.g. `instructions.checklist`.
+    pub what: &'static str,
+    pub key: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Damaged {
+    /// As the row mapper's error for column `idx`.
+    pub fn at(self, idx: usize) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(self))
+    }
+}
+
+/// [`json_column`] naming the row: `what` is `table.column`, `key` the row's key.
+pub fn stored_json<T: DeserializeOwned>(
+    row: &Row<'_>,
+    idx: usize,
+    what: &'static str,
+    key: impl std::fmt::Display,
+) -> rusqlite::Result<T> {
+    parse_stored(&row.get::<_, String>(idx)?, what, key).map_err(|e| e.at(idx))
+}
+
+/// Stored JSON text of `what` (`table.column`) in the row `key`.
+pub fn parse_stored<T: DeserializeOwned>(
+    text: &str,
+    what: &'static str,
+    key: impl std::fmt::Display,
+) -> Result<T, Damaged> {
+    serde_json::from_str(text).map_err(|e| Damaged { what, key: key.to_string(), source: Box::new(e) })
+}
+
 /// [`json_column`] for text already read from column `idx`.
 pub fn parse_json<T: DeserializeOwned>(idx: usize, text: &str) -> rusqlite::Result<T> {
     serde_json::from_str(text)

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
-    applications::{self, http::load_visible},
+    applications::{self, filing::load_visible},
     audit::Actor,
     auth::Caller,
     certificates,

@@ -107,15 +107,16 @@ fn officers_of(c: &Connection, id: i64) -> rusqlite::Result<Vec<i64>> {
 const COLS: &str = "id, application_id, inspection_no, enterprise_id, unit_id, site_id, state, checklist, deadline, due_at, created_at";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Instruction> {
+    let id: i64 = r.get(0)?;
     Ok(Instruction {
-        id: r.get(0)?,
+        id,
         application_id: r.get(1)?,
         inspection_no: r.get(2)?,
         enterprise_id: r.get(3)?,
         unit_id: r.get(4)?,
         site_id: r.get(5)?,
         state: r.get(6)?,
-        checklist: crate::db::json_column(r, 7)?,
+        checklist: crate::db::stored_json(r, 7, "instructions.checklist", id)?,
         deadline: r.get(8)?,
         due_at: r.get(9)?,
         officers: Vec::new(),

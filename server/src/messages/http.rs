@@ -284,7 +284,7 @@ pub async fn application_evidence(
     let messages = state
         .db
         .read(move |c| {
-            crate::applications::http::load_visible(c, &caller, id, now)?;
+            crate::applications::filing::load_visible(c, &caller, id, now)?;
             // One more than asked tells whether another page follows.
             Ok(store::for_application(c, id, after, limit + 1)?)
         })

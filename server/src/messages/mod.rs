@@ -601,7 +601,7 @@ fn apply(
     payload: &Payload,
     enterprise_id: i64,
 ) -> Result<Subject, ApiError> {
-    use applications::http::{amend, create_draft, submit_in};
+    use applications::filing::{amend, create_draft, submit_in};
     let now = intake.now;
     let (year, deadline) = (intake.year, intake.inspection_deadline_ms);
     let subject: Subject = match payload.kind {

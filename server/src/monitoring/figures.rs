@@ -456,13 +456,14 @@ pub fn open_conflicts(c: &Connection, scope: Scope) -> Result<Vec<OpenConflict>,
         Scope::SUBTREE
     ))?;
     let rows = stmt.query_map([scope.root], |r| {
+        let instruction_id: i64 = r.get(0)?;
         Ok(OpenConflict {
-            instruction_id: r.get(0)?,
+            instruction_id,
             inspection_no: r.get(1)?,
             site_code: r.get(2)?,
             state: r.get(3)?,
             open_conflicts: r.get(4)?,
-            conflicts: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+            conflicts: crate::db::stored_json(r, 5, "record_projection.conflicts", instruction_id)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

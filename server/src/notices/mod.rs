@@ -20,7 +20,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    applications::{self, Application, http::load_visible},
+    applications::{self, Application, filing::load_visible},
     audit::{self, Actor},
     auth::Caller,
     bookings,

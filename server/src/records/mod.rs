@@ -522,11 +522,13 @@ fn sync_one(
 }
 
 /// The session a device last left with a document: only the heads both sides share. A corrupt stored
-/// state only costs a full re-sync, never a refusal.
+/// state only costs a full re-sync, never a refusal; it is logged, naming the device and the document.
 fn stored_session(c: &Connection, device_id: &str, doc_id: &str) -> Result<SyncSession, ApiError> {
-    Ok(store::sync_state(c, device_id, doc_id)?
-        .and_then(|s| SyncSession::resume(&s).ok())
-        .unwrap_or_default())
+    let Some(state) = store::sync_state(c, device_id, doc_id)? else { return Ok(SyncSession::default()) };
+    Ok(SyncSession::resume(&state).unwrap_or_else(|e| {
+        tracing::warn!(device_id, doc_id, error = ?e, "stored sync state is damaged; this sync starts afresh");
+        SyncSession::default()
+    }))
 }
 
 /// One sync message about one document, whichever endpoint brought it: authorize, validate and merge,
@@ -679,9 +681,8 @@ pub fn sealed_evidence(c: &Connection, instruction_id: i64) -> rusqlite::Result<
         "SELECT heads, digest, verdict FROM record_seals WHERE instruction_id = ?1",
         [instruction_id],
         |r| {
-            let heads: String = r.get(0)?;
             Ok(SealedEvidence {
-                heads: serde_json::from_str(&heads).unwrap_or_default(),
+                heads: crate::db::stored_json(r, 0, "record_seals.heads", instruction_id)?,
                 digest: r.get(1)?,
                 verdict: r.get(2)?,
             })

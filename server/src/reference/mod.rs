@@ -176,5 +176,7 @@ pub fn checklist_template(c: &Connection, category: &str) -> rusqlite::Result<Op
     let items: Option<String> = c
         .query_row("SELECT items FROM checklist_templates WHERE category = ?1", [category], |r| r.get(0))
         .optional()?;
-    items.map(|j| crate::db::parse_json(0, &j)).transpose()
+    items
+        .map(|j| crate::db::parse_stored(&j, "checklist_templates.items", category).map_err(|e| e.at(0)))
+        .transpose()
 }

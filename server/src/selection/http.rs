@@ -22,7 +22,7 @@ pub async fn get(
     let s = state
         .db
         .read(move |c| {
-            applications::http::load_visible(c, &caller, id, now)?;
+            applications::filing::load_visible(c, &caller, id, now)?;
             super::stored(c, id)?.ok_or_else(|| ApiError::not_found("a selection for this application"))
         })
         .await?;

@@ -1,0 +1,192 @@
+//! The enterprise's steps on an application — file a draft, amend it, submit it, copy it — and who may
+//! see one. The handlers in `http.rs` and signed messages (`messages`) both call these.
+
+use rusqlite::{Connection, Transaction};
+
+use super::{
+    AppChange, Application, ApplicationContent, next_inspection_no, place, store, submission_violations,
+    transition, transition_as, violations_details,
+};
+use crate::{
+    audit::Actor,
+    auth::Caller,
+    delegations,
+    domain::{ApplicationState, Role, Scope, events::ApplicationEvent},
+    error::ApiError,
+    orgs, review,
+};
+
+/// Loads an application the caller may see: its enterprise's (own or delegated), or in a reviewing
+/// customs user's subtree. Anything else is "not found".
+pub fn load_visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Application, ApiError> {
+    let app = store::get(c, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+    let visible = match caller.role {
+        Role::EnterpriseLegal | Role::EnterpriseOperator => {
+            delegations::may_act_for(c, caller, app.enterprise_id, Scope::Applications, now)?
+        }
+        Role::Admin => true,
+        Role::Reviewer | Role::Supervisor => orgs::store::in_subtree(c, caller.unit()?, app.district_unit)?,
+        Role::Officer => false,
+    };
+    if visible { Ok(app) } else { Err(ApiError::not_found("the application")) }
+}
+
+/// Applications are filed, changed, submitted and copied by enterprises (or their delegates) only.
+pub fn require_enterprise(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role.is_enterprise() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("applications are filed by enterprises"))
+    }
+}
+
+/// Files a new draft for the caller (the domain step behind `POST /applications` and signed messages).
+pub fn create_draft(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    content: ApplicationContent,
+    copied_from: Option<i64>,
+) -> Result<Application, ApiError> {
+    let placement = place(tx, caller, &content, now)?;
+    let id = store::insert(
+        tx,
+        store::NewRow {
+            enterprise_id: placement.enterprise_id,
+            created_by: caller.user_id,
+            content: &content,
+            district_unit: placement.district_unit,
+            site_unit: placement.site_unit,
+            copied_from,
+        },
+        now,
+    )?;
+    let mut app = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+    let action = if copied_from.is_some() { ApplicationEvent::Copied } else { ApplicationEvent::Drafted };
+    transition(tx, now, &Actor::User(caller.user_id), &mut app, ApplicationState::Draft, action, None)?;
+    Ok(app)
+}
+
+/// Changes a draft or returned application's content (the domain step behind `PUT /applications/{id}`).
+pub fn amend(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    content: ApplicationContent,
+) -> Result<Application, ApiError> {
+    let mut app = load_visible(tx, caller, id, now)?;
+    if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
+        return Err(ApiError::conflict(
+            "not_editable",
+            format!("an application that is {} cannot be changed; only drafts and returned ones", app.state),
+        ));
+    }
+    // The inspection number encodes direction and district, and the applicant owns the record.
+    if app.inspection_no.is_some()
+        && (content.direction != app.content.direction
+            || content.district_code != app.content.district_code
+            || content.applicant_code != app.content.applicant_code)
+    {
+        return Err(ApiError::conflict(
+            "numbered_fields_fixed",
+            "direction, district and applicant cannot change once the application has its inspection number; copy it instead",
+        ));
+    }
+    let placement = place(tx, caller, &content, now)?;
+    app.content = content;
+    app.district_unit = placement.district_unit;
+    app.site_unit = placement.site_unit;
+    app.enterprise_id = placement.enterprise_id;
+    app.version += 1;
+    app.updated_at = now;
+    store::update_content(tx, &app)?;
+    // Every change of something an enterprise owns gets its receipt: an amendment too (the state stays).
+    let change = AppChange {
+        state: app.state,
+        action: ApplicationEvent::Amended,
+        opinion: None,
+        details: serde_json::json!({"version": app.version}),
+    };
+    transition_as(tx, now, &Actor::User(caller.user_id), &mut app, change)?;
+    Ok(app)
+}
+
+/// Submits a draft or returned application: every rule checked, the inspection number assigned, and the
+/// district's automatic review applied (the domain step behind `POST /applications/{id}/submit`).
+pub fn submit_in(
+    tx: &Transaction<'_>,
+    now: i64,
+    caller: &Caller,
+    id: i64,
+    year: i16,
+    deadline: i64,
+) -> Result<Application, ApiError> {
+    let mut app = load_visible(tx, caller, id, now)?;
+    if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
+        return Err(ApiError::conflict(
+            "wrong_state",
+            format!("an application that is {} cannot be submitted", app.state),
+        ));
+    }
+    let violations = submission_violations(tx, &app.content, now)?;
+    if !violations.is_empty() {
+        return Err(ApiError::unprocessable(
+            "submission_rules",
+            format!(
+                "{} rule(s) broken: {}",
+                violations.len(),
+                violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ")
+            ),
+        )
+        .with_details(violations_details(&violations)));
+    }
+    if app.inspection_no.is_none() {
+        let no = next_inspection_no(tx, app.content.direction, year, app.content.district_code.as_str())?;
+        app.inspection_no = Some(no.to_string());
+    }
+    app.submitted_at = Some(now);
+    let actor = Actor::User(caller.user_id);
+    transition(tx, now, &actor, &mut app, ApplicationState::Submitted, ApplicationEvent::Submitted, None)?;
+    if review::auto_review_enabled(tx, app.district_unit)? {
+        review::apply(
+            tx,
+            now,
+            &Actor::System,
+            &mut app,
+            review::Action::Approve,
+            Some("automatic review"),
+            deadline,
+        )?;
+    }
+    Ok(app)
+}
+
+/// Copies an application the caller may see into a new draft (`copied_from` names the original).
+pub fn copy(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Application, ApiError> {
+    let old = load_visible(tx, caller, id, now)?;
+    create_draft(tx, now, caller, old.content, Some(old.id))
+}
+
+/// The applications the caller may see that match `filter`: the caller's scope is added to it here.
+pub fn list_visible(
+    c: &Connection,
+    caller: &Caller,
+    mut filter: store::Filter,
+    now: i64,
+) -> Result<Vec<Application>, ApiError> {
+    match caller.role {
+        Role::EnterpriseLegal | Role::EnterpriseOperator => {
+            filter.enterprises = Some(delegations::enterprises_for(c, caller, &[Scope::Applications], now)?);
+        }
+        Role::Admin => {}
+        Role::Reviewer | Role::Supervisor => {
+            filter.district_units =
+                Some(orgs::store::subtree(c, caller.unit()?)?.iter().map(|u| u.id).collect());
+        }
+        Role::Officer => {
+            return Err(ApiError::forbidden("officers work from instructions, not applications"));
+        }
+    }
+    Ok(store::list(c, &filter)?)
+}

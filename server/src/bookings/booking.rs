@@ -1,0 +1,189 @@
+//! What every booking action shares: who may see a booking and act on it, the checks a change starts
+//! with, and the receipt and audit entry it ends with.
+
+use rusqlite::{Connection, Transaction};
+use serde_json::json;
+
+use super::calendar::{self, Rules};
+use super::store::{self, Booking, ListFilter, Stored};
+use crate::{
+    audit::Actor,
+    auth::Caller,
+    db::scope,
+    delegations,
+    domain::{BookingState, Role, Scope, UnitKind, events::BookingEvent},
+    error::{ApiError, invalid},
+    instructions::{self, Instruction},
+    orgs::store as orgs_store,
+    receipts::{self, Change},
+};
+
+pub(super) const HOUR_MS: i64 = 3_600_000;
+pub(super) const DAY_MS: i64 = 24 * HOUR_MS;
+
+pub(super) fn is_customs_manager(role: Role) -> bool {
+    matches!(role, Role::Supervisor | Role::Admin)
+}
+
+/// May the caller see this booking? Enterprises: their own and those delegated in the bookings scope;
+/// supervisors and reviewers: their unit's subtree; officers: bookings of instructions assigned to them.
+fn visible(c: &Connection, caller: &Caller, b: &Stored, now: i64) -> Result<bool, ApiError> {
+    Ok(match caller.role {
+        Role::Admin => true,
+        Role::EnterpriseLegal | Role::EnterpriseOperator => {
+            delegations::may_act_for(c, caller, b.booking.enterprise_id, Scope::Bookings, now)?
+        }
+        Role::Supervisor | Role::Reviewer => orgs_store::in_subtree(c, caller.unit()?, b.booking.site_id)?,
+        Role::Officer => scope::is_assigned(c, b.booking.instruction_id, caller.user_id)?,
+    })
+}
+
+fn visible_booking(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Stored, ApiError> {
+    match store::load(c, id)? {
+        Some(b) if visible(c, caller, &b, now)? => Ok(b),
+        _ => Err(ApiError::not_found("the booking")),
+    }
+}
+
+pub fn get(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Booking, ApiError> {
+    Ok(visible_booking(c, caller, id, now)?.booking)
+}
+
+pub fn list(c: &Connection, caller: &Caller, f: &ListFilter, now: i64) -> Result<Vec<Booking>, ApiError> {
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let scope = match caller.role {
+        Role::Admin => "1 = 1".to_string(),
+        Role::EnterpriseLegal | Role::EnterpriseOperator => {
+            let mut ids = vec![caller.enterprise()?];
+            ids.extend(
+                delegations::principals_of(c, caller, now)?
+                    .into_iter()
+                    .filter(|(_, scopes)| scopes.contains(&Scope::Bookings))
+                    .map(|(id, _)| id),
+            );
+            let marks = ids.iter().map(|_| "?").collect::<Vec<_>>().join(",");
+            values.extend(ids.into_iter().map(Into::into));
+            format!("b.enterprise_id IN ({marks})")
+        }
+        Role::Supervisor | Role::Reviewer => {
+            values.push(caller.unit()?.into());
+            scope::unit_in_subtree("b.site_id")
+        }
+        Role::Officer => {
+            values.push(caller.user_id.into());
+            scope::instruction_assigned_to("b.instruction_id")
+        }
+    };
+    Ok(store::list(c, &scope, values, f)?)
+}
+
+/// The site by code, which must be an inspection site.
+pub fn site_by_code(c: &Connection, field: &str, code: &str) -> Result<crate::orgs::Unit, ApiError> {
+    match orgs_store::unit_by_code(c, code)? {
+        Some(u) if u.kind == UnitKind::Site => Ok(u),
+        Some(u) => Err(invalid(
+            field,
+            "not_a_site",
+            format!("unit {code} ({}) is a {}, not an inspection site", u.name, u.kind),
+        )),
+        None => Err(invalid(field, "unknown_site", format!("no inspection site has the code `{code}`"))),
+    }
+}
+
+/// A site named in the path that does not exist is a 404 naming it, not a body field error.
+pub fn as_not_found(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Client { code: "unknown_site", message, .. } => {
+            ApiError::new(axum::http::StatusCode::NOT_FOUND, "unknown_site", message)
+        }
+        other => other,
+    }
+}
+
+pub(super) fn rules_of(c: &Connection, site_id: i64) -> Result<Rules, ApiError> {
+    calendar::rules(c, site_id)?.ok_or_else(|| {
+        ApiError::conflict("no_calendar", "this site has no slot calendar yet, so it takes no bookings")
+    })
+}
+
+pub(super) fn deadline_of(c: &Connection, instruction_id: i64) -> Result<i64, ApiError> {
+    instructions::get(c, instruction_id)?
+        .map(|i| i.deadline)
+        .ok_or_else(|| ApiError::not_found("the instruction"))
+}
+
+/// The instruction, if the caller may book for it; another enterprise's answers 404.
+pub(super) fn bookable_instruction(
+    tx: &Connection,
+    caller: &Caller,
+    id: i64,
+    now: i64,
+) -> Result<Instruction, ApiError> {
+    match instructions::get(tx, id)? {
+        Some(i) if delegations::may_act_for(tx, caller, i.enterprise_id, Scope::Bookings, now)? => Ok(i),
+        _ => Err(ApiError::not_found("the instruction")),
+    }
+}
+
+/// A supervisor of the site's subtree (or an admin) acting on a booking; others get 404.
+pub(super) fn managed(tx: &Connection, caller: &Caller, id: i64) -> Result<Stored, ApiError> {
+    let b = store::existing(tx, id)?;
+    if caller.role != Role::Admin && !orgs_store::in_subtree(tx, caller.unit()?, b.booking.site_id)? {
+        return Err(ApiError::not_found("the booking"));
+    }
+    Ok(b)
+}
+
+pub(super) fn expect_state(b: &Stored, allowed: &[BookingState], action: &str) -> Result<(), ApiError> {
+    if allowed.contains(&b.booking.state) {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "booking_state",
+            format!("a booking that is {} cannot be {action}", b.booking.state),
+        )
+        .with_details(json!({"state": b.booking.state})))
+    }
+}
+
+/// Receipt and audit entry for one booking change.
+pub(super) fn record(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    id: i64,
+    event: BookingEvent,
+    opinion: Option<&str>,
+    extra: serde_json::Value,
+) -> Result<Booking, ApiError> {
+    let b = store::existing(tx, id)?.booking;
+    let details = json!({
+        "instruction_id": b.instruction_id,
+        "site_code": b.site_code,
+        "slot": b.slot,
+        "extra": extra,
+    });
+    let change = Change {
+        event: event.into(),
+        subject_id: b.id,
+        enterprise_id: b.enterprise_id,
+        inspection_no: Some(&b.inspection_no),
+        state: b.state.as_str(),
+        from: None,
+        opinion,
+        details,
+    };
+    receipts::record_change(tx, now, actor, change)?;
+    Ok(b)
+}
+
+/// Writes the booked slot's start on the instruction (`None` when no confirmed booking holds it any more).
+/// The instruction's state follows in the workflow (`workflow::booking_changed`), which reads `due_at`.
+pub(super) fn follow(
+    tx: &Transaction<'_>,
+    now: i64,
+    instruction_id: i64,
+    due: Option<i64>,
+) -> Result<(), ApiError> {
+    Ok(instructions::set_due_at(tx, now, instruction_id, due)?)
+}
