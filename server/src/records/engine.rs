@@ -398,7 +398,8 @@ fn prepare_one(
         p.session = super::stored_session(c, device_id, &meta.id)?;
     }
     let stored_state = store::sync_state(c, device_id, &meta.id)?;
-    let cached = engine.take(&meta.id, p.generation);
+    // Taken from the cache only once the caller may sync it: a refused caller leaves it cached.
+    let cached = || engine.take(&meta.id, p.generation);
     let mut session = p.session.clone();
     let (received, merged) = match meta.kind {
         DocKind::Index => {
@@ -406,7 +407,7 @@ fn prepare_one(
                 p.result = Err(doc_error("not_assigned", "this is another officer's assignment index"));
                 return Ok(());
             }
-            let index = match cached {
+            let index = match cached() {
                 Some(Loaded::Index(index)) => index,
                 _ => super::load_index(c, &meta.id, actor.clone())?,
             };
@@ -432,7 +433,7 @@ fn prepare_one(
                 sender: facts.sender.clone(),
                 sealed: facts.sealed,
             };
-            let mut record = match cached {
+            let mut record = match cached() {
                 Some(Loaded::Record(record)) => record,
                 _ => super::load_record(c, &meta.id, actor.clone())?,
             };
