@@ -13,10 +13,13 @@
 //!   the photo queue.
 //! - [`cli`]: the `handheld` command line.
 //!
-//! Round trips: a sync sends one request per round per [`DOCS_PER_REQUEST`] documents. A first sync of
-//! `n` records from empty takes the index's rounds (2–3) plus at most 3 rounds of `ceil(n / 250)`
-//! requests when no bloom-filter false positive forces an extra round; the loop stops at
-//! [`MAX_ROUNDS`] rounds whatever happens.
+//! Round trips: a sync sends one request per round per [`DOCS_PER_REQUEST`] documents. The opening
+//! message of every document carries its changes since the heads last shared with the server
+//! (`SyncSession::generate_eager`), and the server answers with its own in the same response, so a
+//! sync of `n` records already known locally is one round — the index and the records together, in
+//! `ceil((n + 1) / 250)` requests. Records the index newly lists take a second exchange (2–3 rounds
+//! from empty), and a server that lost the shared state answers with a reset, after which automerge's
+//! multi-round protocol carries on; the loop stops at [`MAX_ROUNDS`] rounds whatever happens.
 
 pub mod cli;
 pub mod client;
@@ -51,10 +54,19 @@ impl Doc {
         }
     }
 
-    fn generate(&mut self, session: &mut SyncSession) -> Option<Vec<u8>> {
+    /// The opening message: our changes since the shared heads, so that one round usually settles.
+    fn generate_eager(&mut self, session: &mut SyncSession) -> Option<Vec<u8>> {
         match self {
-            Doc::Record(d) => session.generate(d),
-            Doc::Index(d) => session.generate(d),
+            Doc::Record(d) => session.generate_eager(d),
+            Doc::Index(d) => session.generate_eager(d),
+        }
+    }
+
+    /// The server's last message showed it at our heads: nothing left to say.
+    fn settled(&mut self, session: &SyncSession) -> bool {
+        match self {
+            Doc::Record(d) => session.settled(d),
+            Doc::Index(d) => session.settled(d),
         }
     }
 
@@ -192,13 +204,14 @@ fn stranded(store: &Store, client: &mut Client, actor: &ActorId) -> Result<Vec<S
 
 /// Exchanges messages for `ids` until neither side has anything to say ([`plan::settle`]). Every
 /// request's results are stored (documents and sync states) before the next request goes out.
+/// Answers the documents refused.
 fn exchange(
     store: &Store,
     client: &mut Client,
     ids: &[String],
     report: &mut SyncReport,
     now: i64,
-) -> Result<BTreeSet<String>> {
+) -> Result<Vec<plan::Refused>> {
     let actor = actor(store)?;
     let mut live = plan::Live::new();
     for id in ids {
@@ -217,9 +230,7 @@ fn exchange(
     )?;
     report.rounds += settled.rounds;
     report.accepted += settled.accepted;
-    let failed = settled.failed();
-    report.errors.extend(settled.refused.into_iter().map(|r| (r.doc, r.code, r.message)));
-    Ok(failed)
+    Ok(settled.refused)
 }
 
 /// Uploads the queued photos after the documents that reference them. A network failure stops the sync with
@@ -364,7 +375,10 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
         }
     };
     store.track(&index_id, "index", None, true, now)?;
-    let mut failed = exchange(store, client, std::slice::from_ref(&index_id), &mut report, now)?;
+    // The index and every record already known go out together: one round when nothing is new.
+    let known: Vec<String> = store.records()?.into_iter().map(|d| d.id).collect();
+    let first: Vec<String> = std::iter::once(index_id.clone()).chain(known.iter().cloned()).collect();
+    let mut refused = exchange(store, client, &first, &mut report, now)?;
 
     let actor = actor(store)?;
     let assignments = match load(store, &index_id, &actor)? {
@@ -380,7 +394,15 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
         ids.push(assignment.record_doc_id.clone());
     }
     store.unassign_others(&ids)?;
-    failed.extend(exchange(store, client, &ids, &mut report, now)?);
+    // A record taken off this officer since the last sync went out with the first request and was
+    // answered `not_assigned`: expected, not a refusal to report (its edits stay pending, as before).
+    refused.retain(|r| ids.contains(&r.doc) || r.doc == index_id || r.code != "not_assigned");
+    let new: Vec<String> = ids.iter().filter(|id| !known.contains(id)).cloned().collect();
+    if !new.is_empty() {
+        refused.extend(exchange(store, client, &new, &mut report, now)?);
+    }
+    let failed: BTreeSet<String> = refused.iter().map(|r| r.doc.clone()).collect();
+    report.errors.extend(refused.into_iter().map(|r| (r.doc, r.code, r.message)));
 
     for id in plan::acknowledged(&ids, &failed) {
         store.acknowledge(id, acknowledged_upto)?;

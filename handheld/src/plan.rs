@@ -59,12 +59,13 @@ impl Settled {
     }
 }
 
-/// The opening message of every document in `ids` (in that order) that has something to say.
+/// The opening message of every document in `ids` (in that order) that has something to say: with
+/// our changes since the shared heads in it, so that the server's answer can settle the document.
 pub fn opening(live: &mut Live, ids: &[String]) -> Vec<DocMessage> {
     ids.iter()
         .filter_map(|id| {
             let (doc, session) = live.get_mut(id)?;
-            Some(DocMessage { doc: id.clone(), data: Bytes(doc.generate(session)?) })
+            Some(DocMessage { doc: id.clone(), data: Bytes(doc.generate_eager(session)?) })
         })
         .collect()
 }
@@ -97,7 +98,9 @@ pub fn absorb(live: &mut Live, results: Vec<DocResult>) -> Answered {
         let Some((doc, session)) = live.get_mut(&result.doc) else { continue };
         match doc.receive(session, &data.0) {
             Ok(received) => {
-                if let Some(reply) = received.reply {
+                // A reply that would only tell the server what its answer already showed it (both
+                // at the same heads) is not sent: the exchange is settled.
+                if let Some(reply) = received.reply.filter(|_| !doc.settled(session)) {
                     answered.replies.push(DocMessage { doc: result.doc.clone(), data: Bytes(reply) });
                 }
                 answered.touched.push(result.doc);

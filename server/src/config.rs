@@ -215,6 +215,9 @@ pub struct StorageSettings {
     /// `Retry-After` at once instead of waiting in line past the handheld's patience. 0 refuses every
     /// sync (maintenance).
     pub max_syncs_in_flight: usize,
+    /// Loaded automerge documents the sync engine keeps between rounds (least recently used go
+    /// first); 0 caches none. Each costs roughly ten times its stored size in memory.
+    pub cached_documents: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -375,7 +378,12 @@ impl Default for ServerSettings {
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        StorageSettings { data_dir: PathBuf::from("data"), read_connections: 4, max_syncs_in_flight: 16 }
+        StorageSettings {
+            data_dir: PathBuf::from("data"),
+            read_connections: 4,
+            max_syncs_in_flight: 16,
+            cached_documents: 2048,
+        }
     }
 }
 

@@ -114,6 +114,7 @@ use crate::{
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
 pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
     let sync_slots = Arc::new(tokio::sync::Semaphore::new(settings.storage.max_syncs_in_flight));
+    let sync_engine = Arc::new(crate::records::engine::Engine::new(settings.storage.cached_documents));
     let data_dir = settings.storage.data_dir.clone();
     if settings.demo.enabled {
         demo::check_source(&settings)?;
@@ -166,6 +167,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         ),
         events,
         sync_slots,
+        sync_engine,
         sync_peers: Arc::default(),
         certificate_key: Arc::new(certificate_key),
         sps,

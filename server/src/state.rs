@@ -31,6 +31,8 @@ pub struct AppState {
     pub events: Arc<Hub>,
     /// Permits for batch syncs worked on at once (`storage.max_syncs_in_flight`): back-pressure.
     pub sync_slots: Arc<tokio::sync::Semaphore>,
+    /// The sync engine: per-document locks and the cache of loaded documents (`records::engine`).
+    pub sync_engine: Arc<crate::records::engine::Engine>,
     /// The live automerge-repo WebSocket connection of each device.
     pub sync_peers: Arc<crate::records::peers::LivePeers>,
     /// Signs issued certificates; its public half is served at `/.well-known/certificate-keys.json`.

@@ -58,6 +58,9 @@ impl Sealed for AssignmentIndex {
     fn from_automerge(doc: AutoCommit) -> Self {
         Self { doc }
     }
+    fn into_automerge(self) -> AutoCommit {
+        self.doc
+    }
 }
 
 impl AssignmentIndex {

@@ -35,6 +35,7 @@ pub(crate) mod sealed {
         fn automerge(&self) -> &AutoCommit;
         fn automerge_mut(&mut self) -> &mut AutoCommit;
         fn from_automerge(doc: AutoCommit) -> Self;
+        fn into_automerge(self) -> AutoCommit;
     }
 }
 
@@ -81,6 +82,9 @@ impl sealed::Sealed for RecordDoc {
     }
     fn from_automerge(doc: AutoCommit) -> Self {
         Self { doc }
+    }
+    fn into_automerge(self) -> AutoCommit {
+        self.doc
     }
 }
 

@@ -5,7 +5,7 @@
 use automerge::sync::{self, DecodeStateError, SyncDoc};
 
 use crate::record::Document;
-use crate::validate::{AcceptedChanges, Refusal, Rules, validate_message};
+use crate::validate::{AcceptedChanges, Refusal, Rules, validate_message, validate_owned};
 
 /// The sync state for one (peer, document) pair.
 ///
@@ -63,7 +63,47 @@ impl SyncSession {
         let accepted = validate_message(doc, &self.state, message, rules)?;
         *doc = accepted.doc;
         self.state = accepted.state;
-        Ok(Received { accepted: accepted.changes, reply: self.generate(doc) })
+        Ok(Received { accepted: accepted.changes, reply: accepted.reply })
+    }
+
+    /// [`receive`](Self::receive) on a document given up rather than borrowed: no copy of it is made.
+    /// Accepted, the merged document comes back; refused, it is gone (it may hold the refused changes)
+    /// and the session is unchanged.
+    pub fn receive_owned<D: Document>(
+        &mut self,
+        doc: D,
+        message: &[u8],
+        rules: &Rules,
+    ) -> Result<(D, Received), Refusal> {
+        let accepted = validate_owned(doc, &self.state, message, rules)?;
+        self.state = accepted.state;
+        Ok((accepted.doc, Received { accepted: accepted.changes, reply: accepted.reply }))
+    }
+
+    /// Whether the peer's last message showed it at exactly `doc`'s heads: nothing is left to tell
+    /// each other, so a reply that would only acknowledge can be left unsent.
+    pub fn settled<D: Document>(&self, doc: &mut D) -> bool {
+        self.state.their_heads.as_deref() == Some(doc.automerge_mut().get_heads().as_slice())
+    }
+
+    /// The opening message of a session resumed from persisted state, carrying every local change
+    /// since the heads both sides were known to share (issue 15, "one round"): the peer applies them
+    /// and answers with its own changes since those heads in the same reply, so a settled pair needs
+    /// one exchange instead of three. Automerge's own opening message would carry only heads and a
+    /// summary, and the changes a round later.
+    ///
+    /// If the peer no longer has the shared heads (its state was lost or restored), it answers with a
+    /// reset and the usual multi-round protocol takes over from there.
+    pub fn generate_eager<D: Document>(&mut self, doc: &mut D) -> Option<Vec<u8>> {
+        if self.state.their_heads.is_none() {
+            let shared = self.state.shared_heads.clone();
+            // As if the peer had just told us it is at the shared heads and has nothing else: what
+            // automerge then sends is exactly our changes since them.
+            self.state.their_heads = Some(shared.clone());
+            self.state.their_need = Some(Vec::new());
+            self.state.their_have = Some(vec![sync::Have { last_sync: shared, bloom: Default::default() }]);
+        }
+        self.generate(doc)
     }
 
     /// The next message to send, if there is anything to tell the peer (new local changes, or

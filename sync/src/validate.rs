@@ -54,6 +54,8 @@ pub struct Accepted<D> {
     pub doc: D,
     pub state: sync::State,
     pub changes: AcceptedChanges,
+    /// The reply to the message, already drafted from `doc` and `state` (which count it as sent).
+    pub reply: Option<Vec<u8>>,
 }
 
 /// Why a message was refused; the server's copy is as it was. [`Refusal::rule`] names the rule.
@@ -126,6 +128,18 @@ pub fn validate_message<D: Document>(
     validate_within(doc, state, message, rules, MAX_CHANGE_BYTES_PER_MESSAGE)
 }
 
+/// [`validate_message`] on a document the caller gives up: no copy is made, and on refusal the
+/// document is dropped (it may hold the refused changes), so the caller must read it again from
+/// storage. Worth it where refusals are rare and documents are large: the server's sync engine.
+pub fn validate_owned<D: Document>(
+    doc: D,
+    state: &sync::State,
+    message: &[u8],
+    rules: &Rules,
+) -> Result<Accepted<D>, Refusal> {
+    validate_fork(doc.into_automerge(), state, message, rules, MAX_CHANGE_BYTES_PER_MESSAGE)
+}
+
 /// [`validate_message`] with the change-byte limit as a parameter, so that its test does not have to
 /// build 16 MiB of history.
 fn validate_within<D: Document>(
@@ -140,10 +154,23 @@ fn validate_within<D: Document>(
     }
     // `clone`, not `fork`: a fork gets a new random actor, and the copy we keep must still write
     // as the server.
-    let mut fork = doc.automerge().clone();
+    validate_fork(doc.automerge().clone(), state, message, rules, change_byte_limit)
+}
+
+/// Validates against `fork`, a copy (or a document given up) that becomes the accepted document.
+fn validate_fork<D: Document>(
+    mut fork: AutoCommit,
+    state: &sync::State,
+    message: &[u8],
+    rules: &Rules,
+    change_byte_limit: usize,
+) -> Result<Accepted<D>, Refusal> {
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(Refusal::MessageTooLarge { size: message.len(), limit: MAX_MESSAGE_BYTES });
+    }
     let mut state = state.clone();
     let before = fork.get_heads();
-    receive(&mut fork, &mut state, message)?;
+    let reply = receive(&mut fork, &mut state, message)?;
     let after = fork.get_heads();
 
     let new = if before == after { Vec::new() } else { fork.get_changes(&before) };
@@ -186,17 +213,18 @@ fn validate_within<D: Document>(
             }
         }
     }
-    Ok(Accepted { doc: D::from_automerge(fork), state, changes: accepted })
+    Ok(Accepted { doc: D::from_automerge(fork), state, changes: accepted, reply })
 }
 
-/// Decodes and applies the message, then drafts the reply on the copy as well.
+/// Decodes and applies the message, then drafts the reply on the copy as well (the one reply: kept
+/// only if the message is accepted).
 ///
 /// Automerge is not hardened against hostile input: it has panicked on malformed data before, and
 /// it trusts the peer's `have` summary when it drafts a reply (a bloom filter with no bits divides
 /// by zero, a huge probe count allocates gigabytes). So the summary is checked first, and a panic
 /// while applying or drafting is turned into a refusal: it can only have poisoned the copy, which
-/// is dropped. Drafting here means the real reply, made later from the same state, cannot panic.
-fn receive(fork: &mut AutoCommit, state: &mut sync::State, bytes: &[u8]) -> Result<(), Refusal> {
+/// is dropped.
+fn receive(fork: &mut AutoCommit, state: &mut sync::State, bytes: &[u8]) -> Result<Option<Vec<u8>>, Refusal> {
     let applied = panic::catch_unwind(AssertUnwindSafe(|| {
         let message = sync::Message::decode(bytes).map_err(|e| Refusal::MalformedMessage(e.to_string()))?;
         check_have(&message)?;
@@ -204,8 +232,7 @@ fn receive(fork: &mut AutoCommit, state: &mut sync::State, bytes: &[u8]) -> Resu
         fork.sync()
             .receive_sync_message(state, message)
             .map_err(|e| Refusal::MalformedMessage(e.to_string()))?;
-        fork.sync().generate_sync_message(&mut state.clone());
-        Ok(())
+        Ok(fork.sync().generate_sync_message(state).map(sync::Message::encode))
     }));
     applied.unwrap_or_else(|_| Err(Refusal::MalformedMessage("automerge failed while processing it".into())))
 }

@@ -21,6 +21,12 @@
 //! Changed sync documents are announced after commit ([`Db::doc_changes`], [`doc_changed`]): whatever
 //! wrote them (a sync, a review, an assignment), live WebSocket peers hear of it, and never of a change
 //! that was rolled back.
+//!
+//! **Document generations** ([`doc_generation`]): a counter per sync document (hashed into a fixed
+//! table, so bounded), bumped when a transaction writes the document and again after it commits. Work
+//! done outside the writer against a copy of a document (the sync engine's read phase, its cache) is
+//! stale exactly when the generation moved since the copy was read: a collision or a rolled-back write
+//! only makes it look stale, never the other way round.
 
 mod migrations;
 pub mod scope;
@@ -109,9 +115,43 @@ thread_local! {
 }
 
 /// Notes, inside a write transaction, that a sync document changed: announced once the transaction
-/// commits, forgotten if it rolls back.
+/// commits, forgotten if it rolls back. Bumps its generation at once (see the module's doc).
 pub fn doc_changed(id: &str) {
+    bump_generation(id);
     CHANGED_DOCS.with(|c| c.borrow_mut().push(Arc::from(id)));
+}
+
+/// Slots of the generation table: a power of two, large enough that unrelated documents rarely share
+/// one (sharing only costs a redone merge).
+const GENERATION_SLOTS: usize = 4096;
+
+static GENERATIONS: [AtomicU64; GENERATION_SLOTS] = [const { AtomicU64::new(0) }; GENERATION_SLOTS];
+
+fn generation_slot(id: &str) -> &'static AtomicU64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
+    &GENERATIONS[(hash as usize) & (GENERATION_SLOTS - 1)]
+}
+
+fn bump_generation(id: &str) {
+    generation_slot(id).fetch_add(1, Ordering::AcqRel);
+}
+
+/// The document's current generation: read it *before* reading the document, and a later equal
+/// value proves that nothing wrote the document in between (committed or still in flight).
+pub fn doc_generation(id: &str) -> u64 {
+    generation_slot(id).load(Ordering::Acquire)
+}
+
+/// After a commit: one more bump per changed document, so that a copy read while the write was in
+/// flight (before its commit was visible) is seen as stale.
+fn bump_committed(changed: &[Arc<str>]) {
+    let mut seen = std::collections::HashSet::with_capacity(changed.len());
+    for id in changed {
+        if seen.insert(id.as_ref()) {
+            bump_generation(id);
+        }
+    }
 }
 
 fn take_changed_docs() -> Vec<Arc<str>> {
@@ -268,6 +308,7 @@ impl Db {
         let committed = out.and_then(|out| Ok(tx.commit().map(|()| out)?));
         let changed = take_changed_docs();
         if committed.is_ok() {
+            bump_committed(&changed);
             for id in changed {
                 let _ = self.inner.doc_changes.send(id);
             }
@@ -367,6 +408,7 @@ fn run_writer(
         }
         let committed = tx.commit();
         if committed.is_ok() {
+            bump_committed(&changed);
             counts.writes.fetch_add(answers.len() as u64, Ordering::Relaxed);
             counts.commits.fetch_add(1, Ordering::Relaxed);
             for id in changed {

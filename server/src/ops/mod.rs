@@ -63,6 +63,31 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             value.load(Ordering::Relaxed)
         );
     }
+    let engine = state.sync_engine.counts();
+    for (name, help, value) in [
+        (
+            "fieldcheck_sync_cache_hits_total",
+            "Sync rounds that found their document in the engine's cache",
+            engine.hits,
+        ),
+        (
+            "fieldcheck_sync_cache_misses_total",
+            "Sync rounds that read their document from SQLite",
+            engine.misses,
+        ),
+        (
+            "fieldcheck_sync_redone_total",
+            "Messages run again inside the writer because something moved",
+            engine.redone,
+        ),
+        (
+            "fieldcheck_sync_rounds_without_write_total",
+            "Sync rounds that needed no write at all",
+            engine.unwritten,
+        ),
+    ] {
+        let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+    }
     let _ = write!(
         text,
         "# HELP fieldcheck_db_write_queue Writes waiting for the writer\n# TYPE fieldcheck_db_write_queue gauge\nfieldcheck_db_write_queue {}\n",

@@ -9,13 +9,16 @@ use axum::{
 };
 use fieldcheck_sync::{
     RecordDoc, batch,
-    batch::{MAX_DOCS_PER_BATCH, SyncRequest, VERSION},
+    batch::{DocResult, MAX_DOCS_PER_BATCH, SyncRequest, SyncResponse, VERSION},
     open_conflicts,
 };
 use serde::Serialize;
 use serde_json::json;
 
-use super::{projection, store};
+use super::{
+    engine::{Engine, Input},
+    projection, store,
+};
 use crate::{
     auth::Caller,
     domain::InstructionState,
@@ -90,33 +93,28 @@ pub async fn sync(
         )
         .with_details(json!({"limit": MAX_DOCS_PER_BATCH})));
     }
-    let now = state.now_ms();
-    let (response, receipts_written) = state
-        .db
-        .write(move |tx| {
-            let outcome = super::sync_batch(tx, now, &caller, &device_id, &request)?;
-            // The device's own count of what it still holds unsent: monitoring only (issue 13).
-            if let Some(pending) = request.pending {
-                crate::devices::pending_reported(tx, &device_id, pending, now)?;
-            }
-            let mut wrote = false;
-            for (instruction_id, progress) in &outcome.progress {
-                let actor = crate::audit::Actor::User(caller.user_id);
-                wrote |= crate::workflow::record_progressed(
-                    tx,
-                    now,
-                    &actor,
-                    &caller.username,
-                    *instruction_id,
-                    progress,
-                )?;
-            }
-            Ok((outcome.response, wrote))
-        })
-        .await?;
-    if receipts_written {
-        state.receipts_changed();
+    // The device's own count of what it still holds unsent: monitoring only (issue 13). Apart from the
+    // engine: it is not a document change, and a batch with no documents carries only this.
+    if let Some(pending) = request.pending {
+        let (device_id, now) = (device_id.clone(), state.now_ms());
+        state.db.write(move |tx| Ok(crate::devices::pending_reported(tx, &device_id, pending, now)?)).await?;
     }
+    let inputs =
+        request.messages.into_iter().map(|m| Input { doc: m.doc, data: m.data.0, session: None }).collect();
+    let outcome = Engine::sync(&state, &caller, &device_id, inputs, true).await?;
+    let results = outcome
+        .results
+        .into_iter()
+        .map(|o| match o.result {
+            Ok((data, accepted)) => {
+                DocResult { doc: o.doc, data: data.map(batch::Bytes), error: None, accepted }
+            }
+            Err(error) => DocResult { doc: o.doc, data: None, error: Some(error), accepted: 0 },
+        })
+        .collect();
+    let index_doc =
+        outcome.index_doc.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no index document")))?;
+    let response = SyncResponse { v: VERSION, index_doc, results };
     Ok(([(CONTENT_TYPE, batch::CONTENT_TYPE)], batch::encode(&response)).into_response())
 }
 

@@ -3,12 +3,14 @@
 //! and the SQL projection that moves the instruction along.
 //!
 //! The sync protocol itself (schema, validation rules, sessions) is the `fieldcheck-sync` crate; this
-//! module gives it storage, authorization and the workflow around it. Every batch runs in one write
-//! transaction: chunks, projection, instruction state and session states commit together before the
-//! response leaves, so an acknowledged change is never lost and a failed batch leaves nothing behind.
-//! The WebSocket endpoint (`ws`) runs each of its messages through the same [`sync_doc`] in its own
-//! transaction, with a session kept in memory for the connection instead of one read per round.
+//! module gives it storage, authorization and the workflow around it. Both endpoints (the batch `http`
+//! and the WebSocket `ws`) go through the [`engine`]: validation and merge before the writer, then one
+//! write transaction per round in which chunks, projection, instruction state and session states commit
+//! together before the response leaves, so an acknowledged change is never lost and a failed round
+//! leaves nothing behind. [`sync_doc`] is the reference path: the whole message inside the writer, which
+//! the engine falls back to when anything moved between its two phases.
 
+pub mod engine;
 pub mod http;
 pub mod peers;
 pub mod projection;

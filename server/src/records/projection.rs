@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use fieldcheck_sync::{Conflict, RecordDoc, open_conflicts, schema::Verdict};
+use fieldcheck_sync::{
+    Conflict, RecordDoc, open_conflicts,
+    schema::{Record, Verdict},
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::json;
@@ -73,11 +76,33 @@ pub fn project(
     instruction_id: i64,
     record: &RecordDoc,
 ) -> Result<Progress, ApiError> {
+    write(tx, now, instruction_id, &compute(record)?)
+}
+
+/// What the projection is made of, read from the merged record: the automerge part of [`project`],
+/// done by the sync engine before it queues for the writer so that the writer only writes rows.
+pub struct Projected {
+    read: Record,
+    conflicts: Vec<Conflict>,
+}
+
+pub fn compute(record: &RecordDoc) -> Result<Projected, ApiError> {
     let read =
         record.read().map_err(|e| ApiError::Internal(anyhow::anyhow!("merged record unreadable: {e}")))?;
     let conflicts =
         open_conflicts(record).map_err(|e| ApiError::Internal(anyhow::anyhow!("conflict check: {e}")))?;
-    let views = conflict_views(tx, &conflicts)?;
+    Ok(Projected { read, conflicts })
+}
+
+/// The SQL part of [`project`]: the rows, from what [`compute`] read.
+pub fn write(
+    tx: &Transaction<'_>,
+    now: i64,
+    instruction_id: i64,
+    projected: &Projected,
+) -> Result<Progress, ApiError> {
+    let Projected { read, conflicts } = projected;
+    let views = conflict_views(tx, conflicts)?;
     let id = instruction_id;
 
     tx.execute("DELETE FROM record_checks WHERE instruction_id = ?1", [id])?;

@@ -1,5 +1,6 @@
 //! Automerge documents and sync sessions in SQLite. A document is a compacted base snapshot plus the
-//! incremental chunks appended since; the database is the truth, nothing is cached across requests.
+//! incremental chunks appended since; the database is the truth (the sync engine's cache holds copies it
+//! checks against `db::doc_generation`).
 //! Every write of a document's content goes through [`insert`] or [`append`], which announce it to
 //! live peers after the commit (`db::doc_changed`).
 

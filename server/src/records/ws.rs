@@ -316,43 +316,18 @@ impl Connection {
             return self.open(socket, kind, id, data).await;
         };
         let Held { meta, session, own_writes } = held;
-        let (state, caller, device_id) = (self.state.clone(), self.caller.clone(), self.device_id.clone());
-        let now = state.now_ms();
-        let meta_for_tx = meta.clone();
-        let (session, outcome, wrote) = state
-            .db
-            .write(move |tx| {
-                let mut session = session;
-                let outcome = super::sync_device_message(
-                    tx,
-                    now,
-                    &caller,
-                    &device_id,
-                    &meta_for_tx,
-                    &mut session,
-                    &data,
-                )?;
-                let mut wrote = false;
-                if let Ok((_, _, Some((instruction_id, progress)))) = &outcome {
-                    let actor = crate::audit::Actor::User(caller.user_id);
-                    wrote = crate::workflow::record_progressed(
-                        tx,
-                        now,
-                        &actor,
-                        &caller.username,
-                        *instruction_id,
-                        progress,
-                    )?;
-                }
-                Ok((session, outcome, wrote))
-            })
-            .await
-            .map_err(internal)?;
-        if wrote {
-            self.state.receipts_changed();
-        }
+        let input = super::engine::Input { doc: meta.id.clone(), data, session: Some(session) };
+        let outcome =
+            super::engine::Engine::sync(&self.state, &self.caller, &self.device_id, vec![input], false)
+                .await
+                .map_err(internal)?;
+        let Some(output) = outcome.results.into_iter().next() else {
+            return Err(internal(ApiError::Internal(anyhow::anyhow!("the engine answered nothing"))));
+        };
+        let session = output.session;
+        let outcome = output.result;
         match outcome {
-            Ok((reply, accepted, _)) => {
+            Ok((reply, accepted)) => {
                 let own_writes = own_writes + u32::from(accepted > 0);
                 self.docs.insert(id, Held { meta, session, own_writes });
                 if let Some(reply) = reply {
