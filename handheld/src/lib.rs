@@ -394,9 +394,10 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
         ids.push(assignment.record_doc_id.clone());
     }
     store.unassign_others(&ids)?;
-    // A record taken off this officer since the last sync went out with the first request and was
-    // answered `not_assigned`: expected, not a refusal to report (its edits stay pending, as before).
-    refused.retain(|r| ids.contains(&r.doc) || r.doc == index_id || r.code != "not_assigned");
+    // A record taken off this officer since the last sync (reassigned, or its instruction cancelled) went
+    // out with the first request and was refused (`not_assigned`, or the sealed record's rule): expected,
+    // not a refusal to report. Its edits stay pending here and `stranded` below reports them, with why.
+    refused.retain(|r| ids.contains(&r.doc) || r.doc == index_id);
     let new: Vec<String> = ids.iter().filter(|id| !known.contains(id)).cloned().collect();
     if !new.is_empty() {
         refused.extend(exchange(store, client, &new, &mut report, now)?);

@@ -921,9 +921,10 @@ async fn a_cancelled_instructions_record_refuses_new_changes() {
     let before = record(&supervisor, instruction).await;
 
     one.ok(&["check", &id, &items[1], "fail"]);
-    // The cancelled instruction left the officer's index: the handheld stops listing and sending it, and
-    // the edit stays pending on the device (a sealed record refuses it: results.rs, `sealed_record`); the
-    // sync says so with its own exit status (deployment.rs has the whole report).
+    // The cancelled instruction left the officer's index: the handheld's one-round first request still
+    // carries the record and the server refuses it (a sealed record: results.rs, `sealed_record`), so the
+    // edit stays pending on the device, the list drops it, and the sync says so with its own exit status
+    // (deployment.rs has the whole report).
     let out = one.run(&["sync"]);
     assert_eq!(out.status.code(), Some(fieldcheck_handheld::cli::STRANDED_EXIT_CODE));
     assert_eq!(one.ok(&["list"]), json!([]));
