@@ -161,8 +161,8 @@ pub fn unit_figures(
     };
 
     let split = DaySplit::of(period);
-    let si = Scope::instruction("i");
-    let sd = Scope::instruction("d");
+    let si = scope.instruction_in(c, "i")?;
+    let sd = scope.instruction_in(c, "d")?;
     let edge = format!(
         "SELECT i.unit_id, i.site_id, i.state, 1,
                        i.state = 'approved' AND coalesce(i.state_since, i.created_at) <= i.deadline,
@@ -354,7 +354,7 @@ pub fn officers(
     let split = DaySplit::of(period);
     // The officers' tallies are kept per district; a site supervisor's instructions of other districts
     // (`instruction_outside`) are read from the instructions over the whole days too.
-    let si = Scope::instruction("i");
+    let si = scope.instruction_in(c, "i")?;
     let outside = Scope::instruction_outside("i");
     let assigned = "SELECT o.officer_id, i.state, 1 FROM instruction_officers o JOIN instructions i ON i.id = o.instruction_id";
     let edge = format!("{assigned} WHERE {si} AND i.created_at >= ? AND i.created_at < ?");
@@ -501,7 +501,7 @@ pub struct OpenConflict {
 }
 
 pub fn open_conflicts(c: &Connection, scope: Scope) -> Result<Vec<OpenConflict>, ApiError> {
-    let si = Scope::instruction("i");
+    let si = scope.instruction_in(c, "i")?;
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT i.id, i.inspection_no, s.code, i.state, p.open_conflicts, p.conflicts
          FROM record_projection p JOIN instructions i ON i.id = p.instruction_id
@@ -550,7 +550,7 @@ pub fn overdue(
     rules: &OverdueRules,
     limit: i64,
 ) -> Result<Vec<Overdue>, ApiError> {
-    let si = Scope::instruction("i");
+    let si = scope.instruction_in(c, "i")?;
     let (columns, column_values) = rules.columns();
     let (open_any, open_values) = rules.open_any();
     let (held, held_values) = rules.rule(OverdueReason::GoodsHeld);
@@ -615,7 +615,7 @@ pub fn photo_points(
     period: Period,
     far_km: f64,
 ) -> Result<Vec<PhotoPoint>, ApiError> {
-    let si = Scope::instruction("i");
+    let si = scope.instruction_in(c, "i")?;
     let mut stmt = c.prepare_cached(&format!(
         "{} SELECT p.sha256, i.id, i.state, s.code, p.latitude, p.longitude, l.latitude, l.longitude
          FROM photo_links pl JOIN photos p ON p.sha256 = pl.sha256
