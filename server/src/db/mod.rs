@@ -54,6 +54,13 @@ pub use migrations::MIGRATIONS;
 
 pub const DB_FILE: &str = "fieldcheck.sqlite3";
 
+/// The handle a module's rules pass down to its store: a connection for reads. Workflow code names
+/// these two aliases and calls store functions; only `db/` and the `store` files name rusqlite and write
+/// SQL, so the storage engine stays behind them.
+pub type Conn = Connection;
+/// A write transaction (it dereferences to a [`Conn`], so a store's readers take either).
+pub type Tx<'c> = Transaction<'c>;
+
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<Inner>,
