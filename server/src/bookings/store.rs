@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::calendar::{self, Rules, SlotTime};
 use crate::{
-    db::StoreError,
+    db::{StoreError, scope},
     domain::{BookingState, time::rfc3339},
 };
 
@@ -173,13 +173,36 @@ pub(super) fn existing(c: &Connection, id: i64) -> Result<Stored, StoreError> {
     load(c, id)?.ok_or(StoreError::NotFound("the booking"))
 }
 
-/// Bookings matching `scope` (an SQL predicate over `b`, with its `values`) and the filter, newest first.
-pub(super) fn list(
-    c: &Connection,
-    scope: &str,
-    mut values: Vec<rusqlite::types::Value>,
-    f: &ListFilter,
-) -> Result<Vec<Booking>, StoreError> {
+/// Whose bookings a caller's list may show (the visibility rule decides; the store writes its SQL).
+pub(super) enum Seen {
+    All,
+    /// Bookings of these enterprises (the caller's own and those delegated to it).
+    Enterprises(Vec<i64>),
+    /// Bookings at sites in the subtree of this unit.
+    Subtree(i64),
+    /// Bookings of instructions assigned to this officer.
+    AssignedTo(i64),
+}
+
+/// Bookings the caller sees (`seen`) matching the filter, newest first.
+pub(super) fn list(c: &Connection, seen: &Seen, f: &ListFilter) -> Result<Vec<Booking>, StoreError> {
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let scope = match seen {
+        Seen::All => "1 = 1".to_string(),
+        Seen::Enterprises(ids) => {
+            let marks = ids.iter().map(|_| "?").collect::<Vec<_>>().join(",");
+            values.extend(ids.iter().map(|&id| id.into()));
+            format!("b.enterprise_id IN ({marks})")
+        }
+        Seen::Subtree(unit) => {
+            values.push((*unit).into());
+            scope::unit_in_subtree("b.site_id")
+        }
+        Seen::AssignedTo(officer) => {
+            values.push((*officer).into());
+            scope::instruction_assigned_to("b.instruction_id")
+        }
+    };
     let mut sql = format!("SELECT {COLS} FROM {FROM} WHERE {scope}");
     if let Some(s) = f.state {
         sql.push_str(" AND b.state = ?");

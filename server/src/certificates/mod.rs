@@ -27,7 +27,7 @@ pub mod store;
 pub mod types;
 pub mod verify;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -251,7 +251,7 @@ pub fn digest_of(bytes: &[u8]) -> String {
 /// May the caller see certificate work of `enterprise_id` in `district_unit`? Its enterprise (own or
 /// delegated `certificates`), customs staff of the district's subtree, administrators.
 pub fn may_see(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     enterprise_id: i64,
     district_unit: i64,
@@ -268,7 +268,7 @@ pub fn may_see(
 }
 
 /// A certificate application the caller may see, else "not found" (its existence is not revealed).
-pub fn visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
+pub fn visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
     let ca =
         store::get_application(c, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
     let app = app_store::get(c, ca.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
@@ -280,7 +280,7 @@ pub fn visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Cer
 }
 
 /// The enterprise's own (or delegated) application, for changes.
-fn owned(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
+fn owned(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
     let ca = visible(c, caller, id, now)?;
     if !caller.role.is_enterprise() {
         return Err(ApiError::forbidden("certificate applications are changed by their enterprise"));
@@ -294,7 +294,7 @@ fn owned(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<CertAppli
 /// apply for and that is released, goods lines of it within the declared (inspected) quantities, and text
 /// the certificate font can print. Answers the application and the type.
 pub fn check_request(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     req: &CertificateRequest,
     now: i64,
@@ -442,7 +442,7 @@ pub struct ReleasedRecord {
     pub photo_hashes: Vec<String>,
 }
 
-pub fn released_record(c: &Connection, app: &Application) -> Result<ReleasedRecord, ApiError> {
+pub fn released_record(c: &Conn, app: &Application) -> Result<ReleasedRecord, ApiError> {
     let e_record = applications::e_record(c, app.id)?;
     let instruction = instructions::by_application(c, app.id)?;
     let (seal, photos) = match &instruction {
@@ -455,7 +455,7 @@ pub fn released_record(c: &Connection, app: &Application) -> Result<ReleasedReco
 /// Every intelligent-review rule, against the released, sealed record and the reference data. An empty
 /// answer means the certificate is issued at once; each failure names its field, rule and reason.
 pub fn review(
-    c: &Connection,
+    c: &Conn,
     app: &Application,
     ty: &CertificateType,
     req: &CertificateRequest,
@@ -584,7 +584,7 @@ fn same_name(a: &str, b: &str) -> bool {
 
 /// Writes the receipt and the audit entry of a certificate event, in the caller's transaction.
 fn event(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     ca: &CertApplication,
@@ -608,7 +608,7 @@ fn event(
 }
 
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     req: CertificateRequest,
@@ -632,7 +632,7 @@ pub fn create(
 /// Replaces the request of a draft, a queued or a rejected application; it is a draft again (a queued one
 /// leaves the reviewer's queue until resubmitted).
 pub fn amend(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     id: i64,
@@ -668,12 +668,7 @@ pub fn amend(
     Ok(ca)
 }
 
-pub fn withdraw(
-    tx: &Transaction<'_>,
-    now: i64,
-    caller: &Caller,
-    id: i64,
-) -> Result<CertApplication, ApiError> {
+pub fn withdraw(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<CertApplication, ApiError> {
     let mut ca = owned(tx, caller, id, now)?;
     if !matches!(ca.state, CertState::Draft | CertState::Queued | CertState::Rejected) {
         return Err(illegal(&ca, "withdraw"));
@@ -692,14 +687,14 @@ fn illegal(ca: &CertApplication, action: &str) -> ApiError {
     .with_details(json!({"state": ca.state, "event": action}))
 }
 
-fn inspection_no(c: &Connection, application_id: i64) -> Result<Option<String>, ApiError> {
+fn inspection_no(c: &Conn, application_id: i64) -> Result<Option<String>, ApiError> {
     Ok(app_store::get(c, application_id)?.and_then(|a| a.inspection_no))
 }
 
 /// Submits a draft: the intelligent review runs; all rules pass → issued at once by `system`, else
 /// queued for a reviewer with every failed rule.
 pub fn submit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     key: &CertificateKey,
@@ -728,7 +723,7 @@ pub fn submit(
 /// A reviewer decides a queued application: issue (overriding the failed rules, which stay on record)
 /// or reject with an opinion.
 pub fn decide(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     key: &CertificateKey,
@@ -770,7 +765,7 @@ pub fn decide(
 
 /// The content a request gives, before number and time are set.
 fn content_for(
-    c: &Connection,
+    c: &Conn,
     app: &Application,
     ty: &CertificateType,
     req: &CertificateRequest,
@@ -849,7 +844,7 @@ fn content_for(
 /// Numbers, signs and stores a certificate with its outbox entry; the application becomes `issued`.
 #[allow(clippy::too_many_arguments)]
 fn issue(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     key: &CertificateKey,
@@ -870,7 +865,7 @@ fn issue(
 }
 
 fn sign_and_store(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     key: &CertificateKey,
@@ -928,7 +923,7 @@ fn sign_and_store(
 
 /// A certificate the caller may see.
 pub fn visible_certificate(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     id: i64,
     now: i64,
@@ -941,12 +936,7 @@ pub fn visible_certificate(
     }
 }
 
-fn customs_visible(
-    c: &Connection,
-    caller: &Caller,
-    id: i64,
-    now: i64,
-) -> Result<store::Certificate, ApiError> {
+fn customs_visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<store::Certificate, ApiError> {
     let cert = visible_certificate(c, caller, id, now)?;
     if caller.role.is_enterprise() {
         return Err(ApiError::forbidden("certificates are revoked and replaced by customs"));
@@ -965,7 +955,7 @@ fn customs_visible(
 }
 
 fn status_event(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     cert: &store::Certificate,
@@ -980,7 +970,7 @@ fn status_event(
 
 /// Revokes a valid certificate with a reason; verification says `revoked` from now on.
 pub fn revoke(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     id: i64,
@@ -1015,7 +1005,7 @@ pub struct ReplaceRequest {
 /// Replaces a valid certificate: a new number and signature over the corrected content, which names the
 /// replaced number and the reason; the old one verifies as `replaced` and points to the new one.
 pub fn replace(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     key: &CertificateKey,
@@ -1066,7 +1056,7 @@ pub fn replace(
 /// Counts a print, if the limit allows: answers the copy number. `expected_prints` is the count the PDF
 /// was rendered for; a concurrent print in between makes this one fail rather than print a copy twice.
 pub fn count_print(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     cert: &store::Certificate,

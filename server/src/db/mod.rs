@@ -4,6 +4,7 @@
 //! - this file: `Db` (the writer and the reader pool), reading stored JSON columns strictly.
 //! - `migrations`: the embedded schema migrations, only ever appended.
 //! - [`scope`]: the visibility predicates (unit subtree, officer assignment), written once.
+//! - `types`: how the domain's types (vocabularies, bounded text) are stored.
 //!
 //! rusqlite is blocking, so every call runs off the async executor: reads on tokio's blocking pool, writes
 //! on the one writer thread. SQLite allows one writer at a time anyway; serialising writers on our own
@@ -30,6 +31,7 @@
 
 mod migrations;
 pub mod scope;
+mod types;
 
 use std::{
     cell::RefCell,
@@ -445,6 +447,26 @@ fn open_reader(path: &Path) -> Result<Connection, ApiError> {
     )?;
     configure(&conn)?;
     Ok(conn)
+}
+
+/// Runs `f` inside a savepoint of `tx`: what it wrote is kept when it answers `Ok`, and undone alone (the
+/// rest of the transaction stays) when it answers `Err`. The statements are cached: a bulk of messages
+/// opens one per message.
+pub fn in_savepoint<T, E: From<rusqlite::Error>>(
+    tx: &Tx<'_>,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    tx.prepare_cached("SAVEPOINT step")?.execute([])?;
+    match f() {
+        Ok(v) => {
+            tx.prepare_cached("RELEASE step")?.execute([])?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO step; RELEASE step")?;
+            Err(e)
+        }
+    }
 }
 
 /// Stores answer [`StoreError`]; it is defined beside `ApiError` so that `error.rs` maps it without

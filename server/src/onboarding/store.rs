@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Contact, Registration};
-use crate::domain::RegistrationState;
+use super::{Contact, Registration, RegistrationDetails};
+use crate::{db::StoreError, domain::RegistrationState, orgs::store as orgs_store};
 
 const COLS: &str = "r.id, r.enterprise_id, e.customs_code, e.uscc, e.name, u.code, r.legal_person, r.contact_name,
                     r.contact_phone, r.contact_email, a.username, r.state, r.opinion, r.submitted_at, r.decided_at,
@@ -118,4 +118,29 @@ pub fn decide(
         params![state, opinion, by, now, id],
     )?;
     Ok(())
+}
+
+/// The enterprise's identity as a returned registration amends it, through the orgs store (the
+/// `enterprises` table is theirs). Any constraint it breaks (another enterprise's codes) is a
+/// [`StoreError::Conflict`].
+pub fn amend_enterprise(
+    c: &Connection,
+    enterprise_id: i64,
+    d: &RegistrationDetails,
+    unit_id: i64,
+) -> Result<(), StoreError> {
+    orgs_store::update_enterprise_identity(
+        c,
+        enterprise_id,
+        d.customs_code.as_str(),
+        d.uscc.as_str(),
+        &d.name,
+        unit_id,
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict("the enterprise")
+        }
+        other => other.into(),
+    })
 }

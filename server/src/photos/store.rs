@@ -204,6 +204,18 @@ pub fn links(c: &Connection, sha: &str) -> rusqlite::Result<Vec<i64>> {
     stmt.query_map([sha], |r| r.get(0))?.collect()
 }
 
+/// Is the photo linked to an instruction assigned to `officer`?
+pub fn linked_for_officer(c: &Connection, sha: &str, officer: i64) -> rusqlite::Result<bool> {
+    c.query_row(
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM photo_links l WHERE l.sha256 = ?1 AND {})",
+            crate::db::scope::instruction_assigned_to("l.instruction_id")
+        ),
+        params![sha, officer],
+        |r| r.get(0),
+    )
+}
+
 pub fn get(c: &Connection, sha: &str) -> rusqlite::Result<Option<Photo>> {
     c.query_row(
         "SELECT sha256, size, format, width, height, orientation, captured_at, latitude, longitude, make, model,
