@@ -1,10 +1,12 @@
-//! The certificate tables and their SQL. Knows nothing of HTTP or of the rules.
+//! The certificate tables and their SQL (`certificate_applications`, `certificates`, `certificate_types`,
+//! `sps_outbox`, …). Knows nothing of HTTP or of the rules.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::{CertApplication, CertificateRequest};
+use super::{CertApplication, CertificateRequest, outbox::Delivery, types::CertificateType};
 use crate::{
+    db::StoreError,
     domain::{CertState, time::rfc3339},
     error::ApiError,
 };
@@ -345,4 +347,73 @@ pub fn view(c: &Connection, cert: Certificate) -> Result<CertificateView, ApiErr
         prints: cert.prints,
         sps_delivery,
     })
+}
+
+/// The certificate type `code`; a stored body that does not parse is an error naming the type.
+pub fn certificate_type(c: &Connection, code: &str) -> Result<Option<CertificateType>, StoreError> {
+    let body: Option<String> =
+        c.query_row("SELECT body FROM certificate_types WHERE code = ?1", [code], |r| r.get(0)).optional()?;
+    Ok(body
+        .map(|b| crate::db::parse_stored(&b, "certificate_types.body", code).map_err(|e| e.at(0)))
+        .transpose()?)
+}
+
+/// Every certificate type, by code.
+pub fn certificate_types(c: &Connection) -> Result<Vec<CertificateType>, StoreError> {
+    let mut stmt = c.prepare("SELECT code, body FROM certificate_types ORDER BY code")?;
+    let rows = stmt.query_map([], |r| {
+        let code: String = r.get(0)?;
+        crate::db::stored_json(r, 1, "certificate_types.body", code)
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Queues the SPS message of `certificate_id` carrying `status` for delivery.
+pub fn enqueue(tx: &Transaction<'_>, now: i64, certificate_id: i64, status: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO sps_outbox (certificate_id, status, state, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
+        params![certificate_id, status, now],
+    )?;
+    Ok(())
+}
+
+/// The certificate's latest SPS message and how it stands.
+pub fn latest(c: &Connection, certificate_id: i64) -> Result<Option<Delivery>, StoreError> {
+    Ok(c.query_row(
+        "SELECT id, status, state, attempts, last_error, updated_at FROM sps_outbox WHERE certificate_id = ?1
+         ORDER BY id DESC LIMIT 1",
+        [certificate_id],
+        |r| {
+            Ok(Delivery {
+                id: r.get(0)?,
+                status: r.get(1)?,
+                state: r.get(2)?,
+                attempts: r.get(3)?,
+                last_error: r.get(4)?,
+                updated_at: r.get(5)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// Entries to deliver now, oldest first, at most `limit`: pending ones, and failed ones with fewer than
+/// `max_attempts` attempts. `(outbox id, certificate id, status)`.
+pub fn due(c: &Connection, max_attempts: i64, limit: i64) -> Result<Vec<(i64, i64, String)>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT id, certificate_id, status FROM sps_outbox
+         WHERE state = 'pending' OR (state = 'failed' AND attempts < ?1) ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![max_attempts, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One delivery attempt of entry `id`: `delivered`, or `failed` with the sender's `error`.
+pub fn attempted(tx: &Transaction<'_>, now: i64, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+    let state = if error.is_none() { "delivered" } else { "failed" };
+    tx.execute(
+        "UPDATE sps_outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, state, error, now],
+    )?;
+    Ok(())
 }
