@@ -187,6 +187,11 @@ pub(super) enum Seen {
     AssignedTo(i64),
 }
 
+/// The booking's state, if it exists.
+pub fn state_of(c: &Connection, id: i64) -> Result<Option<BookingState>, StoreError> {
+    Ok(c.query_row("SELECT state FROM bookings WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+}
+
 /// Bookings the caller sees (`seen`) matching the filter, newest first.
 pub(super) fn list(c: &Connection, seen: &Seen, f: &ListFilter) -> Result<Vec<Booking>, StoreError> {
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
