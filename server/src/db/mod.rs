@@ -449,6 +449,25 @@ fn open_reader(path: &Path) -> Result<Connection, ApiError> {
     Ok(conn)
 }
 
+/// Copies the database at `db_path` to `to` (which must not exist) as one consistent snapshot, while a
+/// server may be writing to it: `VACUUM INTO` on a read-only connection of its own.
+pub fn snapshot(db_path: &Path, to: &Path) -> anyhow::Result<()> {
+    let db = Connection::open_with_flags(
+        db_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", db_path.display()))?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    db.execute("VACUUM INTO ?1", [to.to_str().context("a UTF-8 staging path")?])
+        .context("snapshotting the database")?;
+    Ok(())
+}
+
+/// SQLite's integrity check of the database file at `path`: `ok`, or what is wrong.
+pub fn integrity_check(path: &Path) -> anyhow::Result<String> {
+    Ok(Connection::open(path)?.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+}
+
 /// Runs `f` inside a savepoint of `tx`: what it wrote is kept when it answers `Ok`, and undone alone (the
 /// rest of the transaction stays) when it answers `Err`. The statements are cached: a bulk of messages
 /// opens one per message.
