@@ -15,7 +15,7 @@ use crate::{
     error::{ApiError, invalid},
     instructions::{self, Instruction},
     orgs::store as orgs_store,
-    receipts::{self, Change},
+    receipts::{self, About},
 };
 
 pub(super) const HOUR_MS: i64 = 3_600_000;
@@ -154,17 +154,13 @@ pub(super) fn record(
         "slot": b.slot,
         "extra": extra,
     });
-    let change = Change {
-        event: event.into(),
+    let about = About {
         subject_id: b.id,
         enterprise_id: b.enterprise_id,
         inspection_no: Some(&b.inspection_no),
         state: b.state.as_str(),
-        from: None,
-        opinion,
-        details,
     };
-    receipts::record_change(tx, now, actor, change)?;
+    receipts::record_event(tx, now, actor, event, about, opinion, details)?;
     Ok(b)
 }
 

@@ -41,7 +41,7 @@ use crate::{
     domain::{ApplicationState, CertState, Line, Paragraph, Role, Scope, time::rfc3339},
     error::{ApiError, invalid},
     instructions, orgs, print, receipts,
-    receipts::Change,
+    receipts::About,
     records,
 };
 use keys::CertificateKey;
@@ -593,17 +593,13 @@ fn event(
     details: Value,
 ) -> Result<(), ApiError> {
     let inspection_no = inspection_no(tx, ca.application_id)?;
-    let change = Change {
-        event: event.into(),
+    let about = About {
         subject_id: ca.id,
         enterprise_id: ca.enterprise_id,
         inspection_no: inspection_no.as_deref(),
         state: ca.state.as_str(),
-        from: None,
-        opinion,
-        details,
     };
-    receipts::record_change(tx, now, actor, change)?;
+    receipts::record_event(tx, now, actor, event, about, opinion, details)?;
     Ok(())
 }
 

@@ -30,7 +30,7 @@ use crate::{
     domain::time::rfc3339,
     error::ApiError,
     photos::{Sha256Hex, inspect as image_check},
-    receipts::{self, Change},
+    receipts::{self, About},
 };
 
 /// What a supporting document is.
@@ -503,17 +503,14 @@ fn event(
     opinion: Option<&str>,
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let change = Change {
-        event: Event::Document(subject.receipt_subject(), event),
+    let about = About {
         subject_id,
         enterprise_id: owner.enterprise_id,
         inspection_no: owner.inspection_no.as_deref(),
         state: owner.state,
-        from: None,
-        opinion,
-        details,
     };
-    receipts::record_change(tx, now, actor, change)?;
+    let event = Event::Document(subject.receipt_subject(), event);
+    receipts::record_event(tx, now, actor, event, about, opinion, details)?;
     Ok(())
 }
 

@@ -28,7 +28,7 @@ use crate::{
     },
     error::{ApiError, invalid},
     orgs::{self, NewEnterprise, NewUser, store as orgs_store},
-    receipts::{self, Change},
+    receipts::{self, About},
 };
 
 /// How to reach the enterprise about its registration.
@@ -294,22 +294,14 @@ fn record(
     event: RegistrationEvent,
     opinion: Option<&str>,
 ) -> Result<i64, ApiError> {
-    receipts::record_change(
-        tx,
-        now,
-        actor,
-        Change {
-            event: Event::Registration(event),
-            subject_id: r.enterprise_id,
-            enterprise_id: r.enterprise_id,
-            inspection_no: None,
-            state: r.state.as_str(),
-            from: None,
-            opinion,
-            details: json!({"registration_id": r.id, "customs_code": r.customs_code, "uscc": r.uscc,
-                            "username": r.username}),
-        },
-    )
+    let about = About {
+        subject_id: r.enterprise_id,
+        enterprise_id: r.enterprise_id,
+        inspection_no: None,
+        state: r.state.as_str(),
+    };
+    let details = json!({"registration_id": r.id, "customs_code": r.customs_code, "uscc": r.uscc, "username": r.username});
+    receipts::record_event(tx, now, actor, Event::Registration(event), about, opinion, details)
 }
 
 #[cfg(test)]

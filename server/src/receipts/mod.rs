@@ -96,6 +96,36 @@ pub fn record_change(tx: &Tx<'_>, now: i64, actor: &Actor, c: Change<'_>) -> Res
     Ok(receipt)
 }
 
+/// What a change is about, as its receipt names it: the subject's row, the enterprise told, the
+/// inspection number if there is one, and the subject's state after the change.
+pub struct About<'a> {
+    pub subject_id: i64,
+    pub enterprise_id: i64,
+    pub inspection_no: Option<&'a str>,
+    pub state: &'a str,
+}
+
+/// [`record_change`] for the changes whose state before is not kept (every change but a state machine's
+/// step): a booking's, a registration's, a certificate application's, a document's, a reminder.
+pub fn record_event(
+    tx: &Tx<'_>,
+    now: i64,
+    actor: &Actor,
+    event: impl Into<Event>,
+    about: About<'_>,
+    opinion: Option<&str>,
+    details: Value,
+) -> Result<i64, ApiError> {
+    let About { subject_id, enterprise_id, inspection_no, state } = about;
+    let event = event.into();
+    record_change(
+        tx,
+        now,
+        actor,
+        Change { event, subject_id, enterprise_id, inspection_no, state, from: None, opinion, details },
+    )
+}
+
 /// Subjects a delegate holding `scope` may follow.
 fn subjects_of(scope: Scope) -> &'static [Subject] {
     match scope {

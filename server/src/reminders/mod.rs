@@ -29,7 +29,7 @@ use crate::{
     db::Tx,
     domain::events::{Event, ReminderEvent},
     error::ApiError,
-    receipts::{self, Change},
+    receipts::{self, About},
     records,
     state::AppState,
 };
@@ -44,17 +44,14 @@ pub fn sweep(tx: &Tx<'_>, now: i64, s: &ReminderSettings) -> Result<usize, ApiEr
         if !store::is_fresh(tx, d.kind, d.key, d.due_at)? {
             continue;
         }
-        let change = Change {
-            event: Event::Reminder(d.subject, reminder_event(d.kind)),
+        let about = About {
             subject_id: d.subject_id,
             enterprise_id: d.enterprise_id,
             inspection_no: d.inspection_no.as_deref(),
             state: &d.state,
-            from: None,
-            opinion: None,
-            details: d.details.clone(),
         };
-        let receipt = receipts::record_change(tx, now, &Actor::System, change)?;
+        let event = Event::Reminder(d.subject, reminder_event(d.kind));
+        let receipt = receipts::record_event(tx, now, &Actor::System, event, about, None, d.details.clone())?;
         store::sent(tx, &d, receipt, now)?;
         if d.kind == "deadline_near" {
             let reminder = IndexReminder { kind: d.kind.into(), due_at: d.due_at, sent_at: now };
