@@ -38,9 +38,9 @@ fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertApplication> {
     })
 }
 
-pub fn get_application(c: &Connection, id: i64) -> rusqlite::Result<Option<CertApplication>> {
-    c.query_row(&format!("SELECT {APP_COLS} FROM certificate_applications WHERE id = ?1"), [id], app_row)
-        .optional()
+pub fn get_application(c: &Connection, id: i64) -> Result<Option<CertApplication>, StoreError> {
+    Ok(c.query_row(&format!("SELECT {APP_COLS} FROM certificate_applications WHERE id = ?1"), [id], app_row)
+        .optional()?)
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, ApiError> {
@@ -190,17 +190,18 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Certificate> {
     })
 }
 
-pub fn certificate(c: &Connection, id: i64) -> rusqlite::Result<Option<Certificate>> {
-    c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"), [id], cert_row).optional()
+pub fn certificate(c: &Connection, id: i64) -> Result<Option<Certificate>, StoreError> {
+    Ok(c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"), [id], cert_row)
+        .optional()?)
 }
 
-pub fn by_number(c: &Connection, number: &str) -> rusqlite::Result<Option<Certificate>> {
-    c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE number = ?1"), [number], cert_row)
-        .optional()
+pub fn by_number(c: &Connection, number: &str) -> Result<Option<Certificate>, StoreError> {
+    Ok(c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE number = ?1"), [number], cert_row)
+        .optional()?)
 }
 
-pub fn number_of(c: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
-    c.query_row("SELECT number FROM certificates WHERE id = ?1", [id], |r| r.get(0)).optional()
+pub fn number_of(c: &Connection, id: i64) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row("SELECT number FROM certificates WHERE id = ?1", [id], |r| r.get(0)).optional()?)
 }
 
 /// The number of a valid certificate of `type_code` for the application, other than `except`'s.
@@ -209,14 +210,14 @@ pub fn valid_certificate_for(
     application_id: i64,
     type_code: &str,
     except_application: Option<i64>,
-) -> rusqlite::Result<Option<String>> {
-    c.query_row(
+) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row(
         "SELECT number FROM certificates WHERE application_id = ?1 AND type_code = ?2 AND status = 'valid'
            AND (?3 IS NULL OR cert_application_id != ?3) LIMIT 1",
         params![application_id, type_code, except_application],
         |r| r.get(0),
     )
-    .optional()
+    .optional()?)
 }
 
 pub struct NewCertificate<'a> {
@@ -235,7 +236,7 @@ pub struct NewCertificate<'a> {
     pub issued_at: i64,
 }
 
-pub fn insert_certificate(tx: &Transaction<'_>, n: &NewCertificate<'_>) -> rusqlite::Result<i64> {
+pub fn insert_certificate(tx: &Transaction<'_>, n: &NewCertificate<'_>) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO certificates (number, cert_application_id, application_id, enterprise_id, district_unit, type_code,
                                    content, digest, signature, key_id, status, replaces, issued_by, issued_at)
@@ -259,7 +260,7 @@ pub fn insert_certificate(tx: &Transaction<'_>, n: &NewCertificate<'_>) -> rusql
     Ok(tx.last_insert_rowid())
 }
 
-pub fn set_replaces(tx: &Transaction<'_>, id: i64, replaces: i64) -> rusqlite::Result<()> {
+pub fn set_replaces(tx: &Transaction<'_>, id: i64, replaces: i64) -> Result<(), StoreError> {
     tx.execute("UPDATE certificates SET replaces = ?2 WHERE id = ?1", params![id, replaces])?;
     Ok(())
 }
@@ -271,7 +272,7 @@ pub fn set_status(
     replaced_by: Option<i64>,
     reason: &str,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE certificates SET status = ?2, replaced_by = ?3, status_reason = ?4, status_changed_at = ?5 WHERE id = ?1",
         params![id, status, replaced_by, reason, now],
@@ -280,14 +281,14 @@ pub fn set_status(
 }
 
 /// Bumps the print count from `from`; false when another print got there first.
-pub fn bump_prints(tx: &Transaction<'_>, id: i64, from: i64) -> rusqlite::Result<bool> {
+pub fn bump_prints(tx: &Transaction<'_>, id: i64, from: i64) -> Result<bool, StoreError> {
     Ok(tx.execute(
         "UPDATE certificates SET prints = prints + 1 WHERE id = ?1 AND prints = ?2",
         params![id, from],
     )? == 1)
 }
 
-pub fn insert_print(tx: &Transaction<'_>, id: i64, copy: i64, by: i64, now: i64) -> rusqlite::Result<()> {
+pub fn insert_print(tx: &Transaction<'_>, id: i64, copy: i64, by: i64, now: i64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO certificate_prints (certificate_id, copy, printed_by, printed_at) VALUES (?1, ?2, ?3, ?4)",
         params![id, copy, by, now],
