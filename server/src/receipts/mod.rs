@@ -65,21 +65,7 @@ pub struct Change<'a> {
 /// Answers the receipt's id.
 pub fn record_change(tx: &Tx<'_>, now: i64, actor: &Actor, c: Change<'_>) -> Result<i64, ApiError> {
     let subject = c.event.subject();
-    let details = c.details.to_string();
-    let receipt = store::insert(
-        tx,
-        &store::NewReceipt {
-            enterprise_id: c.enterprise_id,
-            subject,
-            subject_id: c.subject_id,
-            inspection_no: c.inspection_no,
-            kind: c.event.kind(),
-            state: c.state,
-            opinion: c.opinion,
-            at: now,
-            details: &details,
-        },
-    )?;
+    let receipt = store::insert(tx, now, &c)?;
     let mut entry = json!({"state": c.state, "opinion": c.opinion, "inspection_no": c.inspection_no,
                            "details": c.details});
     if let Some(from) = c.from {

@@ -2,39 +2,26 @@
 
 use rusqlite::{Connection, Transaction, params};
 
-use super::Receipt;
+use super::{Change, Receipt};
 use crate::{db::StoreError, domain::events::Subject};
 
-/// A receipt as it is written.
-pub struct NewReceipt<'a> {
-    pub enterprise_id: i64,
-    pub subject: Subject,
-    pub subject_id: i64,
-    pub inspection_no: Option<&'a str>,
-    pub kind: &'a str,
-    pub state: &'a str,
-    pub opinion: Option<&'a str>,
-    pub at: i64,
-    pub details: &'a str,
-}
-
-/// Writes the receipt; answers its id (the cursor).
-pub fn insert(tx: &Transaction<'_>, n: &NewReceipt<'_>) -> Result<i64, StoreError> {
+/// Writes the receipt of change `c` at `now`; answers its id (the cursor).
+pub fn insert(tx: &Transaction<'_>, now: i64, c: &Change<'_>) -> Result<i64, StoreError> {
     // Cached: a bulk of messages writes thousands of receipts in one transaction.
     tx.prepare_cached(
         "INSERT INTO receipts (enterprise_id, subject, subject_id, inspection_no, kind, state, opinion, at, details)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
-        n.enterprise_id,
-        n.subject,
-        n.subject_id,
-        n.inspection_no,
-        n.kind,
-        n.state,
-        n.opinion,
-        n.at,
-        n.details
+        c.enterprise_id,
+        c.event.subject(),
+        c.subject_id,
+        c.inspection_no,
+        c.event.kind(),
+        c.state,
+        c.opinion,
+        now,
+        c.details.to_string()
     ])?;
     Ok(tx.last_insert_rowid())
 }
