@@ -114,12 +114,12 @@ pub fn attachment(c: &Connection, id: i64) -> Result<Option<Attachment>, StoreEr
             attachment_row,
         )
         .optional()?;
-    Ok(found
+    found
         .map(|mut a| {
             a.requests = requests_of(c, a.id)?;
-            Ok::<_, StoreError>(a)
+            Ok(a)
         })
-        .transpose()?)
+        .transpose()
 }
 
 /// Every attachment of a subject, replaced ones included, oldest first.
