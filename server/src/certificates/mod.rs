@@ -770,23 +770,31 @@ fn content_for(
 ) -> Result<CertificateContent, ApiError> {
     let issuer =
         orgs::store::unit(c, app.district_unit)?.ok_or_else(|| ApiError::not_found("the district"))?;
+    // A signed certificate never carries a blank party or description: what the application named must
+    // still be on record, or issuing stops with the reason.
     let enterprise = |code: &str| -> Result<IssuedParty, ApiError> {
-        let e = orgs::store::enterprise_by_code(c, code)?;
-        Ok(IssuedParty {
-            name: e.map(|e| e.name).unwrap_or_default(),
-            customs_code: Some(code.to_owned()),
-            address: None,
-        })
+        let e = orgs::store::enterprise_by_code(c, code)?.ok_or_else(|| {
+            ApiError::conflict(
+                "unknown_enterprise",
+                format!("enterprise {code}, named by the application, is not on record"),
+            )
+        })?;
+        Ok(IssuedParty { name: e.name, customs_code: Some(code.to_owned()), address: None })
     };
     let mut goods = Vec::new();
     for (i, g) in req.goods.iter().enumerate() {
         let d = &app.content.goods[g.line - 1];
         let hs: String = d.hs_code.clone().into();
-        let entry = crate::reference::hs(c, &hs)?;
+        let entry = crate::reference::hs(c, &hs)?.ok_or_else(|| {
+            ApiError::conflict(
+                "unknown_hs_code",
+                format!("goods line {}: HS code {hs} is no longer in the reference tables", g.line),
+            )
+        })?;
         goods.push(IssuedGoods {
             seq: i + 1,
-            description_en: entry.as_ref().map(|e| e.description_en.clone()).unwrap_or_default(),
-            description_zh: entry.as_ref().map(|e| e.description_zh.clone()).unwrap_or_default(),
+            description_en: entry.description_en,
+            description_zh: entry.description_zh,
             hs_code: hs,
             name: d.name.as_str().to_owned(),
             quantity: g.quantity,
@@ -825,6 +833,8 @@ fn content_for(
         goods,
         additional_declarations: req.additional_declarations.iter().map(|d| d.trim().to_owned()).collect(),
         treatment: req.treatment.as_ref().map(|t| t.trim().to_owned()),
+        // Goods released without inspection have no inspection number and no sealed record: the evidence
+        // is then the electronic record alone, and these stay empty.
         evidence: Evidence {
             inspection_no: app.inspection_no.clone().unwrap_or_default(),
             e_record_no: e.number.clone(),
