@@ -1,7 +1,7 @@
 //! The enterprise's steps on an application — file a draft, amend it, submit it, copy it — and who may
 //! see one. The handlers in `http.rs` and signed messages (`messages`) both call these.
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 
 use super::{
     AppChange, Application, ApplicationContent, next_inspection_no, place, store, submission_violations,
@@ -18,7 +18,7 @@ use crate::{
 
 /// Loads an application the caller may see: its enterprise's (own or delegated), or in a reviewing
 /// customs user's subtree. Anything else is "not found".
-pub fn load_visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Application, ApiError> {
+pub fn load_visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<Application, ApiError> {
     let app = store::get(c, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
     let visible = match caller.role {
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
@@ -42,7 +42,7 @@ pub fn require_enterprise(caller: &Caller) -> Result<(), ApiError> {
 
 /// Files a new draft for the caller (the domain step behind `POST /applications` and signed messages).
 pub fn create_draft(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     content: ApplicationContent,
@@ -69,7 +69,7 @@ pub fn create_draft(
 
 /// Changes a draft or returned application's content (the domain step behind `PUT /applications/{id}`).
 pub fn amend(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     id: i64,
@@ -115,7 +115,7 @@ pub fn amend(
 /// Submits a draft or returned application: every rule checked, the inspection number assigned, and the
 /// district's automatic review applied (the domain step behind `POST /applications/{id}/submit`).
 pub fn submit_in(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     id: i64,
@@ -163,14 +163,14 @@ pub fn submit_in(
 }
 
 /// Copies an application the caller may see into a new draft (`copied_from` names the original).
-pub fn copy(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Application, ApiError> {
+pub fn copy(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Application, ApiError> {
     let old = load_visible(tx, caller, id, now)?;
     create_draft(tx, now, caller, old.content, Some(old.id))
 }
 
 /// The applications the caller may see that match `filter`: the caller's scope is added to it here.
 pub fn list_visible(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     mut filter: store::Filter,
     now: i64,

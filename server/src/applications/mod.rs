@@ -9,7 +9,7 @@ pub mod http;
 pub mod number;
 pub mod store;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ use crate::{
         ApplicationState, CertificateKind, CustomsCode, Direction, DistrictCode, Line, Scope, UnitKind,
         time::rfc3339,
     },
-    error::ApiError,
+    error::{ApiError, StoreError},
     orgs::store as orgs_store,
     receipts::{self, Change},
     reference,
@@ -161,7 +161,7 @@ pub struct Placement {
 /// Checks what a draft must already satisfy: an applicant the caller may file for, a known district and a
 /// site under it. Everything else waits for submission.
 pub fn place(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     content: &ApplicationContent,
     now: i64,
@@ -202,7 +202,7 @@ pub fn place(
 
 /// Every submission rule, checked against the reference tables; an empty list means the application may go.
 pub fn submission_violations(
-    c: &Connection,
+    c: &Conn,
     content: &ApplicationContent,
     now: i64,
 ) -> Result<Vec<Violation>, ApiError> {
@@ -271,7 +271,7 @@ pub fn submission_violations(
 
 /// Writes a history row: every change keeps the content as it stood.
 pub fn record_history(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     app: &Application,
     action: ApplicationEvent,
     opinion: Option<&str>,
@@ -284,7 +284,7 @@ pub fn record_history(
 
 /// Moves an application to `state` with history, a receipt for the enterprise and an audit entry.
 pub fn transition(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     app: &mut Application,
@@ -308,7 +308,7 @@ pub struct AppChange<'a> {
 
 /// [`transition`] with the receipt's details chosen by the caller.
 pub fn transition_as(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     app: &mut Application,
@@ -353,14 +353,14 @@ pub fn e_record_number(inspection_no: &str) -> String {
     format!("E{inspection_no}")
 }
 
-pub fn e_record(c: &Connection, application_id: i64) -> rusqlite::Result<Option<ERecord>> {
-    store::e_record(c, application_id)
+pub fn e_record(c: &Conn, application_id: i64) -> Result<Option<ERecord>, StoreError> {
+    Ok(store::e_record(c, application_id)?)
 }
 
 /// Releases the goods: the electronic record gets its number and status `normal`, the application
 /// becomes `released`, and the receipt (`action`) carries the number.
 pub fn release(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     app: &mut Application,
@@ -386,7 +386,7 @@ pub fn release(
 /// Assigns the next serial for (direction, year, district) in the caller's transaction: never duplicated,
 /// never skipped, because the writer is serialised and the bump commits or rolls back with the submission.
 pub fn next_inspection_no(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     direction: Direction,
     year: i16,
     district: &str,

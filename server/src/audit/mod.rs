@@ -14,7 +14,7 @@ pub mod store;
 
 use std::ops::ControlFlow;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -154,7 +154,7 @@ fn entry_hash(
 
 /// Appends one entry inside the caller's transaction.
 pub fn append(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     at_ms: i64,
     actor: &Actor,
     action: Action,
@@ -199,7 +199,7 @@ pub struct BrokenLink {
 }
 
 /// Walks the whole chain in order, streaming rows so a long log does not sit in memory.
-pub fn verify(conn: &Connection) -> Result<ChainReport, ApiError> {
+pub fn verify(conn: &Conn) -> Result<ChainReport, ApiError> {
     let mut expected_prev = GENESIS.to_vec();
     let mut expected_seq = 1;
     let mut entries = 0;

@@ -98,7 +98,7 @@ async fn audit_failure(
 /// Opens a session and issues the first token pair, in the caller's transaction.
 fn open_session(
     state: &AppState,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::db::Tx<'_>,
     user: &UserRow,
     device_id: Option<&str>,
     aal: Aal,
@@ -111,7 +111,7 @@ fn open_session(
 
 fn token_pair(
     state: &AppState,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::db::Tx<'_>,
     user: &UserRow,
     sid: &str,
     device_id: Option<&str>,

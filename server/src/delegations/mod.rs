@@ -15,7 +15,7 @@ pub mod store;
 
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::Serialize;
 use serde_json::json;
 
@@ -78,12 +78,7 @@ pub struct NewDelegation {
     pub valid_until: i64,
 }
 
-pub fn create(
-    tx: &Transaction<'_>,
-    now: i64,
-    caller: &Caller,
-    new: NewDelegation,
-) -> Result<Delegation, ApiError> {
+pub fn create(tx: &Tx<'_>, now: i64, caller: &Caller, new: NewDelegation) -> Result<Delegation, ApiError> {
     let principal = caller.enterprise()?;
     if new.agent_id == principal {
         return Err(invalid(
@@ -115,7 +110,7 @@ pub fn create(
 }
 
 /// Revokes a delegation the caller's enterprise gave, and with it every grant under it.
-pub fn revoke(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Delegation, ApiError> {
+pub fn revoke(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Delegation, ApiError> {
     let d = get(tx, id)?
         .filter(|d| Some(d.principal_id) == caller.enterprise_id)
         .ok_or_else(|| ApiError::not_found("the delegation"))?;
@@ -136,7 +131,7 @@ pub fn revoke(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resul
 
 /// The agent's legal person passes (some of) a delegation's scopes on to one of its own operators.
 pub fn grant(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     delegation_id: i64,
@@ -183,7 +178,7 @@ fn is_live(d: &Delegation, now: i64) -> bool {
 /// May the caller act for `enterprise_id` in `scope` now? Own enterprise: yes. An agent's legal person:
 /// through a live delegation with that scope. An agent's operator: through a live grant under one.
 pub fn may_act_for(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     enterprise_id: i64,
     scope: Scope,
@@ -200,7 +195,7 @@ pub fn may_act_for(
 }
 
 /// Enterprises the caller may see at all: its own plus those delegating to it in any scope.
-pub fn may_see(c: &Connection, caller: &Caller, enterprise_id: i64, now: i64) -> Result<bool, ApiError> {
+pub fn may_see(c: &Conn, caller: &Caller, enterprise_id: i64, now: i64) -> Result<bool, ApiError> {
     for scope in Scope::ALL {
         if may_act_for(c, caller, enterprise_id, *scope, now)? {
             return Ok(true);
@@ -210,7 +205,7 @@ pub fn may_see(c: &Connection, caller: &Caller, enterprise_id: i64, now: i64) ->
 }
 
 /// Enterprises the caller may act for through delegation now, with the scopes it holds for each.
-pub fn principals_of(c: &Connection, caller: &Caller, now: i64) -> Result<Vec<(i64, Vec<Scope>)>, ApiError> {
+pub fn principals_of(c: &Conn, caller: &Caller, now: i64) -> Result<Vec<(i64, Vec<Scope>)>, ApiError> {
     let Some(own) = caller.enterprise_id else { return Ok(Vec::new()) };
     let operator = (caller.role != Role::EnterpriseLegal).then_some(caller.user_id);
     let rows = store::live_to(c, own, now, operator)?;
@@ -235,12 +230,7 @@ pub fn principals_of(c: &Connection, caller: &Caller, now: i64) -> Result<Vec<(i
 }
 
 /// The caller's own enterprise plus those delegating any of `scopes` to it now.
-pub fn enterprises_for(
-    c: &Connection,
-    caller: &Caller,
-    scopes: &[Scope],
-    now: i64,
-) -> Result<Vec<i64>, ApiError> {
+pub fn enterprises_for(c: &Conn, caller: &Caller, scopes: &[Scope], now: i64) -> Result<Vec<i64>, ApiError> {
     let mut ids = vec![caller.enterprise()?];
     for (principal, held) in principals_of(c, caller, now)? {
         if held.iter().any(|s| scopes.contains(s)) && !ids.contains(&principal) {

@@ -44,7 +44,7 @@ pub struct ListQuery {
 }
 
 /// A unit code named in a filter, as its id; an unknown code is the client's mistake.
-fn unit_id(c: &rusqlite::Connection, field: &str, code: &str) -> Result<i64, ApiError> {
+fn unit_id(c: &crate::db::Conn, field: &str, code: &str) -> Result<i64, ApiError> {
     crate::orgs::store::unit_by_code(c, code)?.map(|u| u.id).ok_or_else(|| {
         invalid(field, "unknown_unit", format!("no customs unit or site has the code {code:?}"))
     })

@@ -245,7 +245,7 @@ pub async fn confirm_operator(
 }
 
 /// Loads one of the caller's own operators, or "not found".
-fn own_operator(c: &rusqlite::Connection, caller: &Caller, id: i64) -> Result<(), ApiError> {
+fn own_operator(c: &crate::db::Conn, caller: &Caller, id: i64) -> Result<(), ApiError> {
     store::user(c, id)?
         .filter(|u| u.enterprise_id == caller.enterprise_id && u.role == Role::EnterpriseOperator)
         .map(|_| ())

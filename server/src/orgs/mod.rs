@@ -6,8 +6,8 @@
 pub mod http;
 pub mod store;
 
+use crate::db::Tx;
 use base64::{Engine, engine::general_purpose::STANDARD};
-use rusqlite::Transaction;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -18,7 +18,7 @@ use crate::{
         AccountStatus, CreditRating, CustomsCode, DistrictCode, Line, Role, UnitKind, Uscc, UserStatus,
         time::{Period, rfc3339},
     },
-    error::{ApiError, invalid},
+    error::{ApiError, StoreError, invalid},
     receipts,
 };
 
@@ -122,7 +122,7 @@ pub fn check_username(name: &str) -> Result<(), ApiError> {
     }
 }
 
-pub fn create_unit(tx: &Transaction<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result<Unit, ApiError> {
+pub fn create_unit(tx: &Tx<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result<Unit, ApiError> {
     nonempty("name", &new.name, 200)?;
     let timezone = new.timezone.map_or_else(|| "Asia/Shanghai".into(), Line::into_string);
     if jiff::tz::TimeZone::get(&timezone).is_err() {
@@ -168,7 +168,7 @@ pub fn create_unit(tx: &Transaction<'_>, now: i64, actor: &Actor, new: NewUnit) 
 }
 
 pub fn create_enterprise(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     new: NewEnterprise,
@@ -189,12 +189,10 @@ pub fn create_enterprise(
         ));
     }
     let id = store::insert_enterprise(tx, &new, unit_id, now).map_err(|e| match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-            ApiError::conflict(
-                "duplicate_enterprise",
-                "an enterprise with this unified social credit code exists",
-            )
-        }
+        StoreError::Conflict(_) => ApiError::conflict(
+            "duplicate_enterprise",
+            "an enterprise with this unified social credit code exists",
+        ),
         other => other.into(),
     })?;
     audit::append(
@@ -210,7 +208,7 @@ pub fn create_enterprise(
 
 /// Creates a user whose password hash was computed beforehand (off the executor), starting as `start` says.
 pub fn create_user(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     new: &NewUser,
@@ -261,7 +259,7 @@ pub fn create_user(
 
 /// An operator account's receipt (to its enterprise) and audit entry.
 pub fn record_operator(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     user: &User,
@@ -289,12 +287,7 @@ pub fn record_operator(
 
 /// The legal person confirms a pending operator: it becomes active and may log in (and must change
 /// the initial password first).
-pub fn confirm_operator(
-    tx: &Transaction<'_>,
-    now: i64,
-    actor: &Actor,
-    user_id: i64,
-) -> Result<User, ApiError> {
+pub fn confirm_operator(tx: &Tx<'_>, now: i64, actor: &Actor, user_id: i64) -> Result<User, ApiError> {
     let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the operator"))?;
     if user.status != AccountStatus::Pending {
         return Err(ApiError::conflict(
@@ -310,7 +303,7 @@ pub fn confirm_operator(
 
 /// Freezes, unfreezes or reports an account lost; a frozen or lost account's sessions end at once.
 pub fn set_user_status(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     user_id: i64,
@@ -348,7 +341,7 @@ pub fn set_user_status(
 }
 
 pub fn set_user_validity(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     user_id: i64,
@@ -370,7 +363,7 @@ pub fn set_user_validity(
 
 /// Registers the Ed25519 public key (base64, 32 bytes) that the user's strong logins are verified with.
 pub fn set_signing_key(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     user_id: i64,
