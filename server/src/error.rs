@@ -16,6 +16,10 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
+use crate::db::error::EngineError;
+/// Defined beside the database (it wraps the engine's error), mapped to HTTP here.
+pub use crate::db::error::StoreError;
+
 /// The error body every endpoint answers with: `{"code", "message", "details"}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -120,36 +124,6 @@ impl From<crate::auth::error::AuthError> for ApiError {
     }
 }
 
-/// What a module's store answers when it cannot: storage knows nothing of HTTP. `error.rs` turns it into
-/// the one error shape once (404, 409, or a logged 500), so stores and the domain code above them never
-/// build an `ApiError` for a missing or duplicate row.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No row; the text names what was looked for ("the device").
-    #[error("{0} was not found")]
-    NotFound(&'static str),
-    /// A row with that key already exists.
-    #[error("{0} already exists")]
-    Conflict(&'static str),
-    #[error(transparent)]
-    Other(#[from] rusqlite::Error),
-}
-
-impl StoreError {
-    /// `e` as a [`StoreError::Conflict`] when it is a uniqueness or primary-key violation.
-    pub fn unique(e: rusqlite::Error, what: &'static str) -> StoreError {
-        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
-        match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(f.extended_code, SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY) =>
-            {
-                StoreError::Conflict(what)
-            }
-            _ => StoreError::Other(e),
-        }
-    }
-}
-
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -162,8 +136,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("database"))
     }
 }

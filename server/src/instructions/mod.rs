@@ -17,7 +17,7 @@ use crate::{
     applications::Application,
     audit::Actor,
     auth::Caller,
-    db::{Conn, Tx},
+    db::{Conn, SqlValue, Tx},
     domain::{AccountStatus, InstructionState, Role, Scope, time::rfc3339},
     error::{ApiError, invalid},
     orgs::store as orgs_store,
@@ -78,7 +78,7 @@ pub struct InstructionSummary {
     pub created_at: i64,
 }
 
-pub use store::{SqlValue, by_application, get, set_deadline, set_due_at, set_state, state_counts};
+pub use store::{by_application, get, set_deadline, set_due_at, set_state, state_counts};
 
 /// Which instructions a caller sees, as SQL over the `instructions` table aliased `i`.
 pub fn scope_sql(c: &Conn, caller: &Caller, now: i64) -> Result<(String, Vec<SqlValue>), ApiError> {

@@ -4,11 +4,12 @@
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{Instruction, InstructionSummary, ListFilter, StateCount};
-use crate::{db::scope, domain::InstructionState, error::StoreError, reference::CheckItem};
-
-/// A value bound to a `?` of a condition built elsewhere (a caller's scope, a monitoring rule); the
-/// storage engine's own type, named here so rules above the store need not name it.
-pub type SqlValue = rusqlite::types::Value;
+use crate::{
+    db::{SqlValue, scope},
+    domain::InstructionState,
+    error::StoreError,
+    reference::CheckItem,
+};
 
 const SUMMARY_COLS: &str = "id, application_id, inspection_no, enterprise_id, unit_id, site_id, state, \
      json_array_length(checklist), deadline, due_at, created_at";

@@ -133,13 +133,8 @@ pub fn insert_enterprise(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![e.customs_code.as_str(), e.uscc.as_str(), e.name, e.credit_rating, unit_id, now],
     )
-    .map_err(|e| match e {
-        // The customs code was checked first, so what is left to collide is the credit code.
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-            StoreError::Conflict("an enterprise with this unified social credit code")
-        }
-        other => other.into(),
-    })?;
+    // The customs code was checked first, so what is left to collide is the credit code.
+    .map_err(|e| StoreError::constraint(e, "an enterprise with this unified social credit code"))?;
     Ok(c.last_insert_rowid())
 }
 
