@@ -124,6 +124,69 @@ impl From<crate::auth::error::AuthError> for ApiError {
     }
 }
 
+/// A principal acting outside its role (403, the sentence says which roles the step needs).
+impl From<crate::domain::principal::NotAllowed> for ApiError {
+    fn from(e: crate::domain::principal::NotAllowed) -> Self {
+        ApiError::forbidden(e.to_string())
+    }
+}
+
+/// A validity period refused: 422 `invalid_period`, naming the field.
+impl From<crate::domain::time::PeriodError> for ApiError {
+    fn from(e: crate::domain::time::PeriodError) -> Self {
+        invalid(e.field(), "invalid_period", e.to_string())
+    }
+}
+
+impl From<crate::delegations::error::DelegationError> for ApiError {
+    fn from(e: crate::delegations::error::DelegationError) -> Self {
+        use crate::delegations::error::DelegationError as E;
+        let message = e.to_string();
+        match e {
+            E::NotAllowed(e) => e.into(),
+            E::Period(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::MissingScopes => invalid("scopes", "missing_scopes", message),
+            E::SelfDelegation => invalid("agent_customs_code", "self_delegation", message),
+            E::NotFound => ApiError::not_found("the delegation"),
+            E::AlreadyRevoked => ApiError::conflict("already_revoked", message),
+            E::Inactive => ApiError::conflict("delegation_inactive", message),
+            E::ScopeNotDelegated(_) => invalid("scopes", "scope_not_delegated", message),
+            E::UnknownOperator => invalid("user_id", "unknown_operator", message),
+        }
+    }
+}
+
+impl From<crate::selection::error::SelectionError> for ApiError {
+    fn from(e: crate::selection::error::SelectionError) -> Self {
+        use crate::selection::error::SelectionError as E;
+        match e {
+            E::NoEnterprise => ApiError::not_found("the applicant enterprise"),
+            E::Internal(e) => ApiError::Internal(e),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::applications::error::ApplicationError> for ApiError {
+    fn from(e: crate::applications::error::ApplicationError) -> Self {
+        use crate::applications::error::ApplicationError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound => ApiError::not_found("the application"),
+            E::NotEnterprise | E::OfficerList | E::NotYourApplicant(_) => ApiError::forbidden(message),
+            E::UnknownDistrict(_) => invalid("district_code", "unknown_district", message),
+            E::UnknownSite { .. } => invalid("site_code", "unknown_site", message),
+            E::NotEditable(_) => ApiError::conflict("not_editable", message),
+            E::NumberedFieldsFixed => ApiError::conflict("numbered_fields_fixed", message),
+            E::NotSubmittable(_) => ApiError::conflict("wrong_state", message),
+            E::NotAllowed(e) => e.into(),
+            E::Delegation(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

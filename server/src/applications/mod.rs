@@ -4,6 +4,7 @@
 //! rules (known HS codes, legal units, producer qualification, the applicant) are checked on submission
 //! against the reference tables, and every broken rule is reported at once so the filer fixes all in one go.
 
+pub mod error;
 pub mod filing;
 pub mod http;
 pub mod number;
@@ -13,13 +14,14 @@ use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use error::ApplicationError;
 pub use number::InspectionNo;
 
 use crate::domain::events::ApplicationEvent;
 use crate::{
     audit::Actor,
-    auth::Caller,
     delegations,
+    domain::Principal,
     domain::{
         ApplicationState, CertificateKind, CustomsCode, Direction, DistrictCode, Line, Scope, UnitKind,
         time::rfc3339,
@@ -162,40 +164,26 @@ pub struct Placement {
 /// site under it. Everything else waits for submission.
 pub fn place(
     c: &Conn,
-    caller: &Caller,
+    caller: &Principal,
     content: &ApplicationContent,
     now: i64,
-) -> Result<Placement, ApiError> {
-    let enterprise = orgs_store::enterprise_by_code(c, content.applicant_code.as_str())?;
+) -> Result<Placement, ApplicationError> {
+    let enterprise =
+        orgs_store::enterprise_by_code(c, content.applicant_code.as_str()).map_err(StoreError::from)?;
     let enterprise = match enterprise {
         Some(e) if delegations::may_act_for(c, caller, e.id, Scope::Applications, now)? => e,
-        _ => {
-            return Err(ApiError::forbidden(format!(
-                "you may not file applications for the enterprise {}: it is not yours and has not delegated applications to you",
-                content.applicant_code
-            )));
-        }
+        _ => return Err(ApplicationError::NotYourApplicant(content.applicant_code.to_string())),
     };
-    let district = orgs_store::unit_by_code(c, content.district_code.as_str())?
+    let district = orgs_store::unit_by_code(c, content.district_code.as_str())
+        .map_err(StoreError::from)?
         .filter(|u| u.kind == UnitKind::Customs)
-        .ok_or_else(|| {
-            crate::error::invalid(
-                "district_code",
-                "unknown_district",
-                format!("{} is not a customs district", content.district_code),
-            )
-        })?;
-    let site = orgs_store::unit_by_code(c, content.site_code.as_str())?
+        .ok_or_else(|| ApplicationError::UnknownDistrict(content.district_code.to_string()))?;
+    let site = orgs_store::unit_by_code(c, content.site_code.as_str())
+        .map_err(StoreError::from)?
         .filter(|u| u.kind == UnitKind::Site && u.parent_id == Some(district.id))
-        .ok_or_else(|| {
-            crate::error::invalid(
-                "site_code",
-                "unknown_site",
-                format!(
-                    "{} is not an inspection site of district {}",
-                    content.site_code, content.district_code
-                ),
-            )
+        .ok_or_else(|| ApplicationError::UnknownSite {
+            site: content.site_code.to_string(),
+            district: content.district_code.to_string(),
         })?;
     Ok(Placement { enterprise_id: enterprise.id, district_unit: district.id, site_unit: site.id })
 }
@@ -205,7 +193,7 @@ pub fn submission_violations(
     c: &Conn,
     content: &ApplicationContent,
     now: i64,
-) -> Result<Vec<Violation>, ApiError> {
+) -> Result<Vec<Violation>, StoreError> {
     let mut v = Vec::new();
     if content.goods.is_empty() || content.goods.len() > MAX_GOODS_LINES {
         v.push(violation("goods", "goods_count", format!("declare 1 to {MAX_GOODS_LINES} goods lines")));

@@ -19,7 +19,10 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::{domain::events::Event, error::ApiError};
+use crate::{
+    domain::events::Event,
+    error::{ApiError, StoreError},
+};
 pub use store::{AuditEntry, entries};
 
 /// Who acted: a user, the system (automatic review, expiry) or an anonymous caller (failed logins).
@@ -160,7 +163,7 @@ pub fn append(
     action: Action,
     subject: &str,
     details: Value,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let action = action.as_str();
     // Cached statements: a bulk of messages appends thousands of entries in one transaction.
     let last = store::last_link(tx)?;

@@ -92,7 +92,7 @@ async fn audit_failure(
 ) -> Result<(), ApiError> {
     let now = state.now_ms();
     let details = json!({"reason": why, "address": client.to_string()});
-    state.db.write(move |tx| audit::append(tx, now, &Actor::Anonymous, action, &subject, details)).await
+    state.db.write(move |tx| Ok(audit::append(tx, now, &Actor::Anonymous, action, &subject, details)?)).await
 }
 
 /// Opens a session and issues the first token pair, in the caller's transaction.
@@ -330,7 +330,8 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Sta
                 audit::Action::AuthLogout,
                 &format!("user:{}", caller.user_id),
                 json!({}),
-            )
+            )?;
+            Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

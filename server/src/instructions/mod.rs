@@ -16,8 +16,8 @@ use crate::domain::events::Event;
 use crate::{
     applications::Application,
     audit::Actor,
-    auth::Caller,
     db::{Conn, SqlValue, Tx},
+    domain::Principal,
     domain::{AccountStatus, InstructionState, Role, Scope, time::rfc3339},
     error::{ApiError, invalid},
     orgs::store as orgs_store,
@@ -81,7 +81,7 @@ pub struct InstructionSummary {
 pub use store::{by_application, get, set_deadline, set_due_at, set_state, state_counts};
 
 /// Which instructions a caller sees, as SQL over the `instructions` table aliased `i`.
-pub fn scope_sql(c: &Conn, caller: &Caller, now: i64) -> Result<(String, Vec<SqlValue>), ApiError> {
+pub fn scope_sql(c: &Conn, caller: &Principal, now: i64) -> Result<(String, Vec<SqlValue>), ApiError> {
     Ok(match caller.role {
         Role::Admin => ("1 = 1".into(), vec![]),
         Role::Officer => (crate::db::scope::instruction_assigned_to("i.id"), vec![caller.user_id.into()]),
@@ -116,7 +116,7 @@ pub struct ListFilter {
 
 pub fn list(
     c: &Conn,
-    caller: &Caller,
+    caller: &Principal,
     filter: ListFilter,
     limit: i64,
     offset: i64,
@@ -126,7 +126,7 @@ pub fn list(
 }
 
 /// May the caller see this instruction?
-pub fn visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<Instruction, ApiError> {
+pub fn visible(c: &Conn, caller: &Principal, id: i64, now: i64) -> Result<Instruction, ApiError> {
     if !store::exists_in(c, id, scope_sql(c, caller, now)?)? {
         return Err(ApiError::not_found("the instruction"));
     }
@@ -213,7 +213,7 @@ pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Re
 /// The instruction, if the caller may act on it as a supervisor: an admin, or a unit whose subtree holds
 /// the instruction's district or site (`db::scope::instruction_in_subtree`, the same rule the lists use,
 /// so a supervisor acts on exactly what they see). Anyone else is told it does not exist.
-pub fn supervised(tx: &Conn, caller: &Caller, id: i64) -> Result<Instruction, ApiError> {
+pub fn supervised(tx: &Conn, caller: &Principal, id: i64) -> Result<Instruction, ApiError> {
     let i = get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
     if caller.role != Role::Admin && !crate::db::scope::instruction_in_subtree_of(tx, caller.unit()?, id)? {
         return Err(ApiError::not_found("the instruction"));
@@ -233,7 +233,7 @@ pub struct Assignment {
 pub fn assign_officers(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     i: Instruction,
     officers: &[i64],
 ) -> Result<Assignment, ApiError> {

@@ -776,8 +776,7 @@ impl ReferenceSet {
 
         if report.changed() {
             let details = serde_json::to_value(&report.tables).unwrap_or_else(|_| json!({}));
-            audit::append(tx, now, actor, audit::Action::ReferenceImported, "reference", details)
-                .map_err(ImportError::from_api)?;
+            audit::append(tx, now, actor, audit::Action::ReferenceImported, "reference", details)?;
         }
         Ok(report)
     }

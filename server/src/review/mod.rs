@@ -17,7 +17,7 @@ use crate::domain::events::ApplicationEvent;
 use crate::{
     applications::{self, Application, store as app_store},
     audit::{self, Actor},
-    auth::Caller,
+    domain::Principal,
     domain::{ApplicationState, Role, SelectionOutcome},
     error::{ApiError, invalid},
     instructions, orgs, selection,
@@ -43,7 +43,7 @@ impl Action {
 }
 
 /// May this customs user review applications of `district_unit`?
-pub fn may_review(c: &Conn, caller: &Caller, district_unit: i64) -> Result<bool, ApiError> {
+pub fn may_review(c: &Conn, caller: &Principal, district_unit: i64) -> Result<bool, ApiError> {
     Ok(caller.role == Role::Admin
         || (matches!(caller.role, Role::Reviewer | Role::Supervisor)
             && orgs::store::in_subtree(c, caller.unit()?, district_unit)?))
@@ -166,7 +166,7 @@ pub fn apply(
 pub fn review_one(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     action: Action,
     opinion: Option<&str>,
@@ -185,7 +185,7 @@ pub fn review_one(
 pub fn set_auto_review(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     unit: i64,
     enabled: bool,
 ) -> Result<(), ApiError> {

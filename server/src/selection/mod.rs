@@ -6,8 +6,11 @@
 //! and the canonical inputs, so the same seed and inputs always give the same outcome: both are stored with
 //! the explanation, and anyone can replay the decision.
 
+pub mod error;
 pub mod http;
 pub mod store;
+
+pub use error::SelectionError;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,7 +20,7 @@ use crate::{
     applications::Application,
     db::{Conn, Tx},
     domain::{CreditRating, SelectionOutcome, time::rfc3339},
-    error::ApiError,
+    error::StoreError,
     reference::{self, RiskRule},
 };
 
@@ -114,9 +117,10 @@ pub fn decide(seed: &[u8], inputs: &Inputs) -> Explanation {
 }
 
 /// Gathers the inputs for an application from the current reference data.
-pub fn gather(c: &Conn, app: &Application) -> Result<Inputs, ApiError> {
-    let enterprise = crate::orgs::store::enterprise(c, app.enterprise_id)?
-        .ok_or_else(|| ApiError::not_found("the applicant enterprise"))?;
+pub fn gather(c: &Conn, app: &Application) -> Result<Inputs, SelectionError> {
+    let enterprise = crate::orgs::store::enterprise(c, app.enterprise_id)
+        .map_err(StoreError::from)?
+        .ok_or(SelectionError::NoEnterprise)?;
     let goods: Vec<GoodsInput> = app
         .content
         .goods
@@ -151,10 +155,10 @@ pub fn gather(c: &Conn, app: &Application) -> Result<Inputs, ApiError> {
 }
 
 /// Decides for an approved application with a fresh random seed and stores seed, inputs and explanation.
-pub fn select(tx: &Tx<'_>, app: &Application, now: i64) -> Result<Explanation, ApiError> {
+pub fn select(tx: &Tx<'_>, app: &Application, now: i64) -> Result<Explanation, SelectionError> {
     let inputs = gather(tx, app)?;
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let explanation = decide(&seed, &inputs);
     let row = store::SelectionRow {
         outcome: explanation.outcome,
@@ -183,7 +187,7 @@ pub struct StoredSelection {
     pub reproduced: bool,
 }
 
-pub fn stored(c: &Conn, application_id: i64) -> Result<Option<StoredSelection>, ApiError> {
+pub fn stored(c: &Conn, application_id: i64) -> Result<Option<StoredSelection>, SelectionError> {
     let Some(store::SelectionRow { outcome, seed, inputs, explanation, decided_at }) =
         store::get(c, application_id)?
     else {

@@ -21,8 +21,8 @@ use crate::domain::events::ApplicationEvent;
 use crate::{
     applications::{self, AppChange, store as app_store},
     audit::{self, Actor},
-    auth::Caller,
     bookings,
+    domain::Principal,
     domain::{ApplicationState, InstructionState, time::rfc3339},
     error::{ApiError, invalid},
     instructions::{
@@ -79,7 +79,7 @@ fn application_of(tx: &Tx<'_>, i: &Instruction) -> Result<applications::Applicat
 pub fn assign(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     officers: &[i64],
 ) -> Result<Instruction, ApiError> {
@@ -98,7 +98,7 @@ pub fn assign(
 pub fn cancel(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     reason: &str,
 ) -> Result<Instruction, ApiError> {
@@ -130,7 +130,7 @@ pub fn cancel(
 pub fn revoke_approval(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     application_id: i64,
     opinion: &str,
 ) -> Result<applications::Application, ApiError> {
@@ -220,7 +220,7 @@ fn schedule_to_record(tx: &Tx<'_>, now: i64, i: &Instruction) -> Result<(), ApiE
 pub fn extend_deadline(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     deadline: i64,
     reason: &str,
@@ -304,7 +304,7 @@ pub fn photo_arrived(tx: &Tx<'_>, now: i64, actor: &Actor, instruction_id: i64) 
 /// A supervisor approves a submitted result: the record's heads and content digest are stored (the
 /// record is sealed from now on), and the goods are released (conforming) or the enterprise gets the
 /// disposal notice (non-conforming).
-pub fn approve(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Instruction, ApiError> {
+pub fn approve(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Instruction, ApiError> {
     let i = instructions::supervised(tx, caller, id)?;
     machine::next(i.state, InstructionEvent::ResultApproved).map_err(illegal)?;
     let seal = records::seal(tx, now, caller.user_id, id)?;
@@ -337,7 +337,7 @@ pub fn approve(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Instru
 pub fn return_result(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     opinion: &str,
 ) -> Result<Instruction, ApiError> {
@@ -358,7 +358,7 @@ pub fn return_result(
 pub fn resolve(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     path: &str,
     value: &Value,
@@ -396,7 +396,7 @@ pub fn resolve(
 pub fn force_release(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     reason: &str,
 ) -> Result<Instruction, ApiError> {
@@ -430,7 +430,7 @@ pub fn force_release(
 pub fn disposal_done(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     note: Option<&str>,
 ) -> Result<Instruction, ApiError> {
