@@ -187,6 +187,23 @@ impl From<crate::applications::error::ApplicationError> for ApiError {
     }
 }
 
+impl From<crate::instructions::error::InstructionError> for ApiError {
+    fn from(e: crate::instructions::error::InstructionError) -> Self {
+        use crate::instructions::error::InstructionError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound => ApiError::not_found("the instruction"),
+            E::NotNumbered => ApiError::conflict("no_number", message),
+            E::Exists { .. } => ApiError::conflict("instruction_exists", message),
+            E::OfficerCount(_) => invalid("officer_ids", "officer_count", message),
+            E::NotAnOfficerHere(_) => invalid("officer_ids", "not_an_officer_here", message),
+            E::NotAllowed(e) => e.into(),
+            E::Delegation(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -93,7 +93,7 @@ pub async fn list(
                 to,
                 condition,
             };
-            super::list(c, &caller, filter, limit, offset, now)
+            Ok(super::list(c, &caller, filter, limit, offset, now)?)
         })
         .await?;
     if csv::wanted(&headers) {
@@ -134,7 +134,7 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Instruction>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| super::visible(c, &caller, id, now)).await?))
+    Ok(Json(state.db.read(move |c| Ok(super::visible(c, &caller, id, now)?)).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -5,9 +5,12 @@
 //! changes state. What follows from an event in other modules (the record opened at assignment, the
 //! booking released at cancellation) is the `workflow` module's.
 
+pub mod error;
 pub mod http;
 pub mod machine;
 pub mod store;
+
+pub use error::InstructionError;
 
 use serde::Serialize;
 use serde_json::json;
@@ -19,7 +22,7 @@ use crate::{
     db::{Conn, SqlValue, Tx},
     domain::Principal,
     domain::{AccountStatus, InstructionState, Role, Scope, time::rfc3339},
-    error::{ApiError, invalid},
+    error::{ApiError, StoreError},
     orgs::store as orgs_store,
     receipts::{self, Change},
     reference::{self, CheckItem},
@@ -81,7 +84,11 @@ pub struct InstructionSummary {
 pub use store::{by_application, get, set_deadline, set_due_at, set_state, state_counts};
 
 /// Which instructions a caller sees, as SQL over the `instructions` table aliased `i`.
-pub fn scope_sql(c: &Conn, caller: &Principal, now: i64) -> Result<(String, Vec<SqlValue>), ApiError> {
+pub fn scope_sql(
+    c: &Conn,
+    caller: &Principal,
+    now: i64,
+) -> Result<(String, Vec<SqlValue>), InstructionError> {
     Ok(match caller.role {
         Role::Admin => ("1 = 1".into(), vec![]),
         Role::Officer => (crate::db::scope::instruction_assigned_to("i.id"), vec![caller.user_id.into()]),
@@ -121,21 +128,21 @@ pub fn list(
     limit: i64,
     offset: i64,
     now: i64,
-) -> Result<Vec<InstructionSummary>, ApiError> {
+) -> Result<Vec<InstructionSummary>, InstructionError> {
     Ok(store::list(c, scope_sql(c, caller, now)?, filter, limit, offset)?)
 }
 
 /// May the caller see this instruction?
-pub fn visible(c: &Conn, caller: &Principal, id: i64, now: i64) -> Result<Instruction, ApiError> {
+pub fn visible(c: &Conn, caller: &Principal, id: i64, now: i64) -> Result<Instruction, InstructionError> {
     if !store::exists_in(c, id, scope_sql(c, caller, now)?)? {
-        return Err(ApiError::not_found("the instruction"));
+        return Err(InstructionError::NotFound);
     }
-    get(c, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+    get(c, id)?.ok_or(InstructionError::NotFound)
 }
 
 /// The checklist for the goods: the templates of their categories, in order of first appearance, without
 /// repeats; the fallback template where no goods line names a category.
-pub fn checklist_for(c: &Conn, app: &Application) -> Result<Vec<CheckItem>, ApiError> {
+pub fn checklist_for(c: &Conn, app: &Application) -> Result<Vec<CheckItem>, StoreError> {
     let mut categories: Vec<String> = Vec::new();
     for line in &app.content.goods {
         let category = reference::hs(c, &String::from(line.hs_code.clone()))?.and_then(|h| h.category);
@@ -162,8 +169,7 @@ pub fn checklist_for(c: &Conn, app: &Application) -> Result<Vec<CheckItem>, ApiE
 /// Creates the instruction for an application selected for on-site inspection, and tells the enterprise.
 pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Result<Instruction, ApiError> {
     let checklist = checklist_for(tx, app)?;
-    let inspection_no =
-        app.inspection_no.clone().ok_or_else(|| ApiError::conflict("no_number", "not submitted"))?;
+    let inspection_no = app.inspection_no.clone().ok_or(InstructionError::NotNumbered)?;
     // One instruction per application: an approval revoked before anything followed from it left its
     // instruction cancelled (never booked or assigned, so no record and no officers); approved again, the
     // same instruction is issued anew rather than a second one created.
@@ -173,10 +179,12 @@ pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Re
             Some(old.id)
         }
         Some(old) => {
-            return Err(ApiError::conflict(
-                "instruction_exists",
-                format!("application {} has instruction {} already ({})", app.id, old.id, old.state),
-            ));
+            return Err(InstructionError::Exists {
+                application: app.id,
+                instruction: old.id,
+                state: old.state,
+            }
+            .into());
         }
         None => None,
     };
@@ -207,16 +215,18 @@ pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Re
                         "checks": checklist.len(), "application": app.id, "reissued": reissued.is_some()}),
     };
     receipts::record_change(tx, now, &Actor::System, change)?;
-    get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+    Ok(get(tx, id)?.ok_or(InstructionError::NotFound)?)
 }
 
 /// The instruction, if the caller may act on it as a supervisor: an admin, or a unit whose subtree holds
 /// the instruction's district or site (`db::scope::instruction_in_subtree`, the same rule the lists use,
 /// so a supervisor acts on exactly what they see). Anyone else is told it does not exist.
-pub fn supervised(tx: &Conn, caller: &Principal, id: i64) -> Result<Instruction, ApiError> {
-    let i = get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
-    if caller.role != Role::Admin && !crate::db::scope::instruction_in_subtree_of(tx, caller.unit()?, id)? {
-        return Err(ApiError::not_found("the instruction"));
+pub fn supervised(tx: &Conn, caller: &Principal, id: i64) -> Result<Instruction, InstructionError> {
+    let i = get(tx, id)?.ok_or(InstructionError::NotFound)?;
+    if caller.role != Role::Admin
+        && !crate::db::scope::instruction_in_subtree_of(tx, caller.unit()?, id).map_err(StoreError::from)?
+    {
+        return Err(InstructionError::NotFound);
     }
     Ok(i)
 }
@@ -236,33 +246,31 @@ pub fn assign_officers(
     caller: &Principal,
     i: Instruction,
     officers: &[i64],
-) -> Result<Assignment, ApiError> {
+) -> Result<Assignment, InstructionError> {
     let unit = caller.unit()?;
     let mut ids: Vec<i64> = officers.to_vec();
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() || ids.len() > MAX_OFFICERS {
-        return Err(invalid("officer_ids", "officer_count", format!("assign 1 to {MAX_OFFICERS} officers")));
+        return Err(InstructionError::OfficerCount(MAX_OFFICERS));
     }
     for officer in &ids {
-        let user = orgs_store::user(tx, *officer)?;
+        let user = orgs_store::user(tx, *officer).map_err(StoreError::from)?;
         let ok = match &user {
             Some(u) => {
                 u.role == Role::Officer
                     && u.status == AccountStatus::Active
                     && match u.unit_id {
-                        Some(officer_unit) => orgs_store::in_subtree(tx, unit, officer_unit)?,
+                        Some(officer_unit) => {
+                            orgs_store::in_subtree(tx, unit, officer_unit).map_err(StoreError::from)?
+                        }
                         None => false,
                     }
             }
             None => false,
         };
         if !ok {
-            return Err(invalid(
-                "officer_ids",
-                "not_an_officer_here",
-                format!("user {officer} is not an active field officer of your unit"),
-            ));
+            return Err(InstructionError::NotAnOfficerHere(*officer));
         }
     }
     store::replace_officers(tx, i.id, &ids, now)?;

@@ -384,7 +384,7 @@ pub fn resolve(
         now,
         &actor,
         audit::Action::InstructionConflictResolved,
-        &format!("instruction:{id}"),
+        audit::Subject::Instruction(id),
         details,
     )?;
     record_progressed(tx, now, &actor, &caller.username, id, &progress)?;
