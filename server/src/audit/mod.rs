@@ -192,7 +192,7 @@ pub fn append(
     at_ms: i64,
     actor: &Actor,
     action: Action,
-    subject: impl fmt::Display,
+    subject: &(impl fmt::Display + ?Sized),
     details: Value,
 ) -> Result<(), StoreError> {
     let subject = subject.to_string();

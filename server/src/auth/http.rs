@@ -218,7 +218,7 @@ pub async fn login(
                 now,
                 &Actor::User(user.id),
                 audit::Action::AuthLogin,
-                audit::Subject::User(user.id),
+                &audit::Subject::User(user.id),
                 json!({"aal": "password", "device_id": req.device_id, "address": client.to_string()}),
             )?;
             Ok(out)
@@ -306,7 +306,7 @@ pub async fn change_password(
                 now,
                 &Actor::User(id),
                 audit::Action::AuthPasswordChange,
-                audit::Subject::User(id),
+                &audit::Subject::User(id),
                 json!({"address": client.to_string()}),
             )?;
             Ok(out)
@@ -328,7 +328,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Sta
                 now,
                 &Actor::User(caller.user_id),
                 audit::Action::AuthLogout,
-                audit::Subject::User(caller.user_id),
+                &audit::Subject::User(caller.user_id),
                 json!({}),
             )?;
             Ok(())
@@ -381,7 +381,7 @@ pub async fn strong_login(
                     now,
                     &Actor::User(user.id),
                     audit::Action::AuthLogin,
-                    audit::Subject::User(user.id),
+                    &audit::Subject::User(user.id),
                     json!({"aal": "strong"}),
                 )?;
                 Ok(out)

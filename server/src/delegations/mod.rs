@@ -103,7 +103,7 @@ pub fn create(
         now,
         &Actor::User(caller.user_id),
         audit::Action::DelegationGrant,
-        audit::Subject::Delegation(id),
+        &audit::Subject::Delegation(id),
         json!({"principal": principal, "agent": new.agent_id, "scopes": store::encode_scopes(&new.scopes),
                "valid_from": new.valid_from, "valid_until": new.valid_until}),
     )?;
@@ -124,7 +124,7 @@ pub fn revoke(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Dele
         now,
         &Actor::User(caller.user_id),
         audit::Action::DelegationRevoke,
-        audit::Subject::Delegation(id),
+        &audit::Subject::Delegation(id),
         json!({"grants_revoked": grants}),
     )?;
     Ok(store::existing(tx, id)?)
@@ -160,7 +160,7 @@ pub fn grant(
         now,
         &Actor::User(caller.user_id),
         audit::Action::DelegationSubgrant,
-        audit::Subject::Grant(id),
+        &audit::Subject::Grant(id),
         json!({"delegation": delegation_id, "user": user.id, "scopes": store::encode_scopes(&scopes)}),
     )?;
     Ok(store::grant(tx, id)?)

@@ -164,7 +164,7 @@ pub fn create_unit(tx: &Tx<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result
         now,
         actor,
         audit::Action::UnitCreate,
-        audit::Subject::Unit(id),
+        &audit::Subject::Unit(id),
         json!({"code": new.code}),
     )?;
     store::unit(tx, id)?.ok_or_else(|| ApiError::not_found("the unit"))
@@ -203,7 +203,7 @@ pub fn create_enterprise(
         now,
         actor,
         audit::Action::EnterpriseCreate,
-        audit::Subject::Enterprise(id),
+        &audit::Subject::Enterprise(id),
         json!({"customs_code": new.customs_code}),
     )?;
     store::enterprise(tx, id)?.ok_or_else(|| ApiError::not_found("the enterprise"))
@@ -254,7 +254,7 @@ pub fn create_user(
         now,
         actor,
         audit::Action::UserCreate,
-        audit::Subject::User(id),
+        &audit::Subject::User(id),
         json!({"username": new.username, "role": new.role}),
     )?;
     store::user(tx, id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
@@ -337,7 +337,7 @@ pub fn set_user_status(
         now,
         actor,
         audit::Action::UserStatus,
-        audit::Subject::User(user_id),
+        &audit::Subject::User(user_id),
         json!({"from": user.status, "to": status, "reason": reason}),
     )?;
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
@@ -358,7 +358,7 @@ pub fn set_user_validity(
         now,
         actor,
         audit::Action::UserValidity,
-        audit::Subject::User(user_id),
+        &audit::Subject::User(user_id),
         json!({"valid_until": valid_until}),
     )?;
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
@@ -380,7 +380,7 @@ pub fn set_signing_key(
         now,
         actor,
         audit::Action::UserSigningKey,
-        audit::Subject::User(user_id),
+        &audit::Subject::User(user_id),
         json!({"public_key": public_key_b64}),
     )?;
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())

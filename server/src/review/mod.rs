@@ -200,7 +200,7 @@ pub fn set_auto_review(
         now,
         &Actor::User(caller.user_id),
         audit::Action::ReviewAutoReview,
-        audit::Subject::Unit(unit),
+        &audit::Subject::Unit(unit),
         json!({"enabled": enabled}),
     )?;
     Ok(())

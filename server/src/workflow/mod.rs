@@ -384,7 +384,7 @@ pub fn resolve(
         now,
         &actor,
         audit::Action::InstructionConflictResolved,
-        audit::Subject::Instruction(id),
+        &audit::Subject::Instruction(id),
         details,
     )?;
     record_progressed(tx, now, &actor, &caller.username, id, &progress)?;
