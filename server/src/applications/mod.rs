@@ -3,6 +3,12 @@
 //! The declaration itself is one JSON document (`ApplicationContent`) whose shape serde checks; the business
 //! rules (known HS codes, legal units, producer qualification, the applicant) are checked on submission
 //! against the reference tables, and every broken rule is reported at once so the filer fixes all in one go.
+//!
+//! # Layout
+//! - this file: the types, placement and submission rules, history, transitions and release.
+//! - [`filing`]: who may see an application and the enterprise's steps (draft, amend, submit, copy).
+//! - [`error`]: [`ApplicationError`], why a step was refused (mapped to HTTP in `error.rs`).
+//! - [`number`]: `InspectionNo`. [`store`]: all of the module's SQL. [`http`]: the handlers.
 
 pub mod error;
 pub mod filing;

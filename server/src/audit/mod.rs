@@ -6,7 +6,7 @@
 //! previous hash, so editing or deleting any row breaks every link after it.
 //!
 //! # Layout
-//! - this file: the actions, the hash an entry carries, [`append`] and the chain check [`verify`].
+//! - this file: the actions and subjects, the hash an entry carries, [`append`] and the chain check [`verify`].
 //! - [`store`]: the `audit_log` SQL. [`http`]: the admin's list and check.
 
 pub mod http;

@@ -4,6 +4,11 @@
 //! This module owns the instruction's rows and its state machine ([`machine`]); it calls no module that
 //! changes state. What follows from an event in other modules (the record opened at assignment, the
 //! booking released at cancellation) is the `workflow` module's.
+//!
+//! # Layout
+//! - this file: the types, who sees and supervises an instruction, the checklist, creation and assignment.
+//! - [`machine`]: the pure transition table. [`error`]: [`InstructionError`] (mapped in `error.rs`).
+//! - [`store`]: all SQL on `instructions` and `instruction_officers`. [`http`]: the handlers.
 
 pub mod error;
 pub mod http;

@@ -2,6 +2,11 @@
 //! risk rules, sampling ratios and checklist templates. Rules are data: they come from
 //! `fieldcheck admin import-reference DIR` ([`import`]; the demo loads the built-in [`embedded`] copy of
 //! `fixtures/`) or an administrator's edits, never from code.
+//!
+//! # Layout
+//! - this file: the reference types; the readers are re-exported from [`store`].
+//! - [`import`]: reading, checking and planning an import. [`store`]: every reference SQL statement.
+//! - [`embedded`]: the compiled-in `fixtures/`. [`http`]: the handlers.
 
 pub mod embedded;
 pub mod http;

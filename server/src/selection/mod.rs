@@ -5,6 +5,10 @@
 //! get a document check with the configured share, by a second draw. The draws are SHA-256 of a random seed
 //! and the canonical inputs, so the same seed and inputs always give the same outcome: both are stored with
 //! the explanation, and anyone can replay the decision.
+//!
+//! # Layout
+//! - this file: the inputs, the pure [`decide`], gathering inputs and storing and replaying a decision.
+//! - [`store`]: the `selections` row. [`error`]: [`SelectionError`]. [`http`]: the stored decision.
 
 pub mod error;
 pub mod http;
