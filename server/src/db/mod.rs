@@ -3,6 +3,7 @@
 //! # Layout
 //! - this file: `Db` (the writer and the reader pool), reading stored JSON columns strictly.
 //! - `migrations`: the embedded schema migrations, only ever appended.
+//! - [`error`]: [`StoreError`](error::StoreError), what a store answers when it cannot.
 //! - [`scope`]: the visibility predicates (unit subtree, officer assignment), written once.
 //! - `types`: how the domain's types (vocabularies, bounded text) are stored.
 //!
@@ -29,6 +30,7 @@
 //! stale exactly when the generation moved since the copy was read: a collision or a rolled-back write
 //! only makes it look stale, never the other way round.
 
+pub mod error;
 mod migrations;
 pub mod scope;
 mod types;
@@ -62,6 +64,9 @@ pub const DB_FILE: &str = "fieldcheck.sqlite3";
 pub type Conn = Connection;
 /// A write transaction (it dereferences to a [`Conn`], so a store's readers take either).
 pub type Tx<'c> = Transaction<'c>;
+/// A value bound to a `?` of SQL built in pieces (a caller's scope, a monitoring rule, an imported row):
+/// the storage engine's own type under a name the rules above the stores may use.
+pub type SqlValue = rusqlite::types::Value;
 
 #[derive(Clone)]
 pub struct Db {

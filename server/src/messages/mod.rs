@@ -236,11 +236,13 @@ impl Signer {
     /// (like that enterprise's legal person): a delegation to the platform enterprise is what lets it act.
     fn caller(&self, message_id: &str) -> Caller {
         Caller {
-            user_id: self.user.id,
-            username: self.user.username.clone(),
-            role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
-            enterprise_id: self.user.enterprise_id,
-            unit_id: None,
+            principal: crate::domain::Principal {
+                user_id: self.user.id,
+                username: self.user.username.clone(),
+                role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
+                enterprise_id: self.user.enterprise_id,
+                unit_id: None,
+            },
             // A message signed with the registered key is as strong as a signed login challenge.
             aal: Aal::Strong,
             session_id: format!("message:{message_id}"),
