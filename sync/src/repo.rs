@@ -292,11 +292,21 @@ pub fn encode_client(message: &ClientMessage, target_id: &str) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerFrame {
     /// The handshake's answer, with the server's storage id when it names one.
-    Peer { sender_id: String, storage_id: Option<String> },
-    Sync { document_id: RepoDocId, data: Vec<u8> },
-    DocUnavailable { document_id: RepoDocId },
+    Peer {
+        sender_id: String,
+        storage_id: Option<String>,
+    },
+    Sync {
+        document_id: RepoDocId,
+        data: Vec<u8>,
+    },
+    DocUnavailable {
+        document_id: RepoDocId,
+    },
     /// The server's refusal or failure, in words (`<rule>: <message>`); the connection closes after it.
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// Messages a client may ignore (`ephemeral`, the remote-heads gossip).
     Ignored,
 }
@@ -310,7 +320,9 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerFrame, WireError> {
     Ok(match text(&map, "type")?.as_str() {
         "peer" => {
             let storage_id = match field(&map, "peerMetadata").or_else(|| field(&map, "metadata")) {
-                Some(Value::Map(meta)) => field(meta, "storageId").and_then(Value::as_text).map(str::to_owned),
+                Some(Value::Map(meta)) => {
+                    field(meta, "storageId").and_then(Value::as_text).map(str::to_owned)
+                }
                 _ => None,
             };
             ServerFrame::Peer { sender_id: text(&map, "senderId")?, storage_id }
@@ -510,12 +522,15 @@ mod tests {
             decode_server(&peer).unwrap(),
             ServerFrame::Peer { sender_id: "server".into(), storage_id: Some("abc".into()) }
         );
-        let sync = encode(&ServerMessage::Sync { sender_id: "s", target_id: "d", document_id: id, data: &[1, 2] });
+        let sync =
+            encode(&ServerMessage::Sync { sender_id: "s", target_id: "d", document_id: id, data: &[1, 2] });
         assert_eq!(decode_server(&sync).unwrap(), ServerFrame::Sync { document_id: id, data: vec![1, 2] });
         let gone = encode(&ServerMessage::DocUnavailable { sender_id: "s", target_id: "d", document_id: id });
         assert_eq!(decode_server(&gone).unwrap(), ServerFrame::DocUnavailable { document_id: id });
         assert!(decode_server(&frame(vec![entry("type", "teleport")])).is_err());
-        assert!(decode_server(&frame(vec![entry("type", "sync"), entry("documentId", id.to_string())])).is_err());
+        assert!(
+            decode_server(&frame(vec![entry("type", "sync"), entry("documentId", id.to_string())])).is_err()
+        );
     }
 
     #[test]

@@ -90,7 +90,8 @@ async fn a_refused_edit_over_the_websocket_exits_2_naming_the_rule_and_nothing_i
     let _new = register();
     old.ok(&["login", "--password", "demo-password"]);
     let supervisor = server.login("supervisor1").await;
-    let before = [record(&supervisor, first_instruction).await, record(&supervisor, second_instruction).await];
+    let before =
+        [record(&supervisor, first_instruction).await, record(&supervisor, second_instruction).await];
 
     let out = old.run(&WS);
     assert_eq!(
@@ -126,7 +127,10 @@ async fn a_lost_devices_token_cannot_connect_to_the_sync_websocket() {
 
     let officer = server.login("officer1").await;
     let (status, body) = officer
-        .post("/api/v1/devices/demo-handheld-officer1/status", json!({"status": "lost", "reason": "left in a taxi"}))
+        .post(
+            "/api/v1/devices/demo-handheld-officer1/status",
+            json!({"status": "lost", "reason": "left in a taxi"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 
@@ -174,4 +178,42 @@ async fn switching_transports_between_syncs_loses_nothing() {
     // A sync with nothing new settles over either transport with nothing refused.
     assert_eq!(ws_sync(&one)["accepted"], 0);
     assert_eq!(one.ok(&["sync", "--transport", "batch"])["accepted"], 0);
+}
+
+#[tokio::test]
+async fn work_stranded_by_a_cancellation_is_kept_and_reported_over_the_websocket_as_over_batch() {
+    let server = TestServer::start();
+    let instruction = dispatched(&server, &["officer1"]).await;
+    let items = items(&server, instruction).await;
+    let id = instruction.to_string();
+    let one = Handheld::new(&server, "officer1");
+    ws_sync(&one);
+    one.ok(&["check", &id, &items[0], "pass"]);
+    ws_sync(&one);
+    let supervisor = server.login("supervisor1").await;
+    let (status, body) = supervisor
+        .post(&format!("/api/v1/instructions/{instruction}/cancel"), json!({"reason": "goods withdrawn"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = record(&supervisor, instruction).await;
+
+    one.ok(&["check", &id, &items[1], "fail"]);
+    let out = one.run(&WS);
+    assert_eq!(
+        out.status.code(),
+        Some(fieldcheck_handheld::cli::STRANDED_EXIT_CODE),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"], json!([]), "a record that left the index is not a refusal: {report}");
+    assert_eq!(report["stranded"][0]["reason"], "cancelled", "{report}");
+    assert_eq!(report["stranded"][0]["edits"], 1, "{report}");
+    assert_eq!(one.ok(&["status"])["pending_edits"], 1, "the unsent edit stays on the device");
+    assert_eq!(record(&supervisor, instruction).await["heads"], before["heads"]);
+
+    // The pending counts went to the server in a `join`: supervisors see the edit kept back.
+    let (_, officers) = supervisor.get("/api/v1/officers").await;
+    let officer1 = officers.as_array().unwrap().iter().find(|o| o["username"] == "officer1").unwrap();
+    assert_eq!(officer1["pending_changes"], 1, "{officer1}");
 }

@@ -51,7 +51,12 @@ impl Transport {
 
     /// One round's messages to the server and its answers, as the batch endpoint gives them. `index_doc`
     /// is this officer's index document (the batch endpoint names it in every response).
-    pub fn send(&mut self, client: &mut Client, request: &SyncRequest, index_doc: &str) -> Result<SyncResponse> {
+    pub fn send(
+        &mut self,
+        client: &mut Client,
+        request: &SyncRequest,
+        index_doc: &str,
+    ) -> Result<SyncResponse> {
         match self {
             Transport::Batch => client.sync(request),
             Transport::Ws(ws) => ws.send(client, request, index_doc),

@@ -30,9 +30,7 @@ use fieldcheck_sync::{
     repo::{self, ClientMessage, DocMessageKind, RepoDocId, ServerFrame},
 };
 use tungstenite::{
-    Connector, HandshakeError, Message, WebSocket,
-    client::IntoClientRequest,
-    protocol::WebSocketConfig,
+    Connector, HandshakeError, Message, WebSocket, client::IntoClientRequest, protocol::WebSocketConfig,
     stream::MaybeTlsStream,
 };
 
@@ -113,9 +111,19 @@ impl WsTransport {
     }
 
     /// One round's messages and the server's answers, as [`crate::plan::settle`] takes them.
-    pub fn send(&mut self, client: &mut Client, request: &SyncRequest, index_doc: &str) -> Result<SyncResponse> {
+    pub fn send(
+        &mut self,
+        client: &mut Client,
+        request: &SyncRequest,
+        index_doc: &str,
+    ) -> Result<SyncResponse> {
+        let new = request
+            .messages
+            .iter()
+            .filter(|m| RepoDocId::from_hex(&m.doc).is_none_or(|id| !self.opened.contains(&id)))
+            .count();
         anyhow::ensure!(
-            request.messages.len() + self.opened.len() <= MAX_DOCS,
+            new + self.opened.len() <= MAX_DOCS,
             "one WebSocket connection syncs at most {MAX_DOCS} documents; use `--transport batch`"
         );
         let mut results = Vec::new();
@@ -152,7 +160,8 @@ impl WsTransport {
     /// Says `leave` and closes the connection, if one is open.
     pub fn finish(&mut self) {
         if let Some(mut socket) = self.socket.take() {
-            let _ = socket.send(Message::Binary(repo::encode_client(&ClientMessage::Leave, &self.server_peer).into()));
+            let _ = socket
+                .send(Message::Binary(repo::encode_client(&ClientMessage::Leave, &self.server_peer).into()));
             let _ = socket.close(None);
             // Read to the server's close (bounded by the read timeout) so it sees a clean end.
             while socket.read().is_ok() {}
@@ -225,8 +234,9 @@ impl WsTransport {
         stream.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| Dial::Failed(e.into()))?;
         stream.set_write_timeout(Some(READ_TIMEOUT)).map_err(|e| Dial::Failed(e.into()))?;
         stream.set_nodelay(true).map_err(|e| Dial::Failed(e.into()))?;
-        let config =
-            WebSocketConfig::default().max_message_size(Some(MAX_FRAME_BYTES)).max_frame_size(Some(MAX_FRAME_BYTES));
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_FRAME_BYTES))
+            .max_frame_size(Some(MAX_FRAME_BYTES));
         let connector = match &self.tls {
             Some(tls) => Connector::Rustls(tls.clone()),
             None => Connector::Plain,
@@ -247,7 +257,9 @@ impl WsTransport {
                 }))
             }
             Err(HandshakeError::Failure(e)) => Err(Dial::Failed(e.into())),
-            Err(HandshakeError::Interrupted(_)) => Err(Dial::Failed(anyhow!("the WebSocket handshake stalled"))),
+            Err(HandshakeError::Interrupted(_)) => {
+                Err(Dial::Failed(anyhow!("the WebSocket handshake stalled")))
+            }
         }
     }
 
@@ -488,8 +500,8 @@ impl Budget {
     /// Takes one message's token, waiting for it when a large sync has spent the burst.
     fn wait(&mut self) {
         let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * MESSAGES_PER_SECOND).min(MESSAGE_BURST);
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * MESSAGES_PER_SECOND)
+            .min(MESSAGE_BURST);
         self.at = now;
         if self.tokens < 1.0 {
             std::thread::sleep(Duration::from_secs_f64((1.0 - self.tokens) / MESSAGES_PER_SECOND));
