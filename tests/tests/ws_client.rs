@@ -65,19 +65,9 @@ async fn a_refused_edit_over_the_websocket_exits_2_naming_the_rule_and_nothing_i
     let first_instruction = dispatched(&server, &["officer1"]).await;
     let second_instruction = dispatched(&server, &["officer1"]).await;
     let item = items(&server, first_instruction).await[0].clone();
+    // `Handheld::new` registers a store with the officer's demo device id, claiming the device.
     let register = || {
-        let h = Handheld { dir: tempfile::tempdir().unwrap() };
-        h.ok(&[
-            "register",
-            "--server",
-            &server.base,
-            "--username",
-            "officer1",
-            "--password",
-            "demo-password",
-            "--device-id",
-            "demo-handheld-officer1",
-        ]);
+        let h = Handheld::new(&server, "officer1");
         ws_sync(&h);
         h
     };
