@@ -263,3 +263,41 @@ async fn an_operator_waits_for_its_legal_person_and_its_first_login_may_only_cha
         "the legal person's one list shows it: {access}"
     );
 }
+
+#[tokio::test]
+async fn a_registering_enterprise_is_named_as_consignor_or_agent_only_once_approved() {
+    let server = TestServer::start();
+    let (status, reg) =
+        server.api().post("/api/v1/registrations", registration("4403961001", USCC, "pearl-legal")).await;
+    assert_eq!(status, 201, "{reg}");
+    let operator = server.login("ent1-operator").await;
+    let legal = server.login("ent1-legal").await;
+    let mut content = fieldcheck_tests::field::content();
+    content["consignor_code"] = json!("4403961001");
+    let (status, app) = operator.post("/api/v1/applications", content).await;
+    assert_eq!(status, 201, "{app}");
+    let submit = format!("/api/v1/applications/{}/submit", app["id"]);
+    let until = fieldcheck_tests::rfc3339(fieldcheck_tests::now_secs() + 30 * 86_400);
+    let delegation =
+        json!({"agent_customs_code": "4403961001", "scopes": ["applications"], "valid_until": until});
+
+    let (status, err) = operator.post(&submit, json!({})).await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("submission_rules")), "{err}");
+    let violations = err["details"]["violations"].as_array().unwrap();
+    assert!(
+        violations.iter().any(|v| v["rule"] == "unknown_enterprise" && v["field"] == "consignor_code"),
+        "a pending registration is not yet an enterprise on record: {violations:?}"
+    );
+    let (status, err) = legal.post("/api/v1/delegations", delegation.clone()).await;
+    assert_eq!((status, err["code"].as_str()), (422, Some("unknown_enterprise")), "{err}");
+
+    let admin = server.login("admin").await;
+    let id = reg["id"].as_i64().unwrap();
+    let (status, approved) =
+        admin.post(&format!("/api/v1/admin/registrations/{id}/approve"), json!({})).await;
+    assert_eq!(status, 200, "{approved}");
+    let (status, submitted) = operator.post(&submit, json!({})).await;
+    assert_eq!(status, 200, "approved, it may be named: {submitted}");
+    let (status, d) = legal.post("/api/v1/delegations", delegation).await;
+    assert_eq!(status, 201, "{d}");
+}

@@ -207,7 +207,7 @@ pub fn submission_violations(
     if content.consignee_name.trim().is_empty() {
         v.push(violation("consignee_name", "required", "name the consignee"));
     }
-    if orgs_store::enterprise_by_code(c, content.consignor_code.as_str())?.is_none() {
+    if orgs_store::nameable_enterprise(c, content.consignor_code.as_str())?.is_none() {
         v.push(violation(
             "consignor_code",
             "unknown_enterprise",

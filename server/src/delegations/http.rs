@@ -49,7 +49,7 @@ pub async fn create(
         .db
         .write(move |tx| {
             let agent =
-                orgs_store::enterprise_by_code(tx, req.agent_customs_code.as_str())?.ok_or_else(|| {
+                orgs_store::nameable_enterprise(tx, req.agent_customs_code.as_str())?.ok_or_else(|| {
                     invalid("agent_customs_code", "unknown_enterprise", "no enterprise has this customs code")
                 })?;
             let new = NewDelegation {

@@ -101,6 +101,17 @@ pub fn enterprise_by_code(c: &Connection, code: &str) -> rusqlite::Result<Option
         .optional()
 }
 
+/// An enterprise others may name (as consignor, or as agent in a delegation): one customs registered, or one
+/// that registered itself and was approved. A registration still pending or returned is not yet on record.
+pub fn nameable_enterprise(c: &Connection, code: &str) -> rusqlite::Result<Option<Enterprise>> {
+    c.prepare_cached(&format!(
+        "SELECT {ENTERPRISE_COLS} FROM enterprises WHERE customs_code = ?1 AND NOT EXISTS (
+             SELECT 1 FROM enterprise_registrations r WHERE r.enterprise_id = enterprises.id AND r.state <> 'approved')"
+    ))?
+    .query_row([code], enterprise_row)
+    .optional()
+}
+
 pub fn all_enterprises(c: &Connection) -> rusqlite::Result<Vec<Enterprise>> {
     let mut stmt = c.prepare(&format!("SELECT {ENTERPRISE_COLS} FROM enterprises ORDER BY customs_code"))?;
     stmt.query_map([], enterprise_row)?.collect()
