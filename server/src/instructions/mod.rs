@@ -130,17 +130,17 @@ fn with_officers(c: &Connection, mut i: Instruction) -> rusqlite::Result<Instruc
 }
 
 pub fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<Instruction>> {
-    let i = c.query_row(&format!("SELECT {COLS} FROM instructions WHERE id = ?1"), [id], row).optional()?;
+    let i = c
+        .prepare_cached(&format!("SELECT {COLS} FROM instructions WHERE id = ?1"))?
+        .query_row([id], row)
+        .optional()?;
     i.map(|i| with_officers(c, i)).transpose()
 }
 
 pub fn by_application(c: &Connection, application_id: i64) -> rusqlite::Result<Option<Instruction>> {
     let i = c
-        .query_row(
-            &format!("SELECT {COLS} FROM instructions WHERE application_id = ?1"),
-            [application_id],
-            row,
-        )
+        .prepare_cached(&format!("SELECT {COLS} FROM instructions WHERE application_id = ?1"))?
+        .query_row([application_id], row)
         .optional()?;
     i.map(|i| with_officers(c, i)).transpose()
 }

@@ -29,7 +29,9 @@ use std::{
 };
 
 use fieldcheck_sync::{
-    ActorId, AssignmentIndex, RecordDoc, Rules, SyncSession, batch::DocError, schema::OfficerId,
+    ActorId, AssignmentIndex, RecordDoc, Rules, SyncSession,
+    batch::DocError,
+    schema::{InstructionPart, OfficerId},
 };
 use rusqlite::{Connection, Transaction};
 use tokio::sync::OwnedMutexGuard;
@@ -71,7 +73,10 @@ pub struct Outcome {
 
 /// A loaded document of either kind.
 enum Loaded {
-    Record(RecordDoc),
+    /// With its instruction part, read once when the document was loaded: server-owned, so it stays
+    /// what it was until a server write, which moves the generation and so drops this copy
+    /// (`RecordDoc::read_with`). Validation and the projection then never walk it again.
+    Record(RecordDoc, Arc<InstructionPart>),
     Index(AssignmentIndex),
 }
 
@@ -411,7 +416,7 @@ fn prepare_one(
                 Some(Loaded::Index(index)) => index,
                 _ => super::load_index(c, &meta.id, actor.clone())?,
             };
-            match session.receive_owned(index, &p.data, &Rules::ReadOnly) {
+            match session.receive_owned(index, &p.data, &Rules::ReadOnly, None) {
                 Ok((index, received)) => (received, Loaded::Index(index)),
                 Err(refusal) => {
                     p.result = Err(super::refused_for(c, device_id, &refusal)?);
@@ -433,22 +438,27 @@ fn prepare_one(
                 sender: facts.sender.clone(),
                 sealed: facts.sealed,
             };
-            let mut record = match cached() {
-                Some(Loaded::Record(record)) => record,
-                _ => super::load_record(c, &meta.id, actor.clone())?,
+            let (mut record, instruction) = match cached() {
+                Some(Loaded::Record(record, instruction)) => (record, instruction),
+                _ => {
+                    let record = super::load_record(c, &meta.id, actor.clone())?;
+                    let instruction =
+                        record.instruction().map_err(|e| super::internal("stored record", e))?;
+                    (record, Arc::new(instruction))
+                }
             };
             let heads = record.heads();
-            match session.receive_owned(record, &p.data, &rules) {
+            match session.receive_owned(record, &p.data, &rules, Some(&instruction)) {
                 Ok((mut record, received)) => {
                     if received.accepted.changes > 0 {
                         let chunk = record.save_after(&heads);
-                        let projected = projection::compute(&record)?;
+                        let projected = projection::compute_with(&record, &instruction)?;
                         p.write = Some(Write {
                             changes: Some(Changes { instruction_id, chunk, projected, facts }),
                             state: None,
                         });
                     }
-                    (received, Loaded::Record(record))
+                    (received, Loaded::Record(record, instruction))
                 }
                 Err(refusal) => {
                     p.result = Err(super::refused_for(c, device_id, &refusal)?);
@@ -516,7 +526,7 @@ fn commit(
         }
         let Some(write) = p.write.take() else { continue };
         if let Some(ch) = write.changes {
-            let Some(Loaded::Record(record)) = p.merged.as_mut() else {
+            let Some(Loaded::Record(record, _)) = p.merged.as_mut() else {
                 return Err(super::internal("sync", "a record's changes without the record"));
             };
             if store::append(tx, &p.doc, &ch.chunk, now)? {

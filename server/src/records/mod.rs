@@ -668,19 +668,19 @@ pub fn seal(tx: &Transaction<'_>, now: i64, by: i64, instruction_id: i64) -> Res
         Some(Verdict::NonConforming { disposal }) => Some(disposal.as_str()),
         _ => None,
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO record_seals (instruction_id, heads, digest, verdict, disposal, sealed_by, sealed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            instruction_id,
-            serde_json::to_string(&seal.heads).map_err(anyhow::Error::from)?,
-            seal.digest,
-            seal.verdict.map(|v| v.value_str()),
-            disposal,
-            by,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        instruction_id,
+        serde_json::to_string(&seal.heads).map_err(anyhow::Error::from)?,
+        seal.digest,
+        seal.verdict.map(|v| v.value_str()),
+        disposal,
+        by,
+        now
+    ])?;
     Ok(seal)
 }
 
@@ -692,12 +692,9 @@ pub struct SealRow {
 
 pub fn sealed(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<SealRow>> {
     use rusqlite::OptionalExtension;
-    c.query_row(
-        "SELECT digest, disposal FROM record_seals WHERE instruction_id = ?1",
-        [instruction_id],
-        |r| Ok(SealRow { digest: r.get(0)?, disposal: r.get(1)? }),
-    )
-    .optional()
+    c.prepare_cached("SELECT digest, disposal FROM record_seals WHERE instruction_id = ?1")?
+        .query_row([instruction_id], |r| Ok(SealRow { digest: r.get(0)?, disposal: r.get(1)? }))
+        .optional()
 }
 
 /// A sealed record as the evidence of a certificate: the approved heads, the content digest and the verdict.
@@ -711,18 +708,15 @@ pub struct SealedEvidence {
 
 pub fn sealed_evidence(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<SealedEvidence>> {
     use rusqlite::OptionalExtension;
-    c.query_row(
-        "SELECT heads, digest, verdict FROM record_seals WHERE instruction_id = ?1",
-        [instruction_id],
-        |r| {
+    c.prepare_cached("SELECT heads, digest, verdict FROM record_seals WHERE instruction_id = ?1")?
+        .query_row([instruction_id], |r| {
             Ok(SealedEvidence {
                 heads: crate::db::stored_json(r, 0, "record_seals.heads", instruction_id)?,
                 digest: r.get(1)?,
                 verdict: r.get(2)?,
             })
-        },
-    )
-    .optional()
+        })
+        .optional()
 }
 
 /// The photo hashes a record references, sorted. After sealing the projection is the sealed state: a
