@@ -525,21 +525,6 @@ fn is_assigned(c: &Connection, instruction_id: i64, officer: i64) -> Result<bool
     Ok(crate::db::scope::is_assigned(c, instruction_id, officer)?)
 }
 
-/// The next message for a peer holding `meta`'s document, if it lacks anything the server has: how
-/// changes that came in any other way reach connected peers.
-pub fn outgoing(
-    c: &Connection,
-    meta: &DocMeta,
-    session: &mut SyncSession,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    // The reader's actor never writes: any will do.
-    let actor = fieldcheck_sync::new_actor_id();
-    Ok(match meta.kind {
-        DocKind::Index => session.generate(&mut load_index(c, &meta.id, actor)?),
-        DocKind::Record => session.generate(&mut load_record(c, &meta.id, actor)?),
-    })
-}
-
 fn sync_one(
     tx: &Transaction<'_>,
     now: i64,

@@ -130,7 +130,7 @@ pub fn set_schema(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
 ///
 /// One statement, so one snapshot even outside a transaction: read as two, a compaction committed
 /// between them (new base, chunks deleted) handed the reader the old base without the chunks it
-/// relied on, i.e. a document missing changes (the record view and `outgoing` read this way).
+/// relied on, i.e. a document missing changes (the record view reads this way).
 pub fn load_bytes(c: &Connection, id: &str) -> rusqlite::Result<Vec<u8>> {
     let mut stmt = c.prepare_cached(
         "SELECT 0, 0, base FROM sync_docs WHERE id = ?1
