@@ -335,6 +335,8 @@ fn main() -> Result<()> {
     let rss = rss_kib(server.pid(), "VmRSS:");
     let peak = rss_kib(server.pid(), "VmHWM:");
 
+    let cache_hits = runtime.block_on(server.metric("fieldcheck_sync_cache_hits_total"));
+    let cache_misses = runtime.block_on(server.metric("fieldcheck_sync_cache_misses_total"));
     let supervisor: Api = runtime.block_on(server.login("supervisor1"));
     let (_, in_progress) =
         runtime.block_on(supervisor.get("/api/v1/instructions?state=in_progress&limit=500"));
@@ -382,6 +384,7 @@ fn main() -> Result<()> {
         percentile(&latencies, 0.99)
     );
     println!("  sync requests                {requests}");
+    println!("  document cache hits / misses {cache_hits} / {cache_misses}");
     println!("  retries / 503s / failed      {retries} / {unavailable} / {failed} handhelds");
     println!("  bytes per record (up+down)   {}", bytes / total_records.max(1) as u64);
     println!("  server RSS now / peak        {} MiB / {} MiB", rss / 1024, peak / 1024);
@@ -405,7 +408,8 @@ fn main() -> Result<()> {
                 "sync_max_ms": ms(syncs.last().copied().unwrap_or_default()),
                 "request_p50_ms": ms(percentile(&latencies, 0.5)),
                 "request_p99_ms": ms(percentile(&latencies, 0.99)),
-                "requests": requests, "retries": retries, "unavailable_503": unavailable,
+                "requests": requests, "retries": retries,
+                "cache_hits": cache_hits, "cache_misses": cache_misses, "unavailable_503": unavailable,
                 "failed_handhelds": failed,
                 "peak_rss_mib": peak / 1024,
                 "in_process_records_per_s": per_sec(baseline),
