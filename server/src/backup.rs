@@ -18,7 +18,6 @@ use std::{
 };
 
 use anyhow::{Context, bail, ensure};
-use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -62,15 +61,7 @@ pub fn backup(data_dir: &Path, to: &Path, now_ms: i64) -> anyhow::Result<Summary
         .context("a staging folder beside the backup file")?;
 
     let snapshot = staging.path().join(DB_FILE);
-    let db = Connection::open_with_flags(
-        &db_path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("opening {}", db_path.display()))?;
-    db.busy_timeout(std::time::Duration::from_secs(30))?;
-    db.execute("VACUUM INTO ?1", [snapshot.to_str().context("a UTF-8 staging path")?])
-        .context("snapshotting the database")?;
-    drop(db);
+    crate::db::snapshot(&db_path, &snapshot)?;
 
     let mut files = Vec::new();
     collect(data_dir, data_dir, &mut files)?;
@@ -214,7 +205,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Summary> {
         manifest.files.len()
     );
     let (staged, target) = db_staged.context("the backup holds no database")?;
-    let check: String = Connection::open(&staged)?.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    let check = crate::db::integrity_check(&staged)?;
     ensure!(check == "ok", "the backup's database fails SQLite's integrity check: {check}");
     fs::rename(&staged, &target)?;
     File::open(data_dir)?.sync_all()?;

@@ -16,6 +16,10 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
+use crate::db::error::EngineError;
+/// Defined beside the database (it wraps the engine's error), mapped to HTTP here.
+pub use crate::db::error::StoreError;
+
 /// The error body every endpoint answers with: `{"code", "message", "details"}`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -120,32 +124,82 @@ impl From<crate::auth::error::AuthError> for ApiError {
     }
 }
 
-/// What a module's store answers when it cannot: storage knows nothing of HTTP. `error.rs` turns it into
-/// the one error shape once (404, 409, or a logged 500), so stores and the domain code above them never
-/// build an `ApiError` for a missing or duplicate row.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No row; the text names what was looked for ("the device").
-    #[error("{0} was not found")]
-    NotFound(&'static str),
-    /// A row with that key already exists.
-    #[error("{0} already exists")]
-    Conflict(&'static str),
-    #[error(transparent)]
-    Other(#[from] rusqlite::Error),
+/// A principal acting outside its role (403, the sentence says which roles the step needs).
+impl From<crate::domain::principal::NotAllowed> for ApiError {
+    fn from(e: crate::domain::principal::NotAllowed) -> Self {
+        ApiError::forbidden(e.to_string())
+    }
 }
 
-impl StoreError {
-    /// `e` as a [`StoreError::Conflict`] when it is a uniqueness or primary-key violation.
-    pub fn unique(e: rusqlite::Error, what: &'static str) -> StoreError {
-        use rusqlite::ffi::{SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE};
-        match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(f.extended_code, SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY) =>
-            {
-                StoreError::Conflict(what)
-            }
-            _ => StoreError::Other(e),
+/// A validity period refused: 422 `invalid_period`, naming the field.
+impl From<crate::domain::time::PeriodError> for ApiError {
+    fn from(e: crate::domain::time::PeriodError) -> Self {
+        invalid(e.field(), "invalid_period", e.to_string())
+    }
+}
+
+impl From<crate::delegations::error::DelegationError> for ApiError {
+    fn from(e: crate::delegations::error::DelegationError) -> Self {
+        use crate::delegations::error::DelegationError as E;
+        let message = e.to_string();
+        match e {
+            E::NotAllowed(e) => e.into(),
+            E::Period(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::MissingScopes => invalid("scopes", "missing_scopes", message),
+            E::SelfDelegation => invalid("agent_customs_code", "self_delegation", message),
+            E::NotFound => ApiError::not_found("the delegation"),
+            E::AlreadyRevoked => ApiError::conflict("already_revoked", message),
+            E::Inactive => ApiError::conflict("delegation_inactive", message),
+            E::ScopeNotDelegated(_) => invalid("scopes", "scope_not_delegated", message),
+            E::UnknownOperator => invalid("user_id", "unknown_operator", message),
+        }
+    }
+}
+
+impl From<crate::selection::error::SelectionError> for ApiError {
+    fn from(e: crate::selection::error::SelectionError) -> Self {
+        use crate::selection::error::SelectionError as E;
+        match e {
+            E::NoEnterprise => ApiError::not_found("the applicant enterprise"),
+            E::Internal(e) => ApiError::Internal(e),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::applications::error::ApplicationError> for ApiError {
+    fn from(e: crate::applications::error::ApplicationError) -> Self {
+        use crate::applications::error::ApplicationError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound => ApiError::not_found("the application"),
+            E::NotEnterprise | E::OfficerList | E::NotYourApplicant(_) => ApiError::forbidden(message),
+            E::UnknownDistrict(_) => invalid("district_code", "unknown_district", message),
+            E::UnknownSite { .. } => invalid("site_code", "unknown_site", message),
+            E::NotEditable(_) => ApiError::conflict("not_editable", message),
+            E::NumberedFieldsFixed => ApiError::conflict("numbered_fields_fixed", message),
+            E::NotSubmittable(_) => ApiError::conflict("wrong_state", message),
+            E::NotAllowed(e) => e.into(),
+            E::Delegation(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::instructions::error::InstructionError> for ApiError {
+    fn from(e: crate::instructions::error::InstructionError) -> Self {
+        use crate::instructions::error::InstructionError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound => ApiError::not_found("the instruction"),
+            E::NotNumbered => ApiError::conflict("no_number", message),
+            E::Exists { .. } => ApiError::conflict("instruction_exists", message),
+            E::OfficerCount(_) => invalid("officer_ids", "officer_count", message),
+            E::NotAnOfficerHere(_) => invalid("officer_ids", "not_an_officer_here", message),
+            E::NotAllowed(e) => e.into(),
+            E::Delegation(e) => e.into(),
+            E::Store(e) => e.into(),
         }
     }
 }
@@ -162,8 +216,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("database"))
     }
 }

@@ -796,6 +796,16 @@ async fn each_handhelds_pending_edits_and_photos_reach_the_officers_figures_and_
     let handheld = &o["handhelds"][0];
     assert_eq!(handheld["pending_photos"], 1, "{handheld}");
     assert!(handheld["pending_reported_at"].is_string(), "{handheld}");
+    // The record names the photo, the server has not got it: the officer's open work misses one photo,
+    // until the officer withdraws it from the record.
+    assert_eq!(o["photos_missing"], 1, "{o}");
+    let label = std::fs::read(fieldcheck_tests::repo_root().join("fixtures/photos/Canon_40D.jpg")).unwrap();
+    let sha = fieldcheck_tests::photos::sha256_hex(&label);
+    one.ok(&["withdraw", &id, &sha[..12]]);
+    // Whether the handheld still reports the unreadable file is its own business; the record reached us.
+    let _ = one.run(&["sync"]);
+    let (_, officers) = supervisor.get("/api/v1/officers").await;
+    assert_eq!(officer1(&officers)["photos_missing"], 0, "a withdrawn photo is not awaited");
 
     // The silent list says what a handheld held when it went quiet.
     server.set_clock(fieldcheck_tests::now_secs() + 3 * 24 * 3600).await;

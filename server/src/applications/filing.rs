@@ -1,7 +1,7 @@
 //! The enterprise's steps on an application — file a draft, amend it, submit it, copy it — and who may
 //! see one. The handlers in `http.rs` and signed messages (`messages`) both call these.
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 
 use super::{
     AppChange, Application, ApplicationContent, next_inspection_no, place, store, submission_violations,
@@ -9,42 +9,47 @@ use super::{
 };
 use crate::{
     audit::Actor,
-    auth::Caller,
     delegations,
+    domain::Principal,
     domain::{ApplicationState, Role, Scope, events::ApplicationEvent},
-    error::ApiError,
+    error::{ApiError, StoreError},
     orgs, review,
 };
 
+use super::ApplicationError;
+
 /// Loads an application the caller may see: its enterprise's (own or delegated), or in a reviewing
 /// customs user's subtree. Anything else is "not found".
-pub fn load_visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Application, ApiError> {
-    let app = store::get(c, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+pub fn load_visible(
+    c: &Conn,
+    caller: &Principal,
+    id: i64,
+    now: i64,
+) -> Result<Application, ApplicationError> {
+    let app = store::get(c, id).map_err(StoreError::from)?.ok_or(ApplicationError::NotFound)?;
     let visible = match caller.role {
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             delegations::may_act_for(c, caller, app.enterprise_id, Scope::Applications, now)?
         }
         Role::Admin => true,
-        Role::Reviewer | Role::Supervisor => orgs::store::in_subtree(c, caller.unit()?, app.district_unit)?,
+        Role::Reviewer | Role::Supervisor => {
+            orgs::store::in_subtree(c, caller.unit()?, app.district_unit).map_err(StoreError::from)?
+        }
         Role::Officer => false,
     };
-    if visible { Ok(app) } else { Err(ApiError::not_found("the application")) }
+    if visible { Ok(app) } else { Err(ApplicationError::NotFound) }
 }
 
 /// Applications are filed, changed, submitted and copied by enterprises (or their delegates) only.
-pub fn require_enterprise(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role.is_enterprise() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("applications are filed by enterprises"))
-    }
+pub fn require_enterprise(caller: &Principal) -> Result<(), ApplicationError> {
+    if caller.role.is_enterprise() { Ok(()) } else { Err(ApplicationError::NotEnterprise) }
 }
 
 /// Files a new draft for the caller (the domain step behind `POST /applications` and signed messages).
 pub fn create_draft(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     content: ApplicationContent,
     copied_from: Option<i64>,
 ) -> Result<Application, ApiError> {
@@ -61,7 +66,7 @@ pub fn create_draft(
         },
         now,
     )?;
-    let mut app = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+    let mut app = store::get(tx, id)?.ok_or(ApplicationError::NotFound)?;
     let action = if copied_from.is_some() { ApplicationEvent::Copied } else { ApplicationEvent::Drafted };
     transition(tx, now, &Actor::User(caller.user_id), &mut app, ApplicationState::Draft, action, None)?;
     Ok(app)
@@ -69,18 +74,15 @@ pub fn create_draft(
 
 /// Changes a draft or returned application's content (the domain step behind `PUT /applications/{id}`).
 pub fn amend(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     content: ApplicationContent,
 ) -> Result<Application, ApiError> {
     let mut app = load_visible(tx, caller, id, now)?;
     if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
-        return Err(ApiError::conflict(
-            "not_editable",
-            format!("an application that is {} cannot be changed; only drafts and returned ones", app.state),
-        ));
+        return Err(ApplicationError::NotEditable(app.state).into());
     }
     // The inspection number encodes direction and district, and the applicant owns the record.
     if app.inspection_no.is_some()
@@ -88,10 +90,7 @@ pub fn amend(
             || content.district_code != app.content.district_code
             || content.applicant_code != app.content.applicant_code)
     {
-        return Err(ApiError::conflict(
-            "numbered_fields_fixed",
-            "direction, district and applicant cannot change once the application has its inspection number; copy it instead",
-        ));
+        return Err(ApplicationError::NumberedFieldsFixed.into());
     }
     let placement = place(tx, caller, &content, now)?;
     app.content = content;
@@ -115,19 +114,16 @@ pub fn amend(
 /// Submits a draft or returned application: every rule checked, the inspection number assigned, and the
 /// district's automatic review applied (the domain step behind `POST /applications/{id}/submit`).
 pub fn submit_in(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     year: i16,
     deadline: i64,
 ) -> Result<Application, ApiError> {
     let mut app = load_visible(tx, caller, id, now)?;
     if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
-        return Err(ApiError::conflict(
-            "wrong_state",
-            format!("an application that is {} cannot be submitted", app.state),
-        ));
+        return Err(ApplicationError::NotSubmittable(app.state).into());
     }
     let violations = submission_violations(tx, &app.content, now)?;
     if !violations.is_empty() {
@@ -163,30 +159,35 @@ pub fn submit_in(
 }
 
 /// Copies an application the caller may see into a new draft (`copied_from` names the original).
-pub fn copy(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Application, ApiError> {
+pub fn copy(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Application, ApiError> {
     let old = load_visible(tx, caller, id, now)?;
     create_draft(tx, now, caller, old.content, Some(old.id))
 }
 
 /// The applications the caller may see that match `filter`: the caller's scope is added to it here.
 pub fn list_visible(
-    c: &Connection,
-    caller: &Caller,
+    c: &Conn,
+    caller: &Principal,
     mut filter: store::Filter,
     now: i64,
-) -> Result<Vec<Application>, ApiError> {
+) -> Result<Vec<Application>, ApplicationError> {
     match caller.role {
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             filter.enterprises = Some(delegations::enterprises_for(c, caller, &[Scope::Applications], now)?);
         }
         Role::Admin => {}
         Role::Reviewer | Role::Supervisor => {
-            filter.district_units =
-                Some(orgs::store::subtree(c, caller.unit()?)?.iter().map(|u| u.id).collect());
+            filter.district_units = Some(
+                orgs::store::subtree(c, caller.unit()?)
+                    .map_err(StoreError::from)?
+                    .iter()
+                    .map(|u| u.id)
+                    .collect(),
+            );
         }
         Role::Officer => {
-            return Err(ApiError::forbidden("officers work from instructions, not applications"));
+            return Err(ApplicationError::OfficerList);
         }
     }
-    Ok(store::list(c, &filter)?)
+    Ok(store::list(c, &filter).map_err(StoreError::from)?)
 }

@@ -78,7 +78,7 @@ pub async fn list(
                 offset: q.offset.unwrap_or(0).max(0),
                 ..Default::default()
             };
-            filing::list_visible(c, &caller, filter, now)
+            Ok(filing::list_visible(c, &caller, filter, now)?)
         })
         .await?;
     Ok(Json(apps))
@@ -92,7 +92,7 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Application>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| load_visible(c, &caller, id, now)).await?))
+    Ok(Json(state.db.read(move |c| Ok(load_visible(c, &caller, id, now)?)).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/e-record", tag = "applications", security(("bearer" = [])),

@@ -3,28 +3,36 @@
 //! The declaration itself is one JSON document (`ApplicationContent`) whose shape serde checks; the business
 //! rules (known HS codes, legal units, producer qualification, the applicant) are checked on submission
 //! against the reference tables, and every broken rule is reported at once so the filer fixes all in one go.
+//!
+//! # Layout
+//! - this file: the types, placement and submission rules, history, transitions and release.
+//! - [`filing`]: who may see an application and the enterprise's steps (draft, amend, submit, copy).
+//! - [`error`]: [`ApplicationError`], why a step was refused (mapped to HTTP in `error.rs`).
+//! - [`number`]: `InspectionNo`. [`store`]: all of the module's SQL. [`http`]: the handlers.
 
+pub mod error;
 pub mod filing;
 pub mod http;
 pub mod number;
 pub mod store;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use error::ApplicationError;
 pub use number::InspectionNo;
 
 use crate::domain::events::ApplicationEvent;
 use crate::{
     audit::Actor,
-    auth::Caller,
     delegations,
+    domain::Principal,
     domain::{
         ApplicationState, CertificateKind, CustomsCode, Direction, DistrictCode, Line, Scope, UnitKind,
         time::rfc3339,
     },
-    error::ApiError,
+    error::{ApiError, StoreError},
     orgs::store as orgs_store,
     receipts::{self, Change},
     reference,
@@ -161,51 +169,37 @@ pub struct Placement {
 /// Checks what a draft must already satisfy: an applicant the caller may file for, a known district and a
 /// site under it. Everything else waits for submission.
 pub fn place(
-    c: &Connection,
-    caller: &Caller,
+    c: &Conn,
+    caller: &Principal,
     content: &ApplicationContent,
     now: i64,
-) -> Result<Placement, ApiError> {
-    let enterprise = orgs_store::enterprise_by_code(c, content.applicant_code.as_str())?;
+) -> Result<Placement, ApplicationError> {
+    let enterprise =
+        orgs_store::enterprise_by_code(c, content.applicant_code.as_str()).map_err(StoreError::from)?;
     let enterprise = match enterprise {
         Some(e) if delegations::may_act_for(c, caller, e.id, Scope::Applications, now)? => e,
-        _ => {
-            return Err(ApiError::forbidden(format!(
-                "you may not file applications for the enterprise {}: it is not yours and has not delegated applications to you",
-                content.applicant_code
-            )));
-        }
+        _ => return Err(ApplicationError::NotYourApplicant(content.applicant_code.to_string())),
     };
-    let district = orgs_store::unit_by_code(c, content.district_code.as_str())?
+    let district = orgs_store::unit_by_code(c, content.district_code.as_str())
+        .map_err(StoreError::from)?
         .filter(|u| u.kind == UnitKind::Customs)
-        .ok_or_else(|| {
-            crate::error::invalid(
-                "district_code",
-                "unknown_district",
-                format!("{} is not a customs district", content.district_code),
-            )
-        })?;
-    let site = orgs_store::unit_by_code(c, content.site_code.as_str())?
+        .ok_or_else(|| ApplicationError::UnknownDistrict(content.district_code.to_string()))?;
+    let site = orgs_store::unit_by_code(c, content.site_code.as_str())
+        .map_err(StoreError::from)?
         .filter(|u| u.kind == UnitKind::Site && u.parent_id == Some(district.id))
-        .ok_or_else(|| {
-            crate::error::invalid(
-                "site_code",
-                "unknown_site",
-                format!(
-                    "{} is not an inspection site of district {}",
-                    content.site_code, content.district_code
-                ),
-            )
+        .ok_or_else(|| ApplicationError::UnknownSite {
+            site: content.site_code.to_string(),
+            district: content.district_code.to_string(),
         })?;
     Ok(Placement { enterprise_id: enterprise.id, district_unit: district.id, site_unit: site.id })
 }
 
 /// Every submission rule, checked against the reference tables; an empty list means the application may go.
 pub fn submission_violations(
-    c: &Connection,
+    c: &Conn,
     content: &ApplicationContent,
     now: i64,
-) -> Result<Vec<Violation>, ApiError> {
+) -> Result<Vec<Violation>, StoreError> {
     let mut v = Vec::new();
     if content.goods.is_empty() || content.goods.len() > MAX_GOODS_LINES {
         v.push(violation("goods", "goods_count", format!("declare 1 to {MAX_GOODS_LINES} goods lines")));
@@ -271,7 +265,7 @@ pub fn submission_violations(
 
 /// Writes a history row: every change keeps the content as it stood.
 pub fn record_history(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     app: &Application,
     action: ApplicationEvent,
     opinion: Option<&str>,
@@ -284,7 +278,7 @@ pub fn record_history(
 
 /// Moves an application to `state` with history, a receipt for the enterprise and an audit entry.
 pub fn transition(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     app: &mut Application,
@@ -308,7 +302,7 @@ pub struct AppChange<'a> {
 
 /// [`transition`] with the receipt's details chosen by the caller.
 pub fn transition_as(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     app: &mut Application,
@@ -353,14 +347,14 @@ pub fn e_record_number(inspection_no: &str) -> String {
     format!("E{inspection_no}")
 }
 
-pub fn e_record(c: &Connection, application_id: i64) -> rusqlite::Result<Option<ERecord>> {
-    store::e_record(c, application_id)
+pub fn e_record(c: &Conn, application_id: i64) -> Result<Option<ERecord>, StoreError> {
+    Ok(store::e_record(c, application_id)?)
 }
 
 /// Releases the goods: the electronic record gets its number and status `normal`, the application
 /// becomes `released`, and the receipt (`action`) carries the number.
 pub fn release(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     app: &mut Application,
@@ -386,7 +380,7 @@ pub fn release(
 /// Assigns the next serial for (direction, year, district) in the caller's transaction: never duplicated,
 /// never skipped, because the writer is serialised and the bump commits or rolls back with the submission.
 pub fn next_inspection_no(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     direction: Direction,
     year: i16,
     district: &str,

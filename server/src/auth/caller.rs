@@ -19,7 +19,7 @@ use axum::{
 pub use super::identity::Caller;
 use super::{store, tokens};
 use crate::{
-    domain::{Aal, AccountStatus, Role, UserStatus},
+    domain::{Aal, AccountStatus, Principal, Role, UserStatus},
     error::ApiError,
     state::AppState,
 };
@@ -245,11 +245,13 @@ async fn authenticate_admitting(
         .parse()
         .map_err(|_| ApiError::unauthorized("invalid_token", "the token's subject is malformed"))?;
     Ok(Caller {
-        user_id,
-        username: claims.username,
-        role: claims.role,
-        enterprise_id: claims.org,
-        unit_id: claims.unit,
+        principal: Principal {
+            user_id,
+            username: claims.username,
+            role: claims.role,
+            enterprise_id: claims.org,
+            unit_id: claims.unit,
+        },
         aal: Aal::from_level(claims.aal.into()).unwrap_or(Aal::Password),
         session_id: claims.sid,
         device_id: claims.dev,

@@ -92,13 +92,13 @@ async fn audit_failure(
 ) -> Result<(), ApiError> {
     let now = state.now_ms();
     let details = json!({"reason": why, "address": client.to_string()});
-    state.db.write(move |tx| audit::append(tx, now, &Actor::Anonymous, action, &subject, details)).await
+    state.db.write(move |tx| Ok(audit::append(tx, now, &Actor::Anonymous, action, &subject, details)?)).await
 }
 
 /// Opens a session and issues the first token pair, in the caller's transaction.
 fn open_session(
     state: &AppState,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::db::Tx<'_>,
     user: &UserRow,
     device_id: Option<&str>,
     aal: Aal,
@@ -111,7 +111,7 @@ fn open_session(
 
 fn token_pair(
     state: &AppState,
-    tx: &rusqlite::Transaction<'_>,
+    tx: &crate::db::Tx<'_>,
     user: &UserRow,
     sid: &str,
     device_id: Option<&str>,
@@ -218,7 +218,7 @@ pub async fn login(
                 now,
                 &Actor::User(user.id),
                 audit::Action::AuthLogin,
-                &format!("user:{}", user.id),
+                &audit::Subject::User(user.id),
                 json!({"aal": "password", "device_id": req.device_id, "address": client.to_string()}),
             )?;
             Ok(out)
@@ -306,7 +306,7 @@ pub async fn change_password(
                 now,
                 &Actor::User(id),
                 audit::Action::AuthPasswordChange,
-                &format!("user:{id}"),
+                &audit::Subject::User(id),
                 json!({"address": client.to_string()}),
             )?;
             Ok(out)
@@ -328,9 +328,10 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Sta
                 now,
                 &Actor::User(caller.user_id),
                 audit::Action::AuthLogout,
-                &format!("user:{}", caller.user_id),
+                &audit::Subject::User(caller.user_id),
                 json!({}),
-            )
+            )?;
+            Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -375,13 +376,12 @@ pub async fn strong_login(
         .write(move |tx| {
             login::verify_challenge(tx, &req.challenge_id, &signature, now)?.then(|user| {
                 let out = open_session(&st, tx, &user, None, Aal::Strong, now)?;
-                let subject = format!("user:{}", user.id);
                 audit::append(
                     tx,
                     now,
                     &Actor::User(user.id),
                     audit::Action::AuthLogin,
-                    &subject,
+                    &audit::Subject::User(user.id),
                     json!({"aal": "strong"}),
                 )?;
                 Ok(out)

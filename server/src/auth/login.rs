@@ -6,8 +6,8 @@
 //! session a reused refresh token ends — so such steps answer an [`Outcome`] (committed either way)
 //! instead of an error that would roll the transaction back.
 
+use crate::db::Tx;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use rusqlite::Transaction;
 use serde_json::json;
 
 use super::{
@@ -75,7 +75,7 @@ pub struct Rotated {
 
 /// Spends the refresh token whose hash is `hash`. A token used twice ends its session (a stolen copy
 /// is as likely as a retry), and that verdict commits with the refusal.
-pub fn rotate_refresh(tx: &Transaction<'_>, hash: &[u8], now: i64) -> Result<Outcome<Rotated>, ApiError> {
+pub fn rotate_refresh(tx: &Tx<'_>, hash: &[u8], now: i64) -> Result<Outcome<Rotated>, ApiError> {
     let session_id = match store::spend_refresh(tx, hash, now)? {
         Rotation::Rotated { session_id } => session_id,
         Rotation::Reused => {
@@ -125,7 +125,7 @@ pub struct Challenge {
 
 /// Stores a new challenge over `nonce` for `username`, who must have a registered signing key.
 pub fn issue_challenge(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     username: &str,
     nonce: &[u8],
     expires_at: i64,
@@ -140,7 +140,7 @@ pub fn issue_challenge(
 /// Spends challenge `challenge_id` and checks `signature` over its text with the user's registered key.
 /// Every refusal is audited (with the user when the challenge names one) and commits.
 pub fn verify_challenge(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     challenge_id: &str,
     signature: &Signature,
     now: i64,

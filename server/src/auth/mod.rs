@@ -2,11 +2,12 @@
 //! per-route access policy.
 //!
 //! # Layout
-//! - [`caller`]: the `authorize` middleware and the per-route `Policy`; [`identity`]: `Caller`, who it let in.
+//! - [`caller`]: the `authorize` middleware and the per-route `Policy`; [`identity`]: `Caller`, who it let in
+//!   (the session around the `domain::Principal` the rules see).
 //! - [`login`]: the login steps that decide (account allowed, refresh rotation, strong-login challenge).
 //! - [`error`]: `AuthError`, what they refuse (no HTTP in it; `error.rs` maps it).
 //! - [`http`]: the handlers: extract, call [`login`] / [`store`] inside one transaction, map.
-//! - [`store`]: sessions, refresh tokens and challenges in SQLite.
+//! - [`store`]: sessions, refresh tokens, challenges and login limits in SQLite.
 //! - [`tokens`], [`keys`]: JWTs and the Ed25519 keys that sign them.
 //! - [`password`]: argon2id behind a bounded queue; [`throttle`]: login limits per address and account.
 

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{
     domain::{AccountStatus, Role, UserStatus},
-    error::ApiError,
+    error::{ApiError, StoreError},
 };
 
 pub fn create_session(
@@ -194,4 +194,42 @@ pub fn take_challenge(tx: &Transaction<'_>, id: &str, now: i64) -> Result<Option
         )?;
     }
     Ok(c)
+}
+
+/// Forgets the login counts whose last wait ended before `before`.
+pub fn forget_login_limits(tx: &Transaction<'_>, before: i64) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM login_limits WHERE next_at <= ?1", [before])?;
+    Ok(())
+}
+
+/// A throttle key's failures and the time before which it must wait, if counted.
+pub fn login_limit(c: &Connection, key: &str) -> Result<Option<(u32, i64)>, StoreError> {
+    Ok(c.query_row("SELECT failures, next_at FROM login_limits WHERE key = ?1", [key], |r| {
+        Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?))
+    })
+    .optional()?)
+}
+
+pub fn set_login_limit(
+    tx: &Transaction<'_>,
+    key: &str,
+    failures: u32,
+    next_at: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO login_limits (key, failures, next_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, next_at = excluded.next_at",
+        params![key, failures, next_at],
+    )?;
+    Ok(())
+}
+
+/// A right password: the account key's count is dropped and the address key gives one attempt back.
+pub fn login_succeeded(tx: &Transaction<'_>, account_key: &str, address_key: &str) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM login_limits WHERE key = ?1", [account_key])?;
+    tx.execute(
+        "UPDATE login_limits SET failures = failures - 1 WHERE key = ?1 AND failures > 0",
+        [address_key],
+    )?;
+    Ok(())
 }

@@ -20,10 +20,10 @@ use axum::{
     extract::{ConnectInfo, FromRequestParts},
     http::{StatusCode, request::Parts},
 };
-use rusqlite::{OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
-use crate::{config::AuthSettings, error::ApiError};
+use super::store;
+use crate::{config::AuthSettings, db::Tx, error::ApiError};
 
 /// The client's address as a throttle key: IPv4 as it is, IPv6 by its /64 network (what one subscriber
 /// usually gets, so hopping addresses inside it starts no fresh count).
@@ -95,16 +95,13 @@ fn delay_ms(failures: u32, allowance: u32, max_ms: i64) -> i64 {
 /// Counts an attempt for `client` on `account`, or refuses it (429) while either count makes it wait.
 /// Nothing is written for a refused attempt: waiting it out is all it takes.
 pub fn reserve(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     limits: &AuthSettings,
     client: ClientAddr,
     account: &str,
     now: i64,
 ) -> Result<Attempt, ApiError> {
-    tx.execute(
-        "DELETE FROM login_limits WHERE next_at <= ?1",
-        [now - limits.login_forget_after_secs * 1000],
-    )?;
+    store::forget_login_limits(tx, now - limits.login_forget_after_secs * 1000)?;
     let attempt =
         Attempt { address_key: format!("addr:{client}"), account_key: format!("addr:{client} {account}") };
     let keys = [
@@ -113,12 +110,7 @@ pub fn reserve(
     ];
     let mut counted = Vec::with_capacity(keys.len());
     for (key, allowance, scope) in keys {
-        let (failures, next_at) = tx
-            .query_row("SELECT failures, next_at FROM login_limits WHERE key = ?1", [key], |r| {
-                Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)?))
-            })
-            .optional()?
-            .unwrap_or((0, now));
+        let (failures, next_at) = store::login_limit(tx, key)?.unwrap_or((0, now));
         if now < next_at {
             let secs = ((next_at - now + 999) / 1000) as u64;
             return Err(ApiError::new(
@@ -135,24 +127,15 @@ pub fn reserve(
         ));
     }
     for (key, failures, next_at) in counted {
-        tx.execute(
-            "INSERT INTO login_limits (key, failures, next_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, next_at = excluded.next_at",
-            params![key, failures, next_at],
-        )?;
+        store::set_login_limit(tx, key, failures, next_at)?;
     }
     Ok(attempt)
 }
 
 /// The password was right: the (address, account) count starts over and the address gets its attempt back
 /// (a success there never clears it: an attacker with an account of his own would reset it between guesses).
-pub fn succeeded(tx: &Transaction<'_>, attempt: &Attempt) -> Result<(), ApiError> {
-    tx.execute("DELETE FROM login_limits WHERE key = ?1", [&attempt.account_key])?;
-    tx.execute(
-        "UPDATE login_limits SET failures = failures - 1 WHERE key = ?1 AND failures > 0",
-        [&attempt.address_key],
-    )?;
-    Ok(())
+pub fn succeeded(tx: &Tx<'_>, attempt: &Attempt) -> Result<(), ApiError> {
+    Ok(store::login_succeeded(tx, &attempt.account_key, &attempt.address_key)?)
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! What every booking action shares: who may see a booking and act on it, the checks a change starts
 //! with, and the receipt and audit entry it ends with.
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde_json::json;
 
 use super::calendar::{self, Rules};
-use super::store::{self, Booking, ListFilter, Stored};
+use super::store::{self, Booking, ListFilter, Seen, Stored};
 use crate::{
     audit::Actor,
     auth::Caller,
@@ -15,7 +15,7 @@ use crate::{
     error::{ApiError, invalid},
     instructions::{self, Instruction},
     orgs::store as orgs_store,
-    receipts::{self, Change},
+    receipts::{self, About},
 };
 
 pub(super) const HOUR_MS: i64 = 3_600_000;
@@ -27,7 +27,7 @@ pub(super) fn is_customs_manager(role: Role) -> bool {
 
 /// May the caller see this booking? Enterprises: their own and those delegated in the bookings scope;
 /// supervisors and reviewers: their unit's subtree; officers: bookings of instructions assigned to them.
-fn visible(c: &Connection, caller: &Caller, b: &Stored, now: i64) -> Result<bool, ApiError> {
+fn visible(c: &Conn, caller: &Caller, b: &Stored, now: i64) -> Result<bool, ApiError> {
     Ok(match caller.role {
         Role::Admin => true,
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
@@ -38,21 +38,20 @@ fn visible(c: &Connection, caller: &Caller, b: &Stored, now: i64) -> Result<bool
     })
 }
 
-fn visible_booking(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Stored, ApiError> {
+fn visible_booking(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<Stored, ApiError> {
     match store::load(c, id)? {
         Some(b) if visible(c, caller, &b, now)? => Ok(b),
         _ => Err(ApiError::not_found("the booking")),
     }
 }
 
-pub fn get(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Booking, ApiError> {
+pub fn get(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<Booking, ApiError> {
     Ok(visible_booking(c, caller, id, now)?.booking)
 }
 
-pub fn list(c: &Connection, caller: &Caller, f: &ListFilter, now: i64) -> Result<Vec<Booking>, ApiError> {
-    let mut values: Vec<rusqlite::types::Value> = Vec::new();
-    let scope = match caller.role {
-        Role::Admin => "1 = 1".to_string(),
+pub fn list(c: &Conn, caller: &Caller, f: &ListFilter, now: i64) -> Result<Vec<Booking>, ApiError> {
+    let seen = match caller.role {
+        Role::Admin => Seen::All,
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             let mut ids = vec![caller.enterprise()?];
             ids.extend(
@@ -61,24 +60,16 @@ pub fn list(c: &Connection, caller: &Caller, f: &ListFilter, now: i64) -> Result
                     .filter(|(_, scopes)| scopes.contains(&Scope::Bookings))
                     .map(|(id, _)| id),
             );
-            let marks = ids.iter().map(|_| "?").collect::<Vec<_>>().join(",");
-            values.extend(ids.into_iter().map(Into::into));
-            format!("b.enterprise_id IN ({marks})")
+            Seen::Enterprises(ids)
         }
-        Role::Supervisor | Role::Reviewer => {
-            values.push(caller.unit()?.into());
-            scope::unit_in_subtree("b.site_id")
-        }
-        Role::Officer => {
-            values.push(caller.user_id.into());
-            scope::instruction_assigned_to("b.instruction_id")
-        }
+        Role::Supervisor | Role::Reviewer => Seen::Subtree(caller.unit()?),
+        Role::Officer => Seen::AssignedTo(caller.user_id),
     };
-    Ok(store::list(c, &scope, values, f)?)
+    Ok(store::list(c, &seen, f)?)
 }
 
 /// The site by code, which must be an inspection site.
-pub fn site_by_code(c: &Connection, field: &str, code: &str) -> Result<crate::orgs::Unit, ApiError> {
+pub fn site_by_code(c: &Conn, field: &str, code: &str) -> Result<crate::orgs::Unit, ApiError> {
     match orgs_store::unit_by_code(c, code)? {
         Some(u) if u.kind == UnitKind::Site => Ok(u),
         Some(u) => Err(invalid(
@@ -100,13 +91,13 @@ pub fn as_not_found(e: ApiError) -> ApiError {
     }
 }
 
-pub(super) fn rules_of(c: &Connection, site_id: i64) -> Result<Rules, ApiError> {
+pub(super) fn rules_of(c: &Conn, site_id: i64) -> Result<Rules, ApiError> {
     calendar::rules(c, site_id)?.ok_or_else(|| {
         ApiError::conflict("no_calendar", "this site has no slot calendar yet, so it takes no bookings")
     })
 }
 
-pub(super) fn deadline_of(c: &Connection, instruction_id: i64) -> Result<i64, ApiError> {
+pub(super) fn deadline_of(c: &Conn, instruction_id: i64) -> Result<i64, ApiError> {
     instructions::get(c, instruction_id)?
         .map(|i| i.deadline)
         .ok_or_else(|| ApiError::not_found("the instruction"))
@@ -114,7 +105,7 @@ pub(super) fn deadline_of(c: &Connection, instruction_id: i64) -> Result<i64, Ap
 
 /// The instruction, if the caller may book for it; another enterprise's answers 404.
 pub(super) fn bookable_instruction(
-    tx: &Connection,
+    tx: &Conn,
     caller: &Caller,
     id: i64,
     now: i64,
@@ -126,7 +117,7 @@ pub(super) fn bookable_instruction(
 }
 
 /// A supervisor of the site's subtree (or an admin) acting on a booking; others get 404.
-pub(super) fn managed(tx: &Connection, caller: &Caller, id: i64) -> Result<Stored, ApiError> {
+pub(super) fn managed(tx: &Conn, caller: &Caller, id: i64) -> Result<Stored, ApiError> {
     let b = store::existing(tx, id)?;
     if caller.role != Role::Admin && !orgs_store::in_subtree(tx, caller.unit()?, b.booking.site_id)? {
         return Err(ApiError::not_found("the booking"));
@@ -148,7 +139,7 @@ pub(super) fn expect_state(b: &Stored, allowed: &[BookingState], action: &str) -
 
 /// Receipt and audit entry for one booking change.
 pub(super) fn record(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     id: i64,
@@ -163,27 +154,18 @@ pub(super) fn record(
         "slot": b.slot,
         "extra": extra,
     });
-    let change = Change {
-        event: event.into(),
+    let about = About {
         subject_id: b.id,
         enterprise_id: b.enterprise_id,
         inspection_no: Some(&b.inspection_no),
         state: b.state.as_str(),
-        from: None,
-        opinion,
-        details,
     };
-    receipts::record_change(tx, now, actor, change)?;
+    receipts::record_event(tx, now, actor, event, about, opinion, details)?;
     Ok(b)
 }
 
 /// Writes the booked slot's start on the instruction (`None` when no confirmed booking holds it any more).
 /// The instruction's state follows in the workflow (`workflow::booking_changed`), which reads `due_at`.
-pub(super) fn follow(
-    tx: &Transaction<'_>,
-    now: i64,
-    instruction_id: i64,
-    due: Option<i64>,
-) -> Result<(), ApiError> {
+pub(super) fn follow(tx: &Tx<'_>, now: i64, instruction_id: i64, due: Option<i64>) -> Result<(), ApiError> {
     Ok(instructions::set_due_at(tx, now, instruction_id, due)?)
 }

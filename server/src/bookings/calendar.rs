@@ -5,11 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{Timestamp, civil::Date, tz::TimeZone};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::store;
 use crate::{
+    db::{Conn, Tx},
     domain::{Line, time::rfc3339},
     error::{ApiError, invalid},
 };
@@ -350,97 +351,41 @@ impl Rules {
 }
 
 /// The site's calendar in rule form, or `None` if it takes no bookings.
-pub fn rules(c: &Connection, site_id: i64) -> Result<Option<Rules>, ApiError> {
-    let row: Option<(i64, i64, String, bool, String)> = c
-        .query_row(
-            "SELECT k.slot_minutes, k.capacity, k.hours, k.auto_confirm, u.timezone
-             FROM slot_calendars k JOIN customs_units u ON u.id = k.site_id WHERE k.site_id = ?1",
-            [site_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
-    let Some((slot_minutes, capacity, hours, auto_confirm, timezone)) = row else { return Ok(None) };
-    let hours: BTreeMap<String, Vec<String>> = serde_json::from_str(&hours).map_err(anyhow::Error::from)?;
-    let week = parse_week(&hours, slot_minutes)?;
-    let tz = zone(&timezone)?;
-    let mut stmt = c.prepare_cached("SELECT day FROM closed_days WHERE site_id = ?1")?;
-    let closed = stmt
-        .query_map([site_id], |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?
+pub fn rules(c: &Conn, site_id: i64) -> Result<Option<Rules>, ApiError> {
+    let Some(row) = store::calendar_rules(c, site_id)? else { return Ok(None) };
+    let week = parse_week(&row.hours, row.slot_minutes)?;
+    let tz = zone(&row.timezone)?;
+    let closed = store::closed_dates(c, site_id)?
         .into_iter()
         .map(|d| d.parse::<Date>().map_err(|_| StoredTimeError::BadDate(d)))
         .collect::<Result<_, _>>()?;
-    Ok(Some(Rules { site_id, timezone, tz, slot_minutes, capacity, auto_confirm, week, closed }))
+    Ok(Some(Rules {
+        site_id,
+        timezone: row.timezone,
+        tz,
+        slot_minutes: row.slot_minutes,
+        capacity: row.capacity,
+        auto_confirm: row.auto_confirm,
+        week,
+        closed,
+    }))
 }
 
-pub fn get(c: &Connection, site_id: i64) -> Result<Option<Calendar>, ApiError> {
-    let row = c
-        .query_row(
-            "SELECT k.site_id, u.code, u.timezone, k.slot_minutes, k.capacity, k.auto_confirm, k.hours, k.updated_at
-             FROM slot_calendars k JOIN customs_units u ON u.id = k.site_id WHERE k.site_id = ?1",
-            [site_id],
-            |r| {
-                Ok(Calendar {
-                    site_id: r.get(0)?,
-                    site_code: r.get(1)?,
-                    timezone: r.get(2)?,
-                    slot_minutes: r.get(3)?,
-                    capacity: r.get(4)?,
-                    auto_confirm: r.get(5)?,
-                    hours: crate::db::json_column(r, 6)?,
-                    closed_days: Vec::new(),
-                    updated_at: r.get(7)?,
-                })
-            },
-        )
-        .optional()?;
-    let Some(mut cal) = row else { return Ok(None) };
-    let mut stmt = c.prepare("SELECT day, reason FROM closed_days WHERE site_id = ?1 ORDER BY day")?;
-    cal.closed_days = stmt
-        .query_map([site_id], |r| Ok(ClosedDay { date: r.get(0)?, reason: r.get(1)? }))?
-        .collect::<Result<_, _>>()?;
-    Ok(Some(cal))
+pub fn get(c: &Conn, site_id: i64) -> Result<Option<Calendar>, ApiError> {
+    Ok(store::calendar(c, site_id)?)
 }
 
 /// Replaces the calendar of `site_id`. Existing bookings keep their slots; capacity already used above a
 /// lowered capacity is honoured (the slot just takes no more).
-pub fn put(
-    tx: &rusqlite::Transaction<'_>,
-    now: i64,
-    site_id: i64,
-    spec: &CalendarSpec,
-    actor: &str,
-) -> Result<(), ApiError> {
+pub fn put(tx: &Tx<'_>, now: i64, site_id: i64, spec: &CalendarSpec, actor: &str) -> Result<(), ApiError> {
     spec.check()?;
-    tx.execute(
-        "INSERT INTO slot_calendars (site_id, slot_minutes, capacity, hours, auto_confirm, updated_by, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (site_id) DO UPDATE SET slot_minutes = excluded.slot_minutes, capacity = excluded.capacity,
-             hours = excluded.hours, auto_confirm = excluded.auto_confirm, updated_by = excluded.updated_by,
-             updated_at = excluded.updated_at",
-        params![
-            site_id,
-            spec.slot_minutes,
-            spec.capacity,
-            serde_json::to_string(&spec.hours).map_err(anyhow::Error::from)?,
-            spec.auto_confirm,
-            actor,
-            now
-        ],
-    )?;
-    tx.execute(
-        "UPDATE slot_usage SET capacity = max(?2, used) WHERE site_id = ?1 AND starts_at >= ?3",
-        params![site_id, spec.capacity, now],
-    )?;
-    tx.execute("DELETE FROM closed_days WHERE site_id = ?1", [site_id])?;
-    for d in &spec.closed_days {
-        let date = parse_date("closed_days", &d.date)?;
-        tx.execute(
-            "INSERT INTO closed_days (site_id, day, reason) VALUES (?1, ?2, ?3)
-             ON CONFLICT (site_id, day) DO UPDATE SET reason = excluded.reason",
-            params![site_id, date.to_string(), d.reason.trim()],
-        )?;
-    }
+    let closed = spec
+        .closed_days
+        .iter()
+        .map(|d| Ok((parse_date("closed_days", &d.date)?.to_string(), d.reason.trim())))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    store::put_calendar(tx, now, site_id, spec, actor)?;
+    store::replace_closed_days(tx, site_id, &closed)?;
     Ok(())
 }
 
@@ -488,7 +433,7 @@ mod tests {
 
     #[test]
     fn a_damaged_closed_day_or_zone_in_the_database_fails_loading_the_rules() {
-        let c = Connection::open_in_memory().unwrap();
+        let c = Conn::open_in_memory().unwrap();
         c.execute_batch(
             "CREATE TABLE customs_units (id INTEGER PRIMARY KEY, timezone TEXT);
              CREATE TABLE slot_calendars (site_id INTEGER, slot_minutes INTEGER, capacity INTEGER, hours TEXT,

@@ -2,7 +2,7 @@
 //! customs any time with a reason), the booking following a cancelled instruction, and the site's
 //! calendar, which may not close a day under live bookings.
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde_json::json;
 
 use super::booking::{
@@ -30,7 +30,7 @@ enum Side {
     Customs,
 }
 
-fn side(tx: &Connection, caller: &Caller, b: &Stored, now: i64) -> Result<Side, ApiError> {
+fn side(tx: &Conn, caller: &Caller, b: &Stored, now: i64) -> Result<Side, ApiError> {
     match caller.role {
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             if delegations::may_act_for(tx, caller, b.booking.enterprise_id, Scope::Bookings, now)? {
@@ -76,7 +76,7 @@ fn cutoff_error(settings: &BookingSettings, b: &Stored, action: &str) -> ApiErro
 /// Moves a live booking to another slot: the new place is taken before the old one is freed, in one
 /// transaction, so a full target leaves the booking where it was.
 pub fn reschedule(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     settings: &BookingSettings,
@@ -134,7 +134,7 @@ pub fn reschedule(
 /// Cancels a live booking and frees its place. An enterprise cancelling after the cut-off still cancels,
 /// but it counts as a no-show (state `no_show`); customs cancels any time with a reason.
 pub fn cancel(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     settings: &BookingSettings,
@@ -175,7 +175,7 @@ pub fn cancel(
 }
 
 /// Customs records that nobody came to a confirmed slot. The place stays used: the slot is over.
-pub fn mark_no_show(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Booking, ApiError> {
+pub fn mark_no_show(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Booking, ApiError> {
     let b = managed(tx, caller, id)?;
     expect_state(&b, &[BookingState::Confirmed], "marked as a no-show")?;
     if now < b.starts_at {
@@ -196,7 +196,7 @@ pub fn mark_no_show(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) ->
 
 /// When customs cancels an instruction, its live booking goes too and frees its place.
 pub fn instruction_cancelled(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     instruction_id: i64,
@@ -220,7 +220,7 @@ pub fn instruction_cancelled(
 
 /// A supervisor of the site's subtree, or an admin, manages its calendar.
 pub fn set_calendar(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     site_code: &str,

@@ -16,7 +16,7 @@ use crate::{
 /// workflow moves it between `issued` and `booked`), then wakes receipt readers.
 async fn changed<F>(state: &AppState, user_id: i64, f: F) -> Result<Booking, ApiError>
 where
-    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<Booking, ApiError> + Send + 'static,
+    F: FnOnce(&crate::db::Tx<'_>) -> Result<Booking, ApiError> + Send + 'static,
 {
     let now = state.now_ms();
     let b = state

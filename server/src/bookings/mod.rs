@@ -34,4 +34,4 @@ pub use booking::{as_not_found, get, list, site_by_code};
 pub use calendar::{Calendar, CalendarSpec, Rules, SlotTime};
 pub use change::{cancel, instruction_cancelled, mark_no_show, reschedule, set_calendar};
 pub use request::{NewBooking, SlotFree, accept_alternative, availability, confirm, decline, request};
-pub use store::{Booking, ListFilter, confirmed_slot};
+pub use store::{Booking, ListFilter, confirmed_slot, state_of};

@@ -1,7 +1,7 @@
 //! Asking for a slot and customs' answer: availability, the nearest free alternatives, the checks on a
 //! new slot, and request, confirm, decline and taking a proposed alternative.
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::Serialize;
 use serde_json::json;
 
@@ -33,7 +33,7 @@ pub struct SlotFree {
 
 /// Free capacity of every slot starting in `[from, to)`.
 pub fn availability(
-    c: &Connection,
+    c: &Conn,
     rules: &Rules,
     from: i64,
     to: i64,
@@ -64,7 +64,7 @@ pub fn availability(
 /// Up to `n` free slots nearest to `around`, none before `earliest` nor after `latest` (the instruction's
 /// deadline: a later slot would be refused as `after_deadline`), in time order.
 pub(super) fn alternatives(
-    c: &Connection,
+    c: &Conn,
     rules: &Rules,
     settings: &BookingSettings,
     around: i64,
@@ -86,7 +86,7 @@ pub(super) fn alternatives(
 }
 
 pub(super) fn slot_full(
-    c: &Connection,
+    c: &Conn,
     rules: &Rules,
     settings: &BookingSettings,
     start: i64,
@@ -174,7 +174,7 @@ pub struct NewBooking {
 
 /// An enterprise asks for a slot: the place is taken at once (see the module notes).
 pub fn request(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     settings: &BookingSettings,
@@ -236,7 +236,7 @@ pub fn request(
     }
 }
 
-pub fn confirm(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Booking, ApiError> {
+pub fn confirm(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Booking, ApiError> {
     let b = managed(tx, caller, id)?;
     expect_state(&b, &[BookingState::Requested], "confirmed")?;
     if b.starts_at <= now {
@@ -251,7 +251,7 @@ pub fn confirm(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resu
 /// Customs declines a request with feedback, proposing alternatives (its own picks, or the nearest free
 /// slots when it names none). The place is freed.
 pub fn decline(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     settings: &BookingSettings,
@@ -282,7 +282,7 @@ pub fn decline(
 /// The enterprise takes one of the alternatives customs proposed: customs already offered it, so it is
 /// confirmed at once when it still has room.
 pub fn accept_alternative(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     settings: &BookingSettings,

@@ -1,13 +1,16 @@
-//! The bookings' tables (`bookings`, `slot_usage`, `no_shows`): every SQL statement of the module,
+//! The bookings' tables (`bookings`, `slot_usage`, `no_shows`, and the calendars' `slot_calendars` and
+//! `closed_days`): every SQL statement of the module,
 //! answering [`StoreError`], never HTTP. The rules that decide what to write are in `request.rs` and
 //! `change.rs`.
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
-use super::calendar::{self, Rules, SlotTime};
+use std::collections::BTreeMap;
+
+use super::calendar::{self, Calendar, CalendarSpec, ClosedDay, Rules, SlotTime};
 use crate::{
-    db::StoreError,
+    db::{StoreError, scope},
     domain::{BookingState, time::rfc3339},
 };
 
@@ -173,13 +176,41 @@ pub(super) fn existing(c: &Connection, id: i64) -> Result<Stored, StoreError> {
     load(c, id)?.ok_or(StoreError::NotFound("the booking"))
 }
 
-/// Bookings matching `scope` (an SQL predicate over `b`, with its `values`) and the filter, newest first.
-pub(super) fn list(
-    c: &Connection,
-    scope: &str,
-    mut values: Vec<rusqlite::types::Value>,
-    f: &ListFilter,
-) -> Result<Vec<Booking>, StoreError> {
+/// Whose bookings a caller's list may show (the visibility rule decides; the store writes its SQL).
+pub(super) enum Seen {
+    All,
+    /// Bookings of these enterprises (the caller's own and those delegated to it).
+    Enterprises(Vec<i64>),
+    /// Bookings at sites in the subtree of this unit.
+    Subtree(i64),
+    /// Bookings of instructions assigned to this officer.
+    AssignedTo(i64),
+}
+
+/// The booking's state, if it exists.
+pub fn state_of(c: &Connection, id: i64) -> Result<Option<BookingState>, StoreError> {
+    Ok(c.query_row("SELECT state FROM bookings WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+}
+
+/// Bookings the caller sees (`seen`) matching the filter, newest first.
+pub(super) fn list(c: &Connection, seen: &Seen, f: &ListFilter) -> Result<Vec<Booking>, StoreError> {
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let scope = match seen {
+        Seen::All => "1 = 1".to_string(),
+        Seen::Enterprises(ids) => {
+            let marks = ids.iter().map(|_| "?").collect::<Vec<_>>().join(",");
+            values.extend(ids.iter().map(|&id| id.into()));
+            format!("b.enterprise_id IN ({marks})")
+        }
+        Seen::Subtree(unit) => {
+            values.push((*unit).into());
+            scope::unit_in_subtree("b.site_id")
+        }
+        Seen::AssignedTo(officer) => {
+            values.push((*officer).into());
+            scope::instruction_assigned_to("b.instruction_id")
+        }
+    };
     let mut sql = format!("SELECT {COLS} FROM {FROM} WHERE {scope}");
     if let Some(s) = f.state {
         sql.push_str(" AND b.state = ?");
@@ -299,6 +330,118 @@ pub(super) fn move_to(
          WHERE id = ?6",
         params![state, start, end, reason, now, id],
     )?;
+    Ok(())
+}
+
+/// A site's calendar row as the rules read it.
+pub(super) struct CalendarRow {
+    pub slot_minutes: i64,
+    pub capacity: i64,
+    /// Weekday → working windows, as stored (the rules parse the windows).
+    pub hours: BTreeMap<String, Vec<String>>,
+    pub auto_confirm: bool,
+    /// The site's zone name.
+    pub timezone: String,
+}
+
+const CALENDAR_FROM: &str = "slot_calendars k JOIN customs_units u ON u.id = k.site_id WHERE k.site_id = ?1";
+
+pub(super) fn calendar_rules(c: &Connection, site_id: i64) -> Result<Option<CalendarRow>, StoreError> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT k.slot_minutes, k.capacity, k.hours, k.auto_confirm, u.timezone FROM {CALENDAR_FROM}"
+        ),
+        [site_id],
+        |r| {
+            Ok(CalendarRow {
+                slot_minutes: r.get(0)?,
+                capacity: r.get(1)?,
+                hours: crate::db::stored_json(r, 2, "slot_calendars.hours", site_id)?,
+                auto_confirm: r.get(3)?,
+                timezone: r.get(4)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// The site's closed days as stored (`YYYY-MM-DD`), unordered.
+pub(super) fn closed_dates(c: &Connection, site_id: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare_cached("SELECT day FROM closed_days WHERE site_id = ?1")?;
+    Ok(stmt.query_map([site_id], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The site's calendar as supervisors see it, closed days by date.
+pub(super) fn calendar(c: &Connection, site_id: i64) -> Result<Option<Calendar>, StoreError> {
+    let row = c
+        .query_row(
+            &format!(
+                "SELECT k.site_id, u.code, u.timezone, k.slot_minutes, k.capacity, k.auto_confirm, k.hours,
+                        k.updated_at FROM {CALENDAR_FROM}"
+            ),
+            [site_id],
+            |r| {
+                Ok(Calendar {
+                    site_id: r.get(0)?,
+                    site_code: r.get(1)?,
+                    timezone: r.get(2)?,
+                    slot_minutes: r.get(3)?,
+                    capacity: r.get(4)?,
+                    auto_confirm: r.get(5)?,
+                    hours: crate::db::stored_json(r, 6, "slot_calendars.hours", site_id)?,
+                    closed_days: Vec::new(),
+                    updated_at: r.get(7)?,
+                })
+            },
+        )
+        .optional()?;
+    let Some(mut cal) = row else { return Ok(None) };
+    let mut stmt = c.prepare("SELECT day, reason FROM closed_days WHERE site_id = ?1 ORDER BY day")?;
+    cal.closed_days = stmt
+        .query_map([site_id], |r| Ok(ClosedDay { date: r.get(0)?, reason: r.get(1)? }))?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(cal))
+}
+
+/// Writes the calendar row (hours, slot length, capacity); slots from `now` on take the new capacity, or
+/// what they already use if that is more.
+pub(super) fn put_calendar(
+    tx: &Transaction<'_>,
+    now: i64,
+    site_id: i64,
+    spec: &CalendarSpec,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let hours = serde_json::to_string(&spec.hours).expect("a map of strings serialises");
+    tx.execute(
+        "INSERT INTO slot_calendars (site_id, slot_minutes, capacity, hours, auto_confirm, updated_by, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (site_id) DO UPDATE SET slot_minutes = excluded.slot_minutes, capacity = excluded.capacity,
+             hours = excluded.hours, auto_confirm = excluded.auto_confirm, updated_by = excluded.updated_by,
+             updated_at = excluded.updated_at",
+        params![site_id, spec.slot_minutes, spec.capacity, hours, spec.auto_confirm, actor, now],
+    )?;
+    tx.execute(
+        "UPDATE slot_usage SET capacity = max(?2, used) WHERE site_id = ?1 AND starts_at >= ?3",
+        params![site_id, spec.capacity, now],
+    )?;
+    Ok(())
+}
+
+/// Replaces the site's closed days with `days` (date, reason).
+pub(super) fn replace_closed_days(
+    tx: &Transaction<'_>,
+    site_id: i64,
+    days: &[(String, &str)],
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM closed_days WHERE site_id = ?1", [site_id])?;
+    for (date, reason) in days {
+        tx.execute(
+            "INSERT INTO closed_days (site_id, day, reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT (site_id, day) DO UPDATE SET reason = excluded.reason",
+            params![site_id, date, reason],
+        )?;
+    }
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use crate::{
 async fn commit<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&crate::db::Tx<'_>) -> Result<T, ApiError> + Send + 'static,
 {
     let out = state.db.write(f).await?;
     state.receipts_changed();

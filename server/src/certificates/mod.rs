@@ -27,7 +27,7 @@ pub mod store;
 pub mod types;
 pub mod verify;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -41,7 +41,7 @@ use crate::{
     domain::{ApplicationState, CertState, Line, Paragraph, Role, Scope, time::rfc3339},
     error::{ApiError, invalid},
     instructions, orgs, print, receipts,
-    receipts::Change,
+    receipts::About,
     records,
 };
 use keys::CertificateKey;
@@ -251,7 +251,7 @@ pub fn digest_of(bytes: &[u8]) -> String {
 /// May the caller see certificate work of `enterprise_id` in `district_unit`? Its enterprise (own or
 /// delegated `certificates`), customs staff of the district's subtree, administrators.
 pub fn may_see(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     enterprise_id: i64,
     district_unit: i64,
@@ -268,7 +268,7 @@ pub fn may_see(
 }
 
 /// A certificate application the caller may see, else "not found" (its existence is not revealed).
-pub fn visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
+pub fn visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
     let ca =
         store::get_application(c, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
     let app = app_store::get(c, ca.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
@@ -280,7 +280,7 @@ pub fn visible(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<Cer
 }
 
 /// The enterprise's own (or delegated) application, for changes.
-fn owned(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
+fn owned(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
     let ca = visible(c, caller, id, now)?;
     if !caller.role.is_enterprise() {
         return Err(ApiError::forbidden("certificate applications are changed by their enterprise"));
@@ -294,7 +294,7 @@ fn owned(c: &Connection, caller: &Caller, id: i64, now: i64) -> Result<CertAppli
 /// apply for and that is released, goods lines of it within the declared (inspected) quantities, and text
 /// the certificate font can print. Answers the application and the type.
 pub fn check_request(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     req: &CertificateRequest,
     now: i64,
@@ -442,7 +442,7 @@ pub struct ReleasedRecord {
     pub photo_hashes: Vec<String>,
 }
 
-pub fn released_record(c: &Connection, app: &Application) -> Result<ReleasedRecord, ApiError> {
+pub fn released_record(c: &Conn, app: &Application) -> Result<ReleasedRecord, ApiError> {
     let e_record = applications::e_record(c, app.id)?;
     let instruction = instructions::by_application(c, app.id)?;
     let (seal, photos) = match &instruction {
@@ -455,7 +455,7 @@ pub fn released_record(c: &Connection, app: &Application) -> Result<ReleasedReco
 /// Every intelligent-review rule, against the released, sealed record and the reference data. An empty
 /// answer means the certificate is issued at once; each failure names its field, rule and reason.
 pub fn review(
-    c: &Connection,
+    c: &Conn,
     app: &Application,
     ty: &CertificateType,
     req: &CertificateRequest,
@@ -584,7 +584,7 @@ fn same_name(a: &str, b: &str) -> bool {
 
 /// Writes the receipt and the audit entry of a certificate event, in the caller's transaction.
 fn event(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     ca: &CertApplication,
@@ -593,22 +593,18 @@ fn event(
     details: Value,
 ) -> Result<(), ApiError> {
     let inspection_no = inspection_no(tx, ca.application_id)?;
-    let change = Change {
-        event: event.into(),
+    let about = About {
         subject_id: ca.id,
         enterprise_id: ca.enterprise_id,
         inspection_no: inspection_no.as_deref(),
         state: ca.state.as_str(),
-        from: None,
-        opinion,
-        details,
     };
-    receipts::record_change(tx, now, actor, change)?;
+    receipts::record_event(tx, now, actor, event, about, opinion, details)?;
     Ok(())
 }
 
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     req: CertificateRequest,
@@ -632,7 +628,7 @@ pub fn create(
 /// Replaces the request of a draft, a queued or a rejected application; it is a draft again (a queued one
 /// leaves the reviewer's queue until resubmitted).
 pub fn amend(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     id: i64,
@@ -668,12 +664,7 @@ pub fn amend(
     Ok(ca)
 }
 
-pub fn withdraw(
-    tx: &Transaction<'_>,
-    now: i64,
-    caller: &Caller,
-    id: i64,
-) -> Result<CertApplication, ApiError> {
+pub fn withdraw(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<CertApplication, ApiError> {
     let mut ca = owned(tx, caller, id, now)?;
     if !matches!(ca.state, CertState::Draft | CertState::Queued | CertState::Rejected) {
         return Err(illegal(&ca, "withdraw"));
@@ -692,14 +683,14 @@ fn illegal(ca: &CertApplication, action: &str) -> ApiError {
     .with_details(json!({"state": ca.state, "event": action}))
 }
 
-fn inspection_no(c: &Connection, application_id: i64) -> Result<Option<String>, ApiError> {
+fn inspection_no(c: &Conn, application_id: i64) -> Result<Option<String>, ApiError> {
     Ok(app_store::get(c, application_id)?.and_then(|a| a.inspection_no))
 }
 
 /// Submits a draft: the intelligent review runs; all rules pass → issued at once by `system`, else
 /// queued for a reviewer with every failed rule.
 pub fn submit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     key: &CertificateKey,
@@ -728,7 +719,7 @@ pub fn submit(
 /// A reviewer decides a queued application: issue (overriding the failed rules, which stay on record)
 /// or reject with an opinion.
 pub fn decide(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     key: &CertificateKey,
@@ -770,7 +761,7 @@ pub fn decide(
 
 /// The content a request gives, before number and time are set.
 fn content_for(
-    c: &Connection,
+    c: &Conn,
     app: &Application,
     ty: &CertificateType,
     req: &CertificateRequest,
@@ -779,23 +770,31 @@ fn content_for(
 ) -> Result<CertificateContent, ApiError> {
     let issuer =
         orgs::store::unit(c, app.district_unit)?.ok_or_else(|| ApiError::not_found("the district"))?;
+    // A signed certificate never carries a blank party or description: what the application named must
+    // still be on record, or issuing stops with the reason.
     let enterprise = |code: &str| -> Result<IssuedParty, ApiError> {
-        let e = orgs::store::enterprise_by_code(c, code)?;
-        Ok(IssuedParty {
-            name: e.map(|e| e.name).unwrap_or_default(),
-            customs_code: Some(code.to_owned()),
-            address: None,
-        })
+        let e = orgs::store::enterprise_by_code(c, code)?.ok_or_else(|| {
+            ApiError::conflict(
+                "unknown_enterprise",
+                format!("enterprise {code}, named by the application, is not on record"),
+            )
+        })?;
+        Ok(IssuedParty { name: e.name, customs_code: Some(code.to_owned()), address: None })
     };
     let mut goods = Vec::new();
     for (i, g) in req.goods.iter().enumerate() {
         let d = &app.content.goods[g.line - 1];
         let hs: String = d.hs_code.clone().into();
-        let entry = crate::reference::hs(c, &hs)?;
+        let entry = crate::reference::hs(c, &hs)?.ok_or_else(|| {
+            ApiError::conflict(
+                "unknown_hs_code",
+                format!("goods line {}: HS code {hs} is no longer in the reference tables", g.line),
+            )
+        })?;
         goods.push(IssuedGoods {
             seq: i + 1,
-            description_en: entry.as_ref().map(|e| e.description_en.clone()).unwrap_or_default(),
-            description_zh: entry.as_ref().map(|e| e.description_zh.clone()).unwrap_or_default(),
+            description_en: entry.description_en,
+            description_zh: entry.description_zh,
             hs_code: hs,
             name: d.name.as_str().to_owned(),
             quantity: g.quantity,
@@ -834,6 +833,8 @@ fn content_for(
         goods,
         additional_declarations: req.additional_declarations.iter().map(|d| d.trim().to_owned()).collect(),
         treatment: req.treatment.as_ref().map(|t| t.trim().to_owned()),
+        // Goods released without inspection have no inspection number and no sealed record: the evidence
+        // is then the electronic record alone, and these stay empty.
         evidence: Evidence {
             inspection_no: app.inspection_no.clone().unwrap_or_default(),
             e_record_no: e.number.clone(),
@@ -849,7 +850,7 @@ fn content_for(
 /// Numbers, signs and stores a certificate with its outbox entry; the application becomes `issued`.
 #[allow(clippy::too_many_arguments)]
 fn issue(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     key: &CertificateKey,
@@ -870,7 +871,7 @@ fn issue(
 }
 
 fn sign_and_store(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     key: &CertificateKey,
@@ -928,7 +929,7 @@ fn sign_and_store(
 
 /// A certificate the caller may see.
 pub fn visible_certificate(
-    c: &Connection,
+    c: &Conn,
     caller: &Caller,
     id: i64,
     now: i64,
@@ -941,12 +942,7 @@ pub fn visible_certificate(
     }
 }
 
-fn customs_visible(
-    c: &Connection,
-    caller: &Caller,
-    id: i64,
-    now: i64,
-) -> Result<store::Certificate, ApiError> {
+fn customs_visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<store::Certificate, ApiError> {
     let cert = visible_certificate(c, caller, id, now)?;
     if caller.role.is_enterprise() {
         return Err(ApiError::forbidden("certificates are revoked and replaced by customs"));
@@ -965,7 +961,7 @@ fn customs_visible(
 }
 
 fn status_event(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     cert: &store::Certificate,
@@ -980,7 +976,7 @@ fn status_event(
 
 /// Revokes a valid certificate with a reason; verification says `revoked` from now on.
 pub fn revoke(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     id: i64,
@@ -1015,7 +1011,7 @@ pub struct ReplaceRequest {
 /// Replaces a valid certificate: a new number and signature over the corrected content, which names the
 /// replaced number and the reason; the old one verifies as `replaced` and points to the new one.
 pub fn replace(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     key: &CertificateKey,
@@ -1066,7 +1062,7 @@ pub fn replace(
 /// Counts a print, if the limit allows: answers the copy number. `expected_prints` is the count the PDF
 /// was rendered for; a concurrent print in between makes this one fail rather than print a copy twice.
 pub fn count_print(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     cert: &store::Certificate,

@@ -1,11 +1,10 @@
-//! The SPS outbox (`sps_outbox`): what is to be delivered and how it stands, the sender a deployment
-//! plugs in, and the bell that wakes the delivery task (`sps::deliver`) after a commit. Apart from the
+//! The SPS outbox (`sps_outbox`, its SQL in `store.rs`): what is to be delivered and how it stands, the
+//! sender a deployment plugs in, and the bell that wakes the delivery task (`sps::deliver`) after a commit. Apart from the
 //! message itself so that `AppState` holds the outbox without importing the delivery task, which takes
 //! the state.
 
 use std::{path::PathBuf, sync::Arc};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
 use crate::domain::time::rfc3339;
@@ -22,33 +21,6 @@ pub struct Delivery {
     #[serde(with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
-}
-
-pub fn enqueue(tx: &Transaction<'_>, now: i64, certificate_id: i64, status: &str) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO sps_outbox (certificate_id, status, state, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
-        params![certificate_id, status, now],
-    )?;
-    Ok(())
-}
-
-pub fn latest(c: &Connection, certificate_id: i64) -> rusqlite::Result<Option<Delivery>> {
-    c.query_row(
-        "SELECT id, status, state, attempts, last_error, updated_at FROM sps_outbox WHERE certificate_id = ?1
-         ORDER BY id DESC LIMIT 1",
-        [certificate_id],
-        |r| {
-            Ok(Delivery {
-                id: r.get(0)?,
-                status: r.get(1)?,
-                state: r.get(2)?,
-                attempts: r.get(3)?,
-                last_error: r.get(4)?,
-                updated_at: r.get(5)?,
-            })
-        },
-    )
-    .optional()
 }
 
 /// One message handed to a sender: the hub envelope's facts and the XML.
@@ -100,23 +72,4 @@ impl Outbox {
     }
 }
 
-/// Entries to deliver now, oldest first, at most `limit`: pending ones, and failed ones with fewer than
-/// `max_attempts` attempts. `(outbox id, certificate id, status)`.
-pub fn due(c: &Connection, max_attempts: i64, limit: i64) -> rusqlite::Result<Vec<(i64, i64, String)>> {
-    let mut stmt = c.prepare(
-        "SELECT id, certificate_id, status FROM sps_outbox
-         WHERE state = 'pending' OR (state = 'failed' AND attempts < ?1) ORDER BY id LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![max_attempts, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    rows.collect()
-}
-
-/// One delivery attempt of entry `id`: `delivered`, or `failed` with the sender's `error`.
-pub fn attempted(tx: &Transaction<'_>, now: i64, id: i64, error: Option<&str>) -> rusqlite::Result<()> {
-    let state = if error.is_none() { "delivered" } else { "failed" };
-    tx.execute(
-        "UPDATE sps_outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-        params![id, state, error, now],
-    )?;
-    Ok(())
-}
+pub use super::store::{attempted, due, enqueue, latest};

@@ -1,10 +1,12 @@
-//! The certificate tables and their SQL. Knows nothing of HTTP or of the rules.
+//! The certificate tables and their SQL (`certificate_applications`, `certificates`, `certificate_types`,
+//! `sps_outbox`, …). Knows nothing of HTTP or of the rules.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use super::{CertApplication, CertificateRequest};
+use super::{CertApplication, CertificateRequest, outbox::Delivery, types::CertificateType};
 use crate::{
+    db::StoreError,
     domain::{CertState, time::rfc3339},
     error::ApiError,
 };
@@ -36,9 +38,9 @@ fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertApplication> {
     })
 }
 
-pub fn get_application(c: &Connection, id: i64) -> rusqlite::Result<Option<CertApplication>> {
-    c.query_row(&format!("SELECT {APP_COLS} FROM certificate_applications WHERE id = ?1"), [id], app_row)
-        .optional()
+pub fn get_application(c: &Connection, id: i64) -> Result<Option<CertApplication>, StoreError> {
+    Ok(c.query_row(&format!("SELECT {APP_COLS} FROM certificate_applications WHERE id = ?1"), [id], app_row)
+        .optional()?)
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, ApiError> {
@@ -188,17 +190,18 @@ fn cert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Certificate> {
     })
 }
 
-pub fn certificate(c: &Connection, id: i64) -> rusqlite::Result<Option<Certificate>> {
-    c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"), [id], cert_row).optional()
+pub fn certificate(c: &Connection, id: i64) -> Result<Option<Certificate>, StoreError> {
+    Ok(c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE id = ?1"), [id], cert_row)
+        .optional()?)
 }
 
-pub fn by_number(c: &Connection, number: &str) -> rusqlite::Result<Option<Certificate>> {
-    c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE number = ?1"), [number], cert_row)
-        .optional()
+pub fn by_number(c: &Connection, number: &str) -> Result<Option<Certificate>, StoreError> {
+    Ok(c.query_row(&format!("SELECT {CERT_COLS} FROM certificates WHERE number = ?1"), [number], cert_row)
+        .optional()?)
 }
 
-pub fn number_of(c: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
-    c.query_row("SELECT number FROM certificates WHERE id = ?1", [id], |r| r.get(0)).optional()
+pub fn number_of(c: &Connection, id: i64) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row("SELECT number FROM certificates WHERE id = ?1", [id], |r| r.get(0)).optional()?)
 }
 
 /// The number of a valid certificate of `type_code` for the application, other than `except`'s.
@@ -207,14 +210,14 @@ pub fn valid_certificate_for(
     application_id: i64,
     type_code: &str,
     except_application: Option<i64>,
-) -> rusqlite::Result<Option<String>> {
-    c.query_row(
+) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row(
         "SELECT number FROM certificates WHERE application_id = ?1 AND type_code = ?2 AND status = 'valid'
            AND (?3 IS NULL OR cert_application_id != ?3) LIMIT 1",
         params![application_id, type_code, except_application],
         |r| r.get(0),
     )
-    .optional()
+    .optional()?)
 }
 
 pub struct NewCertificate<'a> {
@@ -233,7 +236,7 @@ pub struct NewCertificate<'a> {
     pub issued_at: i64,
 }
 
-pub fn insert_certificate(tx: &Transaction<'_>, n: &NewCertificate<'_>) -> rusqlite::Result<i64> {
+pub fn insert_certificate(tx: &Transaction<'_>, n: &NewCertificate<'_>) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO certificates (number, cert_application_id, application_id, enterprise_id, district_unit, type_code,
                                    content, digest, signature, key_id, status, replaces, issued_by, issued_at)
@@ -257,7 +260,7 @@ pub fn insert_certificate(tx: &Transaction<'_>, n: &NewCertificate<'_>) -> rusql
     Ok(tx.last_insert_rowid())
 }
 
-pub fn set_replaces(tx: &Transaction<'_>, id: i64, replaces: i64) -> rusqlite::Result<()> {
+pub fn set_replaces(tx: &Transaction<'_>, id: i64, replaces: i64) -> Result<(), StoreError> {
     tx.execute("UPDATE certificates SET replaces = ?2 WHERE id = ?1", params![id, replaces])?;
     Ok(())
 }
@@ -269,7 +272,7 @@ pub fn set_status(
     replaced_by: Option<i64>,
     reason: &str,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE certificates SET status = ?2, replaced_by = ?3, status_reason = ?4, status_changed_at = ?5 WHERE id = ?1",
         params![id, status, replaced_by, reason, now],
@@ -278,14 +281,14 @@ pub fn set_status(
 }
 
 /// Bumps the print count from `from`; false when another print got there first.
-pub fn bump_prints(tx: &Transaction<'_>, id: i64, from: i64) -> rusqlite::Result<bool> {
+pub fn bump_prints(tx: &Transaction<'_>, id: i64, from: i64) -> Result<bool, StoreError> {
     Ok(tx.execute(
         "UPDATE certificates SET prints = prints + 1 WHERE id = ?1 AND prints = ?2",
         params![id, from],
     )? == 1)
 }
 
-pub fn insert_print(tx: &Transaction<'_>, id: i64, copy: i64, by: i64, now: i64) -> rusqlite::Result<()> {
+pub fn insert_print(tx: &Transaction<'_>, id: i64, copy: i64, by: i64, now: i64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO certificate_prints (certificate_id, copy, printed_by, printed_at) VALUES (?1, ?2, ?3, ?4)",
         params![id, copy, by, now],
@@ -345,4 +348,73 @@ pub fn view(c: &Connection, cert: Certificate) -> Result<CertificateView, ApiErr
         prints: cert.prints,
         sps_delivery,
     })
+}
+
+/// The certificate type `code`; a stored body that does not parse is an error naming the type.
+pub fn certificate_type(c: &Connection, code: &str) -> Result<Option<CertificateType>, StoreError> {
+    let body: Option<String> =
+        c.query_row("SELECT body FROM certificate_types WHERE code = ?1", [code], |r| r.get(0)).optional()?;
+    Ok(body
+        .map(|b| crate::db::parse_stored(&b, "certificate_types.body", code).map_err(|e| e.at(0)))
+        .transpose()?)
+}
+
+/// Every certificate type, by code.
+pub fn certificate_types(c: &Connection) -> Result<Vec<CertificateType>, StoreError> {
+    let mut stmt = c.prepare("SELECT code, body FROM certificate_types ORDER BY code")?;
+    let rows = stmt.query_map([], |r| {
+        let code: String = r.get(0)?;
+        crate::db::stored_json(r, 1, "certificate_types.body", code)
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Queues the SPS message of `certificate_id` carrying `status` for delivery.
+pub fn enqueue(tx: &Transaction<'_>, now: i64, certificate_id: i64, status: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO sps_outbox (certificate_id, status, state, created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?3)",
+        params![certificate_id, status, now],
+    )?;
+    Ok(())
+}
+
+/// The certificate's latest SPS message and how it stands.
+pub fn latest(c: &Connection, certificate_id: i64) -> Result<Option<Delivery>, StoreError> {
+    Ok(c.query_row(
+        "SELECT id, status, state, attempts, last_error, updated_at FROM sps_outbox WHERE certificate_id = ?1
+         ORDER BY id DESC LIMIT 1",
+        [certificate_id],
+        |r| {
+            Ok(Delivery {
+                id: r.get(0)?,
+                status: r.get(1)?,
+                state: r.get(2)?,
+                attempts: r.get(3)?,
+                last_error: r.get(4)?,
+                updated_at: r.get(5)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// Entries to deliver now, oldest first, at most `limit`: pending ones, and failed ones with fewer than
+/// `max_attempts` attempts. `(outbox id, certificate id, status)`.
+pub fn due(c: &Connection, max_attempts: i64, limit: i64) -> Result<Vec<(i64, i64, String)>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT id, certificate_id, status FROM sps_outbox
+         WHERE state = 'pending' OR (state = 'failed' AND attempts < ?1) ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![max_attempts, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One delivery attempt of entry `id`: `delivered`, or `failed` with the sender's `error`.
+pub fn attempted(tx: &Transaction<'_>, now: i64, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+    let state = if error.is_none() { "delivered" } else { "failed" };
+    tx.execute(
+        "UPDATE sps_outbox SET state = ?2, attempts = attempts + 1, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, state, error, now],
+    )?;
+    Ok(())
 }

@@ -1,7 +1,6 @@
 //! Certificate types as reference data (fixtures/certificates/types.json): titles, the SPS document type,
 //! the HS chapters a type may cover, the fields it requires and the destination rules that apply.
 
-use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -62,17 +61,4 @@ impl CertificateType {
     }
 }
 
-pub fn get(c: &Connection, code: &str) -> rusqlite::Result<Option<CertificateType>> {
-    let body: Option<String> =
-        c.query_row("SELECT body FROM certificate_types WHERE code = ?1", [code], |r| r.get(0)).optional()?;
-    body.map(|b| crate::db::parse_stored(&b, "certificate_types.body", code).map_err(|e| e.at(0))).transpose()
-}
-
-pub fn all(c: &Connection) -> rusqlite::Result<Vec<CertificateType>> {
-    let mut stmt = c.prepare("SELECT code, body FROM certificate_types ORDER BY code")?;
-    let rows = stmt.query_map([], |r| {
-        let code: String = r.get(0)?;
-        crate::db::stored_json(r, 1, "certificate_types.body", code)
-    })?;
-    rows.collect()
-}
+pub use super::store::{certificate_type as get, certificate_types as all};

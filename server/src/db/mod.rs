@@ -3,7 +3,9 @@
 //! # Layout
 //! - this file: `Db` (the writer and the reader pool), reading stored JSON columns strictly.
 //! - `migrations`: the embedded schema migrations, only ever appended.
+//! - [`error`]: [`StoreError`](error::StoreError), what a store answers when it cannot.
 //! - [`scope`]: the visibility predicates (unit subtree, officer assignment), written once.
+//! - `types`: how the domain's types (vocabularies, bounded text) are stored.
 //!
 //! rusqlite is blocking, so every call runs off the async executor: reads on tokio's blocking pool, writes
 //! on the one writer thread. SQLite allows one writer at a time anyway; serialising writers on our own
@@ -28,8 +30,10 @@
 //! stale exactly when the generation moved since the copy was read: a collision or a rolled-back write
 //! only makes it look stale, never the other way round.
 
+pub mod error;
 mod migrations;
 pub mod scope;
+mod types;
 
 use std::{
     cell::RefCell,
@@ -60,6 +64,9 @@ pub const DB_FILE: &str = "fieldcheck.sqlite3";
 pub type Conn = Connection;
 /// A write transaction (it dereferences to a [`Conn`], so a store's readers take either).
 pub type Tx<'c> = Transaction<'c>;
+/// A value bound to a `?` of SQL built in pieces (a caller's scope, a monitoring rule, an imported row):
+/// the storage engine's own type under a name the rules above the stores may use.
+pub type SqlValue = rusqlite::types::Value;
 
 #[derive(Clone)]
 pub struct Db {
@@ -449,6 +456,45 @@ fn open_reader(path: &Path) -> Result<Connection, ApiError> {
     // them out and parsing SQL was a tenth of the engine's CPU.
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
+}
+
+/// Copies the database at `db_path` to `to` (which must not exist) as one consistent snapshot, while a
+/// server may be writing to it: `VACUUM INTO` on a read-only connection of its own.
+pub fn snapshot(db_path: &Path, to: &Path) -> anyhow::Result<()> {
+    let db = Connection::open_with_flags(
+        db_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", db_path.display()))?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    db.execute("VACUUM INTO ?1", [to.to_str().context("a UTF-8 staging path")?])
+        .context("snapshotting the database")?;
+    Ok(())
+}
+
+/// SQLite's integrity check of the database file at `path`: `ok`, or what is wrong.
+pub fn integrity_check(path: &Path) -> anyhow::Result<String> {
+    Ok(Connection::open(path)?.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+}
+
+/// Runs `f` inside a savepoint of `tx`: what it wrote is kept when it answers `Ok`, and undone alone (the
+/// rest of the transaction stays) when it answers `Err`. The statements are cached: a bulk of messages
+/// opens one per message.
+pub fn in_savepoint<T, E: From<rusqlite::Error>>(
+    tx: &Tx<'_>,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    tx.prepare_cached("SAVEPOINT step")?.execute([])?;
+    match f() {
+        Ok(v) => {
+            tx.prepare_cached("RELEASE step")?.execute([])?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO step; RELEASE step")?;
+            Err(e)
+        }
+    }
 }
 
 /// Stores answer [`StoreError`]; it is defined beside `ApiError` so that `error.rs` maps it without

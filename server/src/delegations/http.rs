@@ -58,7 +58,7 @@ pub async fn create(
                 valid_from: req.valid_from.unwrap_or(now),
                 valid_until: req.valid_until,
             };
-            super::create(tx, now, &caller, new)
+            Ok(super::create(tx, now, &caller, new)?)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(d)))
@@ -80,7 +80,7 @@ pub async fn revoke(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Delegation>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.write(move |tx| super::revoke(tx, now, &caller, id)).await?))
+    Ok(Json(state.db.write(move |tx| Ok(super::revoke(tx, now, &caller, id)?)).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/delegations/{id}/grants", tag = "delegations", request_body = GrantRequest,
@@ -95,7 +95,7 @@ pub async fn grant(
 ) -> Result<(StatusCode, Json<Grant>), ApiError> {
     let scopes = super::scope_set(&req.scopes)?;
     let now = state.now_ms();
-    let g = state.db.write(move |tx| super::grant(tx, now, &caller, id, req.user_id, scopes)).await?;
+    let g = state.db.write(move |tx| Ok(super::grant(tx, now, &caller, id, req.user_id, scopes)?)).await?;
     Ok((StatusCode::CREATED, Json(g)))
 }
 

@@ -7,26 +7,30 @@
 //! # Layout
 //! - this file: the rules: who may delegate, grant and revoke, and `may_act_for`, the one scoping check
 //!   other modules call.
+//! - [`error`]: [`DelegationError`], why a step was refused (mapped to HTTP in `error.rs`).
 //! - [`store`]: the module's SQL, answering `db::StoreError`.
 //! - [`http`]: the handlers.
 
+pub mod error;
 pub mod http;
 pub mod store;
 
+pub use error::DelegationError;
+
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::{
     audit::{self, Actor},
-    auth::Caller,
+    domain::Principal,
     domain::{
         Role, Scope,
         time::{Period, rfc3339},
     },
-    error::{ApiError, invalid},
+    error::StoreError,
 };
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -57,14 +61,10 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
 }
 
-pub fn scope_set(scopes: &[Scope]) -> Result<BTreeSet<Scope>, ApiError> {
+pub fn scope_set(scopes: &[Scope]) -> Result<BTreeSet<Scope>, DelegationError> {
     let set: BTreeSet<Scope> = scopes.iter().copied().collect();
     if set.is_empty() {
-        return Err(invalid(
-            "scopes",
-            "missing_scopes",
-            "name at least one scope: applications, bookings, certificates",
-        ));
+        return Err(DelegationError::MissingScopes);
     }
     Ok(set)
 }
@@ -79,18 +79,14 @@ pub struct NewDelegation {
 }
 
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     new: NewDelegation,
-) -> Result<Delegation, ApiError> {
+) -> Result<Delegation, DelegationError> {
     let principal = caller.enterprise()?;
     if new.agent_id == principal {
-        return Err(invalid(
-            "agent_customs_code",
-            "self_delegation",
-            "an enterprise cannot delegate to itself",
-        ));
+        return Err(DelegationError::SelfDelegation);
     }
     Period::new(new.valid_from, Some(new.valid_until), now)?;
     let row = store::NewRow {
@@ -107,7 +103,7 @@ pub fn create(
         now,
         &Actor::User(caller.user_id),
         audit::Action::DelegationGrant,
-        &format!("delegation:{id}"),
+        &audit::Subject::Delegation(id),
         json!({"principal": principal, "agent": new.agent_id, "scopes": store::encode_scopes(&new.scopes),
                "valid_from": new.valid_from, "valid_until": new.valid_until}),
     )?;
@@ -115,12 +111,12 @@ pub fn create(
 }
 
 /// Revokes a delegation the caller's enterprise gave, and with it every grant under it.
-pub fn revoke(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Delegation, ApiError> {
+pub fn revoke(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Delegation, DelegationError> {
     let d = get(tx, id)?
         .filter(|d| Some(d.principal_id) == caller.enterprise_id)
-        .ok_or_else(|| ApiError::not_found("the delegation"))?;
+        .ok_or(DelegationError::NotFound)?;
     if d.revoked_at.is_some() {
-        return Err(ApiError::conflict("already_revoked", "this delegation is already revoked"));
+        return Err(DelegationError::AlreadyRevoked);
     }
     let grants = store::revoke(tx, now, id)?;
     audit::append(
@@ -128,7 +124,7 @@ pub fn revoke(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resul
         now,
         &Actor::User(caller.user_id),
         audit::Action::DelegationRevoke,
-        &format!("delegation:{id}"),
+        &audit::Subject::Delegation(id),
         json!({"grants_revoked": grants}),
     )?;
     Ok(store::existing(tx, id)?)
@@ -136,41 +132,35 @@ pub fn revoke(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resul
 
 /// The agent's legal person passes (some of) a delegation's scopes on to one of its own operators.
 pub fn grant(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     delegation_id: i64,
     user_id: i64,
     scopes: BTreeSet<Scope>,
-) -> Result<Grant, ApiError> {
+) -> Result<Grant, DelegationError> {
     let d = get(tx, delegation_id)?
         .filter(|d| Some(d.agent_id) == caller.enterprise_id)
-        .ok_or_else(|| ApiError::not_found("the delegation"))?;
+        .ok_or(DelegationError::NotFound)?;
     if !is_live(&d, now) {
-        return Err(ApiError::conflict(
-            "delegation_inactive",
-            "this delegation is revoked or outside its validity",
-        ));
+        return Err(DelegationError::Inactive);
     }
-    let extra: Vec<&str> = scopes.iter().filter(|s| !d.scopes.contains(s)).map(|s| s.as_str()).collect();
+    let extra: Vec<&'static str> =
+        scopes.iter().filter(|s| !d.scopes.contains(s)).map(|s| s.as_str()).collect();
     if !extra.is_empty() {
-        return Err(invalid(
-            "scopes",
-            "scope_not_delegated",
-            format!("the delegation does not include {}", extra.join(", ")),
-        ));
+        return Err(DelegationError::ScopeNotDelegated(extra));
     }
-    let user =
-        crate::orgs::store::user(tx, user_id)?.filter(|u| u.enterprise_id == Some(d.agent_id)).ok_or_else(
-            || invalid("user_id", "unknown_operator", "the user is not one of your enterprise's operators"),
-        )?;
+    let user = crate::orgs::store::user(tx, user_id)
+        .map_err(StoreError::from)?
+        .filter(|u| u.enterprise_id == Some(d.agent_id))
+        .ok_or(DelegationError::UnknownOperator)?;
     let id = store::insert_grant(tx, now, delegation_id, user.id, &scopes, caller.user_id)?;
     audit::append(
         tx,
         now,
         &Actor::User(caller.user_id),
         audit::Action::DelegationSubgrant,
-        &format!("grant:{id}"),
+        &audit::Subject::Grant(id),
         json!({"delegation": delegation_id, "user": user.id, "scopes": store::encode_scopes(&scopes)}),
     )?;
     Ok(store::grant(tx, id)?)
@@ -183,12 +173,12 @@ fn is_live(d: &Delegation, now: i64) -> bool {
 /// May the caller act for `enterprise_id` in `scope` now? Own enterprise: yes. An agent's legal person:
 /// through a live delegation with that scope. An agent's operator: through a live grant under one.
 pub fn may_act_for(
-    c: &Connection,
-    caller: &Caller,
+    c: &Conn,
+    caller: &Principal,
     enterprise_id: i64,
     scope: Scope,
     now: i64,
-) -> Result<bool, ApiError> {
+) -> Result<bool, StoreError> {
     let Some(own) = caller.enterprise_id else { return Ok(false) };
     if own == enterprise_id {
         return Ok(true);
@@ -200,7 +190,7 @@ pub fn may_act_for(
 }
 
 /// Enterprises the caller may see at all: its own plus those delegating to it in any scope.
-pub fn may_see(c: &Connection, caller: &Caller, enterprise_id: i64, now: i64) -> Result<bool, ApiError> {
+pub fn may_see(c: &Conn, caller: &Principal, enterprise_id: i64, now: i64) -> Result<bool, StoreError> {
     for scope in Scope::ALL {
         if may_act_for(c, caller, enterprise_id, *scope, now)? {
             return Ok(true);
@@ -210,7 +200,7 @@ pub fn may_see(c: &Connection, caller: &Caller, enterprise_id: i64, now: i64) ->
 }
 
 /// Enterprises the caller may act for through delegation now, with the scopes it holds for each.
-pub fn principals_of(c: &Connection, caller: &Caller, now: i64) -> Result<Vec<(i64, Vec<Scope>)>, ApiError> {
+pub fn principals_of(c: &Conn, caller: &Principal, now: i64) -> Result<Vec<(i64, Vec<Scope>)>, StoreError> {
     let Some(own) = caller.enterprise_id else { return Ok(Vec::new()) };
     let operator = (caller.role != Role::EnterpriseLegal).then_some(caller.user_id);
     let rows = store::live_to(c, own, now, operator)?;
@@ -236,11 +226,11 @@ pub fn principals_of(c: &Connection, caller: &Caller, now: i64) -> Result<Vec<(i
 
 /// The caller's own enterprise plus those delegating any of `scopes` to it now.
 pub fn enterprises_for(
-    c: &Connection,
-    caller: &Caller,
+    c: &Conn,
+    caller: &Principal,
     scopes: &[Scope],
     now: i64,
-) -> Result<Vec<i64>, ApiError> {
+) -> Result<Vec<i64>, DelegationError> {
     let mut ids = vec![caller.enterprise()?];
     for (principal, held) in principals_of(c, caller, now)? {
         if held.iter().any(|s| scopes.contains(s)) && !ids.contains(&principal) {

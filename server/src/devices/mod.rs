@@ -9,7 +9,7 @@
 pub mod http;
 pub mod store;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::Serialize;
 use serde_json::json;
 
@@ -46,7 +46,7 @@ pub fn new_actor_id() -> Result<String, ApiError> {
 }
 
 pub fn register(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     officer_id: i64,
     name: &str,
@@ -74,7 +74,7 @@ pub fn register(
 /// gets a new automerge actor and the old one is retired, so two copies of the device can never write
 /// as one actor; every session of the device ends (the other copy's tokens and live connection).
 /// Only the device's own officer claims it, and only while it is active.
-pub fn claim(tx: &Transaction<'_>, now: i64, officer_id: i64, device_id: &str) -> Result<Device, ApiError> {
+pub fn claim(tx: &Tx<'_>, now: i64, officer_id: i64, device_id: &str) -> Result<Device, ApiError> {
     check_usable_by(tx, device_id, officer_id).map_err(|_| ApiError::not_found("the device"))?;
     let device = store::existing(tx, device_id)?;
     let actor_id = new_actor_id()?;
@@ -92,7 +92,7 @@ pub fn claim(tx: &Transaction<'_>, now: i64, officer_id: i64, device_id: &str) -
 }
 
 /// A device may open a session only for its own officer and only while active.
-pub fn check_usable_by(c: &Connection, device_id: &str, user_id: i64) -> Result<(), ApiError> {
+pub fn check_usable_by(c: &Conn, device_id: &str, user_id: i64) -> Result<(), ApiError> {
     let device = get(c, device_id)?.filter(|d| d.officer_id == user_id).ok_or_else(|| {
         ApiError::unauthorized("unknown_device", "this device is not registered to you; register it first")
     })?;
@@ -105,7 +105,7 @@ pub fn check_usable_by(c: &Connection, device_id: &str, user_id: i64) -> Result<
 
 /// Changes a device's status; freezing or losing it ends its sessions in the same transaction.
 pub fn set_status(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     device_id: &str,

@@ -20,7 +20,7 @@ use crate::{
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
     photos::{
         Sha256Hex,
-        http::{Received, content_length, interrupted, receive},
+        http::{content_length, receive_whole},
     },
     state::AppState,
 };
@@ -111,18 +111,7 @@ async fn upload(
             Ok(store::is_present(c, s2.as_str())?)
         })
         .await?;
-    let tmp = state.photos.temp();
-    match receive(body, tmp.clone(), max, None).await {
-        Ok(Received::Complete) => {}
-        other => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(match other {
-                Ok(Received::TooLarge) => too_large(max),
-                Ok(_) => interrupted(),
-                Err(e) => e,
-            });
-        }
-    }
+    let tmp = receive_whole(&state.photos, body, max, too_large).await?;
     let (files, limits, s3) = (state.photos.clone(), state.settings.photos.clone(), sha.clone());
     let checked = tokio::task::spawn_blocking(move || {
         let outcome = check_and_place(&files, &limits, &tmp, &s3, &declared, known);

@@ -16,7 +16,7 @@
 pub mod http;
 pub mod store;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -30,7 +30,7 @@ use crate::{
     domain::time::rfc3339,
     error::ApiError,
     photos::{Sha256Hex, inspect as image_check},
-    receipts::{self, Change},
+    receipts::{self, About},
 };
 
 /// What a supporting document is.
@@ -322,13 +322,7 @@ pub struct Owner {
 
 /// The subject, if the caller may see it (its enterprise and delegates with the subject's scope, customs
 /// staff of the district's subtree, administrators); otherwise "not found", as for the subject itself.
-pub fn subject(
-    c: &Connection,
-    caller: &Caller,
-    subject: Subject,
-    id: i64,
-    now: i64,
-) -> Result<Owner, ApiError> {
+pub fn subject(c: &Conn, caller: &Caller, subject: Subject, id: i64, now: i64) -> Result<Owner, ApiError> {
     match subject {
         Subject::Application => {
             let app = load_visible(c, caller, id, now)?;
@@ -352,12 +346,7 @@ pub fn subject(
 }
 
 /// An attachment the caller may read (through its subject).
-pub fn readable(
-    c: &Connection,
-    caller: &Caller,
-    attachment_id: i64,
-    now: i64,
-) -> Result<Attachment, ApiError> {
+pub fn readable(c: &Conn, caller: &Caller, attachment_id: i64, now: i64) -> Result<Attachment, ApiError> {
     let a = store::attachment(c, attachment_id)?.ok_or_else(|| ApiError::not_found("the document"))?;
     match subject(c, caller, a.subject, a.subject_id, now) {
         Ok(_) => Ok(a),
@@ -379,7 +368,7 @@ pub struct Upload<'a> {
 
 /// Checks what can be checked before a byte is read: the caller is the subject's enterprise (or a
 /// delegate with its scope), and a replaced attachment belongs to the subject and was not replaced yet.
-pub fn check_upload(c: &Connection, caller: &Caller, u: &Upload<'_>, now: i64) -> Result<Owner, ApiError> {
+pub fn check_upload(c: &Conn, caller: &Caller, u: &Upload<'_>, now: i64) -> Result<Owner, ApiError> {
     if !caller.role.is_enterprise() {
         return Err(ApiError::forbidden("supporting documents are attached by the enterprise"));
     }
@@ -417,7 +406,7 @@ pub fn check_upload(c: &Connection, caller: &Caller, u: &Upload<'_>, now: i64) -
 /// The same file attached again as the same kind (and not as a replacement) answers the attachment there
 /// is: `(attachment, created)`.
 pub fn attach(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     u: &Upload<'_>,
@@ -447,7 +436,7 @@ pub fn attach(
 /// A reviewer asks for a file again, with an opinion that says what is wrong with it: a receipt tells the
 /// enterprise, which sends a replacement naming this attachment.
 pub fn request_again(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     attachment_id: i64,
@@ -504,7 +493,7 @@ pub fn request_again(
 /// The receipt (to the subject's enterprise) and the audit entry of a document event.
 #[allow(clippy::too_many_arguments)]
 fn event(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     subject: Subject,
@@ -514,17 +503,14 @@ fn event(
     opinion: Option<&str>,
     details: serde_json::Value,
 ) -> Result<(), ApiError> {
-    let change = Change {
-        event: Event::Document(subject.receipt_subject(), event),
+    let about = About {
         subject_id,
         enterprise_id: owner.enterprise_id,
         inspection_no: owner.inspection_no.as_deref(),
         state: owner.state,
-        from: None,
-        opinion,
-        details,
     };
-    receipts::record_change(tx, now, actor, change)?;
+    let event = Event::Document(subject.receipt_subject(), event);
+    receipts::record_event(tx, now, actor, event, about, opinion, details)?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The tables of supporting documents: files (`documents`), attachments and "send again" requests.
 
+use crate::db::StoreError;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Attachment, DocFormat, DocRequest, DocumentKind, Inspected, Subject, Upload};
@@ -12,7 +13,7 @@ pub fn insert_document(
     inspected: Inspected,
     user_id: i64,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO documents (sha256, size, format, pages, stored_by, stored_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (sha256) DO NOTHING",
@@ -21,8 +22,8 @@ pub fn insert_document(
     Ok(())
 }
 
-pub fn is_present(c: &Connection, sha: &str) -> rusqlite::Result<bool> {
-    c.query_row("SELECT EXISTS (SELECT 1 FROM documents WHERE sha256 = ?1)", [sha], |r| r.get(0))
+pub fn is_present(c: &Connection, sha: &str) -> Result<bool, StoreError> {
+    Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM documents WHERE sha256 = ?1)", [sha], |r| r.get(0))?)
 }
 
 pub fn insert_attachment(
@@ -31,7 +32,7 @@ pub fn insert_attachment(
     enterprise_id: i64,
     user_id: i64,
     now: i64,
-) -> rusqlite::Result<i64> {
+) -> Result<i64, StoreError> {
     c.execute(
         "INSERT INTO document_attachments (subject, subject_id, enterprise_id, kind, sha256, file_name, replaces,
                                            attached_by, attached_at)
@@ -58,8 +59,8 @@ pub fn same_file(
     subject_id: i64,
     kind: DocumentKind,
     sha: &str,
-) -> rusqlite::Result<Option<i64>> {
-    c.query_row(
+) -> Result<Option<i64>, StoreError> {
+    Ok(c.query_row(
         "SELECT a.id FROM document_attachments a
          WHERE a.subject = ?1 AND a.subject_id = ?2 AND a.kind = ?3 AND a.sha256 = ?4
            AND NOT EXISTS (SELECT 1 FROM document_attachments r WHERE r.replaces = a.id)
@@ -67,7 +68,7 @@ pub fn same_file(
         params![subject.as_str(), subject_id, kind.as_str(), sha],
         |r| r.get(0),
     )
-    .optional()
+    .optional()?)
 }
 
 const ATTACHMENT_COLS: &str = "a.id, a.subject, a.subject_id, a.kind, a.sha256, d.format, d.size, d.pages,
@@ -102,7 +103,7 @@ fn attachment_row(r: &Row<'_>) -> rusqlite::Result<Attachment> {
 }
 
 /// One attachment with its requests.
-pub fn attachment(c: &Connection, id: i64) -> rusqlite::Result<Option<Attachment>> {
+pub fn attachment(c: &Connection, id: i64) -> Result<Option<Attachment>, StoreError> {
     let found = c
         .query_row(
             &format!(
@@ -122,7 +123,7 @@ pub fn attachment(c: &Connection, id: i64) -> rusqlite::Result<Option<Attachment
 }
 
 /// Every attachment of a subject, replaced ones included, oldest first.
-pub fn list(c: &Connection, subject: Subject, subject_id: i64) -> rusqlite::Result<Vec<Attachment>> {
+pub fn list(c: &Connection, subject: Subject, subject_id: i64) -> Result<Vec<Attachment>, StoreError> {
     let mut stmt = c.prepare_cached(&format!(
         "SELECT {ATTACHMENT_COLS} FROM document_attachments a JOIN documents d ON d.sha256 = a.sha256
          WHERE a.subject = ?1 AND a.subject_id = ?2 ORDER BY a.id"
@@ -157,9 +158,9 @@ fn requests_of(c: &Connection, attachment_id: i64) -> rusqlite::Result<Vec<DocRe
     stmt.query_map([attachment_id], request_row)?.collect()
 }
 
-pub fn request(c: &Connection, id: i64) -> rusqlite::Result<Option<DocRequest>> {
-    c.query_row(&format!("SELECT {REQUEST_COLS} FROM document_requests WHERE id = ?1"), [id], request_row)
-        .optional()
+pub fn request(c: &Connection, id: i64) -> Result<Option<DocRequest>, StoreError> {
+    Ok(c.query_row(&format!("SELECT {REQUEST_COLS} FROM document_requests WHERE id = ?1"), [id], request_row)
+        .optional()?)
 }
 
 pub fn insert_request(
@@ -168,7 +169,7 @@ pub fn insert_request(
     opinion: &str,
     user_id: i64,
     now: i64,
-) -> rusqlite::Result<i64> {
+) -> Result<i64, StoreError> {
     c.execute(
         "INSERT INTO document_requests (attachment_id, opinion, requested_by, requested_at) VALUES (?1, ?2, ?3, ?4)",
         params![attachment_id, opinion, user_id, now],
@@ -177,10 +178,10 @@ pub fn insert_request(
 }
 
 /// Marks the open requests for `old` answered by the attachment `new`; answers how many.
-pub fn answer_requests(c: &Connection, old: i64, new: i64, now: i64) -> rusqlite::Result<usize> {
-    c.execute(
+pub fn answer_requests(c: &Connection, old: i64, new: i64, now: i64) -> Result<usize, StoreError> {
+    Ok(c.execute(
         "UPDATE document_requests SET answered_by = ?2, answered_at = ?3
          WHERE attachment_id = ?1 AND answered_by IS NULL",
         params![old, new, now],
-    )
+    )?)
 }

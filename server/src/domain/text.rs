@@ -106,20 +106,6 @@ impl<'de, const MAX: usize, const MULTILINE: bool> Deserialize<'de> for Text<MAX
     }
 }
 
-impl<const MAX: usize, const MULTILINE: bool> rusqlite::ToSql for Text<MAX, MULTILINE> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        self.0.to_sql()
-    }
-}
-
-/// Stored text was parsed on its way in; one that no longer parses is an internal error, not a client's.
-impl<const MAX: usize, const MULTILINE: bool> rusqlite::types::FromSql for Text<MAX, MULTILINE> {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let s = String::column_result(value)?;
-        Text::parse(s).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
-    }
-}
-
 impl<const MAX: usize, const MULTILINE: bool> utoipa::PartialSchema for Text<MAX, MULTILINE> {
     fn schema() -> RefOr<Schema> {
         let (breaks, pattern) = if MULTILINE {

@@ -10,8 +10,6 @@
 
 use jiff::civil::Date;
 
-use crate::error::{ApiError, invalid};
-
 /// 1970-01-01T00:00:00Z: nothing in fieldcheck happened before the Unix epoch.
 pub const EARLIEST_MS: i64 = 0;
 /// 2999-12-31T23:59:59.999Z.
@@ -40,29 +38,38 @@ pub struct Period {
     pub until: Option<i64>,
 }
 
+/// Why a validity period was refused; each names the field to fix (`error.rs` answers 422 `invalid_period`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PeriodError {
+    #[error("`valid_from` is more than a day before now; a validity period cannot be back-dated further")]
+    BackDated,
+    #[error("`valid_until` is not in the future: the period would be over before it is recorded")]
+    Over,
+    #[error("`valid_until` must be after `valid_from`")]
+    EndsBeforeStart,
+}
+
+impl PeriodError {
+    /// The request field at fault.
+    pub fn field(self) -> &'static str {
+        match self {
+            PeriodError::BackDated => "valid_from",
+            PeriodError::Over | PeriodError::EndsBeforeStart => "valid_until",
+        }
+    }
+}
+
 impl Period {
-    pub fn new(from: i64, until: Option<i64>, now: i64) -> Result<Period, ApiError> {
+    pub fn new(from: i64, until: Option<i64>, now: i64) -> Result<Period, PeriodError> {
         if from < now - MAX_BACKDATE_MS {
-            return Err(invalid(
-                "valid_from",
-                "invalid_period",
-                "`valid_from` is more than a day before now; a validity period cannot be back-dated further",
-            ));
+            return Err(PeriodError::BackDated);
         }
         if let Some(until) = until {
             if until <= now {
-                return Err(invalid(
-                    "valid_until",
-                    "invalid_period",
-                    "`valid_until` is not in the future: the period would be over before it is recorded",
-                ));
+                return Err(PeriodError::Over);
             }
             if until <= from {
-                return Err(invalid(
-                    "valid_until",
-                    "invalid_period",
-                    "`valid_until` must be after `valid_from`",
-                ));
+                return Err(PeriodError::EndsBeforeStart);
             }
         }
         Ok(Period { from, until })
@@ -123,9 +130,11 @@ mod tests {
     const NOW: i64 = 1_790_000_000_000;
     const HOUR: i64 = 3_600_000;
 
-    fn refusal(r: Result<Period, ApiError>) -> (String, String) {
-        match r.unwrap_err() {
-            ApiError::Client { code, details, .. } => (code.to_string(), details["field"].to_string()),
+    fn refusal(r: Result<Period, PeriodError>) -> (String, String) {
+        match crate::error::ApiError::from(r.unwrap_err()) {
+            crate::error::ApiError::Client { code, details, .. } => {
+                (code.to_string(), details["field"].to_string())
+            }
             other => panic!("{other:?}"),
         }
     }

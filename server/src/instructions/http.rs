@@ -44,7 +44,7 @@ pub struct ListQuery {
 }
 
 /// A unit code named in a filter, as its id; an unknown code is the client's mistake.
-fn unit_id(c: &rusqlite::Connection, field: &str, code: &str) -> Result<i64, ApiError> {
+fn unit_id(c: &crate::db::Conn, field: &str, code: &str) -> Result<i64, ApiError> {
     crate::orgs::store::unit_by_code(c, code)?.map(|u| u.id).ok_or_else(|| {
         invalid(field, "unknown_unit", format!("no customs unit or site has the code {code:?}"))
     })
@@ -93,7 +93,7 @@ pub async fn list(
                 to,
                 condition,
             };
-            super::list(c, &caller, filter, limit, offset, now)
+            Ok(super::list(c, &caller, filter, limit, offset, now)?)
         })
         .await?;
     if csv::wanted(&headers) {
@@ -134,7 +134,7 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Instruction>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| super::visible(c, &caller, id, now)).await?))
+    Ok(Json(state.db.read(move |c| Ok(super::visible(c, &caller, id, now)?)).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -26,9 +26,9 @@ pub mod store;
 
 use std::{collections::HashMap, sync::Arc};
 
+use crate::db::{Conn, Tx};
 use axum::http::StatusCode;
 use ed25519_dalek::VerifyingKey;
-use rusqlite::{Connection, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -236,11 +236,13 @@ impl Signer {
     /// (like that enterprise's legal person): a delegation to the platform enterprise is what lets it act.
     fn caller(&self, message_id: &str) -> Caller {
         Caller {
-            user_id: self.user.id,
-            username: self.user.username.clone(),
-            role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
-            enterprise_id: self.user.enterprise_id,
-            unit_id: None,
+            principal: crate::domain::Principal {
+                user_id: self.user.id,
+                username: self.user.username.clone(),
+                role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
+                enterprise_id: self.user.enterprise_id,
+                unit_id: None,
+            },
             // A message signed with the registered key is as strong as a signed login challenge.
             aal: Aal::Strong,
             session_id: format!("message:{message_id}"),
@@ -321,12 +323,7 @@ impl Signed {
 
 /// Parses and verifies `raw` ahead of the write, against the committed key registry. `None` when
 /// anything fails: the writer then runs every check itself and answers with the rule that failed.
-pub fn verify_ahead(
-    c: &Connection,
-    signers: &mut Signers,
-    raw: &Value,
-    max_bytes: usize,
-) -> Option<Verified> {
+pub fn verify_ahead(c: &Conn, signers: &mut Signers, raw: &Value, max_bytes: usize) -> Option<Verified> {
     let env = Envelope::parse(raw, max_bytes).ok()?;
     let key = signer(c, signers, &env.kid).ok()?.key?;
     env.verify(&key).ok()?;
@@ -337,7 +334,7 @@ pub fn verify_ahead(
 /// Receives one message in `tx`: verified, authorised, applied, stored; or refused with nothing written.
 /// `ahead` is what [`verify_ahead`] found, if anything.
 pub fn receive(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     intake: &Intake,
     signers: &mut Signers,
     raw: &Value,
@@ -357,7 +354,7 @@ pub fn receive(
 }
 
 fn receive_inner(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     intake: &Intake,
     signers: &mut Signers,
     raw: &Value,
@@ -430,9 +427,9 @@ fn receive_inner(
         ));
     }
 
-    // Cached like the statements inside: once per message of a bulk.
-    tx.prepare_cached("SAVEPOINT message")?.execute([])?;
-    let applied = apply(tx, intake, &caller, &payload, enterprise.id).and_then(|subject| {
+    // A refused message leaves nothing behind, whatever of it was already written.
+    let accepted = crate::db::in_savepoint(tx, || -> Result<Accepted, ApiError> {
+        let subject = apply(tx, intake, &caller, &payload, enterprise.id)?;
         let evidence_id = store::next_id(tx)?;
         let accepted = Accepted {
             message_id: payload.id.as_str().to_string(),
@@ -473,17 +470,8 @@ fn receive_inner(
                    "created": format!("{}:{}", subject.subject, subject.id)}),
         )?;
         Ok(accepted)
-    });
-    match applied {
-        Ok(accepted) => {
-            tx.prepare_cached("RELEASE message")?.execute([])?;
-            Ok(Answer::Accepted { accepted, status: StatusCode::CREATED, replayed: false })
-        }
-        Err(e) => {
-            tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
-            Err(e)
-        }
-    }
+    })?;
+    Ok(Answer::Accepted { accepted, status: StatusCode::CREATED, replayed: false })
 }
 
 fn unknown_key(kid: &str) -> ApiError {
@@ -496,7 +484,7 @@ fn unknown_key(kid: &str) -> ApiError {
     )
 }
 
-fn signer(c: &Connection, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError> {
+fn signer(c: &Conn, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError> {
     if !signers.0.contains_key(kid) {
         let found = match orgs_store::user_by_name(c, kid)? {
             Some(user) => {
@@ -583,7 +571,7 @@ impl From<Application> for Subject {
 }
 
 impl Subject {
-    fn booking(tx: &Transaction<'_>, b: Booking) -> Result<Subject, ApiError> {
+    fn booking(tx: &Tx<'_>, b: Booking) -> Result<Subject, ApiError> {
         let instruction =
             instructions::get(tx, b.instruction_id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
         Ok(Subject {
@@ -596,7 +584,7 @@ impl Subject {
         })
     }
 
-    fn certificate(tx: &Transaction<'_>, ca: CertApplication) -> Result<Subject, ApiError> {
+    fn certificate(tx: &Tx<'_>, ca: CertApplication) -> Result<Subject, ApiError> {
         let app = applications::store::get(tx, ca.application_id)?
             .ok_or_else(|| ApiError::not_found("the application"))?;
         Ok(Subject {
@@ -635,7 +623,7 @@ fn required(value: Option<i64>, field: &'static str, kind: MessageKind) -> Resul
 
 /// Runs the domain step of the JSON API for the message, as `caller`.
 fn apply(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     intake: &Intake,
     caller: &Caller,
     payload: &Payload,
@@ -718,7 +706,7 @@ fn apply(
 /// Registers a third-party platform's key: a signer account of the platform enterprise that holds the key
 /// in the one key registry, marked as a platform signer. Its password hash is of a secret nobody keeps.
 pub fn register_platform_signer(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     new: &http::NewPlatformSigner,

@@ -8,7 +8,10 @@
 use std::{io::Read, path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
-use axum::{body::Body, http::Uri};
+use axum::{
+    body::Body,
+    http::{Uri, uri::Authority},
+};
 use ed25519_dalek::SigningKey;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
@@ -87,7 +90,8 @@ pub async fn send(server: &str, ca_file: Option<&Path>, signed: Vec<String>) -> 
         _ => ("application/json", json!({"messages": signed}).to_string()),
     };
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let stream = tokio::net::TcpStream::connect((authority.host(), port))
+    let host = bare_host(&authority);
+    let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .with_context(|| format!("connecting to {authority}"))?;
     let request = hyper::Request::post("/api/v1/messages")
@@ -101,14 +105,20 @@ pub async fn send(server: &str, ca_file: Option<&Path>, signed: Vec<String>) -> 
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots(ca_file)?)
         .with_no_client_auth();
-    // `host()` keeps an IPv6 literal's brackets; a certificate names the bare address.
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
-    let name = ServerName::try_from(host).with_context(|| format!("`{authority}` is not a host name"))?;
+    let name =
+        ServerName::try_from(host.to_owned()).with_context(|| format!("`{authority}` is not a host name"))?;
     let stream = TlsConnector::from(Arc::new(config))
         .connect(name, stream)
         .await
         .with_context(|| format!("TLS with {authority} (is its certificate signed by the CA you trust?)"))?;
     exchange(stream, request).await
+}
+
+/// The host to connect to and to check the certificate against: `Authority::host` keeps an IPv6
+/// literal's brackets, which neither a socket address nor a certificate's name has.
+fn bare_host(authority: &Authority) -> &str {
+    let host = authority.host();
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }
 
 /// Sends the request on `stream` and reads the answer (at most 64 MiB: a batch of 1,000 answers is far less).
@@ -154,5 +164,41 @@ mod tests {
     fn a_payload_without_type_or_id_is_not_signed() {
         let (_dir, key_file, payload) = files(br#"{"content":{}}"#);
         assert!(sign_file(&key_file, "x", &payload).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_literal_is_connected_to_and_named_without_its_brackets() {
+        let at = |url: &str| url.parse::<Uri>().unwrap().authority().unwrap().clone();
+        assert_eq!(bare_host(&at("https://[::1]:8443")), "::1");
+        assert_eq!(bare_host(&at("https://customs.example:443")), "customs.example");
+    }
+
+    #[tokio::test]
+    async fn a_batch_reaches_a_server_given_by_its_ipv6_address() {
+        // A one-shot HTTP server on the IPv6 loopback: what `message send http://[::1]:…` connects to.
+        let listener =
+            tokio::net::TcpListener::bind("[::1]:0").await.expect("the machine has an IPv6 loopback");
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request ends its headers");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let body = br#"{"accepted":2}"#;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.write_all(body).await.unwrap();
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        let (status, answer) =
+            send(&format!("http://[::1]:{port}"), None, vec!["a".into(), "b".into()]).await.unwrap();
+        assert_eq!((status, answer), (200, json!({"accepted": 2})));
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /api/v1/messages "), "{request}");
     }
 }

@@ -1,5 +1,6 @@
 //! SQL for accepted messages (the evidence) and platform signers.
 
+use crate::db::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Accepted;
@@ -29,8 +30,8 @@ pub struct NewMessage<'a> {
     pub answer: &'a Accepted,
 }
 
-pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Result<Option<Seen>> {
-    c.prepare_cached(
+pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> Result<Option<Seen>, StoreError> {
+    Ok(c.prepare_cached(
         "SELECT payload_sha256, received_at, answer FROM messages WHERE signer_id = ?1 AND message_id = ?2",
     )?
     .query_row(params![signer_id, message_id], |r| {
@@ -42,24 +43,24 @@ pub fn find(c: &Connection, signer_id: i64, message_id: &str) -> rusqlite::Resul
     .map(|(sha, received_at, answer)| {
         let bad =
             |e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into());
-        Ok(Seen {
+        Ok::<_, rusqlite::Error>(Seen {
             payload_sha256: sha.try_into().map_err(|_| bad("payload_sha256 is not 32 bytes".into()))?,
             received_at,
             answer: serde_json::from_str(&answer).map_err(|e| bad(e.to_string()))?,
         })
     })
-    .transpose()
+    .transpose()?)
 }
 
 /// The evidence id the next accepted message gets. Only the one writer inserts messages, and it takes the
 /// id and inserts in the same transaction, so the id is still free when [`insert`] writes it; the answer
 /// that names it is then stored with the row in one INSERT, not patched in by an UPDATE after.
-pub fn next_id(c: &Connection) -> rusqlite::Result<i64> {
-    c.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM messages")?.query_row([], |r| r.get(0))
+pub fn next_id(c: &Connection) -> Result<i64, StoreError> {
+    Ok(c.prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM messages")?.query_row([], |r| r.get(0))?)
 }
 
 /// Stores an accepted message with its answer.
-pub fn insert(c: &Connection, m: &NewMessage<'_>) -> rusqlite::Result<()> {
+pub fn insert(c: &Connection, m: &NewMessage<'_>) -> Result<(), StoreError> {
     let answer = serde_json::to_string(m.answer).expect("an answer serialises");
     c.prepare_cached(
         "INSERT INTO messages (id, signer_id, message_id, payload_sha256, kind, enterprise_id, subject, subject_id,
@@ -102,8 +103,8 @@ pub struct Evidence {
     pub received_at: i64,
 }
 
-pub fn evidence(c: &Connection, id: i64) -> rusqlite::Result<Option<Evidence>> {
-    c.query_row(
+pub fn evidence(c: &Connection, id: i64) -> Result<Option<Evidence>, StoreError> {
+    Ok(c.query_row(
         "SELECT m.id, m.enterprise_id, u.username, m.message_id, m.kind, m.subject, m.subject_id, m.envelope,
                 m.received_at
          FROM messages m JOIN users u ON u.id = m.signer_id WHERE m.id = ?1",
@@ -122,7 +123,7 @@ pub fn evidence(c: &Connection, id: i64) -> rusqlite::Result<Option<Evidence>> {
             })
         },
     )
-    .optional()
+    .optional()?)
 }
 
 /// An accepted message as its application's evidence list shows it (the envelope itself:
@@ -149,7 +150,7 @@ pub fn for_application(
     application_id: i64,
     after: i64,
     limit: i64,
-) -> rusqlite::Result<Vec<EvidenceEntry>> {
+) -> Result<Vec<EvidenceEntry>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT m.id, u.username, m.message_id, m.kind, m.subject, m.subject_id, m.received_at
          FROM messages m JOIN users u ON u.id = m.signer_id
@@ -166,11 +167,13 @@ pub fn for_application(
             received_at: r.get(6)?,
         })
     })?;
-    rows.collect()
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn is_platform_signer(c: &Connection, user_id: i64) -> rusqlite::Result<bool> {
-    c.query_row("SELECT EXISTS (SELECT 1 FROM platform_signers WHERE user_id = ?1)", [user_id], |r| r.get(0))
+pub fn is_platform_signer(c: &Connection, user_id: i64) -> Result<bool, StoreError> {
+    Ok(c.query_row("SELECT EXISTS (SELECT 1 FROM platform_signers WHERE user_id = ?1)", [user_id], |r| {
+        r.get(0)
+    })?)
 }
 
 pub fn insert_platform_signer(
@@ -179,7 +182,7 @@ pub fn insert_platform_signer(
     enterprise_id: i64,
     registered_by: Option<i64>,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO platform_signers (user_id, enterprise_id, registered_by, registered_at) VALUES (?1, ?2, ?3, ?4)",
         params![user_id, enterprise_id, registered_by, now],

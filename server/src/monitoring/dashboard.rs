@@ -426,7 +426,7 @@ pub async fn page(
     } else {
         let (from_day, to_day) = (day(period.from), day(period.to - 1));
         let renew_secs = (state.settings.auth.access_ttl_secs / 3).max(10);
-        render(&PageView { username: caller.username, main, from_day, to_day, renew_secs })?
+        render(&PageView { username: caller.principal.username, main, from_day, to_day, renew_secs })?
     };
     let mut resp = Html(html).into_response();
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -65,12 +65,17 @@ impl Scope {
     /// supervisor or the administrator `tu` is `t` and "district in the subtree" is the whole rule, one
     /// lookup per row instead of three (docs/monitoring.md has the benchmark).
     pub fn instruction_in(&self, c: &Connection, alias: &str) -> Result<String, ApiError> {
+        Ok(if self.takes_outside(c)? { Scope::instruction(alias) } else { format!("{alias}.unit_id IN t") })
+    }
+
+    /// Whether the subtree's sites take instructions of a district outside it (`tu` is more than `t`):
+    /// only then do reads need [`Scope::instruction_outside`]'s rows at all.
+    pub fn takes_outside(&self, c: &Connection) -> Result<bool, ApiError> {
         let mut stmt = c.prepare_cached(&format!(
             "{} SELECT EXISTS (SELECT 1 FROM tu WHERE id NOT IN t)",
             Scope::SUBTREE
         ))?;
-        let outside: bool = stmt.query_row([self.root], |r| r.get(0))?;
-        Ok(if outside { Scope::instruction(alias) } else { format!("{alias}.unit_id IN t") })
+        Ok(stmt.query_row([self.root], |r| r.get(0))?)
     }
 
     /// Rows of the districts outside the subtree whose site lies in it (only a site supervisor's): the part

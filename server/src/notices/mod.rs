@@ -8,13 +8,14 @@
 //!   changed facts make a new notice that replaces the old one), and what the verification answers
 //!   ([`verification`]: valid, replaced, or void once its subject moved on).
 //! - [`http`]: `POST /api/v1/notices/{kind}/{id}/print`.
+//! - `store`: the `notices` table's SQL.
 //!
 //! Layout and font are the certificates' (`print::layout`). A notice is not signed: its number and the
 //! digest of its printed facts, looked up at the issuing service, are what a holder checks.
 
 pub mod http;
+mod store;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -24,6 +25,7 @@ use crate::{
     audit::{self, Actor},
     auth::Caller,
     bookings,
+    db::{Conn, Tx},
     domain::{BookingState, InstructionState},
     error::ApiError,
     instructions::{self, Instruction},
@@ -136,12 +138,12 @@ fn local(ms: i64, timezone: &str) -> String {
     }
 }
 
-fn party(c: &Connection, enterprise_id: i64) -> Result<String, ApiError> {
+fn party(c: &Conn, enterprise_id: i64) -> Result<String, ApiError> {
     let e = orgs_store::enterprise(c, enterprise_id)?.ok_or_else(|| ApiError::not_found("the enterprise"))?;
     Ok(format!("{} ({})", e.name, e.customs_code))
 }
 
-fn unit(c: &Connection, id: i64) -> Result<crate::orgs::Unit, ApiError> {
+fn unit(c: &Conn, id: i64) -> Result<crate::orgs::Unit, ApiError> {
     orgs_store::unit(c, id)?.ok_or_else(|| ApiError::not_found("the customs unit"))
 }
 
@@ -168,7 +170,7 @@ fn goods(app: &Application) -> Vec<Field> {
 }
 
 /// The application's parties and goods, as every notice repeats them.
-fn consignment(c: &Connection, app: &Application, inspection_no: &str) -> Result<Vec<Field>, ApiError> {
+fn consignment(c: &Conn, app: &Application, inspection_no: &str) -> Result<Vec<Field>, ApiError> {
     let mut f = vec![
         field("检验检疫编号", "Inspection No.", inspection_no),
         field("申请人", "Applicant", party(c, app.enterprise_id)?),
@@ -180,19 +182,13 @@ fn consignment(c: &Connection, app: &Application, inspection_no: &str) -> Result
     Ok(f)
 }
 
-fn application(c: &Connection, id: i64) -> Result<Application, ApiError> {
+fn application(c: &Conn, id: i64) -> Result<Application, ApiError> {
     applications::store::get(c, id)?.ok_or_else(|| ApiError::not_found("the application"))
 }
 
 /// What the notice `kind` of subject `id` says, if the caller may see the subject and it is in a state
 /// the notice speaks of (otherwise 404 or a 409 that says why not).
-pub fn compose(
-    c: &Connection,
-    caller: &Caller,
-    kind: NoticeKind,
-    id: i64,
-    now: i64,
-) -> Result<Composed, ApiError> {
+pub fn compose(c: &Conn, caller: &Caller, kind: NoticeKind, id: i64, now: i64) -> Result<Composed, ApiError> {
     match kind {
         NoticeKind::InspectionNotice => {
             let i = instructions::visible(c, caller, id, now)?;
@@ -308,7 +304,7 @@ pub fn compose(
 }
 
 fn composed(
-    c: &Connection,
+    c: &Conn,
     kind: NoticeKind,
     id: i64,
     i: &Instruction,
@@ -343,82 +339,37 @@ fn digest(number: &str, facts_json: &str) -> String {
     hex::encode(h.finalize())
 }
 
-const COLS: &str = "id, number, kind, subject_id, issuer, facts, digest, replaced_by, issued_at";
-
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notice> {
-    let kind: String = r.get(2)?;
-    let kind = NoticeKind::parse(&kind).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, "notice kind".into())
-    })?;
-    let facts: Vec<Field> = crate::db::json_column(r, 5)?;
-    Ok(Notice {
-        id: r.get(0)?,
-        number: r.get(1)?,
-        kind,
-        subject_id: r.get(3)?,
-        issuer: r.get(4)?,
-        facts,
-        digest: r.get(6)?,
-        replaced_by: r.get(7)?,
-        issued_at: r.get(8)?,
-    })
-}
-
-pub fn by_number(c: &Connection, number: &str) -> rusqlite::Result<Option<Notice>> {
-    c.query_row(&format!("SELECT {COLS} FROM notices WHERE number = ?1"), [number], row).optional()
-}
-
-fn by_id(c: &Connection, id: i64) -> rusqlite::Result<Option<Notice>> {
-    c.query_row(&format!("SELECT {COLS} FROM notices WHERE id = ?1"), [id], row).optional()
-}
+use store::by_id;
+pub use store::by_number;
 
 /// The notice for these facts: the latest one of the subject if its facts are the same, else a new one
 /// (numbered `<prefix><inspection no><nn>`) that replaces it, audited.
-pub fn issue(
-    tx: &Transaction<'_>,
-    now: i64,
-    caller: &Caller,
-    composed: Composed,
-) -> Result<Notice, ApiError> {
-    let latest = tx
-        .query_row(
-            &format!(
-                "SELECT {COLS} FROM notices WHERE kind = ?1 AND subject_id = ?2 ORDER BY id DESC LIMIT 1"
-            ),
-            params![composed.kind.as_str(), composed.subject_id],
-            row,
-        )
-        .optional()?;
+pub fn issue(tx: &Tx<'_>, now: i64, caller: &Caller, composed: Composed) -> Result<Notice, ApiError> {
+    let latest = store::latest_of(tx, composed.kind, composed.subject_id)?;
     if let Some(n) = latest.as_ref().filter(|n| n.facts == composed.facts) {
         return Ok(n.clone());
     }
     let prefix = format!("{}{}", composed.kind.prefix(), composed.inspection_no);
-    let seq: i64 = tx.query_row(
-        "SELECT count(*) FROM notices WHERE substr(number, 1, ?2) = ?1",
-        params![prefix, prefix.len() as i64],
-        |r| r.get(0),
-    )?;
+    let seq = store::count_numbered(tx, &prefix)?;
     let number = format!("{prefix}{:02}", seq + 1);
     let facts_json = serde_json::to_string(&composed.facts).map_err(|e| ApiError::Internal(e.into()))?;
     let digest = digest(&number, &facts_json);
-    tx.execute(
-        "INSERT INTO notices (number, kind, subject_id, enterprise_id, issuer, facts, digest, issued_by, issued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            number,
-            composed.kind.as_str(),
-            composed.subject_id,
-            composed.enterprise_id,
-            composed.issuer,
-            facts_json,
-            digest,
-            caller.user_id,
-            now
-        ],
+    let id = store::insert(
+        tx,
+        &store::NewNotice {
+            number: &number,
+            kind: composed.kind,
+            subject_id: composed.subject_id,
+            enterprise_id: composed.enterprise_id,
+            issuer: &composed.issuer,
+            facts_json: &facts_json,
+            digest: &digest,
+            issued_by: caller.user_id,
+            issued_at: now,
+        },
     )?;
-    let id = tx.last_insert_rowid();
     if let Some(old) = &latest {
-        tx.execute("UPDATE notices SET replaced_by = ?1 WHERE id = ?2", params![id, old.id])?;
+        store::set_replaced_by(tx, old.id, id)?;
     }
     audit::append(
         tx,
@@ -461,7 +412,7 @@ pub struct Standing {
     pub replaced_by: Option<String>,
 }
 
-pub fn verification(c: &Connection, number: &str) -> Result<Option<Standing>, ApiError> {
+pub fn verification(c: &Conn, number: &str) -> Result<Option<Standing>, ApiError> {
     let Some(notice) = by_number(c, number)? else { return Ok(None) };
     if let Some(id) = notice.replaced_by {
         let replaced_by = by_id(c, id)?.map(|n| n.number);
@@ -471,12 +422,9 @@ pub fn verification(c: &Connection, number: &str) -> Result<Option<Standing>, Ap
         NoticeKind::InspectionNotice => {
             instructions::get(c, notice.subject_id)?.is_some_and(|i| i.state != InstructionState::Cancelled)
         }
-        NoticeKind::BookingConfirmation => c
-            .query_row("SELECT state FROM bookings WHERE id = ?1", [notice.subject_id], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-            .is_some_and(|s| s == BookingState::Confirmed.as_str()),
+        NoticeKind::BookingConfirmation => {
+            bookings::state_of(c, notice.subject_id)? == Some(BookingState::Confirmed)
+        }
         NoticeKind::DisposalNotice | NoticeKind::ReleaseSlip => true,
     };
     Ok(Some(Standing { notice, status: if live { "valid" } else { "void" }, replaced_by: None }))

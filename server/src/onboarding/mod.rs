@@ -15,12 +15,12 @@
 pub mod http;
 pub mod store;
 
-use rusqlite::Transaction;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
     audit::Actor,
+    db::{StoreError, Tx},
     domain::{
         AccountStatus, CreditRating, CustomsCode, DistrictCode, Line, RegistrationState, Role, Uscc,
         events::{Event, RegistrationEvent},
@@ -28,7 +28,7 @@ use crate::{
     },
     error::{ApiError, invalid},
     orgs::{self, NewEnterprise, NewUser, store as orgs_store},
-    receipts::{self, Change},
+    receipts::{self, About},
 };
 
 /// How to reach the enterprise about its registration.
@@ -153,7 +153,7 @@ pub fn check_new(new: &NewRegistration) -> Result<(), ApiError> {
 
 /// Refuses a registration from `client` when `per_hour` came from there in the last hour: a 429 that says
 /// when the next one is accepted.
-pub fn check_rate(c: &rusqlite::Connection, client: &str, per_hour: i64, now: i64) -> Result<(), ApiError> {
+pub fn check_rate(c: &crate::db::Conn, client: &str, per_hour: i64, now: i64) -> Result<(), ApiError> {
     const HOUR_MS: i64 = 3_600_000;
     let (count, earliest) = store::recent_from(c, client, now - HOUR_MS)?;
     if count < per_hour {
@@ -170,7 +170,7 @@ pub fn check_rate(c: &rusqlite::Connection, client: &str, per_hour: i64, now: i6
 
 /// Registers an enterprise and its pending legal person (password hashed beforehand, off the executor).
 pub fn register(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     client: &str,
     per_hour: i64,
@@ -221,7 +221,7 @@ pub fn register(
 
 /// The legal person amends a returned registration; it is pending again.
 pub fn resubmit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     user_id: i64,
     enterprise_id: i64,
@@ -239,21 +239,11 @@ pub fn resubmit(
     let unit = orgs_store::unit_by_code(tx, d.unit_code.as_str())?.ok_or_else(|| {
         invalid("unit_code", "unknown_unit", format!("no unit has the code {}", d.unit_code))
     })?;
-    orgs_store::update_enterprise_identity(
-        tx,
-        enterprise_id,
-        d.customs_code.as_str(),
-        d.uscc.as_str(),
-        &d.name,
-        unit.id,
-    )
-    .map_err(|e| match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-            ApiError::conflict(
-                "duplicate_enterprise",
-                "another enterprise has this customs code or unified social credit code",
-            )
-        }
+    store::amend_enterprise(tx, enterprise_id, d, unit.id).map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::conflict(
+            "duplicate_enterprise",
+            "another enterprise has this customs code or unified social credit code",
+        ),
         other => other.into(),
     })?;
     store::resubmit(tx, current.id, &d.legal_person, &d.contact, now)?;
@@ -265,7 +255,7 @@ pub fn resubmit(
 /// An administrator approves (the legal person becomes active) or returns (with an opinion) a pending
 /// registration.
 pub fn decide(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     admin: i64,
     id: i64,
@@ -297,29 +287,21 @@ pub fn decide(
 
 /// The registration's receipt (to the registering enterprise) and audit entry.
 fn record(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     r: &Registration,
     event: RegistrationEvent,
     opinion: Option<&str>,
 ) -> Result<i64, ApiError> {
-    receipts::record_change(
-        tx,
-        now,
-        actor,
-        Change {
-            event: Event::Registration(event),
-            subject_id: r.enterprise_id,
-            enterprise_id: r.enterprise_id,
-            inspection_no: None,
-            state: r.state.as_str(),
-            from: None,
-            opinion,
-            details: json!({"registration_id": r.id, "customs_code": r.customs_code, "uscc": r.uscc,
-                            "username": r.username}),
-        },
-    )
+    let about = About {
+        subject_id: r.enterprise_id,
+        enterprise_id: r.enterprise_id,
+        inspection_no: None,
+        state: r.state.as_str(),
+    };
+    let details = json!({"registration_id": r.id, "customs_code": r.customs_code, "uscc": r.uscc, "username": r.username});
+    receipts::record_event(tx, now, actor, Event::Registration(event), about, opinion, details)
 }
 
 #[cfg(test)]

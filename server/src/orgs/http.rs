@@ -7,7 +7,6 @@ use super::{Enterprise, NewEnterprise, NewUnit, NewUser, Unit, User, store};
 use crate::{
     audit::Actor,
     auth::{Caller, password},
-    delegations,
     domain::{AccountStatus, Line, Paragraph, Role, UserStatus, events::AccountEvent, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ErrorBody, invalid},
     state::AppState,
@@ -140,14 +139,7 @@ pub async fn set_signing_key(
 #[utoipa::path(get, path = "/api/v1/units", tag = "organisation", security(("bearer" = [])),
     responses((status = 200, body = Vec<Unit>)))]
 pub async fn list_units(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Unit>>, ApiError> {
-    let units = state
-        .db
-        .read(move |c| match (caller.role, caller.unit_id) {
-            (Role::Admin, _) => Ok(store::all_units(c)?),
-            (_, Some(unit)) => Ok(store::subtree(c, unit)?),
-            (_, None) => Err(ApiError::forbidden("units are listed for customs users")),
-        })
-        .await?;
+    let units = state.db.read(move |c| super::visible_units(c, &caller)).await?;
     Ok(Json(units))
 }
 
@@ -159,14 +151,7 @@ pub async fn get_enterprise(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Enterprise>, ApiError> {
     let now = state.now_ms();
-    let e = state
-        .db
-        .read(move |c| {
-            // Another enterprise's record answers "not found", not "forbidden": its existence is not ours to tell.
-            let visible = !caller.role.is_enterprise() || delegations::may_see(c, &caller, id, now)?;
-            store::enterprise(c, id)?.filter(|_| visible).ok_or_else(|| ApiError::not_found("the enterprise"))
-        })
-        .await?;
+    let e = state.db.read(move |c| super::visible_enterprise(c, &caller, id, now)).await?;
     Ok(Json(e))
 }
 
@@ -236,20 +221,12 @@ pub async fn confirm_operator(
     let user = state
         .db
         .write(move |tx| {
-            own_operator(tx, &caller, id)?;
+            super::own_operator(tx, &caller, id)?;
             super::confirm_operator(tx, now, &actor(&caller), id)
         })
         .await?;
     state.receipts_changed();
     Ok(Json(user))
-}
-
-/// Loads one of the caller's own operators, or "not found".
-fn own_operator(c: &rusqlite::Connection, caller: &Caller, id: i64) -> Result<(), ApiError> {
-    store::user(c, id)?
-        .filter(|u| u.enterprise_id == caller.enterprise_id && u.role == Role::EnterpriseOperator)
-        .map(|_| ())
-        .ok_or_else(|| ApiError::not_found("the operator"))
 }
 
 fn require_reason(reason: &str) -> Result<(), ApiError> {
@@ -273,7 +250,7 @@ pub async fn set_operator_status(
     let user = state
         .db
         .write(move |tx| {
-            own_operator(tx, &caller, id)?;
+            super::own_operator(tx, &caller, id)?;
             super::set_user_status(tx, now, &actor(&caller), id, req.status, &req.reason)
         })
         .await?;
@@ -293,7 +270,7 @@ pub async fn set_operator_validity(
     let user = state
         .db
         .write(move |tx| {
-            own_operator(tx, &caller, id)?;
+            super::own_operator(tx, &caller, id)?;
             super::set_user_validity(tx, now, &actor(&caller), id, req.valid_until)
         })
         .await?;
@@ -313,7 +290,7 @@ pub async fn set_operator_signing_key(
     let user = state
         .db
         .write(move |tx| {
-            own_operator(tx, &caller, id)?;
+            super::own_operator(tx, &caller, id)?;
             super::set_signing_key(tx, now, &actor(&caller), id, &req.public_key)
         })
         .await?;

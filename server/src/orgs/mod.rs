@@ -1,13 +1,15 @@
 //! Organisations and people: the customs unit hierarchy, enterprises, user accounts.
 //!
 //! The functions here are the one place these rows change; both the HTTP API and the `fieldcheck admin`
-//! commands call them, each inside one transaction that also writes the audit entry.
+//! commands call them, each inside one transaction that also writes the audit entry. Who may see which
+//! units, enterprises and operators is decided here too (`visible_units`, `visible_enterprise`,
+//! `own_operator`), for a [`Principal`], not in the handlers.
 
 pub mod http;
 pub mod store;
 
+use crate::db::{Conn, Tx};
 use base64::{Engine, engine::general_purpose::STANDARD};
-use rusqlite::Transaction;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -15,10 +17,11 @@ use crate::{
     audit::{self, Actor},
     domain::events::{AccountEvent, Event},
     domain::{
-        AccountStatus, CreditRating, CustomsCode, DistrictCode, Line, Role, UnitKind, Uscc, UserStatus,
+        AccountStatus, CreditRating, CustomsCode, DistrictCode, Line, Principal, Role, UnitKind, Uscc,
+        UserStatus,
         time::{Period, rfc3339},
     },
-    error::{ApiError, invalid},
+    error::{ApiError, StoreError, invalid},
     receipts,
 };
 
@@ -122,7 +125,7 @@ pub fn check_username(name: &str) -> Result<(), ApiError> {
     }
 }
 
-pub fn create_unit(tx: &Transaction<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result<Unit, ApiError> {
+pub fn create_unit(tx: &Tx<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result<Unit, ApiError> {
     nonempty("name", &new.name, 200)?;
     let timezone = new.timezone.map_or_else(|| "Asia/Shanghai".into(), Line::into_string);
     if jiff::tz::TimeZone::get(&timezone).is_err() {
@@ -161,14 +164,14 @@ pub fn create_unit(tx: &Transaction<'_>, now: i64, actor: &Actor, new: NewUnit) 
         now,
         actor,
         audit::Action::UnitCreate,
-        &format!("unit:{id}"),
+        &audit::Subject::Unit(id),
         json!({"code": new.code}),
     )?;
     store::unit(tx, id)?.ok_or_else(|| ApiError::not_found("the unit"))
 }
 
 pub fn create_enterprise(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     new: NewEnterprise,
@@ -189,12 +192,10 @@ pub fn create_enterprise(
         ));
     }
     let id = store::insert_enterprise(tx, &new, unit_id, now).map_err(|e| match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-            ApiError::conflict(
-                "duplicate_enterprise",
-                "an enterprise with this unified social credit code exists",
-            )
-        }
+        StoreError::Conflict(_) => ApiError::conflict(
+            "duplicate_enterprise",
+            "an enterprise with this unified social credit code exists",
+        ),
         other => other.into(),
     })?;
     audit::append(
@@ -202,7 +203,7 @@ pub fn create_enterprise(
         now,
         actor,
         audit::Action::EnterpriseCreate,
-        &format!("enterprise:{id}"),
+        &audit::Subject::Enterprise(id),
         json!({"customs_code": new.customs_code}),
     )?;
     store::enterprise(tx, id)?.ok_or_else(|| ApiError::not_found("the enterprise"))
@@ -210,7 +211,7 @@ pub fn create_enterprise(
 
 /// Creates a user whose password hash was computed beforehand (off the executor), starting as `start` says.
 pub fn create_user(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     new: &NewUser,
@@ -253,7 +254,7 @@ pub fn create_user(
         now,
         actor,
         audit::Action::UserCreate,
-        &format!("user:{id}"),
+        &audit::Subject::User(id),
         json!({"username": new.username, "role": new.role}),
     )?;
     store::user(tx, id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
@@ -261,7 +262,7 @@ pub fn create_user(
 
 /// An operator account's receipt (to its enterprise) and audit entry.
 pub fn record_operator(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     user: &User,
@@ -289,12 +290,7 @@ pub fn record_operator(
 
 /// The legal person confirms a pending operator: it becomes active and may log in (and must change
 /// the initial password first).
-pub fn confirm_operator(
-    tx: &Transaction<'_>,
-    now: i64,
-    actor: &Actor,
-    user_id: i64,
-) -> Result<User, ApiError> {
+pub fn confirm_operator(tx: &Tx<'_>, now: i64, actor: &Actor, user_id: i64) -> Result<User, ApiError> {
     let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the operator"))?;
     if user.status != AccountStatus::Pending {
         return Err(ApiError::conflict(
@@ -310,7 +306,7 @@ pub fn confirm_operator(
 
 /// Freezes, unfreezes or reports an account lost; a frozen or lost account's sessions end at once.
 pub fn set_user_status(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     user_id: i64,
@@ -341,14 +337,14 @@ pub fn set_user_status(
         now,
         actor,
         audit::Action::UserStatus,
-        &format!("user:{user_id}"),
+        &audit::Subject::User(user_id),
         json!({"from": user.status, "to": status, "reason": reason}),
     )?;
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
 }
 
 pub fn set_user_validity(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     user_id: i64,
@@ -362,7 +358,7 @@ pub fn set_user_validity(
         now,
         actor,
         audit::Action::UserValidity,
-        &format!("user:{user_id}"),
+        &audit::Subject::User(user_id),
         json!({"valid_until": valid_until}),
     )?;
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
@@ -370,7 +366,7 @@ pub fn set_user_validity(
 
 /// Registers the Ed25519 public key (base64, 32 bytes) that the user's strong logins are verified with.
 pub fn set_signing_key(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     user_id: i64,
@@ -384,7 +380,7 @@ pub fn set_signing_key(
         now,
         actor,
         audit::Action::UserSigningKey,
-        &format!("user:{user_id}"),
+        &audit::Subject::User(user_id),
         json!({"public_key": public_key_b64}),
     )?;
     store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
@@ -401,4 +397,35 @@ pub fn parse_public_key(b64: &str) -> Result<[u8; 32], ApiError> {
         invalid("public_key", "invalid_public_key", "`public_key` is not a valid Ed25519 point")
     })?;
     Ok(key)
+}
+
+/// The units `principal` may list: every unit for an administrator, their own subtree for other customs
+/// users; enterprise users are refused.
+pub fn visible_units(c: &Conn, principal: &Principal) -> Result<Vec<Unit>, ApiError> {
+    match (principal.role, principal.unit_id) {
+        (Role::Admin, _) => Ok(store::all_units(c)?),
+        (_, Some(unit)) => Ok(store::subtree(c, unit)?),
+        (_, None) => Err(ApiError::forbidden("units are listed for customs users")),
+    }
+}
+
+/// An enterprise `principal` may see: any, for customs users; for enterprise users their own and those
+/// delegating to them. Another enterprise's record answers "not found", not "forbidden": its existence is
+/// not ours to tell.
+pub fn visible_enterprise(
+    c: &Conn,
+    principal: &Principal,
+    id: i64,
+    now: i64,
+) -> Result<Enterprise, ApiError> {
+    let visible = !principal.role.is_enterprise() || crate::delegations::may_see(c, principal, id, now)?;
+    store::enterprise(c, id)?.filter(|_| visible).ok_or_else(|| ApiError::not_found("the enterprise"))
+}
+
+/// Is `id` one of `principal`'s own enterprise's operators? Anything else is "not found".
+pub fn own_operator(c: &Conn, principal: &Principal, id: i64) -> Result<(), ApiError> {
+    store::user(c, id)?
+        .filter(|u| u.enterprise_id == principal.enterprise_id && u.role == Role::EnterpriseOperator)
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("the operator"))
 }

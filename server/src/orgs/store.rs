@@ -7,6 +7,7 @@ use super::{Enterprise, NewEnterprise, NewUser, Unit, User};
 use crate::{
     db::scope,
     domain::{AccountStatus, Role, UnitKind},
+    error::StoreError,
 };
 
 const UNIT_COLS: &str = "id, code, name, kind, parent_id, timezone";
@@ -126,12 +127,14 @@ pub fn insert_enterprise(
     e: &NewEnterprise,
     unit_id: Option<i64>,
     now: i64,
-) -> rusqlite::Result<i64> {
+) -> Result<i64, StoreError> {
     c.execute(
         "INSERT INTO enterprises (customs_code, uscc, name, credit_rating, unit_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![e.customs_code.as_str(), e.uscc.as_str(), e.name, e.credit_rating, unit_id, now],
-    )?;
+    )
+    // The customs code was checked first, so what is left to collide is the credit code.
+    .map_err(|e| StoreError::constraint(e, "an enterprise with this unified social credit code"))?;
     Ok(c.last_insert_rowid())
 }
 

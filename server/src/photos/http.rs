@@ -78,18 +78,7 @@ pub async fn put(
             Ok(store::is_present(c, s2.as_str())?)
         })
         .await?;
-    let tmp = state.photos.temp();
-    match receive(body, tmp.clone(), max, None).await {
-        Ok(Received::Complete) => {}
-        other => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(match other {
-                Ok(Received::TooLarge) => too_large(max),
-                Ok(_) => interrupted(),
-                Err(e) => e,
-            });
-        }
-    }
+    let tmp = receive_whole(&state.photos, body, max, too_large).await?;
     let (photo, created) = ingest(&state, caller, q.instruction, sha, tmp, declared, known, None).await?;
     Ok(photo_response(photo, created))
 }
@@ -434,6 +423,29 @@ pub(crate) enum Received {
     TooLarge,
     /// The client went away (or its body broke off); what arrived is kept.
     Interrupted,
+}
+
+/// Receives a whole file (not a resumable upload) into a new temporary file of `files`, at most `max`
+/// bytes, and answers its path. Anything short of the complete body removes the file and answers
+/// `too_large(max)` (each kind of file names its own limit) or `upload_interrupted`.
+pub(crate) async fn receive_whole(
+    files: &store::PhotoFiles,
+    body: Body,
+    max: u64,
+    too_large: fn(u64) -> ApiError,
+) -> Result<PathBuf, ApiError> {
+    let tmp = files.temp();
+    match receive(body, tmp.clone(), max, None).await {
+        Ok(Received::Complete) => Ok(tmp),
+        other => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(match other {
+                Ok(Received::TooLarge) => too_large(max),
+                Ok(_) => interrupted(),
+                Err(e) => e,
+            })
+        }
+    }
 }
 
 /// Streams `body` onto the end of the file at `path`, at most `limit` bytes, and makes it durable. `lock`

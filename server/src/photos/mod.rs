@@ -23,7 +23,7 @@ pub mod upload;
 
 use std::{fmt, path::Path};
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -106,7 +106,7 @@ pub struct Photo {
 
 /// The instruction an officer uploads for: assigned to them and still open for evidence. Anything else
 /// answers 404 so an officer learns nothing about instructions that are not theirs.
-pub fn check_upload(c: &Connection, caller: &Caller, instruction_id: i64) -> Result<(), ApiError> {
+pub fn check_upload(c: &Conn, caller: &Caller, instruction_id: i64) -> Result<(), ApiError> {
     let assigned = crate::db::scope::is_assigned(c, instruction_id, caller.user_id)?;
     if caller.role != Role::Officer || !assigned {
         return Err(ApiError::not_found("the instruction").with_details(json!({"field": "instruction"})));
@@ -124,7 +124,7 @@ pub fn check_upload(c: &Connection, caller: &Caller, instruction_id: i64) -> Res
 /// The photo, if the caller may see it: an admin always; a supervisor when a linked instruction belongs
 /// to their unit's subtree; an officer when assigned to a linked instruction. Anyone else, enterprises
 /// included, gets the same 404 as for a photo that does not exist.
-pub fn readable(c: &Connection, caller: &Caller, sha: &Sha256Hex) -> Result<Photo, ApiError> {
+pub fn readable(c: &Conn, caller: &Caller, sha: &Sha256Hex) -> Result<Photo, ApiError> {
     let not_found = || ApiError::not_found("the photo");
     let photo = store::get(c, sha.as_str())?.ok_or_else(not_found)?;
     let allowed = match caller.role {
@@ -140,13 +140,7 @@ pub fn readable(c: &Connection, caller: &Caller, sha: &Sha256Hex) -> Result<Phot
             }
             any
         }
-        Role::Officer => c.query_row(
-            "SELECT EXISTS (SELECT 1 FROM photo_links l JOIN instruction_officers o
-                            ON o.instruction_id = l.instruction_id
-                            WHERE l.sha256 = ?1 AND o.officer_id = ?2)",
-            rusqlite::params![sha.as_str(), caller.user_id],
-            |r| r.get(0),
-        )?,
+        Role::Officer => store::linked_for_officer(c, sha.as_str(), caller.user_id)?,
         _ => false,
     };
     if allowed { Ok(photo) } else { Err(not_found()) }
@@ -255,7 +249,7 @@ fn check_and_place_inner(
 /// Records the outcome in one transaction: the photo row (if new), the link to the instruction, and the
 /// audit entry. Answers the photo and whether this call created it.
 pub fn record(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     instruction_id: i64,

@@ -18,6 +18,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use crate::db::StoreError;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Photo, Sha256Hex, inspect::PhotoFormat};
@@ -156,7 +157,7 @@ pub struct NewPhoto {
 }
 
 /// Records a photo; `false` when it was there already (the same bytes, by definition).
-pub fn insert(c: &Connection, p: &NewPhoto, user_id: i64, now: i64) -> rusqlite::Result<bool> {
+pub fn insert(c: &Connection, p: &NewPhoto, user_id: i64, now: i64) -> Result<bool, StoreError> {
     let (lat, lon) = p.exif.position.unzip();
     let n = c.execute(
         "INSERT INTO photos (sha256, size, format, width, height, orientation, captured_at, latitude, longitude,
@@ -189,7 +190,7 @@ pub fn link(
     instruction_id: i64,
     user_id: i64,
     now: i64,
-) -> rusqlite::Result<bool> {
+) -> Result<bool, StoreError> {
     let n = c.execute(
         "INSERT INTO photo_links (sha256, instruction_id, linked_by, linked_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO NOTHING",
@@ -199,21 +200,33 @@ pub fn link(
 }
 
 /// The instructions a photo is linked to.
-pub fn links(c: &Connection, sha: &str) -> rusqlite::Result<Vec<i64>> {
+pub fn links(c: &Connection, sha: &str) -> Result<Vec<i64>, StoreError> {
     let mut stmt =
         c.prepare_cached("SELECT instruction_id FROM photo_links WHERE sha256 = ?1 ORDER BY instruction_id")?;
-    stmt.query_map([sha], |r| r.get(0))?.collect()
+    Ok(stmt.query_map([sha], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn get(c: &Connection, sha: &str) -> rusqlite::Result<Option<Photo>> {
-    c.query_row(
+/// Is the photo linked to an instruction assigned to `officer`?
+pub fn linked_for_officer(c: &Connection, sha: &str, officer: i64) -> Result<bool, StoreError> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT EXISTS (SELECT 1 FROM photo_links l WHERE l.sha256 = ?1 AND {})",
+            crate::db::scope::instruction_assigned_to("l.instruction_id")
+        ),
+        params![sha, officer],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn get(c: &Connection, sha: &str) -> Result<Option<Photo>, StoreError> {
+    Ok(c.query_row(
         "SELECT sha256, size, format, width, height, orientation, captured_at, latitude, longitude, make, model,
                 uploaded_at
          FROM photos WHERE sha256 = ?1",
         [sha],
         photo_row,
     )
-    .optional()
+    .optional()?)
 }
 
 fn photo_row(r: &Row<'_>) -> rusqlite::Result<Photo> {
@@ -266,7 +279,7 @@ fn upload_row(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
     })
 }
 
-pub fn insert_upload(c: &Connection, u: &UploadRow, now: i64) -> rusqlite::Result<()> {
+pub fn insert_upload(c: &Connection, u: &UploadRow, now: i64) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO photo_uploads (id, sha256, instruction_id, user_id, size, content_type, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -275,9 +288,9 @@ pub fn insert_upload(c: &Connection, u: &UploadRow, now: i64) -> rusqlite::Resul
     Ok(())
 }
 
-pub fn upload(c: &Connection, id: &str) -> rusqlite::Result<Option<UploadRow>> {
-    c.query_row(&format!("SELECT {UPLOAD_COLS} FROM photo_uploads WHERE id = ?1"), [id], upload_row)
-        .optional()
+pub fn upload(c: &Connection, id: &str) -> Result<Option<UploadRow>, StoreError> {
+    Ok(c.query_row(&format!("SELECT {UPLOAD_COLS} FROM photo_uploads WHERE id = ?1"), [id], upload_row)
+        .optional()?)
 }
 
 /// The caller's unexpired upload of these bytes for this instruction, so that asking again resumes it.
@@ -287,8 +300,8 @@ pub fn open_upload(
     sha: &str,
     instruction_id: i64,
     now: i64,
-) -> rusqlite::Result<Option<UploadRow>> {
-    c.query_row(
+) -> Result<Option<UploadRow>, StoreError> {
+    Ok(c.query_row(
         &format!(
             "SELECT {UPLOAD_COLS} FROM photo_uploads
              WHERE user_id = ?1 AND sha256 = ?2 AND instruction_id = ?3 AND expires_at > ?4
@@ -297,16 +310,16 @@ pub fn open_upload(
         params![user_id, sha, instruction_id, now],
         upload_row,
     )
-    .optional()
+    .optional()?)
 }
 
-pub fn delete_upload(c: &Connection, id: &str) -> rusqlite::Result<()> {
+pub fn delete_upload(c: &Connection, id: &str) -> Result<(), StoreError> {
     c.execute("DELETE FROM photo_uploads WHERE id = ?1", [id])?;
     Ok(())
 }
 
 /// Deletes expired uploads' rows and answers their ids, whose files the caller removes after the commit.
-pub fn expire_uploads(c: &Connection, now: i64) -> rusqlite::Result<Vec<String>> {
+pub fn expire_uploads(c: &Connection, now: i64) -> Result<Vec<String>, StoreError> {
     let mut stmt = c.prepare_cached("DELETE FROM photo_uploads WHERE expires_at <= ?1 RETURNING id")?;
-    stmt.query_map([now], |r| r.get(0))?.collect()
+    Ok(stmt.query_map([now], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
 }

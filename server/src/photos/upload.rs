@@ -2,7 +2,7 @@
 //! already linked to the instruction) and who may write to it. The bytes, the offsets and the per-upload
 //! locks stay with the handlers in `http.rs`; this is the part that decides, in one transaction.
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 
 use super::{Sha256Hex, check_upload, store};
 use crate::{auth::Caller, error::ApiError};
@@ -30,7 +30,7 @@ pub enum Opened {
 /// Opens an upload session for `caller`; answers it and the ids of expired uploads, whose files the
 /// caller deletes after the commit.
 pub fn open(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     req: Requested,
@@ -59,7 +59,7 @@ pub fn open(
 }
 
 /// The upload `id`, if it is `user_id`'s and has not expired; anyone else's is "not found".
-pub fn own(c: &Connection, user_id: i64, id: &str, now: i64) -> Result<store::UploadRow, ApiError> {
+pub fn own(c: &Conn, user_id: i64, id: &str, now: i64) -> Result<store::UploadRow, ApiError> {
     match store::upload(c, id)? {
         Some(r) if r.user_id == user_id && r.expires_at > now => Ok(r),
         _ => Err(ApiError::not_found("the upload")),

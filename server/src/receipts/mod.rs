@@ -6,14 +6,15 @@
 //! receipt-writing commit bumps.
 
 pub mod http;
+mod store;
 
-use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
     audit::{self, Action, Actor},
     auth::Caller,
+    db::{Conn, Tx},
     delegations,
     domain::{
         Scope,
@@ -62,25 +63,9 @@ pub struct Change<'a> {
 /// Writes a state change's receipt and its audit entry, in the caller's transaction (so both commit
 /// with the change or neither does): the one way a state change is told to the enterprise and recorded.
 /// Answers the receipt's id.
-pub fn record_change(tx: &Transaction<'_>, now: i64, actor: &Actor, c: Change<'_>) -> Result<i64, ApiError> {
+pub fn record_change(tx: &Tx<'_>, now: i64, actor: &Actor, c: Change<'_>) -> Result<i64, ApiError> {
     let subject = c.event.subject();
-    // Cached: a bulk of messages writes thousands of receipts in one transaction.
-    tx.prepare_cached(
-        "INSERT INTO receipts (enterprise_id, subject, subject_id, inspection_no, kind, state, opinion, at, details)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        c.enterprise_id,
-        subject,
-        c.subject_id,
-        c.inspection_no,
-        c.event.kind(),
-        c.state,
-        c.opinion,
-        now,
-        c.details.to_string()
-    ])?;
-    let receipt = tx.last_insert_rowid();
+    let receipt = store::insert(tx, now, &c)?;
     let mut entry = json!({"state": c.state, "opinion": c.opinion, "inspection_no": c.inspection_no,
                            "details": c.details});
     if let Some(from) = c.from {
@@ -97,6 +82,36 @@ pub fn record_change(tx: &Transaction<'_>, now: i64, actor: &Actor, c: Change<'_
     Ok(receipt)
 }
 
+/// What a change is about, as its receipt names it: the subject's row, the enterprise told, the
+/// inspection number if there is one, and the subject's state after the change.
+pub struct About<'a> {
+    pub subject_id: i64,
+    pub enterprise_id: i64,
+    pub inspection_no: Option<&'a str>,
+    pub state: &'a str,
+}
+
+/// [`record_change`] for the changes whose state before is not kept (every change but a state machine's
+/// step): a booking's, a registration's, a certificate application's, a document's, a reminder.
+pub fn record_event(
+    tx: &Tx<'_>,
+    now: i64,
+    actor: &Actor,
+    event: impl Into<Event>,
+    about: About<'_>,
+    opinion: Option<&str>,
+    details: Value,
+) -> Result<i64, ApiError> {
+    let About { subject_id, enterprise_id, inspection_no, state } = about;
+    let event = event.into();
+    record_change(
+        tx,
+        now,
+        actor,
+        Change { event, subject_id, enterprise_id, inspection_no, state, from: None, opinion, details },
+    )
+}
+
 /// Subjects a delegate holding `scope` may follow.
 fn subjects_of(scope: Scope) -> &'static [Subject] {
     match scope {
@@ -109,45 +124,14 @@ fn subjects_of(scope: Scope) -> &'static [Subject] {
 /// Receipts after `after` that the caller may see: its enterprise's, and those of enterprises that
 /// delegate the subject's scope to it (live at `now`). Filtered in SQL, so a page is never short while
 /// more visible receipts exist.
-pub fn list(
-    c: &Connection,
-    caller: &Caller,
-    after: i64,
-    limit: i64,
-    now: i64,
-) -> Result<Vec<Receipt>, ApiError> {
+pub fn list(c: &Conn, caller: &Caller, after: i64, limit: i64, now: i64) -> Result<Vec<Receipt>, ApiError> {
     let own = caller.enterprise()?;
-    let mut clauses = vec!["enterprise_id = ?".to_string()];
-    let mut values: Vec<rusqlite::types::Value> = vec![after.into(), own.into()];
+    let mut others = Vec::new();
     for (principal, scopes) in delegations::principals_of(c, caller, now)? {
         let subjects: Vec<Subject> = scopes.iter().flat_map(|s| subjects_of(*s).iter().copied()).collect();
-        if subjects.is_empty() {
-            continue;
+        if !subjects.is_empty() {
+            others.push((principal, subjects));
         }
-        let marks = subjects.iter().map(|_| "?").collect::<Vec<_>>().join(",");
-        clauses.push(format!("(enterprise_id = ? AND subject IN ({marks}))"));
-        values.push(principal.into());
-        values.extend(subjects.iter().map(|s| rusqlite::types::Value::from(s.as_str().to_string())));
     }
-    values.push(limit.into());
-    let mut stmt = c.prepare(&format!(
-        "SELECT id, enterprise_id, subject, subject_id, inspection_no, kind, state, opinion, at, details
-         FROM receipts WHERE id > ? AND ({}) ORDER BY id LIMIT ?",
-        clauses.join(" OR ")
-    ))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
-        Ok(Receipt {
-            id: r.get(0)?,
-            enterprise_id: r.get(1)?,
-            subject: r.get(2)?,
-            subject_id: r.get(3)?,
-            inspection_no: r.get(4)?,
-            kind: r.get(5)?,
-            state: r.get(6)?,
-            opinion: r.get(7)?,
-            at: r.get(8)?,
-            details: crate::db::json_column(r, 9)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    Ok(store::after(c, after, own, &others, limit)?)
 }

@@ -77,7 +77,7 @@ pub async fn set_sampling_ratio(
                 now,
                 &Actor::User(caller.user_id),
                 audit::Action::ReferenceSamplingRatio,
-                &format!("chapter:{}:{}", req.chapter, req.credit_rating),
+                &audit::Subject::SamplingRatio { chapter: &req.chapter, rating: req.credit_rating },
                 json!({"from": old, "to": req.ratio}),
             )?;
             Ok(Json(req))

@@ -20,17 +20,18 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use rusqlite::{Transaction, params_from_iter, types::Value as Sql};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::json;
 
-use super::CheckItem;
+pub use super::store::missing;
+use super::{CheckItem, store};
 use crate::{
     audit::{self, Actor},
     bookings::{self, CalendarSpec, calendar::ClosedDay},
     certificates::types::CertificateType,
+    db::{SqlValue as Sql, Tx},
     domain::CreditRating,
-    error::ApiError,
+    error::{ApiError, StoreError},
 };
 
 /// No reference file is anywhere near this; a bigger one is a mistake, refused before it is read whole.
@@ -677,7 +678,7 @@ impl ReferenceSet {
     /// Writes what differs from the database, in `tx`. Problems only the database can show (a calendar for a
     /// site that does not exist, removing a certificate type that applications use) are found before the
     /// first write. One audit entry names the counts when anything changed.
-    pub fn apply(&self, tx: &Transaction<'_>, now: i64, actor: &Actor) -> Result<ImportReport, ImportError> {
+    pub fn apply(&self, tx: &Tx<'_>, now: i64, actor: &Actor) -> Result<ImportReport, ImportError> {
         let mut problems = Vec::new();
         let mut site_ids = BTreeMap::new();
         let codes: BTreeSet<&String> = self
@@ -704,12 +705,7 @@ impl ReferenceSet {
             if table.name == "certificate_types" {
                 for key in &plan.removed {
                     let code = show_key(key);
-                    let used: bool = tx.query_row(
-                        "SELECT EXISTS (SELECT 1 FROM certificate_applications WHERE type_code = ?1)",
-                        [&code],
-                        |r| r.get(0),
-                    )?;
-                    if used {
+                    if store::certificate_type_used(tx, &code)? {
                         problems.push(format!(
                             "{CERTIFICATE_TYPES}: type `{code}` is left out, but certificate applications use it; keep it"
                         ));
@@ -780,8 +776,7 @@ impl ReferenceSet {
 
         if report.changed() {
             let details = serde_json::to_value(&report.tables).unwrap_or_else(|_| json!({}));
-            audit::append(tx, now, actor, audit::Action::ReferenceImported, "reference", details)
-                .map_err(ImportError::from_api)?;
+            audit::append(tx, now, actor, audit::Action::ReferenceImported, "reference", details)?;
         }
         Ok(report)
     }
@@ -818,7 +813,7 @@ pub enum ImportError {
     #[error(transparent)]
     Problems(#[from] Problems),
     #[error(transparent)]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] StoreError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -879,7 +874,7 @@ fn show_key(key: &[Sql]) -> String {
 type KeyedRow = (Vec<Sql>, Vec<Sql>);
 
 /// Compares the table's rows in the database with the wanted ones, column by column.
-fn plan(tx: &Transaction<'_>, table: &Table) -> rusqlite::Result<Plan> {
+fn plan(tx: &Tx<'_>, table: &Table) -> Result<Plan, StoreError> {
     let Some(first) = table.rows.first() else {
         let existing = current(tx, table, &[])?.into_values().map(|(k, _)| k).collect();
         return Ok(Plan { removed: existing, ..Plan::default() });
@@ -906,66 +901,25 @@ fn plan(tx: &Transaction<'_>, table: &Table) -> rusqlite::Result<Plan> {
 }
 
 /// The table's rows in scope as (key, values of `columns`), by the key's text (SQL values are not `Ord`).
-fn current(
-    tx: &Transaction<'_>,
-    table: &Table,
-    columns: &[&str],
-) -> rusqlite::Result<BTreeMap<String, KeyedRow>> {
-    let mut wanted: Vec<&str> = table.key.to_vec();
-    wanted.extend(columns);
-    let sql = format!("SELECT {} FROM {} WHERE {}", wanted.join(", "), table.name, table.scope);
-    let mut stmt = tx.prepare(&sql)?;
+fn current(tx: &Tx<'_>, table: &Table, columns: &[&str]) -> Result<BTreeMap<String, KeyedRow>, StoreError> {
     let keys = table.key.len();
-    let rows = stmt.query_map([], |r| {
-        let all: Vec<Sql> = (0..wanted.len()).map(|i| r.get::<_, Sql>(i)).collect::<Result<_, _>>()?;
-        let key = all[..keys].to_vec();
-        Ok((format!("{key:?}"), (key, all[keys..].to_vec())))
-    })?;
-    rows.collect()
+    Ok(store::rows(tx, table.name, table.key, table.scope, columns)?
+        .into_iter()
+        .map(|mut all| {
+            let values = all.split_off(keys);
+            (format!("{all:?}"), (all, values))
+        })
+        .collect())
 }
 
-fn write(tx: &Transaction<'_>, table: &Table, plan: &Plan) -> rusqlite::Result<()> {
+fn write(tx: &Tx<'_>, table: &Table, plan: &Plan) -> Result<(), StoreError> {
     for key in &plan.removed {
-        let cond: Vec<String> =
-            table.key.iter().enumerate().map(|(i, k)| format!("{k} = ?{}", i + 1)).collect();
-        tx.execute(
-            &format!("DELETE FROM {} WHERE {} AND {}", table.name, cond.join(" AND "), table.scope),
-            params_from_iter(key),
-        )?;
+        store::delete_row(tx, table.name, table.key, table.scope, key)?;
     }
     for &i in &plan.upsert {
-        let row = &table.rows[i];
-        let cols: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
-        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let updates: Vec<String> =
-            cols.iter().filter(|c| !table.key.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-            table.name,
-            cols.join(", "),
-            marks.join(", "),
-            table.key.join(", "),
-            updates.join(", ")
-        );
-        tx.execute(&sql, params_from_iter(row.iter().map(|(_, v)| v)))?;
+        store::upsert_row(tx, table.name, table.key, &table.rows[i])?;
     }
     Ok(())
-}
-
-/// What `/readyz` and the start-up log name when reference data the workflow needs is missing.
-pub fn missing(c: &rusqlite::Connection) -> rusqlite::Result<Vec<&'static str>> {
-    let mut out = Vec::new();
-    for (table, what) in [
-        ("hs_codes", "HS codes"),
-        ("checklist_templates", "checklist templates"),
-        ("certificate_types", "certificate types"),
-    ] {
-        let any: bool = c.query_row(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), [], |r| r.get(0))?;
-        if !any {
-            out.push(what);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 pub mod http;
 pub mod store;
 
-use rusqlite::{Connection, Transaction};
+use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -17,7 +17,7 @@ use crate::domain::events::ApplicationEvent;
 use crate::{
     applications::{self, Application, store as app_store},
     audit::{self, Actor},
-    auth::Caller,
+    domain::Principal,
     domain::{ApplicationState, Role, SelectionOutcome},
     error::{ApiError, invalid},
     instructions, orgs, selection,
@@ -43,7 +43,7 @@ impl Action {
 }
 
 /// May this customs user review applications of `district_unit`?
-pub fn may_review(c: &Connection, caller: &Caller, district_unit: i64) -> Result<bool, ApiError> {
+pub fn may_review(c: &Conn, caller: &Principal, district_unit: i64) -> Result<bool, ApiError> {
     Ok(caller.role == Role::Admin
         || (matches!(caller.role, Role::Reviewer | Role::Supervisor)
             && orgs::store::in_subtree(c, caller.unit()?, district_unit)?))
@@ -51,7 +51,7 @@ pub fn may_review(c: &Connection, caller: &Caller, district_unit: i64) -> Result
 
 /// Applies one review action; `actor` is the reviewer, or the system for auto-review.
 pub fn apply(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     app: &mut Application,
@@ -164,9 +164,9 @@ pub fn apply(
 
 /// One reviewer action on one application, inside the caller's transaction.
 pub fn review_one(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     action: Action,
     opinion: Option<&str>,
@@ -183,9 +183,9 @@ pub fn review_one(
 /// Switches auto-review for the caller's own unit. The seeds' hierarchy rule: a unit decides for its own
 /// queue only; a parent unit cannot switch it on (or off) for a child.
 pub fn set_auto_review(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     unit: i64,
     enabled: bool,
 ) -> Result<(), ApiError> {
@@ -200,7 +200,7 @@ pub fn set_auto_review(
         now,
         &Actor::User(caller.user_id),
         audit::Action::ReviewAutoReview,
-        &format!("unit:{unit}"),
+        &audit::Subject::Unit(unit),
         json!({"enabled": enabled}),
     )?;
     Ok(())

@@ -5,18 +5,26 @@
 //! get a document check with the configured share, by a second draw. The draws are SHA-256 of a random seed
 //! and the canonical inputs, so the same seed and inputs always give the same outcome: both are stored with
 //! the explanation, and anyone can replay the decision.
+//!
+//! # Layout
+//! - this file: the inputs, the pure [`decide`], gathering inputs and storing and replaying a decision.
+//! - [`store`]: the `selections` row. [`error`]: [`SelectionError`]. [`http`]: the stored decision.
 
+pub mod error;
 pub mod http;
+pub mod store;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+pub use error::SelectionError;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::{
     applications::Application,
+    db::{Conn, Tx},
     domain::{CreditRating, SelectionOutcome, time::rfc3339},
-    error::ApiError,
+    error::StoreError,
     reference::{self, RiskRule},
 };
 
@@ -113,9 +121,10 @@ pub fn decide(seed: &[u8], inputs: &Inputs) -> Explanation {
 }
 
 /// Gathers the inputs for an application from the current reference data.
-pub fn gather(c: &Connection, app: &Application) -> Result<Inputs, ApiError> {
-    let enterprise = crate::orgs::store::enterprise(c, app.enterprise_id)?
-        .ok_or_else(|| ApiError::not_found("the applicant enterprise"))?;
+pub fn gather(c: &Conn, app: &Application) -> Result<Inputs, SelectionError> {
+    let enterprise = crate::orgs::store::enterprise(c, app.enterprise_id)
+        .map_err(StoreError::from)?
+        .ok_or(SelectionError::NoEnterprise)?;
     let goods: Vec<GoodsInput> = app
         .content
         .goods
@@ -150,25 +159,19 @@ pub fn gather(c: &Connection, app: &Application) -> Result<Inputs, ApiError> {
 }
 
 /// Decides for an approved application with a fresh random seed and stores seed, inputs and explanation.
-pub fn select(tx: &Transaction<'_>, app: &Application, now: i64) -> Result<Explanation, ApiError> {
+pub fn select(tx: &Tx<'_>, app: &Application, now: i64) -> Result<Explanation, SelectionError> {
     let inputs = gather(tx, app)?;
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let explanation = decide(&seed, &inputs);
-    tx.execute(
-        "INSERT INTO selections (application_id, outcome, seed, inputs, explanation, decided_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (application_id) DO UPDATE SET outcome = excluded.outcome, seed = excluded.seed,
-             inputs = excluded.inputs, explanation = excluded.explanation, decided_at = excluded.decided_at",
-        params![
-            app.id,
-            explanation.outcome,
-            hex::encode(seed),
-            serde_json::to_string(&inputs).map_err(anyhow::Error::from)?,
-            serde_json::to_string(&explanation).map_err(anyhow::Error::from)?,
-            now
-        ],
-    )?;
+    let row = store::SelectionRow {
+        outcome: explanation.outcome,
+        seed: hex::encode(seed),
+        inputs: serde_json::to_string(&inputs).map_err(anyhow::Error::from)?,
+        explanation: serde_json::to_string(&explanation).map_err(anyhow::Error::from)?,
+        decided_at: now,
+    };
+    store::upsert(tx, app.id, &row)?;
     Ok(explanation)
 }
 
@@ -188,15 +191,12 @@ pub struct StoredSelection {
     pub reproduced: bool,
 }
 
-pub fn stored(c: &Connection, application_id: i64) -> Result<Option<StoredSelection>, ApiError> {
-    let row: Option<(SelectionOutcome, String, String, String, i64)> = c
-        .query_row(
-            "SELECT outcome, seed, inputs, explanation, decided_at FROM selections WHERE application_id = ?1",
-            [application_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()?;
-    let Some((outcome, seed, inputs, explanation, decided_at)) = row else { return Ok(None) };
+pub fn stored(c: &Conn, application_id: i64) -> Result<Option<StoredSelection>, SelectionError> {
+    let Some(store::SelectionRow { outcome, seed, inputs, explanation, decided_at }) =
+        store::get(c, application_id)?
+    else {
+        return Ok(None);
+    };
     let parsed_inputs: Inputs = serde_json::from_str(&inputs).map_err(anyhow::Error::from)?;
     let explanation: Explanation = serde_json::from_str(&explanation).map_err(anyhow::Error::from)?;
     let replay = decide(&hex::decode(&seed).map_err(anyhow::Error::from)?, &parsed_inputs);

@@ -16,7 +16,7 @@ use crate::{
 /// Runs `f` in one write transaction and, once it committed, notifies the listeners.
 async fn commit<F>(state: &AppState, f: F) -> Result<Json<Instruction>, ApiError>
 where
-    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<Instruction, ApiError> + Send + 'static,
+    F: FnOnce(&crate::db::Tx<'_>) -> Result<Instruction, ApiError> + Send + 'static,
 {
     let i = state.db.write(f).await?;
     state.receipts_changed();
@@ -35,7 +35,7 @@ pub struct AssignRequest {
 }
 
 /// The ids of officers named by username; a name that is no user is refused like a wrong id.
-fn officer_ids_of(tx: &rusqlite::Transaction<'_>, req: &AssignRequest) -> Result<Vec<i64>, ApiError> {
+fn officer_ids_of(tx: &crate::db::Tx<'_>, req: &AssignRequest) -> Result<Vec<i64>, ApiError> {
     // Checked again after de-duplication; this bound only keeps a long list from costing lookups.
     if req.officer_ids.len() + req.officers.len() > 4 * crate::instructions::MAX_OFFICERS {
         return Err(crate::error::invalid("officers", "officer_count", "assign 1 to 4 officers"));

@@ -13,16 +13,16 @@
 
 pub mod http;
 
+use crate::db::Tx;
 use fieldcheck_sync::schema::{Review, Stamp, Verdict};
-use rusqlite::Transaction;
 use serde_json::{Value, json};
 
 use crate::domain::events::ApplicationEvent;
 use crate::{
     applications::{self, AppChange, store as app_store},
     audit::{self, Actor},
-    auth::Caller,
     bookings,
+    domain::Principal,
     domain::{ApplicationState, InstructionState, time::rfc3339},
     error::{ApiError, invalid},
     instructions::{
@@ -42,7 +42,7 @@ pub fn illegal(e: IllegalTransition) -> ApiError {
 /// Applies `event` to `i`: checks the transition, writes the state, the enterprise's receipt and the audit
 /// entry, all in `tx`. Answers the new state.
 pub fn instruction_event(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     i: &Instruction,
@@ -66,20 +66,20 @@ pub fn instruction_event(
     Ok(to)
 }
 
-fn instruction(tx: &Transaction<'_>, id: i64) -> Result<Instruction, ApiError> {
+fn instruction(tx: &Tx<'_>, id: i64) -> Result<Instruction, ApiError> {
     instructions::get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
 }
 
-fn application_of(tx: &Transaction<'_>, i: &Instruction) -> Result<applications::Application, ApiError> {
+fn application_of(tx: &Tx<'_>, i: &Instruction) -> Result<applications::Application, ApiError> {
     app_store::get(tx, i.application_id)?.ok_or_else(|| ApiError::not_found("the application"))
 }
 
 /// A supervisor assigns officers: the instruction becomes `assigned` and the record document is created
 /// (first time) and put in each new officer's assignment index.
 pub fn assign(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     officers: &[i64],
 ) -> Result<Instruction, ApiError> {
@@ -96,9 +96,9 @@ pub fn assign(
 /// Customs cancels an instruction: its live booking is cancelled (freeing the place), its record is
 /// sealed, and the application closes as `cancelled`.
 pub fn cancel(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     reason: &str,
 ) -> Result<Instruction, ApiError> {
@@ -128,9 +128,9 @@ pub fn cancel(
 /// `submitted` again (to be reviewed anew), with receipts and audit entries for both. A decision that
 /// sealed evidence (an approved result, a release) is never undone: it is corrected by a new decision.
 pub fn revoke_approval(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     application_id: i64,
     opinion: &str,
 ) -> Result<applications::Application, ApiError> {
@@ -191,12 +191,7 @@ pub fn revoke_approval(
 
 /// The instruction follows its booking after any booking change: a confirmed slot (`due_at` set) books an
 /// issued instruction; losing it withdraws a booked one. Later states keep their officers' work.
-pub fn booking_changed(
-    tx: &Transaction<'_>,
-    now: i64,
-    actor: &Actor,
-    instruction_id: i64,
-) -> Result<(), ApiError> {
+pub fn booking_changed(tx: &Tx<'_>, now: i64, actor: &Actor, instruction_id: i64) -> Result<(), ApiError> {
     let i = instruction(tx, instruction_id)?;
     schedule_to_record(tx, now, &i)?;
     let event = match (i.due_at, i.state) {
@@ -211,7 +206,7 @@ pub fn booking_changed(
 
 /// The record's server-owned part follows the instruction's schedule: the confirmed slot (or none) and
 /// the deadline, so officers see both offline. A sealed record is left as it was sealed.
-fn schedule_to_record(tx: &Transaction<'_>, now: i64, i: &Instruction) -> Result<(), ApiError> {
+fn schedule_to_record(tx: &Tx<'_>, now: i64, i: &Instruction) -> Result<(), ApiError> {
     if machine::is_sealed(i.state) || records::store::record_of(tx, i.id)?.is_none() {
         return Ok(());
     }
@@ -223,9 +218,9 @@ fn schedule_to_record(tx: &Transaction<'_>, now: i64, i: &Instruction) -> Result
 /// Customs extends an instruction's deadline, with a reason: a slot up to the new deadline can then be
 /// booked. The enterprise gets a receipt; the record shows the new deadline.
 pub fn extend_deadline(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     deadline: i64,
     reason: &str,
@@ -264,7 +259,7 @@ pub fn extend_deadline(
 /// `submitted` once ready (see `Progress::ready`), reopened by any change after submission. Answers
 /// whether a receipt was written.
 pub fn record_progressed(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     actor: &Actor,
     by: &str,
@@ -296,12 +291,7 @@ pub fn record_progressed(
 
 /// A photo arrived in the store: an instruction waiting only for it is submitted now. Answers whether a
 /// receipt was written.
-pub fn photo_arrived(
-    tx: &Transaction<'_>,
-    now: i64,
-    actor: &Actor,
-    instruction_id: i64,
-) -> Result<bool, ApiError> {
+pub fn photo_arrived(tx: &Tx<'_>, now: i64, actor: &Actor, instruction_id: i64) -> Result<bool, ApiError> {
     let Some(i) = instructions::get(tx, instruction_id)? else { return Ok(false) };
     if i.state != InstructionState::InProgress || !records::projection::ready(tx, instruction_id)? {
         return Ok(false);
@@ -314,7 +304,7 @@ pub fn photo_arrived(
 /// A supervisor approves a submitted result: the record's heads and content digest are stored (the
 /// record is sealed from now on), and the goods are released (conforming) or the enterprise gets the
 /// disposal notice (non-conforming).
-pub fn approve(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Result<Instruction, ApiError> {
+pub fn approve(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Instruction, ApiError> {
     let i = instructions::supervised(tx, caller, id)?;
     machine::next(i.state, InstructionEvent::ResultApproved).map_err(illegal)?;
     let seal = records::seal(tx, now, caller.user_id, id)?;
@@ -345,9 +335,9 @@ pub fn approve(tx: &Transaction<'_>, now: i64, caller: &Caller, id: i64) -> Resu
 /// A supervisor returns a submitted result with an opinion, which is written into the record so the
 /// officers read it on their handhelds; the instruction is `in_progress` again.
 pub fn return_result(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     opinion: &str,
 ) -> Result<Instruction, ApiError> {
@@ -366,9 +356,9 @@ pub fn return_result(
 /// conflict; officers' handhelds receive it on their next sync. Audited with the reason. The content
 /// changed, so officers sign again unless the chosen value is the one they had signed.
 pub fn resolve(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     path: &str,
     value: &Value,
@@ -394,7 +384,7 @@ pub fn resolve(
         now,
         &actor,
         audit::Action::InstructionConflictResolved,
-        &format!("instruction:{id}"),
+        &audit::Subject::Instruction(id),
         details,
     )?;
     record_progressed(tx, now, &actor, &caller.username, id, &progress)?;
@@ -404,9 +394,9 @@ pub fn resolve(
 /// Forced release (强制放行): a supervisor with a strong login releases the goods with a reason, before
 /// the result is approved (the record is sealed as it stands) or despite a non-conforming one.
 pub fn force_release(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     reason: &str,
 ) -> Result<Instruction, ApiError> {
@@ -438,9 +428,9 @@ pub fn force_release(
 
 /// Customs records that the disposal of non-conforming goods was carried out: the case closes.
 pub fn disposal_done(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     note: Option<&str>,
 ) -> Result<Instruction, ApiError> {
