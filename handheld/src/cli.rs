@@ -71,7 +71,12 @@ pub enum Command {
         password: String,
     },
     /// Syncs the assignment index, then every assigned record.
-    Sync,
+    Sync {
+        /// How the documents travel: `batch` (HTTP requests) or `ws` (automerge-repo's WebSocket
+        /// protocol). Either works after the other; photos always go over HTTP.
+        #[arg(long, value_enum, env = "HANDHELD_TRANSPORT", default_value_t = crate::transport::Kind::Batch)]
+        transport: crate::transport::Kind,
+    },
     /// Assigned instructions.
     List {
         /// Also the records no longer assigned (cancelled or reassigned), with the work kept here unsent.
@@ -475,9 +480,9 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
             keep_tokens(store, &client)?;
             Ok(Output::new(format!("logged in as {username}"), json!({"username": username})))
         }
-        Command::Sync => {
+        Command::Sync { transport } => {
             let mut client = client(store, cli.attempts)?;
-            let result = crate::sync(store, &mut client, now);
+            let result = crate::sync(store, &mut client, *transport, now);
             keep_tokens(store, &client)?;
             let report = result?;
             let mut text = format!(
@@ -489,6 +494,12 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
                 report.bytes_received,
                 report.accepted
             );
+            if let Some(ws) = &report.ws {
+                text.push_str(&format!(
+                    " over the WebSocket ({} connection(s), {} messages sent, {} received)",
+                    ws.connections, ws.frames_sent, ws.frames_received
+                ));
+            }
             for (doc, code, message) in &report.errors {
                 text.push_str(&format!("\n  refused {doc}: {code}: {message}"));
             }

@@ -128,7 +128,8 @@ impl Client {
         }
     }
 
-    fn refresh(&mut self) -> Result<()> {
+    /// A new access token from the refresh token (the old one expired, or a WebSocket upgrade said 401).
+    pub fn refresh(&mut self) -> Result<()> {
         let token = self.refresh_token.clone().context("no refresh token")?;
         let url = format!("{}/api/v1/auth/refresh", self.base);
         let resp = self.http.post(url).json(&json!({"refresh_token": token})).send()?;

@@ -1,14 +1,16 @@
 //! The `handheld` reference client: what an officer's device does, as a command line. Documents live
 //! in a local SQLite store ([`store`]); edits are the typed `RecordDoc` operations of the protocol crate
 //! (`fieldcheck-sync`), committed offline; [`sync`] carries them to the server over the batch endpoint
-//! ([`client`]) — the assignment index first, then every assigned record — and brings back colleagues'
-//! work. The server never links this crate: its HTTP client, CLI and local store stay on the device.
+//! ([`client`]) or automerge-repo's WebSocket protocol ([`transport::ws`]) — the assignment index first,
+//! then every assigned record — and brings back colleagues' work. The server never links this crate: its HTTP client, CLI and local store stay on the device.
 //!
 //! # Layout
 //!
 //! - this file: register a device, load local documents, and the sync loop that drives the plan.
 //! - [`plan`]: what a sync round sends and what it does with the answers, without I/O (unit-tested).
-//! - [`client`]: HTTP to the server with retries, token refresh and resumable photo uploads.
+//! - [`client`]: HTTP to the server with retries, token refresh and resumable photo uploads; the batch
+//!   transport.
+//! - [`transport`]: the choice of transport, and [`transport::ws`], the WebSocket one.
 //! - [`store`]: the local SQLite file: settings, documents with their sync states, pending edits,
 //!   the photo queue.
 //! - [`cli`]: the `handheld` command line.
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod plan;
 pub mod store;
+pub mod transport;
 
 use std::collections::BTreeSet;
 
@@ -33,7 +36,11 @@ use automerge::ActorId;
 
 use fieldcheck_sync::{AssignmentIndex, RecordDoc, Refusal, Rules, SyncSession, session::Received};
 
-use self::{client::Client, store::Store};
+use self::{
+    client::Client,
+    store::Store,
+    transport::{Kind, Transport},
+};
 
 /// Documents per HTTP request (the server takes up to 500).
 pub const DOCS_PER_REQUEST: usize = 250;
@@ -144,6 +151,8 @@ pub fn register(
 /// What a sync did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct SyncReport {
+    /// Which way the documents travelled (photos always go over HTTP).
+    pub transport: Kind,
     pub rounds: usize,
     pub requests: u64,
     pub bytes_sent: u64,
@@ -162,6 +171,8 @@ pub struct SyncReport {
     /// Work kept on this device that this sync could not send: its instruction was cancelled or
     /// reassigned meanwhile. Never dropped; `list --all` still shows it.
     pub stranded: Vec<Stranded>,
+    /// What the WebSocket transport did (connections, frames), when it was used.
+    pub ws: Option<transport::ws::Stats>,
 }
 
 /// Edits and photos of a record no longer assigned to this officer, kept here unsent.
@@ -208,6 +219,8 @@ fn stranded(store: &Store, client: &mut Client, actor: &ActorId) -> Result<Vec<S
 fn exchange(
     store: &Store,
     client: &mut Client,
+    transport: &mut Transport,
+    index_doc: &str,
     ids: &[String],
     report: &mut SyncReport,
     now: i64,
@@ -222,7 +235,7 @@ fn exchange(
     let settled = plan::settle(
         &mut live,
         ids,
-        |request| client.sync(request),
+        |request| transport.send(client, request, index_doc),
         |response, saves| {
             store.set("index_doc", &response.index_doc)?;
             store.save_round(saves, now)
@@ -338,7 +351,7 @@ fn size(bytes: usize) -> String {
 /// uploaded), so supervisors see it (issue 13): an empty batch carrying only `pending`, sent when the
 /// counts differ from the last ones the server acknowledged. A server too old for the field refuses the
 /// batch; that costs the report, never the sync.
-fn report_pending(store: &Store, client: &mut Client) -> Result<()> {
+fn report_pending(store: &Store, client: &mut Client, transport: &mut Transport) -> Result<()> {
     let changes: i64 = store.pending()?.iter().map(|(_, n)| n).sum();
     let photos = store.pending_photos()?.len();
     let pending = fieldcheck_sync::batch::Pending {
@@ -354,7 +367,12 @@ fn report_pending(store: &Store, client: &mut Client) -> Result<()> {
         messages: Vec::new(),
         pending: Some(pending),
     };
-    match client.sync(&request) {
+    // Each transport says it its own way: an empty batch, or a `join` carrying the counts.
+    let said_it = match transport {
+        Transport::Batch => client.sync(&request).map(|_| ()),
+        Transport::Ws(ws) => ws.report_pending(client, pending),
+    };
+    match said_it {
         Ok(_) => store.set("reported_pending", &said),
         Err(e) => {
             eprintln!("warning: could not tell the server what is still pending here: {e:#}");
@@ -363,9 +381,27 @@ fn report_pending(store: &Store, client: &mut Client) -> Result<()> {
     }
 }
 
-/// A full sync: the assignment index, then every record it lists, then the queued photos.
-pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> {
-    let mut report = SyncReport::default();
+/// A full sync over `kind`: the assignment index, then every record it lists, then the queued photos
+/// (over HTTP whatever the transport). Nothing stored depends on the transport: the next sync may use
+/// the other one.
+pub fn sync(store: &Store, client: &mut Client, kind: Kind, now: i64) -> Result<SyncReport> {
+    let device_id = store.require("device_id")?;
+    let mut transport = Transport::open(kind, client, &device_id, store.setting("private_ca")?.as_deref())?;
+    let result = sync_over(store, client, &mut transport, now);
+    if let Transport::Ws(ws) = &mut transport {
+        ws.finish();
+    }
+    let mut report = result?;
+    if let Transport::Ws(ws) = &transport {
+        report.ws = Some(ws.stats);
+        report.bytes_sent += ws.stats.bytes_sent;
+        report.bytes_received += ws.stats.bytes_received;
+    }
+    Ok(report)
+}
+
+fn sync_over(store: &Store, client: &mut Client, transport: &mut Transport, now: i64) -> Result<SyncReport> {
+    let mut report = SyncReport { transport: transport.kind(), ..SyncReport::default() };
     let acknowledged_upto = store.last_pending_id()?;
     let index_id = match store.setting("index_doc")? {
         Some(id) => id,
@@ -378,7 +414,7 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
     // The index and every record already known go out together: one round when nothing is new.
     let known: Vec<String> = store.records()?.into_iter().map(|d| d.id).collect();
     let first: Vec<String> = std::iter::once(index_id.clone()).chain(known.iter().cloned()).collect();
-    let mut refused = exchange(store, client, &first, &mut report, now)?;
+    let mut refused = exchange(store, client, transport, &index_id, &first, &mut report, now)?;
 
     let actor = actor(store)?;
     let assignments = match load(store, &index_id, &actor)? {
@@ -400,7 +436,7 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
     refused.retain(|r| ids.contains(&r.doc) || r.doc == index_id);
     let new: Vec<String> = ids.iter().filter(|id| !known.contains(id)).cloned().collect();
     if !new.is_empty() {
-        refused.extend(exchange(store, client, &new, &mut report, now)?);
+        refused.extend(exchange(store, client, transport, &index_id, &new, &mut report, now)?);
     }
     let failed: BTreeSet<String> = refused.iter().map(|r| r.doc.clone()).collect();
     report.errors.extend(refused.into_iter().map(|r| (r.doc, r.code, r.message)));
@@ -410,7 +446,7 @@ pub fn sync(store: &Store, client: &mut Client, now: i64) -> Result<SyncReport> 
     }
     upload_photos(store, client, &mut report, now)?;
     report.stranded = stranded(store, client, &actor)?;
-    report_pending(store, client)?;
+    report_pending(store, client, transport)?;
     store.set("last_sync_at", &now.to_string())?;
     report.records = ids.len();
     report.requests = client.requests;

@@ -11,6 +11,9 @@
 //! - [`RepoDocId`]: a document id in automerge-repo's form, convertible to and from the server's hex.
 //! - [`ClientMessage`] and [`decode`]: what a client may send, read strictly (unknown types refused).
 //! - [`ServerMessage`] and [`encode`]: what the server sends.
+//! - The client's side, for the handheld's WebSocket transport: [`encode_client`] writes what a client
+//!   sends, [`decode_server`] reads what the server sends into a [`ServerFrame`], and [`refusal`] takes a
+//!   refusal's rule and document out of an `error` message's text.
 
 use std::fmt;
 
@@ -245,6 +248,118 @@ pub fn encode(message: &ServerMessage<'_>) -> Vec<u8> {
     batch::encode(&Value::Map(map))
 }
 
+/// What a client sends, written as the JS client writes it; `target_id` is the server's peer id.
+pub fn encode_client(message: &ClientMessage, target_id: &str) -> Vec<u8> {
+    let map = match message {
+        ClientMessage::Join { sender_id, versions, pending } => {
+            let mut meta = vec![entry("isEphemeral", false)];
+            if let Some(p) = pending {
+                meta.push(entry(
+                    "pending",
+                    Value::Map(vec![entry("changes", p.changes), entry("photos", p.photos)]),
+                ));
+            }
+            vec![
+                entry("type", "join"),
+                entry("senderId", sender_id.as_str()),
+                entry(
+                    "supportedProtocolVersions",
+                    Value::Array(versions.iter().map(|v| Value::Text(v.clone())).collect()),
+                ),
+                entry("peerMetadata", Value::Map(meta)),
+            ]
+        }
+        ClientMessage::Doc { kind, sender_id, document_id, data } => vec![
+            entry("type", if *kind == DocMessageKind::Request { "request" } else { "sync" }),
+            entry("senderId", sender_id.as_str()),
+            entry("targetId", target_id),
+            entry("documentId", document_id.to_string()),
+            entry("data", Value::Bytes(data.clone())),
+        ],
+        ClientMessage::DocUnavailable { document_id } => vec![
+            entry("type", "doc-unavailable"),
+            entry("targetId", target_id),
+            entry("documentId", document_id.to_string()),
+        ],
+        ClientMessage::Ephemeral => vec![entry("type", "ephemeral")],
+        ClientMessage::Leave => vec![entry("type", "leave")],
+        ClientMessage::RemoteHeads => vec![entry("type", "remote-heads-changed")],
+    };
+    batch::encode(&Value::Map(map))
+}
+
+/// What the server sent, as a client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerFrame {
+    /// The handshake's answer, with the server's storage id when it names one.
+    Peer {
+        sender_id: String,
+        storage_id: Option<String>,
+    },
+    Sync {
+        document_id: RepoDocId,
+        data: Vec<u8>,
+    },
+    DocUnavailable {
+        document_id: RepoDocId,
+    },
+    /// The server's refusal or failure, in words (`<rule>: <message>`); the connection closes after it.
+    Error {
+        message: String,
+    },
+    /// Messages a client may ignore (`ephemeral`, the remote-heads gossip).
+    Ignored,
+}
+
+/// Reads one server frame; a frame that is not a protocol message, or a `sync` without bytes, is refused.
+pub fn decode_server(frame: &[u8]) -> Result<ServerFrame, WireError> {
+    let value: Value = batch::decode(frame).map_err(|e| WireError::new(e.to_string()))?;
+    let Value::Map(map) = value else {
+        return Err(WireError::new("a message must be a CBOR map"));
+    };
+    Ok(match text(&map, "type")?.as_str() {
+        "peer" => {
+            let storage_id = match field(&map, "peerMetadata").or_else(|| field(&map, "metadata")) {
+                Some(Value::Map(meta)) => {
+                    field(meta, "storageId").and_then(Value::as_text).map(str::to_owned)
+                }
+                _ => None,
+            };
+            ServerFrame::Peer { sender_id: text(&map, "senderId")?, storage_id }
+        }
+        "sync" | "request" => match field(&map, "data") {
+            Some(Value::Bytes(b)) => ServerFrame::Sync { document_id: document_id(&map)?, data: b.clone() },
+            _ => return Err(WireError::new("`data` must be a byte string (an automerge sync message)")),
+        },
+        "doc-unavailable" => ServerFrame::DocUnavailable { document_id: document_id(&map)? },
+        "error" => ServerFrame::Error { message: text(&map, "message")? },
+        "ephemeral" | "remote-subscription-change" | "remote-heads-changed" => ServerFrame::Ignored,
+        other => return Err(WireError::new(format!("unknown message type {other:?}"))),
+    })
+}
+
+/// A refusal read from the server's `error` text: the rule's code, the server's words, and the document
+/// when the refusal was about one. The server writes `<code>: <message>`, and a document's refusal ends
+/// with `(document <bs58check id>)` (docs/sync-protocol.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+    pub document_id: Option<RepoDocId>,
+}
+
+pub fn refusal(error_text: &str) -> Refusal {
+    let (code, message) = match error_text.split_once(": ") {
+        Some((code, rest)) if !code.is_empty() && !code.contains(' ') => (code, rest),
+        _ => ("error", error_text),
+    };
+    let document_id = message
+        .strip_suffix(')')
+        .and_then(|m| m.rsplit_once(" (document "))
+        .and_then(|(_, id)| RepoDocId::parse(id).ok());
+    Refusal { code: code.to_owned(), message: message.to_owned(), document_id }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +493,56 @@ mod tests {
         assert_eq!(field(&map, "type").and_then(Value::as_text), Some("sync"));
         assert_eq!(field(&map, "documentId").and_then(Value::as_text), Some(id.to_string().as_str()));
         assert_eq!(field(&map, "data"), Some(&Value::Bytes(vec![7, 8, 9])));
+    }
+
+    #[test]
+    fn a_clients_messages_read_back_as_the_server_reads_them() {
+        let id = RepoDocId::from_hex("00112233445566778899aabbccddeeff").unwrap();
+        let join = ClientMessage::Join {
+            sender_id: "device-1".into(),
+            versions: vec![PROTOCOL_VERSION.into()],
+            pending: Some(Pending { changes: 2, photos: 1 }),
+        };
+        let doc = ClientMessage::Doc {
+            kind: DocMessageKind::Sync,
+            sender_id: "device-1".into(),
+            document_id: id,
+            data: vec![0x42, 7],
+        };
+        for message in [join, doc, ClientMessage::Leave] {
+            assert_eq!(decode(&encode_client(&message, "server")).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn a_servers_messages_read_back_as_a_client_reads_them() {
+        let id = RepoDocId::from_hex("ffeeddccbbaa99887766554433221100").unwrap();
+        let peer = encode(&ServerMessage::Peer { sender_id: "server", target_id: "d", storage_id: "abc" });
+        assert_eq!(
+            decode_server(&peer).unwrap(),
+            ServerFrame::Peer { sender_id: "server".into(), storage_id: Some("abc".into()) }
+        );
+        let sync =
+            encode(&ServerMessage::Sync { sender_id: "s", target_id: "d", document_id: id, data: &[1, 2] });
+        assert_eq!(decode_server(&sync).unwrap(), ServerFrame::Sync { document_id: id, data: vec![1, 2] });
+        let gone = encode(&ServerMessage::DocUnavailable { sender_id: "s", target_id: "d", document_id: id });
+        assert_eq!(decode_server(&gone).unwrap(), ServerFrame::DocUnavailable { document_id: id });
+        assert!(decode_server(&frame(vec![entry("type", "teleport")])).is_err());
+        assert!(
+            decode_server(&frame(vec![entry("type", "sync"), entry("documentId", id.to_string())])).is_err()
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_its_rule_and_the_document_it_was_about() {
+        let id = RepoDocId::from_hex("ffeeddccbbaa99887766554433221100").unwrap();
+        // As the server writes it: `<code>: <message> (document <id>)`.
+        let about_doc = refusal(&format!("server_owned_path: /instruction is the server's (document {id})"));
+        assert_eq!(about_doc.code, "server_owned_path");
+        assert_eq!(about_doc.document_id, Some(id));
+        assert!(about_doc.message.starts_with("/instruction is the server's"));
+        let whole = refusal("session_ended: this login session has ended; log in again");
+        assert_eq!((whole.code.as_str(), whole.document_id), ("session_ended", None));
+        assert_eq!(refusal("no rule here").code, "error");
     }
 }

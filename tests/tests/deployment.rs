@@ -338,6 +338,16 @@ async fn the_handheld_syncs_over_https_trusting_a_private_ca_file_and_refuses_th
     handheld.sync();
     let list = handheld.ok(&["list"]);
     assert!(list.to_string().contains(&instruction.to_string()), "{list}");
+    // The WebSocket transport goes through the same terminator (`wss://`), trusting the same CA.
+    let item = fieldcheck_tests::field::items(&server, instruction).await[0].clone();
+    handheld.ok(&["check", &instruction.to_string(), &item, "pass"]);
+    let report = handheld.ok(&["sync", "--transport", "ws"]);
+    assert_eq!(
+        (report["ws"]["connections"].as_u64(), &report["errors"]),
+        (Some(1), &serde_json::json!([])),
+        "{report}"
+    );
+    assert!(report["accepted"].as_u64().unwrap() >= 1, "{report}");
 }
 
 #[tokio::test]

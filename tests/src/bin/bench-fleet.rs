@@ -1,8 +1,9 @@
 //! Fleet benchmark: many handhelds syncing their records concurrently to a real server.
 //!
-//! `bench-fleet [HANDHELDS] [RECORDS_PER_HANDHELD] [SESSIONS] [--json]` (defaults 20 × 10 × 3). The
-//! server is the real `fieldcheck` binary in its own process; each handheld is a thread of this process
-//! running the `handheld` client library (its own SQLite store, HTTP batch sync). Setup files, approves
+//! `bench-fleet [HANDHELDS] [RECORDS_PER_HANDHELD] [SESSIONS] [--transport batch|ws] [--json]` (defaults
+//! 20 × 10 × 3 over batch). The server is the real `fieldcheck` binary in its own process; each handheld
+//! is a thread of this process running the `handheld` client library (its own SQLite store; batch HTTP
+//! sync, or the WebSocket transport with `--transport ws`). Setup files, approves
 //! and assigns one frozen-fish instruction per record (13 check items). Then every handheld downloads
 //! its records and works through `SESSIONS` offline sessions, syncing after each: the check results
 //! spread over the sessions, five photo references in the first, verdict and completion in the last.
@@ -24,7 +25,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, sync::SyncDoc, transaction::Transactable};
-use fieldcheck_handheld::{self as handheld, Doc, client::Client, store::Store};
+use fieldcheck_handheld::{self as handheld, Doc, client::Client, store::Store, transport::Kind};
 use fieldcheck_sync::{
     RecordDoc,
     schema::{CheckResult, OfficerId, PhotoHash, PhotoRef, Stamp, Verdict},
@@ -34,9 +35,38 @@ use serde_json::json;
 
 const PHOTOS: usize = 5;
 
+/// The arguments without `--transport` and its value.
+fn args() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args();
+    while let Some(a) = args.next() {
+        if a == "--transport" {
+            args.next();
+        } else if !a.starts_with("--transport=") {
+            out.push(a);
+        }
+    }
+    out
+}
+
 /// The `n`th positional argument (1-based), flags left out.
 fn arg(n: usize, default: usize) -> usize {
-    std::env::args().filter(|a| !a.starts_with("--")).nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
+    args().into_iter().filter(|a| !a.starts_with("--")).nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+/// `--transport ws` (or `=ws`): the handhelds sync over the WebSocket endpoint; batch otherwise.
+fn transport() -> Result<Kind> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--transport") {
+        Some("") => args.get(i + 1).cloned(),
+        Some(rest) => rest.strip_prefix('=').map(str::to_owned),
+        None => None,
+    });
+    match value.as_deref() {
+        None | Some("batch") => Ok(Kind::Batch),
+        Some("ws") => Ok(Kind::Ws),
+        Some(other) => anyhow::bail!("--transport is batch or ws, not {other:?}"),
+    }
 }
 
 /// Creates officers, files and approves `handhelds × records` applications, assigns `records` to each.
@@ -129,6 +159,7 @@ struct HandheldRun {
     /// Per whole sync (`handheld::sync`: every round trip of it).
     syncs: Vec<Duration>,
     bytes: u64,
+    /// HTTP requests, or WebSocket frames sent over `--transport ws`.
     requests: u64,
     retries: u64,
     unavailable: u64,
@@ -140,6 +171,7 @@ fn run_handheld(
     base: String,
     username: String,
     sessions: usize,
+    kind: Kind,
     ready: &Barrier,
 ) -> Result<HandheldRun> {
     let dir = tempfile::tempdir()?;
@@ -147,7 +179,7 @@ fn run_handheld(
     let mut client = Client::new(&base, 5, None)?;
     let downloaded =
         handheld::register(&store, &mut client, &username, "demo-password", "bench", None, false)
-            .and_then(|_| handheld::sync(&store, &mut client, 0));
+            .and_then(|_| handheld::sync(&store, &mut client, kind, 0));
     // Everyone starts the offline sessions together, even a handheld whose download failed.
     ready.wait();
     downloaded?;
@@ -156,6 +188,7 @@ fn run_handheld(
     let (retries0, unavailable0) = (client.retries, client.unavailable);
     client.latencies.clear();
     let mut syncs = Vec::with_capacity(sessions);
+    let (mut ws_bytes, mut ws_frames) = (0, 0);
     let by = OfficerId::parse(username.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let actor = handheld::actor(&store)?;
     let records = store.records()?;
@@ -175,15 +208,19 @@ fn run_handheld(
             store.save_edit(&local.id, &doc.save(), "bench", 0)?;
         }
         let sync_started = Instant::now();
-        let report = handheld::sync(&store, &mut client, 0)?;
+        let report = handheld::sync(&store, &mut client, kind, 0)?;
         syncs.push(sync_started.elapsed());
+        if let Some(ws) = report.ws {
+            ws_bytes += ws.bytes_sent + ws.bytes_received;
+            ws_frames += ws.frames_sent;
+        }
         anyhow::ensure!(report.errors.is_empty(), "refused: {:?}", report.errors);
     }
     Ok(HandheldRun {
         latencies: client.latencies,
         syncs,
-        bytes: client.bytes_sent + client.bytes_received - bytes0,
-        requests: client.requests - requests0,
+        bytes: client.bytes_sent + client.bytes_received - bytes0 + ws_bytes,
+        requests: client.requests - requests0 + ws_frames,
         retries: client.retries - retries0,
         unavailable: client.unavailable - unavailable0,
         records: records.len(),
@@ -283,6 +320,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn main() -> Result<()> {
     let (handhelds, records, sessions) = (arg(1, 20), arg(2, 10), arg(3, 3).max(1));
     let json_line = std::env::args().any(|a| a == "--json");
+    let kind = transport()?;
     // Every handheld logs in from 127.0.0.1 here, where a real fleet comes from as many addresses: with
     // the per-address limit of 20 (which counts attempts before their check) 20 handhelds registering
     // at once ran into `429 too_many_attempts` on a loaded machine.
@@ -302,7 +340,7 @@ fn main() -> Result<()> {
             .enumerate()
             .map(|(n, username)| {
                 let (base, ready) = (server.base.clone(), &ready);
-                scope.spawn(move || run_handheld(n, base, username.clone(), sessions, ready))
+                scope.spawn(move || run_handheld(n, base, username.clone(), sessions, kind, ready))
             })
             .collect();
         ready.wait();
@@ -354,7 +392,7 @@ fn main() -> Result<()> {
             None,
             false,
         )?;
-        handheld::sync(&store, &mut client, 0)?;
+        handheld::sync(&store, &mut client, Kind::Batch, 0)?;
         let local = store.records()?.into_iter().next().context("a record")?;
         RecordDoc::load(local.data.as_deref().context("record data")?, handheld::actor(&store)?)?
     };
@@ -364,7 +402,7 @@ fn main() -> Result<()> {
 
     let per_sec = |d: Duration| total_records as f64 / d.as_secs_f64();
     println!(
-        "fleet: {handhelds} handhelds × {records} records ({checks} checks, {PHOTOS} photo refs, verdict), {sessions} offline sessions each"
+        "fleet: {handhelds} handhelds × {records} records ({checks} checks, {PHOTOS} photo refs, verdict), {sessions} offline sessions each, over {kind:?}"
     );
     println!("  wall time (sessions phase)   {:.2?}", fleet);
     println!("  records/s (all sessions)     {:.1}", per_sec(fleet));
@@ -383,7 +421,7 @@ fn main() -> Result<()> {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );
-    println!("  sync requests                {requests}");
+    println!("  sync requests (ws: frames)   {requests}");
     println!("  document cache hits / misses {cache_hits} / {cache_misses}");
     println!("  retries / 503s / failed      {retries} / {unavailable} / {failed} handhelds");
     println!("  bytes per record (up+down)   {}", bytes / total_records.max(1) as u64);
@@ -399,7 +437,7 @@ fn main() -> Result<()> {
         println!(
             "{}",
             json!({
-                "handhelds": handhelds, "records": records, "sessions": sessions,
+                "handhelds": handhelds, "records": records, "sessions": sessions, "transport": kind,
                 "records_per_s": per_sec(fleet),
                 "server_cpu_ms_per_record": cpu_per_record_ms,
                 "client_cpu_ms_per_record": client_ms,
