@@ -98,6 +98,12 @@ fn collect(
     field: ConflictField,
     out: &mut Vec<Conflict>,
 ) -> Result<(), RecordError> {
+    let written = doc.get_all(obj, prop)?;
+    // One value or none: no conflict, and no need to read the stamps (this runs
+    // for every field of every check after each merge).
+    if written.len() < 2 {
+        return Ok(());
+    }
     // Each officer's edit writes the value and its stamp together, so the concurrent stamps name the
     // officer behind each concurrent value, by device.
     let stamps: Vec<(ActorId, String)> = doc
@@ -108,8 +114,7 @@ fn collect(
             ObjId::Root => None,
         })
         .collect();
-    let values: Vec<ConcurrentValue> = doc
-        .get_all(obj, prop)?
+    let values: Vec<ConcurrentValue> = written
         .into_iter()
         .filter_map(|(value, id)| match id {
             ObjId::Id(_, actor, _) => {

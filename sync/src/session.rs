@@ -5,6 +5,7 @@
 use automerge::sync::{self, DecodeStateError, SyncDoc};
 
 use crate::record::Document;
+use crate::schema::InstructionPart;
 use crate::validate::{AcceptedChanges, Refusal, Rules, validate_message, validate_owned};
 
 /// The sync state for one (peer, document) pair.
@@ -68,14 +69,15 @@ impl SyncSession {
 
     /// [`receive`](Self::receive) on a document given up rather than borrowed: no copy of it is made.
     /// Accepted, the merged document comes back; refused, it is gone (it may hold the refused changes)
-    /// and the session is unchanged.
+    /// and the session is unchanged. `instruction`: see [`validate_owned`].
     pub fn receive_owned<D: Document>(
         &mut self,
         doc: D,
         message: &[u8],
         rules: &Rules,
+        instruction: Option<&InstructionPart>,
     ) -> Result<(D, Received), Refusal> {
-        let accepted = validate_owned(doc, &self.state, message, rules)?;
+        let accepted = validate_owned(doc, &self.state, message, rules, instruction)?;
         self.state = accepted.state;
         Ok((accepted.doc, Received { accepted: accepted.changes, reply: accepted.reply }))
     }

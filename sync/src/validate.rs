@@ -131,13 +131,18 @@ pub fn validate_message<D: Document>(
 /// [`validate_message`] on a document the caller gives up: no copy is made, and on refusal the
 /// document is dropped (it may hold the refused changes), so the caller must read it again from
 /// storage. Worth it where refusals are rare and documents are large: the server's sync engine.
+///
+/// `instruction`, when the caller knows the record's instruction part (see `RecordDoc::read_with`),
+/// spares reading it from the document for the units of edited check items.
 pub fn validate_owned<D: Document>(
     doc: D,
     state: &sync::State,
     message: &[u8],
     rules: &Rules,
+    instruction: Option<&InstructionPart>,
 ) -> Result<Accepted<D>, Refusal> {
-    validate_fork(doc.into_automerge(), state, message, rules, MAX_CHANGE_BYTES_PER_MESSAGE)
+    let known = instruction.map(|i| Some(i.clone()));
+    validate_fork(doc.into_automerge(), state, message, rules, MAX_CHANGE_BYTES_PER_MESSAGE, known)
 }
 
 /// [`validate_message`] with the change-byte limit as a parameter, so that its test does not have to
@@ -154,7 +159,7 @@ fn validate_within<D: Document>(
     }
     // `clone`, not `fork`: a fork gets a new random actor, and the copy we keep must still write
     // as the server.
-    validate_fork(doc.automerge().clone(), state, message, rules, change_byte_limit)
+    validate_fork(doc.automerge().clone(), state, message, rules, change_byte_limit, None)
 }
 
 /// Validates against `fork`, a copy (or a document given up) that becomes the accepted document.
@@ -164,6 +169,7 @@ fn validate_fork<D: Document>(
     message: &[u8],
     rules: &Rules,
     change_byte_limit: usize,
+    instruction: Option<Option<InstructionPart>>,
 ) -> Result<Accepted<D>, Refusal> {
     if message.len() > MAX_MESSAGE_BYTES {
         return Err(Refusal::MessageTooLarge { size: message.len(), limit: MAX_MESSAGE_BYTES });
@@ -207,7 +213,9 @@ fn validate_fork<D: Document>(
                     doc: &fork,
                     officers,
                     new: new.iter().map(|c| c.hash()).collect(),
-                    instruction: std::cell::OnceCell::new(),
+                    // A known part is the document's: the check below refuses any new change
+                    // under `instruction` before a unit is looked up.
+                    instruction: instruction.map_or_else(std::cell::OnceCell::new, std::cell::OnceCell::from),
                 };
                 check.run(&patches)?;
             }

@@ -61,11 +61,10 @@ pub fn in_subtree(c: &Connection, root: i64, unit: i64) -> rusqlite::Result<bool
 
 /// Is `officer` assigned to `instruction`?
 pub fn is_assigned(c: &Connection, instruction: i64, officer: i64) -> rusqlite::Result<bool> {
-    c.query_row(
+    c.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM instruction_officers WHERE instruction_id = ?1 AND officer_id = ?2)",
-        [instruction, officer],
-        |r| r.get(0),
-    )
+    )?
+    .query_row([instruction, officer], |r| r.get(0))
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Device> {
 }
 
 pub fn get(c: &Connection, id: &str) -> Result<Option<Device>, StoreError> {
-    Ok(c.query_row(&format!("SELECT {COLS} FROM devices WHERE id = ?1"), [id], row).optional()?)
+    Ok(c.prepare_cached(&format!("SELECT {COLS} FROM devices WHERE id = ?1"))?
+        .query_row([id], row)
+        .optional()?)
 }
 
 /// The device, or [`StoreError::NotFound`].
@@ -59,15 +61,13 @@ pub fn insert(
     name: &str,
     actor_id: &str,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO devices (id, officer_id, name, actor_id, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, officer_id, name, actor_id, now],
-    )
+    )?
+    .execute(params![id, officer_id, name, actor_id, now])
     .map_err(|e| StoreError::unique(e, "the device"))?;
-    tx.execute(
-        "INSERT INTO device_actors (actor_id, device_id, issued_at) VALUES (?1, ?2, ?3)",
-        params![actor_id, id, now],
-    )?;
+    tx.prepare_cached("INSERT INTO device_actors (actor_id, device_id, issued_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![actor_id, id, now])?;
     Ok(())
 }
 
@@ -78,23 +78,20 @@ pub fn replace_actor(
     device_id: &str,
     actor_id: &str,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE device_actors SET retired_at = ?1 WHERE device_id = ?2 AND retired_at IS NULL",
-        params![now, device_id],
-    )?;
-    tx.execute(
-        "INSERT INTO device_actors (actor_id, device_id, issued_at) VALUES (?1, ?2, ?3)",
-        params![actor_id, device_id, now],
-    )?;
-    tx.execute("UPDATE devices SET actor_id = ?1 WHERE id = ?2", params![actor_id, device_id])?;
+    )?
+    .execute(params![now, device_id])?;
+    tx.prepare_cached("INSERT INTO device_actors (actor_id, device_id, issued_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![actor_id, device_id, now])?;
+    tx.prepare_cached("UPDATE devices SET actor_id = ?1 WHERE id = ?2")?
+        .execute(params![actor_id, device_id])?;
     Ok(())
 }
 
 /// When `actor` (hex) was retired from `device_id`, if it is a retired actor of that device.
 pub fn retired_at(c: &Connection, device_id: &str, actor: &str) -> Result<Option<i64>, StoreError> {
-    Ok(c.query_row(
-        "SELECT retired_at FROM device_actors WHERE device_id = ?1 AND actor_id = ?2 AND retired_at IS NOT NULL",
-        params![device_id, actor],
+    Ok(c.prepare_cached("SELECT retired_at FROM device_actors WHERE device_id = ?1 AND actor_id = ?2 AND retired_at IS NOT NULL")?.query_row(params![device_id, actor],
         |r| r.get(0),
     )
     .optional()?)
@@ -102,7 +99,8 @@ pub fn retired_at(c: &Connection, device_id: &str, actor: &str) -> Result<Option
 
 /// The device synced at `now`.
 pub fn seen(tx: &Transaction<'_>, device_id: &str, now: i64) -> Result<(), StoreError> {
-    tx.execute("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2", params![now, device_id])?;
+    tx.prepare_cached("UPDATE devices SET last_seen_at = ?1 WHERE id = ?2")?
+        .execute(params![now, device_id])?;
     Ok(())
 }
 
@@ -114,14 +112,12 @@ pub fn pending_reported(
     pending: fieldcheck_sync::batch::Pending,
     now: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE devices SET pending_changes = ?1, pending_photos = ?2, pending_reported_at = ?3 WHERE id = ?4",
-        params![pending.changes, pending.photos, now, device_id],
+    tx.prepare_cached("UPDATE devices SET pending_changes = ?1, pending_photos = ?2, pending_reported_at = ?3 WHERE id = ?4")?.execute(params![pending.changes, pending.photos, now, device_id],
     )?;
     Ok(())
 }
 
 pub fn set_status(tx: &Transaction<'_>, device_id: &str, status: UserStatus) -> Result<(), StoreError> {
-    tx.execute("UPDATE devices SET status = ?1 WHERE id = ?2", params![status, device_id])?;
+    tx.prepare_cached("UPDATE devices SET status = ?1 WHERE id = ?2")?.execute(params![status, device_id])?;
     Ok(())
 }

@@ -64,7 +64,10 @@ fn with_officers(c: &Connection, mut i: Instruction) -> rusqlite::Result<Instruc
 }
 
 pub fn get(c: &Connection, id: i64) -> Result<Option<Instruction>, StoreError> {
-    let i = c.query_row(&format!("SELECT {COLS} FROM instructions WHERE id = ?1"), [id], row).optional()?;
+    let i = c
+        .prepare_cached(&format!("SELECT {COLS} FROM instructions WHERE id = ?1"))?
+        .query_row([id], row)
+        .optional()?;
     Ok(i.map(|i| with_officers(c, i)).transpose()?)
 }
 

@@ -142,7 +142,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Is the photo with this SHA-256 (64 lowercase hex digits) stored? The record projection asks this to
 /// decide whether every photo a record references has arrived.
 pub fn is_present(c: &Connection, sha256_hex: &str) -> rusqlite::Result<bool> {
-    c.query_row("SELECT EXISTS (SELECT 1 FROM photos WHERE sha256 = ?1)", [sha256_hex], |r| r.get(0))
+    c.prepare_cached("SELECT EXISTS (SELECT 1 FROM photos WHERE sha256 = ?1)")?
+        .query_row([sha256_hex], |r| r.get(0))
 }
 
 /// A checked photo about to be recorded.

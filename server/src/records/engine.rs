@@ -9,6 +9,7 @@
 //!   rounds about different documents in parallel) and a bounded LRU cache of loaded documents.
 //! - [`Engine::sync`]: lock the round's documents, read phase ([`prepare`], on a read connection),
 //!   write phase ([`commit`], one `Db::write`), then the merged documents back into the cache.
+//! - [`Engine::outgoing`]: the WebSocket fan-out's next message for a peer, from the cached copy.
 //! - [`commit`]'s fallback: when anything the read phase relied on moved before the writer got to
 //!   it — the document's generation (`db::doc_generation`: any other write of it, a review, a
 //!   resolution, an assignment), the authorization facts (assignment, seal, bound actors, the
@@ -29,7 +30,9 @@ use std::{
 };
 
 use fieldcheck_sync::{
-    ActorId, AssignmentIndex, RecordDoc, Rules, SyncSession, batch::DocError, schema::OfficerId,
+    ActorId, AssignmentIndex, RecordDoc, Rules, SyncSession,
+    batch::DocError,
+    schema::{InstructionPart, OfficerId},
 };
 use rusqlite::{Connection, Transaction};
 use tokio::sync::OwnedMutexGuard;
@@ -71,7 +74,10 @@ pub struct Outcome {
 
 /// A loaded document of either kind.
 enum Loaded {
-    Record(RecordDoc),
+    /// With its instruction part, read once when the document was loaded: server-owned, so it stays
+    /// what it was until a server write, which moves the generation and so drops this copy
+    /// (`RecordDoc::read_with`). Validation and the projection then never walk it again.
+    Record(RecordDoc, Arc<InstructionPart>),
     Index(AssignmentIndex),
 }
 
@@ -265,6 +271,60 @@ impl Engine {
         }
         Ok(Outcome { index_doc: round.index_doc, results })
     }
+
+    /// The next message for a connected peer holding `meta`'s document, if it lacks anything the
+    /// server has (the WebSocket fan-out after a change that came in another way). From the cached
+    /// copy when it is current, else read from SQLite and then cached: loading the document for every
+    /// peer after every change made the fan-out cost more than the changes.
+    pub async fn outgoing(
+        state: &AppState,
+        meta: DocMeta,
+        session: SyncSession,
+    ) -> Result<(SyncSession, Option<Vec<u8>>), ApiError> {
+        let engine = state.sync_engine.clone();
+        let _lock = engine.lock(BTreeSet::from([meta.id.clone()])).await;
+        let engine_r = engine.clone();
+        state
+            .db
+            .read(move |c| {
+                let mut session = session;
+                let generation = db::doc_generation(&meta.id);
+                let mut doc = match engine_r.take(&meta.id, generation) {
+                    Some(doc) => doc,
+                    None => {
+                        // A single statement (`store::load_bytes`): one snapshot without a transaction.
+                        let actor = match store::stored_server_actor(c)? {
+                            Some(hex) => {
+                                hex.parse().map_err(|e| super::internal("stored server actor", e))?
+                            }
+                            None => fieldcheck_sync::new_actor_id(),
+                        };
+                        load(c, &meta, actor)?
+                    }
+                };
+                let message = match &mut doc {
+                    Loaded::Record(record, _) => session.generate(record),
+                    Loaded::Index(index) => session.generate(index),
+                };
+                if db::doc_generation(&meta.id) == generation {
+                    engine_r.put(meta.id.clone(), doc, generation);
+                }
+                Ok((session, message))
+            })
+            .await
+    }
+}
+
+/// A document read from SQLite, a record with its instruction part.
+fn load(c: &Connection, meta: &DocMeta, actor: ActorId) -> Result<Loaded, ApiError> {
+    Ok(match meta.kind {
+        DocKind::Index => Loaded::Index(super::load_index(c, &meta.id, actor)?),
+        DocKind::Record => {
+            let record = super::load_record(c, &meta.id, actor)?;
+            let instruction = record.instruction().map_err(|e| super::internal("stored record", e))?;
+            Loaded::Record(record, Arc::new(instruction))
+        }
+    })
 }
 
 /// The authorization facts a record message was validated under; re-read by the writer, and any
@@ -407,11 +467,11 @@ fn prepare_one(
                 p.result = Err(doc_error("not_assigned", "this is another officer's assignment index"));
                 return Ok(());
             }
-            let index = match cached() {
-                Some(Loaded::Index(index)) => index,
-                _ => super::load_index(c, &meta.id, actor.clone())?,
+            let index = match cached().map_or_else(|| load(c, &meta, actor.clone()), Ok)? {
+                Loaded::Index(index) => index,
+                Loaded::Record(..) => return Err(super::internal("sync", "an index id names a record")),
             };
-            match session.receive_owned(index, &p.data, &Rules::ReadOnly) {
+            match session.receive_owned(index, &p.data, &Rules::ReadOnly, None) {
                 Ok((index, received)) => (received, Loaded::Index(index)),
                 Err(refusal) => {
                     p.result = Err(super::refused_for(c, device_id, &refusal)?);
@@ -433,22 +493,23 @@ fn prepare_one(
                 sender: facts.sender.clone(),
                 sealed: facts.sealed,
             };
-            let mut record = match cached() {
-                Some(Loaded::Record(record)) => record,
-                _ => super::load_record(c, &meta.id, actor.clone())?,
-            };
+            let (mut record, instruction) =
+                match cached().map_or_else(|| load(c, &meta, actor.clone()), Ok)? {
+                    Loaded::Record(record, instruction) => (record, instruction),
+                    Loaded::Index(_) => return Err(super::internal("sync", "a record id names an index")),
+                };
             let heads = record.heads();
-            match session.receive_owned(record, &p.data, &rules) {
+            match session.receive_owned(record, &p.data, &rules, Some(&instruction)) {
                 Ok((mut record, received)) => {
                     if received.accepted.changes > 0 {
                         let chunk = record.save_after(&heads);
-                        let projected = projection::compute(&record)?;
+                        let projected = projection::compute_with(&record, &instruction)?;
                         p.write = Some(Write {
                             changes: Some(Changes { instruction_id, chunk, projected, facts }),
                             state: None,
                         });
                     }
-                    (received, Loaded::Record(record))
+                    (received, Loaded::Record(record, instruction))
                 }
                 Err(refusal) => {
                     p.result = Err(super::refused_for(c, device_id, &refusal)?);
@@ -516,7 +577,7 @@ fn commit(
         }
         let Some(write) = p.write.take() else { continue };
         if let Some(ch) = write.changes {
-            let Some(Loaded::Record(record)) = p.merged.as_mut() else {
+            let Some(Loaded::Record(record, _)) = p.merged.as_mut() else {
                 return Err(super::internal("sync", "a record's changes without the record"));
             };
             if store::append(tx, &p.doc, &ch.chunk, now)? {

@@ -525,21 +525,6 @@ fn is_assigned(c: &Connection, instruction_id: i64, officer: i64) -> Result<bool
     Ok(crate::db::scope::is_assigned(c, instruction_id, officer)?)
 }
 
-/// The next message for a peer holding `meta`'s document, if it lacks anything the server has: how
-/// changes that came in any other way reach connected peers.
-pub fn outgoing(
-    c: &Connection,
-    meta: &DocMeta,
-    session: &mut SyncSession,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    // The reader's actor never writes: any will do.
-    let actor = fieldcheck_sync::new_actor_id();
-    Ok(match meta.kind {
-        DocKind::Index => session.generate(&mut load_index(c, &meta.id, actor)?),
-        DocKind::Record => session.generate(&mut load_record(c, &meta.id, actor)?),
-    })
-}
-
 fn sync_one(
     tx: &Transaction<'_>,
     now: i64,
@@ -668,19 +653,19 @@ pub fn seal(tx: &Transaction<'_>, now: i64, by: i64, instruction_id: i64) -> Res
         Some(Verdict::NonConforming { disposal }) => Some(disposal.as_str()),
         _ => None,
     };
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO record_seals (instruction_id, heads, digest, verdict, disposal, sealed_by, sealed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            instruction_id,
-            serde_json::to_string(&seal.heads).map_err(anyhow::Error::from)?,
-            seal.digest,
-            seal.verdict.map(|v| v.value_str()),
-            disposal,
-            by,
-            now
-        ],
-    )?;
+    )?
+    .execute(params![
+        instruction_id,
+        serde_json::to_string(&seal.heads).map_err(anyhow::Error::from)?,
+        seal.digest,
+        seal.verdict.map(|v| v.value_str()),
+        disposal,
+        by,
+        now
+    ])?;
     Ok(seal)
 }
 
@@ -692,12 +677,9 @@ pub struct SealRow {
 
 pub fn sealed(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<SealRow>> {
     use rusqlite::OptionalExtension;
-    c.query_row(
-        "SELECT digest, disposal FROM record_seals WHERE instruction_id = ?1",
-        [instruction_id],
-        |r| Ok(SealRow { digest: r.get(0)?, disposal: r.get(1)? }),
-    )
-    .optional()
+    c.prepare_cached("SELECT digest, disposal FROM record_seals WHERE instruction_id = ?1")?
+        .query_row([instruction_id], |r| Ok(SealRow { digest: r.get(0)?, disposal: r.get(1)? }))
+        .optional()
 }
 
 /// A sealed record as the evidence of a certificate: the approved heads, the content digest and the verdict.
@@ -711,18 +693,15 @@ pub struct SealedEvidence {
 
 pub fn sealed_evidence(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<SealedEvidence>> {
     use rusqlite::OptionalExtension;
-    c.query_row(
-        "SELECT heads, digest, verdict FROM record_seals WHERE instruction_id = ?1",
-        [instruction_id],
-        |r| {
+    c.prepare_cached("SELECT heads, digest, verdict FROM record_seals WHERE instruction_id = ?1")?
+        .query_row([instruction_id], |r| {
             Ok(SealedEvidence {
                 heads: crate::db::stored_json(r, 0, "record_seals.heads", instruction_id)?,
                 digest: r.get(1)?,
                 verdict: r.get(2)?,
             })
-        },
-    )
-    .optional()
+        })
+        .optional()
 }
 
 /// The photo hashes a record references, sorted. After sealing the projection is the sealed state: a

@@ -44,13 +44,15 @@ pub struct DocMeta {
 /// anyone else writing as the server. Created once, on first use.
 pub fn server_actor(tx: &Transaction<'_>) -> Result<ActorId, ApiError> {
     let hex: Option<String> = tx
-        .query_row("SELECT value FROM settings_kv WHERE key = ?1", [SERVER_ACTOR_KEY], |r| r.get(0))
+        .prepare_cached("SELECT value FROM settings_kv WHERE key = ?1")?
+        .query_row([SERVER_ACTOR_KEY], |r| r.get(0))
         .optional()?;
     let hex = match hex {
         Some(h) => h,
         None => {
             let h = fieldcheck_sync::new_actor_id().to_hex_string();
-            tx.execute("INSERT INTO settings_kv (key, value) VALUES (?1, ?2)", params![SERVER_ACTOR_KEY, h])?;
+            tx.prepare_cached("INSERT INTO settings_kv (key, value) VALUES (?1, ?2)")?
+                .execute(params![SERVER_ACTOR_KEY, h])?;
             h
         }
     };
@@ -59,7 +61,9 @@ pub fn server_actor(tx: &Transaction<'_>) -> Result<ActorId, ApiError> {
 
 /// The server's actor as stored, without creating it: a read that never waits for the writer.
 pub fn stored_server_actor(c: &Connection) -> rusqlite::Result<Option<String>> {
-    c.query_row("SELECT value FROM settings_kv WHERE key = ?1", [SERVER_ACTOR_KEY], |r| r.get(0)).optional()
+    c.prepare_cached("SELECT value FROM settings_kv WHERE key = ?1")?
+        .query_row([SERVER_ACTOR_KEY], |r| r.get(0))
+        .optional()
 }
 
 /// A new document id: 16 random bytes, hex.
@@ -70,25 +74,29 @@ pub fn new_doc_id() -> Result<String, ApiError> {
 }
 
 pub fn meta(c: &Connection, id: &str) -> rusqlite::Result<Option<DocMeta>> {
-    c.query_row("SELECT id, kind, instruction_id, officer_id FROM sync_docs WHERE id = ?1", [id], |r| {
-        let kind: String = r.get(1)?;
-        Ok(DocMeta {
-            id: r.get(0)?,
-            kind: if kind == "record" { DocKind::Record } else { DocKind::Index },
-            instruction_id: r.get(2)?,
-            officer_id: r.get(3)?,
+    c.prepare_cached("SELECT id, kind, instruction_id, officer_id FROM sync_docs WHERE id = ?1")?
+        .query_row([id], |r| {
+            let kind: String = r.get(1)?;
+            Ok(DocMeta {
+                id: r.get(0)?,
+                kind: if kind == "record" { DocKind::Record } else { DocKind::Index },
+                instruction_id: r.get(2)?,
+                officer_id: r.get(3)?,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 pub fn record_of(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<String>> {
-    c.query_row("SELECT id FROM sync_docs WHERE instruction_id = ?1", [instruction_id], |r| r.get(0))
+    c.prepare_cached("SELECT id FROM sync_docs WHERE instruction_id = ?1")?
+        .query_row([instruction_id], |r| r.get(0))
         .optional()
 }
 
 pub fn index_of(c: &Connection, officer_id: i64) -> rusqlite::Result<Option<String>> {
-    c.query_row("SELECT id FROM sync_docs WHERE officer_id = ?1", [officer_id], |r| r.get(0)).optional()
+    c.prepare_cached("SELECT id FROM sync_docs WHERE officer_id = ?1")?
+        .query_row([officer_id], |r| r.get(0))
+        .optional()
 }
 
 pub fn insert(
@@ -104,10 +112,8 @@ pub fn insert(
         DocKind::Index => (None, Some(owner)),
     };
     let schema = (kind == DocKind::Record).then_some(SCHEMA_VERSION);
-    tx.execute(
-        "INSERT INTO sync_docs (id, kind, instruction_id, officer_id, base, bytes, schema, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-        params![id, kind.as_str(), instruction, officer, base, base.len() as i64, schema, now],
+    tx.prepare_cached("INSERT INTO sync_docs (id, kind, instruction_id, officer_id, base, bytes, schema, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)")?.execute(params![id, kind.as_str(), instruction, officer, base, base.len() as i64, schema, now],
     )?;
     crate::db::doc_changed(id);
     Ok(())
@@ -115,54 +121,61 @@ pub fn insert(
 
 /// Notes that a record document is now written in the current record schema.
 pub fn set_schema(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
-    tx.execute("UPDATE sync_docs SET schema = ?2 WHERE id = ?1", params![id, SCHEMA_VERSION])?;
+    tx.prepare_cached("UPDATE sync_docs SET schema = ?2 WHERE id = ?1")?
+        .execute(params![id, SCHEMA_VERSION])?;
     Ok(())
 }
 
 /// The stored bytes: the base followed by every chunk, which automerge loads as one.
+///
+/// One statement, so one snapshot even outside a transaction: read as two, a compaction committed
+/// between them (new base, chunks deleted) handed the reader the old base without the chunks it
+/// relied on, i.e. a document missing changes (the record view reads this way).
 pub fn load_bytes(c: &Connection, id: &str) -> rusqlite::Result<Vec<u8>> {
-    let mut bytes: Vec<u8> = c.query_row("SELECT base FROM sync_docs WHERE id = ?1", [id], |r| r.get(0))?;
-    let mut stmt = c.prepare_cached("SELECT data FROM sync_doc_chunks WHERE doc_id = ?1 ORDER BY seq")?;
+    let mut stmt = c.prepare_cached(
+        "SELECT 0, 0, base FROM sync_docs WHERE id = ?1
+         UNION ALL SELECT 1, seq, data FROM sync_doc_chunks WHERE doc_id = ?1
+         ORDER BY 1, 2",
+    )?;
     let mut rows = stmt.query([id])?;
+    let mut bytes = match rows.next()? {
+        Some(row) if row.get::<_, i64>(0)? == 0 => row.get::<_, Vec<u8>>(2)?,
+        _ => return Err(rusqlite::Error::QueryReturnedNoRows),
+    };
     while let Some(row) = rows.next()? {
-        bytes.extend_from_slice(row.get_ref(0)?.as_blob()?);
+        bytes.extend_from_slice(row.get_ref(2)?.as_blob()?);
     }
     Ok(bytes)
 }
 
 /// Appends a chunk; answers whether the document is due for [`compact`].
 pub fn append(tx: &Transaction<'_>, id: &str, chunk: &[u8], now: i64) -> rusqlite::Result<bool> {
-    let chunks: i64 = tx.query_row(
-        "UPDATE sync_docs SET chunks = chunks + 1, bytes = bytes + ?2, updated_at = ?3 WHERE id = ?1
+    let chunks: i64 = tx
+        .prepare_cached(
+            "UPDATE sync_docs SET chunks = chunks + 1, bytes = bytes + ?2, updated_at = ?3 WHERE id = ?1
          RETURNING chunks",
-        params![id, chunk.len() as i64, now],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        "INSERT INTO sync_doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)",
-        params![id, chunks, chunk],
-    )?;
+        )?
+        .query_row(params![id, chunk.len() as i64, now], |r| r.get(0))?;
+    tx.prepare_cached("INSERT INTO sync_doc_chunks (doc_id, seq, data) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, chunks, chunk])?;
     crate::db::doc_changed(id);
     Ok(chunks >= COMPACT_AFTER_CHUNKS)
 }
 
 /// Replaces base and chunks by one snapshot (`save()` of the loaded document).
 pub fn compact(tx: &Transaction<'_>, id: &str, snapshot: &[u8], now: i64) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM sync_doc_chunks WHERE doc_id = ?1", [id])?;
-    tx.execute(
+    tx.prepare_cached("DELETE FROM sync_doc_chunks WHERE doc_id = ?1")?.execute([id])?;
+    tx.prepare_cached(
         "UPDATE sync_docs SET base = ?2, chunks = 0, bytes = ?3, updated_at = ?4 WHERE id = ?1",
-        params![id, snapshot, snapshot.len() as i64, now],
-    )?;
+    )?
+    .execute(params![id, snapshot, snapshot.len() as i64, now])?;
     Ok(())
 }
 
 pub fn sync_state(c: &Connection, device_id: &str, doc_id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    c.query_row(
-        "SELECT state FROM sync_states WHERE device_id = ?1 AND doc_id = ?2",
-        params![device_id, doc_id],
-        |r| r.get(0),
-    )
-    .optional()
+    c.prepare_cached("SELECT state FROM sync_states WHERE device_id = ?1 AND doc_id = ?2")?
+        .query_row(params![device_id, doc_id], |r| r.get(0))
+        .optional()
 }
 
 pub fn put_sync_state(
@@ -172,10 +185,8 @@ pub fn put_sync_state(
     state: &[u8],
     now: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO sync_states (device_id, doc_id, state, updated_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (device_id, doc_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-        params![device_id, doc_id, state, now],
+    tx.prepare_cached("INSERT INTO sync_states (device_id, doc_id, state, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (device_id, doc_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at")?.execute(params![device_id, doc_id, state, now],
     )?;
     Ok(())
 }

@@ -421,15 +421,7 @@ impl Connection {
         };
         for id in ids {
             let Some(Held { meta, session, own_writes }) = self.docs.remove(&id) else { continue };
-            let meta_for_read = meta.clone();
-            let (session, message) = self
-                .state
-                .db
-                .read(move |c| {
-                    let mut session = session;
-                    let message = super::outgoing(c, &meta_for_read, &mut session)?;
-                    Ok((session, message))
-                })
+            let (session, message) = super::engine::Engine::outgoing(&self.state, meta.clone(), session)
                 .await
                 .map_err(internal)?;
             self.docs.insert(id, Held { meta, session, own_writes });
