@@ -56,9 +56,13 @@ pub fn officer_id(username: &str) -> Option<OfficerId> {
 fn instruction_part(tx: &Transaction<'_>, i: &Instruction) -> Result<InstructionPart, ApiError> {
     let app = applications_store::get(tx, i.application_id)?
         .ok_or_else(|| internal("instruction part", "application missing"))?;
-    let enterprise_name = orgs_store::enterprise(tx, i.enterprise_id)?.map(|e| e.name).unwrap_or_default();
-    let site =
-        orgs_store::unit(tx, i.site_id)?.map(|u| format!("{} ({})", u.name, u.code)).unwrap_or_default();
+    // Foreign keys guarantee both rows; a missing one is damage, never a blank name in a regulatory record.
+    let enterprise_name = orgs_store::enterprise(tx, i.enterprise_id)?
+        .ok_or_else(|| internal("instruction part", "enterprise missing"))?
+        .name;
+    let site = orgs_store::unit(tx, i.site_id)?
+        .map(|u| format!("{} ({})", u.name, u.code))
+        .ok_or_else(|| internal("instruction part", "site missing"))?;
     Ok(InstructionPart {
         instruction_id: i.id.to_string(),
         inspection_no: i.inspection_no.clone(),
@@ -174,7 +178,9 @@ pub fn on_assign(
         let assignment = Assignment {
             record_doc_id: record_id.clone(),
             inspection_no: i.inspection_no.clone(),
-            site: orgs_store::unit(tx, i.site_id)?.map(|u| u.code).unwrap_or_default(),
+            site: orgs_store::unit(tx, i.site_id)?
+                .ok_or_else(|| internal("assignment", "site missing"))?
+                .code,
             deadline: i.deadline,
             assigned_at: now,
         };
