@@ -48,6 +48,11 @@ impl AppState {
         self.clock.now_ms()
     }
 
+    /// What the sync engine needs of the state for one round.
+    pub fn sync_env(&self) -> crate::records::engine::Env<'_> {
+        crate::records::engine::Env { db: &self.db, now: self.now_ms(), receipts: &self.receipts }
+    }
+
     /// Wakes long-polling receipt readers; call after the writing transaction committed.
     pub fn receipts_changed(&self) {
         self.receipts.send_modify(|v| *v = v.wrapping_add(1));

@@ -42,7 +42,7 @@ use super::{
     projection::{Progress, Projected},
     store::{self, DocKind, DocMeta},
 };
-use crate::{auth::Caller, db, error::ApiError, instructions, instructions::machine, state::AppState};
+use crate::{auth::Caller, db, db::Db, error::ApiError, instructions, instructions::machine};
 
 /// How often a device's `last_seen_at` is rewritten at most, when a round has nothing else to write:
 /// a settled handheld's sync then needs no write at all.
@@ -172,6 +172,15 @@ impl Drop for DocLocks<'_> {
     }
 }
 
+/// What a round needs from the server beside the engine: the database, the time of the round, and the
+/// bell rung after a commit that wrote receipts (long-polling readers wait on it). Handed in by the
+/// endpoints (`AppState::sync_env`), so the engine does not depend on the server's whole state.
+pub struct Env<'a> {
+    pub db: &'a Db,
+    pub now: i64,
+    pub receipts: &'a tokio::sync::watch::Sender<u64>,
+}
+
 impl Engine {
     /// An engine caching at most `cached_documents` loaded documents (`storage.cached_documents`).
     pub fn new(cached_documents: usize) -> Self {
@@ -227,30 +236,31 @@ impl Engine {
     /// stored in one write transaction, answered after its commit. `with_index` also answers (and
     /// creates on first need) the caller's assignment-index document.
     pub async fn sync(
-        state: &AppState,
+        self: &Arc<Self>,
+        env: Env<'_>,
         caller: &Caller,
         device_id: &str,
         inputs: Vec<Input>,
         with_index: bool,
     ) -> Result<Outcome, ApiError> {
-        let engine = state.sync_engine.clone();
+        let engine = self.clone();
         let ids: BTreeSet<String> = inputs.iter().map(|i| i.doc.clone()).collect();
         // The same document twice in one round: each message must see the one before it merged, so
         // the whole round takes the reference path inside the writer.
         let duplicates = ids.len() != inputs.len();
         let _locks = engine.lock(ids).await;
-        let now = state.now_ms();
+        let now = env.now;
         let (caller_r, device_r, engine_r) = (caller.clone(), device_id.to_owned(), engine.clone());
-        let round = state
+        let round = env
             .db
             .read(move |c| prepare(c, &engine_r, now, &caller_r, &device_r, inputs, duplicates, with_index))
             .await?;
         let round = if round.needs_write() {
             let (caller_w, device_w) = (caller.clone(), device_id.to_owned());
             let (round, receipts) =
-                state.db.write(move |tx| commit(tx, now, &caller_w, &device_w, round)).await?;
+                env.db.write(move |tx| commit(tx, now, &caller_w, &device_w, round)).await?;
             if receipts {
-                state.receipts_changed();
+                env.receipts.send_modify(|v| *v = v.wrapping_add(1));
             }
             let redone = round.docs.iter().filter(|p| p.fallback).count();
             engine.redone.fetch_add(redone as u64, Ordering::Relaxed);
@@ -277,41 +287,37 @@ impl Engine {
     /// copy when it is current, else read from SQLite and then cached: loading the document for every
     /// peer after every change made the fan-out cost more than the changes.
     pub async fn outgoing(
-        state: &AppState,
+        self: &Arc<Self>,
+        db: &Db,
         meta: DocMeta,
         session: SyncSession,
     ) -> Result<(SyncSession, Option<Vec<u8>>), ApiError> {
-        let engine = state.sync_engine.clone();
-        let _lock = engine.lock(BTreeSet::from([meta.id.clone()])).await;
-        let engine_r = engine.clone();
-        state
-            .db
-            .read(move |c| {
-                let mut session = session;
-                let generation = db::doc_generation(&meta.id);
-                let mut doc = match engine_r.take(&meta.id, generation) {
-                    Some(doc) => doc,
-                    None => {
-                        // A single statement (`store::load_bytes`): one snapshot without a transaction.
-                        let actor = match store::stored_server_actor(c)? {
-                            Some(hex) => {
-                                hex.parse().map_err(|e| super::internal("stored server actor", e))?
-                            }
-                            None => fieldcheck_sync::new_actor_id(),
-                        };
-                        load(c, &meta, actor)?
-                    }
-                };
-                let message = match &mut doc {
-                    Loaded::Record(record, _) => session.generate(record),
-                    Loaded::Index(index) => session.generate(index),
-                };
-                if db::doc_generation(&meta.id) == generation {
-                    engine_r.put(meta.id.clone(), doc, generation);
+        let _lock = self.lock(BTreeSet::from([meta.id.clone()])).await;
+        let engine_r = self.clone();
+        db.read(move |c| {
+            let mut session = session;
+            let generation = db::doc_generation(&meta.id);
+            let mut doc = match engine_r.take(&meta.id, generation) {
+                Some(doc) => doc,
+                None => {
+                    // A single statement (`store::load_bytes`): one snapshot without a transaction.
+                    let actor = match store::stored_server_actor(c)? {
+                        Some(hex) => hex.parse().map_err(|e| super::internal("stored server actor", e))?,
+                        None => fieldcheck_sync::new_actor_id(),
+                    };
+                    load(c, &meta, actor)?
                 }
-                Ok((session, message))
-            })
-            .await
+            };
+            let message = match &mut doc {
+                Loaded::Record(record, _) => session.generate(record),
+                Loaded::Index(index) => session.generate(index),
+            };
+            if db::doc_generation(&meta.id) == generation {
+                engine_r.put(meta.id.clone(), doc, generation);
+            }
+            Ok((session, message))
+        })
+        .await
     }
 }
 

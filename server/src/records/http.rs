@@ -15,10 +15,7 @@ use fieldcheck_sync::{
 use serde::Serialize;
 use serde_json::json;
 
-use super::{
-    engine::{Engine, Input},
-    projection, store,
-};
+use super::{engine::Input, projection, store};
 use crate::{
     auth::Caller,
     domain::InstructionState,
@@ -101,7 +98,7 @@ pub async fn sync(
     }
     let inputs =
         request.messages.into_iter().map(|m| Input { doc: m.doc, data: m.data.0, session: None }).collect();
-    let outcome = Engine::sync(&state, &caller, &device_id, inputs, true).await?;
+    let outcome = state.sync_engine.sync(state.sync_env(), &caller, &device_id, inputs, true).await?;
     let results = outcome
         .results
         .into_iter()

@@ -317,10 +317,12 @@ impl Connection {
         };
         let Held { meta, session, own_writes } = held;
         let input = super::engine::Input { doc: meta.id.clone(), data, session: Some(session) };
-        let outcome =
-            super::engine::Engine::sync(&self.state, &self.caller, &self.device_id, vec![input], false)
-                .await
-                .map_err(internal)?;
+        let outcome = self
+            .state
+            .sync_engine
+            .sync(self.state.sync_env(), &self.caller, &self.device_id, vec![input], false)
+            .await
+            .map_err(internal)?;
         let Some(output) = outcome.results.into_iter().next() else {
             return Err(internal(ApiError::Internal(anyhow::anyhow!("the engine answered nothing"))));
         };
@@ -421,7 +423,10 @@ impl Connection {
         };
         for id in ids {
             let Some(Held { meta, session, own_writes }) = self.docs.remove(&id) else { continue };
-            let (session, message) = super::engine::Engine::outgoing(&self.state, meta.clone(), session)
+            let (session, message) = self
+                .state
+                .sync_engine
+                .outgoing(&self.state.db, meta.clone(), session)
                 .await
                 .map_err(internal)?;
             self.docs.insert(id, Held { meta, session, own_writes });
