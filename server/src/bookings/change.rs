@@ -102,7 +102,7 @@ pub fn reschedule(
     let rules = rules_of(tx, b.booking.site_id)?;
     let deadline = deadline_of(tx, b.booking.instruction_id)?;
     check_new_slot(&rules, settings, now, start, deadline, matches!(side, Side::Enterprise))?;
-    if !store::take_place(tx, &rules, start)? {
+    if !store::take_place(tx, rules.site_id, rules.capacity, start)? {
         return Err(slot_full(tx, &rules, settings, start, earliest(settings, now), deadline));
     }
     store::release_place(tx, b.booking.site_id, b.starts_at)?;

@@ -16,6 +16,7 @@
 //!
 //! # Layout
 //! - `calendar.rs`: a site's slot calendar and the rules generated from it (slots are not stored).
+//! - `calendar_data.rs`: what a slot and a calendar look like, stored and shown (the store builds them).
 //! - `store.rs`: every SQL statement on `bookings`, `slot_usage` and `no_shows`.
 //! - `booking.rs`: who may see a booking and act on it; the receipt every change writes.
 //! - `request.rs`: availability and alternatives; request, confirm, decline, take an alternative.
@@ -24,6 +25,7 @@
 
 mod booking;
 pub mod calendar;
+mod calendar_data;
 mod change;
 pub mod http;
 mod request;

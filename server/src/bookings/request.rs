@@ -221,7 +221,7 @@ pub fn request(
     }
     let rules = rules_of(tx, i.site_id)?;
     check_new_slot(&rules, settings, now, new.starts_at, i.deadline, true)?;
-    if !store::take_place(tx, &rules, new.starts_at)? {
+    if !store::take_place(tx, rules.site_id, rules.capacity, new.starts_at)? {
         return Err(slot_full(tx, &rules, settings, new.starts_at, earliest(settings, now), i.deadline));
     }
     let state = if rules.auto_confirm { BookingState::Confirmed } else { BookingState::Requested };
@@ -314,7 +314,7 @@ pub fn accept_alternative(
     let rules = rules_of(tx, b.booking.site_id)?;
     let deadline = deadline_of(tx, b.booking.instruction_id)?;
     check_new_slot(&rules, settings, now, start, deadline, true)?;
-    if !store::take_place(tx, &rules, start)? {
+    if !store::take_place(tx, rules.site_id, rules.capacity, start)? {
         return Err(slot_full(tx, &rules, settings, start, earliest(settings, now), deadline));
     }
     store::take_alternative(tx, now, id, start, start + rules.slot_ms())?;

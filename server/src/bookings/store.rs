@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use super::calendar::{self, Calendar, CalendarSpec, ClosedDay, Rules, SlotTime};
+use super::calendar_data::{self as calendar, Calendar, CalendarSpec, ClosedDay, SlotTime};
 use crate::{
     db::{StoreError, scope},
     domain::{BookingState, time::rfc3339},
@@ -102,15 +102,20 @@ pub(super) fn usage(
 }
 
 /// Takes one place in the slot, or says it is full. Inside the caller's write transaction.
-pub(super) fn take_place(tx: &Transaction<'_>, rules: &Rules, start: i64) -> Result<bool, StoreError> {
+pub(super) fn take_place(
+    tx: &Transaction<'_>,
+    site_id: i64,
+    capacity: i64,
+    start: i64,
+) -> Result<bool, StoreError> {
     tx.execute(
         "INSERT INTO slot_usage (site_id, starts_at, used, capacity) VALUES (?1, ?2, 0, ?3)
          ON CONFLICT (site_id, starts_at) DO NOTHING",
-        params![rules.site_id, start, rules.capacity],
+        params![site_id, start, capacity],
     )?;
     let taken = tx.execute(
         "UPDATE slot_usage SET used = used + 1 WHERE site_id = ?1 AND starts_at = ?2 AND used < capacity",
-        params![rules.site_id, start],
+        params![site_id, start],
     )?;
     Ok(taken == 1)
 }
