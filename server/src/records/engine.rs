@@ -34,7 +34,6 @@ use fieldcheck_sync::{
     batch::DocError,
     schema::{InstructionPart, OfficerId},
 };
-use rusqlite::{Connection, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 use super::{
@@ -42,7 +41,14 @@ use super::{
     projection::{Progress, Projected},
     store::{self, DocKind, DocMeta},
 };
-use crate::{auth::Caller, db, db::Db, error::ApiError, instructions, instructions::machine};
+use crate::{
+    auth::Caller,
+    db,
+    db::{Conn, Db, Tx},
+    error::ApiError,
+    instructions,
+    instructions::machine,
+};
 
 /// How often a device's `last_seen_at` is rewritten at most, when a round has nothing else to write:
 /// a settled handheld's sync then needs no write at all.
@@ -322,7 +328,7 @@ impl Engine {
 }
 
 /// A document read from SQLite, a record with its instruction part.
-fn load(c: &Connection, meta: &DocMeta, actor: ActorId) -> Result<Loaded, ApiError> {
+fn load(c: &Conn, meta: &DocMeta, actor: ActorId) -> Result<Loaded, ApiError> {
     Ok(match meta.kind {
         DocKind::Index => Loaded::Index(super::load_index(c, &meta.id, actor)?),
         DocKind::Record => {
@@ -398,7 +404,7 @@ impl Round {
 /// The read phase, on a read connection: everything but the writes.
 #[allow(clippy::too_many_arguments)]
 fn prepare(
-    c: &Connection,
+    c: &Conn,
     engine: &Engine,
     now: i64,
     caller: &Caller,
@@ -448,7 +454,7 @@ fn prepare(
 /// One document's read phase: authorize, load (cache or SQLite), validate and merge, draft the reply;
 /// for accepted changes also the chunk and the projection.
 fn prepare_one(
-    c: &Connection,
+    c: &Conn,
     engine: &Engine,
     caller: &Caller,
     device_id: &str,
@@ -538,7 +544,7 @@ fn prepare_one(
     Ok(())
 }
 
-fn facts(c: &Connection, instruction_id: i64, sender: ActorId) -> Result<Facts, ApiError> {
+fn facts(c: &Conn, instruction_id: i64, sender: ActorId) -> Result<Facts, ApiError> {
     let instruction =
         instructions::get(c, instruction_id)?.ok_or_else(|| super::internal("record", "no instruction"))?;
     Ok(Facts {
@@ -552,7 +558,7 @@ fn facts(c: &Connection, instruction_id: i64, sender: ActorId) -> Result<Facts, 
 /// relied on moved, else runs the message by the reference path; then the workflow. Answers the
 /// round and whether receipts were written.
 fn commit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     device_id: &str,
@@ -617,7 +623,7 @@ fn commit(
 
 /// The message again, inside the transaction, by `records::sync_doc` against what is stored.
 fn reference_path(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     device_id: &str,

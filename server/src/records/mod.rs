@@ -17,6 +17,8 @@ pub mod projection;
 pub mod store;
 pub mod ws;
 
+pub use store::seals::{SealRow, SealedEvidence, photo_hashes, sealed, sealed_evidence};
+
 use std::collections::BTreeMap;
 
 use fieldcheck_sync::{
@@ -28,7 +30,6 @@ use fieldcheck_sync::{
         Verdict,
     },
 };
-use rusqlite::{Connection, Transaction, params};
 
 use self::{
     projection::Progress,
@@ -37,6 +38,7 @@ use self::{
 use crate::{
     applications::store as applications_store,
     auth::Caller,
+    db::{Conn, Tx},
     error::ApiError,
     instructions::{self, Instruction, machine},
     orgs::store as orgs_store,
@@ -53,7 +55,7 @@ pub fn officer_id(username: &str) -> Option<OfficerId> {
 }
 
 /// The server-owned part of the record, from the instruction and its application.
-fn instruction_part(tx: &Transaction<'_>, i: &Instruction) -> Result<InstructionPart, ApiError> {
+fn instruction_part(tx: &Tx<'_>, i: &Instruction) -> Result<InstructionPart, ApiError> {
     let app = applications_store::get(tx, i.application_id)?
         .ok_or_else(|| internal("instruction part", "application missing"))?;
     // Foreign keys guarantee both rows; a missing one is damage, never a blank name in a regulatory record.
@@ -100,16 +102,16 @@ fn instruction_part(tx: &Transaction<'_>, i: &Instruction) -> Result<Instruction
     })
 }
 
-fn load_record(c: &Connection, id: &str, actor: ActorId) -> Result<RecordDoc, ApiError> {
+fn load_record(c: &Conn, id: &str, actor: ActorId) -> Result<RecordDoc, ApiError> {
     RecordDoc::load(&store::load_bytes(c, id)?, actor).map_err(|e| internal("stored record", e))
 }
 
-fn load_index(c: &Connection, id: &str, actor: ActorId) -> Result<AssignmentIndex, ApiError> {
+fn load_index(c: &Conn, id: &str, actor: ActorId) -> Result<AssignmentIndex, ApiError> {
     AssignmentIndex::load(&store::load_bytes(c, id)?, actor).map_err(|e| internal("stored index", e))
 }
 
 /// The officer's assignment index, created (empty) on first need.
-pub fn index_for(tx: &Transaction<'_>, officer: i64, now: i64) -> Result<String, ApiError> {
+pub fn index_for(tx: &Tx<'_>, officer: i64, now: i64) -> Result<String, ApiError> {
     if let Some(id) = store::index_of(tx, officer)? {
         return Ok(id);
     }
@@ -122,7 +124,7 @@ pub fn index_for(tx: &Transaction<'_>, officer: i64, now: i64) -> Result<String,
 
 /// Appends what a server-side edit added since `before` (the index after assign/unassign).
 fn append_index(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     index: &mut AssignmentIndex,
     before: &[fieldcheck_sync::ChangeHash],
@@ -139,7 +141,7 @@ fn append_index(
 /// record document on first assignment and puts it in the index of every newly assigned officer;
 /// officers dropped by a re-assignment lose it from theirs.
 pub fn on_assign(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     i: &Instruction,
     before: &[i64],
@@ -194,7 +196,7 @@ pub fn on_assign(
 /// Takes the instruction out of these officers' assignment indexes: their handhelds stop listing it on
 /// the next sync (a re-assignment, or a cancelled instruction). The record itself stays.
 pub fn remove_from_indexes(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     instruction_id: i64,
     officers: &[i64],
@@ -216,19 +218,14 @@ pub fn remove_from_indexes(
 /// (their handhelds read it on the next sync; officers work from the index, not from a live stream).
 /// Answers how many indexes changed.
 pub fn remind_officers(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     instruction_id: i64,
     reminder: &fieldcheck_sync::IndexReminder,
 ) -> Result<usize, ApiError> {
     let actor = store::server_actor(tx)?;
     let key = instruction_id.to_string();
-    let officers: Vec<i64> = tx
-        .prepare_cached(
-            "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY officer_id",
-        )?
-        .query_map([instruction_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let officers = store::officers_by_id(tx, instruction_id)?;
     for officer in &officers {
         let index_id = index_for(tx, *officer, now)?;
         let mut index = load_index(tx, &index_id, actor.clone())?;
@@ -240,35 +237,24 @@ pub fn remind_officers(
 }
 
 /// The officer ids (usernames) of these users, in the given order.
-fn officer_ids(c: &Connection, users: &[i64]) -> Result<Vec<OfficerId>, ApiError> {
-    let mut stmt = c.prepare_cached("SELECT username FROM users WHERE id = ?1")?;
-    users
-        .iter()
-        .map(|id| {
-            let username: String = stmt.query_row([id], |r| r.get(0))?;
+fn officer_ids(c: &Conn, users: &[i64]) -> Result<Vec<OfficerId>, ApiError> {
+    store::usernames(c, users)?
+        .into_iter()
+        .map(|username| {
             officer_id(&username).ok_or_else(|| internal("officer id", format!("username {username:?}")))
         })
         .collect()
 }
 
 /// The users assigned to an instruction, in assignment order.
-fn assigned_users(c: &Connection, instruction_id: i64) -> Result<Vec<i64>, ApiError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT officer_id FROM instruction_officers WHERE instruction_id = ?1 ORDER BY rowid",
-    )?;
-    Ok(stmt.query_map([instruction_id], |r| r.get(0))?.collect::<Result<_, _>>()?)
+fn assigned_users(c: &Conn, instruction_id: i64) -> Result<Vec<i64>, ApiError> {
+    Ok(store::officers_in_order(c, instruction_id)?)
 }
 
 /// Brings every record document written by an older release to the current record schema (one server
 /// change each, projected again), at server start. Answers how many were upgraded.
-pub fn upgrade_documents(tx: &Transaction<'_>, now: i64) -> Result<usize, ApiError> {
-    let stale: Vec<(String, i64)> = {
-        let mut stmt = tx.prepare(
-            "SELECT id, instruction_id FROM sync_docs WHERE kind = 'record' AND (schema IS NULL OR schema < ?1)",
-        )?;
-        stmt.query_map([fieldcheck_sync::schema::SCHEMA_VERSION], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?
-    };
+pub fn upgrade_documents(tx: &Tx<'_>, now: i64) -> Result<usize, ApiError> {
+    let stale = store::stale_records(tx)?;
     let actor = if stale.is_empty() { return Ok(0) } else { store::server_actor(tx)? };
     for (id, instruction_id) in &stale {
         let mut record = load_record(tx, id, actor.clone())?;
@@ -287,7 +273,7 @@ pub fn upgrade_documents(tx: &Transaction<'_>, now: i64) -> Result<usize, ApiErr
 
 /// Appends what the record gained since `heads` (compacting when the chunks grow long).
 fn persist(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     record: &mut RecordDoc,
     heads: &[fieldcheck_sync::ChangeHash],
@@ -304,7 +290,7 @@ fn persist(
 /// with the server's actor, edited by `f`, appended and projected in `tx`. Handhelds receive it on
 /// their next sync like any other change. Answers the record's progress after the edit.
 pub fn server_edit(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     instruction_id: i64,
     f: impl FnOnce(&mut RecordDoc) -> Result<(), RecordError>,
@@ -325,7 +311,7 @@ pub fn server_edit(
 /// must fit the field: a check result, a measurement in the item's unit, or a verdict (a disposal
 /// conflict needs a non-conforming verdict, which carries one).
 pub fn resolve_conflict(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     instruction_id: i64,
     path: &str,
@@ -391,19 +377,9 @@ enum Resolution {
 /// assigned to the instruction. Which of them may add changes in a given message is narrower: only
 /// the device that sends it ([`Rules::Record`]'s `sender`), so a frozen or lost device's changes,
 /// which it can no longer send itself, cannot be relayed by a colleague either.
-pub fn bound_officers(c: &Connection, instruction_id: i64) -> Result<BTreeMap<ActorId, OfficerId>, ApiError> {
+pub fn bound_officers(c: &Conn, instruction_id: i64) -> Result<BTreeMap<ActorId, OfficerId>, ApiError> {
     // Every actor a device ever held: changes by a retired one are still in the record's history.
-    let mut stmt = c.prepare_cached(
-        "SELECT da.actor_id, u.username FROM devices d
-         JOIN device_actors da ON da.device_id = d.id
-         JOIN instruction_officers io ON io.officer_id = d.officer_id
-         JOIN users u ON u.id = d.officer_id
-         WHERE io.instruction_id = ?1",
-    )?;
-    let rows = stmt
-        .query_map([instruction_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows
+    Ok(store::bound_actors(c, instruction_id)?
         .into_iter()
         .filter_map(|(actor, username)| Some((actor.parse::<ActorId>().ok()?, officer_id(&username)?)))
         .collect())
@@ -418,7 +394,7 @@ pub struct BatchOutcome {
 /// One batch round: every message validated, merged and persisted (or refused on its own), in one
 /// transaction.
 pub fn sync_batch(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     device_id: &str,
@@ -459,7 +435,7 @@ struct Actors<'a> {
 
 /// The automerge actor the sending device was registered with: the only actor whose new changes
 /// its messages may carry.
-fn sender_actor(c: &Connection, device_id: &str) -> Result<ActorId, ApiError> {
+fn sender_actor(c: &Conn, device_id: &str) -> Result<ActorId, ApiError> {
     let device =
         crate::devices::get(c, device_id)?.ok_or_else(|| internal("sync", "the caller's device is gone"))?;
     device.actor_id.parse().map_err(|e| internal("stored device actor", e))
@@ -482,7 +458,7 @@ pub type OneResult = Result<Result<Done, DocError>, ApiError>;
 /// A refusal as the device reads it. One case is told apart from the rule that caught it: changes by
 /// an actor this very device held before it was registered again (`POST /devices/{id}/claim`) come
 /// from a second, retired copy of the device's store, whose edits can never be accepted.
-fn refused_for(c: &Connection, device_id: &str, refusal: &Refusal) -> Result<DocError, ApiError> {
+fn refused_for(c: &Conn, device_id: &str, refusal: &Refusal) -> Result<DocError, ApiError> {
     if let Refusal::ForeignActor { actor, .. } = refusal
         && let Some(retired_at) = crate::devices::retired_at(c, device_id, actor)?
     {
@@ -502,7 +478,7 @@ fn refused_for(c: &Connection, device_id: &str, refusal: &Refusal) -> Result<Doc
 /// One message from a connected device (the WebSocket endpoint), through the same engine as a batch:
 /// `meta` must be a document the caller may see (checked again here like every batch message).
 pub fn sync_device_message(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     device_id: &str,
@@ -517,7 +493,7 @@ pub fn sync_device_message(
 
 /// May the caller sync this document at all? Its own index, or the record of an instruction it is
 /// assigned to. The engine checks again per message; this answers a WebSocket `request` up front.
-pub fn may_sync(c: &Connection, caller: &Caller, meta: &DocMeta) -> Result<bool, ApiError> {
+pub fn may_sync(c: &Conn, caller: &Caller, meta: &DocMeta) -> Result<bool, ApiError> {
     Ok(match meta.kind {
         DocKind::Index => meta.officer_id == Some(caller.user_id),
         DocKind::Record => match meta.instruction_id {
@@ -527,12 +503,12 @@ pub fn may_sync(c: &Connection, caller: &Caller, meta: &DocMeta) -> Result<bool,
     })
 }
 
-fn is_assigned(c: &Connection, instruction_id: i64, officer: i64) -> Result<bool, ApiError> {
+fn is_assigned(c: &Conn, instruction_id: i64, officer: i64) -> Result<bool, ApiError> {
     Ok(crate::db::scope::is_assigned(c, instruction_id, officer)?)
 }
 
 fn sync_one(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     device_id: &str,
@@ -548,7 +524,7 @@ fn sync_one(
 
 /// The session a device last left with a document: only the heads both sides share. A corrupt stored
 /// state only costs a full re-sync, never a refusal; it is logged, naming the device and the document.
-fn stored_session(c: &Connection, device_id: &str, doc_id: &str) -> Result<SyncSession, ApiError> {
+fn stored_session(c: &Conn, device_id: &str, doc_id: &str) -> Result<SyncSession, ApiError> {
     let Some(state) = store::sync_state(c, device_id, doc_id)? else { return Ok(SyncSession::default()) };
     Ok(SyncSession::resume(&state).unwrap_or_else(|e| {
         tracing::warn!(device_id, doc_id, error = ?e, "stored sync state is damaged; this sync starts afresh");
@@ -560,7 +536,7 @@ fn stored_session(c: &Connection, device_id: &str, doc_id: &str) -> Result<SyncS
 /// persist, store the session's shared heads. The one engine behind both ways in.
 #[allow(clippy::too_many_arguments)]
 fn sync_doc(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     device_id: &str,
@@ -600,7 +576,7 @@ fn sync_doc(
 
 /// One message for a record: authorize, validate and merge, persist the new chunk, project.
 fn sync_record(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     now: i64,
     caller: &Caller,
     actors: &Actors<'_>,
@@ -646,7 +622,7 @@ pub struct Seal {
 }
 
 /// Stores the record's current heads and content digest as the approved evidence.
-pub fn seal(tx: &Transaction<'_>, now: i64, by: i64, instruction_id: i64) -> Result<Seal, ApiError> {
+pub fn seal(tx: &Tx<'_>, now: i64, by: i64, instruction_id: i64) -> Result<Seal, ApiError> {
     let id = store::record_of(tx, instruction_id)?.ok_or_else(|| internal("seal", "no record document"))?;
     let mut record = load_record(tx, &id, store::server_actor(tx)?)?;
     let read = record.read().map_err(|e| internal("seal", e))?;
@@ -659,71 +635,14 @@ pub fn seal(tx: &Transaction<'_>, now: i64, by: i64, instruction_id: i64) -> Res
         Some(Verdict::NonConforming { disposal }) => Some(disposal.as_str()),
         _ => None,
     };
-    tx.prepare_cached(
-        "INSERT INTO record_seals (instruction_id, heads, digest, verdict, disposal, sealed_by, sealed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        instruction_id,
-        serde_json::to_string(&seal.heads).map_err(anyhow::Error::from)?,
-        seal.digest,
-        seal.verdict.map(|v| v.value_str()),
-        disposal,
-        by,
-        now
-    ])?;
+    let heads = serde_json::to_string(&seal.heads).map_err(anyhow::Error::from)?;
+    let verdict = seal.verdict.map(|v| v.value_str());
+    store::seals::insert(tx, instruction_id, &heads, &seal.digest, verdict, disposal, by, now)?;
     Ok(seal)
-}
-
-/// The stored seal of an approved record, as the disposal needs it.
-pub struct SealRow {
-    pub digest: String,
-    pub disposal: Option<String>,
-}
-
-pub fn sealed(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<SealRow>> {
-    use rusqlite::OptionalExtension;
-    c.prepare_cached("SELECT digest, disposal FROM record_seals WHERE instruction_id = ?1")?
-        .query_row([instruction_id], |r| Ok(SealRow { digest: r.get(0)?, disposal: r.get(1)? }))
-        .optional()
-}
-
-/// A sealed record as the evidence of a certificate: the approved heads, the content digest and the verdict.
-#[derive(Debug, Clone)]
-pub struct SealedEvidence {
-    pub heads: Vec<String>,
-    pub digest: String,
-    /// `conforming` or `non_conforming`; none when a forced release sealed a record without a verdict.
-    pub verdict: Option<String>,
-}
-
-pub fn sealed_evidence(c: &Connection, instruction_id: i64) -> rusqlite::Result<Option<SealedEvidence>> {
-    use rusqlite::OptionalExtension;
-    c.prepare_cached("SELECT heads, digest, verdict FROM record_seals WHERE instruction_id = ?1")?
-        .query_row([instruction_id], |r| {
-            Ok(SealedEvidence {
-                heads: crate::db::stored_json(r, 0, "record_seals.heads", instruction_id)?,
-                digest: r.get(1)?,
-                verdict: r.get(2)?,
-            })
-        })
-        .optional()
-}
-
-/// The photo hashes a record references, sorted. After sealing the projection is the sealed state: a
-/// sealed record takes no more changes.
-pub fn photo_hashes(c: &Connection, instruction_id: i64) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = c.prepare("SELECT sha256 FROM record_photos WHERE instruction_id = ?1 ORDER BY sha256")?;
-    stmt.query_map([instruction_id], |r| r.get(0))?.collect()
 }
 
 /// Writes a supervisor's review into the record as a server change, which officers' handhelds
 /// receive on their next sync like any other change.
-pub fn write_review(
-    tx: &Transaction<'_>,
-    now: i64,
-    instruction_id: i64,
-    review: &Review,
-) -> Result<(), ApiError> {
+pub fn write_review(tx: &Tx<'_>, now: i64, instruction_id: i64, review: &Review) -> Result<(), ApiError> {
     server_edit(tx, now, instruction_id, |record| record.set_review(review, now)).map(|_| ())
 }
