@@ -211,13 +211,19 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     /// Read connections kept open next to the single writer.
     pub read_connections: usize,
-    /// Batch syncs (`POST /api/v1/sync`) worked on at once; one more is answered `503` with
-    /// `Retry-After` at once instead of waiting in line past the handheld's patience. 0 refuses every
-    /// sync (maintenance).
+    /// Batch syncs (`POST /api/v1/sync`) worked on at once; more wait in line, first come first
+    /// served (`records::admission`). Two cores gain nothing from more than a few at once: each one
+    /// only takes longer. 0 refuses every sync (maintenance).
     pub max_syncs_in_flight: usize,
-    /// Loaded automerge documents the sync engine keeps between rounds (least recently used go
-    /// first); 0 caches none. Each costs roughly ten times its stored size in memory.
-    pub cached_documents: usize,
+    /// The longest a batch sync waits in line for its turn, in ms; a line longer than the server can
+    /// serve in this time is answered `503` with a `Retry-After` from the measured service rate. Well
+    /// under the handheld's request timeout and the server's own (`server.request_timeout_secs`).
+    pub max_sync_wait_ms: u64,
+    /// Memory for loaded automerge documents the sync engine keeps between rounds, in MiB (least
+    /// recently used go first); 0 caches none. A finished record costs ~450 KiB loaded (`bench-fleet`
+    /// prints it), so the default holds ~150 of them: the documents of the syncs in flight and their
+    /// next rounds, not a whole district's records.
+    pub document_cache_mib: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -381,8 +387,9 @@ impl Default for StorageSettings {
         StorageSettings {
             data_dir: PathBuf::from("data"),
             read_connections: 4,
-            max_syncs_in_flight: 16,
-            cached_documents: 2048,
+            max_syncs_in_flight: 4,
+            max_sync_wait_ms: 10_000,
+            document_cache_mib: 64,
         }
     }
 }

@@ -113,8 +113,12 @@ use crate::{
 
 /// Opens the data dir (database, keys) and builds the shared state; loads demo data when asked.
 pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
-    let sync_slots = Arc::new(tokio::sync::Semaphore::new(settings.storage.max_syncs_in_flight));
-    let sync_engine = Arc::new(crate::records::engine::Engine::new(settings.storage.cached_documents));
+    let sync_admission = Arc::new(crate::records::admission::Admission::new(
+        settings.storage.max_syncs_in_flight,
+        std::time::Duration::from_millis(settings.storage.max_sync_wait_ms),
+    ));
+    let sync_engine =
+        Arc::new(crate::records::engine::Engine::new(settings.storage.document_cache_mib << 20));
     let data_dir = settings.storage.data_dir.clone();
     if settings.demo.enabled {
         demo::check_source(&settings)?;
@@ -166,7 +170,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
                 .with_context(|| format!("opening the photo folders in {}", data_dir.display()))?,
         ),
         events,
-        sync_slots,
+        sync_admission,
         sync_engine,
         sync_peers: Arc::default(),
         certificate_key: Arc::new(certificate_key),

@@ -29,8 +29,8 @@ pub struct AppState {
     pub photos: Arc<PhotoFiles>,
     /// The live event broadcast and stream tokens (`monitoring::events`).
     pub events: Arc<Hub>,
-    /// Permits for batch syncs worked on at once (`storage.max_syncs_in_flight`): back-pressure.
-    pub sync_slots: Arc<tokio::sync::Semaphore>,
+    /// The fair, bounded line for batch syncs (`storage.max_syncs_in_flight`, `max_sync_wait_ms`).
+    pub sync_admission: Arc<crate::records::admission::Admission>,
     /// The sync engine: per-document locks and the cache of loaded documents (`records::engine`).
     pub sync_engine: Arc<crate::records::engine::Engine>,
     /// The live automerge-repo WebSocket connection of each device.

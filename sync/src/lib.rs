@@ -41,7 +41,7 @@ pub mod validate;
 pub use automerge::{ActorId, ChangeHash};
 pub use conflicts::{Conflict, ConflictField, open_conflicts};
 pub use index::{Assignment, AssignmentIndex, IndexReminder};
-pub use record::{Document, RecordDoc, RecordError, new_actor_id};
+pub use record::{DocSize, Document, RecordDoc, RecordError, doc_size, new_actor_id};
 pub use schema::Record;
 pub use session::{Received, SyncSession};
 pub use validate::{Refusal, Rules};

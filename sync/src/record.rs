@@ -28,6 +28,19 @@ pub fn new_actor_id() -> ActorId {
 /// documents whose layout it knows.
 pub trait Document: sealed::Sealed {}
 
+/// How big a loaded document is: its operations and changes (automerge's own count, no walk). What
+/// a loaded copy costs in memory grows with these; the server's document cache charges by them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocSize {
+    pub ops: u64,
+    pub changes: u64,
+}
+
+pub fn doc_size<D: Document>(doc: &D) -> DocSize {
+    let stats = doc.automerge().stats();
+    DocSize { ops: stats.num_ops, changes: stats.num_changes }
+}
+
 pub(crate) mod sealed {
     use automerge::AutoCommit;
 

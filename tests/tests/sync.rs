@@ -978,6 +978,49 @@ async fn a_second_store_registered_with_a_device_id_in_use_retires_the_first_and
 }
 
 #[tokio::test]
+async fn handhelds_contending_for_one_sync_slot_wait_in_line_and_every_edit_is_stored_without_a_503() {
+    // One sync at a time, a line of up to 5 s: the others wait their turn instead of being turned away.
+    let server = TestServer::start_with(&[
+        ("FIELDCHECK__STORAGE__MAX_SYNCS_IN_FLIGHT", "1"),
+        ("FIELDCHECK__STORAGE__MAX_SYNC_WAIT_MS", "5000"),
+    ]);
+    let officers = ["officer1", "officer2"];
+    let instruction = dispatched(&server, &officers).await;
+    let handhelds: Vec<Handheld> = officers.iter().map(|o| Handheld::new(&server, o)).collect();
+    let all_sync = |handhelds: &[Handheld]| {
+        std::thread::scope(|s| {
+            let running: Vec<_> =
+                handhelds.iter().map(|h| s.spawn(|| h.ok(&["--attempts", "1", "sync"]))).collect();
+            running.into_iter().map(|r| r.join().unwrap()).collect::<Vec<Value>>()
+        })
+    };
+    all_sync(&handhelds);
+    for (n, h) in handhelds.iter().enumerate() {
+        h.ok(&["note", &instruction.to_string(), &format!("note from handheld {n}")]);
+    }
+    for report in all_sync(&handhelds) {
+        assert_eq!(report["errors"], json!([]), "{report}");
+    }
+    for h in &handhelds {
+        assert_eq!(h.ok(&["status"])["pending_edits"], 0);
+    }
+    let view = record(&server.login("supervisor1").await, instruction).await;
+    let mut notes = note_texts(&view);
+    notes.sort();
+    assert_eq!(notes, ["note from handheld 0", "note from handheld 1"], "{view}");
+
+    let (_, metrics) = server.api().get("/metrics").await;
+    let refused: f64 = metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("route=\"/api/v1/sync\"") && l.contains("status=\"503\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(refused, 0.0, "a short line is waited in, not answered 503");
+}
+
+#[tokio::test]
 async fn a_saturated_server_answers_503_with_retry_after_and_the_handheld_waits_a_bounded_number_of_times() {
     // No sync slots at all: every batch is turned away before any work.
     let server = TestServer::start_with(&[("FIELDCHECK__STORAGE__MAX_SYNCS_IN_FLIGHT", "0")]);

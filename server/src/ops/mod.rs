@@ -76,6 +76,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             engine.misses,
         ),
         (
+            "fieldcheck_sync_cache_stale_total",
+            "Cache misses that found a copy some write had made stale",
+            engine.stale,
+        ),
+        (
             "fieldcheck_sync_redone_total",
             "Messages run again inside the writer because something moved",
             engine.redone,
@@ -88,6 +93,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ] {
         let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
     }
+    let _ = write!(
+        text,
+        "# HELP fieldcheck_sync_cache_bytes Bytes the cached documents are charged\n# TYPE fieldcheck_sync_cache_bytes gauge\nfieldcheck_sync_cache_bytes {}\n",
+        engine.cached_bytes
+    );
+    let _ = write!(
+        text,
+        "# HELP fieldcheck_sync_waiting Batch syncs waiting in line for a slot\n# TYPE fieldcheck_sync_waiting gauge\nfieldcheck_sync_waiting {}\n",
+        state.sync_admission.waiting()
+    );
     let _ = write!(
         text,
         "# HELP fieldcheck_db_write_queue Writes waiting for the writer\n# TYPE fieldcheck_db_write_queue gauge\nfieldcheck_db_write_queue {}\n",

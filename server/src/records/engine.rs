@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`Engine`]: a lock per document id (two rounds about one document run one after the other,
-//!   rounds about different documents in parallel) and a bounded LRU cache of loaded documents.
+//!   rounds about different documents in parallel) and an LRU cache of loaded documents bounded in
+//!   bytes ([`cost`]: charged by the document's operations and changes).
 //! - [`Engine::sync`]: lock the round's documents, read phase ([`prepare`], on a read connection),
 //!   write phase ([`commit`], one `Db::write`), then the merged documents back into the cache.
 //! - [`Engine::outgoing`]: the WebSocket fan-out's next message for a peer, from the cached copy.
@@ -93,31 +94,70 @@ struct Cached {
     generation: u64,
     /// Its place in the eviction order.
     tick: u64,
+    /// What it is charged against the cache's budget ([`cost`]).
+    cost: usize,
 }
 
-/// The least recently used documents, at most `capacity` of them. A document is taken out while a
-/// round works on it (under the document's lock) and put back after the commit.
+/// What a loaded document is charged, in bytes: its automerge operations and changes, plus the
+/// entry and its instruction part. From `bench-fleet`'s "one finished record" line (a finished
+/// 13-check record: ~1,000 ops, ~30 changes, ~450 KiB resident once loaded and read).
+fn cost(doc: &Loaded) -> usize {
+    const PER_OP: u64 = 350;
+    const PER_CHANGE: u64 = 1_500;
+    const PER_ENTRY: u64 = 8 * 1024;
+    let size = match doc {
+        Loaded::Record(record, _) => fieldcheck_sync::doc_size(record),
+        Loaded::Index(index) => fieldcheck_sync::doc_size(index),
+    };
+    (size.ops * PER_OP + size.changes * PER_CHANGE + PER_ENTRY) as usize
+}
+
+/// The least recently used documents, charged at most `budget` bytes in all. A document is taken
+/// out while a round works on it (under the document's lock) and put back after the commit.
 struct DocCache {
-    capacity: usize,
+    budget: usize,
+    used: usize,
     entries: HashMap<String, Cached>,
     order: BTreeMap<u64, String>,
     tick: u64,
     hits: u64,
     misses: u64,
+    /// Misses that found a copy whose generation had moved (a write of the document, or of another
+    /// one sharing its generation slot).
+    stale: u64,
 }
 
 impl DocCache {
+    fn new(budget: usize) -> Self {
+        DocCache {
+            budget,
+            used: 0,
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            hits: 0,
+            misses: 0,
+            stale: 0,
+        }
+    }
+
     fn take(&mut self, id: &str, generation: u64) -> Option<Loaded> {
         let cached = self.entries.remove(id);
         if let Some(c) = &cached {
             self.order.remove(&c.tick);
+            self.used -= c.cost;
         }
         match cached {
             Some(c) if c.generation == generation => {
                 self.hits += 1;
                 Some(c.doc)
             }
-            _ => {
+            Some(_) => {
+                self.misses += 1;
+                self.stale += 1;
+                None
+            }
+            None => {
                 self.misses += 1;
                 None
             }
@@ -125,17 +165,23 @@ impl DocCache {
     }
 
     fn put(&mut self, id: String, doc: Loaded, generation: u64) {
-        if self.capacity == 0 {
+        let cost = cost(&doc);
+        if cost > self.budget {
             return;
         }
         self.tick += 1;
-        if let Some(old) = self.entries.insert(id.clone(), Cached { doc, generation, tick: self.tick }) {
+        self.used += cost;
+        if let Some(old) = self.entries.insert(id.clone(), Cached { doc, generation, tick: self.tick, cost })
+        {
             self.order.remove(&old.tick);
+            self.used -= old.cost;
         }
         self.order.insert(self.tick, id);
-        while self.entries.len() > self.capacity {
+        while self.used > self.budget {
             let Some((_, oldest)) = self.order.pop_first() else { break };
-            self.entries.remove(&oldest);
+            if let Some(gone) = self.entries.remove(&oldest) {
+                self.used -= gone.cost;
+            }
         }
     }
 }
@@ -154,6 +200,10 @@ pub struct Engine {
 pub struct EngineCounts {
     pub hits: u64,
     pub misses: u64,
+    /// Of the misses, those that found a stale copy.
+    pub stale: u64,
+    /// Bytes the cached documents are charged now.
+    pub cached_bytes: u64,
     pub redone: u64,
     pub unwritten: u64,
 }
@@ -188,18 +238,11 @@ pub struct Env<'a> {
 }
 
 impl Engine {
-    /// An engine caching at most `cached_documents` loaded documents (`storage.cached_documents`).
-    pub fn new(cached_documents: usize) -> Self {
+    /// An engine caching loaded documents charged at most `cache_bytes` (`storage.document_cache_mib`).
+    pub fn new(cache_bytes: usize) -> Self {
         Engine {
             locks: Mutex::new(HashMap::new()),
-            cache: Mutex::new(DocCache {
-                capacity: cached_documents,
-                entries: HashMap::new(),
-                order: BTreeMap::new(),
-                tick: 0,
-                hits: 0,
-                misses: 0,
-            }),
+            cache: Mutex::new(DocCache::new(cache_bytes)),
             redone: AtomicU64::new(0),
             unwritten: AtomicU64::new(0),
         }
@@ -211,6 +254,8 @@ impl Engine {
         EngineCounts {
             hits: cache.hits,
             misses: cache.misses,
+            stale: cache.stale,
+            cached_bytes: cache.used as u64,
             redone: self.redone.load(Ordering::Relaxed),
             unwritten: self.unwritten.load(Ordering::Relaxed),
         }
@@ -663,12 +708,13 @@ mod tests {
         Loaded::Index(AssignmentIndex::replica(fieldcheck_sync::new_actor_id()))
     }
 
-    fn cache(capacity: usize) -> DocCache {
-        DocCache { capacity, entries: HashMap::new(), order: BTreeMap::new(), tick: 0, hits: 0, misses: 0 }
+    /// A cache with room for `n` empty indexes.
+    fn cache(n: usize) -> DocCache {
+        DocCache::new(n * cost(&index()))
     }
 
     #[test]
-    fn the_cache_keeps_the_most_recently_used_documents_within_its_capacity() {
+    fn the_cache_keeps_the_most_recently_used_documents_within_its_budget() {
         let mut c = cache(2);
         c.put("a".into(), index(), 1);
         c.put("b".into(), index(), 1);
@@ -680,6 +726,7 @@ mod tests {
         assert!(c.take("a", 1).is_none(), "a document is taken out while a round works on it");
         assert_eq!((c.hits, c.misses), (2, 2));
         assert!(c.order.is_empty());
+        assert_eq!(c.used, 0, "what is taken out is no longer charged");
     }
 
     #[test]
@@ -691,12 +738,13 @@ mod tests {
         // What every write of the document does inside its transaction (`store::append`, `insert`).
         db::doc_changed(id);
         assert!(c.take(id, db::doc_generation(id)).is_none(), "a stale copy is dropped");
+        assert_eq!(c.stale, 1);
         c.put(id.into(), index(), db::doc_generation(id));
         assert!(c.take(id, db::doc_generation(id)).is_some());
     }
 
     #[test]
-    fn a_cache_of_capacity_zero_keeps_nothing() {
+    fn a_cache_of_budget_zero_keeps_nothing() {
         let mut c = cache(0);
         c.put("a".into(), index(), 0);
         assert!(c.take("a", 0).is_none());

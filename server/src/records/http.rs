@@ -50,16 +50,9 @@ pub async fn sync(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let device_id = device_of(&caller)?;
-    // Back-pressure: refused before any work, so a handheld told to come back later never has its
-    // batch committed after it gave up waiting.
-    let _slot = state.sync_slots.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "saturated",
-            "the server is busy with other handhelds' syncs; nothing was done, sync again shortly",
-        )
-        .with_retry_after(1)
-    })?;
+    // Back-pressure: a fair, bounded line before any work; a handheld told to come back later, or one
+    // that hung up while it waited, never has its batch committed.
+    let _slot = state.sync_admission.admit().await?;
     if headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some(batch::CONTENT_TYPE) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

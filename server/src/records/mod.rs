@@ -10,6 +10,7 @@
 //! leaves nothing behind. [`sync_doc`] is the reference path: the whole message inside the writer, which
 //! the engine falls back to when anything moved between its two phases.
 
+pub mod admission;
 pub mod engine;
 pub mod http;
 pub mod peers;

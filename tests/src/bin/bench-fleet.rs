@@ -229,9 +229,10 @@ fn run_handheld(
 
 /// The same workload with plain automerge in one process: a server document per record, a device
 /// replica, the same edits, merged with automerge's sync protocol in memory.
-fn in_process(records: usize, sessions: usize, template: &mut RecordDoc) -> Result<Duration> {
+fn in_process(records: usize, sessions: usize, template: &mut RecordDoc) -> Result<(Duration, Vec<u8>)> {
     let saved = template.save();
     let started = Instant::now();
+    let mut last = Vec::new();
     for r in 0..records {
         let mut server = AutoCommit::load(&saved)?;
         let mut device = AutoCommit::new();
@@ -267,8 +268,29 @@ fn in_process(records: usize, sessions: usize, template: &mut RecordDoc) -> Resu
             }
             settle(&mut device, &mut server)?;
         }
+        if r + 1 == records {
+            last = server.save();
+        }
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), last))
+}
+
+/// What one finished record costs in memory once loaded (what the server's document cache holds per
+/// entry, beside a small instruction part): `COPIES` loads of it, the growth of this process's RSS.
+/// Answers (stored bytes, resident bytes per loaded copy).
+fn loaded_cost(saved: &[u8]) -> Result<(usize, u64, fieldcheck_sync::DocSize)> {
+    const COPIES: u64 = 500;
+    let before = rss_kib(std::process::id(), "VmRSS:");
+    let mut held = Vec::with_capacity(COPIES as usize);
+    for _ in 0..COPIES {
+        let doc = RecordDoc::load(saved, fieldcheck_sync::new_actor_id())?;
+        doc.read()?;
+        held.push(doc);
+    }
+    let after = rss_kib(std::process::id(), "VmRSS:");
+    let size = fieldcheck_sync::doc_size(&held[0]);
+    drop(held);
+    Ok((saved.len(), after.saturating_sub(before) * 1024 / COPIES, size))
 }
 
 fn settle(a: &mut AutoCommit, b: &mut AutoCommit) -> Result<()> {
@@ -375,6 +397,7 @@ fn main() -> Result<()> {
 
     let cache_hits = runtime.block_on(server.metric("fieldcheck_sync_cache_hits_total"));
     let cache_misses = runtime.block_on(server.metric("fieldcheck_sync_cache_misses_total"));
+    let cache_stale = runtime.block_on(server.metric("fieldcheck_sync_cache_stale_total"));
     let supervisor: Api = runtime.block_on(server.login("supervisor1"));
     let (_, in_progress) =
         runtime.block_on(supervisor.get("/api/v1/instructions?state=in_progress&limit=500"));
@@ -398,7 +421,8 @@ fn main() -> Result<()> {
     };
     let checks = template.read()?.checks.len();
     anyhow::ensure!(total_records > 0, "no handheld finished");
-    let baseline = in_process(total_records, sessions, &mut template)?;
+    let (baseline, finished) = in_process(total_records, sessions, &mut template)?;
+    let (stored_bytes, loaded_bytes, size) = loaded_cost(&finished)?;
 
     let per_sec = |d: Duration| total_records as f64 / d.as_secs_f64();
     println!(
@@ -422,10 +446,18 @@ fn main() -> Result<()> {
         percentile(&latencies, 0.99)
     );
     println!("  sync requests (ws: frames)   {requests}");
-    println!("  document cache hits / misses {cache_hits} / {cache_misses}");
+    println!(
+        "  document cache hits / misses {cache_hits} / {cache_misses} ({cache_stale} of them stale copies)"
+    );
     println!("  retries / 503s / failed      {retries} / {unavailable} / {failed} handhelds");
     println!("  bytes per record (up+down)   {}", bytes / total_records.max(1) as u64);
     println!("  server RSS now / peak        {} MiB / {} MiB", rss / 1024, peak / 1024);
+    println!(
+        "  one finished record          {stored_bytes} bytes stored, {} KiB loaded in memory ({} ops, {} changes)",
+        loaded_bytes / 1024,
+        size.ops,
+        size.changes
+    );
     println!(
         "  instructions in_progress, photos pending by design (listing capped at 500): {}",
         in_progress.as_array().map_or(0, Vec::len)
@@ -447,9 +479,11 @@ fn main() -> Result<()> {
                 "request_p50_ms": ms(percentile(&latencies, 0.5)),
                 "request_p99_ms": ms(percentile(&latencies, 0.99)),
                 "requests": requests, "retries": retries,
-                "cache_hits": cache_hits, "cache_misses": cache_misses, "unavailable_503": unavailable,
+                "cache_hits": cache_hits, "cache_misses": cache_misses, "cache_stale": cache_stale, "unavailable_503": unavailable,
                 "failed_handhelds": failed,
                 "peak_rss_mib": peak / 1024,
+                "record_stored_bytes": stored_bytes, "record_loaded_bytes": loaded_bytes,
+                "record_ops": size.ops, "record_changes": size.changes,
                 "in_process_records_per_s": per_sec(baseline),
             })
         );
