@@ -267,16 +267,8 @@ impl WsTransport {
     fn round(&mut self, queue: &[DocMessage], results: &mut Vec<DocResult>) -> Result<RoundEnd> {
         let mut position: HashMap<RepoDocId, usize> = HashMap::with_capacity(queue.len());
         for (i, m) in queue.iter().enumerate() {
-            let id = RepoDocId::from_hex(&m.doc)
-                .with_context(|| format!("document {} has no automerge-repo id (32 hex digits)", m.doc))?;
+            let id = self.write_sync(m)?;
             position.insert(id, i);
-            let frame = ClientMessage::Doc {
-                kind: DocMessageKind::Sync,
-                sender_id: self.device_id.clone(),
-                document_id: id,
-                data: m.data.0.clone(),
-            };
-            self.write(repo::encode_client(&frame, &self.server_peer))?;
             self.opened.insert(id);
         }
         let barrier = self.send_barrier()?;
@@ -371,17 +363,23 @@ impl WsTransport {
     /// Sends replies to live messages (no barrier: nothing waits for an answer).
     pub fn send_live(&mut self, messages: &[DocMessage]) -> Result<()> {
         for m in messages {
-            let id = RepoDocId::from_hex(&m.doc)
-                .with_context(|| format!("document {} has no automerge-repo id (32 hex digits)", m.doc))?;
-            let frame = ClientMessage::Doc {
-                kind: DocMessageKind::Sync,
-                sender_id: self.device_id.clone(),
-                document_id: id,
-                data: m.data.0.clone(),
-            };
-            self.write(repo::encode_client(&frame, &self.server_peer))?;
+            self.write_sync(m)?;
         }
         self.flush()
+    }
+
+    /// Queues `m` as a `sync` frame; answers its document's automerge-repo id.
+    fn write_sync(&mut self, m: &DocMessage) -> Result<RepoDocId> {
+        let id = RepoDocId::from_hex(&m.doc)
+            .with_context(|| format!("document {} has no automerge-repo id (32 hex digits)", m.doc))?;
+        let frame = ClientMessage::Doc {
+            kind: DocMessageKind::Sync,
+            sender_id: self.device_id.clone(),
+            document_id: id,
+            data: m.data.0.clone(),
+        };
+        self.write(repo::encode_client(&frame, &self.server_peer))?;
+        Ok(id)
     }
 
     /// A ping, so that a connection a network dropped silently is found out (its write fails).
