@@ -146,6 +146,8 @@ pub fn watch(
                 e
             }
         };
+        // Whatever failed (a read, a write, a ping), the next try starts on a new connection.
+        w.ws.abandon();
         emit(&Event::Disconnected { reason: format!("{error:#}") });
         std::thread::sleep(Duration::from_millis((250u64 << failures.min(6)).min(10_000)));
         if w.limits.until.is_some_and(|t| Instant::now() >= t) {

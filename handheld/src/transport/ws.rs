@@ -169,6 +169,11 @@ impl WsTransport {
         self.opened.clear();
     }
 
+    /// Drops the connection without a word (it failed): the next round connects afresh.
+    pub fn abandon(&mut self) {
+        self.drop_connection();
+    }
+
     fn drop_connection(&mut self) {
         self.socket = None;
         self.opened.clear();
