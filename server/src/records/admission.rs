@@ -186,8 +186,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_line_longer_than_the_longest_wait_is_refused_at_once_with_spread_out_returns() {
-        // Half a second per sync (the first guess), one slot: a 1.2 s wait takes two in line.
-        let admission = Arc::new(Admission::new(1, Duration::from_millis(1_200)));
+        // Ten seconds per sync, one slot: a 25 s wait takes two in line.
+        let admission = Arc::new(Admission::new(1, Duration::from_secs(25)));
+        admission.state.lock().unwrap().service = Duration::from_secs(10);
         let _held = admission.admit().await.unwrap();
         let mut waiters = Vec::new();
         for n in 0..2 {
