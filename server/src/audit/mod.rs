@@ -20,7 +20,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::{CreditRating, events::Event},
+    domain::{
+        CreditRating,
+        events::{self, Event},
+    },
     error::{ApiError, StoreError},
 };
 pub use store::{AuditEntry, entries};
@@ -59,6 +62,9 @@ pub enum Subject<'a> {
         chapter: &'a str,
         rating: CreditRating,
     },
+    /// What a receipt is about (an application, instruction, booking, certificate application, …),
+    /// spelled as its receipts name it (`events::Subject::audit_prefix`).
+    Receipted(events::Subject, i64),
 }
 
 impl fmt::Display for Subject<'_> {
@@ -71,6 +77,7 @@ impl fmt::Display for Subject<'_> {
             Subject::Grant(id) => write!(f, "grant:{id}"),
             Subject::Instruction(id) => write!(f, "instruction:{id}"),
             Subject::SamplingRatio { chapter, rating } => write!(f, "chapter:{chapter}:{rating}"),
+            Subject::Receipted(subject, id) => write!(f, "{}:{id}", subject.audit_prefix()),
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::{
     db::{Conn, SqlValue, Tx},
     domain::Principal,
     domain::{AccountStatus, InstructionState, Role, Scope, time::rfc3339},
-    error::{ApiError, StoreError},
+    error::StoreError,
     orgs::store as orgs_store,
     receipts::{self, Change},
     reference::{self, CheckItem},
@@ -172,7 +172,12 @@ pub fn checklist_for(c: &Conn, app: &Application) -> Result<Vec<CheckItem>, Stor
 }
 
 /// Creates the instruction for an application selected for on-site inspection, and tells the enterprise.
-pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Result<Instruction, ApiError> {
+pub fn create_for(
+    tx: &Tx<'_>,
+    app: &Application,
+    deadline: i64,
+    now: i64,
+) -> Result<Instruction, InstructionError> {
     let checklist = checklist_for(tx, app)?;
     let inspection_no = app.inspection_no.clone().ok_or(InstructionError::NotNumbered)?;
     // One instruction per application: an approval revoked before anything followed from it left its
@@ -188,8 +193,7 @@ pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Re
                 application: app.id,
                 instruction: old.id,
                 state: old.state,
-            }
-            .into());
+            });
         }
         None => None,
     };
@@ -220,7 +224,7 @@ pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Re
                         "checks": checklist.len(), "application": app.id, "reissued": reissued.is_some()}),
     };
     receipts::record_change(tx, now, &Actor::System, change)?;
-    Ok(get(tx, id)?.ok_or(InstructionError::NotFound)?)
+    get(tx, id)?.ok_or(InstructionError::NotFound)
 }
 
 /// The instruction, if the caller may act on it as a supervisor: an admin, or a unit whose subtree holds
