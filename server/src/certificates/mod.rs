@@ -929,7 +929,7 @@ fn sign_and_store(
         now,
         actor,
         audit::Action::CertificateSigned,
-        &format!("certificate:{id}"),
+        &audit::Subject::Certificate(id),
         json!({"number": content.number, "digest": digest, "key_id": key.kid,
                "record_digest": content.evidence.record_digest, "record_heads": content.evidence.record_heads}),
     )?;
@@ -1097,7 +1097,7 @@ pub fn count_print(
         now,
         &Actor::User(caller.user_id),
         audit::Action::CertificatePrinted,
-        &format!("certificate:{}", cert.id),
+        &audit::Subject::Certificate(cert.id),
         json!({"number": cert.number, "copy": copy}),
     )?;
     Ok(copy)

@@ -381,7 +381,7 @@ pub fn issue(tx: &Tx<'_>, now: i64, caller: &Caller, composed: Composed) -> Resu
         now,
         &Actor::User(caller.user_id),
         audit::Action::NoticeIssue,
-        &format!("notice:{number}"),
+        &audit::Subject::Notice(&number),
         json!({"kind": composed.kind, "subject_id": composed.subject_id, "digest": digest,
                "replaces": latest.map(|n| n.number)}),
     )?;
