@@ -7,6 +7,8 @@
 //!   handhelds, the overdue table, photo locations for the map. Reads only.
 //! - [`events`]: the live event stream: the receipts every workflow commit writes, numbered by their id,
 //!   pumped after commit into a broadcast; backlog after `Last-Event-ID`, then live, scoped per subscriber.
+//! - [`lists`]: the rows of those lists as the API answers them (a leaf the store builds and the figures
+//!   complete).
 //! - [`hub`]: the broadcast and the stream tokens, held in `AppState` (apart from `events`, which takes it).
 //! - [`csv`]: the CSV form of the lists and figures (`Accept: text/csv`).
 //! - [`http`]: figures, overdue, officers, the event stream and its short-lived tokens.
@@ -23,6 +25,7 @@ pub mod events;
 pub mod figures;
 pub mod http;
 pub mod hub;
+pub mod lists;
 pub mod store;
 
 use serde::Serialize;

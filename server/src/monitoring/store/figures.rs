@@ -13,7 +13,7 @@ use crate::{
     error::StoreError,
     monitoring::{
         OverdueReason, Period,
-        figures::{
+        lists::{
             HandheldSeen, OfficerLoad, OpenConflict, Overdue, PendingReport, SilentHandheld, SitePoint,
             UnitName,
         },
