@@ -26,7 +26,7 @@ pub fn load_visible(
     id: i64,
     now: i64,
 ) -> Result<Application, ApplicationError> {
-    let app = store::get(c, id).map_err(StoreError::from)?.ok_or(ApplicationError::NotFound)?;
+    let app = store::get(c, id)?.ok_or(ApplicationError::NotFound)?;
     let visible = match caller.role {
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             delegations::may_act_for(c, caller, app.enterprise_id, Scope::Applications, now)?

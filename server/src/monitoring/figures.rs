@@ -161,9 +161,9 @@ pub fn officers(
     let period = period.unwrap_or(Period { from: i64::MIN, to: i64::MAX });
     for t in store::officer_tallies(c, reach, period)? {
         let Some(&n) = index.get(&t.officer) else { continue };
-        let (state, count) = t.value;
+        let count = t.value.instructions;
         let o = &mut officers[n];
-        match state.as_str() {
+        match t.value.state.as_str() {
             "assigned" => o.assigned += count,
             "in_progress" => o.in_progress += count,
             "submitted" => o.submitted += count,

@@ -59,6 +59,13 @@ pub struct StateTally {
     pub non_conforming: i64,
 }
 
+/// How many instructions are in one state.
+#[derive(Debug, Clone)]
+pub struct InState {
+    pub state: String,
+    pub instructions: i64,
+}
+
 /// A value counted for one officer.
 #[derive(Debug, Clone)]
 pub struct ForOfficer<K, T> {
@@ -212,7 +219,7 @@ pub fn officer_tallies(
     c: &Conn,
     reach: Reach,
     period: Period,
-) -> Result<Vec<ForOfficer<i64, (String, i64)>>, StoreError> {
+) -> Result<Vec<ForOfficer<i64, InState>>, StoreError> {
     let split = DaySplit::of(period);
     let si = reach.instruction("i");
     let outside = reach.outside("i");
@@ -230,7 +237,7 @@ pub fn officer_tallies(
     let [(a, b), (y, z)] = split.edges;
     let (d0, d1) = split.days;
     let rows = stmt.query_map(params![reach.root, d0, d1, d0 * DAY_MS, d1 * DAY_MS, a, b, y, z], |r| {
-        Ok(ForOfficer { officer: r.get(0)?, value: (r.get(1)?, r.get(2)?) })
+        Ok(ForOfficer { officer: r.get(0)?, value: InState { state: r.get(1)?, instructions: r.get(2)? } })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
