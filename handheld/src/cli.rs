@@ -77,6 +77,18 @@ pub enum Command {
         #[arg(long, value_enum, env = "HANDHELD_TRANSPORT", default_value_t = crate::transport::Kind::Batch)]
         transport: crate::transport::Kind,
     },
+    /// Syncs over the WebSocket, then stays connected: colleagues' edits and supervisors' decisions
+    /// arrive as they are stored, new assignments with their records, and edits made here (in another
+    /// terminal) go out within a second. Prints a line per event; stops at Ctrl-C or a limit below.
+    /// Photos still go with `handheld sync`.
+    Watch {
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECS")]
+        for_secs: Option<u64>,
+        /// Stop after this many changes (received, newly assigned or sent).
+        #[arg(long)]
+        changes: Option<usize>,
+    },
     /// Assigned instructions.
     List {
         /// Also the records no longer assigned (cancelled or reassigned), with the work kept here unsent.
@@ -352,8 +364,11 @@ pub fn main() -> Result<()> {
         let pem = read_ca_file(path)?;
         store.set("private_ca", &pem)?;
     }
-    let out = run(&cli, &store)?;
-    if cli.json {
+    let out = run(&cli, &store, &lock)?;
+    if cli.json && matches!(cli.command, Command::Watch { .. }) {
+        // A watch prints JSON lines: its events, then this.
+        println!("{}", serde_json::to_string(&out.json)?);
+    } else if cli.json {
         println!("{}", serde_json::to_string_pretty(&out.json)?);
     } else {
         println!("{}", out.text);
@@ -454,7 +469,7 @@ pub(crate) fn keep_tokens(store: &Store, client: &Client) -> Result<()> {
     Ok(())
 }
 
-fn run(cli: &Cli, store: &Store) -> Result<Output> {
+fn run(cli: &Cli, store: &Store, lock: &std::fs::File) -> Result<Output> {
     let now = now_ms();
     match &cli.command {
         Command::Register { server, username, password, name, device_id, discard } => {
@@ -516,10 +531,100 @@ fn run(cli: &Cli, store: &Store) -> Result<Output> {
             let stranded = report.stranded.len();
             Ok(Output { text, json: serde_json::to_value(&report)?, refused, stranded })
         }
+        Command::Watch { for_secs, changes } => watch(cli, store, lock, *for_secs, *changes, now),
         Command::List { all } => list(store, *all),
         Command::Show { instruction } => show(store, instruction),
         Command::Status => status(store, &super::actor(store)?),
         edit => edit_command(store, edit, now),
+    }
+}
+
+/// `handheld watch`: a WebSocket sync first (with the store locked, as every sync), then the watch,
+/// which locks the store only while it writes, so that edit commands can run beside it.
+fn watch(
+    cli: &Cli,
+    store: &Store,
+    lock: &std::fs::File,
+    for_secs: Option<u64>,
+    changes: Option<usize>,
+    now: i64,
+) -> Result<Output> {
+    use std::io::Write;
+    let mut client = client(store, cli.attempts)?;
+    let synced = crate::sync(store, &mut client, crate::transport::Kind::Ws, now);
+    keep_tokens(store, &client)?;
+    let synced = synced?;
+    let print = |text: String, json: Value| {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe ends the watch at its next event: nothing is lost, everything is stored first.
+        let _ = writeln!(out, "{}", if cli.json { json.to_string() } else { text });
+        let _ = out.flush();
+    };
+    print(
+        format!(
+            "synced {} records; server stored {} changes{}",
+            synced.records,
+            synced.accepted,
+            if synced.errors.is_empty() {
+                String::new()
+            } else {
+                format!(", {} refused", synced.errors.len())
+            }
+        ),
+        json!({"event": "synced", "records": synced.records, "accepted": synced.accepted,
+               "errors": synced.errors}),
+    );
+    let limits = crate::watch::Limits {
+        until: for_secs.map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s)),
+        changes,
+    };
+    lock.unlock().context("unlocking the store")?;
+    let watched = crate::watch::watch(store, lock, &mut client, limits, &mut |event| {
+        print(event_words(event), serde_json::to_value(event).unwrap_or(Value::Null))
+    });
+    lock.lock().context("locking the store")?;
+    keep_tokens(store, &client)?;
+    let report = watched?;
+    Ok(Output::new(
+        format!(
+            "watched until {}: {} change(s) over {} connection(s)",
+            if report.ended == "time" { "the time was up" } else { "the changes asked for" },
+            report.changes,
+            report.connections
+        ),
+        json!({"event": "ended", "ended": report.ended, "changes": report.changes,
+               "connections": report.connections}),
+    ))
+}
+
+fn event_words(event: &crate::watch::Event) -> String {
+    use crate::watch::Event;
+    match event {
+        Event::Watching { records, .. } => format!("watching {records} record(s); Ctrl-C to stop"),
+        Event::Changed { doc, instruction_id, record } => match record {
+            Some(r) => format!(
+                "{}\t{}\tchanged on the server: checks {}/{}, {}{}",
+                instruction_id.as_deref().unwrap_or("?"),
+                r.inspection_no,
+                r.checks_done,
+                r.checks_total,
+                r.verdict.as_deref().unwrap_or("no verdict"),
+                if r.complete { ", complete" } else { "" }
+            ),
+            None => format!("record {doc} changed on the server"),
+        },
+        Event::Assigned { instruction_ids } => format!("newly assigned: {}", instruction_ids.join(", ")),
+        Event::Unassigned { instruction_ids } => format!(
+            "no longer assigned: {} (work not sent stays here: handheld list --all)",
+            instruction_ids.join(", ")
+        ),
+        Event::Sent { records, changes } => {
+            format!("sent {changes} change(s) of {records} record(s); the server stored them")
+        }
+        Event::Refused { doc, code, message } => {
+            format!("refused {doc}: {code}: {message} (kept here; `handheld sync` reports it)")
+        }
+        Event::Disconnected { reason } => format!("disconnected: {reason}; connecting again"),
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`transport`]: the choice of transport, and [`transport::ws`], the WebSocket one.
 //! - [`store`]: the local SQLite file: settings, documents with their sync states, pending edits,
 //!   the photo queue.
+//! - [`watch`]: `handheld watch`, the WebSocket sync kept open for live changes.
 //! - [`cli`]: the `handheld` command line.
 //!
 //! Round trips: a sync sends one request per round per [`DOCS_PER_REQUEST`] documents. The opening
@@ -28,6 +29,7 @@ pub mod client;
 pub mod plan;
 pub mod store;
 pub mod transport;
+pub mod watch;
 
 use std::collections::BTreeSet;
 

@@ -39,6 +39,8 @@ pub struct Answered {
     pub replies: Vec<DocMessage>,
     /// Documents whose state changed, to store before the next request goes out.
     pub touched: Vec<String>,
+    /// Documents that took in new changes from the server (a subset of `touched`).
+    pub changed: Vec<String>,
     pub refused: Vec<Refused>,
     /// Changes of ours the server accepted and stored.
     pub accepted: usize,
@@ -102,6 +104,9 @@ pub fn absorb(live: &mut Live, results: Vec<DocResult>) -> Answered {
                 // at the same heads) is not sent: the exchange is settled.
                 if let Some(reply) = received.reply.filter(|_| !doc.settled(session)) {
                     answered.replies.push(DocMessage { doc: result.doc.clone(), data: Bytes(reply) });
+                }
+                if received.accepted.changes > 0 {
+                    answered.changed.push(result.doc.clone());
                 }
                 answered.touched.push(result.doc);
             }

@@ -169,6 +169,11 @@ impl WsTransport {
         self.opened.clear();
     }
 
+    /// Drops the connection without a word (it failed): the next round connects afresh.
+    pub fn abandon(&mut self) {
+        self.drop_connection();
+    }
+
     fn drop_connection(&mut self) {
         self.socket = None;
         self.opened.clear();
@@ -267,16 +272,8 @@ impl WsTransport {
     fn round(&mut self, queue: &[DocMessage], results: &mut Vec<DocResult>) -> Result<RoundEnd> {
         let mut position: HashMap<RepoDocId, usize> = HashMap::with_capacity(queue.len());
         for (i, m) in queue.iter().enumerate() {
-            let id = RepoDocId::from_hex(&m.doc)
-                .with_context(|| format!("document {} has no automerge-repo id (32 hex digits)", m.doc))?;
+            let id = self.write_sync(m)?;
             position.insert(id, i);
-            let frame = ClientMessage::Doc {
-                kind: DocMessageKind::Sync,
-                sender_id: self.device_id.clone(),
-                document_id: id,
-                data: m.data.0.clone(),
-            };
-            self.write(repo::encode_client(&frame, &self.server_peer))?;
             self.opened.insert(id);
         }
         let barrier = self.send_barrier()?;
@@ -343,6 +340,74 @@ impl WsTransport {
         })
     }
 
+    /// Waits up to `wait` for the server's next message about a document this connection holds: a change
+    /// someone else stored (`handheld watch`). `Ok(None)`: nothing came. A refusal or the server ending
+    /// the connection is an error; the caller connects again.
+    pub fn next_live(&mut self, wait: Duration) -> Result<Option<(String, Vec<u8>)>> {
+        self.set_read_timeout(wait.max(Duration::from_millis(1)))?;
+        let frame = self.read_frame_or_quiet();
+        self.set_read_timeout(READ_TIMEOUT)?;
+        match frame {
+            Ok(Some(ServerFrame::Sync { document_id, data })) if self.opened.contains(&document_id) => {
+                Ok(Some((document_id.to_hex(), data)))
+            }
+            Ok(Some(ServerFrame::Error { message })) => {
+                self.drop_connection();
+                let r = repo::refusal(&message);
+                Err(ServerError { status: 101, code: r.code, message: r.message }.into())
+            }
+            // Gossip, or a document this connection never opened: nothing of ours.
+            Ok(_) => Ok(None),
+            Err(e) => {
+                self.drop_connection();
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends replies to live messages (no barrier: nothing waits for an answer).
+    pub fn send_live(&mut self, messages: &[DocMessage]) -> Result<()> {
+        for m in messages {
+            self.write_sync(m)?;
+        }
+        self.flush()
+    }
+
+    /// Queues `m` as a `sync` frame; answers its document's automerge-repo id.
+    fn write_sync(&mut self, m: &DocMessage) -> Result<RepoDocId> {
+        let id = RepoDocId::from_hex(&m.doc)
+            .with_context(|| format!("document {} has no automerge-repo id (32 hex digits)", m.doc))?;
+        let frame = ClientMessage::Doc {
+            kind: DocMessageKind::Sync,
+            sender_id: self.device_id.clone(),
+            document_id: id,
+            data: m.data.0.clone(),
+        };
+        self.write(repo::encode_client(&frame, &self.server_peer))?;
+        Ok(id)
+    }
+
+    /// A ping, so that a connection a network dropped silently is found out (its write fails).
+    pub fn ping(&mut self) -> Result<()> {
+        let socket = self.socket.as_mut().context("no sync connection")?;
+        socket.send(Message::Ping(Vec::new().into())).context("the sync connection is gone")
+    }
+
+    /// Whether a connection is open (none before the first round, and after the server ended one).
+    pub fn is_connected(&self) -> bool {
+        self.socket.is_some()
+    }
+
+    fn set_read_timeout(&mut self, timeout: Duration) -> Result<()> {
+        let socket = self.socket.as_mut().context("no sync connection")?;
+        let tcp = match socket.get_mut() {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            MaybeTlsStream::Rustls(tls) => &mut tls.sock,
+            _ => bail!("an unexpected kind of connection"),
+        };
+        tcp.set_read_timeout(Some(timeout)).context("setting the connection's read timeout")
+    }
+
     /// A `request` for a document nobody has: the server answers `doc-unavailable` in turn.
     fn send_barrier(&mut self) -> Result<RepoDocId> {
         let id = RepoDocId::from_hex(&automerge::ActorId::random().to_hex_string())
@@ -404,22 +469,31 @@ impl WsTransport {
 
     /// The next protocol message; pings are answered by tungstenite itself.
     fn read_frame(&mut self) -> Result<ServerFrame> {
+        self.read_frame_or_quiet()?.ok_or_else(|| {
+            anyhow!("the server said nothing for {} s; the sync stopped", READ_TIMEOUT.as_secs())
+        })
+    }
+
+    /// The next protocol message, or `None` when the connection stayed quiet for its read timeout (a
+    /// frame half read by then stays buffered for the next call).
+    fn read_frame_or_quiet(&mut self) -> Result<Option<ServerFrame>> {
         let socket = self.socket.as_mut().context("no sync connection")?;
         loop {
-            let message = socket.read().map_err(|e| match e {
-                tungstenite::Error::Io(io)
+            let message = match socket.read() {
+                Ok(message) => message,
+                Err(tungstenite::Error::Io(io))
                     if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
                 {
-                    anyhow!("the server said nothing for {} s; the sync stopped", READ_TIMEOUT.as_secs())
+                    return Ok(None);
                 }
-                tungstenite::Error::Capacity(c) => anyhow!("the server sent a frame over the limit ({c})"),
-                e => anyhow!("the sync connection failed: {e}"),
-            })?;
+                Err(tungstenite::Error::Capacity(c)) => bail!("the server sent a frame over the limit ({c})"),
+                Err(e) => bail!("the sync connection failed: {e}"),
+            };
             match message {
                 Message::Binary(bytes) => {
                     self.stats.frames_received += 1;
                     self.stats.bytes_received += bytes.len() as u64;
-                    return repo::decode_server(&bytes).context("the server's sync message");
+                    return repo::decode_server(&bytes).context("the server's sync message").map(Some);
                 }
                 Message::Close(frame) => bail!(
                     "the server closed the sync connection{}",
