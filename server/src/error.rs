@@ -217,6 +217,8 @@ impl From<crate::instructions::error::InstructionError> for ApiError {
             E::Exists { .. } => ApiError::conflict("instruction_exists", message),
             E::OfficerCount(_) => invalid("officer_ids", "officer_count", message),
             E::NotAnOfficerHere(_) => invalid("officer_ids", "not_an_officer_here", message),
+            E::UnknownUnit { field, .. } => invalid(field, "unknown_unit", message),
+            E::UnknownOfficer(_) => invalid("officer", "unknown_officer", message),
             E::NotAllowed(e) => e.into(),
             E::Delegation(e) => e.into(),
             E::Store(e) => e.into(),
