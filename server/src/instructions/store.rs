@@ -116,8 +116,8 @@ pub fn list(
         sql.push_str(" AND i.created_at < ?");
         values.push(to.into());
     }
-    if let Some((condition, condition_values)) = filter.condition {
-        sql.push_str(&format!(" AND {condition}"));
+    if let Some((holds, condition, condition_values)) = filter.condition {
+        sql.push_str(&format!(" AND {}({condition})", if holds { "" } else { "NOT " }));
         values.extend(condition_values);
     }
     sql.push_str(" ORDER BY i.id DESC LIMIT ? OFFSET ?");
