@@ -180,8 +180,28 @@ impl From<crate::applications::error::ApplicationError> for ApiError {
             E::NotEditable(_) => ApiError::conflict("not_editable", message),
             E::NumberedFieldsFixed => ApiError::conflict("numbered_fields_fixed", message),
             E::NotSubmittable(_) => ApiError::conflict("wrong_state", message),
+            E::NotNumbered => ApiError::conflict("no_number", message),
+            E::InvalidInspectionNo(_) => invalid("inspection_no", "invalid_inspection_no", message),
+            E::SerialsExhausted(_) => ApiError::conflict("serials_exhausted", message),
+            E::SubmissionRules(v) => ApiError::unprocessable("submission_rules", message)
+                .with_details(serde_json::json!({ "violations": v })),
             E::NotAllowed(e) => e.into(),
             E::Delegation(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::review::error::ReviewError> for ApiError {
+    fn from(e: crate::review::error::ReviewError) -> Self {
+        use crate::review::error::ReviewError as E;
+        let message = e.to_string();
+        match e {
+            E::MissingOpinion => invalid("opinion", "missing_opinion", message),
+            E::WrongState { .. } => ApiError::conflict("wrong_state", message),
+            E::Application(e) => e.into(),
+            E::Instruction(e) => e.into(),
+            E::Selection(e) => e.into(),
             E::Store(e) => e.into(),
         }
     }
@@ -197,6 +217,8 @@ impl From<crate::instructions::error::InstructionError> for ApiError {
             E::Exists { .. } => ApiError::conflict("instruction_exists", message),
             E::OfficerCount(_) => invalid("officer_ids", "officer_count", message),
             E::NotAnOfficerHere(_) => invalid("officer_ids", "not_an_officer_here", message),
+            E::UnknownUnit { field, .. } => invalid(field, "unknown_unit", message),
+            E::UnknownOfficer(_) => invalid("officer", "unknown_officer", message),
             E::NotAllowed(e) => e.into(),
             E::Delegation(e) => e.into(),
             E::Store(e) => e.into(),

@@ -1,6 +1,8 @@
 //! Why an application step was refused. A leaf, mapped to HTTP in `error.rs` (the codes and sentences
 //! clients already see).
 
+use serde::{Deserialize, Serialize};
+
 use crate::{
     db::error::StoreError,
     delegations::error::DelegationError,
@@ -33,10 +35,33 @@ pub enum ApplicationError {
     NumberedFieldsFixed,
     #[error("an application that is {0} cannot be submitted")]
     NotSubmittable(ApplicationState),
+    /// Released or numbered work needs the inspection number a submission assigns.
+    #[error("not submitted")]
+    NotNumbered,
+    /// A typed inspection number that is not one (shape, check digit, or a district not ours).
+    #[error("{0}")]
+    InvalidInspectionNo(String),
+    #[error("district {0} has used all serials for this year")]
+    SerialsExhausted(String),
+    /// Every broken submission rule, in the order checked.
+    #[error(
+        "{} rule(s) broken: {}",
+        .0.len(),
+        .0.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ")
+    )]
+    SubmissionRules(Vec<Violation>),
     #[error(transparent)]
     NotAllowed(#[from] NotAllowed),
     #[error(transparent)]
     Delegation(#[from] DelegationError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// One broken rule, named so a program can act on it and phrased so a person can fix it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Violation {
+    pub field: String,
+    pub rule: String,
+    pub message: String,
 }

@@ -4,8 +4,8 @@
 use crate::db::{Conn, Tx};
 
 use super::{
-    AppChange, Application, ApplicationContent, next_inspection_no, place, store, submission_violations,
-    transition, transition_as, violations_details,
+    AppChange, Application, ApplicationContent, InspectionNo, next_inspection_no, place, store,
+    submission_violations, transition, transition_as,
 };
 use crate::{
     audit::Actor,
@@ -26,7 +26,7 @@ pub fn load_visible(
     id: i64,
     now: i64,
 ) -> Result<Application, ApplicationError> {
-    let app = store::get(c, id).map_err(StoreError::from)?.ok_or(ApplicationError::NotFound)?;
+    let app = store::get(c, id)?.ok_or(ApplicationError::NotFound)?;
     let visible = match caller.role {
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             delegations::may_act_for(c, caller, app.enterprise_id, Scope::Applications, now)?
@@ -45,6 +45,24 @@ pub fn require_enterprise(caller: &Principal) -> Result<(), ApplicationError> {
     if caller.role.is_enterprise() { Ok(()) } else { Err(ApplicationError::NotEnterprise) }
 }
 
+/// Parses an inspection number a caller typed, its district looked up in the store: a typo is told as a
+/// typo, and a store that cannot answer is a logged 500, never "a district not ours".
+pub fn typed_inspection_no(c: &Conn, no: &str) -> Result<InspectionNo, ApplicationError> {
+    // `parse` asks a yes/no question; the store's failure is kept aside and answered first.
+    let failed = std::cell::Cell::new(None);
+    let parsed = InspectionNo::parse(no, |district| match orgs::store::unit_by_code(c, district) {
+        Ok(unit) => unit.is_some(),
+        Err(e) => {
+            failed.set(Some(e));
+            false
+        }
+    });
+    if let Some(e) = failed.into_inner() {
+        return Err(StoreError::from(e).into());
+    }
+    parsed.map_err(|e| ApplicationError::InvalidInspectionNo(e.0))
+}
+
 /// Files a new draft for the caller (the domain step behind `POST /applications` and signed messages).
 pub fn create_draft(
     tx: &Tx<'_>,
@@ -52,7 +70,7 @@ pub fn create_draft(
     caller: &Principal,
     content: ApplicationContent,
     copied_from: Option<i64>,
-) -> Result<Application, ApiError> {
+) -> Result<Application, ApplicationError> {
     let placement = place(tx, caller, &content, now)?;
     let id = store::insert(
         tx,
@@ -79,10 +97,10 @@ pub fn amend(
     caller: &Principal,
     id: i64,
     content: ApplicationContent,
-) -> Result<Application, ApiError> {
+) -> Result<Application, ApplicationError> {
     let mut app = load_visible(tx, caller, id, now)?;
     if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
-        return Err(ApplicationError::NotEditable(app.state).into());
+        return Err(ApplicationError::NotEditable(app.state));
     }
     // The inspection number encodes direction and district, and the applicant owns the record.
     if app.inspection_no.is_some()
@@ -90,7 +108,7 @@ pub fn amend(
             || content.district_code != app.content.district_code
             || content.applicant_code != app.content.applicant_code)
     {
-        return Err(ApplicationError::NumberedFieldsFixed.into());
+        return Err(ApplicationError::NumberedFieldsFixed);
     }
     let placement = place(tx, caller, &content, now)?;
     app.content = content;
@@ -127,15 +145,7 @@ pub fn submit_in(
     }
     let violations = submission_violations(tx, &app.content, now)?;
     if !violations.is_empty() {
-        return Err(ApiError::unprocessable(
-            "submission_rules",
-            format!(
-                "{} rule(s) broken: {}",
-                violations.len(),
-                violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>().join("; ")
-            ),
-        )
-        .with_details(violations_details(&violations)));
+        return Err(ApplicationError::SubmissionRules(violations).into());
     }
     if app.inspection_no.is_none() {
         let no = next_inspection_no(tx, app.content.direction, year, app.content.district_code.as_str())?;
@@ -159,7 +169,7 @@ pub fn submit_in(
 }
 
 /// Copies an application the caller may see into a new draft (`copied_from` names the original).
-pub fn copy(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Application, ApiError> {
+pub fn copy(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Application, ApplicationError> {
     let old = load_visible(tx, caller, id, now)?;
     create_draft(tx, now, caller, old.content, Some(old.id))
 }

@@ -12,7 +12,6 @@ use crate::{
     auth::Caller,
     domain::{ApplicationState, time::rfc3339},
     error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody, invalid},
-    orgs,
     state::AppState,
 };
 
@@ -26,7 +25,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
     require_enterprise(&caller)?;
     let now = state.now_ms();
-    let app = state.db.write(move |tx| create_draft(tx, now, &caller, content, None)).await?;
+    let app = state.db.write(move |tx| Ok(create_draft(tx, now, &caller, content, None)?)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(app)))
 }
@@ -65,8 +64,7 @@ pub async fn list(
         .read(move |c| {
             if let Some(no) = &q.inspection_no {
                 // A typo is told as a typo, not answered with an empty list.
-                super::InspectionNo::parse(no, |d| orgs::store::unit_by_code(c, d).ok().flatten().is_some())
-                    .map_err(|e| invalid("inspection_no", "invalid_inspection_no", e.0))?;
+                filing::typed_inspection_no(c, no)?;
             }
             let filter = store::Filter {
                 state: q.state.map(|s| s.as_str().to_string()),
@@ -126,7 +124,7 @@ pub async fn update(
 ) -> Result<Json<Application>, ApiError> {
     require_enterprise(&caller)?;
     let now = state.now_ms();
-    let app = state.db.write(move |tx| amend(tx, now, &caller, id, content)).await?;
+    let app = state.db.write(move |tx| Ok(amend(tx, now, &caller, id, content)?)).await?;
     state.receipts_changed();
     Ok(Json(app))
 }
@@ -167,7 +165,7 @@ pub async fn copy(
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
     require_enterprise(&caller)?;
     let now = state.now_ms();
-    let app = state.db.write(move |tx| filing::copy(tx, now, &caller, id)).await?;
+    let app = state.db.write(move |tx| Ok(filing::copy(tx, now, &caller, id)?)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(app)))
 }

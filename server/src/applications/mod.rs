@@ -20,7 +20,7 @@ use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use error::ApplicationError;
+pub use error::{ApplicationError, Violation};
 pub use number::InspectionNo;
 
 use crate::domain::events::ApplicationEvent;
@@ -32,7 +32,7 @@ use crate::{
         ApplicationState, CertificateKind, CustomsCode, Direction, DistrictCode, Line, Scope, UnitKind,
         time::rfc3339,
     },
-    error::{ApiError, StoreError},
+    error::StoreError,
     orgs::store as orgs_store,
     receipts::{self, Change},
     reference,
@@ -145,14 +145,6 @@ pub struct Application {
     pub district_unit: i64,
     #[serde(skip)]
     pub site_unit: i64,
-}
-
-/// One broken rule, named so a program can act on it and phrased so a person can fix it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Violation {
-    pub field: String,
-    pub rule: String,
-    pub message: String,
 }
 
 fn violation(field: impl Into<String>, rule: &str, message: impl Into<String>) -> Violation {
@@ -271,7 +263,7 @@ pub fn record_history(
     opinion: Option<&str>,
     actor: &Actor,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     store::insert_history(tx, app, action.as_str(), opinion, &actor.label(), now)?;
     Ok(())
 }
@@ -285,7 +277,7 @@ pub fn transition(
     state: ApplicationState,
     action: ApplicationEvent,
     opinion: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), ApplicationError> {
     let details = json!({"version": app.version, "disposition": app.disposition});
     transition_as(tx, now, actor, app, AppChange { state, action, opinion, details })
 }
@@ -307,7 +299,7 @@ pub fn transition_as(
     actor: &Actor,
     app: &mut Application,
     change: AppChange<'_>,
-) -> Result<(), ApiError> {
+) -> Result<(), ApplicationError> {
     let AppChange { state, action, opinion, details } = change;
     app.state = state;
     app.updated_at = now;
@@ -361,8 +353,8 @@ pub fn release(
     action: ApplicationEvent,
     opinion: Option<&str>,
     forced: bool,
-) -> Result<ERecord, ApiError> {
-    let no = app.inspection_no.clone().ok_or_else(|| ApiError::conflict("no_number", "not submitted"))?;
+) -> Result<ERecord, ApplicationError> {
+    let no = app.inspection_no.clone().ok_or(ApplicationError::NotNumbered)?;
     let number = e_record_number(&no);
     store::insert_e_record(tx, app.id, &number, forced, now)?;
     let details = json!({"e_record_no": number, "e_record_status": "normal", "forced": forced,
@@ -374,7 +366,8 @@ pub fn release(
         app,
         AppChange { state: ApplicationState::Released, action, opinion, details },
     )?;
-    e_record(tx, app.id)?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("e-record vanished")))
+    // Written just above in this transaction: not finding it is a damaged store, not a refusal.
+    Ok(e_record(tx, app.id)?.ok_or(StoreError::NotFound("the electronic record just written"))?)
 }
 
 /// Assigns the next serial for (direction, year, district) in the caller's transaction: never duplicated,
@@ -384,18 +377,10 @@ pub fn next_inspection_no(
     direction: Direction,
     year: i16,
     district: &str,
-) -> Result<InspectionNo, ApiError> {
+) -> Result<InspectionNo, ApplicationError> {
     let serial = store::next_serial(tx, direction, year, district)?;
     if serial > 9_999_999 {
-        return Err(ApiError::conflict(
-            "serials_exhausted",
-            format!("district {district} has used all serials for this year"),
-        ));
+        return Err(ApplicationError::SerialsExhausted(district.to_owned()));
     }
     Ok(InspectionNo::new(direction == Direction::Import, year, district, serial as u32))
-}
-
-/// A JSON view of violations for error details.
-pub fn violations_details(v: &[Violation]) -> Value {
-    json!({ "violations": v })
 }

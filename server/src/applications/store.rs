@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::{Application, ApplicationContent, ERecord};
-use crate::{db, domain::time::rfc3339, error::ApiError};
+use crate::{db, domain::time::rfc3339, error::StoreError};
 
 const COLS: &str = "id, enterprise_id, state, inspection_no, version, copied_from, disposition, content, \
                     created_at, updated_at, submitted_at, district_unit, site_unit";
@@ -30,10 +30,10 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Application> {
 
 // `prepare_cached` on the submit path (`get`, `insert`, `update_state`, `insert_history`): a bulk of signed
 // messages runs each of them thousands of times in one transaction, and preparing was a quarter of it.
-pub fn get(c: &Connection, id: i64) -> rusqlite::Result<Option<Application>> {
-    c.prepare_cached(&format!("SELECT {COLS} FROM applications WHERE id = ?1"))?
+pub fn get(c: &Connection, id: i64) -> Result<Option<Application>, StoreError> {
+    Ok(c.prepare_cached(&format!("SELECT {COLS} FROM applications WHERE id = ?1"))?
         .query_row([id], row)
-        .optional()
+        .optional()?)
 }
 
 pub fn by_inspection_no(c: &Connection, no: &str) -> rusqlite::Result<Option<Application>> {
@@ -49,7 +49,13 @@ pub struct NewRow<'a> {
     pub copied_from: Option<i64>,
 }
 
-pub fn insert(c: &Connection, n: NewRow<'_>, now: i64) -> Result<i64, ApiError> {
+/// `applications.content` as stored: the JSON text of the typed content.
+fn content_text(content: &ApplicationContent) -> Result<String, StoreError> {
+    serde_json::to_string(content)
+        .map_err(|e| StoreError::Other(rusqlite::Error::ToSqlConversionFailure(e.into())))
+}
+
+pub fn insert(c: &Connection, n: NewRow<'_>, now: i64) -> Result<i64, StoreError> {
     c.prepare_cached(
         "INSERT INTO applications (enterprise_id, created_by, direction, state, district_unit, site_unit, content,
                                    copied_from, created_at, updated_at)
@@ -61,19 +67,19 @@ pub fn insert(c: &Connection, n: NewRow<'_>, now: i64) -> Result<i64, ApiError> 
             n.content.direction,
             n.district_unit,
             n.site_unit,
-            serde_json::to_string(n.content).map_err(anyhow::Error::from)?,
+            content_text(n.content)?,
             n.copied_from,
             now
     ])?;
     Ok(c.last_insert_rowid())
 }
 
-pub fn update_content(c: &Connection, app: &Application) -> Result<(), ApiError> {
+pub fn update_content(c: &Connection, app: &Application) -> Result<(), StoreError> {
     c.execute(
         "UPDATE applications SET content = ?1, direction = ?2, district_unit = ?3, site_unit = ?4, enterprise_id = ?5,
                 version = ?6, updated_at = ?7 WHERE id = ?8",
         params![
-            serde_json::to_string(&app.content).map_err(anyhow::Error::from)?,
+            content_text(&app.content)?,
             app.content.direction,
             app.district_unit,
             app.site_unit,
@@ -86,7 +92,7 @@ pub fn update_content(c: &Connection, app: &Application) -> Result<(), ApiError>
     Ok(())
 }
 
-pub fn update_state(c: &Connection, app: &Application) -> rusqlite::Result<()> {
+pub fn update_state(c: &Connection, app: &Application) -> Result<(), StoreError> {
     c.prepare_cached(
         "UPDATE applications SET state = ?1, inspection_no = ?2, disposition = ?3, updated_at = ?4, submitted_at = ?5
          WHERE id = ?6",
@@ -102,7 +108,7 @@ pub fn insert_history(
     opinion: Option<&str>,
     actor: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO application_history (application_id, version, state, action, opinion, actor, at, content)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -115,7 +121,7 @@ pub fn insert_history(
             opinion,
             actor,
             now,
-            serde_json::to_string(&app.content).map_err(anyhow::Error::from)?
+            content_text(&app.content)?
     ])?;
     Ok(())
 }
@@ -231,7 +237,7 @@ pub fn insert_e_record(
     number: &str,
     forced: bool,
     now: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO e_records (application_id, number, status, forced, released_at) VALUES (?1, ?2, 'normal', ?3, ?4)",
         params![application_id, number, forced, now],
@@ -246,11 +252,11 @@ pub fn next_serial(
     direction: crate::domain::Direction,
     year: i16,
     district: &str,
-) -> rusqlite::Result<i64> {
-    c.prepare_cached(
+) -> Result<i64, StoreError> {
+    Ok(c.prepare_cached(
         "INSERT INTO inspection_serials (direction, year, district, last) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT (direction, year, district) DO UPDATE SET last = last + 1
          RETURNING last",
     )?
-    .query_row(params![direction, year, district], |r| r.get(0))
+    .query_row(params![direction, year, district], |r| r.get(0))?)
 }

@@ -20,7 +20,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::{CreditRating, events::Event},
+    domain::{
+        CreditRating,
+        events::{self, Event},
+    },
     error::{ApiError, StoreError},
 };
 pub use store::{AuditEntry, entries};
@@ -59,6 +62,19 @@ pub enum Subject<'a> {
         chapter: &'a str,
         rating: CreditRating,
     },
+    /// What a receipt is about (an application, instruction, booking, certificate application, …),
+    /// spelled as its receipts name it (`events::Subject::audit_prefix`).
+    Receipted(events::Subject, i64),
+    /// An issued certificate (its row id).
+    Certificate(i64),
+    /// A signed message's evidence row.
+    Message(i64),
+    /// A notice, by its number.
+    Notice(&'a str),
+    /// A handheld, by its device id.
+    Device(&'a str),
+    /// A photo, by its SHA-256.
+    Photo(&'a str),
 }
 
 impl fmt::Display for Subject<'_> {
@@ -71,6 +87,12 @@ impl fmt::Display for Subject<'_> {
             Subject::Grant(id) => write!(f, "grant:{id}"),
             Subject::Instruction(id) => write!(f, "instruction:{id}"),
             Subject::SamplingRatio { chapter, rating } => write!(f, "chapter:{chapter}:{rating}"),
+            Subject::Receipted(subject, id) => write!(f, "{}:{id}", subject.audit_prefix()),
+            Subject::Certificate(id) => write!(f, "certificate:{id}"),
+            Subject::Message(id) => write!(f, "message:{id}"),
+            Subject::Notice(number) => write!(f, "notice:{number}"),
+            Subject::Device(id) => write!(f, "device:{id}"),
+            Subject::Photo(sha) => write!(f, "photo:{sha}"),
         }
     }
 }
@@ -288,6 +310,19 @@ mod tests {
         })
         .unwrap();
         (dir, db)
+    }
+
+    #[test]
+    fn subjects_are_stored_in_the_spelling_the_log_always_had() {
+        use crate::domain::events::Subject as Receipted;
+        let spelled = |s: Subject<'_>| s.to_string();
+        assert_eq!(spelled(Subject::Receipted(Receipted::Certificate, 7)), "certificate_application:7");
+        assert_eq!(spelled(Subject::Receipted(Receipted::Booking, 3)), "booking:3");
+        assert_eq!(spelled(Subject::Certificate(7)), "certificate:7");
+        assert_eq!(spelled(Subject::Message(9)), "message:9");
+        assert_eq!(spelled(Subject::Notice("N1")), "notice:N1");
+        assert_eq!(spelled(Subject::Device("hh-1")), "device:hh-1");
+        assert_eq!(spelled(Subject::Photo("ab")), "photo:ab");
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct JwtKeys {
     /// Key id: lets clients pick the right JWKS entry after a key rotation.
     pub kid: String,
     public: VerifyingKey,
+    /// Tokens signed with this key that were verified already.
+    pub verified: super::tokens::VerifiedTokens,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -43,6 +45,7 @@ impl JwtKeys {
             decoding: DecodingKey::from_ed_der(public.as_bytes()),
             kid,
             public,
+            verified: Default::default(),
         })
     }
 

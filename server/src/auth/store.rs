@@ -108,11 +108,14 @@ pub struct SessionStatus {
 }
 
 pub fn session_status(conn: &Connection, session_id: &str) -> Result<Option<SessionStatus>, ApiError> {
+    // Cached: every authenticated request runs it.
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT u.status, u.valid_until, s.revoked_at, s.expires_at, d.status, u.role, u.must_change_password
              FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN devices d ON d.id = s.device_id
              WHERE s.id = ?1",
+        )?
+        .query_row(
             params![session_id],
             |r| {
                 Ok(SessionStatus {

@@ -3,7 +3,7 @@
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Booking, Calendar, CalendarSpec, ListFilter, NewBooking, SlotFree, calendar};
+use super::{Booking, Calendar, CalendarSpec, ListFilter, NewBooking, SlotFree, Taken, calendar};
 use crate::{
     audit::Actor,
     auth::Caller,
@@ -159,9 +159,36 @@ pub async fn create(
     let now = state.now_ms();
     let settings = state.settings.booking.clone();
     let new = NewBooking { instruction_id: req.instruction_id, site_code: req.site_code, starts_at };
-    let b =
-        changed(&state, caller.user_id, move |tx| super::request(tx, now, &caller, &settings, new)).await?;
-    Ok((StatusCode::CREATED, Json(b)))
+    state
+        .db
+        .read({
+            let (caller, settings, new) = (caller.clone(), settings.clone(), new.clone());
+            move |c| super::precheck(c, now, &caller, &settings, &new)
+        })
+        .await?;
+    let user_id = caller.user_id;
+    let taken = state
+        .db
+        .write({
+            let settings = settings.clone();
+            move |tx| match super::take(tx, now, &caller, &settings, new)? {
+                Taken::Booked(b) => {
+                    crate::workflow::booking_changed(tx, now, &Actor::User(user_id), b.instruction_id)?;
+                    Ok(Ok(b))
+                }
+                Taken::Full(full) => Ok(Err(full)),
+            }
+        })
+        .await?;
+    match taken {
+        Ok(b) => {
+            state.receipts_changed();
+            Ok((StatusCode::CREATED, Json(b)))
+        }
+        // Filled between the check and the writer: the alternatives are looked up on a reader, so the
+        // writer only found the slot full.
+        Err(full) => Err(state.db.read(move |c| Ok(full.refusal(c, &settings))).await?),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -35,5 +35,7 @@ use booking::rules_of;
 pub use booking::{as_not_found, get, list, site_by_code};
 pub use calendar::{Calendar, CalendarSpec, Rules, SlotTime};
 pub use change::{cancel, instruction_cancelled, mark_no_show, reschedule, set_calendar};
-pub use request::{NewBooking, SlotFree, accept_alternative, availability, confirm, decline, request};
+pub use request::{
+    NewBooking, SlotFree, Taken, accept_alternative, availability, confirm, decline, precheck, request, take,
+};
 pub use store::{Booking, ListFilter, confirmed_slot, state_of};

@@ -18,6 +18,7 @@ use crate::{
     delegations,
     domain::{BookingState, InstructionState, Scope, events::BookingEvent, time::rfc3339},
     error::{ApiError, invalid},
+    instructions::Instruction,
 };
 
 /// One slot's free capacity, as availability shows it.
@@ -39,16 +40,12 @@ pub fn availability(
     to: i64,
     earliest: i64,
 ) -> Result<Vec<SlotFree>, ApiError> {
-    let used = store::usage(c, rules.site_id, from, to)?;
+    let usage = Usage::read(c, rules, from, to)?;
     rules
         .slots_between(from, to)?
         .into_iter()
         .map(|start| {
-            let (used, capacity) = used
-                .iter()
-                .find(|(s, _, _)| *s == start)
-                .map(|(_, u, cap)| (*u, *cap))
-                .unwrap_or((0, rules.capacity));
+            let (used, capacity) = usage.of(start);
             let free = (capacity - used).max(0);
             Ok(SlotFree {
                 slot: rules.slot_time(start)?,
@@ -61,8 +58,36 @@ pub fn availability(
         .collect()
 }
 
+/// The used places and capacity of the slots in a range, by slot start: a slot without a `slot_usage`
+/// row has none used of the calendar's capacity.
+struct Usage {
+    rows: std::collections::HashMap<i64, (i64, i64)>,
+    capacity: i64,
+}
+
+impl Usage {
+    fn read(c: &Conn, rules: &Rules, from: i64, to: i64) -> Result<Usage, ApiError> {
+        let rows = store::usage(c, rules.site_id, from, to)?;
+        Ok(Usage {
+            rows: rows.into_iter().map(|(s, u, cap)| (s, (u, cap))).collect(),
+            capacity: rules.capacity,
+        })
+    }
+
+    fn of(&self, start: i64) -> (i64, i64) {
+        self.rows.get(&start).copied().unwrap_or((0, self.capacity))
+    }
+
+    fn is_free(&self, start: i64) -> bool {
+        let (used, capacity) = self.of(start);
+        used < capacity
+    }
+}
+
 /// Up to `n` free slots nearest to `around`, none before `earliest` nor after `latest` (the instruction's
-/// deadline: a later slot would be refused as `after_deadline`), in time order.
+/// deadline: a later slot would be refused as `after_deadline`), in time order. The same slots
+/// availability calls bookable, found without showing each one (formatting every slot's local time was
+/// most of a `slot_full` answer's cost).
 pub(super) fn alternatives(
     c: &Conn,
     rules: &Rules,
@@ -72,12 +97,12 @@ pub(super) fn alternatives(
     latest: i64,
 ) -> Result<Vec<i64>, ApiError> {
     let horizon = settings.alternatives_horizon_days * DAY_MS;
-    let from = earliest.max(around - horizon);
-    let mut free: Vec<i64> = availability(c, rules, from, around + horizon, earliest)?
+    let (from, to) = (earliest.max(around - horizon), around + horizon);
+    let usage = Usage::read(c, rules, from, to)?;
+    let mut free: Vec<i64> = rules
+        .slots_between(from, to)?
         .into_iter()
-        .filter(|s| s.bookable)
-        .filter_map(|s| rfc3339::parse(&s.slot.starts_at).ok())
-        .filter(|s| *s != around && *s <= latest)
+        .filter(|s| *s >= earliest && *s != around && *s <= latest && usage.is_free(*s))
         .collect();
     free.sort_by_key(|s| ((s - around).abs(), *s));
     free.truncate(settings.alternatives);
@@ -166,23 +191,53 @@ pub(super) fn earliest(settings: &BookingSettings, now: i64) -> i64 {
     now + settings.min_lead_hours * HOUR_MS
 }
 
+#[derive(Debug, Clone)]
 pub struct NewBooking {
     pub instruction_id: i64,
     pub site_code: Option<String>,
     pub starts_at: i64,
 }
 
-/// An enterprise asks for a slot: the place is taken at once (see the module notes).
-pub fn request(
-    tx: &Tx<'_>,
+/// A request that passed every check but the slot's capacity: what taking the place needs.
+pub struct Checked {
+    instruction: Instruction,
+    rules: Rules,
+}
+
+/// The slot a request found full, with what its refusal (and the alternatives it names) needs.
+pub struct FullSlot {
+    rules: Rules,
+    start: i64,
+    earliest: i64,
+    deadline: i64,
+}
+
+impl FullSlot {
+    /// The `409 slot_full` answer, naming the nearest free slots as `c` sees them.
+    pub fn refusal(&self, c: &Conn, settings: &BookingSettings) -> ApiError {
+        slot_full(c, &self.rules, settings, self.start, self.earliest, self.deadline)
+    }
+}
+
+/// What a request came to in the writer: booked, or the slot was full (nothing written).
+pub enum Taken {
+    Booked(Booking),
+    Full(FullSlot),
+}
+
+/// Every check of a request but capacity, in the order the caller sees their refusals: the
+/// instruction (another enterprise's answers 404), the site, its state, a live booking, no-shows, the
+/// slot itself.
+pub fn check_request(
+    c: &Conn,
     now: i64,
     caller: &Caller,
     settings: &BookingSettings,
-    new: NewBooking,
-) -> Result<Booking, ApiError> {
-    let i = bookable_instruction(tx, caller, new.instruction_id, now)?;
+    new: &NewBooking,
+) -> Result<Checked, ApiError> {
+    let i = bookable_instruction(c, caller, new.instruction_id, now)?;
     if let Some(code) = &new.site_code {
-        let site = site_by_code(tx, "site_code", code)?;
+        let site = site_by_code(c, "site_code", code)?;
         if site.id != i.site_id {
             return Err(invalid(
                 "site_code",
@@ -197,7 +252,7 @@ pub fn request(
             format!("an instruction that is {} takes no booking", i.state),
         ));
     }
-    let live = store::live_of(tx, i.id)?.map(|l| l.id);
+    let live = store::live_of(c, i.id)?.map(|l| l.id);
     if let Some(existing) = live {
         return Err(ApiError::conflict(
             "already_booked",
@@ -207,7 +262,7 @@ pub fn request(
     }
     if settings.max_no_shows > 0 {
         let since = now - settings.no_show_window_days * DAY_MS;
-        let count = store::no_shows_within(tx, i.enterprise_id, since)?;
+        let count = store::no_shows_within(c, i.enterprise_id, since)?;
         if count >= settings.max_no_shows {
             return Err(ApiError::conflict(
                 "too_many_no_shows",
@@ -219,21 +274,95 @@ pub fn request(
             .with_details(json!({"no_shows": count, "window_days": settings.no_show_window_days})));
         }
     }
-    let rules = rules_of(tx, i.site_id)?;
+    let rules = rules_of(c, i.site_id)?;
     check_new_slot(&rules, settings, now, new.starts_at, i.deadline, true)?;
+    Ok(Checked { instruction: i, rules })
+}
+
+impl Checked {
+    /// The slot is full as `c` sees it (a reader's snapshot, or the writer's transaction).
+    pub fn full(
+        &self,
+        c: &Conn,
+        settings: &BookingSettings,
+        now: i64,
+        start: i64,
+    ) -> Result<Option<FullSlot>, ApiError> {
+        let (used, capacity) =
+            store::used_of(c, self.rules.site_id, start)?.unwrap_or((0, self.rules.capacity));
+        Ok((used >= capacity).then(|| self.full_slot(settings, now, start)))
+    }
+
+    fn full_slot(&self, settings: &BookingSettings, now: i64, start: i64) -> FullSlot {
+        FullSlot {
+            rules: self.rules.clone(),
+            start,
+            earliest: earliest(settings, now),
+            deadline: self.instruction.deadline,
+        }
+    }
+}
+
+/// A request's checks on a reader, before it queues on the writer: every check of [`take`] and the slot's
+/// capacity, in one snapshot. A refusal found here (a full slot included, with its alternatives) is what
+/// the writer would have answered at that moment, so it is answered at once: in a burst for few places,
+/// most requests never wait for the writer. A request that passes is checked again by [`take`] in the
+/// writer, which alone takes places.
+pub fn precheck(
+    c: &Conn,
+    now: i64,
+    caller: &Caller,
+    settings: &BookingSettings,
+    new: &NewBooking,
+) -> Result<(), ApiError> {
+    crate::db::in_snapshot(c, || {
+        match check_request(c, now, caller, settings, new)?.full(c, settings, now, new.starts_at)? {
+            Some(full) => Err(full.refusal(c, settings)),
+            None => Ok(()),
+        }
+    })
+}
+
+/// An enterprise asks for a slot: the place is taken at once (see the module notes). A full slot is
+/// refused with its alternatives.
+pub fn request(
+    tx: &Tx<'_>,
+    now: i64,
+    caller: &Caller,
+    settings: &BookingSettings,
+    new: NewBooking,
+) -> Result<Booking, ApiError> {
+    match take(tx, now, caller, settings, new)? {
+        Taken::Booked(b) => Ok(b),
+        Taken::Full(full) => Err(full.refusal(tx, settings)),
+    }
+}
+
+/// [`request`], answering a full slot as [`Taken::Full`] instead of the refusal: the writer only finds
+/// that the slot is full, and the alternatives are looked up afterwards on a reader.
+pub fn take(
+    tx: &Tx<'_>,
+    now: i64,
+    caller: &Caller,
+    settings: &BookingSettings,
+    new: NewBooking,
+) -> Result<Taken, ApiError> {
+    let Checked { instruction: i, rules } = check_request(tx, now, caller, settings, &new)?;
     if !store::take_place(tx, rules.site_id, rules.capacity, new.starts_at)? {
-        return Err(slot_full(tx, &rules, settings, new.starts_at, earliest(settings, now), i.deadline));
+        let full = Checked { instruction: i, rules }.full_slot(settings, now, new.starts_at);
+        return Ok(Taken::Full(full));
     }
     let state = if rules.auto_confirm { BookingState::Confirmed } else { BookingState::Requested };
     let id =
         store::insert(tx, now, &i, new.starts_at, new.starts_at + rules.slot_ms(), state, caller.user_id)?;
     let actor = Actor::User(caller.user_id);
-    if state == BookingState::Confirmed {
+    let b = if state == BookingState::Confirmed {
         follow(tx, now, i.id, Some(new.starts_at))?;
-        record(tx, now, &actor, id, BookingEvent::Confirmed, None, json!({"auto_confirmed": true}))
+        record(tx, now, &actor, id, BookingEvent::Confirmed, None, json!({"auto_confirmed": true}))?
     } else {
-        record(tx, now, &actor, id, BookingEvent::Requested, None, json!({}))
-    }
+        record(tx, now, &actor, id, BookingEvent::Requested, None, json!({}))?
+    };
+    Ok(Taken::Booked(b))
 }
 
 pub fn confirm(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Booking, ApiError> {

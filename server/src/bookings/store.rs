@@ -84,7 +84,9 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Stored> {
 }
 
 pub(super) fn load(c: &Connection, id: i64) -> Result<Option<Stored>, StoreError> {
-    Ok(c.query_row(&format!("SELECT {COLS} FROM {FROM} WHERE b.id = ?1"), [id], row).optional()?)
+    Ok(c.prepare_cached(&format!("SELECT {COLS} FROM {FROM} WHERE b.id = ?1"))?
+        .query_row([id], row)
+        .optional()?)
 }
 
 /// Slot usage in `[from, to)`: one range scan of `slot_usage`'s primary key.
@@ -108,23 +110,32 @@ pub(super) fn take_place(
     capacity: i64,
     start: i64,
 ) -> Result<bool, StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO slot_usage (site_id, starts_at, used, capacity) VALUES (?1, ?2, 0, ?3)
          ON CONFLICT (site_id, starts_at) DO NOTHING",
-        params![site_id, start, capacity],
-    )?;
-    let taken = tx.execute(
-        "UPDATE slot_usage SET used = used + 1 WHERE site_id = ?1 AND starts_at = ?2 AND used < capacity",
-        params![site_id, start],
-    )?;
+    )?
+    .execute(params![site_id, start, capacity])?;
+    let taken = tx
+        .prepare_cached(
+            "UPDATE slot_usage SET used = used + 1 WHERE site_id = ?1 AND starts_at = ?2 AND used < capacity",
+        )?
+        .execute(params![site_id, start])?;
     Ok(taken == 1)
 }
 
+/// The slot's used places and capacity, if a place in it was ever taken (no row: none used, the
+/// calendar's capacity).
+pub(super) fn used_of(c: &Connection, site_id: i64, start: i64) -> Result<Option<(i64, i64)>, StoreError> {
+    Ok(c.prepare_cached("SELECT used, capacity FROM slot_usage WHERE site_id = ?1 AND starts_at = ?2")?
+        .query_row(params![site_id, start], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 pub(super) fn release_place(tx: &Transaction<'_>, site_id: i64, start: i64) -> Result<(), StoreError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE slot_usage SET used = used - 1 WHERE site_id = ?1 AND starts_at = ?2 AND used > 0",
-        params![site_id, start],
-    )?;
+    )?
+    .execute(params![site_id, start])?;
     Ok(())
 }
 
@@ -156,11 +167,9 @@ pub(super) fn set_state(
 }
 
 pub(super) fn no_shows_within(tx: &Connection, enterprise_id: i64, since: i64) -> Result<i64, StoreError> {
-    Ok(tx.query_row(
-        "SELECT count(*) FROM no_shows WHERE enterprise_id = ?1 AND at >= ?2",
-        params![enterprise_id, since],
-        |r| r.get(0),
-    )?)
+    Ok(tx
+        .prepare_cached("SELECT count(*) FROM no_shows WHERE enterprise_id = ?1 AND at >= ?2")?
+        .query_row(params![enterprise_id, since], |r| r.get(0))?)
 }
 
 pub(super) fn record_no_show(
@@ -250,12 +259,12 @@ pub(super) struct LivePlace {
 
 /// The instruction's live booking, if it has one.
 pub(super) fn live_of(c: &Connection, instruction_id: i64) -> Result<Option<LivePlace>, StoreError> {
-    Ok(c.query_row(
-        "SELECT id, site_id, starts_at FROM bookings WHERE instruction_id = ?1 AND state IN ('requested', 'confirmed')",
-        [instruction_id],
-        |r| Ok(LivePlace { id: r.get(0)?, site_id: r.get(1)?, starts_at: r.get(2)? }),
-    )
-    .optional()?)
+    Ok(c
+        .prepare_cached(
+            "SELECT id, site_id, starts_at FROM bookings WHERE instruction_id = ?1 AND state IN ('requested', 'confirmed')",
+        )?
+        .query_row([instruction_id], |r| Ok(LivePlace { id: r.get(0)?, site_id: r.get(1)?, starts_at: r.get(2)? }))
+        .optional()?)
 }
 
 /// Ids of the live bookings at a site starting in `[from, to)`.
@@ -278,12 +287,12 @@ pub(super) fn insert(
     requested_by: i64,
 ) -> Result<i64, StoreError> {
     let i = instruction;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO bookings (instruction_id, enterprise_id, site_id, starts_at, ends_at, state, requested_by,
                                created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-        params![i.id, i.enterprise_id, i.site_id, start, end, state, requested_by, now],
-    )?;
+    )?
+    .execute(params![i.id, i.enterprise_id, i.site_id, start, end, state, requested_by, now])?;
     Ok(tx.last_insert_rowid())
 }
 
@@ -352,21 +361,18 @@ pub(super) struct CalendarRow {
 const CALENDAR_FROM: &str = "slot_calendars k JOIN customs_units u ON u.id = k.site_id WHERE k.site_id = ?1";
 
 pub(super) fn calendar_rules(c: &Connection, site_id: i64) -> Result<Option<CalendarRow>, StoreError> {
-    Ok(c.query_row(
-        &format!(
-            "SELECT k.slot_minutes, k.capacity, k.hours, k.auto_confirm, u.timezone FROM {CALENDAR_FROM}"
-        ),
-        [site_id],
-        |r| {
-            Ok(CalendarRow {
-                slot_minutes: r.get(0)?,
-                capacity: r.get(1)?,
-                hours: crate::db::stored_json(r, 2, "slot_calendars.hours", site_id)?,
-                auto_confirm: r.get(3)?,
-                timezone: r.get(4)?,
-            })
-        },
-    )
+    Ok(c.prepare_cached(&format!(
+        "SELECT k.slot_minutes, k.capacity, k.hours, k.auto_confirm, u.timezone FROM {CALENDAR_FROM}"
+    ))?
+    .query_row([site_id], |r| {
+        Ok(CalendarRow {
+            slot_minutes: r.get(0)?,
+            capacity: r.get(1)?,
+            hours: crate::db::stored_json(r, 2, "slot_calendars.hours", site_id)?,
+            auto_confirm: r.get(3)?,
+            timezone: r.get(4)?,
+        })
+    })
     .optional()?)
 }
 

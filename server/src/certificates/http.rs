@@ -162,11 +162,11 @@ pub async fn list(
         .read(move |c| match caller.role {
             Role::EnterpriseLegal | Role::EnterpriseOperator => {
                 let ids = delegations::enterprises_for(c, &caller, &[Scope::Certificates], now)?;
-                store::list_applications(c, Some(&ids), None, filter, limit)
+                Ok(store::list_applications(c, Some(&ids), None, filter, limit)?)
             }
-            Role::Admin => store::list_applications(c, None, None, filter, limit),
+            Role::Admin => Ok(store::list_applications(c, None, None, filter, limit)?),
             Role::Reviewer | Role::Supervisor => {
-                store::list_applications(c, None, Some(caller.unit()?), filter, limit)
+                Ok(store::list_applications(c, None, Some(caller.unit()?), filter, limit)?)
             }
             Role::Officer => Err(ApiError::forbidden("officers do not handle certificates")),
         })
@@ -193,7 +193,9 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<store::CertificateView>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| store::view(c, super::visible_certificate(c, &caller, id, now)?)).await?))
+    Ok(Json(
+        state.db.read(move |c| Ok(store::view(c, super::visible_certificate(c, &caller, id, now)?)?)).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificates/{id}/revoke", tag = "certificates",
@@ -210,7 +212,7 @@ pub async fn revoke(
     let now = state.now_ms();
     let reason = req.reason.trim().to_owned();
     let view =
-        commit(&state, move |tx| store::view(tx, super::revoke(tx, now, &caller, id, &reason)?)).await?;
+        commit(&state, move |tx| Ok(store::view(tx, super::revoke(tx, now, &caller, id, &reason)?)?)).await?;
     Ok(Json(view))
 }
 
@@ -228,7 +230,8 @@ pub async fn replace(
     let now = state.now_ms();
     let key = state.certificate_key.clone();
     let view =
-        commit(&state, move |tx| store::view(tx, super::replace(tx, now, &caller, &key, id, &req)?)).await?;
+        commit(&state, move |tx| Ok(store::view(tx, super::replace(tx, now, &caller, &key, id, &req)?)?))
+            .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 

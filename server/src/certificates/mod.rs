@@ -833,10 +833,16 @@ fn content_for(
         goods,
         additional_declarations: req.additional_declarations.iter().map(|d| d.trim().to_owned()).collect(),
         treatment: req.treatment.as_ref().map(|t| t.trim().to_owned()),
-        // Goods released without inspection have no inspection number and no sealed record: the evidence
-        // is then the electronic record alone, and these stay empty.
+        // Goods released without inspection have no sealed record: the evidence is then the inspection
+        // number and the electronic record, and the record's heads stay empty. Every release numbers the
+        // application first (`applications::release`), so a released one without a number is damage.
         evidence: Evidence {
-            inspection_no: app.inspection_no.clone().unwrap_or_default(),
+            inspection_no: app.inspection_no.clone().ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "application {} was released without an inspection number",
+                    app.id
+                ))
+            })?,
             e_record_no: e.number.clone(),
             record_heads: record.seal.as_ref().map(|s| s.heads.clone()).unwrap_or_default(),
             record_digest: record.seal.as_ref().map(|s| s.digest.clone()),
@@ -888,6 +894,9 @@ fn sign_and_store(
     let ty =
         types::get(tx, &content.type_code)?.ok_or_else(|| ApiError::not_found("the certificate type"))?;
     let serial = store::next_serial(tx, &district.code, year, &ty.code)?;
+    if serial > 999_999 {
+        return Err(ApiError::conflict("serials_exhausted", "this year's certificate numbers are used up"));
+    }
     content.number = format!("{}{:02}{}{serial:06}", district.code, year % 100, ty.number_tag());
     content.issued_at = rfc3339::to_string(now);
     let bytes = content.canonical();
@@ -920,7 +929,7 @@ fn sign_and_store(
         now,
         actor,
         audit::Action::CertificateSigned,
-        &format!("certificate:{id}"),
+        &audit::Subject::Certificate(id),
         json!({"number": content.number, "digest": digest, "key_id": key.kid,
                "record_digest": content.evidence.record_digest, "record_heads": content.evidence.record_heads}),
     )?;
@@ -1088,7 +1097,7 @@ pub fn count_print(
         now,
         &Actor::User(caller.user_id),
         audit::Action::CertificatePrinted,
-        &format!("certificate:{}", cert.id),
+        &audit::Subject::Certificate(cert.id),
         json!({"number": cert.number, "copy": copy}),
     )?;
     Ok(copy)

@@ -6,9 +6,8 @@ use serde::Serialize;
 
 use super::{CertApplication, CertificateRequest, outbox::Delivery, types::CertificateType};
 use crate::{
-    db::StoreError,
+    db::{StoreError, stored_json},
     domain::{CertState, time::rfc3339},
-    error::ApiError,
 };
 
 const APP_COLS: &str =
@@ -16,21 +15,17 @@ const APP_COLS: &str =
                         opinion, certificate_id, created_at, updated_at";
 
 fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertApplication> {
-    let content: String = r.get(6)?;
-    let failed: String = r.get(8)?;
-    let bad = |e: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
-    };
+    let id: i64 = r.get(0)?;
     Ok(CertApplication {
-        id: r.get(0)?,
+        id,
         application_id: r.get(1)?,
         enterprise_id: r.get(2)?,
         created_by: r.get(3)?,
         type_code: r.get(4)?,
         state: r.get(5)?,
-        request: serde_json::from_str::<CertificateRequest>(&content).map_err(bad)?,
+        request: stored_json::<CertificateRequest>(r, 6, "certificate_applications.content", id)?,
         version: r.get(7)?,
-        failed_rules: serde_json::from_str(&failed).map_err(bad)?,
+        failed_rules: stored_json(r, 8, "certificate_applications.failed_rules", id)?,
         opinion: r.get(9)?,
         certificate_id: r.get(10)?,
         created_at: r.get(11)?,
@@ -43,8 +38,9 @@ pub fn get_application(c: &Connection, id: i64) -> Result<Option<CertApplication
         .optional()?)
 }
 
-fn json<T: Serialize>(v: &T) -> Result<String, ApiError> {
-    serde_json::to_string(v).map_err(|e| ApiError::Internal(e.into()))
+/// A column's JSON text; a value that cannot be written as JSON fails like any value SQLite cannot take.
+fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Other(rusqlite::Error::ToSqlConversionFailure(e.into())))
 }
 
 pub fn insert_application(
@@ -54,7 +50,7 @@ pub fn insert_application(
     enterprise_id: i64,
     type_code: &str,
     req: &CertificateRequest,
-) -> Result<i64, ApiError> {
+) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO certificate_applications (application_id, enterprise_id, created_by, type_code, state, content,
                                                created_at, updated_at)
@@ -64,7 +60,7 @@ pub fn insert_application(
     Ok(tx.last_insert_rowid())
 }
 
-pub fn update_application(tx: &Transaction<'_>, now: i64, ca: &CertApplication) -> Result<(), ApiError> {
+pub fn update_application(tx: &Transaction<'_>, now: i64, ca: &CertApplication) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE certificate_applications SET type_code = ?2, state = ?3, content = ?4, version = ?5, failed_rules = ?6,
                 opinion = ?7, certificate_id = ?8, updated_at = ?9 WHERE id = ?1",
@@ -91,7 +87,7 @@ pub fn list_applications(
     unit: Option<i64>,
     state: Option<CertState>,
     limit: i64,
-) -> Result<Vec<CertApplication>, ApiError> {
+) -> Result<Vec<CertApplication>, StoreError> {
     let mut sql = format!(
         "SELECT {} FROM certificate_applications ca WHERE (?1 IS NULL OR ca.state = ?1)",
         APP_COLS.split(", ").map(|c| format!("ca.{}", c.trim())).collect::<Vec<_>>().join(", ")
@@ -119,22 +115,19 @@ pub fn list_applications(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Bumps and answers the last serial of (district, year, type); the first is 1.
 pub fn next_serial(
     tx: &Transaction<'_>,
     district: &str,
     year: i16,
     type_code: &str,
-) -> Result<i64, ApiError> {
-    let serial: i64 = tx.query_row(
+) -> Result<i64, StoreError> {
+    Ok(tx.query_row(
         "INSERT INTO certificate_serials (district, year, type_code, last) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT (district, year, type_code) DO UPDATE SET last = last + 1 RETURNING last",
         params![district, year, type_code],
         |r| r.get(0),
-    )?;
-    if serial > 999_999 {
-        return Err(ApiError::conflict("serials_exhausted", "this year's certificate numbers are used up"));
-    }
-    Ok(serial)
+    )?)
 }
 
 /// An issued certificate row.
@@ -325,7 +318,7 @@ pub struct CertificateView {
     pub sps_delivery: Option<super::outbox::Delivery>,
 }
 
-pub fn view(c: &Connection, cert: Certificate) -> Result<CertificateView, ApiError> {
+pub fn view(c: &Connection, cert: Certificate) -> Result<CertificateView, StoreError> {
     let replaces = cert.replaces.map(|id| number_of(c, id)).transpose()?.flatten();
     let replaced_by = cert.replaced_by.map(|id| number_of(c, id)).transpose()?.flatten();
     let sps_delivery = super::outbox::latest(c, cert.id)?;

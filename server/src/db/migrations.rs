@@ -243,7 +243,7 @@ mod tests {
                     i,
                     &actor,
                     crate::audit::Action::UserCreate,
-                    &format!("user:{i}"),
+                    &crate::audit::Subject::User(i),
                     serde_json::json!({"i": i}),
                 )
                 .unwrap();

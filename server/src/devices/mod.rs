@@ -64,7 +64,7 @@ pub fn register(
         now,
         &Actor::User(officer_id),
         audit::Action::DeviceRegister,
-        &format!("device:{id}"),
+        &audit::Subject::Device(&id),
         json!({"actor_id": actor_id, "name": name}),
     )?;
     Ok(store::existing(tx, &id)?)
@@ -85,7 +85,7 @@ pub fn claim(tx: &Tx<'_>, now: i64, officer_id: i64, device_id: &str) -> Result<
         now,
         &Actor::User(officer_id),
         audit::Action::DeviceClaim,
-        &format!("device:{device_id}"),
+        &audit::Subject::Device(device_id),
         json!({"retired_actor_id": device.actor_id, "actor_id": actor_id, "sessions_ended": ended}),
     )?;
     Ok(store::existing(tx, device_id)?)
@@ -130,7 +130,7 @@ pub fn set_status(
         now,
         actor,
         audit::Action::DeviceStatus,
-        &format!("device:{device_id}"),
+        &audit::Subject::Device(device_id),
         json!({"from": device.status, "to": status, "reason": reason, "sessions_ended": ended}),
     )?;
     Ok(store::existing(tx, device_id)?)

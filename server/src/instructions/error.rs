@@ -20,6 +20,12 @@ pub enum InstructionError {
     OfficerCount(usize),
     #[error("user {0} is not an active field officer of your unit")]
     NotAnOfficerHere(i64),
+    /// A list filter names a unit or site code nobody has (`field` is `site` or `unit`).
+    #[error("no customs unit or site has the code {code:?}")]
+    UnknownUnit { field: &'static str, code: String },
+    /// A list filter names an officer by a username nobody has.
+    #[error("no user is called {0:?}")]
+    UnknownOfficer(String),
     #[error(transparent)]
     NotAllowed(#[from] NotAllowed),
     #[error(transparent)]

@@ -43,13 +43,6 @@ pub struct ListQuery {
     pub offset: Option<i64>,
 }
 
-/// A unit code named in a filter, as its id; an unknown code is the client's mistake.
-fn unit_id(c: &crate::db::Conn, field: &str, code: &str) -> Result<i64, ApiError> {
-    crate::orgs::store::unit_by_code(c, code)?.map(|u| u.id).ok_or_else(|| {
-        invalid(field, "unknown_unit", format!("no customs unit or site has the code {code:?}"))
-    })
-}
-
 #[utoipa::path(get, path = "/api/v1/instructions", tag = "instructions", security(("bearer" = [])), params(ListQuery),
     responses((status = 200, body = Vec<InstructionSummary>,
         description = "summaries (the checklist is on the item); JSON, or CSV with `Accept: text/csv`"),
@@ -67,35 +60,18 @@ pub async fn list(
         v.as_deref().map(|s| rfc3339::parse(s).map_err(|m| invalid(field, "invalid_time", m))).transpose()
     };
     let (from, to) = (time("from", &q.from)?, time("to", &q.to)?);
-    let rules = OverdueRules::new(&state.settings.monitoring, now);
-    let condition = q.overdue.map(|overdue| {
-        let (sql, values) = rules.any();
-        (if overdue { sql } else { format!("NOT {sql}") }, values)
-    });
-    let rows = state
-        .db
-        .read(move |c| {
-            let officer = match q.officer.as_deref() {
-                None => None,
-                Some(o) => Some(match o.parse::<i64>() {
-                    Ok(id) => id,
-                    Err(_) => crate::orgs::store::user_by_name(c, o)?.map(|u| u.id).ok_or_else(|| {
-                        invalid("officer", "unknown_officer", format!("no user is called {o:?}"))
-                    })?,
-                }),
-            };
-            let filter = super::ListFilter {
-                state: q.state,
-                officer,
-                site: q.site.as_deref().map(|s| unit_id(c, "site", s)).transpose()?,
-                unit: q.unit.as_deref().map(|u| unit_id(c, "unit", u)).transpose()?,
-                from,
-                to,
-                condition,
-            };
-            Ok(super::list(c, &caller, filter, limit, offset, now)?)
-        })
-        .await?;
+    let overdue = OverdueRules::new(&state.settings.monitoring, now).any();
+    let query = super::ListQuery {
+        state: q.state,
+        officer: q.officer,
+        site: q.site,
+        unit: q.unit,
+        from,
+        to,
+        overdue: q.overdue,
+    };
+    let rows =
+        state.db.read(move |c| Ok(super::list(c, &caller, query, overdue, (limit, offset), now)?)).await?;
     if csv::wanted(&headers) {
         let mut t = Table::new(&[
             "id",

@@ -27,7 +27,7 @@ use crate::{
     db::{Conn, SqlValue, Tx},
     domain::Principal,
     domain::{AccountStatus, InstructionState, Role, Scope, time::rfc3339},
-    error::{ApiError, StoreError},
+    error::StoreError,
     orgs::store as orgs_store,
     receipts::{self, Change},
     reference::{self, CheckItem},
@@ -109,31 +109,73 @@ pub fn scope_sql(
     })
 }
 
-/// What `GET /api/v1/instructions` narrows the caller's instructions to; `None` is no restriction.
+/// What `GET /api/v1/instructions` narrows the caller's instructions to, as the client names it (unit
+/// codes, an officer's id or username); `None` is no restriction.
 #[derive(Debug, Default)]
-pub struct ListFilter {
+pub struct ListQuery {
     pub state: Option<InstructionState>,
-    /// Assigned to this officer.
-    pub officer: Option<i64>,
-    /// At this site.
-    pub site: Option<i64>,
-    /// Of this unit's subtree (by district or site).
-    pub unit: Option<i64>,
+    /// Assigned to this officer: a user id or a username.
+    pub officer: Option<String>,
+    /// At this site (unit code).
+    pub site: Option<String>,
+    /// Of this unit's subtree, by district or site (unit code).
+    pub unit: Option<String>,
     /// Created in `[from, to)`.
     pub from: Option<i64>,
     pub to: Option<i64>,
-    /// An extra SQL condition over `i` with its parameters (the monitoring's overdue rules).
-    pub condition: Option<(String, Vec<SqlValue>)>,
+    /// Only the instructions some overdue rule holds for (`Some(true)`) or none holds for (`Some(false)`).
+    pub overdue: Option<bool>,
 }
 
+/// [`ListQuery`] looked up: what the store narrows by.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub state: Option<InstructionState>,
+    pub officer: Option<i64>,
+    pub site: Option<i64>,
+    pub unit: Option<i64>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// A condition over `i` with its parameters (the monitoring's overdue rules), and whether it must
+    /// hold (`true`) or must not.
+    pub condition: Option<(bool, String, Vec<SqlValue>)>,
+}
+
+/// A page of the caller's instructions narrowed by `query`, newest first; `overdue` is the rules' condition
+/// (`OverdueRules::any`) a `query.overdue` filters by. An unknown unit code or username is the client's mistake.
 pub fn list(
     c: &Conn,
     caller: &Principal,
-    filter: ListFilter,
-    limit: i64,
-    offset: i64,
+    query: ListQuery,
+    overdue: (String, Vec<SqlValue>),
+    (limit, offset): (i64, i64),
     now: i64,
 ) -> Result<Vec<InstructionSummary>, InstructionError> {
+    let unit_id = |field: &'static str, code: &str| -> Result<i64, InstructionError> {
+        crate::orgs::store::unit_by_code(c, code)
+            .map_err(StoreError::from)?
+            .map(|u| u.id)
+            .ok_or_else(|| InstructionError::UnknownUnit { field, code: code.to_owned() })
+    };
+    let officer = match query.officer {
+        None => None,
+        Some(o) => Some(match o.parse::<i64>() {
+            Ok(id) => id,
+            Err(_) => crate::orgs::store::user_by_name(c, &o)
+                .map_err(StoreError::from)?
+                .map(|u| u.id)
+                .ok_or(InstructionError::UnknownOfficer(o))?,
+        }),
+    };
+    let filter = ListFilter {
+        state: query.state,
+        officer,
+        site: query.site.as_deref().map(|s| unit_id("site", s)).transpose()?,
+        unit: query.unit.as_deref().map(|u| unit_id("unit", u)).transpose()?,
+        from: query.from,
+        to: query.to,
+        condition: query.overdue.map(|holds| (holds, overdue.0, overdue.1)),
+    };
     Ok(store::list(c, scope_sql(c, caller, now)?, filter, limit, offset)?)
 }
 
@@ -172,7 +214,12 @@ pub fn checklist_for(c: &Conn, app: &Application) -> Result<Vec<CheckItem>, Stor
 }
 
 /// Creates the instruction for an application selected for on-site inspection, and tells the enterprise.
-pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Result<Instruction, ApiError> {
+pub fn create_for(
+    tx: &Tx<'_>,
+    app: &Application,
+    deadline: i64,
+    now: i64,
+) -> Result<Instruction, InstructionError> {
     let checklist = checklist_for(tx, app)?;
     let inspection_no = app.inspection_no.clone().ok_or(InstructionError::NotNumbered)?;
     // One instruction per application: an approval revoked before anything followed from it left its
@@ -188,8 +235,7 @@ pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Re
                 application: app.id,
                 instruction: old.id,
                 state: old.state,
-            }
-            .into());
+            });
         }
         None => None,
     };
@@ -220,7 +266,7 @@ pub fn create_for(tx: &Tx<'_>, app: &Application, deadline: i64, now: i64) -> Re
                         "checks": checklist.len(), "application": app.id, "reissued": reissued.is_some()}),
     };
     receipts::record_change(tx, now, &Actor::System, change)?;
-    Ok(get(tx, id)?.ok_or(InstructionError::NotFound)?)
+    get(tx, id)?.ok_or(InstructionError::NotFound)
 }
 
 /// The instruction, if the caller may act on it as a supervisor: an admin, or a unit whose subtree holds

@@ -116,8 +116,8 @@ pub fn list(
         sql.push_str(" AND i.created_at < ?");
         values.push(to.into());
     }
-    if let Some((condition, condition_values)) = filter.condition {
-        sql.push_str(&format!(" AND {condition}"));
+    if let Some((holds, condition, condition_values)) = filter.condition {
+        sql.push_str(&format!(" AND {}({condition})", if holds { "" } else { "NOT " }));
         values.extend(condition_values);
     }
     sql.push_str(" ORDER BY i.id DESC LIMIT ? OFFSET ?");
@@ -201,10 +201,8 @@ pub fn insert(tx: &Transaction<'_>, new: &NewInstruction<'_>, now: i64) -> Resul
 /// Writes an instruction's new state. Only the workflow calls this, after [`super::machine::next`]
 /// allowed it, in the transaction that writes the event's receipt and audit entry.
 pub fn set_state(tx: &Transaction<'_>, now: i64, id: i64, state: InstructionState) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE instructions SET state = ?1, updated_at = ?2, state_since = ?2 WHERE id = ?3",
-        params![state, now, id],
-    )?;
+    tx.prepare_cached("UPDATE instructions SET state = ?1, updated_at = ?2, state_since = ?2 WHERE id = ?3")?
+        .execute(params![state, now, id])?;
     Ok(())
 }
 
@@ -220,10 +218,8 @@ pub fn set_deadline(tx: &Transaction<'_>, now: i64, id: i64, deadline: i64) -> R
 /// The booked slot's start (`None`: no confirmed booking holds the instruction). Written for the bookings
 /// module, which decides it; the instruction's table is written here only.
 pub fn set_due_at(tx: &Transaction<'_>, now: i64, id: i64, due_at: Option<i64>) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE instructions SET due_at = ?1, updated_at = ?2 WHERE id = ?3",
-        params![due_at, now, id],
-    )?;
+    tx.prepare_cached("UPDATE instructions SET due_at = ?1, updated_at = ?2 WHERE id = ?3")?
+        .execute(params![due_at, now, id])?;
     Ok(())
 }
 

@@ -464,7 +464,7 @@ fn receive_inner(
             intake.now,
             &Actor::User(signer.user.id),
             audit::Action::Message(payload.kind.audit_action()),
-            &format!("message:{evidence_id}"),
+            &audit::Subject::Message(evidence_id),
             json!({"message_id": payload.id.as_str(), "payload_sha256": hex::encode(digest),
                    "enterprise": payload.enterprise.as_str(), "platform": signer.platform,
                    "created": format!("{}:{}", subject.subject, subject.id)}),
@@ -737,7 +737,7 @@ pub fn register_platform_signer(
         now,
         actor,
         audit::Action::PlatformSignerRegister,
-        &format!("user:{}", user.id),
+        &audit::Subject::User(user.id),
         json!({"enterprise": new.enterprise_code.as_str(), "username": new.username}),
     )?;
     crate::orgs::set_signing_key(tx, now, actor, user.id, &new.public_key)

@@ -19,6 +19,7 @@ use super::{
     OverdueRules, Period, Scope,
     figures::{self, Figure, Overdue, PhotoPoint, SitePoint},
     http::{Figures, collect, rules_used},
+    store,
 };
 use crate::{
     auth::{Caller, caller::session_cookie},
@@ -412,11 +413,12 @@ pub async fn page(
     let (f, overdue, points, sites) = state
         .db
         .read(move |c| {
+            let reach = store::reach(c, scope)?;
             Ok((
-                collect(c, scope, period, &rules, used)?,
-                figures::overdue(c, scope, &rules, 100)?,
-                figures::photo_points(c, scope, period, far_km)?,
-                figures::site_points(c, scope)?,
+                collect(c, reach, period, &rules, used)?,
+                figures::overdue(c, reach, &rules, 100)?,
+                figures::photo_points(c, reach, period, far_km)?,
+                figures::site_points(c, reach)?,
             ))
         })
         .await?;

@@ -14,51 +14,17 @@
 use std::{collections::HashSet, convert::Infallible, sync::Arc, time::Duration};
 
 use axum::response::sse::Event;
-use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc};
 
-use super::Scope;
 pub use super::hub::{Hub, StreamEvent};
+use super::store::events::{after, newest_id};
 use crate::{auth, error::ApiError, state::AppState};
-
-/// Stored events after `after`, oldest first, at most `limit`.
-pub fn after(c: &Connection, after: i64, limit: i64) -> Result<Vec<StreamEvent>, ApiError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT r.id, r.subject, r.subject_id, r.inspection_no, r.kind, r.state, r.at, i.id,
-                COALESCE(i.unit_id, a.district_unit), COALESCE(i.site_id, a.site_unit)
-         FROM receipts r
-         LEFT JOIN bookings b ON r.subject = 'booking' AND b.id = r.subject_id
-         LEFT JOIN instructions i ON i.id = CASE r.subject WHEN 'instruction' THEN r.subject_id
-                                                            WHEN 'booking' THEN b.instruction_id END
-         LEFT JOIN applications a ON r.subject = 'application' AND a.id = r.subject_id
-         WHERE r.id > ?1 ORDER BY r.id LIMIT ?2",
-    )?;
-    let rows = stmt.query_map([after, limit], |r| {
-        Ok(StreamEvent {
-            id: r.get(0)?,
-            subject: r.get(1)?,
-            subject_id: r.get(2)?,
-            inspection_no: r.get(3)?,
-            kind: r.get(4)?,
-            state: r.get(5)?,
-            at: r.get(6)?,
-            instruction_id: r.get(7)?,
-            unit_id: r.get(8)?,
-            site_id: r.get(9)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-pub fn newest_id(c: &Connection) -> Result<i64, ApiError> {
-    Ok(c.query_row("SELECT coalesce(max(id), 0) FROM receipts", [], |r| r.get(0))?)
-}
 
 /// Reads every stored event after the last broadcast one and broadcasts it, after each commit that
 /// wrote receipts. Runs for the life of the server.
 pub async fn pump(state: AppState) {
     let mut changed = state.receipts.subscribe();
-    let mut last = match state.db.read(newest_id).await {
+    let mut last = match state.db.read(|c| Ok(newest_id(c)?)).await {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, "the event pump could not start");
@@ -67,7 +33,7 @@ pub async fn pump(state: AppState) {
     };
     loop {
         loop {
-            let batch = match state.db.read(move |c| after(c, last, 500)).await {
+            let batch = match state.db.read(move |c| Ok(after(c, last, 500)?)).await {
                 Ok(b) => b,
                 Err(e) => {
                     // Subscribers keep their place; the next commit tries again.
@@ -114,13 +80,6 @@ pub struct Subscription {
     pub last_event_id: i64,
     pub max_backlog: i64,
     pub retry: Duration,
-}
-
-/// The subtree's unit ids, for the per-event scope check.
-pub fn units_of(c: &Connection, scope: Scope) -> Result<HashSet<i64>, ApiError> {
-    let mut stmt = c.prepare_cached(&format!("{} SELECT id FROM t", Scope::SUBTREE))?;
-    let rows = stmt.query_map([scope.root], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Starts a subscriber: subscribes to the broadcast, then reads the backlog, then forwards live events,

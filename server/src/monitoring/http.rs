@@ -14,13 +14,15 @@ use serde::{Deserialize, Serialize};
 use super::{
     OverdueRules, Period, Scope,
     csv::{self, Table},
-    events::{self, Subscription},
+    events::Subscription,
     figures::{self, Figure, OfficerLoad, OpenConflict, Overdue, SilentHandheld},
+    store::{self, Reach},
 };
 use crate::{
     auth::Caller,
+    db::Conn,
     domain::{InstructionState, time::rfc3339},
-    error::{ApiError, ApiQuery, ErrorBody, invalid},
+    error::{ApiError, ApiQuery, ErrorBody, StoreError, invalid},
     state::AppState,
 };
 
@@ -66,24 +68,29 @@ pub struct Figures {
     pub silent_handhelds: Vec<SilentHandheld>,
 }
 
-/// Everything `GET /api/v1/monitoring/figures` answers, in one reader call.
+/// Everything `GET /api/v1/monitoring/figures` answers, in one reader call, under the [`Reach`] the
+/// request looked up once.
 pub fn collect(
-    c: &rusqlite::Connection,
-    scope: Scope,
+    c: &Conn,
+    reach: Reach,
     period: Period,
     rules: &OverdueRules,
     rules_used: RulesUsed,
-) -> Result<Figures, ApiError> {
-    let f = figures::unit_figures(c, scope, period, rules)?;
+) -> Result<Figures, StoreError> {
+    let f = figures::unit_figures(c, reach, period, rules)?;
     Ok(Figures {
         period,
         now: rules.now,
         total: f.total,
         units: f.units,
         sites: f.sites,
-        officers: figures::officers(c, scope, Some(period), rules)?,
-        open_conflicts: figures::open_conflicts(c, scope)?,
-        silent_handhelds: figures::silent_handhelds(c, scope, rules.now, rules_used.silent_hours)?,
+        officers: figures::officers(c, reach, Some(period), rules)?,
+        open_conflicts: figures::open_conflicts(c, reach)?,
+        silent_handhelds: figures::silent_handhelds(
+            c,
+            reach,
+            rules.now - rules_used.silent_hours * 3_600_000,
+        )?,
         rules: rules_used,
     })
 }
@@ -116,7 +123,8 @@ pub async fn figures(
     let period = Period::parse(q.from.as_deref(), q.to.as_deref(), now)?;
     let used = rules_used(&state, q.silent_hours)?;
     let rules = OverdueRules::new(&state.settings.monitoring, now);
-    let figures = state.db.read(move |c| collect(c, scope, period, &rules, used)).await?;
+    let figures =
+        state.db.read(move |c| Ok(collect(c, store::reach(c, scope)?, period, &rules, used)?)).await?;
     if csv::wanted(&headers) {
         return Ok(figures_csv(&figures).into_response("figures.csv"));
     }
@@ -178,8 +186,12 @@ pub async fn overdue(
 ) -> Result<Response, ApiError> {
     let scope = Scope::of(&caller)?;
     let rules = OverdueRules::new(&state.settings.monitoring, state.now_ms());
-    let rows =
-        state.db.read(move |c| figures::overdue(c, scope, &rules, figures::OVERDUE_TABLE_LIMIT)).await?;
+    let rows = state
+        .db
+        .read(move |c| {
+            Ok(figures::overdue(c, store::reach(c, scope)?, &rules, figures::OVERDUE_TABLE_LIMIT)?)
+        })
+        .await?;
     if csv::wanted(&headers) {
         let mut t = Table::new(&[
             "instruction_id",
@@ -217,7 +229,7 @@ pub async fn officers(
 ) -> Result<Json<Vec<OfficerLoad>>, ApiError> {
     let scope = Scope::of(&caller)?;
     let rules = OverdueRules::new(&state.settings.monitoring, state.now_ms());
-    Ok(Json(state.db.read(move |c| figures::officers(c, scope, None, &rules)).await?))
+    Ok(Json(state.db.read(move |c| Ok(figures::officers(c, store::reach(c, scope)?, None, &rules)?)).await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -271,7 +283,7 @@ pub async fn events(
     if last_event_id < 0 {
         return Err(ApiError::bad_request("invalid_last_event_id", "event ids are not negative"));
     }
-    let units = state.db.read(move |c| events::units_of(c, scope)).await?;
+    let units = state.db.read(move |c| Ok(store::events::units_of(c, scope)?)).await?;
     let m = &state.settings.monitoring;
     let sub = Subscription {
         session_id: caller.session_id.clone(),
@@ -282,7 +294,7 @@ pub async fn events(
         retry: Duration::from_secs(3),
     };
     let keep_alive = KeepAlive::new().interval(Duration::from_secs(m.keep_alive_secs.max(1)));
-    let mut rx = events::subscribe(&state, sub).await?;
+    let mut rx = super::events::subscribe(&state, sub).await?;
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let mut resp = Sse::new(stream).keep_alive(keep_alive).into_response();
     // Proxies (nginx) would otherwise buffer the stream and deliver events late, in clumps.

@@ -278,7 +278,12 @@ pub fn compose(c: &Conn, caller: &Caller, kind: NoticeKind, id: i64, now: i64) -
                     format!("application {id} is {}; it was not released", app.state),
                 ));
             };
-            let inspection_no = app.inspection_no.clone().unwrap_or_default();
+            // Every release numbers the application first (`applications::release`): no number is damage.
+            let inspection_no = app.inspection_no.clone().ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!(
+                    "application {id} was released without an inspection number"
+                ))
+            })?;
             let district = unit(c, app.district_unit)?;
             let mut facts = vec![
                 field("电子底账编号", "E-record No.", e.number.clone()),
@@ -376,7 +381,7 @@ pub fn issue(tx: &Tx<'_>, now: i64, caller: &Caller, composed: Composed) -> Resu
         now,
         &Actor::User(caller.user_id),
         audit::Action::NoticeIssue,
-        &format!("notice:{number}"),
+        &audit::Subject::Notice(&number),
         json!({"kind": composed.kind, "subject_id": composed.subject_id, "digest": digest,
                "replaces": latest.map(|n| n.number)}),
     )?;

@@ -301,7 +301,7 @@ fn record(
         state: r.state.as_str(),
     };
     let details = json!({"registration_id": r.id, "customs_code": r.customs_code, "uscc": r.uscc, "username": r.username});
-    receipts::record_event(tx, now, actor, Event::Registration(event), about, opinion, details)
+    Ok(receipts::record_event(tx, now, actor, Event::Registration(event), about, opinion, details)?)
 }
 
 #[cfg(test)]

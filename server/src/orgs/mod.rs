@@ -271,7 +271,7 @@ pub fn record_operator(
     let enterprise_id = user
         .enterprise_id
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("operator {} has no enterprise", user.id)))?;
-    receipts::record_change(
+    Ok(receipts::record_change(
         tx,
         now,
         actor,
@@ -285,7 +285,7 @@ pub fn record_operator(
             opinion: None,
             details: json!({"username": user.username, "display_name": user.display_name}),
         },
-    )
+    )?)
 }
 
 /// The legal person confirms a pending operator: it becomes active and may log in (and must change

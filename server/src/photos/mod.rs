@@ -269,7 +269,7 @@ pub fn record(
             now,
             &Actor::User(caller.user_id),
             action,
-            &format!("photo:{sha}"),
+            &audit::Subject::Photo(sha.as_str()),
             json!({"instruction": instruction_id}),
         )?;
     }

@@ -21,7 +21,7 @@ use crate::{
         events::{Event, Subject},
         time::rfc3339,
     },
-    error::ApiError,
+    error::{ApiError, StoreError},
 };
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -63,7 +63,7 @@ pub struct Change<'a> {
 /// Writes a state change's receipt and its audit entry, in the caller's transaction (so both commit
 /// with the change or neither does): the one way a state change is told to the enterprise and recorded.
 /// Answers the receipt's id.
-pub fn record_change(tx: &Tx<'_>, now: i64, actor: &Actor, c: Change<'_>) -> Result<i64, ApiError> {
+pub fn record_change(tx: &Tx<'_>, now: i64, actor: &Actor, c: Change<'_>) -> Result<i64, StoreError> {
     let subject = c.event.subject();
     let receipt = store::insert(tx, now, &c)?;
     let mut entry = json!({"state": c.state, "opinion": c.opinion, "inspection_no": c.inspection_no,
@@ -76,7 +76,7 @@ pub fn record_change(tx: &Tx<'_>, now: i64, actor: &Actor, c: Change<'_>) -> Res
         now,
         actor,
         Action::Change(c.event),
-        &format!("{}:{}", subject.audit_prefix(), c.subject_id),
+        &audit::Subject::Receipted(subject, c.subject_id),
         entry,
     )?;
     Ok(receipt)
@@ -101,7 +101,7 @@ pub fn record_event(
     about: About<'_>,
     opinion: Option<&str>,
     details: Value,
-) -> Result<i64, ApiError> {
+) -> Result<i64, StoreError> {
     let About { subject_id, enterprise_id, inspection_no, state } = about;
     let event = event.into();
     record_change(

@@ -4,6 +4,7 @@
 //! Approval runs the risk engine in the same transaction: the application leaves review as `released`,
 //! `document_check` or `inspection` (with its instruction issued), never half-way.
 
+pub mod error;
 pub mod http;
 pub mod store;
 
@@ -11,6 +12,7 @@ use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use error::ReviewError;
 pub use store::auto_review_enabled;
 
 use crate::domain::events::ApplicationEvent;
@@ -19,7 +21,7 @@ use crate::{
     audit::{self, Actor},
     domain::Principal,
     domain::{ApplicationState, Role, SelectionOutcome},
-    error::{ApiError, invalid},
+    error::ApiError,
     instructions, orgs, selection,
 };
 
@@ -37,6 +39,18 @@ pub enum Action {
 }
 
 impl Action {
+    /// As clients spell it (`approve`, `documents_pass`, …), for the refusal's sentence.
+    fn name(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Return => "return",
+            Action::Suspend => "suspend",
+            Action::Resume => "resume",
+            Action::DocumentsPass => "documents_pass",
+            Action::DocumentsFail => "documents_fail",
+        }
+    }
+
     fn needs_opinion(self) -> bool {
         matches!(self, Action::Return | Action::Suspend | Action::DocumentsFail)
     }
@@ -58,25 +72,13 @@ pub fn apply(
     action: Action,
     opinion: Option<&str>,
     deadline_ms: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), ReviewError> {
     let opinion = opinion.map(str::trim).filter(|o| !o.is_empty());
     if action.needs_opinion() && opinion.is_none() {
-        return Err(invalid(
-            "opinion",
-            "missing_opinion",
-            "returning, suspending or failing a document check needs an opinion",
-        ));
+        return Err(ReviewError::MissingOpinion);
     }
     let from = app.state;
-    let wrong_state = || {
-        ApiError::conflict(
-            "wrong_state",
-            format!(
-                "cannot {} an application that is {from}",
-                serde_json::to_value(action).unwrap_or_default().as_str().unwrap_or("act on")
-            ),
-        )
-    };
+    let wrong_state = || ReviewError::WrongState { action: action.name(), from };
     match action {
         Action::Approve => {
             if from != ApplicationState::Submitted {
@@ -204,4 +206,23 @@ pub fn set_auto_review(
         json!({"enabled": enabled}),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Action;
+
+    #[test]
+    fn an_action_is_named_in_a_refusal_as_clients_spell_it() {
+        for a in [
+            Action::Approve,
+            Action::Return,
+            Action::Suspend,
+            Action::Resume,
+            Action::DocumentsPass,
+            Action::DocumentsFail,
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.name());
+        }
+    }
 }

@@ -149,7 +149,10 @@ pub fn gather(c: &Conn, app: &Application) -> Result<Inputs, SelectionError> {
         .collect();
     Ok(Inputs {
         application_id: app.id,
-        inspection_no: app.inspection_no.clone().unwrap_or_default(),
+        // Selection runs on a submitted application, and submitting numbers it: no number is damage.
+        inspection_no: app.inspection_no.clone().ok_or_else(|| {
+            anyhow::anyhow!("application {} is selected without an inspection number", app.id)
+        })?,
         credit_rating: enterprise.credit_rating,
         goods,
         rules,

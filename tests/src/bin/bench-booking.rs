@@ -4,6 +4,10 @@
 //! `cargo build --release --bin fieldcheck`), files 500 always-inspected applications to get 500
 //! instructions, gives site 2201 twenty one-hour slots of capacity 5 a day, then fires all 500 booking
 //! requests at once and prints throughput and latency percentiles. Setup is not measured.
+//!
+//! Client and server share the machine's cores, so it also prints the CPU each side spent during the
+//! burst (summed over all threads from `/proc/<pid>/task/*/schedstat`, nanoseconds): the server's CPU
+//! per request is the figure that does not depend on how busy the client keeps the cores.
 
 use fieldcheck_tests::{
     TestServer,
@@ -17,6 +21,17 @@ fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// CPU time (ns) all threads of process `pid` have run so far: the first field of each thread's
+/// `/proc/<pid>/task/<tid>/schedstat`. Threads that ended before the second reading drop out, so it is
+/// read around a burst whose threads live on (tokio's workers, the database writer).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 #[tokio::main]
 async fn main() {
     let server = TestServer::start_with(&[fieldcheck_tests::booking::LONG_DEADLINE]);
@@ -26,9 +41,19 @@ async fn main() {
     let instructions = issue_instructions(&server, &ent, REQUESTS).await;
     let slots = slots(&ent, "2026-12-01", "2026-12-04", 20).await;
 
+    // `--pause-ms N`: print the server's pid and wait N ms before the burst, for attaching a profiler
+    // (`perf record -p PID`) to the burst alone.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(ms) = args.iter().position(|a| a == "--pause-ms").and_then(|i| args.get(i + 1)) {
+        println!("server pid    {}", server.pid());
+        tokio::time::sleep(std::time::Duration::from_millis(ms.parse().expect("--pause-ms N"))).await;
+    }
+    let (server_cpu, client_cpu) = (cpu_ns(server.pid()), cpu_ns(std::process::id()));
     let started = std::time::Instant::now();
     let attempts = race(&ent, &instructions, &slots).await;
     let wall = started.elapsed();
+    let server_cpu = cpu_ns(server.pid()) - server_cpu;
+    let client_cpu = cpu_ns(std::process::id()) - client_cpu;
 
     let confirmed = attempts.iter().filter(|a| a.status == 201).count();
     let full = attempts.iter().filter(|a| a.status == 409 && a.body["code"] == "slot_full").count();
@@ -44,5 +69,8 @@ async fn main() {
     println!("p50 latency   {:.1} ms", percentile(&latencies, 50.0).as_secs_f64() * 1e3);
     println!("p99 latency   {:.1} ms", percentile(&latencies, 99.0).as_secs_f64() * 1e3);
     println!("max latency   {:.1} ms", latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3));
+    let per_request = |ns: u64| ns as f64 / 1e3 / attempts.len() as f64;
+    println!("server CPU    {:.1} ms ({:.0} us/request)", server_cpu as f64 / 1e6, per_request(server_cpu));
+    println!("client CPU    {:.1} ms ({:.0} us/request)", client_cpu as f64 / 1e6, per_request(client_cpu));
     assert_eq!((confirmed, full, other), (100, 400, 0), "capacity must hold exactly");
 }

@@ -1,0 +1,24 @@
+//! Why a review step was refused. A leaf, mapped to HTTP in `error.rs` (the codes and sentences clients
+//! already see).
+
+use crate::{
+    applications::error::ApplicationError, db::error::StoreError, domain::ApplicationState,
+    instructions::error::InstructionError, selection::error::SelectionError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("returning, suspending or failing a document check needs an opinion")]
+    MissingOpinion,
+    /// The action (as clients spell it, e.g. `approve`) does not apply in the application's state.
+    #[error("cannot {action} an application that is {from}")]
+    WrongState { action: &'static str, from: ApplicationState },
+    #[error(transparent)]
+    Application(#[from] ApplicationError),
+    #[error(transparent)]
+    Instruction(#[from] InstructionError),
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
