@@ -226,6 +226,38 @@ impl From<crate::instructions::error::InstructionError> for ApiError {
     }
 }
 
+impl From<crate::workflow::error::WorkflowError> for ApiError {
+    fn from(e: crate::workflow::error::WorkflowError) -> Self {
+        use crate::workflow::error::WorkflowError as E;
+        let message = e.to_string();
+        match e {
+            E::Illegal(t) => ApiError::conflict("illegal_transition", message)
+                .with_details(json!({"state": t.state, "event": t.event})),
+            E::InstructionNotFound => ApiError::not_found("the instruction"),
+            E::ApplicationNotFound => ApiError::not_found("the application"),
+            E::SealedDecision { instruction, state } => ApiError::conflict("sealed_decision", message)
+                .with_details(json!({"instruction_id": instruction, "state": state})),
+            E::ApprovalHasConsequences { instruction, state } => {
+                ApiError::conflict("approval_has_consequences", message)
+                    .with_details(json!({"instruction_id": instruction, "state": state}))
+            }
+            E::NotRevocable { .. } => ApiError::conflict("not_revocable", message),
+            E::NotAnExtension { .. } => invalid("deadline", "not_an_extension", message),
+            E::NoVerdict => ApiError::conflict("no_verdict", message),
+            E::Sealed(state) => ApiError::conflict("sealed", message).with_details(json!({"state": state})),
+            E::UnusableUsername => invalid("username", "unusable_username", message),
+            E::NotReleasable(state) => ApiError::conflict("not_releasable", message)
+                .with_details(json!({"application_state": state})),
+            E::NoDisposalPending(state) => ApiError::conflict("no_disposal_pending", message)
+                .with_details(json!({"application_state": state})),
+            E::Instruction(e) => e.into(),
+            E::Application(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Callee(e) => e,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

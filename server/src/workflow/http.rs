@@ -67,7 +67,7 @@ pub async fn assign(
     let now = state.now_ms();
     commit(&state, move |tx| {
         let officers = officer_ids_of(tx, &req)?;
-        super::assign(tx, now, &caller, id, &officers)
+        Ok(super::assign(tx, now, &caller, id, &officers)?)
     })
     .await
 }
@@ -90,7 +90,7 @@ pub async fn cancel(
 ) -> Result<Json<Instruction>, ApiError> {
     super::required_text("reason", "missing_reason", &req.reason, "why the instruction is cancelled")?;
     let now = state.now_ms();
-    commit(&state, move |tx| super::cancel(tx, now, &caller, id, req.reason.trim())).await
+    commit(&state, move |tx| Ok(super::cancel(tx, now, &caller, id, req.reason.trim())?)).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -118,8 +118,10 @@ pub async fn extend_deadline(
 ) -> Result<Json<Instruction>, ApiError> {
     super::required_text("reason", "missing_reason", &req.reason, "why the deadline is extended")?;
     let now = state.now_ms();
-    commit(&state, move |tx| super::extend_deadline(tx, now, &caller, id, req.deadline, req.reason.trim()))
-        .await
+    commit(&state, move |tx| {
+        Ok(super::extend_deadline(tx, now, &caller, id, req.deadline, req.reason.trim())?)
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/approve", tag = "workflow",
@@ -131,7 +133,7 @@ pub async fn approve(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Instruction>, ApiError> {
     let now = state.now_ms();
-    commit(&state, move |tx| super::approve(tx, now, &caller, id)).await
+    commit(&state, move |tx| Ok(super::approve(tx, now, &caller, id)?)).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -153,7 +155,7 @@ pub async fn return_result(
 ) -> Result<Json<Instruction>, ApiError> {
     super::required_text("opinion", "missing_opinion", &req.opinion, "what the officers must redo")?;
     let now = state.now_ms();
-    commit(&state, move |tx| super::return_result(tx, now, &caller, id, req.opinion.trim())).await
+    commit(&state, move |tx| Ok(super::return_result(tx, now, &caller, id, req.opinion.trim())?)).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -183,8 +185,10 @@ pub async fn resolve(
 ) -> Result<Json<Instruction>, ApiError> {
     super::required_text("reason", "missing_reason", &req.reason, "why this value is the right one")?;
     let now = state.now_ms();
-    commit(&state, move |tx| super::resolve(tx, now, &caller, id, &req.path, &req.value, req.reason.trim()))
-        .await
+    commit(&state, move |tx| {
+        Ok(super::resolve(tx, now, &caller, id, &req.path, &req.value, req.reason.trim())?)
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/api/v1/instructions/{id}/force-release", tag = "workflow", request_body = ReasonRequest,
@@ -199,7 +203,7 @@ pub async fn force_release(
 ) -> Result<Json<Instruction>, ApiError> {
     super::required_text("reason", "missing_reason", &req.reason, "why the goods are released by force")?;
     let now = state.now_ms();
-    commit(&state, move |tx| super::force_release(tx, now, &caller, id, req.reason.trim())).await
+    commit(&state, move |tx| Ok(super::force_release(tx, now, &caller, id, req.reason.trim())?)).await
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -221,7 +225,7 @@ pub async fn disposal_done(
 ) -> Result<Json<Instruction>, ApiError> {
     let now = state.now_ms();
     let note = req.note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    commit(&state, move |tx| super::disposal_done(tx, now, &caller, id, note.as_deref())).await
+    commit(&state, move |tx| Ok(super::disposal_done(tx, now, &caller, id, note.as_deref())?)).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -246,8 +250,10 @@ pub async fn revoke_approval(
 ) -> Result<Json<crate::applications::Application>, ApiError> {
     super::required_text("opinion", "missing_opinion", &req.opinion, "why the approval is revoked")?;
     let now = state.now_ms();
-    let app =
-        state.db.write(move |tx| super::revoke_approval(tx, now, &caller, id, req.opinion.trim())).await?;
+    let app = state
+        .db
+        .write(move |tx| Ok(super::revoke_approval(tx, now, &caller, id, req.opinion.trim())?))
+        .await?;
     state.receipts_changed();
     Ok(Json(app))
 }

@@ -11,6 +11,7 @@
 //! Modules below (instructions, bookings, records, photos, applications) never call up into this one:
 //! they answer what happened (a booking's `due_at`, a record's [`Progress`]) and the workflow moves on.
 
+pub mod error;
 pub mod http;
 
 use crate::db::Tx;
@@ -27,17 +28,12 @@ use crate::{
     error::{ApiError, invalid},
     instructions::{
         self, Instruction,
-        machine::{self, IllegalTransition, InstructionEvent},
+        machine::{self, InstructionEvent},
     },
     receipts::{self, Change},
     records::{self, projection::Progress},
 };
-
-/// The one error shape of an event the state does not allow: 409, naming the state and the event.
-pub fn illegal(e: IllegalTransition) -> ApiError {
-    ApiError::conflict("illegal_transition", e.to_string())
-        .with_details(json!({"state": e.state, "event": e.event}))
-}
+use error::WorkflowError;
 
 /// Applies `event` to `i`: checks the transition, writes the state, the enterprise's receipt and the audit
 /// entry, all in `tx`. Answers the new state.
@@ -49,8 +45,8 @@ pub fn instruction_event(
     event: InstructionEvent,
     opinion: Option<&str>,
     details: Value,
-) -> Result<InstructionState, ApiError> {
-    let to = machine::next(i.state, event).map_err(illegal)?;
+) -> Result<InstructionState, WorkflowError> {
+    let to = machine::next(i.state, event)?;
     instructions::set_state(tx, now, i.id, to)?;
     let change = Change {
         event: event.into(),
@@ -66,12 +62,12 @@ pub fn instruction_event(
     Ok(to)
 }
 
-fn instruction(tx: &Tx<'_>, id: i64) -> Result<Instruction, ApiError> {
-    instructions::get(tx, id)?.ok_or_else(|| ApiError::not_found("the instruction"))
+fn instruction(tx: &Tx<'_>, id: i64) -> Result<Instruction, WorkflowError> {
+    instructions::get(tx, id)?.ok_or(WorkflowError::InstructionNotFound)
 }
 
-fn application_of(tx: &Tx<'_>, i: &Instruction) -> Result<applications::Application, ApiError> {
-    app_store::get(tx, i.application_id)?.ok_or_else(|| ApiError::not_found("the application"))
+fn application_of(tx: &Tx<'_>, i: &Instruction) -> Result<applications::Application, WorkflowError> {
+    app_store::get(tx, i.application_id)?.ok_or(WorkflowError::ApplicationNotFound)
 }
 
 /// A supervisor assigns officers: the instruction becomes `assigned` and the record document is created
@@ -82,9 +78,9 @@ pub fn assign(
     caller: &Principal,
     id: i64,
     officers: &[i64],
-) -> Result<Instruction, ApiError> {
+) -> Result<Instruction, WorkflowError> {
     let i = instructions::supervised(tx, caller, id)?;
-    machine::next(i.state, InstructionEvent::Assigned).map_err(illegal)?;
+    machine::next(i.state, InstructionEvent::Assigned)?;
     let a = instructions::assign_officers(tx, now, caller, i, officers)?;
     let details = json!({"officers": a.after.len()});
     let actor = Actor::User(caller.user_id);
@@ -101,7 +97,7 @@ pub fn cancel(
     caller: &Principal,
     id: i64,
     reason: &str,
-) -> Result<Instruction, ApiError> {
+) -> Result<Instruction, WorkflowError> {
     let i = instructions::supervised(tx, caller, id)?;
     let actor = Actor::User(caller.user_id);
     instruction_event(tx, now, &actor, &i, InstructionEvent::Cancelled, Some(reason), json!({}))?;
@@ -133,46 +129,22 @@ pub fn revoke_approval(
     caller: &Principal,
     application_id: i64,
     opinion: &str,
-) -> Result<applications::Application, ApiError> {
-    let mut app =
-        app_store::get(tx, application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+) -> Result<applications::Application, WorkflowError> {
+    let mut app = app_store::get(tx, application_id)?.ok_or(WorkflowError::ApplicationNotFound)?;
     if !crate::review::may_review(tx, caller, app.district_unit)? {
-        return Err(ApiError::not_found("the application"));
+        return Err(WorkflowError::ApplicationNotFound);
     }
     let i = instructions::by_application(tx, application_id)?;
     let i = match i {
         Some(i) if app.state == ApplicationState::Inspection && i.state == InstructionState::Issued => i,
         Some(i) if matches!(i.state, InstructionState::Approved | InstructionState::ForceReleased) => {
-            return Err(ApiError::conflict(
-                "sealed_decision",
-                format!(
-                    "instruction {} is {}: its decision sealed the evidence and is never undone; correct it \
-                     with a new decision that references it",
-                    i.id, i.state
-                ),
-            )
-            .with_details(json!({"instruction_id": i.id, "state": i.state})));
+            return Err(WorkflowError::SealedDecision { instruction: i.id, state: i.state });
         }
         Some(i) if app.state == ApplicationState::Inspection => {
-            return Err(ApiError::conflict(
-                "approval_has_consequences",
-                format!(
-                    "instruction {} is {} already; only an approval whose instruction is still issued (not \
-                     booked, not assigned) can be revoked — cancel the instruction instead",
-                    i.id, i.state
-                ),
-            )
-            .with_details(json!({"instruction_id": i.id, "state": i.state})));
+            return Err(WorkflowError::ApprovalHasConsequences { instruction: i.id, state: i.state });
         }
         _ => {
-            return Err(ApiError::conflict(
-                "not_revocable",
-                format!(
-                    "application {application_id} is {}; only an approval that sent the goods to on-site \
-                     inspection can be revoked",
-                    app.state
-                ),
-            ));
+            return Err(WorkflowError::NotRevocable { application: application_id, state: app.state });
         }
     };
     let actor = Actor::User(caller.user_id);
@@ -191,7 +163,12 @@ pub fn revoke_approval(
 
 /// The instruction follows its booking after any booking change: a confirmed slot (`due_at` set) books an
 /// issued instruction; losing it withdraws a booked one. Later states keep their officers' work.
-pub fn booking_changed(tx: &Tx<'_>, now: i64, actor: &Actor, instruction_id: i64) -> Result<(), ApiError> {
+pub fn booking_changed(
+    tx: &Tx<'_>,
+    now: i64,
+    actor: &Actor,
+    instruction_id: i64,
+) -> Result<(), WorkflowError> {
     let i = instruction(tx, instruction_id)?;
     schedule_to_record(tx, now, &i)?;
     let event = match (i.due_at, i.state) {
@@ -206,7 +183,7 @@ pub fn booking_changed(tx: &Tx<'_>, now: i64, actor: &Actor, instruction_id: i64
 
 /// The record's server-owned part follows the instruction's schedule: the confirmed slot (or none) and
 /// the deadline, so officers see both offline. A sealed record is left as it was sealed.
-fn schedule_to_record(tx: &Tx<'_>, now: i64, i: &Instruction) -> Result<(), ApiError> {
+fn schedule_to_record(tx: &Tx<'_>, now: i64, i: &Instruction) -> Result<(), WorkflowError> {
     if machine::is_sealed(i.state) || records::store::record_of(tx, i.id)?.is_none() {
         return Ok(());
     }
@@ -224,18 +201,11 @@ pub fn extend_deadline(
     id: i64,
     deadline: i64,
     reason: &str,
-) -> Result<Instruction, ApiError> {
+) -> Result<Instruction, WorkflowError> {
     let i = instructions::supervised(tx, caller, id)?;
-    machine::next(i.state, InstructionEvent::DeadlineExtended).map_err(illegal)?;
+    machine::next(i.state, InstructionEvent::DeadlineExtended)?;
     if deadline <= i.deadline {
-        return Err(invalid(
-            "deadline",
-            "not_an_extension",
-            format!(
-                "the new deadline must be later than the current one, {}",
-                rfc3339::to_string(i.deadline)
-            ),
-        ));
+        return Err(WorkflowError::NotAnExtension { current: rfc3339::to_string(i.deadline) });
     }
     instructions::set_deadline(tx, now, id, deadline)?;
     let details = json!({"from": rfc3339::to_string(i.deadline), "to": rfc3339::to_string(deadline)});
@@ -265,7 +235,7 @@ pub fn record_progressed(
     by: &str,
     instruction_id: i64,
     progress: &Progress,
-) -> Result<bool, ApiError> {
+) -> Result<bool, WorkflowError> {
     let mut i = instruction(tx, instruction_id)?;
     let mut wrote = false;
     if i.state == InstructionState::Assigned {
@@ -291,7 +261,12 @@ pub fn record_progressed(
 
 /// A photo arrived in the store: an instruction waiting only for it is submitted now. Answers whether a
 /// receipt was written.
-pub fn photo_arrived(tx: &Tx<'_>, now: i64, actor: &Actor, instruction_id: i64) -> Result<bool, ApiError> {
+pub fn photo_arrived(
+    tx: &Tx<'_>,
+    now: i64,
+    actor: &Actor,
+    instruction_id: i64,
+) -> Result<bool, WorkflowError> {
     let Some(i) = instructions::get(tx, instruction_id)? else { return Ok(false) };
     if i.state != InstructionState::InProgress || !records::projection::ready(tx, instruction_id)? {
         return Ok(false);
@@ -304,12 +279,12 @@ pub fn photo_arrived(tx: &Tx<'_>, now: i64, actor: &Actor, instruction_id: i64) 
 /// A supervisor approves a submitted result: the record's heads and content digest are stored (the
 /// record is sealed from now on), and the goods are released (conforming) or the enterprise gets the
 /// disposal notice (non-conforming).
-pub fn approve(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Instruction, ApiError> {
+pub fn approve(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Instruction, WorkflowError> {
     let i = instructions::supervised(tx, caller, id)?;
-    machine::next(i.state, InstructionEvent::ResultApproved).map_err(illegal)?;
+    machine::next(i.state, InstructionEvent::ResultApproved)?;
     let seal = records::seal(tx, now, caller.user_id, id)?;
     let Some(verdict) = seal.verdict else {
-        return Err(ApiError::conflict("no_verdict", "the record has no verdict; return it to the officers"));
+        return Err(WorkflowError::NoVerdict);
     };
     let actor = Actor::User(caller.user_id);
     let details = json!({"digest": seal.digest, "heads": seal.heads, "verdict": verdict.value_str()});
@@ -340,9 +315,9 @@ pub fn return_result(
     caller: &Principal,
     id: i64,
     opinion: &str,
-) -> Result<Instruction, ApiError> {
+) -> Result<Instruction, WorkflowError> {
     let i = instructions::supervised(tx, caller, id)?;
-    machine::next(i.state, InstructionEvent::ResultReturned).map_err(illegal)?;
+    machine::next(i.state, InstructionEvent::ResultReturned)?;
     let review =
         Review { decision: "returned".into(), opinion: opinion.into(), by: caller.username.clone(), at: now };
     records::write_review(tx, now, id, &review)?;
@@ -363,18 +338,12 @@ pub fn resolve(
     path: &str,
     value: &Value,
     reason: &str,
-) -> Result<Instruction, ApiError> {
+) -> Result<Instruction, WorkflowError> {
     let i = instructions::supervised(tx, caller, id)?;
     if machine::is_sealed(i.state) {
-        return Err(ApiError::conflict(
-            "sealed",
-            format!("the instruction is {}; its record is sealed", i.state),
-        )
-        .with_details(json!({"state": i.state})));
+        return Err(WorkflowError::Sealed(i.state));
     }
-    let by = records::officer_id(&caller.username).ok_or_else(|| {
-        invalid("username", "unusable_username", "your username cannot be written into a record")
-    })?;
+    let by = records::officer_id(&caller.username).ok_or(WorkflowError::UnusableUsername)?;
     let progress = records::resolve_conflict(tx, now, id, path, value, &Stamp { by, at: now })?;
     let actor = Actor::User(caller.user_id);
     let details =
@@ -399,15 +368,11 @@ pub fn force_release(
     caller: &Principal,
     id: i64,
     reason: &str,
-) -> Result<Instruction, ApiError> {
+) -> Result<Instruction, WorkflowError> {
     let i = instructions::supervised(tx, caller, id)?;
     let mut app = application_of(tx, &i)?;
     if !matches!(app.state, ApplicationState::Inspection | ApplicationState::NotReleased) {
-        return Err(ApiError::conflict(
-            "not_releasable",
-            format!("the application is {}; only goods under inspection or awaiting disposal can be force-released", app.state),
-        )
-        .with_details(json!({"application_state": app.state})));
+        return Err(WorkflowError::NotReleasable(app.state));
     }
     let actor = Actor::User(caller.user_id);
     if !machine::is_sealed(i.state) {
@@ -433,15 +398,11 @@ pub fn disposal_done(
     caller: &Principal,
     id: i64,
     note: Option<&str>,
-) -> Result<Instruction, ApiError> {
+) -> Result<Instruction, WorkflowError> {
     let i = instructions::supervised(tx, caller, id)?;
     let mut app = application_of(tx, &i)?;
     if app.state != ApplicationState::NotReleased {
-        return Err(ApiError::conflict(
-            "no_disposal_pending",
-            format!("the application is {}; only one awaiting disposal can be closed this way", app.state),
-        )
-        .with_details(json!({"application_state": app.state})));
+        return Err(WorkflowError::NoDisposalPending(app.state));
     }
     let disposal = records::sealed(tx, id)?.and_then(|s| s.disposal);
     let change = AppChange {

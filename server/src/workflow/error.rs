@@ -1,0 +1,62 @@
+//! Why a workflow step was refused. A leaf, mapped to HTTP once in `error.rs`.
+
+use crate::{
+    applications::error::ApplicationError,
+    db::error::StoreError,
+    domain::{ApplicationState, InstructionState},
+    error::ApiError,
+    instructions::{error::InstructionError, machine::IllegalTransition},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    /// The instruction's state does not allow the event (the state and the event go into the details).
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("the instruction was not found")]
+    InstructionNotFound,
+    /// Not there, or not the caller's to review (the two are not told apart).
+    #[error("the application was not found")]
+    ApplicationNotFound,
+    /// An approved or force-released instruction's decision sealed evidence; it is never revoked.
+    #[error(
+        "instruction {instruction} is {state}: its decision sealed the evidence and is never undone; correct it \
+         with a new decision that references it"
+    )]
+    SealedDecision { instruction: i64, state: InstructionState },
+    #[error(
+        "instruction {instruction} is {state} already; only an approval whose instruction is still issued (not \
+         booked, not assigned) can be revoked — cancel the instruction instead"
+    )]
+    ApprovalHasConsequences { instruction: i64, state: InstructionState },
+    #[error(
+        "application {application} is {state}; only an approval that sent the goods to on-site inspection can \
+         be revoked"
+    )]
+    NotRevocable { application: i64, state: ApplicationState },
+    /// The new deadline is not later than `current` (already formatted as RFC 3339).
+    #[error("the new deadline must be later than the current one, {current}")]
+    NotAnExtension { current: String },
+    #[error("the record has no verdict; return it to the officers")]
+    NoVerdict,
+    /// A conflict cannot be resolved in a sealed record.
+    #[error("the instruction is {0}; its record is sealed")]
+    Sealed(InstructionState),
+    #[error("your username cannot be written into a record")]
+    UnusableUsername,
+    #[error("the application is {0}; only goods under inspection or awaiting disposal can be force-released")]
+    NotReleasable(ApplicationState),
+    #[error("the application is {0}; only one awaiting disposal can be closed this way")]
+    NoDisposalPending(ApplicationState),
+    #[error(transparent)]
+    Instruction(#[from] InstructionError),
+    #[error(transparent)]
+    Application(#[from] ApplicationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Passthrough: a callee that still answers an HTTP error — `records` (`on_assign`, `seal`,
+    /// `server_edit`, `write_review`, `resolve_conflict`, `remove_from_indexes`, `projection::ready`),
+    /// `bookings::instruction_cancelled` and `review::may_review`. Goes out unchanged.
+    #[error(transparent)]
+    Callee(#[from] ApiError),
+}
