@@ -323,7 +323,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 parent_code: parent.as_deref().map(DistrictCode::parse).transpose()?,
                 timezone: None,
             };
-            let unit = db.write_blocking(|tx| orgs::create_unit(tx, now, &actor, new)).map_err(api)?;
+            let unit = db.write_blocking(|tx| Ok(orgs::create_unit(tx, now, &actor, new)?)).map_err(api)?;
             println!("created unit {} ({}) with id {}", unit.code, unit.name, unit.id);
         }
         AdminCommand::CreateEnterprise { customs_code, uscc, name, credit_rating, unit } => {
@@ -334,7 +334,8 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 credit_rating,
                 unit_code: unit.as_deref().map(DistrictCode::parse).transpose()?,
             };
-            let e = db.write_blocking(|tx| orgs::create_enterprise(tx, now, &actor, new)).map_err(api)?;
+            let e =
+                db.write_blocking(|tx| Ok(orgs::create_enterprise(tx, now, &actor, new)?)).map_err(api)?;
             println!("created enterprise {} ({}) with id {}", e.customs_code, e.name, e.id);
         }
         AdminCommand::CreateUser { username, display_name, role, unit, enterprise } => {
@@ -359,7 +360,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             };
             let u = db
                 .write_blocking(|tx| {
-                    orgs::create_user(tx, now, &actor, &new, &hash, orgs::store::Start::ACTIVE)
+                    Ok(orgs::create_user(tx, now, &actor, &new, &hash, orgs::store::Start::ACTIVE)?)
                 })
                 .map_err(api)?;
             println!("created user {} ({}) with id {}", u.username, u.role, u.id);
@@ -371,7 +372,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 display_name: Line::parse(display_name)?,
                 public_key,
             };
-            orgs::check_username(&new.username).map_err(api)?;
+            orgs::check_username(&new.username).map_err(|e| api(e.into()))?;
             let hash =
                 password::hash_blocking(&hex::encode(keys::random_seed()?), settings.auth.argon2_memory_kib)?;
             let u = db
@@ -383,7 +384,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             db.write_blocking(|tx| {
                 let user = store::user_by_name(tx, &username)?
                     .ok_or_else(|| crate::error::ApiError::not_found(&format!("user {username}")))?;
-                orgs::set_signing_key(tx, now, &actor, user.id, &public_key)
+                Ok(orgs::set_signing_key(tx, now, &actor, user.id, &public_key)?)
             })
             .map_err(api)?;
             println!("registered the signing key of {username}");

@@ -258,6 +258,37 @@ impl From<crate::workflow::error::WorkflowError> for ApiError {
     }
 }
 
+impl From<crate::orgs::error::OrgsError> for ApiError {
+    fn from(e: crate::orgs::error::OrgsError) -> Self {
+        use crate::orgs::error::OrgsError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::InvalidText { field, .. } => invalid(field, "invalid_text", message),
+            E::InvalidUsername => invalid("username", "invalid_username", message),
+            E::UnknownTimezone(_) => invalid("timezone", "unknown_timezone", message),
+            E::MissingParent => invalid("parent_code", "missing_parent", message),
+            E::UnknownUnit { field, .. } => invalid(field, "unknown_unit", message),
+            E::DuplicateUnit(_) => ApiError::conflict("duplicate_unit", message),
+            E::DuplicateEnterprise(_) | E::DuplicateCreditCode => {
+                ApiError::conflict("duplicate_enterprise", message)
+            }
+            E::MissingEnterprise => invalid("enterprise_code", "missing_enterprise", message),
+            E::UnknownEnterprise(_) => invalid("enterprise_code", "unknown_enterprise", message),
+            E::MissingUnit => invalid("unit_code", "missing_unit", message),
+            E::DuplicateUsername(_) => ApiError::conflict("duplicate_username", message),
+            E::OperatorWithoutEnterprise(_) => ApiError::Internal(anyhow::Error::new(e)),
+            E::NotPending(_) => ApiError::conflict("not_pending", message),
+            E::AccountLost => ApiError::conflict("account_lost", message),
+            E::AccountPending => ApiError::conflict("account_pending", message),
+            E::InvalidPublicKey(_) => invalid("public_key", "invalid_public_key", message),
+            E::UnitsForCustomsOnly => ApiError::forbidden(message),
+            E::Period(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -89,7 +89,7 @@ pub fn revoke_user_sessions(
     user_id: i64,
     now: i64,
     why: &str,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     Ok(tx.execute(
         "UPDATE sessions SET revoked_at = ?1, revoked_why = ?2 WHERE user_id = ?3 AND revoked_at IS NULL",
         params![now, why, user_id],

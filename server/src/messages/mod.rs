@@ -740,5 +740,5 @@ pub fn register_platform_signer(
         &audit::Subject::User(user.id),
         json!({"enterprise": new.enterprise_code.as_str(), "username": new.username}),
     )?;
-    crate::orgs::set_signing_key(tx, now, actor, user.id, &new.public_key)
+    Ok(crate::orgs::set_signing_key(tx, now, actor, user.id, &new.public_key)?)
 }

@@ -5,11 +5,13 @@
 //! units, enterprises and operators is decided here too (`visible_units`, `visible_enterprise`,
 //! `own_operator`), for a [`Principal`], not in the handlers.
 
+pub mod error;
 pub mod http;
 pub mod store;
 
 use crate::db::{Conn, Tx};
 use base64::{Engine, engine::general_purpose::STANDARD};
+use error::OrgsError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -21,7 +23,7 @@ use crate::{
         UserStatus,
         time::{Period, rfc3339},
     },
-    error::{ApiError, StoreError, invalid},
+    error::StoreError,
     receipts,
 };
 
@@ -103,60 +105,39 @@ pub struct NewUser {
     pub valid_until: Option<i64>,
 }
 
-fn nonempty(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+fn nonempty(field: &'static str, value: &str, max: usize) -> Result<(), OrgsError> {
     let n = value.trim().chars().count();
     if n == 0 || n > max {
-        return Err(invalid(field, "invalid_text", format!("`{field}` must have 1 to {max} characters")));
+        return Err(OrgsError::InvalidText { field, max });
     }
     Ok(())
 }
 
-pub fn check_username(name: &str) -> Result<(), ApiError> {
+pub fn check_username(name: &str) -> Result<(), OrgsError> {
     let ok = (3..=64).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            "username",
-            "invalid_username",
-            "a username has 3 to 64 characters: letters, digits, `-`, `_` or `.`",
-        ))
-    }
+    if ok { Ok(()) } else { Err(OrgsError::InvalidUsername) }
 }
 
-pub fn create_unit(tx: &Tx<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result<Unit, ApiError> {
+pub fn create_unit(tx: &Tx<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result<Unit, OrgsError> {
     nonempty("name", &new.name, 200)?;
     let timezone = new.timezone.map_or_else(|| "Asia/Shanghai".into(), Line::into_string);
     if jiff::tz::TimeZone::get(&timezone).is_err() {
-        return Err(invalid(
-            "timezone",
-            "unknown_timezone",
-            format!("`{timezone}` is not an IANA time zone"),
-        ));
+        return Err(OrgsError::UnknownTimezone(timezone));
     }
     let parent_id = match (&new.parent_code, new.kind) {
         (None, UnitKind::Headquarters) => None,
         (None, _) => {
-            return Err(invalid(
-                "parent_code",
-                "missing_parent",
-                "customs and site units need a `parent_code`",
-            ));
+            return Err(OrgsError::MissingParent);
         }
         (Some(code), _) => Some(
             store::unit_by_code(tx, code.as_str())?
-                .ok_or_else(|| {
-                    invalid("parent_code", "unknown_unit", format!("no unit has the code {code}"))
-                })?
+                .ok_or_else(|| OrgsError::UnknownUnit { field: "parent_code", code: code.to_string() })?
                 .id,
         ),
     };
     if store::unit_by_code(tx, new.code.as_str())?.is_some() {
-        return Err(ApiError::conflict(
-            "duplicate_unit",
-            format!("a unit with the code {} exists", new.code),
-        ));
+        return Err(OrgsError::DuplicateUnit(new.code.to_string()));
     }
     let id = store::insert_unit(tx, new.code.as_str(), &new.name, new.kind, parent_id, &timezone, now)?;
     audit::append(
@@ -167,7 +148,7 @@ pub fn create_unit(tx: &Tx<'_>, now: i64, actor: &Actor, new: NewUnit) -> Result
         &audit::Subject::Unit(id),
         json!({"code": new.code}),
     )?;
-    store::unit(tx, id)?.ok_or_else(|| ApiError::not_found("the unit"))
+    store::unit(tx, id)?.ok_or(OrgsError::NotFound("the unit"))
 }
 
 pub fn create_enterprise(
@@ -175,27 +156,21 @@ pub fn create_enterprise(
     now: i64,
     actor: &Actor,
     new: NewEnterprise,
-) -> Result<Enterprise, ApiError> {
+) -> Result<Enterprise, OrgsError> {
     nonempty("name", &new.name, 200)?;
     let unit_id = match &new.unit_code {
         None => None,
         Some(code) => Some(
             store::unit_by_code(tx, code.as_str())?
-                .ok_or_else(|| invalid("unit_code", "unknown_unit", format!("no unit has the code {code}")))?
+                .ok_or_else(|| OrgsError::UnknownUnit { field: "unit_code", code: code.to_string() })?
                 .id,
         ),
     };
     if store::enterprise_by_code(tx, new.customs_code.as_str())?.is_some() {
-        return Err(ApiError::conflict(
-            "duplicate_enterprise",
-            format!("an enterprise with the customs code {} exists", new.customs_code),
-        ));
+        return Err(OrgsError::DuplicateEnterprise(new.customs_code.to_string()));
     }
     let id = store::insert_enterprise(tx, &new, unit_id, now).map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::conflict(
-            "duplicate_enterprise",
-            "an enterprise with this unified social credit code exists",
-        ),
+        StoreError::Conflict(_) => OrgsError::DuplicateCreditCode,
         other => other.into(),
     })?;
     audit::append(
@@ -206,7 +181,7 @@ pub fn create_enterprise(
         &audit::Subject::Enterprise(id),
         json!({"customs_code": new.customs_code}),
     )?;
-    store::enterprise(tx, id)?.ok_or_else(|| ApiError::not_found("the enterprise"))
+    store::enterprise(tx, id)?.ok_or(OrgsError::NotFound("the enterprise"))
 }
 
 /// Creates a user whose password hash was computed beforehand (off the executor), starting as `start` says.
@@ -217,36 +192,23 @@ pub fn create_user(
     new: &NewUser,
     password_hash: &str,
     start: store::Start,
-) -> Result<User, ApiError> {
+) -> Result<User, OrgsError> {
     check_username(&new.username)?;
     nonempty("display_name", &new.display_name, 200)?;
     Period::new(now, new.valid_until, now)?;
     let (unit_id, enterprise_id) = if new.role.is_enterprise() {
-        let code = new.enterprise_code.as_ref().ok_or_else(|| {
-            invalid("enterprise_code", "missing_enterprise", "enterprise roles need an `enterprise_code`")
-        })?;
-        let e = store::enterprise_by_code(tx, code.as_str())?.ok_or_else(|| {
-            invalid(
-                "enterprise_code",
-                "unknown_enterprise",
-                format!("no enterprise has the customs code {code}"),
-            )
-        })?;
+        let code = new.enterprise_code.as_ref().ok_or(OrgsError::MissingEnterprise)?;
+        let e = store::enterprise_by_code(tx, code.as_str())?
+            .ok_or_else(|| OrgsError::UnknownEnterprise(code.to_string()))?;
         (None, Some(e.id))
     } else {
-        let code = new
-            .unit_code
-            .as_ref()
-            .ok_or_else(|| invalid("unit_code", "missing_unit", "customs roles need a `unit_code`"))?;
+        let code = new.unit_code.as_ref().ok_or(OrgsError::MissingUnit)?;
         let u = store::unit_by_code(tx, code.as_str())?
-            .ok_or_else(|| invalid("unit_code", "unknown_unit", format!("no unit has the code {code}")))?;
+            .ok_or_else(|| OrgsError::UnknownUnit { field: "unit_code", code: code.to_string() })?;
         (Some(u.id), None)
     };
     if store::user_by_name(tx, &new.username)?.is_some() {
-        return Err(ApiError::conflict(
-            "duplicate_username",
-            format!("the username {} is taken", new.username),
-        ));
+        return Err(OrgsError::DuplicateUsername(new.username.clone()));
     }
     let id = store::insert_user(tx, new, password_hash, unit_id, enterprise_id, start, now)?;
     audit::append(
@@ -257,7 +219,7 @@ pub fn create_user(
         &audit::Subject::User(id),
         json!({"username": new.username, "role": new.role}),
     )?;
-    store::user(tx, id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+    store::user(tx, id)?.ok_or(OrgsError::NotFound("the user")).map(|u| u.public())
 }
 
 /// An operator account's receipt (to its enterprise) and audit entry.
@@ -267,10 +229,8 @@ pub fn record_operator(
     actor: &Actor,
     user: &User,
     event: AccountEvent,
-) -> Result<i64, ApiError> {
-    let enterprise_id = user
-        .enterprise_id
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("operator {} has no enterprise", user.id)))?;
+) -> Result<i64, OrgsError> {
+    let enterprise_id = user.enterprise_id.ok_or(OrgsError::OperatorWithoutEnterprise(user.id))?;
     Ok(receipts::record_change(
         tx,
         now,
@@ -290,16 +250,13 @@ pub fn record_operator(
 
 /// The legal person confirms a pending operator: it becomes active and may log in (and must change
 /// the initial password first).
-pub fn confirm_operator(tx: &Tx<'_>, now: i64, actor: &Actor, user_id: i64) -> Result<User, ApiError> {
-    let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the operator"))?;
+pub fn confirm_operator(tx: &Tx<'_>, now: i64, actor: &Actor, user_id: i64) -> Result<User, OrgsError> {
+    let user = store::user(tx, user_id)?.ok_or(OrgsError::NotFound("the operator"))?;
     if user.status != AccountStatus::Pending {
-        return Err(ApiError::conflict(
-            "not_pending",
-            format!("the operator is {}, not waiting for confirmation", user.status),
-        ));
+        return Err(OrgsError::NotPending(user.status));
     }
     store::update_user_status(tx, user_id, AccountStatus::Active)?;
-    let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the operator"))?.public();
+    let user = store::user(tx, user_id)?.ok_or(OrgsError::NotFound("the operator"))?.public();
     record_operator(tx, now, actor, &user, AccountEvent::OperatorConfirmed)?;
     Ok(user)
 }
@@ -312,21 +269,15 @@ pub fn set_user_status(
     user_id: i64,
     status: UserStatus,
     reason: &str,
-) -> Result<User, ApiError> {
-    let user = store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+) -> Result<User, OrgsError> {
+    let user = store::user(tx, user_id)?.ok_or(OrgsError::NotFound("the user"))?;
     if user.status == AccountStatus::Lost && status != UserStatus::Lost {
-        return Err(ApiError::conflict(
-            "account_lost",
-            "a lost account stays lost; create a new account for the person",
-        ));
+        return Err(OrgsError::AccountLost);
     }
     // Only confirmation (or a registration's approval) ends `pending`; a pending account may be reported
     // lost, but not frozen, since unfreezing would then make it active unconfirmed.
     if user.status == AccountStatus::Pending && status != UserStatus::Lost {
-        return Err(ApiError::conflict(
-            "account_pending",
-            "a pending account becomes active when its legal person confirms it (or its enterprise's registration is approved); until then it can only be reported lost",
-        ));
+        return Err(OrgsError::AccountPending);
     }
     store::update_user_status(tx, user_id, status.into())?;
     if status != UserStatus::Active {
@@ -340,7 +291,7 @@ pub fn set_user_status(
         &audit::Subject::User(user_id),
         json!({"from": user.status, "to": status, "reason": reason}),
     )?;
-    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+    store::user(tx, user_id)?.ok_or(OrgsError::NotFound("the user")).map(|u| u.public())
 }
 
 pub fn set_user_validity(
@@ -349,8 +300,8 @@ pub fn set_user_validity(
     actor: &Actor,
     user_id: i64,
     valid_until: Option<i64>,
-) -> Result<User, ApiError> {
-    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+) -> Result<User, OrgsError> {
+    store::user(tx, user_id)?.ok_or(OrgsError::NotFound("the user"))?;
     Period::new(now, valid_until, now)?;
     store::update_user_validity(tx, user_id, valid_until)?;
     audit::append(
@@ -361,7 +312,7 @@ pub fn set_user_validity(
         &audit::Subject::User(user_id),
         json!({"valid_until": valid_until}),
     )?;
-    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+    store::user(tx, user_id)?.ok_or(OrgsError::NotFound("the user")).map(|u| u.public())
 }
 
 /// Registers the Ed25519 public key (base64, 32 bytes) that the user's strong logins are verified with.
@@ -371,9 +322,9 @@ pub fn set_signing_key(
     actor: &Actor,
     user_id: i64,
     public_key_b64: &str,
-) -> Result<User, ApiError> {
+) -> Result<User, OrgsError> {
     let key = parse_public_key(public_key_b64)?;
-    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+    store::user(tx, user_id)?.ok_or(OrgsError::NotFound("the user"))?;
     store::update_signing_key(tx, user_id, &key)?;
     audit::append(
         tx,
@@ -383,29 +334,28 @@ pub fn set_signing_key(
         &audit::Subject::User(user_id),
         json!({"public_key": public_key_b64}),
     )?;
-    store::user(tx, user_id)?.ok_or_else(|| ApiError::not_found("the user")).map(|u| u.public())
+    store::user(tx, user_id)?.ok_or(OrgsError::NotFound("the user")).map(|u| u.public())
 }
 
-pub fn parse_public_key(b64: &str) -> Result<[u8; 32], ApiError> {
+pub fn parse_public_key(b64: &str) -> Result<[u8; 32], OrgsError> {
     let bytes = STANDARD
         .decode(b64.trim())
-        .map_err(|_| invalid("public_key", "invalid_public_key", "`public_key` must be standard base64"))?;
-    let key: [u8; 32] = bytes.try_into().map_err(|_| {
-        invalid("public_key", "invalid_public_key", "`public_key` must be a 32-byte Ed25519 public key")
-    })?;
-    ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| {
-        invalid("public_key", "invalid_public_key", "`public_key` is not a valid Ed25519 point")
-    })?;
+        .map_err(|_| OrgsError::InvalidPublicKey("`public_key` must be standard base64"))?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| OrgsError::InvalidPublicKey("`public_key` must be a 32-byte Ed25519 public key"))?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .map_err(|_| OrgsError::InvalidPublicKey("`public_key` is not a valid Ed25519 point"))?;
     Ok(key)
 }
 
 /// The units `principal` may list: every unit for an administrator, their own subtree for other customs
 /// users; enterprise users are refused.
-pub fn visible_units(c: &Conn, principal: &Principal) -> Result<Vec<Unit>, ApiError> {
+pub fn visible_units(c: &Conn, principal: &Principal) -> Result<Vec<Unit>, OrgsError> {
     match (principal.role, principal.unit_id) {
         (Role::Admin, _) => Ok(store::all_units(c)?),
         (_, Some(unit)) => Ok(store::subtree(c, unit)?),
-        (_, None) => Err(ApiError::forbidden("units are listed for customs users")),
+        (_, None) => Err(OrgsError::UnitsForCustomsOnly),
     }
 }
 
@@ -417,15 +367,15 @@ pub fn visible_enterprise(
     principal: &Principal,
     id: i64,
     now: i64,
-) -> Result<Enterprise, ApiError> {
+) -> Result<Enterprise, OrgsError> {
     let visible = !principal.role.is_enterprise() || crate::delegations::may_see(c, principal, id, now)?;
-    store::enterprise(c, id)?.filter(|_| visible).ok_or_else(|| ApiError::not_found("the enterprise"))
+    store::enterprise(c, id)?.filter(|_| visible).ok_or(OrgsError::NotFound("the enterprise"))
 }
 
 /// Is `id` one of `principal`'s own enterprise's operators? Anything else is "not found".
-pub fn own_operator(c: &Conn, principal: &Principal, id: i64) -> Result<(), ApiError> {
+pub fn own_operator(c: &Conn, principal: &Principal, id: i64) -> Result<(), OrgsError> {
     store::user(c, id)?
         .filter(|u| u.enterprise_id == principal.enterprise_id && u.role == Role::EnterpriseOperator)
         .map(|_| ())
-        .ok_or_else(|| ApiError::not_found("the operator"))
+        .ok_or(OrgsError::NotFound("the operator"))
 }
