@@ -226,6 +226,13 @@ impl From<crate::instructions::error::InstructionError> for ApiError {
     }
 }
 
+/// A workflow callee that still answers `ApiError` (see `WorkflowError::Callee`).
+impl From<ApiError> for crate::workflow::error::WorkflowError {
+    fn from(e: ApiError) -> Self {
+        crate::workflow::error::WorkflowError::Callee(Box::new(e))
+    }
+}
+
 impl From<crate::workflow::error::WorkflowError> for ApiError {
     fn from(e: crate::workflow::error::WorkflowError) -> Self {
         use crate::workflow::error::WorkflowError as E;
@@ -253,7 +260,10 @@ impl From<crate::workflow::error::WorkflowError> for ApiError {
             E::Instruction(e) => e.into(),
             E::Application(e) => e.into(),
             E::Store(e) => e.into(),
-            E::Callee(e) => e,
+            E::Callee(e) => match e.downcast::<ApiError>() {
+                Ok(e) => *e,
+                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
+            },
         }
     }
 }

@@ -4,7 +4,6 @@ use crate::{
     applications::error::ApplicationError,
     db::error::StoreError,
     domain::{ApplicationState, InstructionState},
-    error::ApiError,
     instructions::{error::InstructionError, machine::IllegalTransition},
 };
 
@@ -56,7 +55,8 @@ pub enum WorkflowError {
     Store(#[from] StoreError),
     /// Passthrough: a callee that still answers an HTTP error — `records` (`on_assign`, `seal`,
     /// `server_edit`, `write_review`, `resolve_conflict`, `remove_from_indexes`, `projection::ready`),
-    /// `bookings::instruction_cancelled` and `review::may_review`. Goes out unchanged.
+    /// `bookings::instruction_cancelled` and `review::may_review`. Holds that `ApiError`, boxed so that this leaf does not
+    /// import `error.rs` (a circle); `error.rs` boxes and unboxes it, so it goes out unchanged.
     #[error(transparent)]
-    Callee(#[from] ApiError),
+    Callee(Box<dyn std::error::Error + Send + Sync>),
 }
