@@ -220,8 +220,8 @@ pub struct StorageSettings {
     /// under the handheld's request timeout and the server's own (`server.request_timeout_secs`).
     pub max_sync_wait_ms: u64,
     /// Memory for loaded automerge documents the sync engine keeps between rounds, in MiB (least
-    /// recently used go first); 0 caches none. A finished record costs ~8 KiB loaded (`bench-fleet`
-    /// prints it; charged ~10 KiB), so the default holds ~6,000 of them.
+    /// recently used go first); 0 caches none. A finished record costs 31–32 KiB loaded (`bench-fleet`
+    /// prints it; charged ~31 KiB), so the default holds ~2,000 of them.
     pub document_cache_mib: usize,
 }
 

@@ -16,7 +16,7 @@ pub struct JwtKeys {
     pub kid: String,
     public: VerifyingKey,
     /// Tokens signed with this key that were verified already.
-    pub verified: super::tokens::VerifiedTokens,
+    pub verified: super::claims::VerifiedTokens,
 }
 
 impl std::fmt::Debug for JwtKeys {

@@ -8,10 +8,12 @@
 //! - [`error`]: `AuthError`, what they refuse (no HTTP in it; `error.rs` maps it).
 //! - [`http`]: the handlers: extract, call [`login`] / [`store`] inside one transaction, map.
 //! - [`store`]: sessions, refresh tokens, challenges and login limits in SQLite.
-//! - [`tokens`], [`keys`]: JWTs and the Ed25519 keys that sign them.
+//! - [`tokens`], [`keys`]: JWTs and the Ed25519 keys that sign them; [`claims`]: what a token says, and the
+//!   tokens verified already (a leaf both use).
 //! - [`password`]: argon2id behind a bounded queue; [`throttle`]: login limits per address and account.
 
 pub mod caller;
+pub mod claims;
 pub mod error;
 pub mod http;
 pub mod identity;

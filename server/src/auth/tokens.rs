@@ -2,40 +2,12 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, Header, Validation};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::keys::JwtKeys;
-use crate::{
-    domain::{Aal, Role},
-    error::ApiError,
-};
+use crate::{domain::Aal, error::ApiError};
 
-/// What an access token says about its bearer. Status (frozen, lost, logged out) is *not* in here: it is
-/// checked against the database on every request, so a revocation takes effect at once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    /// The user id.
-    pub sub: String,
-    pub username: String,
-    pub role: Role,
-    /// Enterprise of enterprise users.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub org: Option<i64>,
-    /// Customs unit of customs users.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit: Option<i64>,
-    /// Assurance level: 1 password, 2 strong (signed challenge).
-    pub aal: u8,
-    /// The session (login) this token belongs to.
-    pub sid: String,
-    /// The handheld the session is bound to, for officers syncing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dev: Option<String>,
-    pub iat: i64,
-    pub exp: i64,
-}
+pub use super::claims::{Claims, VERIFIED_TOKENS, VerifiedTokens};
 
 pub fn issue(keys: &JwtKeys, claims: &Claims) -> Result<String, ApiError> {
     let mut header = Header::new(Algorithm::EdDSA);
@@ -91,50 +63,6 @@ fn verify_signed(keys: &JwtKeys, issuer: &str, token: &str) -> Result<Claims, Ap
     Ok(data.claims)
 }
 
-/// Tokens whose signature, algorithm and issuer were verified, by the SHA-256 of issuer and token.
-/// Measured on the 500-way booking burst: the Ed25519 check of the same token on every request was
-/// 7 % of the server's CPU. Sound because a token's bytes fix everything checked (the key is the
-/// process's one signing key); expiry is checked on every use, and the session's status is read from the
-/// database on every request as before. Bounded: past [`VERIFIED_TOKENS`] entries it starts afresh.
-#[derive(Default)]
-pub struct VerifiedTokens {
-    seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], Claims>>,
-}
-
-/// Most tokens remembered at once; a full table is cleared (the next uses verify again).
-pub const VERIFIED_TOKENS: usize = 4096;
-
-impl VerifiedTokens {
-    fn key(issuer: &str, token: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(issuer.as_bytes());
-        h.update([0]);
-        h.update(token.as_bytes());
-        h.finalize().into()
-    }
-
-    fn get(&self, key: &[u8; 32]) -> Option<Claims> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
-    }
-
-    fn insert(&self, key: [u8; 32], claims: &Claims) {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= VERIFIED_TOKENS {
-            seen.clear();
-        }
-        seen.insert(key, claims.clone());
-    }
-
-    /// Tokens remembered now.
-    pub fn len(&self) -> usize {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// A fresh opaque refresh token and the hash we store in its place (a database leak reveals no tokens).
 pub fn new_refresh_token() -> Result<(String, Vec<u8>), ApiError> {
     let mut bytes = [0u8; 32];
@@ -151,6 +79,7 @@ pub fn refresh_token_hash(token: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Role;
 
     fn code(e: ApiError) -> &'static str {
         match e {

@@ -99,12 +99,15 @@ struct Cached {
 }
 
 /// What a loaded document is charged, in bytes: its automerge operations and changes, plus the
-/// entry and its instruction part. From `bench-fleet`'s "one finished record" line (a finished
-/// 13-check record: 230 ops, 40 changes, ~8 KiB resident once loaded and read), rounded up.
+/// entry and its instruction part. From `bench-fleet`'s "one finished record" line, measured alone in
+/// a fresh process (a finished 13-check record: 230 ops, 40 changes, 31–32 KiB resident once loaded
+/// and read, three runs). An earlier 8 KiB reading came from a process reusing freed memory: charged
+/// that little, the 64 MiB budget held ~200 MiB of documents and the 200 × 50 × 3 fleet peaked at
+/// 809 MiB.
 fn cost(doc: &Loaded) -> usize {
-    const PER_OP: u64 = 24;
-    const PER_CHANGE: u64 = 64;
-    const PER_ENTRY: u64 = 2 * 1024;
+    const PER_OP: u64 = 96;
+    const PER_CHANGE: u64 = 128;
+    const PER_ENTRY: u64 = 4 * 1024;
     let size = match doc {
         Loaded::Record(record, _) => fieldcheck_sync::doc_size(record),
         Loaded::Index(index) => fieldcheck_sync::doc_size(index),
