@@ -1009,14 +1009,7 @@ async fn handhelds_contending_for_one_sync_slot_wait_in_line_and_every_edit_is_s
     notes.sort();
     assert_eq!(notes, ["note from handheld 0", "note from handheld 1"], "{view}");
 
-    let (_, metrics) = server.api().get("/metrics").await;
-    let refused: f64 = metrics
-        .as_str()
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("route=\"/api/v1/sync\"") && l.contains("status=\"503\""))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum();
+    let refused = sync_503s(&server).await;
     assert_eq!(refused, 0.0, "a short line is waited in, not answered 503");
 }
 
@@ -1031,14 +1024,7 @@ async fn a_saturated_server_answers_503_with_retry_after_and_the_handheld_waits_
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("503") && stderr.contains("saturated"), "{stderr}");
 
-    let (_, metrics) = server.api().get("/metrics").await;
-    let refused: f64 = metrics
-        .as_str()
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains("route=\"/api/v1/sync\"") && l.contains("status=\"503\""))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum();
+    let refused = sync_503s(&server).await;
     // Four 503s waited out per attempt (they did no work), then the fifth ends the sync.
     assert_eq!(refused, 5.0, "the handheld's retries after 503 are bounded");
 
@@ -1062,4 +1048,16 @@ async fn a_saturated_server_answers_503_with_retry_after_and_the_handheld_waits_
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "saturated");
+}
+
+/// How many batch syncs the server has answered `503` so far (its `/metrics`).
+async fn sync_503s(server: &TestServer) -> f64 {
+    let (_, metrics) = server.api().get("/metrics").await;
+    metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("route=\"/api/v1/sync\"") && l.contains("status=\"503\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
