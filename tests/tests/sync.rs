@@ -600,6 +600,12 @@ async fn garbage_truncated_replayed_and_reordered_batches_are_refused_or_harmles
     let (status, _) =
         device.api.raw(reqwest::Method::POST, "/api/v1/sync", "application/json", good.clone()).await;
     assert_eq!(status, 415);
+    // Larger than the sync route's 16 MiB limit: refused as too large (the body is read only once the
+    // request holds a place in the sync line, still within the limit).
+    let (status, body) = device.post(vec![0u8; 17 * 1024 * 1024]).await;
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["code"], "payload_too_large");
 
     // Well-framed but not sync messages, and an unknown document: refused per document, the rest goes on.
     let mut local = AutoCommit::new().with_actor(device.actor().await);
