@@ -226,6 +226,23 @@ impl From<crate::instructions::error::InstructionError> for ApiError {
     }
 }
 
+impl From<crate::records::error::RecordsError> for ApiError {
+    fn from(e: crate::records::error::RecordsError) -> Self {
+        use crate::records::error::RecordsError as E;
+        let message = e.to_string();
+        match e {
+            E::Schema(v) => ApiError::unprocessable(v.rule(), message),
+            E::NoRecordYet => ApiError::conflict("no_such_conflict", message),
+            E::NoSuchConflict { open, .. } => {
+                ApiError::conflict("no_such_conflict", message).with_details(json!({"open": open}))
+            }
+            E::UnfitValue { .. } => invalid("value", "invalid_value", message),
+            E::Internal(e) => ApiError::Internal(e),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 /// A workflow callee that still answers `ApiError` (see `WorkflowError::Callee`).
 impl From<ApiError> for crate::workflow::error::WorkflowError {
     fn from(e: ApiError) -> Self {
@@ -259,6 +276,7 @@ impl From<crate::workflow::error::WorkflowError> for ApiError {
                 .with_details(json!({"application_state": state})),
             E::Instruction(e) => e.into(),
             E::Application(e) => e.into(),
+            E::Records(e) => e.into(),
             E::Store(e) => e.into(),
             E::Callee(e) => match e.downcast::<ApiError>() {
                 Ok(e) => *e,
@@ -459,4 +477,78 @@ pub fn in_range(field: &str, value: Option<i64>, default: i64, min: i64, max: i6
 
 pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::unprocessable(code, message).with_details(json!({ "field": field }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::error::RecordsError;
+
+    fn answer(e: ApiError) -> (StatusCode, &'static str, String, Value) {
+        match e {
+            ApiError::Client { status, code, message, details, .. } => (status, code, message, details),
+            ApiError::Internal(e) => panic!("a client error was expected, not {e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_resolution_answers_the_status_code_sentence_and_details_the_handlers_built() {
+        assert_eq!(
+            answer(RecordsError::NoRecordYet.into()),
+            (
+                StatusCode::CONFLICT,
+                "no_such_conflict",
+                "the record has no conflicts: no officer has written yet".into(),
+                Value::Null
+            )
+        );
+        let no_such = RecordsError::NoSuchConflict {
+            path: "verdict.value".into(),
+            open: vec!["checks.c1.value".into()],
+        };
+        assert_eq!(
+            answer(no_such.into()),
+            (
+                StatusCode::CONFLICT,
+                "no_such_conflict",
+                "verdict.value has no open conflict".into(),
+                json!({"open": ["checks.c1.value"]})
+            )
+        );
+        let unfit = RecordsError::UnfitValue {
+            path: "checks.c1.result".into(),
+            expected: "a check result: pass, fail or not_applicable",
+        };
+        assert_eq!(
+            answer(unfit.into()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_value",
+                "checks.c1.result takes a check result: pass, fail or not_applicable".into(),
+                json!({"field": "value"})
+            )
+        );
+    }
+
+    #[test]
+    fn a_server_edit_that_breaks_the_record_schema_answers_422_with_the_rule_as_its_code() {
+        let violation = fieldcheck_sync::schema::SchemaViolation::WrongUnit {
+            path: "checks.c1.measurement".into(),
+            found: "°F".into(),
+            expected: "°C".into(),
+        };
+        let sentence = violation.to_string();
+        assert_eq!(
+            answer(RecordsError::Schema(violation).into()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "wrong_unit", sentence, Value::Null)
+        );
+    }
+
+    #[test]
+    fn a_damaged_record_and_a_failed_statement_are_a_bare_500() {
+        let damaged: ApiError = RecordsError::internal("stored record", "not automerge").into();
+        assert!(matches!(damaged, ApiError::Internal(_)));
+        let failed: ApiError = RecordsError::from(EngineError::QueryReturnedNoRows).into();
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

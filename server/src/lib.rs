@@ -133,7 +133,7 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         Clock::System
     };
     // Records written by an older release are brought to the current record schema before anyone syncs.
-    let upgraded = db.write_blocking(|tx| crate::records::upgrade_documents(tx, clock.now_ms()))?;
+    let upgraded = db.write_blocking(|tx| Ok(crate::records::upgrade_documents(tx, clock.now_ms())?))?;
     if upgraded > 0 {
         tracing::info!(upgraded, "upgraded record documents to the current schema");
     }

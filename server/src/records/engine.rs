@@ -38,17 +38,20 @@ use fieldcheck_sync::{
 use tokio::sync::OwnedMutexGuard;
 
 use super::{
-    doc_error, projection,
+    Handled, doc_error,
+    error::RecordsError,
+    projection,
     projection::{Progress, Projected},
     store::{self, DocKind, DocMeta},
 };
 use crate::{
-    auth::Caller,
     db,
     db::{Conn, Db, Tx},
+    domain::Principal,
     error::ApiError,
     instructions,
     instructions::machine,
+    workflow::error::WorkflowError,
 };
 
 /// How often a device's `last_seen_at` is rewritten at most, when a round has nothing else to write:
@@ -286,13 +289,14 @@ impl Engine {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).put(id, doc, generation);
     }
 
-    /// One round from a device: every message validated and merged (or refused on its own), then
-    /// stored in one write transaction, answered after its commit. `with_index` also answers (and
-    /// creates on first need) the caller's assignment-index document.
+    /// One round from `principal`'s device `device_id`: every message validated and merged (or refused
+    /// on its own), then stored in one write transaction, answered after its commit. `with_index` also
+    /// answers (and creates on first need) the principal's assignment-index document. Answers `ApiError`
+    /// because `Db` does; what runs inside answers `RecordsError` and `WorkflowError`.
     pub async fn sync(
         self: &Arc<Self>,
         env: Env<'_>,
-        caller: &Caller,
+        principal: &Principal,
         device_id: &str,
         inputs: Vec<Input>,
         with_index: bool,
@@ -304,15 +308,22 @@ impl Engine {
         let duplicates = ids.len() != inputs.len();
         let _locks = engine.lock(ids).await;
         let now = env.now;
-        let (caller_r, device_r, engine_r) = (caller.clone(), device_id.to_owned(), engine.clone());
+        let (principal_r, device_r, engine_r) = (principal.clone(), device_id.to_owned(), engine.clone());
         let round = env
             .db
-            .read(move |c| prepare(c, &engine_r, now, &caller_r, &device_r, inputs, duplicates, with_index))
+            .read(move |c| {
+                Ok(prepare(c, &engine_r, now, &principal_r, &device_r, inputs, duplicates, with_index)?)
+            })
             .await?;
         let round = if round.needs_write() {
-            let (caller_w, device_w) = (caller.clone(), device_id.to_owned());
-            let (round, receipts) =
-                env.db.write(move |tx| commit(tx, now, &caller_w, &device_w, round)).await?;
+            let (principal_w, device_w) = (principal.clone(), device_id.to_owned());
+            let (round, receipts) = env
+                .db
+                .write(move |tx| {
+                    let (round, progress) = commit(tx, now, &principal_w, &device_w, round)?;
+                    Ok((round, progressed(tx, now, &principal_w, &progress)?))
+                })
+                .await?;
             if receipts {
                 env.receipts.send_modify(|v| *v = v.wrapping_add(1));
             }
@@ -355,11 +366,7 @@ impl Engine {
                 Some(doc) => doc,
                 None => {
                     // A single statement (`store::load_bytes`): one snapshot without a transaction.
-                    let actor = match store::stored_server_actor(c)? {
-                        Some(hex) => hex.parse().map_err(|e| super::internal("stored server actor", e))?,
-                        None => fieldcheck_sync::new_actor_id(),
-                    };
-                    load(c, &meta, actor)?
+                    load(c, &meta, stored_server_actor(c)?)?
                 }
             };
             let message = match &mut doc {
@@ -375,8 +382,17 @@ impl Engine {
     }
 }
 
+/// The server's actor as stored, or a fresh one before the first server write (a reader must not
+/// create it): the documents it loads are only read.
+fn stored_server_actor(c: &Conn) -> Result<ActorId, RecordsError> {
+    Ok(match store::stored_server_actor(c)? {
+        Some(hex) => hex.parse().map_err(|e| super::internal("stored server actor", e))?,
+        None => fieldcheck_sync::new_actor_id(),
+    })
+}
+
 /// A document read from SQLite, a record with its instruction part.
-fn load(c: &Conn, meta: &DocMeta, actor: ActorId) -> Result<Loaded, ApiError> {
+fn load(c: &Conn, meta: &DocMeta, actor: ActorId) -> Result<Loaded, RecordsError> {
     Ok(match meta.kind {
         DocKind::Index => Loaded::Index(super::load_index(c, &meta.id, actor)?),
         DocKind::Record => {
@@ -455,12 +471,12 @@ fn prepare(
     c: &Conn,
     engine: &Engine,
     now: i64,
-    caller: &Caller,
+    principal: &Principal,
     device_id: &str,
     inputs: Vec<Input>,
     duplicates: bool,
     with_index: bool,
-) -> Result<Round, ApiError> {
+) -> Result<Round, RecordsError> {
     // Generations first, then one read transaction: a write committed after a generation was read
     // moves it, so the writer notices whatever this snapshot missed.
     let generations: Vec<u64> = inputs.iter().map(|i| db::doc_generation(&i.doc)).collect();
@@ -468,11 +484,8 @@ fn prepare(
     let device = crate::devices::get(&read, device_id)?
         .ok_or_else(|| super::internal("sync", "the caller's device is gone"))?;
     let sender: ActorId = device.actor_id.parse().map_err(|e| super::internal("stored device actor", e))?;
-    let actor = match store::stored_server_actor(&read)? {
-        Some(hex) => hex.parse().map_err(|e| super::internal("stored server actor", e))?,
-        None => fieldcheck_sync::new_actor_id(),
-    };
-    let index_doc = if with_index { store::index_of(&read, caller.user_id)? } else { None };
+    let actor = stored_server_actor(&read)?;
+    let index_doc = if with_index { store::index_of(&read, principal.user_id)? } else { None };
     let mut docs = Vec::with_capacity(inputs.len());
     for (input, generation) in inputs.into_iter().zip(generations) {
         let meta = store::meta(&read, &input.doc)?;
@@ -490,7 +503,7 @@ fn prepare(
             result: Ok((None, 0)),
         };
         if !p.fallback {
-            prepare_one(&read, engine, caller, device_id, &sender, &actor, &mut p)?;
+            prepare_one(&read, engine, principal, device_id, &sender, &actor, &mut p)?;
         }
         docs.push(p);
     }
@@ -504,12 +517,12 @@ fn prepare(
 fn prepare_one(
     c: &Conn,
     engine: &Engine,
-    caller: &Caller,
+    principal: &Principal,
     device_id: &str,
     sender: &ActorId,
     actor: &ActorId,
     p: &mut Prepared,
-) -> Result<(), ApiError> {
+) -> Result<(), RecordsError> {
     let Some(meta) = p.meta.clone() else {
         p.result = Err(doc_error("unknown_document", format!("there is no document {:?}", p.doc)));
         return Ok(());
@@ -523,7 +536,7 @@ fn prepare_one(
     let mut session = p.session.clone();
     let (received, merged) = match meta.kind {
         DocKind::Index => {
-            if meta.officer_id != Some(caller.user_id) {
+            if meta.officer_id != Some(principal.user_id) {
                 p.result = Err(doc_error("not_assigned", "this is another officer's assignment index"));
                 return Ok(());
             }
@@ -542,7 +555,7 @@ fn prepare_one(
         DocKind::Record => {
             let instruction_id =
                 meta.instruction_id.ok_or_else(|| super::internal("record", "no instruction"))?;
-            if !super::is_assigned(c, instruction_id, caller.user_id)? {
+            if !super::is_assigned(c, instruction_id, principal.user_id)? {
                 p.result =
                     Err(doc_error("not_assigned", "you are not assigned to this record's instruction"));
                 return Ok(());
@@ -592,7 +605,7 @@ fn prepare_one(
     Ok(())
 }
 
-fn facts(c: &Conn, instruction_id: i64, sender: ActorId) -> Result<Facts, ApiError> {
+fn facts(c: &Conn, instruction_id: i64, sender: ActorId) -> Result<Facts, RecordsError> {
     let instruction =
         instructions::get(c, instruction_id)?.ok_or_else(|| super::internal("record", "no instruction"))?;
     Ok(Facts {
@@ -603,17 +616,17 @@ fn facts(c: &Conn, instruction_id: i64, sender: ActorId) -> Result<Facts, ApiErr
 }
 
 /// The write phase, in the writer's transaction: appends what the read phase prepared if nothing it
-/// relied on moved, else runs the message by the reference path; then the workflow. Answers the
-/// round and whether receipts were written.
+/// relied on moved, else runs the message by the reference path. Answers the round and what each
+/// changed record now means for its instruction ([`progressed`] moves them on, in the same transaction).
 fn commit(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    principal: &Principal,
     device_id: &str,
     mut round: Round,
-) -> Result<(Round, bool), ApiError> {
+) -> Result<(Round, BTreeMap<i64, Progress>), RecordsError> {
     if round.create_index {
-        round.index_doc = Some(super::index_for(tx, caller.user_id, now)?);
+        round.index_doc = Some(super::index_for(tx, principal.user_id, now)?);
     }
     let sender = super::sender_actor(tx, device_id)?;
     let mut progress: BTreeMap<i64, Progress> = BTreeMap::new();
@@ -624,7 +637,7 @@ fn commit(
             let moved = db::doc_generation(&p.doc) != p.generation
                 || match &write.changes {
                     Some(ch) => {
-                        !super::is_assigned(tx, ch.instruction_id, caller.user_id)?
+                        !super::is_assigned(tx, ch.instruction_id, principal.user_id)?
                             || facts(tx, ch.instruction_id, sender.clone())? != ch.facts
                     }
                     None => false,
@@ -632,7 +645,7 @@ fn commit(
             p.fallback = moved;
         }
         if p.fallback {
-            reference_path(tx, now, caller, device_id, &sender, p, &mut progress)?;
+            reference_path(tx, now, principal, device_id, &sender, p, &mut progress)?;
             continue;
         }
         let Some(write) = p.write.take() else { continue };
@@ -660,25 +673,42 @@ fn commit(
         }
     }
     crate::devices::seen(tx, device_id, now)?;
+    Ok((round, progress))
+}
+
+/// The workflow after a round's writes, in the same transaction: each changed record's progress moves
+/// its instruction on. Answers whether receipts were written.
+fn progressed(
+    tx: &Tx<'_>,
+    now: i64,
+    principal: &Principal,
+    progress: &BTreeMap<i64, Progress>,
+) -> Result<bool, WorkflowError> {
+    let actor = crate::audit::Actor::User(principal.user_id);
     let mut receipts = false;
-    for (instruction_id, progress) in &progress {
-        let actor = crate::audit::Actor::User(caller.user_id);
-        receipts |=
-            crate::workflow::record_progressed(tx, now, &actor, &caller.username, *instruction_id, progress)?;
+    for (instruction_id, progress) in progress {
+        receipts |= crate::workflow::record_progressed(
+            tx,
+            now,
+            &actor,
+            &principal.username,
+            *instruction_id,
+            progress,
+        )?;
     }
-    Ok((round, receipts))
+    Ok(receipts)
 }
 
 /// The message again, inside the transaction, by `records::sync_doc` against what is stored.
 fn reference_path(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    principal: &Principal,
     device_id: &str,
     sender: &ActorId,
     p: &mut Prepared,
     progress: &mut BTreeMap<i64, Progress>,
-) -> Result<(), ApiError> {
+) -> Result<(), RecordsError> {
     p.merged = None;
     p.keep = None;
     p.write = None;
@@ -692,13 +722,13 @@ fn reference_path(
     };
     let server = store::server_actor(tx)?;
     let actors = super::Actors { server: &server, sender };
-    match super::sync_doc(tx, now, caller, device_id, &actors, &meta, &mut session, &p.data)? {
-        Ok((reply, accepted, moved)) => {
-            progress.extend(moved);
-            p.result = Ok((reply, accepted));
+    match super::sync_doc(tx, now, principal, device_id, &actors, &meta, &mut session, &p.data)? {
+        Handled::Synced(synced) => {
+            progress.extend(synced.progress);
+            p.result = Ok((synced.reply, synced.accepted));
             p.session = session;
         }
-        Err(error) => p.result = Err(error),
+        Handled::Refused(error) => p.result = Err(error),
     }
     Ok(())
 }

@@ -125,7 +125,7 @@ pub struct IndexDoc {
     responses((status = 200, body = IndexDoc), (status = 403, body = ErrorBody)))]
 pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Json<IndexDoc>, ApiError> {
     let now = state.now_ms();
-    let index_doc = state.db.write(move |tx| super::index_for(tx, caller.user_id, now)).await?;
+    let index_doc = state.db.write(move |tx| Ok(super::index_for(tx, caller.user_id, now)?)).await?;
     let index_url = fieldcheck_sync::repo::RepoDocId::from_hex(&index_doc)
         .map(|id| format!("automerge:{id}"))
         .ok_or_else(|| {

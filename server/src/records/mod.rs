@@ -9,9 +9,15 @@
 //! together before the response leaves, so an acknowledged change is never lost and a failed round
 //! leaves nothing behind. [`sync_doc`] is the reference path: the whole message inside the writer, which
 //! the engine falls back to when anything moved between its two phases.
+//!
+//! Every function here answers [`RecordsError`] (`error.rs`, a leaf mapped to HTTP in the crate's
+//! `error.rs`) and takes the acting [`Principal`], never the HTTP caller; the device a message came from
+//! is an argument of its own. Only the endpoints (`http.rs`, `ws.rs`, and the engine's async entry points,
+//! which run on `Db`) answer `ApiError`.
 
 pub mod admission;
 pub mod engine;
+pub mod error;
 pub mod http;
 pub mod peers;
 pub mod projection;
@@ -24,7 +30,7 @@ use std::collections::BTreeMap;
 
 use fieldcheck_sync::{
     ActorId, Assignment, AssignmentIndex, ConflictField, RecordDoc, RecordError, Refusal, Rules, SyncSession,
-    batch::{DocError, DocMessage, DocResult, SyncRequest, SyncResponse, VERSION},
+    batch::DocError,
     migrate, open_conflicts,
     schema::{
         CheckResult, ChecklistItem, GoodsLine, InstructionPart, Measurement, OfficerId, Review, Stamp,
@@ -32,21 +38,28 @@ use fieldcheck_sync::{
     },
 };
 
+pub use self::error::RecordsError;
 use self::{
     projection::Progress,
     store::{DocKind, DocMeta},
 };
 use crate::{
     applications::store as applications_store,
-    auth::Caller,
     db::{Conn, Tx},
-    error::ApiError,
+    domain::Principal,
     instructions::{self, Instruction, machine},
     orgs::store as orgs_store,
 };
 
-fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("{context}: {e}"))
+fn internal(context: &str, e: impl std::fmt::Display) -> RecordsError {
+    RecordsError::internal(context, e)
+}
+
+/// A new document id: 16 random bytes, hex.
+fn new_doc_id() -> Result<String, RecordsError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| internal("no randomness", e))?;
+    Ok(hex::encode(bytes))
 }
 
 /// The officer id written in `by` fields and as `signatures` keys: the username, which the officer
@@ -56,7 +69,7 @@ pub fn officer_id(username: &str) -> Option<OfficerId> {
 }
 
 /// The server-owned part of the record, from the instruction and its application.
-fn instruction_part(tx: &Tx<'_>, i: &Instruction) -> Result<InstructionPart, ApiError> {
+fn instruction_part(tx: &Tx<'_>, i: &Instruction) -> Result<InstructionPart, RecordsError> {
     let app = applications_store::get(tx, i.application_id)?
         .ok_or_else(|| internal("instruction part", "application missing"))?;
     // Foreign keys guarantee both rows; a missing one is damage, never a blank name in a regulatory record.
@@ -103,22 +116,22 @@ fn instruction_part(tx: &Tx<'_>, i: &Instruction) -> Result<InstructionPart, Api
     })
 }
 
-fn load_record(c: &Conn, id: &str, actor: ActorId) -> Result<RecordDoc, ApiError> {
+fn load_record(c: &Conn, id: &str, actor: ActorId) -> Result<RecordDoc, RecordsError> {
     RecordDoc::load(&store::load_bytes(c, id)?, actor).map_err(|e| internal("stored record", e))
 }
 
-fn load_index(c: &Conn, id: &str, actor: ActorId) -> Result<AssignmentIndex, ApiError> {
+fn load_index(c: &Conn, id: &str, actor: ActorId) -> Result<AssignmentIndex, RecordsError> {
     AssignmentIndex::load(&store::load_bytes(c, id)?, actor).map_err(|e| internal("stored index", e))
 }
 
 /// The officer's assignment index, created (empty) on first need.
-pub fn index_for(tx: &Tx<'_>, officer: i64, now: i64) -> Result<String, ApiError> {
+pub fn index_for(tx: &Tx<'_>, officer: i64, now: i64) -> Result<String, RecordsError> {
     if let Some(id) = store::index_of(tx, officer)? {
         return Ok(id);
     }
     let mut index =
         AssignmentIndex::create(store::server_actor(tx)?, now).map_err(|e| internal("index", e))?;
-    let id = store::new_doc_id()?;
+    let id = new_doc_id()?;
     store::insert(tx, &id, DocKind::Index, officer, &index.save(), now)?;
     Ok(id)
 }
@@ -130,7 +143,7 @@ fn append_index(
     index: &mut AssignmentIndex,
     before: &[fieldcheck_sync::ChangeHash],
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), RecordsError> {
     let chunk = index.save_after(before);
     if store::append(tx, id, &chunk, now)? {
         store::compact(tx, id, &index.save(), now)?;
@@ -147,7 +160,7 @@ pub fn on_assign(
     i: &Instruction,
     before: &[i64],
     after: &[i64],
-) -> Result<(), ApiError> {
+) -> Result<(), RecordsError> {
     let actor = store::server_actor(tx)?;
     let officers = officer_ids(tx, after)?;
     let record_id = match store::record_of(tx, i.id)? {
@@ -167,7 +180,7 @@ pub fn on_assign(
             let part = instruction_part(tx, i)?;
             let mut record = RecordDoc::create(&part, &officers, actor.clone(), now)
                 .map_err(|e| internal("record create", e))?;
-            let id = store::new_doc_id()?;
+            let id = new_doc_id()?;
             store::insert(tx, &id, DocKind::Record, i.id, &record.save(), now)?;
             projection::create(tx, i.id, part.checklist.len(), now)?;
             id
@@ -201,7 +214,7 @@ pub fn remove_from_indexes(
     now: i64,
     instruction_id: i64,
     officers: &[i64],
-) -> Result<(), ApiError> {
+) -> Result<(), RecordsError> {
     let actor = store::server_actor(tx)?;
     let key = instruction_id.to_string();
     for officer in officers {
@@ -223,7 +236,7 @@ pub fn remind_officers(
     now: i64,
     instruction_id: i64,
     reminder: &fieldcheck_sync::IndexReminder,
-) -> Result<usize, ApiError> {
+) -> Result<usize, RecordsError> {
     let actor = store::server_actor(tx)?;
     let key = instruction_id.to_string();
     let officers = store::officers_by_id(tx, instruction_id)?;
@@ -238,7 +251,7 @@ pub fn remind_officers(
 }
 
 /// The officer ids (usernames) of these users, in the given order.
-fn officer_ids(c: &Conn, users: &[i64]) -> Result<Vec<OfficerId>, ApiError> {
+fn officer_ids(c: &Conn, users: &[i64]) -> Result<Vec<OfficerId>, RecordsError> {
     store::usernames(c, users)?
         .into_iter()
         .map(|username| {
@@ -248,13 +261,13 @@ fn officer_ids(c: &Conn, users: &[i64]) -> Result<Vec<OfficerId>, ApiError> {
 }
 
 /// The users assigned to an instruction, in assignment order.
-fn assigned_users(c: &Conn, instruction_id: i64) -> Result<Vec<i64>, ApiError> {
+fn assigned_users(c: &Conn, instruction_id: i64) -> Result<Vec<i64>, RecordsError> {
     Ok(store::officers_in_order(c, instruction_id)?)
 }
 
 /// Brings every record document written by an older release to the current record schema (one server
 /// change each, projected again), at server start. Answers how many were upgraded.
-pub fn upgrade_documents(tx: &Tx<'_>, now: i64) -> Result<usize, ApiError> {
+pub fn upgrade_documents(tx: &Tx<'_>, now: i64) -> Result<usize, RecordsError> {
     let stale = store::stale_records(tx)?;
     let actor = if stale.is_empty() { return Ok(0) } else { store::server_actor(tx)? };
     for (id, instruction_id) in &stale {
@@ -279,7 +292,7 @@ fn persist(
     record: &mut RecordDoc,
     heads: &[fieldcheck_sync::ChangeHash],
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), RecordsError> {
     let chunk = record.save_after(heads);
     if store::append(tx, id, &chunk, now)? {
         store::compact(tx, id, &record.save(), now)?;
@@ -295,13 +308,13 @@ pub fn server_edit(
     now: i64,
     instruction_id: i64,
     f: impl FnOnce(&mut RecordDoc) -> Result<(), RecordError>,
-) -> Result<Progress, ApiError> {
+) -> Result<Progress, RecordsError> {
     let id =
         store::record_of(tx, instruction_id)?.ok_or_else(|| internal("server edit", "no record document"))?;
     let mut record = load_record(tx, &id, store::server_actor(tx)?)?;
     let heads = record.heads();
     f(&mut record).map_err(|e| match e {
-        RecordError::Schema(v) => ApiError::unprocessable(v.rule(), v.to_string()),
+        RecordError::Schema(v) => RecordsError::Schema(v),
         e => internal("server edit", e),
     })?;
     persist(tx, &id, &mut record, &heads, now)?;
@@ -318,19 +331,15 @@ pub fn resolve_conflict(
     path: &str,
     value: &serde_json::Value,
     stamp: &Stamp,
-) -> Result<Progress, ApiError> {
-    let id = store::record_of(tx, instruction_id)?.ok_or_else(|| {
-        ApiError::conflict("no_such_conflict", "the record has no conflicts: no officer has written yet")
-    })?;
+) -> Result<Progress, RecordsError> {
+    let id = store::record_of(tx, instruction_id)?.ok_or(RecordsError::NoRecordYet)?;
     let record = load_record(tx, &id, store::server_actor(tx)?)?;
     let open = open_conflicts(&record).map_err(|e| internal("conflicts", e))?;
     let Some(field) = open.iter().map(|c| &c.field).find(|f| f.path() == path).cloned() else {
-        let paths: Vec<String> = open.iter().map(|c| c.field.path()).collect();
-        return Err(ApiError::conflict("no_such_conflict", format!("{path} has no open conflict"))
-            .with_details(serde_json::json!({"open": paths})));
+        let open = open.iter().map(|c| c.field.path()).collect();
+        return Err(RecordsError::NoSuchConflict { path: path.to_owned(), open });
     };
-    let unfit =
-        |expected: &str| crate::error::invalid("value", "invalid_value", format!("{path} takes {expected}"));
+    let unfit = |expected: &'static str| RecordsError::UnfitValue { path: path.to_owned(), expected };
     let resolution = match &field {
         ConflictField::CheckResult { item_id } => {
             let result: CheckResult = serde_json::from_value(value.clone())
@@ -378,7 +387,7 @@ enum Resolution {
 /// assigned to the instruction. Which of them may add changes in a given message is narrower: only
 /// the device that sends it ([`Rules::Record`]'s `sender`), so a frozen or lost device's changes,
 /// which it can no longer send itself, cannot be relayed by a colleague either.
-pub fn bound_officers(c: &Conn, instruction_id: i64) -> Result<BTreeMap<ActorId, OfficerId>, ApiError> {
+pub fn bound_officers(c: &Conn, instruction_id: i64) -> Result<BTreeMap<ActorId, OfficerId>, RecordsError> {
     // Every actor a device ever held: changes by a retired one are still in the record's history.
     Ok(store::bound_actors(c, instruction_id)?
         .into_iter()
@@ -386,47 +395,7 @@ pub fn bound_officers(c: &Conn, instruction_id: i64) -> Result<BTreeMap<ActorId,
         .collect())
 }
 
-/// What a batch did, beyond its response: what each changed record now means for its instruction.
-pub struct BatchOutcome {
-    pub response: SyncResponse,
-    pub progress: BTreeMap<i64, Progress>,
-}
-
-/// One batch round: every message validated, merged and persisted (or refused on its own), in one
-/// transaction.
-pub fn sync_batch(
-    tx: &Tx<'_>,
-    now: i64,
-    caller: &Caller,
-    device_id: &str,
-    request: &SyncRequest,
-) -> Result<BatchOutcome, ApiError> {
-    let index_doc = index_for(tx, caller.user_id, now)?;
-    let actor = store::server_actor(tx)?;
-    let sender = sender_actor(tx, device_id)?;
-    let mut progress = BTreeMap::new();
-    let mut results = Vec::with_capacity(request.messages.len());
-    for message in &request.messages {
-        let actors = Actors { server: &actor, sender: &sender };
-        let result = match sync_one(tx, now, caller, device_id, &actors, message)? {
-            Ok((data, accepted, moved)) => {
-                progress.extend(moved);
-                DocResult {
-                    doc: message.doc.clone(),
-                    data: data.map(fieldcheck_sync::batch::Bytes),
-                    error: None,
-                    accepted,
-                }
-            }
-            Err(error) => DocResult { doc: message.doc.clone(), data: None, error: Some(error), accepted: 0 },
-        };
-        results.push(result);
-    }
-    crate::devices::seen(tx, device_id, now)?;
-    Ok(BatchOutcome { response: SyncResponse { v: VERSION, index_doc, results }, progress })
-}
-
-/// The two actors a batch round deals with.
+/// The two actors a round deals with.
 struct Actors<'a> {
     /// The server's own: it loads the documents and writes their server-owned parts.
     server: &'a ActorId,
@@ -436,7 +405,7 @@ struct Actors<'a> {
 
 /// The automerge actor the sending device was registered with: the only actor whose new changes
 /// its messages may carry.
-fn sender_actor(c: &Conn, device_id: &str) -> Result<ActorId, ApiError> {
+fn sender_actor(c: &Conn, device_id: &str) -> Result<ActorId, RecordsError> {
     let device =
         crate::devices::get(c, device_id)?.ok_or_else(|| internal("sync", "the caller's device is gone"))?;
     device.actor_id.parse().map_err(|e| internal("stored device actor", e))
@@ -450,16 +419,37 @@ fn refused(refusal: &Refusal) -> DocError {
     doc_error(refusal.rule(), refusal.to_string())
 }
 
-/// A document's round: the reply, how many changes were accepted, and the record's progress if it changed.
-pub type Done = (Option<Vec<u8>>, usize, Option<(i64, Progress)>);
+/// What an accepted message did to its document.
+struct Synced {
+    /// The reply for the device, if it lacks anything.
+    reply: Option<Vec<u8>>,
+    /// How many of its changes were accepted and stored.
+    accepted: usize,
+    /// The record's instruction and what the record now means for it, when a record changed.
+    progress: Option<(i64, Progress)>,
+}
 
-/// `Ok(Err(..))` is a per-document refusal; `Err(..)` an infrastructure failure that aborts the batch.
-pub type OneResult = Result<Result<Done, DocError>, ApiError>;
+/// How one message about one document ended; an infrastructure failure, which aborts the whole round,
+/// is the `Err` around it.
+enum Handled {
+    Synced(Synced),
+    /// Refused on its own: the device reads why, the round's other messages go on.
+    Refused(DocError),
+}
+
+/// How a record message ended short of an infrastructure failure.
+enum RecordStep {
+    Merged(Synced),
+    /// Refused by a validation rule (`refused_for` tells the device why).
+    Refused(Refusal),
+    /// The caller is not (or no longer) assigned to the record's instruction.
+    NotAssigned,
+}
 
 /// A refusal as the device reads it. One case is told apart from the rule that caught it: changes by
 /// an actor this very device held before it was registered again (`POST /devices/{id}/claim`) come
 /// from a second, retired copy of the device's store, whose edits can never be accepted.
-fn refused_for(c: &Conn, device_id: &str, refusal: &Refusal) -> Result<DocError, ApiError> {
+fn refused_for(c: &Conn, device_id: &str, refusal: &Refusal) -> Result<DocError, RecordsError> {
     if let Refusal::ForeignActor { actor, .. } = refusal
         && let Some(retired_at) = crate::devices::retired_at(c, device_id, actor)?
     {
@@ -476,56 +466,25 @@ fn refused_for(c: &Conn, device_id: &str, refusal: &Refusal) -> Result<DocError,
     Ok(refused(refusal))
 }
 
-/// One message from a connected device (the WebSocket endpoint), through the same engine as a batch:
-/// `meta` must be a document the caller may see (checked again here like every batch message).
-pub fn sync_device_message(
-    tx: &Tx<'_>,
-    now: i64,
-    caller: &Caller,
-    device_id: &str,
-    meta: &DocMeta,
-    session: &mut SyncSession,
-    data: &[u8],
-) -> OneResult {
-    let server = store::server_actor(tx)?;
-    let sender = sender_actor(tx, device_id)?;
-    sync_doc(tx, now, caller, device_id, &Actors { server: &server, sender: &sender }, meta, session, data)
-}
-
-/// May the caller sync this document at all? Its own index, or the record of an instruction it is
+/// May the principal sync this document at all? Its own index, or the record of an instruction it is
 /// assigned to. The engine checks again per message; this answers a WebSocket `request` up front.
-pub fn may_sync(c: &Conn, caller: &Caller, meta: &DocMeta) -> Result<bool, ApiError> {
+pub fn may_sync(c: &Conn, principal: &Principal, meta: &DocMeta) -> Result<bool, RecordsError> {
     Ok(match meta.kind {
-        DocKind::Index => meta.officer_id == Some(caller.user_id),
+        DocKind::Index => meta.officer_id == Some(principal.user_id),
         DocKind::Record => match meta.instruction_id {
-            Some(instruction_id) => is_assigned(c, instruction_id, caller.user_id)?,
+            Some(instruction_id) => is_assigned(c, instruction_id, principal.user_id)?,
             None => false,
         },
     })
 }
 
-fn is_assigned(c: &Conn, instruction_id: i64, officer: i64) -> Result<bool, ApiError> {
+fn is_assigned(c: &Conn, instruction_id: i64, officer: i64) -> Result<bool, RecordsError> {
     Ok(crate::db::scope::is_assigned(c, instruction_id, officer)?)
-}
-
-fn sync_one(
-    tx: &Tx<'_>,
-    now: i64,
-    caller: &Caller,
-    device_id: &str,
-    actors: &Actors<'_>,
-    message: &DocMessage,
-) -> OneResult {
-    let Some(meta) = store::meta(tx, &message.doc)? else {
-        return Ok(Err(doc_error("unknown_document", format!("there is no document {:?}", message.doc))));
-    };
-    let mut session = stored_session(tx, device_id, &meta.id)?;
-    sync_doc(tx, now, caller, device_id, actors, &meta, &mut session, &message.data.0)
 }
 
 /// The session a device last left with a document: only the heads both sides share. A corrupt stored
 /// state only costs a full re-sync, never a refusal; it is logged, naming the device and the document.
-fn stored_session(c: &Conn, device_id: &str, doc_id: &str) -> Result<SyncSession, ApiError> {
+fn stored_session(c: &Conn, device_id: &str, doc_id: &str) -> Result<SyncSession, RecordsError> {
     let Some(state) = store::sync_state(c, device_id, doc_id)? else { return Ok(SyncSession::default()) };
     Ok(SyncSession::resume(&state).unwrap_or_else(|e| {
         tracing::warn!(device_id, doc_id, error = ?e, "stored sync state is damaged; this sync starts afresh");
@@ -533,44 +492,58 @@ fn stored_session(c: &Conn, device_id: &str, doc_id: &str) -> Result<SyncSession
     }))
 }
 
-/// One sync message about one document, whichever endpoint brought it: authorize, validate and merge,
-/// persist, store the session's shared heads. The one engine behind both ways in.
+/// One sync message about one document from `principal`'s device `device_id`, inside the writer: authorize,
+/// validate and merge, persist, store the session's shared heads. The reference path the engine falls
+/// back to when anything moved between its two phases.
 #[allow(clippy::too_many_arguments)]
 fn sync_doc(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    principal: &Principal,
     device_id: &str,
     actors: &Actors<'_>,
     meta: &DocMeta,
     session: &mut SyncSession,
     data: &[u8],
-) -> OneResult {
+) -> Result<Handled, RecordsError> {
     let actor = actors.server;
-    let outcome = match meta.kind {
+    let received: Result<Synced, Refusal> = match meta.kind {
         DocKind::Index => {
-            if meta.officer_id != Some(caller.user_id) {
-                return Ok(Err(doc_error("not_assigned", "this is another officer's assignment index")));
+            if meta.officer_id != Some(principal.user_id) {
+                return Ok(Handled::Refused(doc_error(
+                    "not_assigned",
+                    "this is another officer's assignment index",
+                )));
             }
             let mut index = load_index(tx, &meta.id, actor.clone())?;
             // Read-only: an accepted message never adds changes, so there is nothing to store.
-            session.receive(&mut index, data, &Rules::ReadOnly).map(|r| (r.reply, 0, None))
+            session.receive(&mut index, data, &Rules::ReadOnly).map(|r| Synced {
+                reply: r.reply,
+                accepted: 0,
+                progress: None,
+            })
         }
-        DocKind::Record => match sync_record(tx, now, caller, actors, meta, session, data)? {
-            Ok(outcome) => outcome,
-            Err(error) => return Ok(Err(error)),
+        DocKind::Record => match sync_record(tx, now, principal, actors, meta, session, data)? {
+            RecordStep::Merged(synced) => Ok(synced),
+            RecordStep::Refused(refusal) => Err(refusal),
+            RecordStep::NotAssigned => {
+                return Ok(Handled::Refused(doc_error(
+                    "not_assigned",
+                    "you are not assigned to this record's instruction",
+                )));
+            }
         },
     };
-    match outcome {
-        Err(refusal) => Ok(Err(refused_for(tx, device_id, &refusal)?)),
-        Ok(done) => {
+    match received {
+        Err(refusal) => Ok(Handled::Refused(refused_for(tx, device_id, &refusal)?)),
+        Ok(synced) => {
             // A message that brings nothing new (the usual "I have these heads" of a settled
             // conversation) leaves the stored shared heads as they are: no row is rewritten for it.
             let state = session.persist();
             if store::sync_state(tx, device_id, &meta.id)?.as_deref() != Some(state.as_slice()) {
                 store::put_sync_state(tx, device_id, &meta.id, &state, now)?;
             }
-            Ok(Ok(done))
+            Ok(Handled::Synced(synced))
         }
     }
 }
@@ -579,15 +552,15 @@ fn sync_doc(
 fn sync_record(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    principal: &Principal,
     actors: &Actors<'_>,
     meta: &DocMeta,
     session: &mut SyncSession,
     data: &[u8],
-) -> Result<Result<Result<Done, Refusal>, DocError>, ApiError> {
+) -> Result<RecordStep, RecordsError> {
     let instruction_id = meta.instruction_id.ok_or_else(|| internal("record", "no instruction"))?;
-    if !is_assigned(tx, instruction_id, caller.user_id)? {
-        return Ok(Err(doc_error("not_assigned", "you are not assigned to this record's instruction")));
+    if !is_assigned(tx, instruction_id, principal.user_id)? {
+        return Ok(RecordStep::NotAssigned);
     }
     let instruction =
         instructions::get(tx, instruction_id)?.ok_or_else(|| internal("record", "no instruction"))?;
@@ -600,16 +573,16 @@ fn sync_record(
     let heads = record.heads();
     let received = match session.receive(&mut record, data, &rules) {
         Ok(r) => r,
-        Err(refusal) => return Ok(Ok(Err(refusal))),
+        Err(refusal) => return Ok(RecordStep::Refused(refusal)),
     };
-    let changes = received.accepted.changes;
+    let accepted = received.accepted.changes;
     let mut progress = None;
-    if changes > 0 {
+    if accepted > 0 {
         // Persist before replying: the reply acknowledges these changes.
         persist(tx, &meta.id, &mut record, &heads, now)?;
         progress = Some((instruction.id, projection::project(tx, now, instruction.id, &record)?));
     }
-    Ok(Ok(Ok((received.reply, changes, progress))))
+    Ok(RecordStep::Merged(Synced { reply: received.reply, accepted, progress }))
 }
 
 /// What approval stores of a record: its heads, the digest of its content, and the verdict.
@@ -623,7 +596,7 @@ pub struct Seal {
 }
 
 /// Stores the record's current heads and content digest as the approved evidence.
-pub fn seal(tx: &Tx<'_>, now: i64, by: i64, instruction_id: i64) -> Result<Seal, ApiError> {
+pub fn seal(tx: &Tx<'_>, now: i64, by: i64, instruction_id: i64) -> Result<Seal, RecordsError> {
     let id = store::record_of(tx, instruction_id)?.ok_or_else(|| internal("seal", "no record document"))?;
     let mut record = load_record(tx, &id, store::server_actor(tx)?)?;
     let read = record.read().map_err(|e| internal("seal", e))?;
@@ -644,6 +617,6 @@ pub fn seal(tx: &Tx<'_>, now: i64, by: i64, instruction_id: i64) -> Result<Seal,
 
 /// Writes a supervisor's review into the record as a server change, which officers' handhelds
 /// receive on their next sync like any other change.
-pub fn write_review(tx: &Tx<'_>, now: i64, instruction_id: i64, review: &Review) -> Result<(), ApiError> {
+pub fn write_review(tx: &Tx<'_>, now: i64, instruction_id: i64, review: &Review) -> Result<(), RecordsError> {
     server_edit(tx, now, instruction_id, |record| record.set_review(review, now)).map(|_| ())
 }

@@ -12,14 +12,11 @@ use fieldcheck_sync::{
 use serde::Serialize;
 use serde_json::json;
 
-use super::store;
-use crate::{
-    db::{Conn, SqlValue as Value, Tx},
-    error::ApiError,
-};
+use super::{error::RecordsError, store};
+use crate::db::{Conn, SqlValue as Value, Tx};
 
 /// The empty projection of a record just created at dispatch.
-pub fn create(tx: &Tx<'_>, instruction_id: i64, checks_total: usize, now: i64) -> Result<(), ApiError> {
+pub fn create(tx: &Tx<'_>, instruction_id: i64, checks_total: usize, now: i64) -> Result<(), RecordsError> {
     Ok(store::projection::create(tx, instruction_id, checks_total, now)?)
 }
 
@@ -40,7 +37,7 @@ pub struct ConflictValue {
     pub officer: Option<String>,
 }
 
-pub fn conflict_views(c: &Conn, conflicts: &[Conflict]) -> Result<Vec<ConflictView>, ApiError> {
+pub fn conflict_views(c: &Conn, conflicts: &[Conflict]) -> Result<Vec<ConflictView>, RecordsError> {
     let mut officers: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut views = Vec::with_capacity(conflicts.len());
     for conflict in conflicts {
@@ -59,7 +56,12 @@ pub fn conflict_views(c: &Conn, conflicts: &[Conflict]) -> Result<Vec<ConflictVi
 }
 
 /// Rewrites the projection from the merged record; answers what it means for the instruction.
-pub fn project(tx: &Tx<'_>, now: i64, instruction_id: i64, record: &RecordDoc) -> Result<Progress, ApiError> {
+pub fn project(
+    tx: &Tx<'_>,
+    now: i64,
+    instruction_id: i64,
+    record: &RecordDoc,
+) -> Result<Progress, RecordsError> {
     write(tx, now, instruction_id, &compute(record)?)
 }
 
@@ -70,21 +72,20 @@ pub struct Projected {
     conflicts: Vec<Conflict>,
 }
 
-pub fn compute(record: &RecordDoc) -> Result<Projected, ApiError> {
+pub fn compute(record: &RecordDoc) -> Result<Projected, RecordsError> {
     let read = record.read();
     finish(record, read)
 }
 
 /// [`compute`] with the record's instruction part known (the sync engine caches it beside the
 /// document; `RecordDoc::read_with`).
-pub fn compute_with(record: &RecordDoc, instruction: &InstructionPart) -> Result<Projected, ApiError> {
+pub fn compute_with(record: &RecordDoc, instruction: &InstructionPart) -> Result<Projected, RecordsError> {
     finish(record, record.read_with(instruction.clone()))
 }
 
-fn finish(record: &RecordDoc, read: Result<Record, RecordError>) -> Result<Projected, ApiError> {
-    let read = read.map_err(|e| ApiError::Internal(anyhow::anyhow!("merged record unreadable: {e}")))?;
-    let conflicts =
-        open_conflicts(record).map_err(|e| ApiError::Internal(anyhow::anyhow!("conflict check: {e}")))?;
+fn finish(record: &RecordDoc, read: Result<Record, RecordError>) -> Result<Projected, RecordsError> {
+    let read = read.map_err(|e| RecordsError::internal("merged record unreadable", e))?;
+    let conflicts = open_conflicts(record).map_err(|e| RecordsError::internal("conflict check", e))?;
     Ok(Projected { read, conflicts })
 }
 
@@ -94,7 +95,7 @@ pub fn write(
     now: i64,
     instruction_id: i64,
     projected: &Projected,
-) -> Result<Progress, ApiError> {
+) -> Result<Progress, RecordsError> {
     let Projected { read, conflicts } = projected;
     let views = conflict_views(tx, conflicts)?;
     let id = instruction_id;
@@ -189,6 +190,6 @@ pub struct Progress {
 
 /// Whether the record is ready, from the projection rows (so the record document need not be loaded):
 /// what a newly arrived photo may change.
-pub fn ready(c: &Conn, instruction_id: i64) -> Result<bool, ApiError> {
+pub fn ready(c: &Conn, instruction_id: i64) -> Result<bool, RecordsError> {
     Ok(store::projection::ready(c, instruction_id)? == Some(true))
 }

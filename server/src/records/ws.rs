@@ -1,7 +1,7 @@
 //! `GET /api/v1/sync/ws`: the automerge-repo WebSocket endpoint. An unmodified
 //! `@automerge/automerge-repo` client with the WebSocket adapter syncs the officer's assignment index
-//! and records here, through the same engine as the batch endpoint (`records::sync_device_message`:
-//! authorization, validation, storage, projection; then the workflow), one transaction per message.
+//! and records here, through the same engine as the batch endpoint (`records::engine`: authorization,
+//! validation, storage, projection; then the workflow), one round per message.
 //!
 //! # Layout
 //! - [`connect`]: the upgrade. Browsers cannot set headers on a WebSocket, so the access token of a

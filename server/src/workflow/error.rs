@@ -5,6 +5,7 @@ use crate::{
     db::error::StoreError,
     domain::{ApplicationState, InstructionState},
     instructions::{error::InstructionError, machine::IllegalTransition},
+    records::error::RecordsError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +53,11 @@ pub enum WorkflowError {
     #[error(transparent)]
     Application(#[from] ApplicationError),
     #[error(transparent)]
+    Records(#[from] RecordsError),
+    #[error(transparent)]
     Store(#[from] StoreError),
-    /// Passthrough: a callee that still answers an HTTP error — `records` (`on_assign`, `seal`,
-    /// `server_edit`, `write_review`, `resolve_conflict`, `remove_from_indexes`, `projection::ready`),
-    /// `bookings::instruction_cancelled` and `review::may_review`. Holds that `ApiError`, boxed so that this leaf does not
+    /// Passthrough: a callee that still answers an HTTP error — `bookings::instruction_cancelled` and
+    /// `review::may_review`. Holds that `ApiError`, boxed so that this leaf does not
     /// import `error.rs` (a circle); `error.rs` boxes and unboxes it, so it goes out unchanged.
     #[error(transparent)]
     Callee(Box<dyn std::error::Error + Send + Sync>),

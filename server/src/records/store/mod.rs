@@ -19,7 +19,7 @@ use fieldcheck_sync::ActorId;
 use fieldcheck_sync::schema::SCHEMA_VERSION;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::error::{ApiError, StoreError};
+use crate::db::{Damaged, error::StoreError};
 
 /// After this many appended chunks a document is rewritten as one snapshot: loading stays one
 /// contiguous read, and automerge's compressed format is far smaller than the sum of chunks.
@@ -53,7 +53,7 @@ pub struct DocMeta {
 
 /// The server's own automerge actor: every server-written change carries it, so validation can refuse
 /// anyone else writing as the server. Created once, on first use.
-pub fn server_actor(tx: &Transaction<'_>) -> Result<ActorId, ApiError> {
+pub fn server_actor(tx: &Transaction<'_>) -> Result<ActorId, StoreError> {
     let hex: Option<String> = tx
         .prepare_cached("SELECT value FROM settings_kv WHERE key = ?1")?
         .query_row([SERVER_ACTOR_KEY], |r| r.get(0))
@@ -67,7 +67,11 @@ pub fn server_actor(tx: &Transaction<'_>) -> Result<ActorId, ApiError> {
             h
         }
     };
-    hex.parse::<ActorId>().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored server actor: {e}")))
+    hex.parse::<ActorId>().map_err(|e| {
+        let damaged =
+            Damaged { what: "settings_kv.value", key: SERVER_ACTOR_KEY.into(), source: Box::new(e) };
+        StoreError::Other(damaged.at(0))
+    })
 }
 
 /// The server's actor as stored, without creating it: a read that never waits for the writer.
@@ -76,13 +80,6 @@ pub fn stored_server_actor(c: &Connection) -> Result<Option<String>, StoreError>
         .query_row([SERVER_ACTOR_KEY], |r| r.get(0))
         .optional()
         .map_err(StoreError::from)
-}
-
-/// A new document id: 16 random bytes, hex.
-pub fn new_doc_id() -> Result<String, ApiError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
-    Ok(hex::encode(bytes))
 }
 
 pub fn meta(c: &Connection, id: &str) -> Result<Option<DocMeta>, StoreError> {
