@@ -231,12 +231,14 @@ impl From<crate::records::error::RecordsError> for ApiError {
         use crate::records::error::RecordsError as E;
         let message = e.to_string();
         match e {
+            E::NoRecord => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
             E::Schema(v) => ApiError::unprocessable(v.rule(), message),
             E::NoRecordYet => ApiError::conflict("no_such_conflict", message),
             E::NoSuchConflict { open, .. } => {
                 ApiError::conflict("no_such_conflict", message).with_details(json!({"open": open}))
             }
             E::UnfitValue { .. } => invalid("value", "invalid_value", message),
+            E::Instruction(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
             E::Store(e) => e.into(),
         }
@@ -526,6 +528,19 @@ mod tests {
                 "invalid_value",
                 "checks.c1.result takes a check result: pass, fail or not_applicable".into(),
                 json!({"field": "value"})
+            )
+        );
+    }
+
+    #[test]
+    fn an_instruction_without_a_record_document_is_a_404_that_says_when_one_is_made() {
+        assert_eq!(
+            answer(RecordsError::NoRecord.into()),
+            (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the record (it is created when officers are assigned) was not found".into(),
+                Value::Null
             )
         );
     }

@@ -2,10 +2,16 @@
 
 use fieldcheck_sync::schema::SchemaViolation;
 
-use crate::db::error::{EngineError, StoreError};
+use crate::{
+    db::error::{EngineError, StoreError},
+    instructions::error::InstructionError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordsError {
+    /// The instruction has no record document: none is made before officers are assigned.
+    #[error("the record (it is created when officers are assigned) was not found")]
+    NoRecord,
     /// A server edit (a review, a resolution, a schedule) would break the record schema; the rule's
     /// name is the code.
     #[error(transparent)]
@@ -23,6 +29,9 @@ pub enum RecordsError {
     /// randomness: nothing a client can fix, a logged 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// The instruction is not there, or not the principal's to see.
+    #[error(transparent)]
+    Instruction(#[from] InstructionError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

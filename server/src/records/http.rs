@@ -1,4 +1,5 @@
-//! The batch sync endpoint (CBOR), the officer's index discovery, and the supervisor's record view.
+//! The batch sync endpoint (CBOR), the officer's index discovery, and the supervisor's record view (built by
+//! `view.rs`).
 
 use axum::{
     Json,
@@ -8,19 +9,16 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use fieldcheck_sync::{
-    RecordDoc, batch,
+    batch,
     batch::{DocResult, MAX_DOCS_PER_BATCH, SyncRequest, SyncResponse, VERSION},
-    open_conflicts,
 };
 use serde::Serialize;
 use serde_json::json;
 
-use super::{engine::Input, projection, store};
+use super::{engine::Input, view::RecordView};
 use crate::{
     auth::Caller,
-    domain::InstructionState,
     error::{ApiError, ApiPath, ErrorBody},
-    instructions,
     state::AppState,
 };
 
@@ -134,27 +132,6 @@ pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Json
     Ok(Json(IndexDoc { index_doc, index_url }))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RecordView {
-    pub instruction_id: i64,
-    pub state: InstructionState,
-    pub record_doc: String,
-    /// The record's current heads (hex change hashes).
-    pub heads: Vec<String>,
-    /// The merged record in the document's own schema (times in Unix ms, as in the document); where
-    /// officers conflict, automerge's pick — `conflicts` lists every value.
-    #[schema(value_type = Object)]
-    pub record: serde_json::Value,
-    /// Open conflicts: while any is open the result cannot be submitted.
-    pub conflicts: Vec<projection::ConflictView>,
-    /// Referenced photos (not withdrawn) whose bytes the photo store does not hold yet.
-    pub pending_photos: Vec<String>,
-    /// The content digest the officers' signatures must cover (`Record::content_digest`).
-    pub digest: String,
-    /// What keeps the result from being submitted, in the officers' words; empty when ready.
-    pub missing: Vec<String>,
-}
-
 #[utoipa::path(get, path = "/api/v1/instructions/{id}/record", tag = "instructions", security(("bearer" = [])),
     params(("id" = i64, Path)),
     responses((status = 200, body = RecordView), (status = 404, body = ErrorBody)))]
@@ -164,39 +141,6 @@ pub async fn record(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RecordView>, ApiError> {
     let now = state.now_ms();
-    let view = state
-        .db
-        .read(move |c| {
-            let instruction = instructions::visible(c, &caller, id, now)?;
-            let doc_id = store::record_of(c, id)?.ok_or_else(|| {
-                ApiError::not_found("the record (it is created when officers are assigned)")
-            })?;
-            let bytes = store::load_bytes(c, &doc_id)?;
-            let mut doc = RecordDoc::load(&bytes, fieldcheck_sync::new_actor_id())
-                .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored record: {e}")))?;
-            let read = doc.read().map_err(|e| ApiError::Internal(anyhow::anyhow!("stored record: {e}")))?;
-            let conflicts =
-                open_conflicts(&doc).map_err(|e| ApiError::Internal(anyhow::anyhow!("conflicts: {e}")))?;
-            let mut pending_photos = Vec::new();
-            for sha in read.awaited_photos() {
-                if !crate::photos::store::is_present(c, sha.as_str())? {
-                    pending_photos.push(sha.to_string());
-                }
-            }
-            let mut missing = read.missing_for_submission(conflicts.len());
-            projection::note_missing_photos(&mut missing, pending_photos.len());
-            Ok(RecordView {
-                instruction_id: id,
-                state: instruction.state,
-                record_doc: doc_id,
-                heads: doc.heads().iter().map(|h| h.to_string()).collect(),
-                record: serde_json::to_value(&read).map_err(anyhow::Error::from)?,
-                conflicts: projection::conflict_views(c, &conflicts)?,
-                pending_photos,
-                digest: read.content_digest(),
-                missing,
-            })
-        })
-        .await?;
+    let view = state.db.read(move |c| Ok(super::view::record_view(c, &caller, id, now)?)).await?;
     Ok(Json(view))
 }

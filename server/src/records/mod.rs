@@ -22,6 +22,7 @@ pub mod http;
 pub mod peers;
 pub mod projection;
 pub mod store;
+pub mod view;
 pub mod ws;
 
 pub use store::seals::{SealRow, SealedEvidence, photo_hashes, sealed, sealed_evidence};
