@@ -299,6 +299,63 @@ impl From<crate::orgs::error::OrgsError> for ApiError {
     }
 }
 
+impl From<crate::certificates::error::CertificateError> for ApiError {
+    fn from(e: crate::certificates::error::CertificateError) -> Self {
+        use crate::certificates::error::CertificateError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::UnknownType { known, .. } => invalid("type", "unknown_certificate_type", message)
+                .with_details(json!({"field": "type", "known": known})),
+            E::NotYourEnterprise => {
+                ApiError::forbidden(message).with_details(json!({"field": "application_id"}))
+            }
+            E::NotReleased(state) => {
+                ApiError::conflict("not_released", message).with_details(json!({"application_state": state}))
+            }
+            E::GoodsCount { .. } => invalid("goods", "goods_count", message),
+            E::TooManyDeclarations { .. } | E::TooManyReplacementDeclarations { .. } => {
+                invalid("additional_declarations", "too_many", message)
+            }
+            E::UnknownGoodsLine { index, .. } => {
+                invalid(&format!("goods[{index}].line"), "unknown_goods_line", message)
+            }
+            E::DuplicateGoodsLine { index } => {
+                invalid(&format!("goods[{index}].line"), "duplicate_goods_line", message)
+            }
+            E::NotPositive { index } => invalid(&format!("goods[{index}].quantity"), "not_positive", message),
+            E::QuantityExceedsInspected { index, inspected, .. } => {
+                let field = format!("goods[{index}].quantity");
+                ApiError::unprocessable("quantity_exceeds_inspected", message)
+                    .with_details(json!({"field": field, "inspected": inspected}))
+            }
+            E::Unprintable { field, .. } => invalid(&field, "unprintable_text", message),
+            E::ChangedByEnterprise | E::DecidedByCustoms | E::RevokedByCustoms => {
+                ApiError::forbidden(message)
+            }
+            E::Illegal { state, action } => ApiError::conflict("illegal_transition", message)
+                .with_details(json!({"state": state, "event": action})),
+            E::ApplicationChanged => invalid("application_id", "application_changed", message),
+            E::ReleasedOnly | E::NoElectronicRecord => ApiError::conflict("not_released", message),
+            E::DuplicateCertificate(_) => ApiError::conflict("duplicate_certificate", message),
+            E::UnknownEnterprise(_) => ApiError::conflict("unknown_enterprise", message),
+            E::UnknownHsCode { .. } => ApiError::conflict("unknown_hs_code", message),
+            E::SerialsExhausted => ApiError::conflict("serials_exhausted", message),
+            E::NotValid { status, .. } => {
+                ApiError::conflict("not_valid", message).with_details(json!({"status": status}))
+            }
+            E::PrintLimitReached { prints, max_prints, .. } => {
+                ApiError::conflict("print_limit_reached", message)
+                    .with_details(json!({"prints": prints, "max_prints": max_prints}))
+            }
+            E::PrintInProgress => ApiError::conflict("print_in_progress", message),
+            E::Internal(e) => ApiError::Internal(e),
+            E::NotAllowed(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -459,4 +516,121 @@ pub fn in_range(field: &str, value: Option<i64>, default: i64, min: i64, max: i6
 
 pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::unprocessable(code, message).with_details(json!({ "field": field }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a client sees of an error: status, code, message, details.
+    fn seen(e: impl Into<ApiError>) -> (u16, &'static str, String, Value) {
+        match e.into() {
+            ApiError::Client { status, code, message, details, .. } => {
+                (status.as_u16(), code, message, details)
+            }
+            ApiError::Internal(e) => panic!("a client error was expected, not {e:#}"),
+        }
+    }
+
+    #[test]
+    fn certificate_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::certificates::error::CertificateError as E;
+        use crate::domain::CertState;
+        let cases: Vec<(E, (u16, &str, &str, Value))> = vec![
+            (
+                E::TooManyDeclarations { max: 10 },
+                (
+                    422,
+                    "too_many",
+                    "at most 10 additional declarations",
+                    json!({"field": "additional_declarations"}),
+                ),
+            ),
+            (
+                E::TooManyReplacementDeclarations { max: 10 },
+                (422, "too_many", "at most 10", json!({"field": "additional_declarations"})),
+            ),
+            (
+                E::DuplicateGoodsLine { index: 2 },
+                (422, "duplicate_goods_line", "name each goods line once", json!({"field": "goods[2].line"})),
+            ),
+            (
+                E::QuantityExceedsInspected {
+                    index: 0,
+                    line: 1,
+                    inspected: 2.5,
+                    unit: "kg".into(),
+                    asked: 3.0,
+                },
+                (
+                    422,
+                    "quantity_exceeds_inspected",
+                    "line 1 was declared and inspected as 2.5 kg; a certificate cannot cover 3",
+                    json!({"field": "goods[0].quantity", "inspected": 2.5}),
+                ),
+            ),
+            (
+                E::Unprintable { field: "treatment".into(), glyph: '\u{1F600}' },
+                (
+                    422,
+                    "unprintable_text",
+                    "the character '\u{1F600}' (U+1F600) cannot be printed on a certificate; write it another way",
+                    json!({"field": "treatment"}),
+                ),
+            ),
+            (
+                E::Illegal { state: CertState::Issued, action: "issu" },
+                (
+                    409,
+                    "illegal_transition",
+                    "a certificate application that is issued cannot be issued",
+                    json!({"state": "issued", "event": "issu"}),
+                ),
+            ),
+            (
+                E::ApplicationChanged,
+                (
+                    422,
+                    "application_changed",
+                    "an amendment keeps the application; apply anew for another",
+                    json!({"field": "application_id"}),
+                ),
+            ),
+            (
+                E::DuplicateCertificate("X1".into()),
+                (
+                    409,
+                    "duplicate_certificate",
+                    "certificate X1 of this type is already valid; replace it instead",
+                    Value::Null,
+                ),
+            ),
+            (
+                E::SerialsExhausted,
+                (409, "serials_exhausted", "this year's certificate numbers are used up", Value::Null),
+            ),
+            (
+                E::PrintInProgress,
+                (
+                    409,
+                    "print_in_progress",
+                    "another print of this certificate just happened; ask again",
+                    Value::Null,
+                ),
+            ),
+            (
+                E::NotYourEnterprise,
+                (
+                    403,
+                    "forbidden",
+                    "you may not apply for certificates of this application's enterprise: it is not yours and has not \
+                     delegated certificates to you",
+                    json!({"field": "application_id"}),
+                ),
+            ),
+        ];
+        for (e, (status, code, message, details)) in cases {
+            assert_eq!(seen(e), (status, code, message.to_owned(), details));
+        }
+    }
 }
