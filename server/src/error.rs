@@ -356,6 +356,72 @@ impl From<crate::certificates::error::CertificateError> for ApiError {
     }
 }
 
+/// A message step that still answers `ApiError` (see `MessageError::Callee`).
+impl From<ApiError> for crate::messages::error::MessageError {
+    fn from(e: ApiError) -> Self {
+        crate::messages::error::MessageError::Callee(Box::new(e))
+    }
+}
+
+impl From<crate::messages::error::MessageError> for ApiError {
+    fn from(e: crate::messages::error::MessageError) -> Self {
+        use crate::messages::error::MessageError as E;
+        // The message layer's own refusals name their rule in the details, as the code.
+        let rule = |status: StatusCode, rule: &'static str, message: String| {
+            ApiError::new(status, rule, message).with_details(json!({ "rule": rule }))
+        };
+        let message = e.to_string();
+        match e {
+            E::Envelope(e) => {
+                let status = match e.rule {
+                    "bad_signature" => StatusCode::UNAUTHORIZED,
+                    "message_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                rule(status, e.rule, e.message)
+            }
+            E::WrongTyp { .. } => rule(StatusCode::BAD_REQUEST, "wrong_typ", message),
+            E::UnknownKey(_) => rule(StatusCode::UNAUTHORIZED, "unknown_key", message),
+            E::InvalidPayload(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload", message),
+            E::MessageIdReused { evidence_id, original_sha256, payload_sha256, received_at, .. } => {
+                ApiError::conflict("message_id_reused", message).with_details(json!({
+                    "rule": "message_id_reused",
+                    "original": {"evidence_id": evidence_id, "payload_sha256": original_sha256,
+                                 "received_at": received_at},
+                    "payload_sha256": payload_sha256,
+                }))
+            }
+            E::UnknownEnterprise(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "unknown_enterprise", message),
+            E::NotDelegated { .. } => rule(StatusCode::FORBIDDEN, "not_delegated", message),
+            E::SignerPending(_) => rule(StatusCode::FORBIDDEN, "signer_pending", message),
+            E::SignerFrozen(_) => rule(StatusCode::FORBIDDEN, "signer_frozen", message),
+            E::SignerLost(_) => rule(StatusCode::FORBIDDEN, "signer_lost", message),
+            E::SignerExpired(_) => rule(StatusCode::FORBIDDEN, "signer_expired", message),
+            E::SignerNotEnterprise => rule(StatusCode::FORBIDDEN, "signer_not_enterprise", message),
+            E::MissingContent(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "missing_content", message),
+            E::InvalidContent(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "invalid_content", message),
+            E::MissingField { .. } | E::SubmitTakesOne => {
+                rule(StatusCode::UNPROCESSABLE_ENTITY, "missing_field", message)
+            }
+            E::InvalidTime(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "invalid_time", message),
+            E::EnterpriseMismatch(_) => {
+                rule(StatusCode::UNPROCESSABLE_ENTITY, "enterprise_mismatch", message)
+            }
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Application(e) => e.into(),
+            E::Certificate(e) => e.into(),
+            E::Workflow(e) => e.into(),
+            E::Orgs(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+            E::Callee(e) => match e.downcast::<ApiError>() {
+                Ok(e) => *e,
+                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
+            },
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -632,5 +698,80 @@ mod tests {
         for (e, (status, code, message, details)) in cases {
             assert_eq!(seen(e), (status, code, message.to_owned(), details));
         }
+    }
+
+    #[test]
+    fn message_refusals_keep_their_rule_status_and_sentence() {
+        use crate::messages::{envelope::EnvelopeError, error::MessageError as E};
+        let rule = |r: &str| json!({ "rule": r });
+        let cases: Vec<(E, (u16, &str, &str))> = vec![
+            (
+                E::Envelope(EnvelopeError { rule: "message_too_large", message: "too big".into() }),
+                (413, "message_too_large", "too big"),
+            ),
+            (
+                E::Envelope(EnvelopeError { rule: "malformed_envelope", message: "no".into() }),
+                (400, "malformed_envelope", "no"),
+            ),
+            (
+                E::WrongTyp { expected: "fieldcheck-message+jws" },
+                (400, "wrong_typ", "`typ` must be `fieldcheck-message+jws` when present"),
+            ),
+            (E::InvalidPayload("eof".into()), (422, "invalid_payload", "the signed payload: eof")),
+            (
+                E::SignerPending("a".into()),
+                (
+                    403,
+                    "signer_pending",
+                    "the account `a` is not confirmed yet: its key signs nothing until it is",
+                ),
+            ),
+            (
+                E::SignerLost("a".into()),
+                (403, "signer_lost", "the account `a` was reported lost: its key signs nothing any more"),
+            ),
+            (E::SignerExpired("a".into()), (403, "signer_expired", "the account `a` is past its validity")),
+            (
+                E::SignerNotEnterprise,
+                (
+                    403,
+                    "signer_not_enterprise",
+                    "messages are signed by enterprise operators, legal persons or platform signers",
+                ),
+            ),
+            (
+                E::MissingContent("booking.request"),
+                (422, "missing_content", "a `booking.request` message needs `content`"),
+            ),
+            (
+                E::MissingField { kind: "booking.cancel", field: "booking_id" },
+                (422, "missing_field", "a `booking.cancel` message needs `booking_id`"),
+            ),
+            (
+                E::SubmitTakesOne,
+                (
+                    422,
+                    "missing_field",
+                    "`application.submit` takes either `content` (file and submit) or `application_id` (submit a draft)",
+                ),
+            ),
+            (
+                E::EnterpriseMismatch("1234567890".into()),
+                (
+                    422,
+                    "enterprise_mismatch",
+                    "the message names enterprise 1234567890 but its content is another enterprise's",
+                ),
+            ),
+        ];
+        for (e, (status, code, message)) in cases {
+            assert_eq!(seen(e), (status, code, message.to_owned(), rule(code)));
+        }
+    }
+
+    #[test]
+    fn a_callee_refusal_passes_through_a_message_unchanged() {
+        let e = crate::messages::error::MessageError::from(ApiError::conflict("wrong_state", "no"));
+        assert_eq!(seen(e), (409, "wrong_state", "no".to_owned(), Value::Null));
     }
 }
