@@ -422,6 +422,52 @@ impl From<crate::messages::error::MessageError> for ApiError {
     }
 }
 
+/// A received file that is not a supporting document: 415 when no format of ours is recognised, else 422.
+impl From<crate::documents::DocRefusal> for ApiError {
+    fn from(r: crate::documents::DocRefusal) -> ApiError {
+        let status = if matches!(r, crate::documents::DocRefusal::UnsupportedFormat) {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        ApiError::new(status, r.code(), format!("{r}; nothing was stored"))
+    }
+}
+
+/// A document step that still answers `ApiError` (see `DocumentError::Callee`).
+impl From<ApiError> for crate::documents::error::DocumentError {
+    fn from(e: ApiError) -> Self {
+        crate::documents::error::DocumentError::Callee(Box::new(e))
+    }
+}
+
+impl From<crate::documents::error::DocumentError> for ApiError {
+    fn from(e: crate::documents::error::DocumentError) -> Self {
+        use crate::documents::error::DocumentError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::AttachedByEnterprise | E::AskedByCustoms => ApiError::forbidden(message),
+            E::UnknownAttachment(_) => invalid("replaces", "unknown_attachment", message),
+            E::AlreadyReplaced { by, .. } | E::AskForReplacement { by, .. } => {
+                ApiError::conflict("already_replaced", message).with_details(json!({"replaced_by": by}))
+            }
+            E::KindMismatch { .. } => invalid("kind", "kind_mismatch", message),
+            E::AlreadyRequested { request, .. } => {
+                ApiError::conflict("already_requested", message).with_details(json!({"request_id": request}))
+            }
+            E::Application(e) => e.into(),
+            E::Certificate(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+            E::Callee(e) => match e.downcast::<ApiError>() {
+                Ok(e) => *e,
+                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
+            },
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -773,5 +819,54 @@ mod tests {
     fn a_callee_refusal_passes_through_a_message_unchanged() {
         let e = crate::messages::error::MessageError::from(ApiError::conflict("wrong_state", "no"));
         assert_eq!(seen(e), (409, "wrong_state", "no".to_owned(), Value::Null));
+    }
+
+    #[test]
+    fn document_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::documents::error::DocumentError as E;
+        let cases: Vec<(E, (u16, &str, &str, Value))> = vec![
+            (
+                E::UnknownAttachment(7),
+                (422, "unknown_attachment", "document 7 is not attached here", json!({"field": "replaces"})),
+            ),
+            (
+                E::KindMismatch { old: 7, kind: "invoice" },
+                (
+                    422,
+                    "kind_mismatch",
+                    "document 7 is a invoice; its replacement must be one too",
+                    json!({"field": "kind"}),
+                ),
+            ),
+            (
+                E::AlreadyReplaced { old: 7, by: 9 },
+                (
+                    409,
+                    "already_replaced",
+                    "document 7 was already replaced by document 9",
+                    json!({"replaced_by": 9}),
+                ),
+            ),
+            (
+                E::AttachedByEnterprise,
+                (403, "forbidden", "supporting documents are attached by the enterprise", Value::Null),
+            ),
+            (
+                E::AskedByCustoms,
+                (403, "forbidden", "customs asks for documents again, not the enterprise", Value::Null),
+            ),
+        ];
+        for (e, (status, code, message, details)) in cases {
+            assert_eq!(seen(e), (status, code, message.to_owned(), details));
+        }
+    }
+
+    #[test]
+    fn a_database_failure_behind_a_document_is_not_told_as_not_found() {
+        use crate::{db::error::StoreError, documents::error::DocumentError as E};
+        let failure = E::Store(StoreError::Other(rusqlite::Error::InvalidQuery));
+        assert!(failure.is_failure());
+        assert!(!E::Store(StoreError::NotFound("the application")).is_failure());
+        assert!(!E::Certificate(crate::certificates::error::CertificateError::NotFound("x")).is_failure());
     }
 }

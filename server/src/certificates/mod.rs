@@ -9,6 +9,7 @@
 //! - [`types`]: certificate types and destination rules, reference data from `fixtures/certificates`.
 //! - [`keys`]: the Ed25519 certificate key, published beside the JWKS.
 //! - [`store`]: the tables and their SQL.
+//! - [`error`]: `CertificateError`, why a step was refused (mapped to HTTP in `crate::error`).
 //! - [`document`]: the printed certificate (A4, Chinese and English, QR code) through [`crate::print`].
 //! - [`outbox`]: the SPS outbox table, the sender trait and its directory sender, the delivery bell.
 //! - [`sps`]: the UN/CEFACT SPS certificate message and the delivery task.

@@ -15,6 +15,7 @@
 //! - [`envelope`]: the JWS envelope: parse (compact, flattened, general), bounded sizes, EdDSA verify.
 //! - [`signing`]: customs' receipt-signing key and its published JWK set.
 //! - [`store`]: the `messages` and `platform_signers` tables.
+//! - [`error`]: `MessageError`, each refusal with its rule (mapped to HTTP in `crate::error`).
 //! - [`http`]: `POST /api/v1/messages` (one or a batch), signed receipts, platform signer registration.
 //! - [`sender`]: the reference sender behind `fieldcheck message sign|send`.
 
