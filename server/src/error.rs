@@ -423,9 +423,9 @@ impl From<crate::messages::error::MessageError> for ApiError {
 }
 
 /// A received file that is not a supporting document: 415 when no format of ours is recognised, else 422.
-impl From<crate::documents::DocRefusal> for ApiError {
-    fn from(r: crate::documents::DocRefusal) -> ApiError {
-        let status = if matches!(r, crate::documents::DocRefusal::UnsupportedFormat) {
+impl From<crate::documents::error::DocRefusal> for ApiError {
+    fn from(r: crate::documents::error::DocRefusal) -> ApiError {
+        let status = if matches!(r, crate::documents::error::DocRefusal::UnsupportedFormat) {
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
