@@ -468,6 +468,42 @@ impl From<crate::documents::error::DocumentError> for ApiError {
     }
 }
 
+/// An onboarding check that still answers `ApiError` (see `OnboardingError::Callee`).
+impl From<ApiError> for crate::onboarding::error::OnboardingError {
+    fn from(e: ApiError) -> Self {
+        crate::onboarding::error::OnboardingError::Callee(Box::new(e))
+    }
+}
+
+impl From<crate::onboarding::error::OnboardingError> for ApiError {
+    fn from(e: crate::onboarding::error::OnboardingError) -> Self {
+        use crate::onboarding::error::OnboardingError as E;
+        let message = e.to_string();
+        match e {
+            E::Empty { field, .. } => invalid(field, "invalid_text", message),
+            E::InvalidLegalPerson(_) => invalid("enterprise.legal_person", "invalid_text", message),
+            E::InvalidPhone => invalid("contact.phone", "invalid_phone", message),
+            E::InvalidEmail => invalid("contact.email", "invalid_email", message),
+            E::TooManyRegistrations { retry_after_secs, .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_registrations", message)
+                    .with_retry_after(retry_after_secs)
+            }
+            E::NotFound(what) => ApiError::not_found(what),
+            E::NotReturned(_) => ApiError::conflict("not_returned", message),
+            E::NotPending(_) => ApiError::conflict("not_pending", message),
+            E::UnknownUnit(_) => invalid("unit_code", "unknown_unit", message),
+            E::DuplicateEnterprise => ApiError::conflict("duplicate_enterprise", message),
+            E::MissingOpinion => invalid("opinion", "missing_opinion", message),
+            E::Orgs(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Callee(e) => match e.downcast::<ApiError>() {
+                Ok(e) => *e,
+                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
+            },
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -868,5 +904,55 @@ mod tests {
         assert!(failure.is_failure());
         assert!(!E::Store(StoreError::NotFound("the application")).is_failure());
         assert!(!E::Certificate(crate::certificates::error::CertificateError::NotFound("x")).is_failure());
+    }
+
+    #[test]
+    fn onboarding_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::onboarding::error::OnboardingError as E;
+        let cases: Vec<(E, (u16, &str, &str, Value))> = vec![
+            (
+                E::Empty { field: "enterprise.legal_person", name: "legal_person" },
+                (
+                    422,
+                    "invalid_text",
+                    "`legal_person` must not be empty",
+                    json!({"field": "enterprise.legal_person"}),
+                ),
+            ),
+            (
+                E::InvalidPhone,
+                (
+                    422,
+                    "invalid_phone",
+                    "`contact.phone` takes digits, spaces and `+-()`, with at least 5 digits",
+                    json!({"field": "contact.phone"}),
+                ),
+            ),
+            (
+                E::InvalidEmail,
+                (
+                    422,
+                    "invalid_email",
+                    "`contact.email` must look like name@example.com",
+                    json!({"field": "contact.email"}),
+                ),
+            ),
+            (
+                E::UnknownUnit("X".into()),
+                (422, "unknown_unit", "no unit has the code X", json!({"field": "unit_code"})),
+            ),
+            (
+                E::TooManyRegistrations { per_hour: 5, retry_after_secs: 60 },
+                (
+                    429,
+                    "too_many_registrations",
+                    "5 registrations an hour are accepted from one address; try again later",
+                    json!({"retry_after_secs": 60}),
+                ),
+            ),
+        ];
+        for (e, (status, code, message, details)) in cases {
+            assert_eq!(seen(e), (status, code, message.to_owned(), details));
+        }
     }
 }
