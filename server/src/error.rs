@@ -504,6 +504,35 @@ impl From<crate::onboarding::error::OnboardingError> for ApiError {
     }
 }
 
+/// A notice's step that still answers `ApiError` (see `NoticeError::Callee`).
+impl From<ApiError> for crate::notices::error::NoticeError {
+    fn from(e: ApiError) -> Self {
+        crate::notices::error::NoticeError::Callee(Box::new(e))
+    }
+}
+
+impl From<crate::notices::error::NoticeError> for ApiError {
+    fn from(e: crate::notices::error::NoticeError) -> Self {
+        use crate::notices::error::NoticeError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Void(_) => ApiError::conflict("notice_void", message),
+            E::NotConfirmed { .. } => ApiError::conflict("not_confirmed", message),
+            E::NoDisposal(_) => ApiError::conflict("no_disposal", message),
+            E::NotReleased { .. } => ApiError::conflict("not_released", message),
+            E::Instruction(e) => e.into(),
+            E::Application(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+            E::Callee(e) => match e.downcast::<ApiError>() {
+                Ok(e) => *e,
+                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
+            },
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -954,5 +983,18 @@ mod tests {
         for (e, (status, code, message, details)) in cases {
             assert_eq!(seen(e), (status, code, message.to_owned(), details));
         }
+    }
+
+    #[test]
+    fn notice_refusals_keep_the_status_code_and_sentence_clients_saw() {
+        use crate::{domain::ApplicationState, notices::error::NoticeError as E};
+        assert_eq!(
+            seen(E::Void(4)),
+            (409, "notice_void", "instruction 4 was cancelled; it has no notice".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            seen(E::NotReleased { id: 4, state: ApplicationState::Draft }),
+            (409, "not_released", "application 4 is draft; it was not released".to_owned(), Value::Null)
+        );
     }
 }
