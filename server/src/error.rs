@@ -533,6 +533,50 @@ impl From<crate::notices::error::NoticeError> for ApiError {
     }
 }
 
+impl From<crate::photos::error::PhotoError> for ApiError {
+    fn from(e: crate::photos::error::PhotoError) -> Self {
+        use crate::photos::error::PhotoError as E;
+        let message = e.to_string();
+        match e {
+            E::InvalidSha256 => invalid("sha256", "invalid_sha256", message),
+            E::NotAssigned => {
+                ApiError::not_found("the instruction").with_details(json!({"field": "instruction"}))
+            }
+            E::NotFound(what) => ApiError::not_found(what),
+            E::InstructionClosed(_) => ApiError::conflict("instruction_closed", message),
+            E::NotAllowed(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A received file that is no photo: 415 for a type we do not take, else 422; a disk failure is a 500.
+impl From<crate::photos::error::IngestError> for ApiError {
+    fn from(e: crate::photos::error::IngestError) -> ApiError {
+        use crate::photos::error::IngestError;
+        match e {
+            IngestError::HashMismatch { ref expected, ref actual } => {
+                let details = json!({"expected": expected, "actual": actual});
+                ApiError::unprocessable(
+                    "hash_mismatch",
+                    format!("{e}; nothing was stored — send the bytes whose SHA-256 is the name"),
+                )
+                .with_details(details)
+            }
+            IngestError::Refused(r) => {
+                let status = if r.is_media_type() {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                ApiError::new(status, r.code(), format!("{r}; nothing was stored"))
+            }
+            IngestError::Io(io) => ApiError::Internal(anyhow::Error::new(io).context("storing a photo")),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -995,6 +1039,24 @@ mod tests {
         assert_eq!(
             seen(E::NotReleased { id: 4, state: ApplicationState::Draft }),
             (409, "not_released", "application 4 is draft; it was not released".to_owned(), Value::Null)
+        );
+    }
+
+    #[test]
+    fn photo_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::{domain::InstructionState, photos::error::PhotoError as E};
+        assert_eq!(
+            seen(E::NotAssigned),
+            (404, "not_found", "the instruction was not found".to_owned(), json!({"field": "instruction"}))
+        );
+        assert_eq!(
+            seen(E::InstructionClosed(InstructionState::Approved)),
+            (
+                409,
+                "instruction_closed",
+                "the instruction is approved; it takes no more evidence".to_owned(),
+                Value::Null
+            )
         );
     }
 }
