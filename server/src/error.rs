@@ -577,6 +577,23 @@ impl From<crate::photos::error::IngestError> for ApiError {
     }
 }
 
+impl From<crate::devices::error::DeviceError> for ApiError {
+    fn from(e: crate::devices::error::DeviceError) -> Self {
+        use crate::devices::error::DeviceError as E;
+        let message = e.to_string();
+        match e {
+            E::InvalidName => invalid("name", "invalid_text", message),
+            E::NotFound(what) => ApiError::not_found(what),
+            E::NotYours => ApiError::unauthorized("unknown_device", message),
+            E::Frozen => ApiError::unauthorized("device_frozen", message),
+            E::Lost => ApiError::unauthorized("device_lost", message),
+            E::StaysLost => ApiError::conflict("device_lost", message),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -1055,6 +1072,33 @@ mod tests {
                 409,
                 "instruction_closed",
                 "the instruction is approved; it takes no more evidence".to_owned(),
+                Value::Null
+            )
+        );
+    }
+
+    #[test]
+    fn device_refusals_keep_the_status_code_and_sentence_clients_saw() {
+        use crate::devices::error::DeviceError as E;
+        assert_eq!(
+            seen(E::InvalidName),
+            (
+                422,
+                "invalid_text",
+                "`name` must have 1 to 100 characters".to_owned(),
+                json!({"field": "name"})
+            )
+        );
+        assert_eq!(
+            seen(E::Lost),
+            (401, "device_lost", "this device was reported lost".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            seen(E::StaysLost),
+            (
+                409,
+                "device_lost",
+                "a lost device stays lost; register the replacement handheld as a new device".to_owned(),
                 Value::Null
             )
         );

@@ -102,7 +102,7 @@ pub fn rotate_refresh(tx: &Tx<'_>, hash: &[u8], now: i64) -> Result<Outcome<Rota
     if let Some(device_id) = &session.device_id
         && let Err(e) = devices::check_usable_by(tx, device_id, user.id)
     {
-        return Ok(Outcome::Refused(e));
+        return Ok(Outcome::Refused(e.into()));
     }
     Ok(Outcome::Granted(Rotated { session_id, session, user }))
 }
