@@ -176,7 +176,8 @@ impl DocCache {
         }
         self.tick += 1;
         self.used += cost;
-        if let Some(old) = self.entries.insert(id.clone(), Box::new(Cached { doc, generation, tick: self.tick, cost }))
+        if let Some(old) =
+            self.entries.insert(id.clone(), Box::new(Cached { doc, generation, tick: self.tick, cost }))
         {
             self.order.remove(&old.tick);
             self.used -= old.cost;
