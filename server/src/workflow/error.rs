@@ -2,6 +2,7 @@
 
 use crate::{
     applications::error::ApplicationError,
+    bookings::error::BookingError,
     db::error::StoreError,
     domain::{ApplicationState, InstructionState},
     instructions::{error::InstructionError, machine::IllegalTransition},
@@ -52,10 +53,12 @@ pub enum WorkflowError {
     #[error(transparent)]
     Application(#[from] ApplicationError),
     #[error(transparent)]
+    Booking(#[from] BookingError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// Passthrough: a callee that still answers an HTTP error — `records` (`on_assign`, `seal`,
-    /// `server_edit`, `write_review`, `resolve_conflict`, `remove_from_indexes`, `projection::ready`),
-    /// `bookings::instruction_cancelled` and `review::may_review`. Holds that `ApiError`, boxed so that this leaf does not
+    /// `server_edit`, `write_review`, `resolve_conflict`, `remove_from_indexes`, `projection::ready`)
+    /// and `review::may_review`. Holds that `ApiError`, boxed so that this leaf does not
     /// import `error.rs` (a circle); `error.rs` boxes and unboxes it, so it goes out unchanged.
     #[error(transparent)]
     Callee(Box<dyn std::error::Error + Send + Sync>),
