@@ -199,6 +199,8 @@ impl From<crate::review::error::ReviewError> for ApiError {
         match e {
             E::MissingOpinion => invalid("opinion", "missing_opinion", message),
             E::WrongState { .. } => ApiError::conflict("wrong_state", message),
+            E::NotOwnUnit => ApiError::forbidden(message),
+            E::NotAllowed(e) => e.into(),
             E::Application(e) => e.into(),
             E::Instruction(e) => e.into(),
             E::Selection(e) => e.into(),
@@ -331,6 +333,7 @@ impl From<crate::workflow::error::WorkflowError> for ApiError {
             E::Instruction(e) => e.into(),
             E::Application(e) => e.into(),
             E::Booking(e) => e.into(),
+            E::Review(e) => e.into(),
             E::Store(e) => e.into(),
             E::Callee(e) => match e.downcast::<ApiError>() {
                 Ok(e) => *e,
