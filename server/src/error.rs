@@ -192,6 +192,17 @@ impl From<crate::applications::error::ApplicationError> for ApiError {
     }
 }
 
+impl From<crate::applications::submit_error::SubmitError> for ApiError {
+    fn from(e: crate::applications::submit_error::SubmitError) -> Self {
+        use crate::applications::submit_error::SubmitError as E;
+        match e {
+            E::Application(e) => e.into(),
+            E::Review(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::review::error::ReviewError> for ApiError {
     fn from(e: crate::review::error::ReviewError) -> Self {
         use crate::review::error::ReviewError as E;
