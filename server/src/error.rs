@@ -192,6 +192,17 @@ impl From<crate::applications::error::ApplicationError> for ApiError {
     }
 }
 
+impl From<crate::applications::submit_error::SubmitError> for ApiError {
+    fn from(e: crate::applications::submit_error::SubmitError) -> Self {
+        use crate::applications::submit_error::SubmitError as E;
+        match e {
+            E::Application(e) => e.into(),
+            E::Review(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::review::error::ReviewError> for ApiError {
     fn from(e: crate::review::error::ReviewError) -> Self {
         use crate::review::error::ReviewError as E;
@@ -199,6 +210,8 @@ impl From<crate::review::error::ReviewError> for ApiError {
         match e {
             E::MissingOpinion => invalid("opinion", "missing_opinion", message),
             E::WrongState { .. } => ApiError::conflict("wrong_state", message),
+            E::NotOwnUnit => ApiError::forbidden(message),
+            E::NotAllowed(e) => e.into(),
             E::Application(e) => e.into(),
             E::Instruction(e) => e.into(),
             E::Selection(e) => e.into(),
@@ -223,6 +236,77 @@ impl From<crate::instructions::error::InstructionError> for ApiError {
             E::Delegation(e) => e.into(),
             E::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<crate::bookings::error::BookingError> for ApiError {
+    fn from(e: crate::bookings::error::BookingError) -> Self {
+        use crate::bookings::error::BookingError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::UnknownSite { field, .. } => invalid(field, "unknown_site", message),
+            E::SiteNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_site", message),
+            E::NotASite { field, .. } => invalid(field, "not_a_site", message),
+            E::NoCalendar => ApiError::conflict("no_calendar", message),
+            E::WrongState { state, .. } => {
+                ApiError::conflict("booking_state", message).with_details(json!({"state": state}))
+            }
+            E::MayNotChange | E::SiteOutsideSubtree(_) => ApiError::forbidden(message),
+            E::MissingReason => invalid("reason", "missing_reason", message),
+            E::PastCutoff { .. } => ApiError::conflict("past_cutoff", message),
+            E::SameSlot => invalid("starts_at", "same_slot", message),
+            E::SlotFull { slot, alternatives } => ApiError::conflict("slot_full", message)
+                .with_details(json!({"slot": slot, "alternatives": alternatives})),
+            E::SlotNotBegun(_) => ApiError::conflict("slot_not_begun", message),
+            E::BookingsOnClosedDay { date, booking_ids } => {
+                ApiError::conflict("bookings_on_closed_day", message)
+                    .with_details(json!({"date": date, "booking_ids": booking_ids}))
+            }
+            E::AfterDeadline { deadline_utc, .. } => invalid("starts_at", "after_deadline", message)
+                .with_details(json!({"field": "starts_at", "deadline": deadline_utc})),
+            E::SlotInPast(_) => invalid("starts_at", "slot_in_past", message),
+            E::TooSoon { .. } => invalid("starts_at", "too_soon", message),
+            E::WrongSite { .. } => invalid("site_code", "wrong_site", message),
+            E::InstructionNotBookable(_) => ApiError::conflict("instruction_not_bookable", message),
+            E::AlreadyBooked { booking, .. } => {
+                ApiError::conflict("already_booked", message).with_details(json!({"booking_id": booking}))
+            }
+            E::BookedMeanwhile => ApiError::conflict("already_booked", message),
+            E::TooManyNoShows { count, window_days, .. } => ApiError::conflict("too_many_no_shows", message)
+                .with_details(json!({"no_shows": count, "window_days": window_days})),
+            E::SlotPassed => ApiError::conflict("slot_passed", message),
+            E::NotProposed(alternatives) => invalid("starts_at", "not_proposed", message)
+                .with_details(json!({"field": "starts_at", "alternatives": alternatives})),
+            E::ProposedSlot { slot, source } => {
+                ApiError::from(*source).with_details(json!({"field": "alternatives", "slot": slot}))
+            }
+            E::ClosedDay { field, .. } => invalid(field, "closed_day", message),
+            E::OutsideWorkingHours { field, hours, .. } => invalid(field, "outside_working_hours", message)
+                .with_details(json!({"field": field, "hours": hours})),
+            E::NotOnSlotBoundary { field, nearest, .. } => invalid(field, "not_on_slot_boundary", message)
+                .with_details(json!({"field": field, "nearest": nearest})),
+            E::InvalidWeekday(_) => invalid("hours", "invalid_weekday", message),
+            E::InvalidHours { .. } => invalid("hours", "invalid_hours", message),
+            E::WindowNotWholeSlots { .. } => invalid("hours", "window_not_whole_slots", message),
+            E::OverlappingHours(_) => invalid("hours", "overlapping_hours", message),
+            E::InvalidDate { field, .. } => invalid(field, "invalid_date", message),
+            E::InvalidSlotMinutes => invalid("slot_minutes", "invalid_slot_minutes", message),
+            E::InvalidCapacity => invalid("capacity", "invalid_capacity", message),
+            E::ClosedDayWithoutReason(_) => invalid("closed_days", "missing_reason", message),
+            E::NotAllowed(e) => e.into(),
+            E::StoredTime(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A stored zone, instant or closed day the booking calendar cannot read: a logged 500, never UTC or a
+/// skipped day (`bookings/calendar_data.rs`).
+impl From<crate::bookings::error::StoredTimeError> for ApiError {
+    fn from(e: crate::bookings::error::StoredTimeError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("stored slot time"))
     }
 }
 
@@ -259,6 +343,8 @@ impl From<crate::workflow::error::WorkflowError> for ApiError {
                 .with_details(json!({"application_state": state})),
             E::Instruction(e) => e.into(),
             E::Application(e) => e.into(),
+            E::Booking(e) => e.into(),
+            E::Review(e) => e.into(),
             E::Store(e) => e.into(),
             E::Callee(e) => match e.downcast::<ApiError>() {
                 Ok(e) => *e,
@@ -356,13 +442,6 @@ impl From<crate::certificates::error::CertificateError> for ApiError {
     }
 }
 
-/// A message step that still answers `ApiError` (see `MessageError::Callee`).
-impl From<ApiError> for crate::messages::error::MessageError {
-    fn from(e: ApiError) -> Self {
-        crate::messages::error::MessageError::Callee(Box::new(e))
-    }
-}
-
 impl From<crate::messages::error::MessageError> for ApiError {
     fn from(e: crate::messages::error::MessageError) -> Self {
         use crate::messages::error::MessageError as E;
@@ -409,15 +488,13 @@ impl From<crate::messages::error::MessageError> for ApiError {
             }
             E::NotFound(what) => ApiError::not_found(what),
             E::Application(e) => e.into(),
+            E::Submit(e) => e.into(),
+            E::Booking(e) => e.into(),
             E::Certificate(e) => e.into(),
             E::Workflow(e) => e.into(),
             E::Orgs(e) => e.into(),
             E::Store(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
-            E::Callee(e) => match e.downcast::<ApiError>() {
-                Ok(e) => *e,
-                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
-            },
         }
     }
 }
@@ -431,13 +508,6 @@ impl From<crate::documents::error::DocRefusal> for ApiError {
             StatusCode::UNPROCESSABLE_ENTITY
         };
         ApiError::new(status, r.code(), format!("{r}; nothing was stored"))
-    }
-}
-
-/// A document step that still answers `ApiError` (see `DocumentError::Callee`).
-impl From<ApiError> for crate::documents::error::DocumentError {
-    fn from(e: ApiError) -> Self {
-        crate::documents::error::DocumentError::Callee(Box::new(e))
     }
 }
 
@@ -458,12 +528,9 @@ impl From<crate::documents::error::DocumentError> for ApiError {
             }
             E::Application(e) => e.into(),
             E::Certificate(e) => e.into(),
+            E::Review(e) => e.into(),
             E::Store(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
-            E::Callee(e) => match e.downcast::<ApiError>() {
-                Ok(e) => *e,
-                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
-            },
         }
     }
 }
@@ -504,13 +571,6 @@ impl From<crate::onboarding::error::OnboardingError> for ApiError {
     }
 }
 
-/// A notice's step that still answers `ApiError` (see `NoticeError::Callee`).
-impl From<ApiError> for crate::notices::error::NoticeError {
-    fn from(e: ApiError) -> Self {
-        crate::notices::error::NoticeError::Callee(Box::new(e))
-    }
-}
-
 impl From<crate::notices::error::NoticeError> for ApiError {
     fn from(e: crate::notices::error::NoticeError) -> Self {
         use crate::notices::error::NoticeError as E;
@@ -525,10 +585,7 @@ impl From<crate::notices::error::NoticeError> for ApiError {
             E::Application(e) => e.into(),
             E::Store(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
-            E::Callee(e) => match e.downcast::<ApiError>() {
-                Ok(e) => *e,
-                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
-            },
+            E::Booking(e) => e.into(),
         }
     }
 }
@@ -759,15 +816,19 @@ pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bookings::error::BookingError;
+
+    fn parts(e: ApiError) -> (StatusCode, &'static str, String, Value) {
+        match e {
+            ApiError::Client { status, code, message, details, .. } => (status, code, message, details),
+            ApiError::Internal(e) => panic!("internal: {e}"),
+        }
+    }
 
     /// What a client sees of an error: status, code, message, details.
     fn seen(e: impl Into<ApiError>) -> (u16, &'static str, String, Value) {
-        match e.into() {
-            ApiError::Client { status, code, message, details, .. } => {
-                (status.as_u16(), code, message, details)
-            }
-            ApiError::Internal(e) => panic!("a client error was expected, not {e:#}"),
-        }
+        let (status, code, message, details) = parts(e.into());
+        (status.as_u16(), code, message, details)
     }
 
     #[test]
@@ -942,12 +1003,6 @@ mod tests {
     }
 
     #[test]
-    fn a_callee_refusal_passes_through_a_message_unchanged() {
-        let e = crate::messages::error::MessageError::from(ApiError::conflict("wrong_state", "no"));
-        assert_eq!(seen(e), (409, "wrong_state", "no".to_owned(), Value::Null));
-    }
-
-    #[test]
     fn document_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
         use crate::documents::error::DocumentError as E;
         let cases: Vec<(E, (u16, &str, &str, Value))> = vec![
@@ -1102,5 +1157,55 @@ mod tests {
                 Value::Null
             )
         );
+    }
+
+    #[test]
+    fn a_refused_proposed_slot_keeps_its_reasons_code_and_sentence_and_names_the_slot() {
+        let inner = BookingError::SlotInPast("2026-12-01T09:00:00+08:00".into());
+        let e = BookingError::ProposedSlot { slot: "2026-12-01T01:00:00Z".into(), source: Box::new(inner) };
+        let (status, code, message, details) = parts(e.into());
+        assert_eq!((status, code), (StatusCode::UNPROCESSABLE_ENTITY, "slot_in_past"));
+        assert_eq!(message, "2026-12-01T09:00:00+08:00 is in the past; choose a future slot");
+        assert_eq!(details, json!({"field": "alternatives", "slot": "2026-12-01T01:00:00Z"}));
+    }
+
+    #[test]
+    fn an_unknown_site_is_a_field_error_in_a_body_and_a_404_in_the_path() {
+        let field = BookingError::UnknownSite { field: "site_code", code: "9999".into() };
+        let (status, code, message, details) = parts(field.into());
+        assert_eq!((status, code), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_site"));
+        assert_eq!(message, "no inspection site has the code `9999`");
+        assert_eq!(details, json!({"field": "site_code"}));
+        let path =
+            crate::bookings::as_not_found(BookingError::UnknownSite { field: "code", code: "9999".into() });
+        let (status, code, message, details) = parts(path.into());
+        assert_eq!((status, code, details), (StatusCode::NOT_FOUND, "unknown_site", Value::Null));
+        assert_eq!(message, "no inspection site has the code `9999`");
+    }
+
+    #[test]
+    fn a_full_slot_says_how_many_alternatives_are_free_and_lists_them_in_the_details() {
+        let slot = |h: u8| crate::bookings::SlotTime {
+            starts_at: format!("2026-12-01T{h:02}:00:00Z"),
+            ends_at: format!("2026-12-01T{:02}:00:00Z", h + 1),
+            local_starts_at: format!("2026-12-01T{:02}:00:00+08:00", h + 8),
+            local_ends_at: format!("2026-12-01T{:02}:00:00+08:00", h + 9),
+            timezone: "Asia/Shanghai".into(),
+        };
+        let none = BookingError::SlotFull { slot: Box::new(slot(1)), alternatives: vec![] };
+        assert_eq!(
+            none.to_string(),
+            "the slot at 2026-12-01T09:00:00+08:00 has no free capacity; no other slot is free in the next days"
+        );
+        let (status, code, message, details) = parts(
+            BookingError::SlotFull { slot: Box::new(slot(1)), alternatives: vec![slot(2), slot(3)] }.into(),
+        );
+        assert_eq!((status, code), (StatusCode::CONFLICT, "slot_full"));
+        assert_eq!(
+            message,
+            "the slot at 2026-12-01T09:00:00+08:00 has no free capacity; 2 nearby slots are free (details.alternatives)"
+        );
+        assert_eq!(details["alternatives"].as_array().map(Vec::len), Some(2));
+        assert_eq!(details["slot"]["local_starts_at"], "2026-12-01T09:00:00+08:00");
     }
 }

@@ -7,6 +7,7 @@ use crate::{
     db::error::{EngineError, StoreError},
     delegations::error::DelegationError,
     photos::inspect as image_check,
+    review::error::ReviewError,
 };
 
 /// Why a received file is not accepted as a supporting document. Each has a stable code.
@@ -71,12 +72,11 @@ pub enum DocumentError {
     Certificate(#[from] CertificateError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Whether the caller may review the application (`review::may_review`) could not be told.
+    #[error(transparent)]
+    Review(#[from] ReviewError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-    /// The refusal of a step that still answers the HTTP error (`review::may_review`), passed on
-    /// unchanged. Boxed so that this leaf does not import `error.rs`; `From` and the unboxing live there.
-    #[error(transparent)]
-    Callee(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<EngineError> for DocumentError {

@@ -3,7 +3,8 @@
 
 use super::envelope::EnvelopeError;
 use crate::{
-    applications::error::ApplicationError,
+    applications::{error::ApplicationError, submit_error::SubmitError},
+    bookings::error::BookingError,
     certificates::error::CertificateError,
     db::error::{EngineError, StoreError},
     domain::Scope,
@@ -77,6 +78,10 @@ pub enum MessageError {
     #[error(transparent)]
     Application(#[from] ApplicationError),
     #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error(transparent)]
+    Booking(#[from] BookingError),
+    #[error(transparent)]
     Certificate(#[from] CertificateError),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
@@ -86,11 +91,6 @@ pub enum MessageError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-    /// The refusal of a step that still answers the HTTP error (`applications::filing::submit_in`,
-    /// `bookings::request`/`cancel`), passed on unchanged. Boxed so that this leaf does not import
-    /// `error.rs`; `From` and the unboxing live there.
-    #[error(transparent)]
-    Callee(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<EngineError> for MessageError {

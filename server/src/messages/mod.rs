@@ -38,7 +38,6 @@ use sha2::{Digest, Sha256};
 use crate::{
     applications::{self, Application, ApplicationContent},
     audit::{self, Actor},
-    auth::Caller,
     bookings::{
         self, Booking, NewBooking,
         http::{BookingRequest, CancelRequest},
@@ -46,7 +45,7 @@ use crate::{
     certificates::{self, CertApplication, CertificateRequest, keys::CertificateKey},
     config::BookingSettings,
     delegations,
-    domain::{Aal, AccountStatus, CustomsCode, Role, Scope, time::rfc3339},
+    domain::{AccountStatus, CustomsCode, Principal, Role, Scope, time::rfc3339},
     instructions,
     orgs::store::{self as orgs_store, UserRow},
     workflow,
@@ -235,21 +234,15 @@ impl From<&UserRow> for SignerAccount {
 }
 
 impl Signer {
-    /// The caller the domain steps see. A platform signer acts as its enterprise does through delegation
+    /// Who the domain steps see acting. A platform signer acts as its enterprise does through delegation
     /// (like that enterprise's legal person): a delegation to the platform enterprise is what lets it act.
-    fn caller(&self, message_id: &str) -> Caller {
-        Caller {
-            principal: crate::domain::Principal {
-                user_id: self.user.id,
-                username: self.user.username.clone(),
-                role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
-                enterprise_id: self.user.enterprise_id,
-                unit_id: None,
-            },
-            // A message signed with the registered key is as strong as a signed login challenge.
-            aal: Aal::Strong,
-            session_id: format!("message:{message_id}"),
-            device_id: None,
+    fn principal(&self) -> Principal {
+        Principal {
+            user_id: self.user.id,
+            username: self.user.username.clone(),
+            role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
+            enterprise_id: self.user.enterprise_id,
+            unit_id: None,
         }
     }
 }
@@ -357,7 +350,7 @@ fn receive_inner(
 
     let enterprise = orgs_store::enterprise_by_code(tx, payload.enterprise.as_str())?
         .ok_or_else(|| MessageError::UnknownEnterprise(payload.enterprise.to_string()))?;
-    let caller = signer.caller(payload.id.as_str());
+    let caller = signer.principal();
     let scope = payload.kind.scope();
     if !delegations::may_act_for(tx, &caller, enterprise.id, scope, intake.now)? {
         return Err(MessageError::NotDelegated {
@@ -514,7 +507,7 @@ fn required(value: Option<i64>, field: &'static str, kind: MessageKind) -> Resul
 fn apply(
     tx: &Tx<'_>,
     intake: &Intake,
-    caller: &Caller,
+    caller: &Principal,
     payload: &Payload,
     enterprise_id: i64,
 ) -> Result<Subject, MessageError> {

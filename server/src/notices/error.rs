@@ -3,6 +3,7 @@
 
 use crate::{
     applications::error::ApplicationError,
+    bookings::error::BookingError,
     db::error::{EngineError, StoreError},
     domain::{ApplicationState, BookingState},
     instructions::error::InstructionError,
@@ -32,10 +33,8 @@ pub enum NoticeError {
     /// Damaged data (a released application without a number): a logged 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-    /// The refusal of a step that still answers the HTTP error (`bookings::get`), passed on unchanged.
-    /// Boxed so that this leaf does not import `error.rs`; `From` and the unboxing live there.
     #[error(transparent)]
-    Callee(Box<dyn std::error::Error + Send + Sync>),
+    Booking(#[from] BookingError),
 }
 
 impl From<EngineError> for NoticeError {

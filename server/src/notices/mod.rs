@@ -25,7 +25,6 @@ use sha2::{Digest, Sha256};
 use crate::{
     applications::{self, Application, filing::load_visible},
     audit::{self, Actor},
-    auth::Caller,
     bookings,
     db::{Conn, Tx},
     domain::{BookingState, InstructionState, Principal},
@@ -188,7 +187,7 @@ fn application(c: &Conn, id: i64) -> Result<Application, NoticeError> {
 /// the notice speaks of (otherwise 404 or a 409 that says why not).
 pub fn compose(
     c: &Conn,
-    caller: &Caller,
+    caller: &Principal,
     kind: NoticeKind,
     id: i64,
     now: i64,

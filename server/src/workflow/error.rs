@@ -2,9 +2,11 @@
 
 use crate::{
     applications::error::ApplicationError,
+    bookings::error::BookingError,
     db::error::StoreError,
     domain::{ApplicationState, InstructionState},
     instructions::{error::InstructionError, machine::IllegalTransition},
+    review::error::ReviewError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +54,14 @@ pub enum WorkflowError {
     #[error(transparent)]
     Application(#[from] ApplicationError),
     #[error(transparent)]
+    Booking(#[from] BookingError),
+    #[error(transparent)]
+    Review(#[from] ReviewError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// Passthrough: a callee that still answers an HTTP error — `records` (`on_assign`, `seal`,
-    /// `server_edit`, `write_review`, `resolve_conflict`, `remove_from_indexes`, `projection::ready`),
-    /// `bookings::instruction_cancelled` and `review::may_review`. Holds that `ApiError`, boxed so that this leaf does not
+    /// `server_edit`, `write_review`, `resolve_conflict`, `remove_from_indexes`, `projection::ready`).
+    /// Holds that `ApiError`, boxed so that this leaf does not
     /// import `error.rs` (a circle); `error.rs` boxes and unboxes it, so it goes out unchanged.
     #[error(transparent)]
     Callee(Box<dyn std::error::Error + Send + Sync>),
