@@ -462,14 +462,12 @@ impl From<crate::messages::error::MessageError> for ApiError {
             E::WrongTyp { .. } => rule(StatusCode::BAD_REQUEST, "wrong_typ", message),
             E::UnknownKey(_) => rule(StatusCode::UNAUTHORIZED, "unknown_key", message),
             E::InvalidPayload(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload", message),
-            E::MessageIdReused { evidence_id, original_sha256, payload_sha256, received_at, .. } => {
-                ApiError::conflict("message_id_reused", message).with_details(json!({
-                    "rule": "message_id_reused",
-                    "original": {"evidence_id": evidence_id, "payload_sha256": original_sha256,
-                                 "received_at": received_at},
-                    "payload_sha256": payload_sha256,
-                }))
-            }
+            E::MessageIdReused(r) => ApiError::conflict("message_id_reused", message).with_details(json!({
+                "rule": "message_id_reused",
+                "original": {"evidence_id": r.evidence_id, "payload_sha256": r.original_sha256,
+                             "received_at": r.received_at},
+                "payload_sha256": r.payload_sha256,
+            })),
             E::UnknownEnterprise(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "unknown_enterprise", message),
             E::NotDelegated { .. } => rule(StatusCode::FORBIDDEN, "not_delegated", message),
             E::SignerPending(_) => rule(StatusCode::FORBIDDEN, "signer_pending", message),
@@ -825,6 +823,9 @@ mod tests {
         }
     }
 
+    /// An error and what the client saw of it before: status, code, message, details.
+    type Case<E> = (E, (u16, &'static str, &'static str, Value));
+
     /// What a client sees of an error: status, code, message, details.
     fn seen(e: impl Into<ApiError>) -> (u16, &'static str, String, Value) {
         let (status, code, message, details) = parts(e.into());
@@ -835,7 +836,7 @@ mod tests {
     fn certificate_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
         use crate::certificates::error::CertificateError as E;
         use crate::domain::CertState;
-        let cases: Vec<(E, (u16, &str, &str, Value))> = vec![
+        let cases: Vec<Case<E>> = vec![
             (
                 E::TooManyDeclarations { max: 10 },
                 (
@@ -1005,7 +1006,7 @@ mod tests {
     #[test]
     fn document_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
         use crate::documents::error::DocumentError as E;
-        let cases: Vec<(E, (u16, &str, &str, Value))> = vec![
+        let cases: Vec<Case<E>> = vec![
             (
                 E::UnknownAttachment(7),
                 (422, "unknown_attachment", "document 7 is not attached here", json!({"field": "replaces"})),
@@ -1054,7 +1055,7 @@ mod tests {
     #[test]
     fn onboarding_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
         use crate::onboarding::error::OnboardingError as E;
-        let cases: Vec<(E, (u16, &str, &str, Value))> = vec![
+        let cases: Vec<Case<E>> = vec![
             (
                 E::Empty { field: "enterprise.legal_person", name: "legal_person" },
                 (

@@ -25,20 +25,14 @@ pub enum MessageError {
     /// The signed payload is not JSON of a message's shape (the parser's sentence).
     #[error("the signed payload: {0}")]
     InvalidPayload(String),
-    /// The signer used the message id before, for other bytes; the details name the original.
+    /// The signer used the message id before, for other bytes; the details name the original. Boxed:
+    /// the largest refusal would otherwise make every result of the intake as large.
     #[error(
-        "message id `{id}` was already used by `{username}` for a different payload (received {received_at}); \
-         use a new id for a new message, or resend the original unchanged"
+        "message id `{}` was already used by `{}` for a different payload (received {}); \
+         use a new id for a new message, or resend the original unchanged",
+        .0.id, .0.username, .0.received_at
     )]
-    MessageIdReused {
-        id: String,
-        username: String,
-        /// RFC 3339.
-        received_at: String,
-        evidence_id: i64,
-        original_sha256: String,
-        payload_sha256: String,
-    },
+    MessageIdReused(Box<Reuse>),
     #[error("no registered enterprise has the customs code {0}")]
     UnknownEnterprise(String),
     #[error(
@@ -91,6 +85,18 @@ pub enum MessageError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// A message id used again for a different payload.
+#[derive(Debug)]
+pub struct Reuse {
+    pub id: String,
+    pub username: String,
+    /// When the original arrived, RFC 3339.
+    pub received_at: String,
+    pub evidence_id: i64,
+    pub original_sha256: String,
+    pub payload_sha256: String,
 }
 
 impl From<EngineError> for MessageError {

@@ -338,14 +338,14 @@ fn receive_inner(
         if seen.payload_sha256 == digest {
             return Ok(Answer::Accepted { accepted: seen.answer, status: StatusCode::OK, replayed: true });
         }
-        return Err(MessageError::MessageIdReused {
+        return Err(MessageError::MessageIdReused(Box::new(error::Reuse {
             id: payload.id.as_str().to_owned(),
             username: signer.user.username,
             received_at: rfc3339::to_string(seen.received_at),
             evidence_id: seen.answer.evidence_id,
             original_sha256: hex::encode(seen.payload_sha256),
             payload_sha256: hex::encode(digest),
-        });
+        })));
     }
 
     let enterprise = orgs_store::enterprise_by_code(tx, payload.enterprise.as_str())?
