@@ -346,10 +346,7 @@ impl From<crate::workflow::error::WorkflowError> for ApiError {
             E::Booking(e) => e.into(),
             E::Review(e) => e.into(),
             E::Store(e) => e.into(),
-            E::Callee(e) => match e.downcast::<ApiError>() {
-                Ok(e) => *e,
-                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
-            },
+            E::Callee(e) => passed_on(e),
         }
     }
 }
@@ -561,10 +558,7 @@ impl From<crate::onboarding::error::OnboardingError> for ApiError {
             E::MissingOpinion => invalid("opinion", "missing_opinion", message),
             E::Orgs(e) => e.into(),
             E::Store(e) => e.into(),
-            E::Callee(e) => match e.downcast::<ApiError>() {
-                Ok(e) => *e,
-                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
-            },
+            E::Callee(e) => passed_on(e),
         }
     }
 }
@@ -646,6 +640,14 @@ impl From<crate::devices::error::DeviceError> for ApiError {
             E::Store(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
         }
+    }
+}
+
+/// A callee's `ApiError` that a domain enum carried boxed (its `Callee` variant), as it was.
+fn passed_on(e: Box<dyn std::error::Error + Send + Sync>) -> ApiError {
+    match e.downcast::<ApiError>() {
+        Ok(e) => *e,
+        Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
     }
 }
 
