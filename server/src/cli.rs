@@ -376,7 +376,9 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             let hash =
                 password::hash_blocking(&hex::encode(keys::random_seed()?), settings.auth.argon2_memory_kib)?;
             let u = db
-                .write_blocking(|tx| crate::messages::register_platform_signer(tx, now, &actor, &new, &hash))
+                .write_blocking(|tx| {
+                    Ok(crate::messages::register_platform_signer(tx, now, &actor, &new, &hash)?)
+                })
                 .map_err(api)?;
             println!("registered platform signer {} with id {}", u.username, u.id);
         }

@@ -192,6 +192,17 @@ impl From<crate::applications::error::ApplicationError> for ApiError {
     }
 }
 
+impl From<crate::applications::submit_error::SubmitError> for ApiError {
+    fn from(e: crate::applications::submit_error::SubmitError) -> Self {
+        use crate::applications::submit_error::SubmitError as E;
+        match e {
+            E::Application(e) => e.into(),
+            E::Review(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::review::error::ReviewError> for ApiError {
     fn from(e: crate::review::error::ReviewError) -> Self {
         use crate::review::error::ReviewError as E;
@@ -199,6 +210,8 @@ impl From<crate::review::error::ReviewError> for ApiError {
         match e {
             E::MissingOpinion => invalid("opinion", "missing_opinion", message),
             E::WrongState { .. } => ApiError::conflict("wrong_state", message),
+            E::NotOwnUnit => ApiError::forbidden(message),
+            E::NotAllowed(e) => e.into(),
             E::Application(e) => e.into(),
             E::Instruction(e) => e.into(),
             E::Selection(e) => e.into(),
@@ -226,6 +239,77 @@ impl From<crate::instructions::error::InstructionError> for ApiError {
     }
 }
 
+impl From<crate::bookings::error::BookingError> for ApiError {
+    fn from(e: crate::bookings::error::BookingError) -> Self {
+        use crate::bookings::error::BookingError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::UnknownSite { field, .. } => invalid(field, "unknown_site", message),
+            E::SiteNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_site", message),
+            E::NotASite { field, .. } => invalid(field, "not_a_site", message),
+            E::NoCalendar => ApiError::conflict("no_calendar", message),
+            E::WrongState { state, .. } => {
+                ApiError::conflict("booking_state", message).with_details(json!({"state": state}))
+            }
+            E::MayNotChange | E::SiteOutsideSubtree(_) => ApiError::forbidden(message),
+            E::MissingReason => invalid("reason", "missing_reason", message),
+            E::PastCutoff { .. } => ApiError::conflict("past_cutoff", message),
+            E::SameSlot => invalid("starts_at", "same_slot", message),
+            E::SlotFull { slot, alternatives } => ApiError::conflict("slot_full", message)
+                .with_details(json!({"slot": slot, "alternatives": alternatives})),
+            E::SlotNotBegun(_) => ApiError::conflict("slot_not_begun", message),
+            E::BookingsOnClosedDay { date, booking_ids } => {
+                ApiError::conflict("bookings_on_closed_day", message)
+                    .with_details(json!({"date": date, "booking_ids": booking_ids}))
+            }
+            E::AfterDeadline { deadline_utc, .. } => invalid("starts_at", "after_deadline", message)
+                .with_details(json!({"field": "starts_at", "deadline": deadline_utc})),
+            E::SlotInPast(_) => invalid("starts_at", "slot_in_past", message),
+            E::TooSoon { .. } => invalid("starts_at", "too_soon", message),
+            E::WrongSite { .. } => invalid("site_code", "wrong_site", message),
+            E::InstructionNotBookable(_) => ApiError::conflict("instruction_not_bookable", message),
+            E::AlreadyBooked { booking, .. } => {
+                ApiError::conflict("already_booked", message).with_details(json!({"booking_id": booking}))
+            }
+            E::BookedMeanwhile => ApiError::conflict("already_booked", message),
+            E::TooManyNoShows { count, window_days, .. } => ApiError::conflict("too_many_no_shows", message)
+                .with_details(json!({"no_shows": count, "window_days": window_days})),
+            E::SlotPassed => ApiError::conflict("slot_passed", message),
+            E::NotProposed(alternatives) => invalid("starts_at", "not_proposed", message)
+                .with_details(json!({"field": "starts_at", "alternatives": alternatives})),
+            E::ProposedSlot { slot, source } => {
+                ApiError::from(*source).with_details(json!({"field": "alternatives", "slot": slot}))
+            }
+            E::ClosedDay { field, .. } => invalid(field, "closed_day", message),
+            E::OutsideWorkingHours { field, hours, .. } => invalid(field, "outside_working_hours", message)
+                .with_details(json!({"field": field, "hours": hours})),
+            E::NotOnSlotBoundary { field, nearest, .. } => invalid(field, "not_on_slot_boundary", message)
+                .with_details(json!({"field": field, "nearest": nearest})),
+            E::InvalidWeekday(_) => invalid("hours", "invalid_weekday", message),
+            E::InvalidHours { .. } => invalid("hours", "invalid_hours", message),
+            E::WindowNotWholeSlots { .. } => invalid("hours", "window_not_whole_slots", message),
+            E::OverlappingHours(_) => invalid("hours", "overlapping_hours", message),
+            E::InvalidDate { field, .. } => invalid(field, "invalid_date", message),
+            E::InvalidSlotMinutes => invalid("slot_minutes", "invalid_slot_minutes", message),
+            E::InvalidCapacity => invalid("capacity", "invalid_capacity", message),
+            E::ClosedDayWithoutReason(_) => invalid("closed_days", "missing_reason", message),
+            E::NotAllowed(e) => e.into(),
+            E::StoredTime(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A stored zone, instant or closed day the booking calendar cannot read: a logged 500, never UTC or a
+/// skipped day (`bookings/calendar_data.rs`).
+impl From<crate::bookings::error::StoredTimeError> for ApiError {
+    fn from(e: crate::bookings::error::StoredTimeError) -> Self {
+        ApiError::Internal(anyhow::Error::new(e).context("stored slot time"))
+    }
+}
+
 impl From<crate::records::error::RecordsError> for ApiError {
     fn from(e: crate::records::error::RecordsError) -> Self {
         use crate::records::error::RecordsError as E;
@@ -242,13 +326,6 @@ impl From<crate::records::error::RecordsError> for ApiError {
             E::Internal(e) => ApiError::Internal(e),
             E::Store(e) => e.into(),
         }
-    }
-}
-
-/// A workflow callee that still answers `ApiError` (see `WorkflowError::Callee`).
-impl From<ApiError> for crate::workflow::error::WorkflowError {
-    fn from(e: ApiError) -> Self {
-        crate::workflow::error::WorkflowError::Callee(Box::new(e))
     }
 }
 
@@ -278,12 +355,10 @@ impl From<crate::workflow::error::WorkflowError> for ApiError {
                 .with_details(json!({"application_state": state})),
             E::Instruction(e) => e.into(),
             E::Application(e) => e.into(),
+            E::Booking(e) => e.into(),
+            E::Review(e) => e.into(),
             E::Records(e) => e.into(),
             E::Store(e) => e.into(),
-            E::Callee(e) => match e.downcast::<ApiError>() {
-                Ok(e) => *e,
-                Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
-            },
         }
     }
 }
@@ -316,6 +391,275 @@ impl From<crate::orgs::error::OrgsError> for ApiError {
             E::Period(e) => e.into(),
             E::Store(e) => e.into(),
         }
+    }
+}
+
+impl From<crate::certificates::error::CertificateError> for ApiError {
+    fn from(e: crate::certificates::error::CertificateError) -> Self {
+        use crate::certificates::error::CertificateError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::UnknownType { known, .. } => invalid("type", "unknown_certificate_type", message)
+                .with_details(json!({"field": "type", "known": known})),
+            E::NotYourEnterprise => {
+                ApiError::forbidden(message).with_details(json!({"field": "application_id"}))
+            }
+            E::NotReleased(state) => {
+                ApiError::conflict("not_released", message).with_details(json!({"application_state": state}))
+            }
+            E::GoodsCount { .. } => invalid("goods", "goods_count", message),
+            E::TooManyDeclarations { .. } | E::TooManyReplacementDeclarations { .. } => {
+                invalid("additional_declarations", "too_many", message)
+            }
+            E::UnknownGoodsLine { index, .. } => {
+                invalid(&format!("goods[{index}].line"), "unknown_goods_line", message)
+            }
+            E::DuplicateGoodsLine { index } => {
+                invalid(&format!("goods[{index}].line"), "duplicate_goods_line", message)
+            }
+            E::NotPositive { index } => invalid(&format!("goods[{index}].quantity"), "not_positive", message),
+            E::QuantityExceedsInspected { index, inspected, .. } => {
+                let field = format!("goods[{index}].quantity");
+                ApiError::unprocessable("quantity_exceeds_inspected", message)
+                    .with_details(json!({"field": field, "inspected": inspected}))
+            }
+            E::Unprintable { field, .. } => invalid(&field, "unprintable_text", message),
+            E::ChangedByEnterprise | E::DecidedByCustoms | E::RevokedByCustoms => {
+                ApiError::forbidden(message)
+            }
+            E::Illegal { state, action } => ApiError::conflict("illegal_transition", message)
+                .with_details(json!({"state": state, "event": action})),
+            E::ApplicationChanged => invalid("application_id", "application_changed", message),
+            E::ReleasedOnly | E::NoElectronicRecord => ApiError::conflict("not_released", message),
+            E::DuplicateCertificate(_) => ApiError::conflict("duplicate_certificate", message),
+            E::UnknownEnterprise(_) => ApiError::conflict("unknown_enterprise", message),
+            E::UnknownHsCode { .. } => ApiError::conflict("unknown_hs_code", message),
+            E::SerialsExhausted => ApiError::conflict("serials_exhausted", message),
+            E::NotValid { status, .. } => {
+                ApiError::conflict("not_valid", message).with_details(json!({"status": status}))
+            }
+            E::PrintLimitReached { prints, max_prints, .. } => {
+                ApiError::conflict("print_limit_reached", message)
+                    .with_details(json!({"prints": prints, "max_prints": max_prints}))
+            }
+            E::PrintInProgress => ApiError::conflict("print_in_progress", message),
+            E::Internal(e) => ApiError::Internal(e),
+            E::NotAllowed(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::messages::error::MessageError> for ApiError {
+    fn from(e: crate::messages::error::MessageError) -> Self {
+        use crate::messages::error::MessageError as E;
+        // The message layer's own refusals name their rule in the details, as the code.
+        let rule = |status: StatusCode, rule: &'static str, message: String| {
+            ApiError::new(status, rule, message).with_details(json!({ "rule": rule }))
+        };
+        let message = e.to_string();
+        match e {
+            E::Envelope(e) => {
+                let status = match e.rule {
+                    "bad_signature" => StatusCode::UNAUTHORIZED,
+                    "message_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                rule(status, e.rule, e.message)
+            }
+            E::WrongTyp { .. } => rule(StatusCode::BAD_REQUEST, "wrong_typ", message),
+            E::UnknownKey(_) => rule(StatusCode::UNAUTHORIZED, "unknown_key", message),
+            E::InvalidPayload(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "invalid_payload", message),
+            E::MessageIdReused(r) => ApiError::conflict("message_id_reused", message).with_details(json!({
+                "rule": "message_id_reused",
+                "original": {"evidence_id": r.evidence_id, "payload_sha256": r.original_sha256,
+                             "received_at": r.received_at},
+                "payload_sha256": r.payload_sha256,
+            })),
+            E::UnknownEnterprise(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "unknown_enterprise", message),
+            E::NotDelegated { .. } => rule(StatusCode::FORBIDDEN, "not_delegated", message),
+            E::SignerPending(_) => rule(StatusCode::FORBIDDEN, "signer_pending", message),
+            E::SignerFrozen(_) => rule(StatusCode::FORBIDDEN, "signer_frozen", message),
+            E::SignerLost(_) => rule(StatusCode::FORBIDDEN, "signer_lost", message),
+            E::SignerExpired(_) => rule(StatusCode::FORBIDDEN, "signer_expired", message),
+            E::SignerNotEnterprise => rule(StatusCode::FORBIDDEN, "signer_not_enterprise", message),
+            E::MissingContent(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "missing_content", message),
+            E::InvalidContent(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "invalid_content", message),
+            E::MissingField { .. } | E::SubmitTakesOne => {
+                rule(StatusCode::UNPROCESSABLE_ENTITY, "missing_field", message)
+            }
+            E::InvalidTime(_) => rule(StatusCode::UNPROCESSABLE_ENTITY, "invalid_time", message),
+            E::EnterpriseMismatch(_) => {
+                rule(StatusCode::UNPROCESSABLE_ENTITY, "enterprise_mismatch", message)
+            }
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Application(e) => e.into(),
+            E::Submit(e) => e.into(),
+            E::Booking(e) => e.into(),
+            E::Certificate(e) => e.into(),
+            E::Workflow(e) => e.into(),
+            E::Orgs(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A received file that is not a supporting document: 415 when no format of ours is recognised, else 422.
+impl From<crate::documents::error::DocRefusal> for ApiError {
+    fn from(r: crate::documents::error::DocRefusal) -> ApiError {
+        let status = if matches!(r, crate::documents::error::DocRefusal::UnsupportedFormat) {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        ApiError::new(status, r.code(), format!("{r}; nothing was stored"))
+    }
+}
+
+impl From<crate::documents::error::DocumentError> for ApiError {
+    fn from(e: crate::documents::error::DocumentError) -> Self {
+        use crate::documents::error::DocumentError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::AttachedByEnterprise | E::AskedByCustoms => ApiError::forbidden(message),
+            E::UnknownAttachment(_) => invalid("replaces", "unknown_attachment", message),
+            E::AlreadyReplaced { by, .. } | E::AskForReplacement { by, .. } => {
+                ApiError::conflict("already_replaced", message).with_details(json!({"replaced_by": by}))
+            }
+            E::KindMismatch { .. } => invalid("kind", "kind_mismatch", message),
+            E::AlreadyRequested { request, .. } => {
+                ApiError::conflict("already_requested", message).with_details(json!({"request_id": request}))
+            }
+            E::Application(e) => e.into(),
+            E::Certificate(e) => e.into(),
+            E::Review(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// An onboarding check that still answers `ApiError` (see `OnboardingError::Callee`).
+impl From<ApiError> for crate::onboarding::error::OnboardingError {
+    fn from(e: ApiError) -> Self {
+        crate::onboarding::error::OnboardingError::Callee(Box::new(e))
+    }
+}
+
+impl From<crate::onboarding::error::OnboardingError> for ApiError {
+    fn from(e: crate::onboarding::error::OnboardingError) -> Self {
+        use crate::onboarding::error::OnboardingError as E;
+        let message = e.to_string();
+        match e {
+            E::Empty { field, .. } => invalid(field, "invalid_text", message),
+            E::InvalidLegalPerson(_) => invalid("enterprise.legal_person", "invalid_text", message),
+            E::InvalidPhone => invalid("contact.phone", "invalid_phone", message),
+            E::InvalidEmail => invalid("contact.email", "invalid_email", message),
+            E::TooManyRegistrations { retry_after_secs, .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_registrations", message)
+                    .with_retry_after(retry_after_secs)
+            }
+            E::NotFound(what) => ApiError::not_found(what),
+            E::NotReturned(_) => ApiError::conflict("not_returned", message),
+            E::NotPending(_) => ApiError::conflict("not_pending", message),
+            E::UnknownUnit(_) => invalid("unit_code", "unknown_unit", message),
+            E::DuplicateEnterprise => ApiError::conflict("duplicate_enterprise", message),
+            E::MissingOpinion => invalid("opinion", "missing_opinion", message),
+            E::Orgs(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Callee(e) => passed_on(e),
+        }
+    }
+}
+
+impl From<crate::notices::error::NoticeError> for ApiError {
+    fn from(e: crate::notices::error::NoticeError) -> Self {
+        use crate::notices::error::NoticeError as E;
+        let message = e.to_string();
+        match e {
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Void(_) => ApiError::conflict("notice_void", message),
+            E::NotConfirmed { .. } => ApiError::conflict("not_confirmed", message),
+            E::NoDisposal(_) => ApiError::conflict("no_disposal", message),
+            E::NotReleased { .. } => ApiError::conflict("not_released", message),
+            E::Instruction(e) => e.into(),
+            E::Application(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+            E::Booking(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::photos::error::PhotoError> for ApiError {
+    fn from(e: crate::photos::error::PhotoError) -> Self {
+        use crate::photos::error::PhotoError as E;
+        let message = e.to_string();
+        match e {
+            E::InvalidSha256 => invalid("sha256", "invalid_sha256", message),
+            E::NotAssigned => {
+                ApiError::not_found("the instruction").with_details(json!({"field": "instruction"}))
+            }
+            E::NotFound(what) => ApiError::not_found(what),
+            E::InstructionClosed(_) => ApiError::conflict("instruction_closed", message),
+            E::NotAllowed(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A received file that is no photo: 415 for a type we do not take, else 422; a disk failure is a 500.
+impl From<crate::photos::error::IngestError> for ApiError {
+    fn from(e: crate::photos::error::IngestError) -> ApiError {
+        use crate::photos::error::IngestError;
+        match e {
+            IngestError::HashMismatch { ref expected, ref actual } => {
+                let details = json!({"expected": expected, "actual": actual});
+                ApiError::unprocessable(
+                    "hash_mismatch",
+                    format!("{e}; nothing was stored — send the bytes whose SHA-256 is the name"),
+                )
+                .with_details(details)
+            }
+            IngestError::Refused(r) => {
+                let status = if r.is_media_type() {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                ApiError::new(status, r.code(), format!("{r}; nothing was stored"))
+            }
+            IngestError::Io(io) => ApiError::Internal(anyhow::Error::new(io).context("storing a photo")),
+        }
+    }
+}
+
+impl From<crate::devices::error::DeviceError> for ApiError {
+    fn from(e: crate::devices::error::DeviceError) -> Self {
+        use crate::devices::error::DeviceError as E;
+        let message = e.to_string();
+        match e {
+            E::InvalidName => invalid("name", "invalid_text", message),
+            E::NotFound(what) => ApiError::not_found(what),
+            E::NotYours => ApiError::unauthorized("unknown_device", message),
+            E::Frozen => ApiError::unauthorized("device_frozen", message),
+            E::Lost => ApiError::unauthorized("device_lost", message),
+            E::StaysLost => ApiError::conflict("device_lost", message),
+            E::Store(e) => e.into(),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A callee's `ApiError` that a domain enum carried boxed (its `Callee` variant), as it was.
+fn passed_on(e: Box<dyn std::error::Error + Send + Sync>) -> ApiError {
+    match e.downcast::<ApiError>() {
+        Ok(e) => *e,
+        Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
     }
 }
 
@@ -484,19 +828,407 @@ pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> A
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bookings::error::BookingError;
     use crate::records::error::RecordsError;
 
-    fn answer(e: ApiError) -> (StatusCode, &'static str, String, Value) {
+    fn parts(e: ApiError) -> (StatusCode, &'static str, String, Value) {
         match e {
             ApiError::Client { status, code, message, details, .. } => (status, code, message, details),
-            ApiError::Internal(e) => panic!("a client error was expected, not {e:?}"),
+            ApiError::Internal(e) => panic!("internal: {e}"),
         }
+    }
+
+    /// An error and what the client saw of it before: status, code, message, details.
+    type Case<E> = (E, (u16, &'static str, &'static str, Value));
+
+    /// What a client sees of an error: status, code, message, details.
+    fn seen(e: impl Into<ApiError>) -> (u16, &'static str, String, Value) {
+        let (status, code, message, details) = parts(e.into());
+        (status.as_u16(), code, message, details)
+    }
+
+    #[test]
+    fn certificate_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::certificates::error::CertificateError as E;
+        use crate::domain::CertState;
+        let cases: Vec<Case<E>> = vec![
+            (
+                E::TooManyDeclarations { max: 10 },
+                (
+                    422,
+                    "too_many",
+                    "at most 10 additional declarations",
+                    json!({"field": "additional_declarations"}),
+                ),
+            ),
+            (
+                E::TooManyReplacementDeclarations { max: 10 },
+                (422, "too_many", "at most 10", json!({"field": "additional_declarations"})),
+            ),
+            (
+                E::DuplicateGoodsLine { index: 2 },
+                (422, "duplicate_goods_line", "name each goods line once", json!({"field": "goods[2].line"})),
+            ),
+            (
+                E::QuantityExceedsInspected {
+                    index: 0,
+                    line: 1,
+                    inspected: 2.5,
+                    unit: "kg".into(),
+                    asked: 3.0,
+                },
+                (
+                    422,
+                    "quantity_exceeds_inspected",
+                    "line 1 was declared and inspected as 2.5 kg; a certificate cannot cover 3",
+                    json!({"field": "goods[0].quantity", "inspected": 2.5}),
+                ),
+            ),
+            (
+                E::Unprintable { field: "treatment".into(), glyph: '\u{1F600}' },
+                (
+                    422,
+                    "unprintable_text",
+                    "the character '\u{1F600}' (U+1F600) cannot be printed on a certificate; write it another way",
+                    json!({"field": "treatment"}),
+                ),
+            ),
+            (
+                E::Illegal { state: CertState::Issued, action: "issu" },
+                (
+                    409,
+                    "illegal_transition",
+                    "a certificate application that is issued cannot be issued",
+                    json!({"state": "issued", "event": "issu"}),
+                ),
+            ),
+            (
+                E::ApplicationChanged,
+                (
+                    422,
+                    "application_changed",
+                    "an amendment keeps the application; apply anew for another",
+                    json!({"field": "application_id"}),
+                ),
+            ),
+            (
+                E::DuplicateCertificate("X1".into()),
+                (
+                    409,
+                    "duplicate_certificate",
+                    "certificate X1 of this type is already valid; replace it instead",
+                    Value::Null,
+                ),
+            ),
+            (
+                E::SerialsExhausted,
+                (409, "serials_exhausted", "this year's certificate numbers are used up", Value::Null),
+            ),
+            (
+                E::PrintInProgress,
+                (
+                    409,
+                    "print_in_progress",
+                    "another print of this certificate just happened; ask again",
+                    Value::Null,
+                ),
+            ),
+            (
+                E::NotYourEnterprise,
+                (
+                    403,
+                    "forbidden",
+                    "you may not apply for certificates of this application's enterprise: it is not yours and has not \
+                     delegated certificates to you",
+                    json!({"field": "application_id"}),
+                ),
+            ),
+        ];
+        for (e, (status, code, message, details)) in cases {
+            assert_eq!(seen(e), (status, code, message.to_owned(), details));
+        }
+    }
+
+    #[test]
+    fn message_refusals_keep_their_rule_status_and_sentence() {
+        use crate::messages::{envelope::EnvelopeError, error::MessageError as E};
+        let rule = |r: &str| json!({ "rule": r });
+        let cases: Vec<(E, (u16, &str, &str))> = vec![
+            (
+                E::Envelope(EnvelopeError { rule: "message_too_large", message: "too big".into() }),
+                (413, "message_too_large", "too big"),
+            ),
+            (
+                E::Envelope(EnvelopeError { rule: "malformed_envelope", message: "no".into() }),
+                (400, "malformed_envelope", "no"),
+            ),
+            (
+                E::WrongTyp { expected: "fieldcheck-message+jws" },
+                (400, "wrong_typ", "`typ` must be `fieldcheck-message+jws` when present"),
+            ),
+            (E::InvalidPayload("eof".into()), (422, "invalid_payload", "the signed payload: eof")),
+            (
+                E::SignerPending("a".into()),
+                (
+                    403,
+                    "signer_pending",
+                    "the account `a` is not confirmed yet: its key signs nothing until it is",
+                ),
+            ),
+            (
+                E::SignerLost("a".into()),
+                (403, "signer_lost", "the account `a` was reported lost: its key signs nothing any more"),
+            ),
+            (E::SignerExpired("a".into()), (403, "signer_expired", "the account `a` is past its validity")),
+            (
+                E::SignerNotEnterprise,
+                (
+                    403,
+                    "signer_not_enterprise",
+                    "messages are signed by enterprise operators, legal persons or platform signers",
+                ),
+            ),
+            (
+                E::MissingContent("booking.request"),
+                (422, "missing_content", "a `booking.request` message needs `content`"),
+            ),
+            (
+                E::MissingField { kind: "booking.cancel", field: "booking_id" },
+                (422, "missing_field", "a `booking.cancel` message needs `booking_id`"),
+            ),
+            (
+                E::SubmitTakesOne,
+                (
+                    422,
+                    "missing_field",
+                    "`application.submit` takes either `content` (file and submit) or `application_id` (submit a draft)",
+                ),
+            ),
+            (
+                E::EnterpriseMismatch("1234567890".into()),
+                (
+                    422,
+                    "enterprise_mismatch",
+                    "the message names enterprise 1234567890 but its content is another enterprise's",
+                ),
+            ),
+        ];
+        for (e, (status, code, message)) in cases {
+            assert_eq!(seen(e), (status, code, message.to_owned(), rule(code)));
+        }
+    }
+
+    #[test]
+    fn document_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::documents::error::DocumentError as E;
+        let cases: Vec<Case<E>> = vec![
+            (
+                E::UnknownAttachment(7),
+                (422, "unknown_attachment", "document 7 is not attached here", json!({"field": "replaces"})),
+            ),
+            (
+                E::KindMismatch { old: 7, kind: "invoice" },
+                (
+                    422,
+                    "kind_mismatch",
+                    "document 7 is a invoice; its replacement must be one too",
+                    json!({"field": "kind"}),
+                ),
+            ),
+            (
+                E::AlreadyReplaced { old: 7, by: 9 },
+                (
+                    409,
+                    "already_replaced",
+                    "document 7 was already replaced by document 9",
+                    json!({"replaced_by": 9}),
+                ),
+            ),
+            (
+                E::AttachedByEnterprise,
+                (403, "forbidden", "supporting documents are attached by the enterprise", Value::Null),
+            ),
+            (
+                E::AskedByCustoms,
+                (403, "forbidden", "customs asks for documents again, not the enterprise", Value::Null),
+            ),
+        ];
+        for (e, (status, code, message, details)) in cases {
+            assert_eq!(seen(e), (status, code, message.to_owned(), details));
+        }
+    }
+
+    #[test]
+    fn a_database_failure_behind_a_document_is_not_told_as_not_found() {
+        use crate::{db::error::StoreError, documents::error::DocumentError as E};
+        let failure = E::Store(StoreError::Other(rusqlite::Error::InvalidQuery));
+        assert!(failure.is_failure());
+        assert!(!E::Store(StoreError::NotFound("the application")).is_failure());
+        assert!(!E::Certificate(crate::certificates::error::CertificateError::NotFound("x")).is_failure());
+    }
+
+    #[test]
+    fn onboarding_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::onboarding::error::OnboardingError as E;
+        let cases: Vec<Case<E>> = vec![
+            (
+                E::Empty { field: "enterprise.legal_person", name: "legal_person" },
+                (
+                    422,
+                    "invalid_text",
+                    "`legal_person` must not be empty",
+                    json!({"field": "enterprise.legal_person"}),
+                ),
+            ),
+            (
+                E::InvalidPhone,
+                (
+                    422,
+                    "invalid_phone",
+                    "`contact.phone` takes digits, spaces and `+-()`, with at least 5 digits",
+                    json!({"field": "contact.phone"}),
+                ),
+            ),
+            (
+                E::InvalidEmail,
+                (
+                    422,
+                    "invalid_email",
+                    "`contact.email` must look like name@example.com",
+                    json!({"field": "contact.email"}),
+                ),
+            ),
+            (
+                E::UnknownUnit("X".into()),
+                (422, "unknown_unit", "no unit has the code X", json!({"field": "unit_code"})),
+            ),
+            (
+                E::TooManyRegistrations { per_hour: 5, retry_after_secs: 60 },
+                (
+                    429,
+                    "too_many_registrations",
+                    "5 registrations an hour are accepted from one address; try again later",
+                    json!({"retry_after_secs": 60}),
+                ),
+            ),
+        ];
+        for (e, (status, code, message, details)) in cases {
+            assert_eq!(seen(e), (status, code, message.to_owned(), details));
+        }
+    }
+
+    #[test]
+    fn notice_refusals_keep_the_status_code_and_sentence_clients_saw() {
+        use crate::{domain::ApplicationState, notices::error::NoticeError as E};
+        assert_eq!(
+            seen(E::Void(4)),
+            (409, "notice_void", "instruction 4 was cancelled; it has no notice".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            seen(E::NotReleased { id: 4, state: ApplicationState::Draft }),
+            (409, "not_released", "application 4 is draft; it was not released".to_owned(), Value::Null)
+        );
+    }
+
+    #[test]
+    fn photo_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::{domain::InstructionState, photos::error::PhotoError as E};
+        assert_eq!(
+            seen(E::NotAssigned),
+            (404, "not_found", "the instruction was not found".to_owned(), json!({"field": "instruction"}))
+        );
+        assert_eq!(
+            seen(E::InstructionClosed(InstructionState::Approved)),
+            (
+                409,
+                "instruction_closed",
+                "the instruction is approved; it takes no more evidence".to_owned(),
+                Value::Null
+            )
+        );
+    }
+
+    #[test]
+    fn device_refusals_keep_the_status_code_and_sentence_clients_saw() {
+        use crate::devices::error::DeviceError as E;
+        assert_eq!(
+            seen(E::InvalidName),
+            (
+                422,
+                "invalid_text",
+                "`name` must have 1 to 100 characters".to_owned(),
+                json!({"field": "name"})
+            )
+        );
+        assert_eq!(
+            seen(E::Lost),
+            (401, "device_lost", "this device was reported lost".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            seen(E::StaysLost),
+            (
+                409,
+                "device_lost",
+                "a lost device stays lost; register the replacement handheld as a new device".to_owned(),
+                Value::Null
+            )
+        );
+    }
+
+    #[test]
+    fn a_refused_proposed_slot_keeps_its_reasons_code_and_sentence_and_names_the_slot() {
+        let inner = BookingError::SlotInPast("2026-12-01T09:00:00+08:00".into());
+        let e = BookingError::ProposedSlot { slot: "2026-12-01T01:00:00Z".into(), source: Box::new(inner) };
+        let (status, code, message, details) = parts(e.into());
+        assert_eq!((status, code), (StatusCode::UNPROCESSABLE_ENTITY, "slot_in_past"));
+        assert_eq!(message, "2026-12-01T09:00:00+08:00 is in the past; choose a future slot");
+        assert_eq!(details, json!({"field": "alternatives", "slot": "2026-12-01T01:00:00Z"}));
+    }
+
+    #[test]
+    fn an_unknown_site_is_a_field_error_in_a_body_and_a_404_in_the_path() {
+        let field = BookingError::UnknownSite { field: "site_code", code: "9999".into() };
+        let (status, code, message, details) = parts(field.into());
+        assert_eq!((status, code), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_site"));
+        assert_eq!(message, "no inspection site has the code `9999`");
+        assert_eq!(details, json!({"field": "site_code"}));
+        let path =
+            crate::bookings::as_not_found(BookingError::UnknownSite { field: "code", code: "9999".into() });
+        let (status, code, message, details) = parts(path.into());
+        assert_eq!((status, code, details), (StatusCode::NOT_FOUND, "unknown_site", Value::Null));
+        assert_eq!(message, "no inspection site has the code `9999`");
+    }
+
+    #[test]
+    fn a_full_slot_says_how_many_alternatives_are_free_and_lists_them_in_the_details() {
+        let slot = |h: u8| crate::bookings::SlotTime {
+            starts_at: format!("2026-12-01T{h:02}:00:00Z"),
+            ends_at: format!("2026-12-01T{:02}:00:00Z", h + 1),
+            local_starts_at: format!("2026-12-01T{:02}:00:00+08:00", h + 8),
+            local_ends_at: format!("2026-12-01T{:02}:00:00+08:00", h + 9),
+            timezone: "Asia/Shanghai".into(),
+        };
+        let none = BookingError::SlotFull { slot: Box::new(slot(1)), alternatives: vec![] };
+        assert_eq!(
+            none.to_string(),
+            "the slot at 2026-12-01T09:00:00+08:00 has no free capacity; no other slot is free in the next days"
+        );
+        let (status, code, message, details) = parts(
+            BookingError::SlotFull { slot: Box::new(slot(1)), alternatives: vec![slot(2), slot(3)] }.into(),
+        );
+        assert_eq!((status, code), (StatusCode::CONFLICT, "slot_full"));
+        assert_eq!(
+            message,
+            "the slot at 2026-12-01T09:00:00+08:00 has no free capacity; 2 nearby slots are free (details.alternatives)"
+        );
+        assert_eq!(details["alternatives"].as_array().map(Vec::len), Some(2));
+        assert_eq!(details["slot"]["local_starts_at"], "2026-12-01T09:00:00+08:00");
     }
 
     #[test]
     fn a_refused_resolution_answers_the_status_code_sentence_and_details_the_handlers_built() {
         assert_eq!(
-            answer(RecordsError::NoRecordYet.into()),
+            parts(RecordsError::NoRecordYet.into()),
             (
                 StatusCode::CONFLICT,
                 "no_such_conflict",
@@ -509,7 +1241,7 @@ mod tests {
             open: vec!["checks.c1.value".into()],
         };
         assert_eq!(
-            answer(no_such.into()),
+            parts(no_such.into()),
             (
                 StatusCode::CONFLICT,
                 "no_such_conflict",
@@ -522,7 +1254,7 @@ mod tests {
             expected: "a check result: pass, fail or not_applicable",
         };
         assert_eq!(
-            answer(unfit.into()),
+            parts(unfit.into()),
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_value",
@@ -535,7 +1267,7 @@ mod tests {
     #[test]
     fn an_instruction_without_a_record_document_is_a_404_that_says_when_one_is_made() {
         assert_eq!(
-            answer(RecordsError::NoRecord.into()),
+            parts(RecordsError::NoRecord.into()),
             (
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -554,7 +1286,7 @@ mod tests {
         };
         let sentence = violation.to_string();
         assert_eq!(
-            answer(RecordsError::Schema(violation).into()),
+            parts(RecordsError::Schema(violation).into()),
             (StatusCode::UNPROCESSABLE_ENTITY, "wrong_unit", sentence, Value::Null)
         );
     }

@@ -208,7 +208,9 @@ fn validate_fork<D: Document>(
                         sender: sender.to_hex_string(),
                     });
                 }
-                let patches = fork.diff(&before, &after);
+                // `Automerge::diff`, not `AutoCommit::diff`: the latter keeps its last answer inside the
+                // document, and the server keeps accepted documents in its cache.
+                let patches = fork.document().diff(&before, &after);
                 let check = RecordCheck {
                     doc: &fork,
                     officers,
@@ -240,6 +242,10 @@ fn receive(fork: &mut AutoCommit, state: &mut sync::State, bytes: &[u8]) -> Resu
         fork.sync()
             .receive_sync_message(state, message)
             .map_err(|e| Refusal::MalformedMessage(e.to_string()))?;
+        // Automerge 0.12 logs a patch for every applied operation into the document's own patch log,
+        // active or not, and never drains it: a document that stays loaded (the server's cache, a
+        // watching handheld) would grow with every message it ever received. A fresh log drops them.
+        fork.reset_diff_cursor();
         Ok(fork.sync().generate_sync_message(state).map(sync::Message::encode))
     }));
     applied.unwrap_or_else(|_| Err(Refusal::MalformedMessage("automerge failed while processing it".into())))

@@ -4,7 +4,7 @@
 use crate::db::{Conn, Tx};
 
 use super::{
-    AppChange, Application, ApplicationContent, InspectionNo, next_inspection_no, place, store,
+    AppChange, Application, ApplicationContent, InspectionNo, SubmitError, next_inspection_no, place, store,
     submission_violations, transition, transition_as,
 };
 use crate::{
@@ -12,7 +12,7 @@ use crate::{
     delegations,
     domain::Principal,
     domain::{ApplicationState, Role, Scope, events::ApplicationEvent},
-    error::{ApiError, StoreError},
+    error::StoreError,
     orgs, review,
 };
 
@@ -138,7 +138,7 @@ pub fn submit_in(
     id: i64,
     year: i16,
     deadline: i64,
-) -> Result<Application, ApiError> {
+) -> Result<Application, SubmitError> {
     let mut app = load_visible(tx, caller, id, now)?;
     if !matches!(app.state, ApplicationState::Draft | ApplicationState::Returned) {
         return Err(ApplicationError::NotSubmittable(app.state).into());

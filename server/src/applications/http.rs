@@ -142,7 +142,7 @@ pub async fn submit(
     let now = state.now_ms();
     let deadline = state.settings.workflow.inspection_deadline_ms();
     let year = filing_year(&state)?;
-    let app = state.db.write(move |tx| submit_in(tx, now, &caller, id, year, deadline)).await?;
+    let app = state.db.write(move |tx| Ok(submit_in(tx, now, &caller, id, year, deadline)?)).await?;
     state.receipts_changed();
     Ok(Json(app))
 }

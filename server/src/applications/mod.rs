@@ -8,6 +8,7 @@
 //! - this file: the types, placement and submission rules, history, transitions and release.
 //! - [`filing`]: who may see an application and the enterprise's steps (draft, amend, submit, copy).
 //! - [`error`]: [`ApplicationError`], why a step was refused (mapped to HTTP in `error.rs`).
+//! - [`submit_error`]: [`SubmitError`], a submission's refusal: [`ApplicationError`] or the automatic review's.
 //! - [`number`]: `InspectionNo`. [`store`]: all of the module's SQL. [`http`]: the handlers.
 
 pub mod error;
@@ -15,6 +16,7 @@ pub mod filing;
 pub mod http;
 pub mod number;
 pub mod store;
+pub mod submit_error;
 
 use crate::db::{Conn, Tx};
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,7 @@ use serde_json::{Value, json};
 
 pub use error::{ApplicationError, Violation};
 pub use number::InspectionNo;
+pub use submit_error::SubmitError;
 
 use crate::domain::events::ApplicationEvent;
 use crate::{

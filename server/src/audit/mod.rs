@@ -75,6 +75,12 @@ pub enum Subject<'a> {
     Device(&'a str),
     /// A photo, by its SHA-256.
     Photo(&'a str),
+    /// A login attempt for a username no account has.
+    Username(&'a str),
+    /// A strong-login challenge nobody was issued (so no user to name).
+    Challenge,
+    /// A session whose refresh token was used twice (the entry does not name it).
+    Session,
 }
 
 impl fmt::Display for Subject<'_> {
@@ -93,6 +99,9 @@ impl fmt::Display for Subject<'_> {
             Subject::Notice(number) => write!(f, "notice:{number}"),
             Subject::Device(id) => write!(f, "device:{id}"),
             Subject::Photo(sha) => write!(f, "photo:{sha}"),
+            Subject::Username(name) => write!(f, "username:{name}"),
+            Subject::Challenge => f.write_str("challenge"),
+            Subject::Session => f.write_str("session"),
         }
     }
 }
@@ -323,6 +332,9 @@ mod tests {
         assert_eq!(spelled(Subject::Notice("N1")), "notice:N1");
         assert_eq!(spelled(Subject::Device("hh-1")), "device:hh-1");
         assert_eq!(spelled(Subject::Photo("ab")), "photo:ab");
+        assert_eq!(spelled(Subject::Username("li")), "username:li");
+        assert_eq!(spelled(Subject::Challenge), "challenge");
+        assert_eq!(spelled(Subject::Session), "session");
     }
 
     #[test]

@@ -86,11 +86,13 @@ pub struct StrongLoginRequest {
 async fn audit_failure(
     state: &AppState,
     action: audit::Action,
-    subject: String,
+    subject: audit::Subject<'_>,
     why: &'static str,
     client: ClientAddr,
 ) -> Result<(), ApiError> {
     let now = state.now_ms();
+    // Spelled before the write: the writer thread outlives the borrowed name.
+    let subject = subject.to_string();
     let details = json!({"reason": why, "address": client.to_string()});
     state.db.write(move |tx| Ok(audit::append(tx, now, &Actor::Anonymous, action, &subject, details)?)).await
 }
@@ -179,7 +181,7 @@ pub async fn login(
             audit_failure(
                 &state,
                 audit::Action::AuthLoginFailed,
-                format!("user:{}", user.id),
+                audit::Subject::User(user.id),
                 "wrong password",
                 client,
             )
@@ -187,7 +189,7 @@ pub async fn login(
             return Err(AuthError::BadCredentials.into());
         }
         None => {
-            let subject = format!("username:{}", req.username);
+            let subject = audit::Subject::Username(&req.username);
             audit_failure(&state, audit::Action::AuthLoginFailed, subject, "unknown user", client).await?;
             return Err(AuthError::BadCredentials.into());
         }
@@ -197,7 +199,7 @@ pub async fn login(
         audit_failure(
             &state,
             audit::Action::AuthLoginRefused,
-            format!("user:{}", user.id),
+            audit::Subject::User(user.id),
             "account not active",
             client,
         )
@@ -282,7 +284,7 @@ pub async fn change_password(
         audit_failure(
             &state,
             audit::Action::AuthLoginFailed,
-            format!("user:{id}"),
+            audit::Subject::User(id),
             "wrong current password at a password change",
             client,
         )

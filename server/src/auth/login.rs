@@ -84,7 +84,7 @@ pub fn rotate_refresh(tx: &Tx<'_>, hash: &[u8], now: i64) -> Result<Outcome<Rota
                 now,
                 &Actor::Anonymous,
                 audit::Action::AuthRefreshReused,
-                "session",
+                &audit::Subject::Session,
                 json!({}),
             )?;
             return Ok(Outcome::Refused(AuthError::RefreshReused.into()));
@@ -102,7 +102,7 @@ pub fn rotate_refresh(tx: &Tx<'_>, hash: &[u8], now: i64) -> Result<Outcome<Rota
     if let Some(device_id) = &session.device_id
         && let Err(e) = devices::check_usable_by(tx, device_id, user.id)
     {
-        return Ok(Outcome::Refused(e));
+        return Ok(Outcome::Refused(e.into()));
     }
     Ok(Outcome::Granted(Rotated { session_id, session, user }))
 }
@@ -145,21 +145,22 @@ pub fn verify_challenge(
     signature: &Signature,
     now: i64,
 ) -> Result<Outcome<UserRow>, ApiError> {
-    let refuse = |subject: String, why: &str, error: AuthError| -> Result<Outcome<UserRow>, ApiError> {
-        audit::append(
-            tx,
-            now,
-            &Actor::Anonymous,
-            audit::Action::AuthStrongLoginFailed,
-            &subject,
-            json!({"reason": why}),
-        )?;
-        Ok(Outcome::Refused(error.into()))
-    };
+    let refuse =
+        |subject: audit::Subject<'_>, why: &str, error: AuthError| -> Result<Outcome<UserRow>, ApiError> {
+            audit::append(
+                tx,
+                now,
+                &Actor::Anonymous,
+                audit::Action::AuthStrongLoginFailed,
+                &subject,
+                json!({"reason": why}),
+            )?;
+            Ok(Outcome::Refused(error.into()))
+        };
     let Some(c) = store::take_challenge(tx, challenge_id, now)? else {
-        return refuse("challenge".into(), "unknown challenge", AuthError::UnknownChallenge);
+        return refuse(audit::Subject::Challenge, "unknown challenge", AuthError::UnknownChallenge);
     };
-    let subject = format!("user:{}", c.user_id);
+    let subject = audit::Subject::User(c.user_id);
     if c.used || c.expires_at <= now {
         return refuse(subject, "challenge spent or expired", AuthError::SpentChallenge);
     }

@@ -77,7 +77,7 @@ pub fn revoke_device_sessions(
     device_id: &str,
     now: i64,
     why: &str,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     Ok(tx.execute(
         "UPDATE sessions SET revoked_at = ?1, revoked_why = ?2 WHERE device_id = ?3 AND revoked_at IS NULL",
         params![now, why, device_id],

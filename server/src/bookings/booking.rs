@@ -5,14 +5,13 @@ use crate::db::{Conn, Tx};
 use serde_json::json;
 
 use super::calendar::{self, Rules};
+use super::error::BookingError;
 use super::store::{self, Booking, ListFilter, Seen, Stored};
 use crate::{
     audit::Actor,
-    auth::Caller,
     db::scope,
     delegations,
-    domain::{BookingState, Role, Scope, UnitKind, events::BookingEvent},
-    error::{ApiError, invalid},
+    domain::{BookingState, Principal, Role, Scope, UnitKind, events::BookingEvent},
     instructions::{self, Instruction},
     orgs::store as orgs_store,
     receipts::{self, About},
@@ -27,7 +26,7 @@ pub(super) fn is_customs_manager(role: Role) -> bool {
 
 /// May the caller see this booking? Enterprises: their own and those delegated in the bookings scope;
 /// supervisors and reviewers: their unit's subtree; officers: bookings of instructions assigned to them.
-fn visible(c: &Conn, caller: &Caller, b: &Stored, now: i64) -> Result<bool, ApiError> {
+fn visible(c: &Conn, caller: &Principal, b: &Stored, now: i64) -> Result<bool, BookingError> {
     Ok(match caller.role {
         Role::Admin => true,
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
@@ -38,18 +37,18 @@ fn visible(c: &Conn, caller: &Caller, b: &Stored, now: i64) -> Result<bool, ApiE
     })
 }
 
-fn visible_booking(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<Stored, ApiError> {
+fn visible_booking(c: &Conn, caller: &Principal, id: i64, now: i64) -> Result<Stored, BookingError> {
     match store::load(c, id)? {
         Some(b) if visible(c, caller, &b, now)? => Ok(b),
-        _ => Err(ApiError::not_found("the booking")),
+        _ => Err(BookingError::NotFound("the booking")),
     }
 }
 
-pub fn get(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<Booking, ApiError> {
+pub fn get(c: &Conn, caller: &Principal, id: i64, now: i64) -> Result<Booking, BookingError> {
     Ok(visible_booking(c, caller, id, now)?.booking)
 }
 
-pub fn list(c: &Conn, caller: &Caller, f: &ListFilter, now: i64) -> Result<Vec<Booking>, ApiError> {
+pub fn list(c: &Conn, caller: &Principal, f: &ListFilter, now: i64) -> Result<Vec<Booking>, BookingError> {
     let seen = match caller.role {
         Role::Admin => Seen::All,
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
@@ -69,71 +68,61 @@ pub fn list(c: &Conn, caller: &Caller, f: &ListFilter, now: i64) -> Result<Vec<B
 }
 
 /// The site by code, which must be an inspection site.
-pub fn site_by_code(c: &Conn, field: &str, code: &str) -> Result<crate::orgs::Unit, ApiError> {
+pub fn site_by_code(c: &Conn, field: &'static str, code: &str) -> Result<crate::orgs::Unit, BookingError> {
     match orgs_store::unit_by_code(c, code)? {
         Some(u) if u.kind == UnitKind::Site => Ok(u),
-        Some(u) => Err(invalid(
-            field,
-            "not_a_site",
-            format!("unit {code} ({}) is a {}, not an inspection site", u.name, u.kind),
-        )),
-        None => Err(invalid(field, "unknown_site", format!("no inspection site has the code `{code}`"))),
+        Some(u) => Err(BookingError::NotASite { field, code: code.to_string(), name: u.name, kind: u.kind }),
+        None => Err(BookingError::UnknownSite { field, code: code.to_string() }),
     }
 }
 
 /// A site named in the path that does not exist is a 404 naming it, not a body field error.
-pub fn as_not_found(e: ApiError) -> ApiError {
+pub fn as_not_found(e: BookingError) -> BookingError {
     match e {
-        ApiError::Client { code: "unknown_site", message, .. } => {
-            ApiError::new(axum::http::StatusCode::NOT_FOUND, "unknown_site", message)
-        }
+        BookingError::UnknownSite { code, .. } => BookingError::SiteNotFound(code),
         other => other,
     }
 }
 
-pub(super) fn rules_of(c: &Conn, site_id: i64) -> Result<Rules, ApiError> {
-    calendar::rules(c, site_id)?.ok_or_else(|| {
-        ApiError::conflict("no_calendar", "this site has no slot calendar yet, so it takes no bookings")
-    })
+pub(super) fn rules_of(c: &Conn, site_id: i64) -> Result<Rules, BookingError> {
+    calendar::rules(c, site_id)?.ok_or(BookingError::NoCalendar)
 }
 
-pub(super) fn deadline_of(c: &Conn, instruction_id: i64) -> Result<i64, ApiError> {
-    instructions::get(c, instruction_id)?
-        .map(|i| i.deadline)
-        .ok_or_else(|| ApiError::not_found("the instruction"))
+pub(super) fn deadline_of(c: &Conn, instruction_id: i64) -> Result<i64, BookingError> {
+    instructions::get(c, instruction_id)?.map(|i| i.deadline).ok_or(BookingError::NotFound("the instruction"))
 }
 
 /// The instruction, if the caller may book for it; another enterprise's answers 404.
 pub(super) fn bookable_instruction(
     tx: &Conn,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     now: i64,
-) -> Result<Instruction, ApiError> {
+) -> Result<Instruction, BookingError> {
     match instructions::get(tx, id)? {
         Some(i) if delegations::may_act_for(tx, caller, i.enterprise_id, Scope::Bookings, now)? => Ok(i),
-        _ => Err(ApiError::not_found("the instruction")),
+        _ => Err(BookingError::NotFound("the instruction")),
     }
 }
 
 /// A supervisor of the site's subtree (or an admin) acting on a booking; others get 404.
-pub(super) fn managed(tx: &Conn, caller: &Caller, id: i64) -> Result<Stored, ApiError> {
+pub(super) fn managed(tx: &Conn, caller: &Principal, id: i64) -> Result<Stored, BookingError> {
     let b = store::existing(tx, id)?;
     if caller.role != Role::Admin && !orgs_store::in_subtree(tx, caller.unit()?, b.booking.site_id)? {
-        return Err(ApiError::not_found("the booking"));
+        return Err(BookingError::NotFound("the booking"));
     }
     Ok(b)
 }
 
-pub(super) fn expect_state(b: &Stored, allowed: &[BookingState], action: &str) -> Result<(), ApiError> {
+pub(super) fn expect_state(
+    b: &Stored,
+    allowed: &[BookingState],
+    action: &'static str,
+) -> Result<(), BookingError> {
     if allowed.contains(&b.booking.state) {
         Ok(())
     } else {
-        Err(ApiError::conflict(
-            "booking_state",
-            format!("a booking that is {} cannot be {action}", b.booking.state),
-        )
-        .with_details(json!({"state": b.booking.state})))
+        Err(BookingError::WrongState { state: b.booking.state, action })
     }
 }
 
@@ -146,7 +135,7 @@ pub(super) fn record(
     event: BookingEvent,
     opinion: Option<&str>,
     extra: serde_json::Value,
-) -> Result<Booking, ApiError> {
+) -> Result<Booking, BookingError> {
     let b = store::existing(tx, id)?.booking;
     let details = json!({
         "instruction_id": b.instruction_id,
@@ -166,6 +155,11 @@ pub(super) fn record(
 
 /// Writes the booked slot's start on the instruction (`None` when no confirmed booking holds it any more).
 /// The instruction's state follows in the workflow (`workflow::booking_changed`), which reads `due_at`.
-pub(super) fn follow(tx: &Tx<'_>, now: i64, instruction_id: i64, due: Option<i64>) -> Result<(), ApiError> {
+pub(super) fn follow(
+    tx: &Tx<'_>,
+    now: i64,
+    instruction_id: i64,
+    due: Option<i64>,
+) -> Result<(), BookingError> {
     Ok(instructions::set_due_at(tx, now, instruction_id, due)?)
 }

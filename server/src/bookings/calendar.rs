@@ -5,16 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{civil::Date, tz::TimeZone};
-use serde_json::json;
 
 pub use super::calendar_data::{Calendar, CalendarSpec, ClosedDay, SlotTime, StoredTimeError};
 use super::{
     calendar_data::{zone, zoned},
+    error::BookingError,
     store,
 };
 use crate::{
+    audit::Actor,
     db::{Conn, Tx},
-    error::{ApiError, invalid},
 };
 
 pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -53,15 +53,11 @@ fn parse_hhmm(s: &str) -> Option<i64> {
 fn parse_week(
     hours: &BTreeMap<String, Vec<String>>,
     slot_minutes: i64,
-) -> Result<[Vec<Window>; 7], ApiError> {
+) -> Result<[Vec<Window>; 7], BookingError> {
     let mut week: [Vec<Window>; 7] = Default::default();
     for (day, windows) in hours {
         let Some(index) = WEEKDAYS.iter().position(|d| d == day) else {
-            return Err(invalid(
-                "hours",
-                "invalid_weekday",
-                format!("`{day}` is not a weekday; use mon, tue, wed, thu, fri, sat, sun"),
-            ));
+            return Err(BookingError::InvalidWeekday(day.clone()));
         };
         let mut parsed = Vec::new();
         for w in windows {
@@ -69,57 +65,43 @@ fn parse_week(
                 .split_once('-')
                 .and_then(|(a, b)| Some(Window { start: parse_hhmm(a)?, end: parse_hhmm(b)? }))
                 .filter(|w| w.start < w.end)
-                .ok_or_else(|| {
-                    invalid(
-                        "hours",
-                        "invalid_hours",
-                        format!("`{w}` on {day} is not a window like 09:00-12:00 (start before end)"),
-                    )
-                })?;
+                .ok_or_else(|| BookingError::InvalidHours { window: w.clone(), day: day.clone() })?;
             if (window.end - window.start) % slot_minutes != 0 {
-                return Err(invalid(
-                    "hours",
-                    "window_not_whole_slots",
-                    format!("`{w}` on {day} is not a whole number of {slot_minutes}-minute slots"),
-                ));
+                return Err(BookingError::WindowNotWholeSlots {
+                    window: w.clone(),
+                    day: day.clone(),
+                    slot_minutes,
+                });
             }
             parsed.push(window);
         }
         parsed.sort_by_key(|w| w.start);
         if parsed.windows(2).any(|p| p[1].start < p[0].end) {
-            return Err(invalid("hours", "overlapping_hours", format!("the windows on {day} overlap")));
+            return Err(BookingError::OverlappingHours(day.clone()));
         }
         week[index] = parsed;
     }
     Ok(week)
 }
 
-pub fn parse_date(field: &str, s: &str) -> Result<Date, ApiError> {
-    crate::domain::time::parse_date(s).map_err(|m| invalid(field, "invalid_date", m))
+pub fn parse_date(field: &'static str, s: &str) -> Result<Date, BookingError> {
+    crate::domain::time::parse_date(s).map_err(|message| BookingError::InvalidDate { field, message })
 }
 
 impl CalendarSpec {
     /// Checks every part; the first broken rule is reported with the field to fix.
-    pub fn check(&self) -> Result<(), ApiError> {
+    pub fn check(&self) -> Result<(), BookingError> {
         if !(5..=720).contains(&self.slot_minutes) {
-            return Err(invalid("slot_minutes", "invalid_slot_minutes", "slot_minutes must be 5 to 720"));
+            return Err(BookingError::InvalidSlotMinutes);
         }
         if !(1..=1000).contains(&self.capacity) {
-            return Err(invalid(
-                "capacity",
-                "invalid_capacity",
-                "capacity must be 1 to 1000 bookings per slot",
-            ));
+            return Err(BookingError::InvalidCapacity);
         }
         parse_week(&self.hours, self.slot_minutes)?;
         for d in &self.closed_days {
             parse_date("closed_days", &d.date)?;
             if d.reason.trim().is_empty() {
-                return Err(invalid(
-                    "closed_days",
-                    "missing_reason",
-                    format!("say why {} is closed", d.date),
-                ));
+                return Err(BookingError::ClosedDayWithoutReason(d.date.clone()));
             }
         }
         Ok(())
@@ -179,14 +161,14 @@ impl Rules {
 
     /// Is `start` the start of a slot? If not, a 422 that says why: closed day, outside the hours, or off
     /// the slot grid (naming the nearest slots that day).
-    pub fn check_slot(&self, field: &str, start: i64) -> Result<(), ApiError> {
+    pub fn check_slot(&self, field: &'static str, start: i64) -> Result<(), BookingError> {
         let date = self.local_date(start)?;
         if self.closed.contains(&date) {
-            return Err(invalid(
+            return Err(BookingError::ClosedDay {
                 field,
-                "closed_day",
-                format!("the site is closed on {date} (local date in {})", self.timezone),
-            ));
+                date: date.to_string(),
+                timezone: self.timezone.clone(),
+            });
         }
         let day = self.slots_on(date);
         if day.contains(&start) {
@@ -204,38 +186,28 @@ impl Rules {
                     format!("{:02}:{:02}-{:02}:{:02}", w.start / 60, w.start % 60, w.end / 60, w.end % 60)
                 })
                 .collect();
-            return Err(invalid(
+            return Err(BookingError::OutsideWorkingHours {
                 field,
-                "outside_working_hours",
-                format!(
-                    "{local} is outside the site's working hours on {} ({})",
-                    WEEKDAYS[weekday],
-                    if hours.is_empty() { "closed".to_string() } else { hours.join(", ") }
-                ),
-            )
-            .with_details(json!({"field": field, "hours": hours})));
+                local,
+                weekday: WEEKDAYS[weekday],
+                hours,
+            });
         }
         let mut nearest = day.clone();
         nearest.sort_by_key(|s| (s - start).abs());
         nearest.truncate(2);
         nearest.sort_unstable();
-        Err(invalid(
+        Err(BookingError::NotOnSlotBoundary {
             field,
-            "not_on_slot_boundary",
-            format!(
-                "{local} is not the start of a slot; slots are {} minutes long from the start of each working window",
-                self.slot_minutes
-            ),
-        )
-        .with_details(json!({
-            "field": field,
-            "nearest": nearest.iter().map(|s| self.slot_time(*s)).collect::<Result<Vec<_>, _>>()?,
-        })))
+            local,
+            slot_minutes: self.slot_minutes,
+            nearest: nearest.iter().map(|s| self.slot_time(*s)).collect::<Result<Vec<_>, _>>()?,
+        })
     }
 }
 
 /// The site's calendar in rule form, or `None` if it takes no bookings.
-pub fn rules(c: &Conn, site_id: i64) -> Result<Option<Rules>, ApiError> {
+pub fn rules(c: &Conn, site_id: i64) -> Result<Option<Rules>, BookingError> {
     let Some(row) = store::calendar_rules(c, site_id)? else { return Ok(None) };
     let week = parse_week(&row.hours, row.slot_minutes)?;
     let tz = zone(&row.timezone)?;
@@ -255,26 +227,33 @@ pub fn rules(c: &Conn, site_id: i64) -> Result<Option<Rules>, ApiError> {
     }))
 }
 
-pub fn get(c: &Conn, site_id: i64) -> Result<Option<Calendar>, ApiError> {
+pub fn get(c: &Conn, site_id: i64) -> Result<Option<Calendar>, BookingError> {
     Ok(store::calendar(c, site_id)?)
 }
 
 /// Replaces the calendar of `site_id`. Existing bookings keep their slots; capacity already used above a
 /// lowered capacity is honoured (the slot just takes no more).
-pub fn put(tx: &Tx<'_>, now: i64, site_id: i64, spec: &CalendarSpec, actor: &str) -> Result<(), ApiError> {
+/// `actor` is stored as its label (`user:<id>`, or `system` for a reference import).
+pub fn put(
+    tx: &Tx<'_>,
+    now: i64,
+    site_id: i64,
+    spec: &CalendarSpec,
+    actor: &Actor,
+) -> Result<(), BookingError> {
     spec.check()?;
     let closed = spec
         .closed_days
         .iter()
         .map(|d| Ok((parse_date("closed_days", &d.date)?.to_string(), d.reason.trim())))
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    store::put_calendar(tx, now, site_id, spec, actor)?;
+        .collect::<Result<Vec<_>, BookingError>>()?;
+    store::put_calendar(tx, now, site_id, spec, &actor.label())?;
     store::replace_closed_days(tx, site_id, &closed)?;
     Ok(())
 }
 
 /// `[start, end)` of a local date range in UTC ms, for queries over stored instants.
-pub fn date_range_ms(timezone: &str, from: Date, to_inclusive: Date) -> Result<(i64, i64), ApiError> {
+pub fn date_range_ms(timezone: &str, from: Date, to_inclusive: Date) -> Result<(i64, i64), BookingError> {
     let tz = TimeZone::get(timezone).map_err(anyhow::Error::from)?;
     let start = from.to_zoned(tz.clone()).map_err(anyhow::Error::from)?;
     let end = to_inclusive.tomorrow().and_then(|d| d.to_zoned(tz)).map_err(anyhow::Error::from)?;
@@ -331,10 +310,10 @@ mod tests {
         .unwrap();
         assert!(rules(&c, 1).unwrap().is_some());
         c.execute("INSERT INTO closed_days VALUES (1, 'next tuesday')", []).unwrap();
-        assert!(matches!(rules(&c, 1), Err(ApiError::Internal(_))), "not skipped");
+        assert!(matches!(rules(&c, 1), Err(BookingError::StoredTime(_))), "not skipped");
         c.execute("DELETE FROM closed_days WHERE day = 'next tuesday'", []).unwrap();
         c.execute("UPDATE customs_units SET timezone = 'Nowhere/Else'", []).unwrap();
-        assert!(matches!(rules(&c, 1), Err(ApiError::Internal(_))), "not UTC");
+        assert!(matches!(rules(&c, 1), Err(BookingError::StoredTime(_))), "not UTC");
     }
 
     #[test]
@@ -352,7 +331,9 @@ mod tests {
         let rules = shanghai(&[("tue", &["09:00-12:00"])], &["2026-12-08"]);
         let code = |s: &str| match rules.check_slot("starts_at", ms(s)) {
             Ok(()) => "ok",
-            Err(ApiError::Client { code, .. }) => code,
+            Err(BookingError::NotOnSlotBoundary { .. }) => "not_on_slot_boundary",
+            Err(BookingError::OutsideWorkingHours { .. }) => "outside_working_hours",
+            Err(BookingError::ClosedDay { .. }) => "closed_day",
             Err(e) => panic!("{e}"),
         };
         assert_eq!(code("2026-12-01T02:00:00Z"), "ok");

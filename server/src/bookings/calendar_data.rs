@@ -7,10 +7,7 @@ use std::collections::BTreeMap;
 use jiff::{Timestamp, tz::TimeZone};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    domain::{Line, time::rfc3339},
-    error::ApiError,
-};
+use crate::domain::{Line, time::rfc3339};
 
 /// A slot as clients see it: the UTC instants and the site's wall time with its zone name.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -32,7 +29,7 @@ pub struct SlotTime {
 
 /// A stored zone or instant the calendar cannot read. Damage, never a default: a slot shown in UTC
 /// instead of the site's zone, or with an empty local time, would send the enterprise and the officers
-/// to the wrong hour. The request answers a logged 500 (`error.rs`) and changes nothing.
+/// to the wrong hour. The request answers a logged 500 (mapped in `error.rs`) and changes nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoredTimeError {
     #[error("the stored time zone `{0}` is unknown")]
@@ -41,14 +38,6 @@ pub enum StoredTimeError {
     OutOfRange(i64),
     #[error("the stored closed day `{0}` is not a date")]
     BadDate(String),
-}
-
-/// A logged 500. Mapped here rather than in `error.rs`, which would otherwise import this module while
-/// it imports `error.rs` (an import circle).
-impl From<StoredTimeError> for ApiError {
-    fn from(e: StoredTimeError) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("stored slot time"))
-    }
 }
 
 pub(super) fn zone(name: &str) -> Result<TimeZone, StoredTimeError> {

@@ -10,15 +10,14 @@ use super::booking::{
     site_by_code,
 };
 use super::calendar::{self, Calendar, CalendarSpec, SlotTime};
+use super::error::BookingError;
 use super::request::{check_new_slot, earliest, slot_full};
 use super::store::{self, Booking, Stored};
 use crate::{
     audit::{self, Actor},
-    auth::Caller,
     config::BookingSettings,
     delegations,
-    domain::{BookingState, Role, Scope, events::BookingEvent, time::rfc3339},
-    error::{ApiError, invalid},
+    domain::{BookingState, Principal, Role, Scope, events::BookingEvent, time::rfc3339},
     orgs::store as orgs_store,
 };
 
@@ -30,47 +29,40 @@ enum Side {
     Customs,
 }
 
-fn side(tx: &Conn, caller: &Caller, b: &Stored, now: i64) -> Result<Side, ApiError> {
+fn side(tx: &Conn, caller: &Principal, b: &Stored, now: i64) -> Result<Side, BookingError> {
     match caller.role {
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             if delegations::may_act_for(tx, caller, b.booking.enterprise_id, Scope::Bookings, now)? {
                 Ok(Side::Enterprise)
             } else {
-                Err(ApiError::not_found("the booking"))
+                Err(BookingError::NotFound("the booking"))
             }
         }
         r if is_customs_manager(r) => {
             if r == Role::Admin || orgs_store::in_subtree(tx, caller.unit()?, b.booking.site_id)? {
                 Ok(Side::Customs)
             } else {
-                Err(ApiError::not_found("the booking"))
+                Err(BookingError::NotFound("the booking"))
             }
         }
-        _ => Err(ApiError::forbidden(
-            "only the enterprise, its delegate or a supervisor of the site may change a booking",
-        )),
+        _ => Err(BookingError::MayNotChange),
     }
 }
 
-fn customs_reason(reason: Option<&str>) -> Result<&str, ApiError> {
-    reason.map(str::trim).filter(|r| !r.is_empty()).ok_or_else(|| {
-        invalid("reason", "missing_reason", "customs must record why it changes an enterprise's booking")
-    })
+fn customs_reason(reason: Option<&str>) -> Result<&str, BookingError> {
+    reason.map(str::trim).filter(|r| !r.is_empty()).ok_or(BookingError::MissingReason)
 }
 
 fn past_cutoff(settings: &BookingSettings, b: &Stored, now: i64) -> bool {
     now >= b.starts_at - settings.cutoff_hours * HOUR_MS
 }
 
-fn cutoff_error(settings: &BookingSettings, b: &Stored, action: &str) -> ApiError {
-    ApiError::conflict(
-        "past_cutoff",
-        format!(
-            "bookings can be {action} until {} hours before the slot ({}); ask the site",
-            settings.cutoff_hours,
-            rfc3339::to_string(b.starts_at - settings.cutoff_hours * HOUR_MS)
-        ),
-    )
+fn cutoff_error(settings: &BookingSettings, b: &Stored, action: &'static str) -> BookingError {
+    BookingError::PastCutoff {
+        action,
+        hours: settings.cutoff_hours,
+        until: rfc3339::to_string(b.starts_at - settings.cutoff_hours * HOUR_MS),
+    }
 }
 
 /// Moves a live booking to another slot: the new place is taken before the old one is freed, in one
@@ -78,12 +70,12 @@ fn cutoff_error(settings: &BookingSettings, b: &Stored, action: &str) -> ApiErro
 pub fn reschedule(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     settings: &BookingSettings,
     id: i64,
     start: i64,
     reason: Option<&str>,
-) -> Result<Booking, ApiError> {
+) -> Result<Booking, BookingError> {
     let b = store::existing(tx, id)?;
     let side = side(tx, caller, &b, now)?;
     expect_state(&b, &[BookingState::Requested, BookingState::Confirmed], "rescheduled")?;
@@ -97,7 +89,7 @@ pub fn reschedule(
         }
     };
     if start == b.starts_at {
-        return Err(invalid("starts_at", "same_slot", "the booking is already in that slot"));
+        return Err(BookingError::SameSlot);
     }
     let rules = rules_of(tx, b.booking.site_id)?;
     let deadline = deadline_of(tx, b.booking.instruction_id)?;
@@ -136,11 +128,11 @@ pub fn reschedule(
 pub fn cancel(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     settings: &BookingSettings,
     id: i64,
     reason: Option<&str>,
-) -> Result<Booking, ApiError> {
+) -> Result<Booking, BookingError> {
     let b = store::existing(tx, id)?;
     let side = side(tx, caller, &b, now)?;
     expect_state(&b, &[BookingState::Requested, BookingState::Confirmed], "cancelled")?;
@@ -175,17 +167,11 @@ pub fn cancel(
 }
 
 /// Customs records that nobody came to a confirmed slot. The place stays used: the slot is over.
-pub fn mark_no_show(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Booking, ApiError> {
+pub fn mark_no_show(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Booking, BookingError> {
     let b = managed(tx, caller, id)?;
     expect_state(&b, &[BookingState::Confirmed], "marked as a no-show")?;
     if now < b.starts_at {
-        return Err(ApiError::conflict(
-            "slot_not_begun",
-            format!(
-                "the slot begins at {}; a no-show can only be recorded once it has begun",
-                b.booking.slot.local_starts_at
-            ),
-        ));
+        return Err(BookingError::SlotNotBegun(b.booking.slot.local_starts_at));
     }
     store::set_state(tx, now, id, BookingState::NoShow, None)?;
     store::record_no_show(tx, now, &b.booking, "missed")?;
@@ -200,7 +186,7 @@ pub fn instruction_cancelled(
     now: i64,
     actor: &Actor,
     instruction_id: i64,
-) -> Result<bool, ApiError> {
+) -> Result<bool, BookingError> {
     let Some(store::LivePlace { id, site_id, starts_at: start }) = store::live_of(tx, instruction_id)? else {
         return Ok(false);
     };
@@ -222,13 +208,13 @@ pub fn instruction_cancelled(
 pub fn set_calendar(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     site_code: &str,
     spec: &CalendarSpec,
-) -> Result<Calendar, ApiError> {
+) -> Result<Calendar, BookingError> {
     let site = site_by_code(tx, "site_code", site_code).map_err(as_not_found)?;
     if caller.role != Role::Admin && !orgs_store::in_subtree(tx, caller.unit()?, site.id)? {
-        return Err(ApiError::forbidden(format!("site {site_code} is outside your unit's subtree")));
+        return Err(BookingError::SiteOutsideSubtree(site_code.to_string()));
     }
     spec.check()?;
     // Closing a day under live bookings would strand them: customs moves or cancels those first.
@@ -237,25 +223,18 @@ pub fn set_calendar(
         let (from, to) = calendar::date_range_ms(&site.timezone, date, date)?;
         let ids = store::live_between(tx, site.id, from, to)?;
         if !ids.is_empty() {
-            return Err(ApiError::conflict(
-                "bookings_on_closed_day",
-                format!(
-                    "{} has {} live bookings; reschedule or cancel them before closing the day",
-                    d.date,
-                    ids.len()
-                ),
-            )
-            .with_details(json!({"date": d.date, "booking_ids": ids})));
+            return Err(BookingError::BookingsOnClosedDay { date: d.date.clone(), booking_ids: ids });
         }
     }
-    calendar::put(tx, now, site.id, spec, &format!("user:{}", caller.user_id))?;
+    let actor = Actor::User(caller.user_id);
+    calendar::put(tx, now, site.id, spec, &actor)?;
     audit::append(
         tx,
         now,
-        &Actor::User(caller.user_id),
+        &actor,
         audit::Action::BookingCalendar,
-        &format!("unit:{}", site.id),
+        &audit::Subject::Unit(site.id),
         json!(spec),
     )?;
-    calendar::get(tx, site.id)?.ok_or_else(|| ApiError::not_found("the calendar"))
+    calendar::get(tx, site.id)?.ok_or(BookingError::NotFound("the calendar"))
 }

@@ -3,7 +3,9 @@
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{Booking, Calendar, CalendarSpec, ListFilter, NewBooking, SlotFree, Taken, calendar};
+use super::{
+    Booking, BookingError, Calendar, CalendarSpec, ListFilter, NewBooking, SlotFree, Taken, calendar,
+};
 use crate::{
     audit::Actor,
     auth::Caller,
@@ -16,7 +18,7 @@ use crate::{
 /// workflow moves it between `issued` and `booked`), then wakes receipt readers.
 async fn changed<F>(state: &AppState, user_id: i64, f: F) -> Result<Booking, ApiError>
 where
-    F: FnOnce(&crate::db::Tx<'_>) -> Result<Booking, ApiError> + Send + 'static,
+    F: FnOnce(&crate::db::Tx<'_>) -> Result<Booking, BookingError> + Send + 'static,
 {
     let now = state.now_ms();
     let b = state
@@ -73,7 +75,7 @@ pub async fn put_calendar(
     ApiJson(spec): ApiJson<CalendarSpec>,
 ) -> Result<Json<Calendar>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.write(move |tx| super::set_calendar(tx, now, &caller, &code, &spec)).await?))
+    Ok(Json(state.db.write(move |tx| Ok(super::set_calendar(tx, now, &caller, &code, &spec)?)).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -163,7 +165,7 @@ pub async fn create(
         .db
         .read({
             let (caller, settings, new) = (caller.clone(), settings.clone(), new.clone());
-            move |c| super::precheck(c, now, &caller, &settings, &new)
+            move |c| Ok(super::precheck(c, now, &caller, &settings, &new)?)
         })
         .await?;
     let user_id = caller.user_id;
@@ -187,7 +189,7 @@ pub async fn create(
         }
         // Filled between the check and the writer: the alternatives are looked up on a reader, so the
         // writer only found the slot full.
-        Err(full) => Err(state.db.read(move |c| Ok(full.refusal(c, &settings))).await?),
+        Err(full) => Err(state.db.read(move |c| Ok(ApiError::from(full.refusal(c, &settings)))).await?),
     }
 }
 
@@ -215,7 +217,7 @@ pub async fn list(
         limit: crate::error::in_range("limit", q.limit, 100, 1, 500)?,
         offset: q.offset.unwrap_or(0).max(0),
     };
-    Ok(Json(state.db.read(move |c| super::list(c, &caller, &f, now)).await?))
+    Ok(Json(state.db.read(move |c| Ok(super::list(c, &caller, &f, now)?)).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])),
@@ -226,7 +228,7 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Booking>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| super::get(c, &caller, id, now)).await?))
+    Ok(Json(state.db.read(move |c| Ok(super::get(c, &caller, id, now)?)).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/confirm", tag = "bookings", security(("bearer" = [])),

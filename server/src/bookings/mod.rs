@@ -17,6 +17,7 @@
 //! # Layout
 //! - `calendar.rs`: a site's slot calendar and the rules generated from it (slots are not stored).
 //! - `calendar_data.rs`: what a slot and a calendar look like, stored and shown (the store builds them).
+//! - `error.rs`: `BookingError`, why a step was refused (mapped to HTTP in the crate's `error.rs`).
 //! - `store.rs`: every SQL statement on `bookings`, `slot_usage` and `no_shows`.
 //! - `booking.rs`: who may see a booking and act on it; the receipt every change writes.
 //! - `request.rs`: availability and alternatives; request, confirm, decline, take an alternative.
@@ -27,6 +28,7 @@ mod booking;
 pub mod calendar;
 mod calendar_data;
 mod change;
+pub mod error;
 pub mod http;
 mod request;
 mod store;
@@ -35,6 +37,7 @@ use booking::rules_of;
 pub use booking::{as_not_found, get, list, site_by_code};
 pub use calendar::{Calendar, CalendarSpec, Rules, SlotTime};
 pub use change::{cancel, instruction_cancelled, mark_no_show, reschedule, set_calendar};
+pub use error::BookingError;
 pub use request::{
     NewBooking, SlotFree, Taken, accept_alternative, availability, confirm, decline, precheck, request, take,
 };

@@ -10,14 +10,13 @@ use super::booking::{
     site_by_code,
 };
 use super::calendar::{Rules, SlotTime};
+use super::error::BookingError;
 use super::store::{self, Booking};
 use crate::{
     audit::Actor,
-    auth::Caller,
     config::BookingSettings,
     delegations,
-    domain::{BookingState, InstructionState, Scope, events::BookingEvent, time::rfc3339},
-    error::{ApiError, invalid},
+    domain::{BookingState, InstructionState, Principal, Scope, events::BookingEvent, time::rfc3339},
     instructions::Instruction,
 };
 
@@ -39,7 +38,7 @@ pub fn availability(
     from: i64,
     to: i64,
     earliest: i64,
-) -> Result<Vec<SlotFree>, ApiError> {
+) -> Result<Vec<SlotFree>, BookingError> {
     let usage = Usage::read(c, rules, from, to)?;
     rules
         .slots_between(from, to)?
@@ -66,7 +65,7 @@ struct Usage {
 }
 
 impl Usage {
-    fn read(c: &Conn, rules: &Rules, from: i64, to: i64) -> Result<Usage, ApiError> {
+    fn read(c: &Conn, rules: &Rules, from: i64, to: i64) -> Result<Usage, BookingError> {
         let rows = store::usage(c, rules.site_id, from, to)?;
         Ok(Usage {
             rows: rows.into_iter().map(|(s, u, cap)| (s, (u, cap))).collect(),
@@ -95,7 +94,7 @@ pub(super) fn alternatives(
     around: i64,
     earliest: i64,
     latest: i64,
-) -> Result<Vec<i64>, ApiError> {
+) -> Result<Vec<i64>, BookingError> {
     let horizon = settings.alternatives_horizon_days * DAY_MS;
     let (from, to) = (earliest.max(around - horizon), around + horizon);
     let usage = Usage::read(c, rules, from, to)?;
@@ -117,31 +116,15 @@ pub(super) fn slot_full(
     start: i64,
     earliest: i64,
     latest: i64,
-) -> ApiError {
+) -> BookingError {
     let shown = alternatives(c, rules, settings, start, earliest, latest).and_then(|alts| {
         let alts = alts.iter().map(|s| rules.slot_time(*s)).collect::<Result<Vec<_>, _>>()?;
         Ok((rules.slot_time(start)?, alts))
     });
-    let (slot, alts) = match shown {
-        Ok(shown) => shown,
-        Err(e) => return e,
-    };
-    let local = &slot.local_starts_at;
-    ApiError::conflict(
-        "slot_full",
-        format!(
-            "the slot at {local} has no free capacity; {}",
-            if alts.is_empty() {
-                "no other slot is free in the next days".to_string()
-            } else {
-                format!("{} nearby slots are free (details.alternatives)", alts.len())
-            }
-        ),
-    )
-    .with_details(json!({
-        "slot": slot,
-        "alternatives": alts,
-    }))
+    match shown {
+        Ok((slot, alternatives)) => BookingError::SlotFull { slot: Box::new(slot), alternatives },
+        Err(e) => e,
+    }
 }
 
 /// The slot must exist in the calendar, be in the future, start by the instruction's deadline (customs may
@@ -153,36 +136,22 @@ pub(super) fn check_new_slot(
     start: i64,
     deadline: i64,
     enterprise: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), BookingError> {
     if start > deadline {
-        return Err(invalid(
-            "starts_at",
-            "after_deadline",
-            format!(
-                "{} is after the instruction's deadline {}; choose an earlier slot, or ask customs to extend the deadline",
-                rules.slot_time(start)?.local_starts_at,
-                rules.slot_time(deadline)?.local_starts_at
-            ),
-        )
-        .with_details(json!({"field": "starts_at", "deadline": rfc3339::to_string(deadline)})));
+        return Err(BookingError::AfterDeadline {
+            slot: rules.slot_time(start)?.local_starts_at,
+            deadline: rules.slot_time(deadline)?.local_starts_at,
+            deadline_utc: rfc3339::to_string(deadline),
+        });
     }
     if start <= now {
-        return Err(invalid(
-            "starts_at",
-            "slot_in_past",
-            format!("{} is in the past; choose a future slot", rules.slot_time(start)?.local_starts_at),
-        ));
+        return Err(BookingError::SlotInPast(rules.slot_time(start)?.local_starts_at));
     }
     if enterprise && start < now + settings.min_lead_hours * HOUR_MS {
-        return Err(invalid(
-            "starts_at",
-            "too_soon",
-            format!(
-                "slots must be booked at least {} hours ahead; the earliest you can book now is {}",
-                settings.min_lead_hours,
-                rfc3339::to_string(now + settings.min_lead_hours * HOUR_MS)
-            ),
-        ));
+        return Err(BookingError::TooSoon {
+            hours: settings.min_lead_hours,
+            earliest: rfc3339::to_string(now + settings.min_lead_hours * HOUR_MS),
+        });
     }
     rules.check_slot("starts_at", start)
 }
@@ -214,7 +183,7 @@ pub struct FullSlot {
 
 impl FullSlot {
     /// The `409 slot_full` answer, naming the nearest free slots as `c` sees them.
-    pub fn refusal(&self, c: &Conn, settings: &BookingSettings) -> ApiError {
+    pub fn refusal(&self, c: &Conn, settings: &BookingSettings) -> BookingError {
         slot_full(c, &self.rules, settings, self.start, self.earliest, self.deadline)
     }
 }
@@ -231,47 +200,33 @@ pub enum Taken {
 pub fn check_request(
     c: &Conn,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     settings: &BookingSettings,
     new: &NewBooking,
-) -> Result<Checked, ApiError> {
+) -> Result<Checked, BookingError> {
     let i = bookable_instruction(c, caller, new.instruction_id, now)?;
     if let Some(code) = &new.site_code {
         let site = site_by_code(c, "site_code", code)?;
         if site.id != i.site_id {
-            return Err(invalid(
-                "site_code",
-                "wrong_site",
-                format!("instruction {} is inspected at another site than {code}", i.id),
-            ));
+            return Err(BookingError::WrongSite { instruction: i.id, code: code.clone() });
         }
     }
     if !matches!(i.state, InstructionState::Issued | InstructionState::Booked | InstructionState::Assigned) {
-        return Err(ApiError::conflict(
-            "instruction_not_bookable",
-            format!("an instruction that is {} takes no booking", i.state),
-        ));
+        return Err(BookingError::InstructionNotBookable(i.state));
     }
     let live = store::live_of(c, i.id)?.map(|l| l.id);
     if let Some(existing) = live {
-        return Err(ApiError::conflict(
-            "already_booked",
-            format!("instruction {} already has booking {existing}; reschedule or cancel that one", i.id),
-        )
-        .with_details(json!({"booking_id": existing})));
+        return Err(BookingError::AlreadyBooked { instruction: i.id, booking: existing });
     }
     if settings.max_no_shows > 0 {
         let since = now - settings.no_show_window_days * DAY_MS;
         let count = store::no_shows_within(c, i.enterprise_id, since)?;
         if count >= settings.max_no_shows {
-            return Err(ApiError::conflict(
-                "too_many_no_shows",
-                format!(
-                    "the enterprise has {count} no-shows in the last {} days (limit {}); new bookings are blocked — contact the site",
-                    settings.no_show_window_days, settings.max_no_shows
-                ),
-            )
-            .with_details(json!({"no_shows": count, "window_days": settings.no_show_window_days})));
+            return Err(BookingError::TooManyNoShows {
+                count,
+                window_days: settings.no_show_window_days,
+                limit: settings.max_no_shows,
+            });
         }
     }
     let rules = rules_of(c, i.site_id)?;
@@ -287,7 +242,7 @@ impl Checked {
         settings: &BookingSettings,
         now: i64,
         start: i64,
-    ) -> Result<Option<FullSlot>, ApiError> {
+    ) -> Result<Option<FullSlot>, BookingError> {
         let (used, capacity) =
             store::used_of(c, self.rules.site_id, start)?.unwrap_or((0, self.rules.capacity));
         Ok((used >= capacity).then(|| self.full_slot(settings, now, start)))
@@ -311,10 +266,10 @@ impl Checked {
 pub fn precheck(
     c: &Conn,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     settings: &BookingSettings,
     new: &NewBooking,
-) -> Result<(), ApiError> {
+) -> Result<(), BookingError> {
     crate::db::in_snapshot(c, || {
         match check_request(c, now, caller, settings, new)?.full(c, settings, now, new.starts_at)? {
             Some(full) => Err(full.refusal(c, settings)),
@@ -328,10 +283,10 @@ pub fn precheck(
 pub fn request(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     settings: &BookingSettings,
     new: NewBooking,
-) -> Result<Booking, ApiError> {
+) -> Result<Booking, BookingError> {
     match take(tx, now, caller, settings, new)? {
         Taken::Booked(b) => Ok(b),
         Taken::Full(full) => Err(full.refusal(tx, settings)),
@@ -343,10 +298,10 @@ pub fn request(
 pub fn take(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     settings: &BookingSettings,
     new: NewBooking,
-) -> Result<Taken, ApiError> {
+) -> Result<Taken, BookingError> {
     let Checked { instruction: i, rules } = check_request(tx, now, caller, settings, &new)?;
     if !store::take_place(tx, rules.site_id, rules.capacity, new.starts_at)? {
         let full = Checked { instruction: i, rules }.full_slot(settings, now, new.starts_at);
@@ -365,11 +320,11 @@ pub fn take(
     Ok(Taken::Booked(b))
 }
 
-pub fn confirm(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Booking, ApiError> {
+pub fn confirm(tx: &Tx<'_>, now: i64, caller: &Principal, id: i64) -> Result<Booking, BookingError> {
     let b = managed(tx, caller, id)?;
     expect_state(&b, &[BookingState::Requested], "confirmed")?;
     if b.starts_at <= now {
-        return Err(ApiError::conflict("slot_passed", "the slot has begun; decline or reschedule instead"));
+        return Err(BookingError::SlotPassed);
     }
     store::set_state(tx, now, id, BookingState::Confirmed, None)?;
     let actor = Actor::User(caller.user_id);
@@ -382,12 +337,12 @@ pub fn confirm(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<Bookin
 pub fn decline(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     settings: &BookingSettings,
     id: i64,
     feedback: &str,
     proposed: Option<Vec<i64>>,
-) -> Result<Booking, ApiError> {
+) -> Result<Booking, BookingError> {
     let b = managed(tx, caller, id)?;
     expect_state(&b, &[BookingState::Requested], "declined")?;
     let rules = rules_of(tx, b.booking.site_id)?;
@@ -397,7 +352,7 @@ pub fn decline(
         Some(list) => {
             for start in &list {
                 check_new_slot(&rules, settings, now, *start, deadline, false).map_err(|e| {
-                    e.with_details(json!({"field": "alternatives", "slot": rfc3339::to_string(*start)}))
+                    BookingError::ProposedSlot { slot: rfc3339::to_string(*start), source: Box::new(e) }
                 })?;
             }
             list
@@ -413,32 +368,24 @@ pub fn decline(
 pub fn accept_alternative(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     settings: &BookingSettings,
     id: i64,
     start: i64,
-) -> Result<Booking, ApiError> {
+) -> Result<Booking, BookingError> {
     let b = store::existing(tx, id)?;
     if !delegations::may_act_for(tx, caller, b.booking.enterprise_id, Scope::Bookings, now)? {
-        return Err(ApiError::not_found("the booking"));
+        return Err(BookingError::NotFound("the booking"));
     }
     expect_state(&b, &[BookingState::Declined], "moved to an alternative")?;
     let proposed: Vec<i64> =
         b.booking.alternatives.iter().filter_map(|s| rfc3339::parse(&s.starts_at).ok()).collect();
     if !proposed.contains(&start) {
-        return Err(invalid(
-            "starts_at",
-            "not_proposed",
-            "that slot is not one of the alternatives customs proposed",
-        )
-        .with_details(json!({"field": "starts_at", "alternatives": b.booking.alternatives})));
+        return Err(BookingError::NotProposed(b.booking.alternatives));
     }
     let live = store::live_of(tx, b.booking.instruction_id)?.is_some();
     if live {
-        return Err(ApiError::conflict(
-            "already_booked",
-            "the instruction has another live booking meanwhile",
-        ));
+        return Err(BookingError::BookedMeanwhile);
     }
     let rules = rules_of(tx, b.booking.site_id)?;
     let deadline = deadline_of(tx, b.booking.instruction_id)?;

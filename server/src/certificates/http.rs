@@ -10,7 +10,10 @@ use axum::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{CertApplication, CertificateContent, CertificateRequest, ReplaceRequest, document, sps, store};
+use super::{
+    CertApplication, CertificateContent, CertificateRequest, ReplaceRequest, document,
+    error::CertificateError, sps, store,
+};
 use crate::{
     auth::Caller,
     delegations,
@@ -24,9 +27,9 @@ use crate::{
 async fn commit<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&crate::db::Tx<'_>) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&crate::db::Tx<'_>) -> Result<T, CertificateError> + Send + 'static,
 {
-    let out = state.db.write(f).await?;
+    let out = state.db.write(move |tx| Ok(f(tx)?)).await?;
     state.receipts_changed();
     state.sps.ring();
     Ok(out)
@@ -182,7 +185,7 @@ pub async fn get_application(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CertApplication>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| super::visible(c, &caller, id, now)).await?))
+    Ok(Json(state.db.read(move |c| Ok(super::visible(c, &caller, id, now)?)).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/certificates/{id}", tag = "certificates", security(("bearer" = [])),
@@ -267,7 +270,7 @@ pub async fn print(
     }
     let now = state.now_ms();
     let reader = caller.clone();
-    let cert = state.db.read(move |c| super::visible_certificate(c, &reader, id, now)).await?;
+    let cert = state.db.read(move |c| Ok(super::visible_certificate(c, &reader, id, now)?)).await?;
     if cert.status != "valid" {
         return Err(ApiError::conflict(
             "not_valid",
@@ -316,7 +319,7 @@ pub async fn sps_xml(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let now = state.now_ms();
-    let cert = state.db.read(move |c| super::visible_certificate(c, &caller, id, now)).await?;
+    let cert = state.db.read(move |c| Ok(super::visible_certificate(c, &caller, id, now)?)).await?;
     let content: CertificateContent = serde_json::from_str(&cert.content)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
     let xml = sps::message(&content, &cert.status, cert.status_changed_at);

@@ -9,6 +9,7 @@
 //! - [`types`]: certificate types and destination rules, reference data from `fixtures/certificates`.
 //! - [`keys`]: the Ed25519 certificate key, published beside the JWKS.
 //! - [`store`]: the tables and their SQL.
+//! - [`error`]: `CertificateError`, why a step was refused (mapped to HTTP in `crate::error`).
 //! - [`document`]: the printed certificate (A4, Chinese and English, QR code) through [`crate::print`].
 //! - [`outbox`]: the SPS outbox table, the sender trait and its directory sender, the delivery bell.
 //! - [`sps`]: the UN/CEFACT SPS certificate message and the delivery task.
@@ -19,6 +20,7 @@
 //! QR code carries, and the signature covers the same bytes. Nothing re-serialises it after issue.
 
 pub mod document;
+pub mod error;
 pub mod http;
 pub mod keys;
 pub mod outbox;
@@ -36,14 +38,13 @@ use crate::domain::events::CertificateEvent;
 use crate::{
     applications::{self, Application, Country, Violation, store as app_store},
     audit::{self, Actor},
-    auth::Caller,
     delegations,
-    domain::{ApplicationState, CertState, Line, Paragraph, Role, Scope, time::rfc3339},
-    error::{ApiError, invalid},
+    domain::{ApplicationState, CertState, Line, Paragraph, Principal, Role, Scope, time::rfc3339},
     instructions, orgs, print, receipts,
     receipts::About,
     records,
 };
+use error::CertificateError;
 use keys::CertificateKey;
 use types::CertificateType;
 
@@ -252,11 +253,11 @@ pub fn digest_of(bytes: &[u8]) -> String {
 /// delegated `certificates`), customs staff of the district's subtree, administrators.
 pub fn may_see(
     c: &Conn,
-    caller: &Caller,
+    caller: &Principal,
     enterprise_id: i64,
     district_unit: i64,
     now: i64,
-) -> Result<bool, ApiError> {
+) -> Result<bool, CertificateError> {
     Ok(match caller.role {
         Role::EnterpriseLegal | Role::EnterpriseOperator => {
             delegations::may_act_for(c, caller, enterprise_id, Scope::Certificates, now)?
@@ -268,22 +269,23 @@ pub fn may_see(
 }
 
 /// A certificate application the caller may see, else "not found" (its existence is not revealed).
-pub fn visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
-    let ca =
-        store::get_application(c, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
-    let app = app_store::get(c, ca.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+pub fn visible(c: &Conn, caller: &Principal, id: i64, now: i64) -> Result<CertApplication, CertificateError> {
+    let ca = store::get_application(c, id)?
+        .ok_or_else(|| CertificateError::NotFound("the certificate application"))?;
+    let app =
+        app_store::get(c, ca.application_id)?.ok_or_else(|| CertificateError::NotFound("the application"))?;
     if may_see(c, caller, ca.enterprise_id, app.district_unit, now)? {
         Ok(ca)
     } else {
-        Err(ApiError::not_found("the certificate application"))
+        Err(CertificateError::NotFound("the certificate application"))
     }
 }
 
 /// The enterprise's own (or delegated) application, for changes.
-fn owned(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<CertApplication, ApiError> {
+fn owned(c: &Conn, caller: &Principal, id: i64, now: i64) -> Result<CertApplication, CertificateError> {
     let ca = visible(c, caller, id, now)?;
     if !caller.role.is_enterprise() {
-        return Err(ApiError::forbidden("certificate applications are changed by their enterprise"));
+        return Err(CertificateError::ChangedByEnterprise);
     }
     Ok(ca)
 }
@@ -295,87 +297,54 @@ fn owned(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<CertApplication
 /// the certificate font can print. Answers the application and the type.
 pub fn check_request(
     c: &Conn,
-    caller: &Caller,
+    caller: &Principal,
     req: &CertificateRequest,
     now: i64,
-) -> Result<(Application, CertificateType), ApiError> {
+) -> Result<(Application, CertificateType), CertificateError> {
     let ty = types::get(c, req.type_code.as_str())?.ok_or_else(|| {
         let known: Vec<String> = match types::all(c) {
             Ok(all) => all.into_iter().map(|t| t.code).collect(),
-            Err(e) => return ApiError::from(e),
+            Err(e) => return CertificateError::from(e),
         };
-        invalid(
-            "type",
-            "unknown_certificate_type",
-            format!("`{}` is not a certificate type", req.type_code.as_str()),
-        )
-        .with_details(json!({"field": "type", "known": known}))
+        CertificateError::UnknownType { code: req.type_code.as_str().to_owned(), known }
     })?;
-    let app = app_store::get(c, req.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+    let app = app_store::get(c, req.application_id)?
+        .ok_or_else(|| CertificateError::NotFound("the application"))?;
     if !delegations::may_act_for(c, caller, app.enterprise_id, Scope::Certificates, now)? {
         // Someone who cannot see the application at all learns nothing of it, not even that it exists.
         if !delegations::may_see(c, caller, app.enterprise_id, now)? {
-            return Err(ApiError::not_found("the application"));
+            return Err(CertificateError::NotFound("the application"));
         }
-        return Err(ApiError::forbidden(
-            "you may not apply for certificates of this application's enterprise: it is not yours and has not delegated certificates to you",
-        )
-        .with_details(json!({"field": "application_id"})));
+        return Err(CertificateError::NotYourEnterprise);
     }
     if app.state != ApplicationState::Released {
-        return Err(ApiError::conflict(
-            "not_released",
-            format!("the application is {}; certificates are applied for after release", app.state),
-        )
-        .with_details(json!({"application_state": app.state})));
+        return Err(CertificateError::NotReleased(app.state));
     }
     if req.goods.is_empty() || req.goods.len() > MAX_GOODS_LINES {
-        return Err(invalid("goods", "goods_count", format!("name 1 to {MAX_GOODS_LINES} goods lines")));
+        return Err(CertificateError::GoodsCount { max: MAX_GOODS_LINES });
     }
     if req.additional_declarations.len() > MAX_DECLARATIONS {
-        return Err(invalid(
-            "additional_declarations",
-            "too_many",
-            format!("at most {MAX_DECLARATIONS} additional declarations"),
-        ));
+        return Err(CertificateError::TooManyDeclarations { max: MAX_DECLARATIONS });
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, g) in req.goods.iter().enumerate() {
-        let field = format!("goods[{i}]");
         let Some(declared) = g.line.checked_sub(1).and_then(|l| app.content.goods.get(l)) else {
-            return Err(invalid(
-                &format!("{field}.line"),
-                "unknown_goods_line",
-                format!("the application has goods lines 1 to {}", app.content.goods.len()),
-            ));
+            return Err(CertificateError::UnknownGoodsLine { index: i, lines: app.content.goods.len() });
         };
         if !seen.insert(g.line) {
-            return Err(invalid(
-                &format!("{field}.line"),
-                "duplicate_goods_line",
-                "name each goods line once",
-            ));
+            return Err(CertificateError::DuplicateGoodsLine { index: i });
         }
         if !(g.quantity.is_finite() && g.quantity > 0.0) {
-            return Err(invalid(
-                &format!("{field}.quantity"),
-                "not_positive",
-                "the quantity must be positive",
-            ));
+            return Err(CertificateError::NotPositive { index: i });
         }
         if g.quantity > declared.quantity {
-            return Err(invalid(
-                &format!("{field}.quantity"),
-                "quantity_exceeds_inspected",
-                format!(
-                    "line {} was declared and inspected as {} {}; a certificate cannot cover {}",
-                    g.line,
-                    declared.quantity,
-                    declared.unit.as_str(),
-                    g.quantity
-                ),
-            )
-            .with_details(json!({"field": format!("{field}.quantity"), "inspected": declared.quantity})));
+            return Err(CertificateError::QuantityExceedsInspected {
+                index: i,
+                line: g.line,
+                inspected: declared.quantity,
+                unit: declared.unit.as_str().to_owned(),
+                asked: g.quantity,
+            });
         }
     }
     printable(req)?;
@@ -384,7 +353,7 @@ pub fn check_request(
 
 /// Every text that will be printed must be in the certificate font: refused now rather than printed as
 /// blank boxes later.
-fn printable(req: &CertificateRequest) -> Result<(), ApiError> {
+fn printable(req: &CertificateRequest) -> Result<(), CertificateError> {
     let mut texts: Vec<(String, &str)> = vec![
         ("consignee.name".into(), req.consignee.name.as_str()),
         ("consignee.address".into(), req.consignee.address.as_str()),
@@ -414,18 +383,11 @@ fn printable(req: &CertificateRequest) -> Result<(), ApiError> {
 }
 
 /// Refuses text the certificate font cannot show; line breaks and tabs of paragraphs are layout, not glyphs.
-fn check_printable(field: &str, text: &str) -> Result<(), ApiError> {
+fn check_printable(field: &str, text: &str) -> Result<(), CertificateError> {
     let glyphs: String = text.chars().filter(|c| !matches!(c, '\n' | '\r' | '\t')).collect();
-    print::typeface().covers(&glyphs).map_err(|c| {
-        invalid(
-            field,
-            "unprintable_text",
-            format!(
-                "the character {c:?} (U+{:04X}) cannot be printed on a certificate; write it another way",
-                c as u32
-            ),
-        )
-    })
+    print::typeface()
+        .covers(&glyphs)
+        .map_err(|glyph| CertificateError::Unprintable { field: field.to_owned(), glyph })
 }
 
 // ---- intelligent review ----
@@ -442,7 +404,7 @@ pub struct ReleasedRecord {
     pub photo_hashes: Vec<String>,
 }
 
-pub fn released_record(c: &Conn, app: &Application) -> Result<ReleasedRecord, ApiError> {
+pub fn released_record(c: &Conn, app: &Application) -> Result<ReleasedRecord, CertificateError> {
     let e_record = applications::e_record(c, app.id)?;
     let instruction = instructions::by_application(c, app.id)?;
     let (seal, photos) = match &instruction {
@@ -461,7 +423,7 @@ pub fn review(
     req: &CertificateRequest,
     record: &ReleasedRecord,
     own_id: Option<i64>,
-) -> Result<Vec<Violation>, ApiError> {
+) -> Result<Vec<Violation>, CertificateError> {
     let mut v = Vec::new();
     match &record.e_record {
         Some(e) if e.status == "normal" && app.state == ApplicationState::Released => {
@@ -591,7 +553,7 @@ fn event(
     event: CertificateEvent,
     opinion: Option<&str>,
     details: Value,
-) -> Result<(), ApiError> {
+) -> Result<(), CertificateError> {
     let inspection_no = inspection_no(tx, ca.application_id)?;
     let about = About {
         subject_id: ca.id,
@@ -606,13 +568,13 @@ fn event(
 pub fn create(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     req: CertificateRequest,
-) -> Result<CertApplication, ApiError> {
+) -> Result<CertApplication, CertificateError> {
     let (app, ty) = check_request(tx, caller, &req, now)?;
     let id = store::insert_application(tx, now, caller.user_id, app.enterprise_id, &ty.code, &req)?;
-    let ca =
-        store::get_application(tx, id)?.ok_or_else(|| ApiError::not_found("the certificate application"))?;
+    let ca = store::get_application(tx, id)?
+        .ok_or_else(|| CertificateError::NotFound("the certificate application"))?;
     event(
         tx,
         now,
@@ -630,20 +592,16 @@ pub fn create(
 pub fn amend(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     req: CertificateRequest,
-) -> Result<CertApplication, ApiError> {
+) -> Result<CertApplication, CertificateError> {
     let mut ca = owned(tx, caller, id, now)?;
     if !matches!(ca.state, CertState::Draft | CertState::Queued | CertState::Rejected) {
         return Err(illegal(&ca, "amend"));
     }
     if req.application_id != ca.application_id {
-        return Err(invalid(
-            "application_id",
-            "application_changed",
-            "an amendment keeps the application; apply anew for another",
-        ));
+        return Err(CertificateError::ApplicationChanged);
     }
     let (_, ty) = check_request(tx, caller, &req, now)?;
     ca.state = CertState::Draft;
@@ -664,7 +622,12 @@ pub fn amend(
     Ok(ca)
 }
 
-pub fn withdraw(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<CertApplication, ApiError> {
+pub fn withdraw(
+    tx: &Tx<'_>,
+    now: i64,
+    caller: &Principal,
+    id: i64,
+) -> Result<CertApplication, CertificateError> {
     let mut ca = owned(tx, caller, id, now)?;
     if !matches!(ca.state, CertState::Draft | CertState::Queued | CertState::Rejected) {
         return Err(illegal(&ca, "withdraw"));
@@ -675,15 +638,11 @@ pub fn withdraw(tx: &Tx<'_>, now: i64, caller: &Caller, id: i64) -> Result<CertA
     Ok(ca)
 }
 
-fn illegal(ca: &CertApplication, action: &str) -> ApiError {
-    ApiError::conflict(
-        "illegal_transition",
-        format!("a certificate application that is {} cannot be {action}ed", ca.state.as_str()),
-    )
-    .with_details(json!({"state": ca.state, "event": action}))
+fn illegal(ca: &CertApplication, action: &'static str) -> CertificateError {
+    CertificateError::Illegal { state: ca.state, action }
 }
 
-fn inspection_no(c: &Conn, application_id: i64) -> Result<Option<String>, ApiError> {
+fn inspection_no(c: &Conn, application_id: i64) -> Result<Option<String>, CertificateError> {
     Ok(app_store::get(c, application_id)?.and_then(|a| a.inspection_no))
 }
 
@@ -692,10 +651,10 @@ fn inspection_no(c: &Conn, application_id: i64) -> Result<Option<String>, ApiErr
 pub fn submit(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     key: &CertificateKey,
     id: i64,
-) -> Result<CertApplication, ApiError> {
+) -> Result<CertApplication, CertificateError> {
     let mut ca = owned(tx, caller, id, now)?;
     if ca.state != CertState::Draft {
         return Err(illegal(&ca, "submit"));
@@ -721,31 +680,30 @@ pub fn submit(
 pub fn decide(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     key: &CertificateKey,
     id: i64,
     issue_it: bool,
     opinion: Option<&str>,
-) -> Result<CertApplication, ApiError> {
+) -> Result<CertApplication, CertificateError> {
     let mut ca = visible(tx, caller, id, now)?;
     if caller.role.is_enterprise() {
-        return Err(ApiError::forbidden("queued certificates are decided by customs reviewers"));
+        return Err(CertificateError::DecidedByCustoms);
     }
     if ca.state != CertState::Queued {
         return Err(illegal(&ca, if issue_it { "issu" } else { "reject" }));
     }
-    let app = app_store::get(tx, ca.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+    let app = app_store::get(tx, ca.application_id)?
+        .ok_or_else(|| CertificateError::NotFound("the application"))?;
     let actor = Actor::User(caller.user_id);
     if issue_it {
-        let ty = types::get(tx, &ca.type_code)?.ok_or_else(|| ApiError::not_found("the certificate type"))?;
+        let ty = types::get(tx, &ca.type_code)?
+            .ok_or_else(|| CertificateError::NotFound("the certificate type"))?;
         if app.state != ApplicationState::Released {
-            return Err(ApiError::conflict("not_released", "only released goods are certified"));
+            return Err(CertificateError::ReleasedOnly);
         }
         if let Some(number) = store::valid_certificate_for(tx, app.id, &ty.code, None)? {
-            return Err(ApiError::conflict(
-                "duplicate_certificate",
-                format!("certificate {number} of this type is already valid; replace it instead"),
-            ));
+            return Err(CertificateError::DuplicateCertificate(number));
         }
         let record = released_record(tx, &app)?;
         ca.opinion = opinion.map(str::to_owned);
@@ -767,30 +725,22 @@ fn content_for(
     req: &CertificateRequest,
     record: &ReleasedRecord,
     key: &CertificateKey,
-) -> Result<CertificateContent, ApiError> {
+) -> Result<CertificateContent, CertificateError> {
     let issuer =
-        orgs::store::unit(c, app.district_unit)?.ok_or_else(|| ApiError::not_found("the district"))?;
+        orgs::store::unit(c, app.district_unit)?.ok_or_else(|| CertificateError::NotFound("the district"))?;
     // A signed certificate never carries a blank party or description: what the application named must
     // still be on record, or issuing stops with the reason.
-    let enterprise = |code: &str| -> Result<IssuedParty, ApiError> {
-        let e = orgs::store::enterprise_by_code(c, code)?.ok_or_else(|| {
-            ApiError::conflict(
-                "unknown_enterprise",
-                format!("enterprise {code}, named by the application, is not on record"),
-            )
-        })?;
+    let enterprise = |code: &str| -> Result<IssuedParty, CertificateError> {
+        let e = orgs::store::enterprise_by_code(c, code)?
+            .ok_or_else(|| CertificateError::UnknownEnterprise(code.to_owned()))?;
         Ok(IssuedParty { name: e.name, customs_code: Some(code.to_owned()), address: None })
     };
     let mut goods = Vec::new();
     for (i, g) in req.goods.iter().enumerate() {
         let d = &app.content.goods[g.line - 1];
         let hs: String = d.hs_code.clone().into();
-        let entry = crate::reference::hs(c, &hs)?.ok_or_else(|| {
-            ApiError::conflict(
-                "unknown_hs_code",
-                format!("goods line {}: HS code {hs} is no longer in the reference tables", g.line),
-            )
-        })?;
+        let entry = crate::reference::hs(c, &hs)?
+            .ok_or_else(|| CertificateError::UnknownHsCode { line: g.line, hs: hs.clone() })?;
         goods.push(IssuedGoods {
             seq: i + 1,
             description_en: entry.description_en,
@@ -805,8 +755,7 @@ fn content_for(
             packages: g.packages.as_ref().map(|p| p.as_str().to_owned()),
         });
     }
-    let e =
-        record.e_record.as_ref().ok_or_else(|| ApiError::conflict("not_released", "no electronic record"))?;
+    let e = record.e_record.as_ref().ok_or(CertificateError::NoElectronicRecord)?;
     Ok(CertificateContent {
         schema: 1,
         number: String::new(),
@@ -838,7 +787,7 @@ fn content_for(
         // application first (`applications::release`), so a released one without a number is damage.
         evidence: Evidence {
             inspection_no: app.inspection_no.clone().ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!(
+                CertificateError::Internal(anyhow::anyhow!(
                     "application {} was released without an inspection number",
                     app.id
                 ))
@@ -865,7 +814,7 @@ fn issue(
     ty: &CertificateType,
     record: &ReleasedRecord,
     opinion: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<(), CertificateError> {
     let content = content_for(tx, app, ty, &ca.request, record, key)?;
     let cert = sign_and_store(tx, now, actor, key, ca, app, content)?;
     ca.state = CertState::Issued;
@@ -884,18 +833,18 @@ fn sign_and_store(
     ca: &CertApplication,
     app: &Application,
     mut content: CertificateContent,
-) -> Result<store::Certificate, ApiError> {
-    let district =
-        orgs::store::unit(tx, app.district_unit)?.ok_or_else(|| ApiError::not_found("the district"))?;
+) -> Result<store::Certificate, CertificateError> {
+    let district = orgs::store::unit(tx, app.district_unit)?
+        .ok_or_else(|| CertificateError::NotFound("the district"))?;
     let year = jiff::Timestamp::from_millisecond(now)
         .map_err(anyhow::Error::from)?
         .to_zoned(jiff::tz::TimeZone::UTC)
         .year();
-    let ty =
-        types::get(tx, &content.type_code)?.ok_or_else(|| ApiError::not_found("the certificate type"))?;
+    let ty = types::get(tx, &content.type_code)?
+        .ok_or_else(|| CertificateError::NotFound("the certificate type"))?;
     let serial = store::next_serial(tx, &district.code, year, &ty.code)?;
     if serial > 999_999 {
-        return Err(ApiError::conflict("serials_exhausted", "this year's certificate numbers are used up"));
+        return Err(CertificateError::SerialsExhausted);
     }
     content.number = format!("{}{:02}{}{serial:06}", district.code, year % 100, ty.number_tag());
     content.issued_at = rfc3339::to_string(now);
@@ -933,38 +882,37 @@ fn sign_and_store(
         json!({"number": content.number, "digest": digest, "key_id": key.kid,
                "record_digest": content.evidence.record_digest, "record_heads": content.evidence.record_heads}),
     )?;
-    store::certificate(tx, id)?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("certificate vanished")))
+    store::certificate(tx, id)?
+        .ok_or_else(|| CertificateError::Internal(anyhow::anyhow!("certificate vanished")))
 }
 
 /// A certificate the caller may see.
 pub fn visible_certificate(
     c: &Conn,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     now: i64,
-) -> Result<store::Certificate, ApiError> {
-    let cert = store::certificate(c, id)?.ok_or_else(|| ApiError::not_found("the certificate"))?;
+) -> Result<store::Certificate, CertificateError> {
+    let cert = store::certificate(c, id)?.ok_or_else(|| CertificateError::NotFound("the certificate"))?;
     if may_see(c, caller, cert.enterprise_id, cert.district_unit, now)? {
         Ok(cert)
     } else {
-        Err(ApiError::not_found("the certificate"))
+        Err(CertificateError::NotFound("the certificate"))
     }
 }
 
-fn customs_visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<store::Certificate, ApiError> {
+fn customs_visible(
+    c: &Conn,
+    caller: &Principal,
+    id: i64,
+    now: i64,
+) -> Result<store::Certificate, CertificateError> {
     let cert = visible_certificate(c, caller, id, now)?;
     if caller.role.is_enterprise() {
-        return Err(ApiError::forbidden("certificates are revoked and replaced by customs"));
+        return Err(CertificateError::RevokedByCustoms);
     }
     if cert.status != "valid" {
-        return Err(ApiError::conflict(
-            "not_valid",
-            format!(
-                "certificate {} is {}; only a valid one can be revoked or replaced",
-                cert.number, cert.status
-            ),
-        )
-        .with_details(json!({"status": cert.status})));
+        return Err(CertificateError::NotValid { number: cert.number, status: cert.status });
     }
     Ok(cert)
 }
@@ -972,14 +920,14 @@ fn customs_visible(c: &Conn, caller: &Caller, id: i64, now: i64) -> Result<store
 fn status_event(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     cert: &store::Certificate,
     what: CertificateEvent,
     reason: &str,
     details: Value,
-) -> Result<(), ApiError> {
+) -> Result<(), CertificateError> {
     let ca = store::get_application(tx, cert.cert_application_id)?
-        .ok_or_else(|| ApiError::not_found("the certificate application"))?;
+        .ok_or_else(|| CertificateError::NotFound("the certificate application"))?;
     event(tx, now, &Actor::User(caller.user_id), &ca, what, Some(reason), details)
 }
 
@@ -987,10 +935,10 @@ fn status_event(
 pub fn revoke(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     id: i64,
     reason: &str,
-) -> Result<store::Certificate, ApiError> {
+) -> Result<store::Certificate, CertificateError> {
     let cert = customs_visible(tx, caller, id, now)?;
     store::set_status(tx, id, "revoked", None, reason, now)?;
     outbox::enqueue(tx, now, id, "revoked")?;
@@ -1003,7 +951,7 @@ pub fn revoke(
         reason,
         json!({"certificate_id": id, "number": cert.number}),
     )?;
-    store::certificate(tx, id)?.ok_or_else(|| ApiError::not_found("the certificate"))
+    store::certificate(tx, id)?.ok_or_else(|| CertificateError::NotFound("the certificate"))
 }
 
 /// Corrections a replacement may carry; everything else is copied from the replaced certificate.
@@ -1022,15 +970,15 @@ pub struct ReplaceRequest {
 pub fn replace(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     key: &CertificateKey,
     id: i64,
     req: &ReplaceRequest,
-) -> Result<store::Certificate, ApiError> {
+) -> Result<store::Certificate, CertificateError> {
     let old = customs_visible(tx, caller, id, now)?;
     let reason = req.reason.trim();
     let mut content: CertificateContent = serde_json::from_str(&old.content)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
+        .map_err(|e| CertificateError::Internal(anyhow::anyhow!("stored content: {e}")))?;
     if let Some(p) = &req.consignee {
         content.consignee = IssuedParty {
             name: p.name.as_str().to_owned(),
@@ -1040,11 +988,7 @@ pub fn replace(
     }
     if let Some(d) = &req.additional_declarations {
         if d.len() > MAX_DECLARATIONS {
-            return Err(invalid(
-                "additional_declarations",
-                "too_many",
-                format!("at most {MAX_DECLARATIONS}"),
-            ));
+            return Err(CertificateError::TooManyReplacementDeclarations { max: MAX_DECLARATIONS });
         }
         content.additional_declarations = d.iter().map(|d| d.trim().to_owned()).collect();
     }
@@ -1056,16 +1000,16 @@ pub fn replace(
     content.replaces = Some(Replacement { number: old.number.clone(), reason: reason.to_owned() });
     content.key_id = key.kid.clone();
     let ca = store::get_application(tx, old.cert_application_id)?
-        .ok_or_else(|| ApiError::not_found("the certificate application"))?;
-    let app =
-        app_store::get(tx, old.application_id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+        .ok_or_else(|| CertificateError::NotFound("the certificate application"))?;
+    let app = app_store::get(tx, old.application_id)?
+        .ok_or_else(|| CertificateError::NotFound("the application"))?;
     let new = sign_and_store(tx, now, &Actor::User(caller.user_id), key, &ca, &app, content)?;
     store::set_replaces(tx, new.id, old.id)?;
     store::set_status(tx, old.id, "replaced", Some(new.id), reason, now)?;
     outbox::enqueue(tx, now, old.id, "replaced")?;
     let details = json!({"certificate_id": new.id, "number": new.number, "replaces": old.number});
     status_event(tx, now, caller, &old, CertificateEvent::Replaced, reason, details)?;
-    store::certificate(tx, new.id)?.ok_or_else(|| ApiError::not_found("the certificate"))
+    store::certificate(tx, new.id)?.ok_or_else(|| CertificateError::NotFound("the certificate"))
 }
 
 /// Counts a print, if the limit allows: answers the copy number. `expected_prints` is the count the PDF
@@ -1073,23 +1017,20 @@ pub fn replace(
 pub fn count_print(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     cert: &store::Certificate,
     max_prints: i64,
-) -> Result<i64, ApiError> {
+) -> Result<i64, CertificateError> {
     let copy = cert.prints + 1;
     if copy > max_prints {
-        return Err(ApiError::conflict(
-            "print_limit_reached",
-            format!("certificate {} was printed {} times, the most allowed", cert.number, cert.prints),
-        )
-        .with_details(json!({"prints": cert.prints, "max_prints": max_prints})));
+        return Err(CertificateError::PrintLimitReached {
+            number: cert.number.clone(),
+            prints: cert.prints,
+            max_prints,
+        });
     }
     if !store::bump_prints(tx, cert.id, cert.prints)? {
-        return Err(ApiError::conflict(
-            "print_in_progress",
-            "another print of this certificate just happened; ask again",
-        ));
+        return Err(CertificateError::PrintInProgress);
     }
     store::insert_print(tx, cert.id, copy, caller.user_id, now)?;
     audit::append(

@@ -109,7 +109,7 @@ async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Res
 /// A printed notice's number is verified at the same URL as a certificate's.
 async fn notice(state: &AppState, number: String, digest: Option<String>) -> Result<Verification, ApiError> {
     let n = number.clone();
-    let Some(standing) = state.db.read(move |c| crate::notices::verification(c, &n)).await? else {
+    let Some(standing) = state.db.read(move |c| Ok(crate::notices::verification(c, &n)?)).await? else {
         return Err(not_valid(&number, "no certificate or notice has this number"));
     };
     let notice = standing.notice;

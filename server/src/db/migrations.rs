@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (22, include_str!("migrations/0022_onboarding.sql")),
     (23, include_str!("migrations/0023_receipt_subjects.sql")),
     (24, include_str!("migrations/0024_site_scope_pending.sql")),
+    (25, include_str!("migrations/0025_reminder_scans.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> anyhow::Result<()> {

@@ -36,7 +36,8 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterDevice>,
 ) -> Result<(StatusCode, Json<Device>), ApiError> {
     let now = state.now_ms();
-    let device = state.db.write(move |tx| super::register(tx, now, caller.user_id, &req.name, None)).await?;
+    let device =
+        state.db.write(move |tx| Ok(super::register(tx, now, caller.user_id, &req.name, None)?)).await?;
     Ok((StatusCode::CREATED, Json(device)))
 }
 
@@ -51,7 +52,7 @@ pub async fn claim(
 ) -> Result<Json<Device>, ApiError> {
     let now = state.now_ms();
     let device_id = id.clone();
-    let device = state.db.write(move |tx| super::claim(tx, now, caller.user_id, &id)).await?;
+    let device = state.db.write(move |tx| Ok(super::claim(tx, now, caller.user_id, &id)?)).await?;
     // The retired copy's live connection ends with its sessions.
     state.sync_peers.disconnect(&device_id, "device_claimed", "this device was registered again elsewhere");
     Ok(Json(device))
@@ -112,7 +113,7 @@ pub async fn set_status(
                 }
                 _ => return Err(ApiError::not_found("the device")),
             }
-            super::set_status(tx, now, &Actor::User(caller.user_id), &id, req.status, &req.reason)
+            Ok(super::set_status(tx, now, &Actor::User(caller.user_id), &id, req.status, &req.reason)?)
         })
         .await?;
     if device.status != UserStatus::Active {

@@ -4,8 +4,10 @@
 //! # Layout
 //! - this file: `Device`, registration, claims, status changes and who may use a device (the rules).
 //! - [`store`]: the module's SQL (`devices`, `device_actors`), answering `db::StoreError`.
+//! - [`error`]: `DeviceError`, why a step was refused (mapped to HTTP in `crate::error`).
 //! - [`http`]: the handlers.
 
+pub mod error;
 pub mod http;
 pub mod store;
 
@@ -17,8 +19,8 @@ use crate::{
     audit::{self, Actor},
     auth::store::revoke_device_sessions,
     domain::{UserStatus, time::rfc3339},
-    error::ApiError,
 };
+use error::DeviceError;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Device {
@@ -39,9 +41,9 @@ pub struct Device {
 pub use store::{all, get, in_unit_subtree, of_officer, pending_reported, retired_at, seen};
 
 /// 16 random bytes, hex: the form automerge's `ActorId` takes.
-pub fn new_actor_id() -> Result<String, ApiError> {
+pub fn new_actor_id() -> Result<String, DeviceError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| DeviceError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
     Ok(hex::encode(bytes))
 }
 
@@ -51,10 +53,10 @@ pub fn register(
     officer_id: i64,
     name: &str,
     id: Option<&str>,
-) -> Result<Device, ApiError> {
+) -> Result<Device, DeviceError> {
     let n = name.trim().chars().count();
     if n == 0 || n > 100 {
-        return Err(crate::error::invalid("name", "invalid_text", "`name` must have 1 to 100 characters"));
+        return Err(DeviceError::InvalidName);
     }
     let id = id.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let actor_id = new_actor_id()?;
@@ -74,8 +76,8 @@ pub fn register(
 /// gets a new automerge actor and the old one is retired, so two copies of the device can never write
 /// as one actor; every session of the device ends (the other copy's tokens and live connection).
 /// Only the device's own officer claims it, and only while it is active.
-pub fn claim(tx: &Tx<'_>, now: i64, officer_id: i64, device_id: &str) -> Result<Device, ApiError> {
-    check_usable_by(tx, device_id, officer_id).map_err(|_| ApiError::not_found("the device"))?;
+pub fn claim(tx: &Tx<'_>, now: i64, officer_id: i64, device_id: &str) -> Result<Device, DeviceError> {
+    check_usable_by(tx, device_id, officer_id).map_err(|_| DeviceError::NotFound("the device"))?;
     let device = store::existing(tx, device_id)?;
     let actor_id = new_actor_id()?;
     store::replace_actor(tx, now, device_id, &actor_id)?;
@@ -92,14 +94,12 @@ pub fn claim(tx: &Tx<'_>, now: i64, officer_id: i64, device_id: &str) -> Result<
 }
 
 /// A device may open a session only for its own officer and only while active.
-pub fn check_usable_by(c: &Conn, device_id: &str, user_id: i64) -> Result<(), ApiError> {
-    let device = get(c, device_id)?.filter(|d| d.officer_id == user_id).ok_or_else(|| {
-        ApiError::unauthorized("unknown_device", "this device is not registered to you; register it first")
-    })?;
+pub fn check_usable_by(c: &Conn, device_id: &str, user_id: i64) -> Result<(), DeviceError> {
+    let device = get(c, device_id)?.filter(|d| d.officer_id == user_id).ok_or(DeviceError::NotYours)?;
     match device.status {
         UserStatus::Active => Ok(()),
-        UserStatus::Frozen => Err(ApiError::unauthorized("device_frozen", "this device is frozen")),
-        UserStatus::Lost => Err(ApiError::unauthorized("device_lost", "this device was reported lost")),
+        UserStatus::Frozen => Err(DeviceError::Frozen),
+        UserStatus::Lost => Err(DeviceError::Lost),
     }
 }
 
@@ -111,13 +111,10 @@ pub fn set_status(
     device_id: &str,
     status: UserStatus,
     reason: &str,
-) -> Result<Device, ApiError> {
+) -> Result<Device, DeviceError> {
     let device = store::existing(tx, device_id)?;
     if device.status == UserStatus::Lost && status != UserStatus::Lost {
-        return Err(ApiError::conflict(
-            "device_lost",
-            "a lost device stays lost; register the replacement handheld as a new device",
-        ));
+        return Err(DeviceError::StaysLost);
     }
     store::set_status(tx, device_id, status)?;
     let ended = if status == UserStatus::Active {

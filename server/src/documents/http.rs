@@ -125,7 +125,7 @@ async fn upload(
         .write(move |tx| {
             let u =
                 Upload { subject, subject_id, kind, sha: &sha, file_name: file_name.as_deref(), replaces };
-            super::attach(tx, now, &caller, &u, checked)
+            Ok(super::attach(tx, now, &caller, &u, checked)?)
         })
         .await?;
     state.receipts_changed();
@@ -254,7 +254,7 @@ pub async fn download(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let now = state.now_ms();
-    let a = state.db.read(move |c| super::readable(c, &caller, id, now)).await?;
+    let a = state.db.read(move |c| Ok(super::readable(c, &caller, id, now)?)).await?;
     let sha = Sha256Hex::parse(&a.sha256)?;
     let path: PathBuf = state.photos.document(&sha);
     let bytes = tokio::fs::read(&path)
@@ -294,7 +294,7 @@ pub async fn request_again(
         return Err(invalid("opinion", "missing_opinion", "say which document is wanted again and why"));
     }
     let now = state.now_ms();
-    let request = state.db.write(move |tx| super::request_again(tx, now, &caller, id, &opinion)).await?;
+    let request = state.db.write(move |tx| Ok(super::request_again(tx, now, &caller, id, &opinion)?)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(request)))
 }

@@ -6,6 +6,8 @@
 //!   with lopdf, images through the photo checks), who may attach and read ([`subject`]), and the domain
 //!   steps — attach (also "send again"), ask for a file again — each writing its receipt and audit entry.
 //! - [`store`]: the three tables (files, attachments, requests) and their SQL.
+//! - [`error`]: `DocumentError` and `DocRefusal` (a received file that is no document), mapped to HTTP in
+//!   `crate::error`.
 //! - [`http`]: upload, list, download and "ask again" endpoints.
 //!
 //! The bytes live in the photo store's content-addressed folders (`PhotoFiles::document`): one place for
@@ -13,6 +15,7 @@
 //! Nothing is ever replaced in place: a file sent again is a new attachment that names the one it
 //! replaces, so the history shows both.
 
+pub mod error;
 pub mod http;
 pub mod store;
 
@@ -23,15 +26,15 @@ use serde_json::json;
 use crate::{
     applications::{self, filing::load_visible},
     audit::Actor,
-    auth::Caller,
     certificates,
     config::PhotoSettings,
     domain::events::{self, DocumentEvent, Event},
-    domain::time::rfc3339,
-    error::ApiError,
+    domain::{Principal, time::rfc3339},
     photos::{Sha256Hex, inspect as image_check},
     receipts::{self, About},
 };
+pub use error::DocRefusal;
+use error::DocumentError;
 
 /// What a supporting document is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -140,51 +143,6 @@ impl DocFormat {
             "png" => Some(DocFormat::Png),
             _ => None,
         }
-    }
-}
-
-/// Why a received file is not accepted as a supporting document. Each has a stable code.
-#[derive(Debug, thiserror::Error)]
-pub enum DocRefusal {
-    #[error("the file is empty")]
-    Empty,
-    #[error("the file is not a PDF, JPEG or PNG (its first bytes match none of them)")]
-    UnsupportedFormat,
-    #[error("the file is declared as {declared} (by its type or its name) but its bytes are {actual}")]
-    Mismatch { declared: &'static str, actual: &'static str },
-    #[error("the PDF is encrypted; send it without a password or restrictions")]
-    Encrypted,
-    #[error("the file is not a well-formed PDF: {0}")]
-    MalformedPdf(String),
-    #[error("the PDF has no pages")]
-    NoPages,
-    #[error(transparent)]
-    Image(#[from] image_check::Refusal),
-}
-
-impl DocRefusal {
-    pub fn code(&self) -> &'static str {
-        match self {
-            DocRefusal::Empty => "empty_document",
-            DocRefusal::UnsupportedFormat => "unsupported_document_format",
-            DocRefusal::Mismatch { declared: "pdf", .. } => "not_a_pdf",
-            DocRefusal::Mismatch { .. } => "content_type_mismatch",
-            DocRefusal::Encrypted => "encrypted_pdf",
-            DocRefusal::MalformedPdf(_) => "malformed_pdf",
-            DocRefusal::NoPages => "pdf_without_pages",
-            DocRefusal::Image(r) => r.code(),
-        }
-    }
-}
-
-impl From<DocRefusal> for ApiError {
-    fn from(r: DocRefusal) -> ApiError {
-        let status = if matches!(r, DocRefusal::UnsupportedFormat) {
-            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE
-        } else {
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY
-        };
-        ApiError::new(status, r.code(), format!("{r}; nothing was stored"))
     }
 }
 
@@ -322,7 +280,13 @@ pub struct Owner {
 
 /// The subject, if the caller may see it (its enterprise and delegates with the subject's scope, customs
 /// staff of the district's subtree, administrators); otherwise "not found", as for the subject itself.
-pub fn subject(c: &Conn, caller: &Caller, subject: Subject, id: i64, now: i64) -> Result<Owner, ApiError> {
+pub fn subject(
+    c: &Conn,
+    caller: &Principal,
+    subject: Subject,
+    id: i64,
+    now: i64,
+) -> Result<Owner, DocumentError> {
     match subject {
         Subject::Application => {
             let app = load_visible(c, caller, id, now)?;
@@ -335,7 +299,7 @@ pub fn subject(c: &Conn, caller: &Caller, subject: Subject, id: i64, now: i64) -
         Subject::Certificate => {
             let ca = certificates::visible(c, caller, id, now)?;
             let app = applications::store::get(c, ca.application_id)?
-                .ok_or_else(|| ApiError::not_found("the application"))?;
+                .ok_or(DocumentError::NotFound("the application"))?;
             Ok(Owner {
                 enterprise_id: ca.enterprise_id,
                 inspection_no: app.inspection_no,
@@ -346,12 +310,17 @@ pub fn subject(c: &Conn, caller: &Caller, subject: Subject, id: i64, now: i64) -
 }
 
 /// An attachment the caller may read (through its subject).
-pub fn readable(c: &Conn, caller: &Caller, attachment_id: i64, now: i64) -> Result<Attachment, ApiError> {
-    let a = store::attachment(c, attachment_id)?.ok_or_else(|| ApiError::not_found("the document"))?;
+pub fn readable(
+    c: &Conn,
+    caller: &Principal,
+    attachment_id: i64,
+    now: i64,
+) -> Result<Attachment, DocumentError> {
+    let a = store::attachment(c, attachment_id)?.ok_or(DocumentError::NotFound("the document"))?;
     match subject(c, caller, a.subject, a.subject_id, now) {
         Ok(_) => Ok(a),
-        Err(ApiError::Client { .. }) => Err(ApiError::not_found("the document")),
-        Err(e) => Err(e),
+        Err(e) if e.is_failure() => Err(e),
+        Err(_) => Err(DocumentError::NotFound("the document")),
     }
 }
 
@@ -368,34 +337,20 @@ pub struct Upload<'a> {
 
 /// Checks what can be checked before a byte is read: the caller is the subject's enterprise (or a
 /// delegate with its scope), and a replaced attachment belongs to the subject and was not replaced yet.
-pub fn check_upload(c: &Conn, caller: &Caller, u: &Upload<'_>, now: i64) -> Result<Owner, ApiError> {
+pub fn check_upload(c: &Conn, caller: &Principal, u: &Upload<'_>, now: i64) -> Result<Owner, DocumentError> {
     if !caller.role.is_enterprise() {
-        return Err(ApiError::forbidden("supporting documents are attached by the enterprise"));
+        return Err(DocumentError::AttachedByEnterprise);
     }
     let owner = subject(c, caller, u.subject, u.subject_id, now)?;
     if let Some(old) = u.replaces {
         let a = store::attachment(c, old)?
             .filter(|a| a.subject == u.subject && a.subject_id == u.subject_id)
-            .ok_or_else(|| {
-                crate::error::invalid(
-                    "replaces",
-                    "unknown_attachment",
-                    format!("document {old} is not attached here"),
-                )
-            })?;
+            .ok_or(DocumentError::UnknownAttachment(old))?;
         if let Some(by) = a.replaced_by {
-            return Err(ApiError::conflict(
-                "already_replaced",
-                format!("document {old} was already replaced by document {by}"),
-            )
-            .with_details(json!({"replaced_by": by})));
+            return Err(DocumentError::AlreadyReplaced { old, by });
         }
         if a.kind != u.kind {
-            return Err(crate::error::invalid(
-                "kind",
-                "kind_mismatch",
-                format!("document {old} is a {}; its replacement must be one too", a.kind.as_str()),
-            ));
+            return Err(DocumentError::KindMismatch { old, kind: a.kind.as_str() });
         }
     }
     Ok(owner)
@@ -408,10 +363,10 @@ pub fn check_upload(c: &Conn, caller: &Caller, u: &Upload<'_>, now: i64) -> Resu
 pub fn attach(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     u: &Upload<'_>,
     new: Option<(Inspected, u64)>,
-) -> Result<(Attachment, bool), ApiError> {
+) -> Result<(Attachment, bool), DocumentError> {
     let owner = check_upload(tx, caller, u, now)?;
     if let Some((inspected, size)) = new {
         store::insert_document(tx, u.sha.as_str(), size, inspected, caller.user_id, now)?;
@@ -438,39 +393,31 @@ pub fn attach(
 pub fn request_again(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     attachment_id: i64,
     opinion: &str,
-) -> Result<DocRequest, ApiError> {
+) -> Result<DocRequest, DocumentError> {
     let a = readable(tx, caller, attachment_id, now)?;
     if caller.role.is_enterprise() {
-        return Err(ApiError::forbidden("customs asks for documents again, not the enterprise"));
+        return Err(DocumentError::AskedByCustoms);
     }
     let owner = subject(tx, caller, a.subject, a.subject_id, now)?;
     let may_review = match a.subject {
         Subject::Application => {
             let app = applications::store::get(tx, a.subject_id)?
-                .ok_or_else(|| ApiError::not_found("the application"))?;
+                .ok_or(DocumentError::NotFound("the application"))?;
             crate::review::may_review(tx, caller, app.district_unit)?
         }
         Subject::Certificate => true,
     };
     if !may_review {
-        return Err(ApiError::not_found("the document"));
+        return Err(DocumentError::NotFound("the document"));
     }
     if let Some(by) = a.replaced_by {
-        return Err(ApiError::conflict(
-            "already_replaced",
-            format!("document {attachment_id} was replaced by document {by}; ask for that one"),
-        )
-        .with_details(json!({"replaced_by": by})));
+        return Err(DocumentError::AskForReplacement { attachment: attachment_id, by });
     }
     if let Some(open) = a.requests.iter().find(|r| r.answered_by.is_none()) {
-        return Err(ApiError::conflict(
-            "already_requested",
-            format!("document {attachment_id} was asked for again already and not sent yet"),
-        )
-        .with_details(json!({"request_id": open.id})));
+        return Err(DocumentError::AlreadyRequested { attachment: attachment_id, request: open.id });
     }
     let id = store::insert_request(tx, attachment_id, opinion, caller.user_id, now)?;
     let details =
@@ -487,7 +434,7 @@ pub fn request_again(
         Some(opinion),
         details,
     )?;
-    store::request(tx, id)?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request {id} vanished")))
+    store::request(tx, id)?.ok_or_else(|| DocumentError::Internal(anyhow::anyhow!("request {id} vanished")))
 }
 
 /// The receipt (to the subject's enterprise) and the audit entry of a document event.
@@ -502,7 +449,7 @@ fn event(
     event: DocumentEvent,
     opinion: Option<&str>,
     details: serde_json::Value,
-) -> Result<(), ApiError> {
+) -> Result<(), DocumentError> {
     let about = About {
         subject_id,
         enterprise_id: owner.enterprise_id,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Accepted, Answer, Intake, Signers, store};
+use super::{Accepted, Answer, Intake, Signers, error::MessageError, store};
 use crate::{
     audit::Actor,
     auth::Caller,
@@ -67,6 +67,26 @@ fn error_body(e: ApiError) -> (u16, ErrorBody) {
     }
 }
 
+/// A refusal in the error shape, with the message id added to its details (when the payload told it), so
+/// a batch sender can match answers without indexes.
+fn refusal(e: MessageError, message_id: Option<&str>) -> ApiError {
+    let Some(message_id) = message_id else { return e.into() };
+    match e.into() {
+        ApiError::Client { status, code, message, details, retry_after_secs } => {
+            let details = match details {
+                Value::Object(mut m) => {
+                    m.insert("message_id".into(), json!(message_id));
+                    Value::Object(m)
+                }
+                Value::Null => json!({"message_id": message_id}),
+                other => json!({"message_id": message_id, "detail": other}),
+            };
+            ApiError::Client { status, code, message, details, retry_after_secs }
+        }
+        internal => internal,
+    }
+}
+
 impl From<Answer> for MessageAnswer {
     fn from(a: Answer) -> MessageAnswer {
         match a {
@@ -78,7 +98,7 @@ impl From<Answer> for MessageAnswer {
                 error: None,
             },
             Answer::Refused { message_id, error } => {
-                let (status, body) = error_body(error);
+                let (status, body) = error_body(refusal(error, message_id.as_deref()));
                 MessageAnswer { outcome: "refused", status, message_id, result: None, error: Some(body) }
             }
         }
@@ -185,7 +205,7 @@ pub async fn receive(
     }
     // A single message answers like any endpoint: its status, and a refusal in the one error shape.
     match answers.into_iter().next() {
-        Some(Answer::Refused { error, .. }) => Err(error),
+        Some(Answer::Refused { error, message_id }) => Err(refusal(error, message_id.as_deref())),
         Some(accepted) => {
             let answer = MessageAnswer::from(accepted);
             Ok((StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK), Json(answer)).into_response())
@@ -400,7 +420,9 @@ pub async fn register_platform_signer(
     let now = state.now_ms();
     let user = state
         .db
-        .write(move |tx| super::register_platform_signer(tx, now, &Actor::User(caller.user_id), &req, &hash))
+        .write(move |tx| {
+            Ok(super::register_platform_signer(tx, now, &Actor::User(caller.user_id), &req, &hash)?)
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -15,10 +15,12 @@
 //! - [`envelope`]: the JWS envelope: parse (compact, flattened, general), bounded sizes, EdDSA verify.
 //! - [`signing`]: customs' receipt-signing key and its published JWK set.
 //! - [`store`]: the `messages` and `platform_signers` tables.
+//! - [`error`]: `MessageError`, each refusal with its rule (mapped to HTTP in `crate::error`).
 //! - [`http`]: `POST /api/v1/messages` (one or a batch), signed receipts, platform signer registration.
 //! - [`sender`]: the reference sender behind `fieldcheck message sign|send`.
 
 pub mod envelope;
+pub mod error;
 pub mod http;
 pub mod sender;
 pub mod signing;
@@ -36,7 +38,6 @@ use sha2::{Digest, Sha256};
 use crate::{
     applications::{self, Application, ApplicationContent},
     audit::{self, Actor},
-    auth::Caller,
     bookings::{
         self, Booking, NewBooking,
         http::{BookingRequest, CancelRequest},
@@ -44,13 +45,13 @@ use crate::{
     certificates::{self, CertApplication, CertificateRequest, keys::CertificateKey},
     config::BookingSettings,
     delegations,
-    domain::{Aal, AccountStatus, CustomsCode, Role, Scope, time::rfc3339},
-    error::ApiError,
+    domain::{AccountStatus, CustomsCode, Principal, Role, Scope, time::rfc3339},
     instructions,
     orgs::store::{self as orgs_store, UserRow},
     workflow,
 };
-use envelope::{Envelope, EnvelopeError};
+use envelope::Envelope;
+use error::MessageError;
 
 /// The `typ` a sender puts in the protected header (optional; a receipt's `typ` is refused).
 pub const MESSAGE_TYP: &str = "fieldcheck-message+jws";
@@ -179,11 +180,12 @@ pub struct Accepted {
     pub received_at: i64,
 }
 
-/// One message's answer: accepted (first time or resent) or refused with the error shape.
+/// One message's answer: accepted (first time or resent) or refused (`http` answers the refusal in the
+/// error shape, its details naming the message id when the payload told it).
 #[derive(Debug)]
 pub enum Answer {
     Accepted { accepted: Accepted, status: StatusCode, replayed: bool },
-    Refused { message_id: Option<String>, error: ApiError },
+    Refused { message_id: Option<String>, error: MessageError },
 }
 
 /// What applying messages needs besides the transaction.
@@ -232,21 +234,15 @@ impl From<&UserRow> for SignerAccount {
 }
 
 impl Signer {
-    /// The caller the domain steps see. A platform signer acts as its enterprise does through delegation
+    /// Who the domain steps see acting. A platform signer acts as its enterprise does through delegation
     /// (like that enterprise's legal person): a delegation to the platform enterprise is what lets it act.
-    fn caller(&self, message_id: &str) -> Caller {
-        Caller {
-            principal: crate::domain::Principal {
-                user_id: self.user.id,
-                username: self.user.username.clone(),
-                role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
-                enterprise_id: self.user.enterprise_id,
-                unit_id: None,
-            },
-            // A message signed with the registered key is as strong as a signed login challenge.
-            aal: Aal::Strong,
-            session_id: format!("message:{message_id}"),
-            device_id: None,
+    fn principal(&self) -> Principal {
+        Principal {
+            user_id: self.user.id,
+            username: self.user.username.clone(),
+            role: if self.platform { Role::EnterpriseLegal } else { self.user.role },
+            enterprise_id: self.user.enterprise_id,
+            unit_id: None,
         }
     }
 }
@@ -254,37 +250,6 @@ impl Signer {
 /// Signers looked up once per batch.
 #[derive(Default)]
 pub struct Signers(HashMap<String, Option<Signer>>);
-
-fn rule_error(status: StatusCode, rule: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(status, rule, message).with_details(json!({"rule": rule}))
-}
-
-fn envelope_error(e: EnvelopeError) -> ApiError {
-    let status = match e.rule {
-        "bad_signature" => StatusCode::UNAUTHORIZED,
-        "message_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    rule_error(status, e.rule, e.message)
-}
-
-/// Adds the message id to a refusal's details, so a batch sender can match answers without indexes.
-fn with_message_id(e: ApiError, message_id: &str) -> ApiError {
-    match e {
-        ApiError::Client { status, code, message, details, retry_after_secs } => {
-            let details = match details {
-                Value::Object(mut m) => {
-                    m.insert("message_id".into(), json!(message_id));
-                    Value::Object(m)
-                }
-                Value::Null => json!({"message_id": message_id}),
-                other => json!({"message_id": message_id, "detail": other}),
-            };
-            ApiError::Client { status, code, message, details, retry_after_secs }
-        }
-        internal => internal,
-    }
-}
 
 /// A message whose envelope parsed and whose signature held under `key`, checked before the write
 /// transaction on reader threads, in parallel: the writer, which serialises every write of the server,
@@ -299,7 +264,7 @@ pub struct Verified {
 /// writer does not. The payload's parse error, if any, is only told once the signer is known to be live,
 /// as without it.
 struct Signed {
-    payload: Result<Payload, ApiError>,
+    payload: Result<Payload, MessageError>,
     digest: [u8; 32],
     /// The envelope in compact form, as stored for evidence.
     compact: String,
@@ -308,13 +273,8 @@ struct Signed {
 impl Signed {
     fn of(env: &Envelope) -> Signed {
         Signed {
-            payload: serde_json::from_slice(&env.payload).map_err(|e| {
-                rule_error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_payload",
-                    format!("the signed payload: {e}"),
-                )
-            }),
+            payload: serde_json::from_slice(&env.payload)
+                .map_err(|e| MessageError::InvalidPayload(e.to_string())),
             digest: Sha256::digest(&env.payload).into(),
             compact: env.compact(),
         }
@@ -343,13 +303,7 @@ pub fn receive(
     let mut message_id = None;
     match receive_inner(tx, intake, signers, raw, ahead, &mut message_id) {
         Ok(answer) => answer,
-        Err(error) => Answer::Refused {
-            error: match &message_id {
-                Some(id) => with_message_id(error, id),
-                None => error,
-            },
-            message_id,
-        },
+        Err(error) => Answer::Refused { error, message_id },
     }
 }
 
@@ -360,23 +314,19 @@ fn receive_inner(
     raw: &Value,
     ahead: Option<Verified>,
     message_id: &mut Option<String>,
-) -> Result<Answer, ApiError> {
+) -> Result<Answer, MessageError> {
     let (env, verified_with, signed) = match ahead {
         Some(v) => (v.env, Some(v.key), Some(v.signed)),
-        None => (Envelope::parse(raw, intake.max_message_bytes).map_err(envelope_error)?, None, None),
+        None => (Envelope::parse(raw, intake.max_message_bytes).map_err(MessageError::Envelope)?, None, None),
     };
     if env.header.typ.as_deref().is_some_and(|t| t != MESSAGE_TYP) {
-        return Err(rule_error(
-            StatusCode::BAD_REQUEST,
-            "wrong_typ",
-            format!("`typ` must be `{MESSAGE_TYP}` when present"),
-        ));
+        return Err(MessageError::WrongTyp { expected: MESSAGE_TYP });
     }
     let signer = signer(tx, signers, &env.kid)?;
     let key = signer.key.ok_or_else(|| unknown_key(&env.kid))?;
     // Verified ahead with the key the signer still has (a key changed since is checked again here).
     if verified_with != Some(key.to_bytes()) {
-        env.verify(&key).map_err(envelope_error)?;
+        env.verify(&key).map_err(MessageError::Envelope)?;
     }
     // Only now, with the signature good, may the answer say anything about the signer's account.
     signer_live(&signer.user, intake.now)?;
@@ -388,47 +338,30 @@ fn receive_inner(
         if seen.payload_sha256 == digest {
             return Ok(Answer::Accepted { accepted: seen.answer, status: StatusCode::OK, replayed: true });
         }
-        return Err(ApiError::conflict(
-            "message_id_reused",
-            format!(
-                "message id `{}` was already used by `{}` for a different payload (received {}); \
-                 use a new id for a new message, or resend the original unchanged",
-                payload.id.as_str(),
-                signer.user.username,
-                rfc3339::to_string(seen.received_at)
-            ),
-        )
-        .with_details(json!({
-            "rule": "message_id_reused",
-            "original": {"evidence_id": seen.answer.evidence_id, "payload_sha256": hex::encode(seen.payload_sha256),
-                         "received_at": rfc3339::to_string(seen.received_at)},
-            "payload_sha256": hex::encode(digest),
+        return Err(MessageError::MessageIdReused(Box::new(error::Reuse {
+            id: payload.id.as_str().to_owned(),
+            username: signer.user.username,
+            received_at: rfc3339::to_string(seen.received_at),
+            evidence_id: seen.answer.evidence_id,
+            original_sha256: hex::encode(seen.payload_sha256),
+            payload_sha256: hex::encode(digest),
         })));
     }
 
-    let enterprise = orgs_store::enterprise_by_code(tx, payload.enterprise.as_str())?.ok_or_else(|| {
-        rule_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_enterprise",
-            format!("no registered enterprise has the customs code {}", payload.enterprise),
-        )
-    })?;
-    let caller = signer.caller(payload.id.as_str());
+    let enterprise = orgs_store::enterprise_by_code(tx, payload.enterprise.as_str())?
+        .ok_or_else(|| MessageError::UnknownEnterprise(payload.enterprise.to_string()))?;
+    let caller = signer.principal();
     let scope = payload.kind.scope();
     if !delegations::may_act_for(tx, &caller, enterprise.id, scope, intake.now)? {
-        return Err(rule_error(
-            StatusCode::FORBIDDEN,
-            "not_delegated",
-            format!(
-                "`{}` may not act for enterprise {} in `{}`: it is not the signer's own enterprise and no live \
-                 delegation of that scope reaches the signer",
-                signer.user.username, payload.enterprise, scope
-            ),
-        ));
+        return Err(MessageError::NotDelegated {
+            username: signer.user.username,
+            enterprise: payload.enterprise.to_string(),
+            scope,
+        });
     }
 
     // A refused message leaves nothing behind, whatever of it was already written.
-    let accepted = crate::db::in_savepoint(tx, || -> Result<Accepted, ApiError> {
+    let accepted = crate::db::in_savepoint(tx, || -> Result<Accepted, MessageError> {
         let subject = apply(tx, intake, &caller, &payload, enterprise.id)?;
         let evidence_id = store::next_id(tx)?;
         let accepted = Accepted {
@@ -474,17 +407,11 @@ fn receive_inner(
     Ok(Answer::Accepted { accepted, status: StatusCode::CREATED, replayed: false })
 }
 
-fn unknown_key(kid: &str) -> ApiError {
-    rule_error(
-        StatusCode::UNAUTHORIZED,
-        "unknown_key",
-        format!(
-            "no signing key is registered to `{kid}`; an administrator or your legal person registers keys"
-        ),
-    )
+fn unknown_key(kid: &str) -> MessageError {
+    MessageError::UnknownKey(kid.to_owned())
 }
 
-fn signer(c: &Conn, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError> {
+fn signer(c: &Conn, signers: &mut Signers, kid: &str) -> Result<Signer, MessageError> {
     if !signers.0.contains_key(kid) {
         let found = match orgs_store::user_by_name(c, kid)? {
             Some(user) => {
@@ -498,50 +425,19 @@ fn signer(c: &Conn, signers: &mut Signers, kid: &str) -> Result<Signer, ApiError
     signers.0[kid].clone().ok_or_else(|| unknown_key(kid))
 }
 
-fn signer_live(user: &SignerAccount, now: i64) -> Result<(), ApiError> {
+fn signer_live(user: &SignerAccount, now: i64) -> Result<(), MessageError> {
+    let name = || user.username.clone();
     match user.status {
         AccountStatus::Active => {}
-        AccountStatus::Pending => {
-            return Err(rule_error(
-                StatusCode::FORBIDDEN,
-                "signer_pending",
-                format!(
-                    "the account `{}` is not confirmed yet: its key signs nothing until it is",
-                    user.username
-                ),
-            ));
-        }
-        AccountStatus::Frozen => {
-            return Err(rule_error(
-                StatusCode::FORBIDDEN,
-                "signer_frozen",
-                format!(
-                    "the account `{}` is frozen: its key signs nothing until it is unfrozen",
-                    user.username
-                ),
-            ));
-        }
-        AccountStatus::Lost => {
-            return Err(rule_error(
-                StatusCode::FORBIDDEN,
-                "signer_lost",
-                format!("the account `{}` was reported lost: its key signs nothing any more", user.username),
-            ));
-        }
+        AccountStatus::Pending => return Err(MessageError::SignerPending(name())),
+        AccountStatus::Frozen => return Err(MessageError::SignerFrozen(name())),
+        AccountStatus::Lost => return Err(MessageError::SignerLost(name())),
     }
     if user.valid_until.is_some_and(|t| t <= now) {
-        return Err(rule_error(
-            StatusCode::FORBIDDEN,
-            "signer_expired",
-            format!("the account `{}` is past its validity", user.username),
-        ));
+        return Err(MessageError::SignerExpired(name()));
     }
     if !user.role.is_enterprise() {
-        return Err(rule_error(
-            StatusCode::FORBIDDEN,
-            "signer_not_enterprise",
-            "messages are signed by enterprise operators, legal persons or platform signers",
-        ));
+        return Err(MessageError::SignerNotEnterprise);
     }
     Ok(())
 }
@@ -571,9 +467,9 @@ impl From<Application> for Subject {
 }
 
 impl Subject {
-    fn booking(tx: &Tx<'_>, b: Booking) -> Result<Subject, ApiError> {
+    fn booking(tx: &Tx<'_>, b: Booking) -> Result<Subject, MessageError> {
         let instruction =
-            instructions::get(tx, b.instruction_id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+            instructions::get(tx, b.instruction_id)?.ok_or(MessageError::NotFound("the instruction"))?;
         Ok(Subject {
             subject: "booking",
             id: b.id,
@@ -584,9 +480,9 @@ impl Subject {
         })
     }
 
-    fn certificate(tx: &Tx<'_>, ca: CertApplication) -> Result<Subject, ApiError> {
+    fn certificate(tx: &Tx<'_>, ca: CertApplication) -> Result<Subject, MessageError> {
         let app = applications::store::get(tx, ca.application_id)?
-            .ok_or_else(|| ApiError::not_found("the application"))?;
+            .ok_or(MessageError::NotFound("the application"))?;
         Ok(Subject {
             subject: "certificate_application",
             id: ca.id,
@@ -598,37 +494,23 @@ impl Subject {
     }
 }
 
-fn content<T: serde::de::DeserializeOwned>(payload: &Payload) -> Result<T, ApiError> {
-    let value = payload.content.clone().ok_or_else(|| {
-        rule_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "missing_content",
-            format!("a `{}` message needs `content`", payload.kind.as_str()),
-        )
-    })?;
-    serde_json::from_value(value).map_err(|e| {
-        rule_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_content", format!("`content`: {e}"))
-    })
+fn content<T: serde::de::DeserializeOwned>(payload: &Payload) -> Result<T, MessageError> {
+    let value = payload.content.clone().ok_or(MessageError::MissingContent(payload.kind.as_str()))?;
+    serde_json::from_value(value).map_err(|e| MessageError::InvalidContent(e.to_string()))
 }
 
-fn required(value: Option<i64>, field: &'static str, kind: MessageKind) -> Result<i64, ApiError> {
-    value.ok_or_else(|| {
-        rule_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "missing_field",
-            format!("a `{}` message needs `{field}`", kind.as_str()),
-        )
-    })
+fn required(value: Option<i64>, field: &'static str, kind: MessageKind) -> Result<i64, MessageError> {
+    value.ok_or(MessageError::MissingField { kind: kind.as_str(), field })
 }
 
 /// Runs the domain step of the JSON API for the message, as `caller`.
 fn apply(
     tx: &Tx<'_>,
     intake: &Intake,
-    caller: &Caller,
+    caller: &Principal,
     payload: &Payload,
     enterprise_id: i64,
-) -> Result<Subject, ApiError> {
+) -> Result<Subject, MessageError> {
     use applications::filing::{amend, create_draft, submit_in};
     let now = intake.now;
     let (year, deadline) = (intake.year, intake.inspection_deadline_ms);
@@ -641,11 +523,7 @@ fn apply(
                 (Some(id), None) => id,
                 (None, Some(_)) => create_draft(tx, now, caller, content(payload)?, None)?.id,
                 _ => {
-                    return Err(rule_error(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "missing_field",
-                        "`application.submit` takes either `content` (file and submit) or `application_id` (submit a draft)",
-                    ));
+                    return Err(MessageError::SubmitTakesOne);
                 }
             };
             submit_in(tx, now, caller, id, year, deadline)?.into()
@@ -656,13 +534,8 @@ fn apply(
         }
         MessageKind::BookingRequest => {
             let req: BookingRequest = content(payload)?;
-            let starts_at = rfc3339::parse(&req.starts_at).map_err(|m| {
-                rule_error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_time",
-                    format!("`content.starts_at`: {m}"),
-                )
-            })?;
+            let starts_at =
+                rfc3339::parse(&req.starts_at).map_err(|m| MessageError::InvalidTime(m.to_string()))?;
             let new = NewBooking { instruction_id: req.instruction_id, site_code: req.site_code, starts_at };
             let b = bookings::request(tx, now, caller, &intake.booking, new)?;
             workflow::booking_changed(tx, now, &Actor::User(caller.user_id), b.instruction_id)?;
@@ -691,14 +564,7 @@ fn apply(
     // The domain step checked the caller may act for what it touched; the message must also be about the
     // enterprise it names, so its evidence is filed under the right one.
     if subject.enterprise_id != enterprise_id {
-        return Err(rule_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "enterprise_mismatch",
-            format!(
-                "the message names enterprise {} but its content is another enterprise's",
-                payload.enterprise
-            ),
-        ));
+        return Err(MessageError::EnterpriseMismatch(payload.enterprise.to_string()));
     }
     Ok(subject)
 }
@@ -711,7 +577,7 @@ pub fn register_platform_signer(
     actor: &Actor,
     new: &http::NewPlatformSigner,
     password_hash: &str,
-) -> Result<crate::orgs::User, ApiError> {
+) -> Result<crate::orgs::User, MessageError> {
     let user = crate::orgs::create_user(
         tx,
         now,
@@ -721,7 +587,7 @@ pub fn register_platform_signer(
         crate::orgs::store::Start::ACTIVE,
     )?;
     let enterprise_id =
-        user.enterprise_id.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no enterprise")))?;
+        user.enterprise_id.ok_or_else(|| MessageError::Internal(anyhow::anyhow!("no enterprise")))?;
     store::insert_platform_signer(
         tx,
         user.id,

@@ -38,7 +38,7 @@ pub async fn print(
         .db
         .write(move |tx| {
             let composed = super::compose(tx, &caller, kind, id, now)?;
-            super::issue(tx, now, &caller, composed)
+            Ok(super::issue(tx, now, &caller, composed)?)
         })
         .await?;
     let url = format!(

@@ -9,10 +9,12 @@
 //!   ([`verification`]: valid, replaced, or void once its subject moved on).
 //! - [`http`]: `POST /api/v1/notices/{kind}/{id}/print`.
 //! - `store`: the `notices` table's SQL.
+//! - [`error`]: `NoticeError`, why a notice cannot be printed (mapped to HTTP in `crate::error`).
 //!
 //! Layout and font are the certificates' (`print::layout`). A notice is not signed: its number and the
 //! digest of its printed facts, looked up at the issuing service, are what a holder checks.
 
+pub mod error;
 pub mod http;
 mod store;
 
@@ -23,11 +25,9 @@ use sha2::{Digest, Sha256};
 use crate::{
     applications::{self, Application, filing::load_visible},
     audit::{self, Actor},
-    auth::Caller,
     bookings,
     db::{Conn, Tx},
-    domain::{BookingState, InstructionState},
-    error::ApiError,
+    domain::{BookingState, InstructionState, Principal},
     instructions::{self, Instruction},
     orgs::store as orgs_store,
     print::{
@@ -36,6 +36,7 @@ use crate::{
     },
     records,
 };
+use error::NoticeError;
 
 /// The notices that can be printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -125,10 +126,6 @@ pub struct Notice {
     pub issued_at: i64,
 }
 
-fn conflict(code: &'static str, message: String) -> ApiError {
-    ApiError::conflict(code, message)
-}
-
 /// A time as the site's wall clock with its offset: "2026-12-01 09:00 (UTC+08:00)".
 fn local(ms: i64, timezone: &str) -> String {
     let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
@@ -138,13 +135,13 @@ fn local(ms: i64, timezone: &str) -> String {
     }
 }
 
-fn party(c: &Conn, enterprise_id: i64) -> Result<String, ApiError> {
-    let e = orgs_store::enterprise(c, enterprise_id)?.ok_or_else(|| ApiError::not_found("the enterprise"))?;
+fn party(c: &Conn, enterprise_id: i64) -> Result<String, NoticeError> {
+    let e = orgs_store::enterprise(c, enterprise_id)?.ok_or(NoticeError::NotFound("the enterprise"))?;
     Ok(format!("{} ({})", e.name, e.customs_code))
 }
 
-fn unit(c: &Conn, id: i64) -> Result<crate::orgs::Unit, ApiError> {
-    orgs_store::unit(c, id)?.ok_or_else(|| ApiError::not_found("the customs unit"))
+fn unit(c: &Conn, id: i64) -> Result<crate::orgs::Unit, NoticeError> {
+    orgs_store::unit(c, id)?.ok_or(NoticeError::NotFound("the customs unit"))
 }
 
 fn goods(app: &Application) -> Vec<Field> {
@@ -170,7 +167,7 @@ fn goods(app: &Application) -> Vec<Field> {
 }
 
 /// The application's parties and goods, as every notice repeats them.
-fn consignment(c: &Conn, app: &Application, inspection_no: &str) -> Result<Vec<Field>, ApiError> {
+fn consignment(c: &Conn, app: &Application, inspection_no: &str) -> Result<Vec<Field>, NoticeError> {
     let mut f = vec![
         field("检验检疫编号", "Inspection No.", inspection_no),
         field("申请人", "Applicant", party(c, app.enterprise_id)?),
@@ -182,21 +179,24 @@ fn consignment(c: &Conn, app: &Application, inspection_no: &str) -> Result<Vec<F
     Ok(f)
 }
 
-fn application(c: &Conn, id: i64) -> Result<Application, ApiError> {
-    applications::store::get(c, id)?.ok_or_else(|| ApiError::not_found("the application"))
+fn application(c: &Conn, id: i64) -> Result<Application, NoticeError> {
+    applications::store::get(c, id)?.ok_or(NoticeError::NotFound("the application"))
 }
 
 /// What the notice `kind` of subject `id` says, if the caller may see the subject and it is in a state
 /// the notice speaks of (otherwise 404 or a 409 that says why not).
-pub fn compose(c: &Conn, caller: &Caller, kind: NoticeKind, id: i64, now: i64) -> Result<Composed, ApiError> {
+pub fn compose(
+    c: &Conn,
+    caller: &Principal,
+    kind: NoticeKind,
+    id: i64,
+    now: i64,
+) -> Result<Composed, NoticeError> {
     match kind {
         NoticeKind::InspectionNotice => {
             let i = instructions::visible(c, caller, id, now)?;
             if i.state == InstructionState::Cancelled {
-                return Err(conflict(
-                    "notice_void",
-                    format!("instruction {id} was cancelled; it has no notice"),
-                ));
+                return Err(NoticeError::Void(id));
             }
             let app = application(c, i.application_id)?;
             let site = unit(c, i.site_id)?;
@@ -216,13 +216,10 @@ pub fn compose(c: &Conn, caller: &Caller, kind: NoticeKind, id: i64, now: i64) -
         NoticeKind::BookingConfirmation => {
             let b = bookings::get(c, caller, id, now).map_err(bookings::as_not_found)?;
             if b.state != BookingState::Confirmed {
-                return Err(conflict(
-                    "not_confirmed",
-                    format!("booking {id} is {}; only a confirmed booking has a confirmation", b.state),
-                ));
+                return Err(NoticeError::NotConfirmed { id, state: b.state });
             }
-            let i = instructions::get(c, b.instruction_id)?
-                .ok_or_else(|| ApiError::not_found("the instruction"))?;
+            let i =
+                instructions::get(c, b.instruction_id)?.ok_or(NoticeError::NotFound("the instruction"))?;
             let app = application(c, i.application_id)?;
             let site = unit(c, b.site_id)?;
             let mut facts = consignment(c, &app, &i.inspection_no)?;
@@ -249,10 +246,7 @@ pub fn compose(c: &Conn, caller: &Caller, kind: NoticeKind, id: i64, now: i64) -
                 None => None,
             };
             let (Some(i), Some(disposal)) = (i, disposal) else {
-                return Err(conflict(
-                    "no_disposal",
-                    format!("application {id} has no approved non-conforming result to dispose of"),
-                ));
+                return Err(NoticeError::NoDisposal(id));
             };
             let evidence = records::sealed_evidence(c, i.id)?;
             let mut facts = consignment(c, &app, &i.inspection_no)?;
@@ -273,14 +267,11 @@ pub fn compose(c: &Conn, caller: &Caller, kind: NoticeKind, id: i64, now: i64) -
         NoticeKind::ReleaseSlip => {
             let app = load_visible(c, caller, id, now)?;
             let Some(e) = applications::e_record(c, id)? else {
-                return Err(conflict(
-                    "not_released",
-                    format!("application {id} is {}; it was not released", app.state),
-                ));
+                return Err(NoticeError::NotReleased { id, state: app.state });
             };
             // Every release numbers the application first (`applications::release`): no number is damage.
             let inspection_no = app.inspection_no.clone().ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!(
+                NoticeError::Internal(anyhow::anyhow!(
                     "application {id} was released without an inspection number"
                 ))
             })?;
@@ -315,7 +306,7 @@ fn composed(
     i: &Instruction,
     app: &Application,
     facts: Vec<Field>,
-) -> Result<Composed, ApiError> {
+) -> Result<Composed, NoticeError> {
     Ok(Composed {
         kind,
         subject_id: id,
@@ -349,7 +340,7 @@ pub use store::by_number;
 
 /// The notice for these facts: the latest one of the subject if its facts are the same, else a new one
 /// (numbered `<prefix><inspection no><nn>`) that replaces it, audited.
-pub fn issue(tx: &Tx<'_>, now: i64, caller: &Caller, composed: Composed) -> Result<Notice, ApiError> {
+pub fn issue(tx: &Tx<'_>, now: i64, caller: &Principal, composed: Composed) -> Result<Notice, NoticeError> {
     let latest = store::latest_of(tx, composed.kind, composed.subject_id)?;
     if let Some(n) = latest.as_ref().filter(|n| n.facts == composed.facts) {
         return Ok(n.clone());
@@ -357,7 +348,7 @@ pub fn issue(tx: &Tx<'_>, now: i64, caller: &Caller, composed: Composed) -> Resu
     let prefix = format!("{}{}", composed.kind.prefix(), composed.inspection_no);
     let seq = store::count_numbered(tx, &prefix)?;
     let number = format!("{prefix}{:02}", seq + 1);
-    let facts_json = serde_json::to_string(&composed.facts).map_err(|e| ApiError::Internal(e.into()))?;
+    let facts_json = serde_json::to_string(&composed.facts).map_err(|e| NoticeError::Internal(e.into()))?;
     let digest = digest(&number, &facts_json);
     let id = store::insert(
         tx,
@@ -385,7 +376,7 @@ pub fn issue(tx: &Tx<'_>, now: i64, caller: &Caller, composed: Composed) -> Resu
         json!({"kind": composed.kind, "subject_id": composed.subject_id, "digest": digest,
                "replaces": latest.map(|n| n.number)}),
     )?;
-    by_id(tx, id)?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("notice {number} vanished")))
+    by_id(tx, id)?.ok_or_else(|| NoticeError::Internal(anyhow::anyhow!("notice {number} vanished")))
 }
 
 /// Renders a numbered notice; the QR code encodes `verify_url`.
@@ -417,7 +408,7 @@ pub struct Standing {
     pub replaced_by: Option<String>,
 }
 
-pub fn verification(c: &Conn, number: &str) -> Result<Option<Standing>, ApiError> {
+pub fn verification(c: &Conn, number: &str) -> Result<Option<Standing>, NoticeError> {
     let Some(notice) = by_number(c, number)? else { return Ok(None) };
     if let Some(id) = notice.replaced_by {
         let replaced_by = by_id(c, id)?.map(|n| n.number);

@@ -4,6 +4,7 @@
 //! - this file: the steps ([`register`], [`resubmit`], [`decide`]), each inside the caller's write
 //!   transaction with its receipt and audit entry (`receipts::record_change`).
 //! - [`store`]: `enterprise_registrations` in SQLite.
+//! - [`error`]: `OnboardingError`, why a step was refused (mapped to HTTP in `crate::error`).
 //! - [`http`]: the public registration, the registrant's own view and amendment, the administrator's queue.
 //!
 //! A registration creates the enterprise row and its legal person's account at once, the account
@@ -12,6 +13,7 @@
 //! approval makes the account active, and with it everything the legal person may do. Operators the legal
 //! person adds later are `orgs`' (pending until confirmed, initial password changed at the first login).
 
+pub mod error;
 pub mod http;
 pub mod store;
 
@@ -26,10 +28,10 @@ use crate::{
         events::{Event, RegistrationEvent},
         time::rfc3339,
     },
-    error::{ApiError, invalid},
     orgs::{self, NewEnterprise, NewUser, store as orgs_store},
     receipts::{self, About},
 };
+use error::OnboardingError;
 
 /// How to reach the enterprise about its registration.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -98,20 +100,16 @@ pub enum Decision {
 }
 
 /// The contact must be reachable: a phone of digits and `+-() `, an address with one `@` and a dot after.
-fn check_contact(c: &Contact) -> Result<(), ApiError> {
+fn check_contact(c: &Contact) -> Result<(), OnboardingError> {
     if c.name.trim().is_empty() {
-        return Err(invalid("contact.name", "invalid_text", "`contact.name` must not be empty"));
+        return Err(OnboardingError::Empty { field: "contact.name", name: "contact.name" });
     }
     let digits = c.phone.chars().filter(char::is_ascii_digit).count();
     if !(5..=32).contains(&c.phone.len())
         || digits < 5
         || !c.phone.chars().all(|ch| ch.is_ascii_digit() || "+-() ".contains(ch))
     {
-        return Err(invalid(
-            "contact.phone",
-            "invalid_phone",
-            "`contact.phone` takes digits, spaces and `+-()`, with at least 5 digits",
-        ));
+        return Err(OnboardingError::InvalidPhone);
     }
     let email_ok = match c.email.split_once('@') {
         Some((local, domain)) => {
@@ -125,27 +123,23 @@ fn check_contact(c: &Contact) -> Result<(), ApiError> {
         None => false,
     };
     if !email_ok {
-        return Err(invalid(
-            "contact.email",
-            "invalid_email",
-            "`contact.email` must look like name@example.com",
-        ));
+        return Err(OnboardingError::InvalidEmail);
     }
     Ok(())
 }
 
-fn check_details(d: &RegistrationDetails) -> Result<(), ApiError> {
+fn check_details(d: &RegistrationDetails) -> Result<(), OnboardingError> {
     if d.name.trim().is_empty() {
-        return Err(invalid("enterprise.name", "invalid_text", "`name` must not be empty"));
+        return Err(OnboardingError::Empty { field: "enterprise.name", name: "name" });
     }
     if d.legal_person.trim().is_empty() {
-        return Err(invalid("enterprise.legal_person", "invalid_text", "`legal_person` must not be empty"));
+        return Err(OnboardingError::Empty { field: "enterprise.legal_person", name: "legal_person" });
     }
     check_contact(&d.contact)
 }
 
 /// Checks what can be checked without the database, before the password is hashed.
-pub fn check_new(new: &NewRegistration) -> Result<(), ApiError> {
+pub fn check_new(new: &NewRegistration) -> Result<(), OnboardingError> {
     orgs::check_username(&new.username)?;
     crate::auth::password::check_strength(&new.password)?;
     check_details(&new.enterprise)
@@ -153,19 +147,14 @@ pub fn check_new(new: &NewRegistration) -> Result<(), ApiError> {
 
 /// Refuses a registration from `client` when `per_hour` came from there in the last hour: a 429 that says
 /// when the next one is accepted.
-pub fn check_rate(c: &crate::db::Conn, client: &str, per_hour: i64, now: i64) -> Result<(), ApiError> {
+pub fn check_rate(c: &crate::db::Conn, client: &str, per_hour: i64, now: i64) -> Result<(), OnboardingError> {
     const HOUR_MS: i64 = 3_600_000;
     let (count, earliest) = store::recent_from(c, client, now - HOUR_MS)?;
     if count < per_hour {
         return Ok(());
     }
     let wait_secs = earliest.map_or(3600, |t| ((t + HOUR_MS - now) / 1000).max(1)) as u64;
-    Err(ApiError::new(
-        axum::http::StatusCode::TOO_MANY_REQUESTS,
-        "too_many_registrations",
-        format!("{per_hour} registrations an hour are accepted from one address; try again later"),
-    )
-    .with_retry_after(wait_secs))
+    Err(OnboardingError::TooManyRegistrations { per_hour, retry_after_secs: wait_secs })
 }
 
 /// Registers an enterprise and its pending legal person (password hashed beforehand, off the executor).
@@ -176,7 +165,7 @@ pub fn register(
     per_hour: i64,
     new: &NewRegistration,
     password_hash: &str,
-) -> Result<Registration, ApiError> {
+) -> Result<Registration, OnboardingError> {
     check_rate(tx, client, per_hour, now)?;
     let d = &new.enterprise;
     // A taken customs code, credit code or username is a 409 from `orgs`, and the savepoint of this
@@ -197,7 +186,7 @@ pub fn register(
     let legal = NewUser {
         username: new.username.clone(),
         display_name: Line::parse(d.legal_person.to_string())
-            .map_err(|e| invalid("enterprise.legal_person", "invalid_text", e.to_string()))?,
+            .map_err(|e| OnboardingError::InvalidLegalPerson(e.to_string()))?,
         password: String::new(),
         role: Role::EnterpriseLegal,
         unit_code: None,
@@ -214,7 +203,7 @@ pub fn register(
         client,
     };
     let id = store::insert(tx, &row, now)?;
-    let registration = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the registration"))?;
+    let registration = store::get(tx, id)?.ok_or(OnboardingError::NotFound("the registration"))?;
     record(tx, now, &Actor::User(user.id), &registration, RegistrationEvent::Submitted, None)?;
     Ok(registration)
 }
@@ -226,28 +215,21 @@ pub fn resubmit(
     user_id: i64,
     enterprise_id: i64,
     d: &RegistrationDetails,
-) -> Result<Registration, ApiError> {
+) -> Result<Registration, OnboardingError> {
     check_details(d)?;
     let current =
-        store::of_enterprise(tx, enterprise_id)?.ok_or_else(|| ApiError::not_found("your registration"))?;
+        store::of_enterprise(tx, enterprise_id)?.ok_or(OnboardingError::NotFound("your registration"))?;
     if current.state != RegistrationState::Returned {
-        return Err(ApiError::conflict(
-            "not_returned",
-            format!("the registration is {}; only a returned registration is amended", current.state),
-        ));
+        return Err(OnboardingError::NotReturned(current.state));
     }
-    let unit = orgs_store::unit_by_code(tx, d.unit_code.as_str())?.ok_or_else(|| {
-        invalid("unit_code", "unknown_unit", format!("no unit has the code {}", d.unit_code))
-    })?;
+    let unit = orgs_store::unit_by_code(tx, d.unit_code.as_str())?
+        .ok_or_else(|| OnboardingError::UnknownUnit(d.unit_code.to_string()))?;
     store::amend_enterprise(tx, enterprise_id, d, unit.id).map_err(|e| match e {
-        StoreError::Conflict(_) => ApiError::conflict(
-            "duplicate_enterprise",
-            "another enterprise has this customs code or unified social credit code",
-        ),
+        StoreError::Conflict(_) => OnboardingError::DuplicateEnterprise,
         other => other.into(),
     })?;
     store::resubmit(tx, current.id, &d.legal_person, &d.contact, now)?;
-    let registration = store::get(tx, current.id)?.ok_or_else(|| ApiError::not_found("your registration"))?;
+    let registration = store::get(tx, current.id)?.ok_or(OnboardingError::NotFound("your registration"))?;
     record(tx, now, &Actor::User(user_id), &registration, RegistrationEvent::Resubmitted, None)?;
     Ok(registration)
 }
@@ -261,26 +243,23 @@ pub fn decide(
     id: i64,
     decision: Decision,
     opinion: Option<&str>,
-) -> Result<Registration, ApiError> {
-    let current = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the registration"))?;
+) -> Result<Registration, OnboardingError> {
+    let current = store::get(tx, id)?.ok_or(OnboardingError::NotFound("the registration"))?;
     if current.state != RegistrationState::Pending {
-        return Err(ApiError::conflict(
-            "not_pending",
-            format!("the registration is {}; only a pending one is decided", current.state),
-        ));
+        return Err(OnboardingError::NotPending(current.state));
     }
     let (state, event) = match decision {
         Decision::Approve => (RegistrationState::Approved, RegistrationEvent::Approved),
         Decision::Return => (RegistrationState::Returned, RegistrationEvent::Returned),
     };
     if decision == Decision::Return && opinion.is_none_or(|o| o.trim().is_empty()) {
-        return Err(invalid("opinion", "missing_opinion", "say what the enterprise must correct"));
+        return Err(OnboardingError::MissingOpinion);
     }
     store::decide(tx, id, state, opinion, admin, now)?;
     if decision == Decision::Approve {
         orgs_store::update_user_status(tx, current.legal_user_id, AccountStatus::Active)?;
     }
-    let registration = store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the registration"))?;
+    let registration = store::get(tx, id)?.ok_or(OnboardingError::NotFound("the registration"))?;
     record(tx, now, &Actor::User(admin), &registration, event, opinion)?;
     Ok(registration)
 }
@@ -293,7 +272,7 @@ fn record(
     r: &Registration,
     event: RegistrationEvent,
     opinion: Option<&str>,
-) -> Result<i64, ApiError> {
+) -> Result<i64, OnboardingError> {
     let about = About {
         subject_id: r.enterprise_id,
         enterprise_id: r.enterprise_id,
@@ -325,17 +304,20 @@ mod tests {
 
     #[test]
     fn a_phone_without_enough_digits_or_with_letters_and_a_malformed_email_are_refused() {
-        for (phone, email, field) in [
-            ("12-34", "li@example.cn", "contact.phone"),
-            ("call 13800138000", "li@example.cn", "contact.phone"),
-            ("13800138000", "li.example.cn", "contact.email"),
-            ("13800138000", "li@example", "contact.email"),
-            ("13800138000", "li @example.cn", "contact.email"),
-            ("13800138000", "@example.cn", "contact.email"),
+        for (phone, email, phone_wrong) in [
+            ("12-34", "li@example.cn", true),
+            ("call 13800138000", "li@example.cn", true),
+            ("13800138000", "li.example.cn", false),
+            ("13800138000", "li@example", false),
+            ("13800138000", "li @example.cn", false),
+            ("13800138000", "@example.cn", false),
         ] {
             let err = check_contact(&contact(phone, email)).unwrap_err();
-            let ApiError::Client { details, .. } = err else { panic!("not a client error") };
-            assert_eq!(details["field"], field, "{phone} {email}");
+            if phone_wrong {
+                assert!(matches!(err, OnboardingError::InvalidPhone), "{phone} {email}: {err}");
+            } else {
+                assert!(matches!(err, OnboardingError::InvalidEmail), "{phone} {email}: {err}");
+            }
         }
     }
 }

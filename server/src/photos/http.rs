@@ -143,7 +143,7 @@ pub async fn create_upload(
     let ttl = state.settings.photos.upload_ttl_hours * 3600 * 1000;
     let instruction_id = req.instruction_id;
     let new = upload::Requested { sha, instruction_id, size: req.size, content_type, ttl };
-    let (outcome, expired) = state.db.write(move |tx| upload::open(tx, now, &caller, new)).await?;
+    let (outcome, expired) = state.db.write(move |tx| Ok(upload::open(tx, now, &caller, new)?)).await?;
     for id in expired {
         state.photos.discard_upload(&id);
     }
@@ -364,7 +364,7 @@ pub async fn metadata(
 
 async fn readable(state: &AppState, caller: Caller, sha: &Sha256Hex) -> Result<Photo, ApiError> {
     let sha = sha.clone();
-    state.db.read(move |c| super::readable(c, &caller, &sha)).await
+    state.db.read(move |c| Ok(super::readable(c, &caller, &sha)?)).await
 }
 
 /// A refused upload may leave its body unread on the connection; `Connection: close` keeps the client
@@ -520,7 +520,7 @@ impl Writer {
 
 async fn own_upload(state: &AppState, caller: &Caller, id: &str) -> Result<store::UploadRow, ApiError> {
     let (id, user, now) = (id.to_string(), caller.user_id, state.now_ms());
-    state.db.read(move |c| upload::own(c, user, &id, now)).await
+    state.db.read(move |c| Ok(upload::own(c, user, &id, now)?)).await
 }
 
 async fn lock_upload(state: &AppState, id: &str) -> Result<OwnedMutexGuard<()>, ApiError> {

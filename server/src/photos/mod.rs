@@ -12,9 +12,12 @@
 //! - [`inspect`]: format sniffing, decoding under limits, EXIF.
 //! - [`thumbnail`]: upright 320 px thumbnails.
 //! - [`store`]: files under the data dir and the SQL.
+//! - [`error`]: `PhotoError` (a step refused) and `IngestError` (a file that is no photo), mapped to HTTP in
+//!   `crate::error`.
 //! - [`upload`]: resumable upload sessions: open (or resume, or already complete) and whose they are.
 //! - [`http`]: the upload, resumable-upload and read endpoints (the bytes, offsets and locks).
 
+pub mod error;
 pub mod http;
 pub mod inspect;
 pub mod store;
@@ -30,12 +33,12 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     audit::{self, Actor},
-    auth::Caller,
     config::PhotoSettings,
-    domain::Role,
-    error::{ApiError, invalid},
+    domain::{Principal, Role},
     instructions,
 };
+pub use error::IngestError;
+use error::PhotoError;
 use inspect::{PhotoFormat, Refusal};
 use store::{NewPhoto, PhotoFiles};
 
@@ -45,15 +48,11 @@ pub struct Sha256Hex(String);
 
 impl Sha256Hex {
     /// Accepts 64 hex digits in either case; the name is kept in lowercase.
-    pub fn parse(s: &str) -> Result<Sha256Hex, ApiError> {
+    pub fn parse(s: &str) -> Result<Sha256Hex, PhotoError> {
         if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Sha256Hex(s.to_ascii_lowercase()))
         } else {
-            Err(invalid(
-                "sha256",
-                "invalid_sha256",
-                "a photo or document is named by its SHA-256: 64 hex digits",
-            ))
+            Err(PhotoError::InvalidSha256)
         }
     }
 
@@ -106,17 +105,14 @@ pub struct Photo {
 
 /// The instruction an officer uploads for: assigned to them and still open for evidence. Anything else
 /// answers 404 so an officer learns nothing about instructions that are not theirs.
-pub fn check_upload(c: &Conn, caller: &Caller, instruction_id: i64) -> Result<(), ApiError> {
+pub fn check_upload(c: &Conn, caller: &Principal, instruction_id: i64) -> Result<(), PhotoError> {
     let assigned = crate::db::scope::is_assigned(c, instruction_id, caller.user_id)?;
     if caller.role != Role::Officer || !assigned {
-        return Err(ApiError::not_found("the instruction").with_details(json!({"field": "instruction"})));
+        return Err(PhotoError::NotAssigned);
     }
-    let i = instructions::get(c, instruction_id)?.ok_or_else(|| ApiError::not_found("the instruction"))?;
+    let i = instructions::get(c, instruction_id)?.ok_or(PhotoError::NotFound("the instruction"))?;
     if instructions::machine::is_sealed(i.state) {
-        return Err(ApiError::conflict(
-            "instruction_closed",
-            format!("the instruction is {}; it takes no more evidence", i.state),
-        ));
+        return Err(PhotoError::InstructionClosed(i.state));
     }
     Ok(())
 }
@@ -124,9 +120,9 @@ pub fn check_upload(c: &Conn, caller: &Caller, instruction_id: i64) -> Result<()
 /// The photo, if the caller may see it: an admin always; a supervisor when a linked instruction belongs
 /// to their unit's subtree; an officer when assigned to a linked instruction. Anyone else, enterprises
 /// included, gets the same 404 as for a photo that does not exist.
-pub fn readable(c: &Conn, caller: &Caller, sha: &Sha256Hex) -> Result<Photo, ApiError> {
-    let not_found = || ApiError::not_found("the photo");
-    let photo = store::get(c, sha.as_str())?.ok_or_else(not_found)?;
+pub fn readable(c: &Conn, caller: &Principal, sha: &Sha256Hex) -> Result<Photo, PhotoError> {
+    let not_found = PhotoError::NotFound("the photo");
+    let Some(photo) = store::get(c, sha.as_str())? else { return Err(not_found) };
     let allowed = match caller.role {
         Role::Admin => true,
         Role::Supervisor => {
@@ -143,42 +139,7 @@ pub fn readable(c: &Conn, caller: &Caller, sha: &Sha256Hex) -> Result<Photo, Api
         Role::Officer => store::linked_for_officer(c, sha.as_str(), caller.user_id)?,
         _ => false,
     };
-    if allowed { Ok(photo) } else { Err(not_found()) }
-}
-
-/// Why a received file did not become a photo.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("the body hashes to {actual}, not to the name {expected}")]
-    HashMismatch { expected: String, actual: String },
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> ApiError {
-        match e {
-            IngestError::HashMismatch { ref expected, ref actual } => {
-                let details = json!({"expected": expected, "actual": actual});
-                ApiError::unprocessable(
-                    "hash_mismatch",
-                    format!("{e}; nothing was stored — send the bytes whose SHA-256 is the name"),
-                )
-                .with_details(details)
-            }
-            IngestError::Refused(r) => {
-                let status = if r.is_media_type() {
-                    axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE
-                } else {
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY
-                };
-                ApiError::new(status, r.code(), format!("{r}; nothing was stored"))
-            }
-            IngestError::Io(io) => ApiError::Internal(anyhow::Error::new(io).context("storing a photo")),
-        }
-    }
+    if allowed { Ok(photo) } else { Err(not_found) }
 }
 
 /// What the blocking part of an upload decided.
@@ -251,11 +212,11 @@ fn check_and_place_inner(
 pub fn record(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     instruction_id: i64,
     sha: &Sha256Hex,
     checked: Option<&NewPhoto>,
-) -> Result<(Photo, bool), ApiError> {
+) -> Result<(Photo, bool), PhotoError> {
     check_upload(tx, caller, instruction_id)?;
     let created = match checked {
         Some(p) => store::insert(tx, p, caller.user_id, now)?,
@@ -274,7 +235,7 @@ pub fn record(
         )?;
     }
     let photo = store::get(tx, sha.as_str())?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("photo {sha} vanished while being recorded")))?;
+        .ok_or_else(|| PhotoError::Internal(anyhow::anyhow!("photo {sha} vanished while being recorded")))?;
     Ok((photo, created))
 }
 

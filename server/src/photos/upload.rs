@@ -4,8 +4,8 @@
 
 use crate::db::{Conn, Tx};
 
-use super::{Sha256Hex, check_upload, store};
-use crate::{auth::Caller, error::ApiError};
+use super::{Sha256Hex, check_upload, error::PhotoError, store};
+use crate::domain::Principal;
 
 /// What a client asks to upload.
 pub struct Requested {
@@ -32,9 +32,9 @@ pub enum Opened {
 pub fn open(
     tx: &Tx<'_>,
     now: i64,
-    caller: &Caller,
+    caller: &Principal,
     req: Requested,
-) -> Result<(Opened, Vec<String>), ApiError> {
+) -> Result<(Opened, Vec<String>), PhotoError> {
     let expired = store::expire_uploads(tx, now)?;
     check_upload(tx, caller, req.instruction_id)?;
     // Only bytes already linked to this very instruction count as done: linking a stored photo to
@@ -59,9 +59,9 @@ pub fn open(
 }
 
 /// The upload `id`, if it is `user_id`'s and has not expired; anyone else's is "not found".
-pub fn own(c: &Conn, user_id: i64, id: &str, now: i64) -> Result<store::UploadRow, ApiError> {
+pub fn own(c: &Conn, user_id: i64, id: &str, now: i64) -> Result<store::UploadRow, PhotoError> {
     match store::upload(c, id)? {
         Some(r) if r.user_id == user_id && r.expires_at > now => Ok(r),
-        _ => Err(ApiError::not_found("the upload")),
+        _ => Err(PhotoError::NotFound("the upload")),
     }
 }

@@ -102,15 +102,16 @@ struct Cached {
 }
 
 /// What a loaded document is charged, in bytes: its automerge operations and changes, plus the
-/// entry and its instruction part. From `bench-fleet`'s "one finished record" line, measured alone in
-/// a fresh process (a finished 13-check record: 230 ops, 40 changes, 31–32 KiB resident once loaded
-/// and read, three runs). An earlier 8 KiB reading came from a process reusing freed memory: charged
-/// that little, the 64 MiB budget held ~200 MiB of documents and the 200 × 50 × 3 fleet peaked at
-/// 809 MiB.
+/// entry and its instruction part. Fitted to the live heap a loaded and read record holds, counted by
+/// `bench-fleet`'s allocator (exact, unlike the RSS growth read before): a new record (100 ops, 1
+/// change) holds 23 KiB, a finished one (230 ops, 40 changes) 34 KiB; most of it is per document,
+/// whatever its size (automerge's columns and indexes), which the earlier charge of 4 KiB per entry
+/// missed — charged 14 KiB, a new record cost 23, and 200 handhelds downloading their 10,000 records
+/// filled a 64 MiB budget with ~105 MiB of documents.
 fn cost(doc: &Loaded) -> usize {
-    const PER_OP: u64 = 96;
+    const PER_OP: u64 = 48;
     const PER_CHANGE: u64 = 128;
-    const PER_ENTRY: u64 = 4 * 1024;
+    const PER_ENTRY: u64 = 20 * 1024;
     let size = match doc {
         Loaded::Record(record, _) => fieldcheck_sync::doc_size(record),
         Loaded::Index(index) => fieldcheck_sync::doc_size(index),
@@ -123,7 +124,9 @@ fn cost(doc: &Loaded) -> usize {
 struct DocCache {
     budget: usize,
     used: usize,
-    entries: HashMap<String, Cached>,
+    /// Boxed: a loaded automerge document is kilobytes inline, and the table keeps ~1/8 of its slots
+    /// empty and doubles as it grows (unboxed, the table itself held 35 MiB at 4,000 records).
+    entries: HashMap<String, Box<Cached>>,
     order: BTreeMap<u64, String>,
     tick: u64,
     hits: u64,
@@ -177,7 +180,8 @@ impl DocCache {
         }
         self.tick += 1;
         self.used += cost;
-        if let Some(old) = self.entries.insert(id.clone(), Cached { doc, generation, tick: self.tick, cost })
+        if let Some(old) =
+            self.entries.insert(id.clone(), Box::new(Cached { doc, generation, tick: self.tick, cost }))
         {
             self.order.remove(&old.tick);
             self.used -= old.cost;

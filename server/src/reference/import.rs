@@ -694,7 +694,7 @@ impl ReferenceSet {
                 }
                 Err(e) => problems.push(format!(
                     "{SITE_CALENDARS}: {} (create the site first: `fieldcheck admin create-unit --kind site …`)",
-                    client_message(e)?
+                    client_message(e.into())?
                 )),
             }
         }
@@ -736,11 +736,11 @@ impl ReferenceSet {
         for c in &self.calendars {
             let site_id = site_ids[&c.site_code];
             let spec = c.spec();
-            match bookings::calendar::get(tx, site_id).map_err(ImportError::from_api)? {
+            match bookings::calendar::get(tx, site_id).map_err(|e| ImportError::from_api(e.into()))? {
                 Some(old) if same_calendar(&old, &spec) => cal.unchanged += 1,
                 old => {
-                    bookings::calendar::put(tx, now, site_id, &spec, "system")
-                        .map_err(ImportError::from_api)?;
+                    bookings::calendar::put(tx, now, site_id, &spec, &Actor::System)
+                        .map_err(|e| ImportError::from_api(e.into()))?;
                     if old.is_some() { cal.changed += 1 } else { cal.added += 1 }
                 }
             }

@@ -30,14 +30,20 @@ pub(super) struct Due {
     pub details: serde_json::Value,
 }
 
+/// Confirmed bookings starting in `(?1, ?2]`; read through `bookings_confirmed_start` (migration 25).
+const BOOKINGS_SOON_SQL: &str = "SELECT b.id, b.enterprise_id, i.inspection_no, b.starts_at, b.state
+     FROM bookings b JOIN instructions i ON i.id = b.instruction_id
+     WHERE b.state = 'confirmed' AND b.starts_at > ?1 AND b.starts_at <= ?2";
+
+/// Open instructions due in `(?1, ?2]`; read through `instructions_deadline_open` (migration 25), not
+/// by a scan of every instruction ever issued: the sweep runs in the writer once a minute.
+const DEADLINES_NEAR_SQL: &str = "SELECT id, enterprise_id, inspection_no, deadline, state FROM instructions
+     WHERE state IN ('issued', 'booked', 'assigned', 'in_progress') AND deadline > ?1 AND deadline <= ?2";
+
 /// Every reminder due at `now` by the thresholds `s`, sent before or not.
 pub(super) fn due(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Result<Vec<Due>, StoreError> {
     let mut due = Vec::new();
-    let mut stmt = tx.prepare_cached(
-        "SELECT b.id, b.enterprise_id, i.inspection_no, b.starts_at, b.state
-         FROM bookings b JOIN instructions i ON i.id = b.instruction_id
-         WHERE b.state = 'confirmed' AND b.starts_at > ?1 AND b.starts_at <= ?2",
-    )?;
+    let mut stmt = tx.prepare_cached(BOOKINGS_SOON_SQL)?;
     let rows = stmt.query_map(params![now, now + s.booking_hours * HOUR_MS], |r| {
         let starts_at: i64 = r.get(3)?;
         Ok(Due {
@@ -55,10 +61,7 @@ pub(super) fn due(tx: &Transaction<'_>, now: i64, s: &ReminderSettings) -> Resul
     for d in rows {
         due.push(d?);
     }
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, enterprise_id, inspection_no, deadline, state FROM instructions
-         WHERE state IN ('issued', 'booked', 'assigned', 'in_progress') AND deadline > ?1 AND deadline <= ?2",
-    )?;
+    let mut stmt = tx.prepare_cached(DEADLINES_NEAR_SQL)?;
     let rows = stmt.query_map(params![now, now + s.deadline_hours * HOUR_MS], |r| {
         let deadline: i64 = r.get(3)?;
         Ok(Due {
@@ -200,4 +203,33 @@ pub(super) fn sent(tx: &Transaction<'_>, d: &Due, receipt: i64, now: i64) -> Res
         params![d.kind, d.key, d.due_at, receipt, now],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(sql: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(dir.path(), 1).unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {sql}");
+        db.write_blocking(move |tx| {
+            let mut stmt = tx.prepare(&sql)?;
+            let rows = stmt.query_map(params![0, 1], |r| r.get::<_, String>(3))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_deadline_sweep_searches_open_instructions_by_deadline_instead_of_scanning_them_all() {
+        let plan = plan(DEADLINES_NEAR_SQL);
+        assert!(plan.contains("SEARCH instructions USING INDEX instructions_deadline_open"), "{plan}");
+    }
+
+    #[test]
+    fn the_booking_sweep_searches_confirmed_bookings_by_start() {
+        let plan = plan(BOOKINGS_SOON_SQL);
+        assert!(plan.contains("USING INDEX bookings_confirmed_start"), "{plan}");
+    }
 }

@@ -17,11 +17,10 @@ pub use store::auto_review_enabled;
 
 use crate::domain::events::ApplicationEvent;
 use crate::{
-    applications::{self, Application, store as app_store},
+    applications::{self, Application, ApplicationError, store as app_store},
     audit::{self, Actor},
     domain::Principal,
     domain::{ApplicationState, Role, SelectionOutcome},
-    error::ApiError,
     instructions, orgs, selection,
 };
 
@@ -57,7 +56,7 @@ impl Action {
 }
 
 /// May this customs user review applications of `district_unit`?
-pub fn may_review(c: &Conn, caller: &Principal, district_unit: i64) -> Result<bool, ApiError> {
+pub fn may_review(c: &Conn, caller: &Principal, district_unit: i64) -> Result<bool, ReviewError> {
     Ok(caller.role == Role::Admin
         || (matches!(caller.role, Role::Reviewer | Role::Supervisor)
             && orgs::store::in_subtree(c, caller.unit()?, district_unit)?))
@@ -173,10 +172,10 @@ pub fn review_one(
     action: Action,
     opinion: Option<&str>,
     deadline_ms: i64,
-) -> Result<Application, ApiError> {
-    let mut app = app_store::get(tx, id)?.ok_or_else(|| ApiError::not_found("the application"))?;
+) -> Result<Application, ReviewError> {
+    let mut app = app_store::get(tx, id)?.ok_or(ApplicationError::NotFound)?;
     if !may_review(tx, caller, app.district_unit)? {
-        return Err(ApiError::not_found("the application"));
+        return Err(ApplicationError::NotFound.into());
     }
     apply(tx, now, &Actor::User(caller.user_id), &mut app, action, opinion, deadline_ms)?;
     Ok(app)
@@ -190,11 +189,9 @@ pub fn set_auto_review(
     caller: &Principal,
     unit: i64,
     enabled: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), ReviewError> {
     if caller.unit_id != Some(unit) {
-        return Err(ApiError::forbidden(
-            "a unit switches auto-review for its own queue only, not for another unit's",
-        ));
+        return Err(ReviewError::NotOwnUnit);
     }
     store::set_auto_review(tx, now, unit, enabled, caller.user_id)?;
     audit::append(

@@ -2,10 +2,12 @@
 
 use crate::{
     applications::error::ApplicationError,
+    bookings::error::BookingError,
     db::error::StoreError,
     domain::{ApplicationState, InstructionState},
     instructions::{error::InstructionError, machine::IllegalTransition},
     records::error::RecordsError,
+    review::error::ReviewError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +55,11 @@ pub enum WorkflowError {
     #[error(transparent)]
     Application(#[from] ApplicationError),
     #[error(transparent)]
+    Booking(#[from] BookingError),
+    #[error(transparent)]
+    Review(#[from] ReviewError),
+    #[error(transparent)]
     Records(#[from] RecordsError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Passthrough: a callee that still answers an HTTP error — `bookings::instruction_cancelled` and
-    /// `review::may_review`. Holds that `ApiError`, boxed so that this leaf does not
-    /// import `error.rs` (a circle); `error.rs` boxes and unboxes it, so it goes out unchanged.
-    #[error(transparent)]
-    Callee(Box<dyn std::error::Error + Send + Sync>),
 }

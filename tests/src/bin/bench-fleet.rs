@@ -293,22 +293,63 @@ fn in_process(
     Ok((started.elapsed().saturating_sub(set_aside), floor, last))
 }
 
-/// What one finished record costs in memory once loaded (what the server's document cache holds per
-/// entry, beside a small instruction part): `COPIES` loads of it, the growth of this process's RSS.
-/// Answers (stored bytes, resident bytes per loaded copy).
+/// What one record costs in memory once loaded and read (what the server's document cache holds per
+/// entry, beside a small instruction part): `COPIES` loads of it, the growth of the live heap.
+/// Answers (stored bytes, heap bytes per loaded copy, its size).
 fn loaded_cost(saved: &[u8]) -> Result<(usize, u64, fieldcheck_sync::DocSize)> {
     const COPIES: u64 = 500;
-    let before = rss_kib(std::process::id(), "VmRSS:");
+    let before = heap::live();
     let mut held = Vec::with_capacity(COPIES as usize);
     for _ in 0..COPIES {
         let doc = RecordDoc::load(saved, fieldcheck_sync::new_actor_id())?;
         doc.read()?;
         held.push(doc);
     }
-    let after = rss_kib(std::process::id(), "VmRSS:");
+    let after = heap::live();
     let size = fieldcheck_sync::doc_size(&held[0]);
     drop(held);
-    Ok((saved.len(), after.saturating_sub(before) * 1024 / COPIES, size))
+    // The copies' own bytes sit in `held`, allocated before counting: added back, as the cache's entry
+    // holds one inline.
+    let inline = std::mem::size_of::<RecordDoc>() as u64;
+    Ok((saved.len(), after.saturating_sub(before) / COPIES + inline, size))
+}
+
+/// Live heap bytes, counted by this binary's allocator: what a loaded document holds, exactly, whatever
+/// memory the process freed before (RSS growth read 0–8 KiB in a process full of freed memory, which is
+/// how the document cache was once charged a third of the real cost).
+mod heap {
+    use std::{
+        alloc::{GlobalAlloc, Layout, System},
+        sync::atomic::{AtomicU64, Ordering},
+    };
+
+    static LIVE: AtomicU64 = AtomicU64::new(0);
+
+    struct Counting;
+
+    // SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            LIVE.fetch_add(layout.size() as u64, Ordering::Relaxed);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            LIVE.fetch_add(new_size as u64, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    pub fn live() -> u64 {
+        LIVE.load(Ordering::Relaxed)
+    }
 }
 
 fn settle(a: &mut AutoCommit, b: &mut AutoCommit) -> Result<()> {
@@ -441,6 +482,14 @@ fn main() -> Result<()> {
     anyhow::ensure!(total_records > 0, "no handheld finished");
     let (baseline, floor, finished) = in_process(total_records, sessions, &mut template)?;
     let (stored_bytes, loaded_bytes, size) = loaded_cost(&finished)?;
+    let fresh = RecordDoc::create(
+        &template.instruction()?,
+        &[OfficerId::parse(officers[0].clone()).map_err(|e| anyhow::anyhow!("{e}"))?],
+        fieldcheck_sync::new_actor_id(),
+        0,
+    )?
+    .save();
+    let (fresh_stored, fresh_loaded, fresh_size) = loaded_cost(&fresh)?;
 
     let per_sec = |d: Duration| total_records as f64 / d.as_secs_f64();
     println!(
@@ -477,6 +526,12 @@ fn main() -> Result<()> {
         size.changes
     );
     println!(
+        "  one new record               {fresh_stored} bytes stored, {} KiB loaded in memory ({} ops, {} changes)",
+        fresh_loaded / 1024,
+        fresh_size.ops,
+        fresh_size.changes
+    );
+    println!(
         "  instructions in_progress, photos pending by design (listing capped at 500): {}",
         in_progress.as_array().map_or(0, Vec::len)
     );
@@ -505,6 +560,7 @@ fn main() -> Result<()> {
                 "failed_handhelds": failed,
                 "peak_rss_mib": peak / 1024,
                 "record_stored_bytes": stored_bytes, "record_loaded_bytes": loaded_bytes,
+                "new_record_loaded_bytes": fresh_loaded,
                 "record_ops": size.ops, "record_changes": size.changes,
                 "in_process_records_per_s": per_sec(baseline),
                 "server_floor_ms_per_record": floor_ms,
