@@ -66,8 +66,6 @@ const OFFICER: &[Role] = &[Role::Officer];
 const REVIEWERS: &[Role] = &[Role::Reviewer, Role::Supervisor, Role::Admin];
 const SUPERVISORS: &[Role] = &[Role::Supervisor, Role::Admin];
 const CUSTOMS: &[Role] = &[Role::Officer, Role::Reviewer, Role::Supervisor, Role::Admin];
-/// A sync batch may carry many documents' changes; larger than the JSON endpoints' limit.
-const SYNC_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Routes guarded by one policy.
 fn guarded(state: &AppState, policy: Policy, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
@@ -159,7 +157,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         Policy::roles(OFFICER),
         OpenApiRouter::new().routes(routes!(records::http::sync)).routes(routes!(records::http::index)),
     )
-    .layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT));
+    .layer(DefaultBodyLimit::max(records::http::BODY_LIMIT));
     // Officers' notes and evidence are customs-internal: enterprises see the instruction, not the record.
     let records =
         guarded(state, Policy::roles(CUSTOMS), OpenApiRouter::new().routes(routes!(records::http::record)));

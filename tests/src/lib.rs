@@ -435,3 +435,23 @@ impl Rng {
         &items[self.below(items.len() as u64) as usize]
     }
 }
+
+/// Reads an HTTP answer's head and as much of its JSON body as has arrived, from a request spoken by
+/// hand (a refusal on a declared length comes before the body is sent: a client library would still be
+/// sending and see a broken pipe).
+pub async fn read_http_answer(r: &mut (impl tokio::io::AsyncReadExt + Unpin)) -> String {
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !String::from_utf8_lossy(&answer).contains("}") {
+        let n = tokio::time::timeout_at(deadline, r.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}

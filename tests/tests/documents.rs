@@ -9,7 +9,7 @@ use fieldcheck_tests::{
 };
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 fn document(name: &str) -> Vec<u8> {
     let path = repo_root().join("fixtures/documents").join(name);
@@ -210,7 +210,7 @@ async fn refused_files_answer_the_error_shape_and_nothing_is_stored() {
     };
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
     tcp.write_all(head(&format!("content-length: {big}\r\n")).as_bytes()).await.unwrap();
-    let answer = read_head(&mut tcp).await;
+    let answer = fieldcheck_tests::read_http_answer(&mut tcp).await;
     assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("document_too_large"), "{answer}");
     // … and, sent without a length (chunked), cut off when it passes 20 MiB.
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -226,7 +226,7 @@ async fn refused_files_answer_the_error_shape_and_nothing_is_stored() {
         }
         let _ = writer.write_all(b"0\r\n\r\n").await;
     });
-    let answer = read_head(&mut reader).await;
+    let answer = fieldcheck_tests::read_http_answer(&mut reader).await;
     assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("document_too_large"), "{answer}");
     sender.abort();
 
@@ -235,24 +235,6 @@ async fn refused_files_answer_the_error_shape_and_nothing_is_stored() {
     assert_eq!(stored_files(&server), Vec::<std::path::PathBuf>::new(), "no file was kept");
     let kinds: Vec<Value> = receipts(&operator).await.iter().map(|r| r["kind"].clone()).collect();
     assert!(!kinds.contains(&json!("document_attached")), "{kinds:?}");
-}
-
-/// Reads an HTTP answer's head and as much of its body as has arrived.
-async fn read_head(r: &mut (impl AsyncReadExt + Unpin)) -> String {
-    let mut answer = Vec::new();
-    let mut buf = vec![0u8; 8192];
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !String::from_utf8_lossy(&answer).contains("}") {
-        let n = tokio::time::timeout_at(deadline, r.read(&mut buf))
-            .await
-            .expect("an answer in time")
-            .unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]

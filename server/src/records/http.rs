@@ -5,7 +5,10 @@ use axum::{
     Json,
     body::Bytes,
     extract::{FromRequest, Request, State},
-    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    http::{
+        HeaderMap, StatusCode,
+        header::{CONTENT_LENGTH, CONTENT_TYPE},
+    },
     response::{IntoResponse, Response},
 };
 use fieldcheck_sync::{
@@ -31,6 +34,18 @@ fn device_of(caller: &Caller) -> Result<String, ApiError> {
     })
 }
 
+/// A sync batch may carry many documents' changes; larger than the JSON endpoints' limit.
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the batch is too large; send fewer documents per request",
+    )
+    .with_details(json!({"limit_bytes": BODY_LIMIT}))
+}
+
 /// Body for the OpenAPI document: the CBOR framing is in docs/sync-protocol.md.
 #[utoipa::path(post, path = "/api/v1/sync", tag = "sync", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/cbor",
@@ -48,6 +63,12 @@ pub async fn sync(
     request: Request,
 ) -> Result<Response, ApiError> {
     let device_id = device_of(&caller)?;
+    // A batch declared larger than the limit is refused on its length, before it waits in line or a byte
+    // of it is read.
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
     // Back-pressure: a fair, bounded line before any work; a handheld told to come back later, or one
     // that hung up while it waited, never has its batch committed.
     let _slot = state.sync_admission.admit().await?;
@@ -62,13 +83,7 @@ pub async fn sync(
             "send the batch as CBOR with `Content-Type: application/cbor`",
         ));
     }
-    let body = body.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the batch is too large; send fewer documents per request",
-        )
-    })?;
+    let body = body.map_err(|_| too_large())?;
     let request: SyncRequest = batch::decode(&body)
         .map_err(|e| ApiError::bad_request("invalid_batch", format!("{e}; see docs/sync-protocol.md")))?;
     if request.v != VERSION {
