@@ -347,7 +347,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            password::check_strength(&password).map_err(api)?;
+            password::check_strength(&password).map_err(|e| api(e.into()))?;
             let hash = password::hash_blocking(&password, settings.auth.argon2_memory_kib).map_err(api)?;
             let new = NewUser {
                 username,

@@ -542,10 +542,15 @@ impl From<crate::documents::error::DocumentError> for ApiError {
     }
 }
 
-/// An onboarding check that still answers `ApiError` (see `OnboardingError::Callee`).
-impl From<ApiError> for crate::onboarding::error::OnboardingError {
-    fn from(e: ApiError) -> Self {
-        crate::onboarding::error::OnboardingError::Callee(Box::new(e))
+/// A new password the policy refuses: 422 on the body's `password` field.
+impl From<crate::auth::password::strength::PasswordError> for ApiError {
+    fn from(e: crate::auth::password::strength::PasswordError) -> Self {
+        use crate::auth::password::strength::PasswordError as E;
+        let code = match e {
+            E::TooLong(_) => "password_too_long",
+            E::TooShort(_) => "weak_password",
+        };
+        invalid("password", code, e.to_string())
     }
 }
 
@@ -570,7 +575,7 @@ impl From<crate::onboarding::error::OnboardingError> for ApiError {
             E::MissingOpinion => invalid("opinion", "missing_opinion", message),
             E::Orgs(e) => e.into(),
             E::Store(e) => e.into(),
-            E::Callee(e) => passed_on(e),
+            E::Password(e) => e.into(),
         }
     }
 }
@@ -652,14 +657,6 @@ impl From<crate::devices::error::DeviceError> for ApiError {
             E::Store(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
         }
-    }
-}
-
-/// A callee's `ApiError` that a domain enum carried boxed (its `Callee` variant), as it was.
-fn passed_on(e: Box<dyn std::error::Error + Send + Sync>) -> ApiError {
-    match e.downcast::<ApiError>() {
-        Ok(e) => *e,
-        Err(e) => ApiError::Internal(anyhow::anyhow!(e)),
     }
 }
 

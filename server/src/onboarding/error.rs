@@ -2,6 +2,7 @@
 //! clients already see).
 
 use crate::{
+    auth::password::strength::PasswordError,
     db::error::{EngineError, StoreError},
     domain::RegistrationState,
     orgs::error::OrgsError,
@@ -41,11 +42,8 @@ pub enum OnboardingError {
     Orgs(#[from] OrgsError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The refusal of a check that still answers the HTTP error (`auth::password::check_strength`),
-    /// passed on unchanged. Boxed so that this leaf does not import `error.rs`; `From` and the unboxing
-    /// live there.
     #[error(transparent)]
-    Callee(Box<dyn std::error::Error + Send + Sync>),
+    Password(#[from] PasswordError),
 }
 
 impl From<EngineError> for OnboardingError {

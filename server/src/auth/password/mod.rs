@@ -8,6 +8,7 @@
 //! hash to the next while hashing is busy and unmapped as soon as it goes idle.
 
 mod memory;
+pub mod strength;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -112,20 +113,12 @@ pub fn hash_blocking(password: &str, memory_kib: u32) -> Result<String, ApiError
 pub const MAX_PASSWORD_BYTES: usize = 256;
 
 /// A password policy everyone can meet and nobody forgets what it is.
-pub fn check_strength(password: &str) -> Result<(), ApiError> {
+pub fn check_strength(password: &str) -> Result<(), strength::PasswordError> {
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(crate::error::invalid(
-            "password",
-            "password_too_long",
-            format!("the password may have at most {MAX_PASSWORD_BYTES} bytes"),
-        ));
+        return Err(strength::PasswordError::TooLong(MAX_PASSWORD_BYTES));
     }
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(crate::error::invalid(
-            "password",
-            "weak_password",
-            format!("the password must have at least {MIN_PASSWORD_CHARS} characters"),
-        ));
+        return Err(strength::PasswordError::TooShort(MIN_PASSWORD_CHARS));
     }
     Ok(())
 }
