@@ -643,6 +643,27 @@ impl From<crate::photos::error::IngestError> for ApiError {
     }
 }
 
+/// A monitoring request refused: the period's fields (422), the live stream tokens used up (503 with
+/// `Retry-After`), the role (403).
+impl From<crate::monitoring::error::MonitoringError> for ApiError {
+    fn from(e: crate::monitoring::error::MonitoringError) -> Self {
+        use crate::monitoring::error::MonitoringError as E;
+        let message = e.to_string();
+        match e {
+            E::NotAllowed(e) => e.into(),
+            E::InvalidTime { field, .. } => invalid(field, "invalid_time", message),
+            E::BackwardsPeriod => invalid("from", "invalid_range", message),
+            E::PeriodTooLong { max_days } => invalid("from", "range_too_long", message)
+                .with_details(json!({"field": "from", "max_days": max_days})),
+            E::TooManyStreamTokens { retry_after_secs } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_stream_tokens", message)
+                    .with_retry_after(retry_after_secs)
+            }
+            E::Randomness(_) => ApiError::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
 impl From<crate::devices::error::DeviceError> for ApiError {
     fn from(e: crate::devices::error::DeviceError) -> Self {
         use crate::devices::error::DeviceError as E;
@@ -1170,6 +1191,63 @@ mod tests {
                 Value::Null
             )
         );
+    }
+
+    #[test]
+    fn monitoring_refusals_keep_the_status_code_sentence_details_and_retry_after_clients_saw() {
+        use crate::monitoring::{MonitoringError as E, Period, Scope};
+        let now = 1_790_000_000_000;
+        let period = |from, to| seen(Period::parse(from, to, now).unwrap_err());
+        assert_eq!(
+            period(Some("yesterday"), None),
+            (422, "invalid_time", rfc3339_refusal("yesterday"), json!({"field": "from"}))
+        );
+        assert_eq!(
+            period(None, Some("soon")),
+            (422, "invalid_time", rfc3339_refusal("soon"), json!({"field": "to"}))
+        );
+        assert_eq!(
+            period(Some("2026-02-01T00:00:00Z"), Some("2026-01-01T00:00:00Z")),
+            (422, "invalid_range", "`from` must be before `to`".to_owned(), json!({"field": "from"}))
+        );
+        assert_eq!(
+            period(Some("2000-01-01T00:00:00Z"), Some("2026-01-01T00:00:00Z")),
+            (
+                422,
+                "range_too_long",
+                "at most 1830 days at once".to_owned(),
+                json!({"field": "from", "max_days": 1830})
+            )
+        );
+        let officer = crate::domain::Principal {
+            user_id: 1,
+            username: "o".into(),
+            role: crate::domain::Role::Officer,
+            unit_id: Some(1),
+            enterprise_id: None,
+        };
+        let (status, code, message, _) = seen(Scope::of(&officer).unwrap_err());
+        assert_eq!((status, code), (403, "forbidden"), "{message}");
+        assert!(message.starts_with("this needs one of the roles supervisor, admin"), "{message}");
+
+        let e: ApiError = E::TooManyStreamTokens { retry_after_secs: 60 }.into();
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("60"));
+        assert_eq!(
+            seen(E::TooManyStreamTokens { retry_after_secs: 60 }),
+            (
+                503,
+                "too_many_stream_tokens",
+                "too many stream tokens are live; use the one you have or try again in a minute".to_owned(),
+                json!({"retry_after_secs": 60})
+            )
+        );
+    }
+
+    /// The sentence `rfc3339::parse` refuses `s` with.
+    fn rfc3339_refusal(s: &str) -> String {
+        crate::domain::time::rfc3339::parse(s).unwrap_err()
     }
 
     #[test]

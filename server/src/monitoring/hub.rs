@@ -10,7 +10,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-use crate::{auth::identity::Caller, domain::time::rfc3339, error::ApiError};
+use super::error::MonitoringError;
+use crate::{auth::identity::Caller, domain::time::rfc3339};
 
 /// One stored event as a subscriber receives it (the SSE `data:` line; the SSE `id:` is `id`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -48,6 +49,8 @@ impl StreamEvent {
 
 /// Stream tokens live at most this many at once; issuing more first drops the expired ones.
 const MAX_STREAM_TOKENS: usize = 10_000;
+/// When a client refused a stream token may ask again (the `Retry-After` it is sent).
+const STREAM_TOKEN_RETRY_SECS: u64 = 60;
 
 /// The broadcast of stored events and the short-lived stream tokens, shared by all handlers.
 pub struct Hub {
@@ -72,22 +75,18 @@ impl Hub {
         self.live.receiver_count()
     }
 
-    /// A new stream token for `caller`, valid until `expires_at`.
-    pub fn issue_token(&self, caller: Caller, now: i64, expires_at: i64) -> Result<String, ApiError> {
+    /// A new stream token for `caller`, valid until `expires_at`. (The token stands for the session the
+    /// auth middleware established, so it keeps the whole [`Caller`], which `redeem` gives back.)
+    pub fn issue_token(&self, caller: Caller, now: i64, expires_at: i64) -> Result<String, MonitoringError> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("random token: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(MonitoringError::Randomness)?;
         let token = hex::encode(bytes);
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         if tokens.len() >= MAX_STREAM_TOKENS {
             tokens.retain(|_, (_, until)| *until > now);
         }
         if tokens.len() >= MAX_STREAM_TOKENS {
-            return Err(ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_stream_tokens",
-                "too many stream tokens are live; use the one you have or try again in a minute",
-            )
-            .with_retry_after(60));
+            return Err(MonitoringError::TooManyStreamTokens { retry_after_secs: STREAM_TOKEN_RETRY_SECS });
         }
         tokens.insert(Sha256::digest(token.as_bytes()).into(), (caller, expires_at));
         Ok(token)

@@ -21,6 +21,7 @@
 
 pub mod csv;
 pub mod dashboard;
+pub mod error;
 pub mod events;
 pub mod figures;
 pub mod http;
@@ -30,13 +31,10 @@ pub mod store;
 
 use serde::Serialize;
 
+pub use error::MonitoringError;
 pub use store::OverdueRules;
 
-use crate::{
-    auth::Caller,
-    domain::{Role, time::rfc3339},
-    error::{ApiError, invalid},
-};
+use crate::domain::{NotAllowed, Principal, Role, time::rfc3339};
 
 /// The units a caller monitors: the subtree under `root` (a supervisor's unit; an administrator's too,
 /// which is headquarters in practice). Enterprises and officers never get here (the router's policy).
@@ -46,9 +44,9 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn of(caller: &Caller) -> Result<Scope, ApiError> {
-        caller.require_role(&[Role::Supervisor, Role::Admin])?;
-        Ok(Scope { root: caller.unit()? })
+    pub fn of(principal: &Principal) -> Result<Scope, NotAllowed> {
+        principal.require_role(&[Role::Supervisor, Role::Admin])?;
+        Ok(Scope { root: principal.unit()? })
     }
 }
 
@@ -70,18 +68,18 @@ pub const MAX_PERIOD_DAYS: i64 = 366 * 5;
 
 impl Period {
     /// Parses `from`/`to` (RFC 3339); missing ends default to the last 30 days up to `now`.
-    pub fn parse(from: Option<&str>, to: Option<&str>, now: i64) -> Result<Period, ApiError> {
-        let parse = |field: &str, v: Option<&str>| -> Result<Option<i64>, ApiError> {
-            v.map(|s| rfc3339::parse(s).map_err(|m| invalid(field, "invalid_time", m))).transpose()
+    pub fn parse(from: Option<&str>, to: Option<&str>, now: i64) -> Result<Period, MonitoringError> {
+        let parse = |field: &'static str, v: Option<&str>| -> Result<Option<i64>, MonitoringError> {
+            v.map(|s| rfc3339::parse(s).map_err(|message| MonitoringError::InvalidTime { field, message }))
+                .transpose()
         };
         let to = parse("to", to)?.unwrap_or(now.saturating_add(1));
         let from = parse("from", from)?.unwrap_or(to - DEFAULT_PERIOD_DAYS * 86_400_000);
         if from >= to {
-            return Err(invalid("from", "invalid_range", "`from` must be before `to`"));
+            return Err(MonitoringError::BackwardsPeriod);
         }
         if to - from > MAX_PERIOD_DAYS * 86_400_000 {
-            return Err(invalid("from", "range_too_long", format!("at most {MAX_PERIOD_DAYS} days at once"))
-                .with_details(serde_json::json!({"field": "from", "max_days": MAX_PERIOD_DAYS})));
+            return Err(MonitoringError::PeriodTooLong { max_days: MAX_PERIOD_DAYS });
         }
         Ok(Period { from, to })
     }
