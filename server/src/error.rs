@@ -444,6 +444,10 @@ impl From<crate::certificates::error::CertificateError> for ApiError {
                     .with_details(json!({"prints": prints, "max_prints": max_prints}))
             }
             E::PrintInProgress => ApiError::conflict("print_in_progress", message),
+            E::NotAValidCertificate { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_a_valid_certificate", message)
+            }
+            E::Notice(e) => e.into(),
             E::Internal(e) => ApiError::Internal(e),
             E::NotAllowed(e) => e.into(),
             E::Store(e) => e.into(),
@@ -941,6 +945,18 @@ mod tests {
             (
                 E::SerialsExhausted,
                 (409, "serials_exhausted", "this year's certificate numbers are used up", Value::Null),
+            ),
+            (
+                E::NotAValidCertificate {
+                    number: "220026SA999999".into(),
+                    why: "no certificate has such a number",
+                },
+                (
+                    404,
+                    "not_a_valid_certificate",
+                    "220026SA999999 is not a valid certificate or notice: no certificate has such a number",
+                    Value::Null,
+                ),
             ),
             (
                 E::PrintInProgress,

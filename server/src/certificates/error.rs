@@ -4,6 +4,7 @@
 use crate::{
     db::error::{EngineError, StoreError},
     domain::{ApplicationState, CertState, NotAllowed},
+    notices::error::NoticeError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,13 @@ pub enum CertificateError {
     PrintLimitReached { number: String, prints: i64, max_prints: i64 },
     #[error("another print of this certificate just happened; ask again")]
     PrintInProgress,
+    /// `GET /verify/{number}`: an unknown number, or a printout whose digest does not match; `why` says
+    /// which (a 404, the same for both, so that the answer tells a forger nothing more).
+    #[error("{number} is not a valid certificate or notice: {why}")]
+    NotAValidCertificate { number: String, why: &'static str },
+    /// A notice's standing could not be read (at `GET /verify/{number}`).
+    #[error(transparent)]
+    Notice(#[from] NoticeError),
     /// Stored data that cannot be what it should (a released application without a number, stored
     /// content that does not parse): a logged 500.
     #[error(transparent)]

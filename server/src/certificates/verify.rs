@@ -13,8 +13,9 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{CertificateContent, store};
+use super::{CertificateContent, error::CertificateError, store};
 use crate::{
+    db::Conn,
     domain::time::rfc3339,
     error::{ApiError, ApiPath, ApiQuery, ErrorBody},
     state::AppState,
@@ -51,44 +52,32 @@ pub struct Verification {
     pub key_id: Option<String>,
 }
 
-fn not_valid(number: &str, why: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_a_valid_certificate",
-        format!("{number} is not a valid certificate or notice: {why}"),
-    )
+/// Refuses a number no certificate or notice can have before any database work: at most 32 letters and
+/// digits.
+fn well_formed(number: &str) -> Result<(), CertificateError> {
+    if number.len() > 32 || !number.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(CertificateError::NotAValidCertificate {
+            number: number.chars().take(32).collect(),
+            why: "no certificate has such a number",
+        });
+    }
+    Ok(())
 }
 
-async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Result<Verification, ApiError> {
-    if number.len() > 32 || !number.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(not_valid(
-            &number.chars().take(32).collect::<String>(),
-            "no certificate has such a number",
-        ));
-    }
-    let n = number.clone();
-    let found = state
-        .db
-        .read(move |c| {
-            let Some(cert) = store::by_number(c, &n)? else { return Ok(None) };
-            let replaced_by = cert.replaced_by.map(|id| store::number_of(c, id)).transpose()?.flatten();
-            let replaces = cert.replaces.map(|id| store::number_of(c, id)).transpose()?.flatten();
-            Ok(Some((cert, replaced_by, replaces)))
-        })
-        .await?;
-    let Some((cert, replaced_by, replaces)) = found else {
-        return notice(state, number, digest).await;
-    };
+/// What a holder of a printout numbered `number` may know of it: a certificate's standing, else a
+/// notice's; a `digest` (from the QR code) must match.
+fn lookup(c: &Conn, number: &str, digest: Option<&str>) -> Result<Verification, CertificateError> {
+    let not_valid = |why| CertificateError::NotAValidCertificate { number: number.to_owned(), why };
+    let Some(cert) = store::by_number(c, number)? else { return notice(c, number, digest) };
+    let replaced_by = cert.replaced_by.map(|id| store::number_of(c, id)).transpose()?.flatten();
+    let replaces = cert.replaces.map(|id| store::number_of(c, id)).transpose()?.flatten();
     if let Some(d) = digest
         && !d.eq_ignore_ascii_case(&cert.digest)
     {
-        return Err(not_valid(
-            &number,
-            "its content does not match the certificate issued under this number",
-        ));
+        return Err(not_valid("its content does not match the certificate issued under this number"));
     }
     let content: CertificateContent = serde_json::from_str(&cert.content)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
+        .map_err(|e| CertificateError::Internal(anyhow::anyhow!("stored content: {e}")))?;
     Ok(Verification {
         valid: cert.status == "valid",
         number: cert.number,
@@ -107,16 +96,16 @@ async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Res
 }
 
 /// A printed notice's number is verified at the same URL as a certificate's.
-async fn notice(state: &AppState, number: String, digest: Option<String>) -> Result<Verification, ApiError> {
-    let n = number.clone();
-    let Some(standing) = state.db.read(move |c| Ok(crate::notices::verification(c, &n)?)).await? else {
-        return Err(not_valid(&number, "no certificate or notice has this number"));
+fn notice(c: &Conn, number: &str, digest: Option<&str>) -> Result<Verification, CertificateError> {
+    let not_valid = |why| CertificateError::NotAValidCertificate { number: number.to_owned(), why };
+    let Some(standing) = crate::notices::verification(c, number)? else {
+        return Err(not_valid("no certificate or notice has this number"));
     };
     let notice = standing.notice;
     if let Some(d) = digest
         && !d.eq_ignore_ascii_case(&notice.digest)
     {
-        return Err(not_valid(&number, "its content does not match the notice issued under this number"));
+        return Err(not_valid("its content does not match the notice issued under this number"));
     }
     let (title_zh, title_en) = notice.kind.titles();
     Ok(Verification {
@@ -157,7 +146,13 @@ pub async fn verify(
     ApiPath(number): ApiPath<String>,
     ApiQuery(q): ApiQuery<VerifyQuery>,
 ) -> Response {
-    let result = lookup(&state, number.clone(), q.digest).await;
+    let result = match well_formed(&number) {
+        Ok(()) => {
+            let n = number.clone();
+            state.db.read(move |c| Ok(lookup(c, &n, q.digest.as_deref())?)).await
+        }
+        Err(e) => Err(e.into()),
+    };
     if !wants_html(&headers) {
         return match result {
             Ok(v) => Json(v).into_response(),
