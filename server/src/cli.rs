@@ -427,7 +427,7 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             );
         }
         AdminCommand::VerifyAudit => {
-            let report = db.write_blocking(|tx| audit::verify(tx)).map_err(api)?;
+            let report = db.write_blocking(|tx| Ok(audit::verify(tx)?)).map_err(api)?;
             return Ok(match report.first_broken {
                 None => {
                     println!("audit chain intact: {} entries", report.entries);

@@ -685,6 +685,40 @@ impl From<crate::devices::error::DeviceError> for ApiError {
     }
 }
 
+/// An import that wrote nothing is the operator's to read in full (the CLI prints its problems); through
+/// the API it is a logged 500.
+impl From<crate::reference::error::ImportError> for ApiError {
+    fn from(e: crate::reference::error::ImportError) -> ApiError {
+        ApiError::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl From<crate::receipts::error::ReceiptsError> for ApiError {
+    fn from(e: crate::receipts::error::ReceiptsError) -> Self {
+        use crate::receipts::error::ReceiptsError as E;
+        match e {
+            E::NotAllowed(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::reminders::error::ReminderError> for ApiError {
+    fn from(e: crate::reminders::error::ReminderError) -> Self {
+        use crate::reminders::error::ReminderError as E;
+        match e {
+            E::Store(e) => e.into(),
+            E::Records(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::workflow::error::BlankText> for ApiError {
+    fn from(e: crate::workflow::error::BlankText) -> Self {
+        invalid(e.field, e.code, e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -1264,6 +1298,35 @@ mod tests {
     /// The sentence `rfc3339::parse` refuses `s` with.
     fn rfc3339_refusal(s: &str) -> String {
         crate::domain::time::rfc3339::parse(s).unwrap_err()
+    }
+
+    #[test]
+    fn a_refused_validity_period_and_a_blank_reason_keep_their_code_field_and_sentence() {
+        use crate::domain::time::PeriodError;
+        assert_eq!(
+            seen(PeriodError::BackDated),
+            (
+                422,
+                "invalid_period",
+                "`valid_from` is more than a day before now; a validity period cannot be back-dated further"
+                    .to_owned(),
+                json!({"field": "valid_from"})
+            )
+        );
+        assert_eq!(
+            seen(PeriodError::EndsBeforeStart),
+            (
+                422,
+                "invalid_period",
+                "`valid_until` must be after `valid_from`".to_owned(),
+                json!({"field": "valid_until"})
+            )
+        );
+        let blank = crate::workflow::required_text("reason", "missing_reason", "  ", "why it is cancelled");
+        assert_eq!(
+            seen(blank.unwrap_err()),
+            (422, "missing_reason", "say why it is cancelled".to_owned(), json!({"field": "reason"}))
+        );
     }
 
     #[test]

@@ -34,5 +34,5 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/admin/audit/verify", tag = "admin", security(("bearer" = [])),
     responses((status = 200, description = "`{entries, first_broken}`; `first_broken` is null when the chain holds")))]
 pub async fn verify(State(state): State<AppState>) -> Result<Json<super::ChainReport>, ApiError> {
-    Ok(Json(state.db.read(super::verify).await?))
+    Ok(Json(state.db.read(|c| Ok(super::verify(c)?)).await?))
 }

@@ -24,7 +24,7 @@ use crate::{
         CreditRating,
         events::{self, Event},
     },
-    error::{ApiError, StoreError},
+    error::StoreError,
 };
 pub use store::{AuditEntry, entries};
 
@@ -265,7 +265,7 @@ pub struct BrokenLink {
 }
 
 /// Walks the whole chain in order, streaming rows so a long log does not sit in memory.
-pub fn verify(conn: &Conn) -> Result<ChainReport, ApiError> {
+pub fn verify(conn: &Conn) -> Result<ChainReport, StoreError> {
     let mut expected_prev = GENESIS.to_vec();
     let mut expected_seq = 1;
     let mut entries = 0;
@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn an_untouched_chain_verifies() {
         let (_dir, db) = db_with_entries(5);
-        let report = db.write_blocking(|tx| verify(tx)).unwrap();
+        let report = db.write_blocking(|tx| Ok(verify(tx)?)).unwrap();
         assert_eq!(report, ChainReport { entries: 5, first_broken: None });
     }
 
@@ -364,7 +364,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let report = db.write_blocking(|tx| verify(tx)).unwrap();
+        let report = db.write_blocking(|tx| Ok(verify(tx)?)).unwrap();
         assert_eq!(report.first_broken.map(|b| b.seq), Some(3));
     }
 }

@@ -368,7 +368,7 @@ pub async fn signed_receipts(
     let after = q.after.unwrap_or(0).max(0);
     let limit = crate::error::in_range("limit", q.limit, 100, 1, 500)?;
     let now = state.now_ms();
-    let receipts = state.db.read(move |c| crate::receipts::list(c, &caller, after, limit, now)).await?;
+    let receipts = state.db.read(move |c| Ok(crate::receipts::list(c, &caller, after, limit, now)?)).await?;
     let next_cursor = receipts.last().map_or(after, |r| r.id);
     let key = state.receipt_key.clone();
     let issuer = state.settings.auth.issuer.clone();

@@ -5,23 +5,25 @@
 //! neither skips nor repeats under concurrent writes. Long-polling waits on a watch channel that every
 //! receipt-writing commit bumps.
 
+pub mod error;
 pub mod http;
 mod store;
+
+pub use error::ReceiptsError;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
     audit::{self, Action, Actor},
-    auth::Caller,
     db::{Conn, Tx},
     delegations,
     domain::{
-        Scope,
+        Principal, Scope,
         events::{Event, Subject},
         time::rfc3339,
     },
-    error::{ApiError, StoreError},
+    error::StoreError,
 };
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -124,7 +126,13 @@ fn subjects_of(scope: Scope) -> &'static [Subject] {
 /// Receipts after `after` that the caller may see: its enterprise's, and those of enterprises that
 /// delegate the subject's scope to it (live at `now`). Filtered in SQL, so a page is never short while
 /// more visible receipts exist.
-pub fn list(c: &Conn, caller: &Caller, after: i64, limit: i64, now: i64) -> Result<Vec<Receipt>, ApiError> {
+pub fn list(
+    c: &Conn,
+    caller: &Principal,
+    after: i64,
+    limit: i64,
+    now: i64,
+) -> Result<Vec<Receipt>, ReceiptsError> {
     let own = caller.enterprise()?;
     let mut others = Vec::new();
     for (principal, scopes) in delegations::principals_of(c, caller, now)? {

@@ -23,15 +23,15 @@ use std::{
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::json;
 
+pub use super::error::{ImportError, Problems};
 pub use super::store::missing;
 use super::{CheckItem, store};
 use crate::{
     audit::{self, Actor},
-    bookings::{self, CalendarSpec, calendar::ClosedDay},
+    bookings::{self, CalendarSpec, calendar::ClosedDay, error::BookingError},
     certificates::types::CertificateType,
-    db::{SqlValue as Sql, Tx},
+    db::{SqlValue as Sql, Tx, error::StoreError},
     domain::CreditRating,
-    error::{ApiError, StoreError},
 };
 
 /// No reference file is anywhere near this; a bigger one is a mistake, refused before it is read whole.
@@ -262,22 +262,6 @@ struct SiteLocation {
     #[serde(default)]
     radius_m: Option<f64>,
 }
-
-/// Every problem found in a reference folder, one per line.
-#[derive(Debug)]
-pub struct Problems(pub Vec<String>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} problem(s) in the reference data; nothing was written:", self.0.len())?;
-        for p in &self.0 {
-            write!(f, "\n  - {p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Problems {}
 
 /// One row as the generic diff sees it: the key, then every column.
 type Row = Vec<(&'static str, Sql)>;
@@ -692,10 +676,11 @@ impl ReferenceSet {
                 Ok(site) => {
                     site_ids.insert(code.clone(), site.id);
                 }
-                Err(e) => problems.push(format!(
-                    "{SITE_CALENDARS}: {} (create the site first: `fieldcheck admin create-unit --kind site …`)",
-                    client_message(e.into())?
+                // A code no unit has, or a unit that is no site: the refusal's sentence is the problem.
+                Err(e @ (BookingError::UnknownSite { .. } | BookingError::NotASite { .. })) => problems.push(format!(
+                    "{SITE_CALENDARS}: {e} (create the site first: `fieldcheck admin create-unit --kind site …`)"
                 )),
+                Err(e) => return Err(e.into()),
             }
         }
 
@@ -736,11 +721,10 @@ impl ReferenceSet {
         for c in &self.calendars {
             let site_id = site_ids[&c.site_code];
             let spec = c.spec();
-            match bookings::calendar::get(tx, site_id).map_err(|e| ImportError::from_api(e.into()))? {
+            match bookings::calendar::get(tx, site_id)? {
                 Some(old) if same_calendar(&old, &spec) => cal.unchanged += 1,
                 old => {
-                    bookings::calendar::put(tx, now, site_id, &spec, &Actor::System)
-                        .map_err(|e| ImportError::from_api(e.into()))?;
+                    bookings::calendar::put(tx, now, site_id, &spec, &Actor::System)?;
                     if old.is_some() { cal.changed += 1 } else { cal.added += 1 }
                 }
             }
@@ -805,39 +789,6 @@ fn same_calendar(old: &bookings::calendar::Calendar, new: &CalendarSpec) -> bool
             .iter()
             .zip(&new.closed_days)
             .all(|(a, b)| a.date == b.date && a.reason.trim() == b.reason.trim())
-}
-
-/// Why an import wrote nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Problems(#[from] Problems),
-    #[error(transparent)]
-    Db(#[from] StoreError),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
-
-impl ImportError {
-    fn from_api(e: ApiError) -> ImportError {
-        match e {
-            ApiError::Internal(e) => ImportError::Other(e),
-            client => ImportError::Problems(Problems(vec![client.to_string()])),
-        }
-    }
-}
-
-impl From<ImportError> for ApiError {
-    fn from(e: ImportError) -> ApiError {
-        ApiError::Internal(anyhow::Error::new(e))
-    }
-}
-
-fn client_message(e: ApiError) -> Result<String, ImportError> {
-    match e {
-        ApiError::Client { message, .. } => Ok(message),
-        internal => Err(ImportError::from_api(internal)),
-    }
 }
 
 #[derive(Default)]
@@ -964,5 +915,19 @@ mod tests {
         {
             assert!(problems.contains(expected), "{expected} missing from:\n{problems}");
         }
+    }
+
+    #[test]
+    fn calendars_of_sites_the_database_lacks_are_problems_naming_the_code_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(dir.path(), 1).unwrap();
+        let set = ReferenceSet::read(&Source::Embedded).unwrap();
+        let applied = db.write_blocking(|tx| Ok(set.apply(tx, 0, &Actor::System))).unwrap();
+        let Err(ImportError::Problems(Problems(problems))) = applied else { panic!("{applied:?}") };
+        let line = "sites/calendars.json: no inspection site has the code `2201` (create the site first: \
+                    `fieldcheck admin create-unit --kind site …`)";
+        assert!(problems.iter().any(|p| p == line), "{problems:#?}");
+        let risk_rules = db.write_blocking(|tx| Ok(store::risk_rules(tx)?)).unwrap();
+        assert!(risk_rules.is_empty(), "{risk_rules:?}");
     }
 }

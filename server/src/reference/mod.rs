@@ -6,9 +6,11 @@
 //! # Layout
 //! - this file: the reference types; the readers are re-exported from [`store`].
 //! - [`import`]: reading, checking and planning an import. [`store`]: every reference SQL statement.
+//! - [`error`]: why an import wrote nothing (its problems, or the failing callee's error); a leaf.
 //! - [`embedded`]: the compiled-in `fixtures/`. [`http`]: the handlers.
 
 pub mod embedded;
+pub mod error;
 pub mod http;
 pub mod import;
 pub mod store;

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - `store`: what is due (one query per kind) and the `reminders` rows that keep each sent once.
+//! - [`error`]: why a sweep failed (a leaf).
 //! - [`sweep`]: one pass, in one write transaction: every reminder due at `now` whose row in `reminders`
 //!   does not exist yet is written with its receipt. The row's key is (kind, subject, the instant the
 //!   reminder is about), so each is sent once, also across restarts, and a rescheduled slot is reminded
@@ -19,7 +20,10 @@
 //! - receipts about instructions are events of the supervisors' live stream (`GET /api/v1/events`), so
 //!   a deadline near reaches the supervisors of the instruction's unit with no extra write.
 
+pub mod error;
 mod store;
+
+pub use error::ReminderError;
 
 use fieldcheck_sync::IndexReminder;
 
@@ -28,7 +32,6 @@ use crate::{
     config::ReminderSettings,
     db::Tx,
     domain::events::{Event, ReminderEvent},
-    error::ApiError,
     receipts::{self, About},
     records,
     state::AppState,
@@ -38,7 +41,7 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Sends every reminder due at `now` that was not sent before; answers how many were sent.
-pub fn sweep(tx: &Tx<'_>, now: i64, s: &ReminderSettings) -> Result<usize, ApiError> {
+pub fn sweep(tx: &Tx<'_>, now: i64, s: &ReminderSettings) -> Result<usize, ReminderError> {
     let mut sent = 0;
     for d in store::due(tx, now, s)? {
         if !store::is_fresh(tx, d.kind, d.key, d.due_at)? {
@@ -86,7 +89,7 @@ pub async fn run(state: AppState) {
         tick.tick().await;
         let now = state.now_ms();
         let s = settings.clone();
-        match state.db.write(move |tx| sweep(tx, now, &s)).await {
+        match state.db.write(move |tx| Ok(sweep(tx, now, &s)?)).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::debug!(sent = n, "reminders sent");

@@ -63,3 +63,13 @@ pub enum WorkflowError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// A mandatory free-text field (a reason, an opinion) left blank: a 422 on `field` with `code`
+/// (`missing_reason`, `missing_opinion`); `what` is what the text must say.
+#[derive(Debug, thiserror::Error)]
+#[error("say {what}")]
+pub struct BlankText {
+    pub field: &'static str,
+    pub code: &'static str,
+    pub what: &'static str,
+}

@@ -25,7 +25,6 @@ use crate::{
     bookings,
     domain::Principal,
     domain::{ApplicationState, InstructionState, time::rfc3339},
-    error::{ApiError, invalid},
     instructions::{
         self, Instruction,
         machine::{self, InstructionEvent},
@@ -33,7 +32,7 @@ use crate::{
     receipts::{self, Change},
     records::{self, projection::Progress},
 };
-use error::WorkflowError;
+use error::{BlankText, WorkflowError};
 
 /// Applies `event` to `i`: checks the transition, writes the state, the enterprise's receipt and the audit
 /// entry, all in `tx`. Answers the new state.
@@ -417,11 +416,11 @@ pub fn disposal_done(
 
 /// A mandatory free-text field (a reason, an opinion), trimmed; blank is refused with `code`.
 pub fn required_text<'a>(
-    field: &str,
+    field: &'static str,
     code: &'static str,
     value: &'a str,
-    what: &str,
-) -> Result<&'a str, ApiError> {
+    what: &'static str,
+) -> Result<&'a str, BlankText> {
     let v = value.trim();
-    if v.is_empty() { Err(invalid(field, code, format!("say {what}"))) } else { Ok(v) }
+    if v.is_empty() { Err(BlankText { field, code, what }) } else { Ok(v) }
 }
