@@ -27,12 +27,12 @@ pub async fn list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let after = q.after.unwrap_or(0);
     let limit = crate::error::in_range("limit", q.limit, 100, 1, 1000)?;
-    let entries = state.db.read(move |c| Ok(super::entries(c, after, limit)?)).await?;
+    let entries = state.db.read(move |c| super::entries(c, after, limit)).await?;
     Ok(Json(entries))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/audit/verify", tag = "admin", security(("bearer" = [])),
     responses((status = 200, description = "`{entries, first_broken}`; `first_broken` is null when the chain holds")))]
 pub async fn verify(State(state): State<AppState>) -> Result<Json<super::ChainReport>, ApiError> {
-    Ok(Json(state.db.read(|c| Ok(super::verify(c)?)).await?))
+    Ok(Json(state.db.read(super::verify).await?))
 }

@@ -149,10 +149,11 @@ pub async fn verify(
     let result = match well_formed(&number) {
         Ok(()) => {
             let n = number.clone();
-            state.db.read(move |c| Ok(lookup(c, &n, q.digest.as_deref())?)).await
+            state.db.read(move |c| lookup(c, &n, q.digest.as_deref())).await
         }
-        Err(e) => Err(e.into()),
-    };
+        Err(e) => Err(e),
+    }
+    .map_err(ApiError::from);
     if !wants_html(&headers) {
         return match result {
             Ok(v) => Json(v).into_response(),

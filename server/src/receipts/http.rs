@@ -54,7 +54,7 @@ pub async fn list(
     changes.borrow_and_update();
     let fetch = |caller: Caller| {
         let now = state.now_ms();
-        state.db.read(move |c| Ok(super::list(c, &caller, after, limit, now)?))
+        state.db.read(move |c| super::list(c, &caller, after, limit, now))
     };
     let mut receipts = fetch(caller.clone()).await?;
     if receipts.is_empty() && !wait.is_zero() && tokio::time::timeout(wait, changes.changed()).await.is_ok() {

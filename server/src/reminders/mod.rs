@@ -89,7 +89,7 @@ pub async fn run(state: AppState) {
         tick.tick().await;
         let now = state.now_ms();
         let s = settings.clone();
-        match state.db.write(move |tx| Ok(sweep(tx, now, &s)?)).await {
+        match state.db.write(move |tx| sweep(tx, now, &s)).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::debug!(sent = n, "reminders sent");
