@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn an_untouched_chain_verifies() {
         let (_dir, db) = db_with_entries(5);
-        let report = db.write_blocking(|tx| Ok(verify(tx)?)).unwrap();
+        let report = db.write_blocking(|tx| verify(tx)).unwrap();
         assert_eq!(report, ChainReport { entries: 5, first_broken: None });
     }
 
@@ -365,7 +365,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let report = db.write_blocking(|tx| Ok(verify(tx)?)).unwrap();
+        let report = db.write_blocking(|tx| verify(tx)).unwrap();
         assert_eq!(report.first_broken.map(|b| b.seq), Some(3));
     }
 }

@@ -922,12 +922,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::Db::open(dir.path(), 1).unwrap();
         let set = ReferenceSet::read(&Source::Embedded).unwrap();
-        let applied = db.write_blocking(|tx| Ok(set.apply(tx, 0, &Actor::System))).unwrap();
+        let applied = db.write_blocking(|tx| set.apply(tx, 0, &Actor::System));
         let Err(ImportError::Problems(Problems(problems))) = applied else { panic!("{applied:?}") };
         let line = "sites/calendars.json: no inspection site has the code `2201` (create the site first: \
                     `fieldcheck admin create-unit --kind site …`)";
         assert!(problems.iter().any(|p| p == line), "{problems:#?}");
-        let risk_rules = db.write_blocking(|tx| Ok(store::risk_rules(tx)?)).unwrap();
+        let risk_rules = db.write_blocking(|tx| store::risk_rules(tx)).unwrap();
         assert!(risk_rules.is_empty(), "{risk_rules:?}");
     }
 }
