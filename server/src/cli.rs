@@ -396,19 +396,17 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             use crate::reference::import::{ReferenceSet, Source};
             let set = ReferenceSet::read(&Source::Dir(dir))?;
             let report = db.write_blocking(|tx| {
-                let report = set.apply(tx, now, &actor)?;
+                let report = set.apply(tx, now, &actor).map_err(Rollback::Failed)?;
                 if dry_run {
                     // Rolls the transaction back: the report is what a real run would write.
-                    return Err(crate::error::ApiError::conflict("dry_run", report.to_string()));
+                    return Err(Rollback::DryRun(report));
                 }
                 Ok(report)
             });
             match report {
                 Ok(report) => println!("{report}"),
-                Err(crate::error::ApiError::Client { code: "dry_run", message, .. }) => {
-                    println!("dry run, nothing written; {message}")
-                }
-                Err(e) => return Err(import_failure(e)),
+                Err(Rollback::DryRun(report)) => println!("dry run, nothing written; {report}"),
+                Err(Rollback::Failed(e)) => return Err(import_failure(e)),
             }
         }
         AdminCommand::RotateReceiptKey => {
@@ -443,15 +441,24 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why an import's transaction ended without a commit: a dry run (with the report of what a real run would
+/// write), or a failure.
+enum Rollback {
+    DryRun(crate::reference::import::ImportReport),
+    Failed(crate::reference::import::ImportError),
+}
+
+impl From<crate::db::StoreError> for Rollback {
+    fn from(e: crate::db::StoreError) -> Self {
+        Rollback::Failed(e.into())
+    }
+}
+
 /// An import's problems print as the list they are; anything else as itself.
-fn import_failure(e: crate::error::ApiError) -> anyhow::Error {
+fn import_failure(e: crate::reference::import::ImportError) -> anyhow::Error {
     match e {
-        crate::error::ApiError::Internal(e) => match e.downcast::<crate::reference::import::ImportError>() {
-            Ok(crate::reference::import::ImportError::Problems(p)) => anyhow::Error::new(p),
-            Ok(other) => anyhow::Error::new(other),
-            Err(e) => e,
-        },
-        client => anyhow::anyhow!("{client}"),
+        crate::reference::import::ImportError::Problems(p) => anyhow::Error::new(p),
+        other => anyhow::Error::new(other),
     }
 }
 

@@ -9,12 +9,13 @@
 
 use std::io::Cursor;
 
+use super::error::CertificateError;
 use super::{
     CertificateContent,
     outbox::{self, Envelope},
     store,
 };
-use crate::{domain::time::rfc3339, error::ApiError, state::AppState};
+use crate::{domain::time::rfc3339, state::AppState};
 use quick_xml::{
     Writer,
     events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event},
@@ -231,13 +232,11 @@ pub async fn deliver(state: AppState) {
 }
 
 /// One pass over the due entries; answers how many were delivered.
-pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
+pub async fn deliver_round(state: &AppState) -> Result<usize, CertificateError> {
     let due: Vec<(i64, i64, String)> = state.db.read(|c| outbox::due(c, MAX_ATTEMPTS, 100)).await?;
     let mut delivered = 0;
     for (outbox_id, certificate_id, status) in due {
-        let Some(cert) =
-            state.db.read(move |c| Ok::<_, ApiError>(store::certificate(c, certificate_id)?)).await?
-        else {
+        let Some(cert) = state.db.read(move |c| store::certificate(c, certificate_id)).await? else {
             continue;
         };
         let st = state.clone();
@@ -254,15 +253,11 @@ pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
                 xml: &xml,
             })
         })
-        .await?;
+        .await
+        .map_err(|e| CertificateError::Internal(anyhow::Error::new(e).context("blocking task")))?;
         let now = state.now_ms();
         let ok = outcome.is_ok();
-        state
-            .db
-            .write(move |tx| {
-                Ok::<_, ApiError>(outbox::attempted(tx, now, outbox_id, outcome.err().as_deref())?)
-            })
-            .await?;
+        state.db.write(move |tx| outbox::attempted(tx, now, outbox_id, outcome.err().as_deref())).await?;
         delivered += usize::from(ok);
     }
     Ok(delivered)

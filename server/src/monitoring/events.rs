@@ -18,7 +18,8 @@ use tokio::sync::{broadcast, mpsc};
 
 pub use super::hub::{Hub, StreamEvent};
 use super::store::events::{after, newest_id};
-use crate::{auth, error::ApiError, state::AppState};
+// `ApiError` only for the session check's refusal, which the auth middleware's `live_session` answers.
+use crate::{auth, db::StoreError, error::ApiError, state::AppState};
 
 /// Reads every stored event after the last broadcast one and broadcasts it, after each commit that
 /// wrote receipts. Runs for the life of the server.
@@ -88,14 +89,12 @@ pub struct Subscription {
 pub async fn subscribe(
     state: &AppState,
     sub: Subscription,
-) -> Result<mpsc::Receiver<Result<Event, Infallible>>, ApiError> {
+) -> Result<mpsc::Receiver<Result<Event, Infallible>>, StoreError> {
     let mut live = state.events.subscribe();
     let from = sub.last_event_id;
     let limit = sub.max_backlog;
-    let (backlog, newest) = state
-        .db
-        .read(move |c| Ok::<_, crate::db::StoreError>((after(c, from, limit + 1)?, newest_id(c)?)))
-        .await?;
+    let (backlog, newest) =
+        state.db.read(move |c| Ok::<_, StoreError>((after(c, from, limit + 1)?, newest_id(c)?))).await?;
     let (out, rx) = mpsc::channel(64);
     let units = sub.units;
     let retry = sub.retry;
