@@ -9,6 +9,7 @@
 //!   pumped after commit into a broadcast; backlog after `Last-Event-ID`, then live, scoped per subscriber.
 //! - [`lists`]: the rows of those lists as the API answers them (a leaf the store builds and the figures
 //!   complete).
+//! - [`error`]: why a period or a stream token was refused (a leaf, mapped to HTTP in `error.rs`).
 //! - [`hub`]: the broadcast and the stream tokens, held in `AppState` (apart from `events`, which takes it).
 //! - [`csv`]: the CSV form of the lists and figures (`Accept: text/csv`).
 //! - [`http`]: figures, overdue, officers, the event stream and its short-lived tokens.
