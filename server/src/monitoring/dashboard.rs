@@ -24,7 +24,7 @@ use super::{
 use crate::{
     auth::{Caller, caller::session_cookie},
     domain::{InstructionState, time::rfc3339},
-    error::{ApiError, ApiQuery},
+    error::{ApiError, ApiQuery, StoreError},
     state::AppState,
 };
 
@@ -412,7 +412,7 @@ pub async fn page(
     let far_km = state.settings.monitoring.far_from_site_km;
     let (f, overdue, points, sites) = state
         .db
-        .read(move |c| -> Result<_, ApiError> {
+        .read(move |c| -> Result<_, StoreError> {
             let reach = store::reach(c, scope)?;
             Ok((
                 collect(c, reach, period, &rules, used)?,
