@@ -440,7 +440,7 @@ impl Connection {
     /// A logout, an expired session or an ended account closes the connection.
     async fn check_session(&mut self) -> Step {
         let (sid, now) = (self.caller.session_id.clone(), self.state.now_ms());
-        let status = self.state.db.read(move |c| session_status(c, &sid)).await.map_err(internal)?;
+        let status = self.state.db.read(move |c| Ok(session_status(c, &sid)?)).await.map_err(internal)?;
         let live = status.is_some_and(|s| {
             s.revoked_at.is_none()
                 && s.expires_at > now
