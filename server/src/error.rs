@@ -124,6 +124,34 @@ impl From<crate::auth::error::AuthError> for ApiError {
     }
 }
 
+/// An access token refused (401 `token_expired` / `invalid_token`), or one that could not be made (500).
+impl From<crate::auth::error::TokenError> for ApiError {
+    fn from(e: crate::auth::error::TokenError) -> Self {
+        use crate::auth::error::TokenError as E;
+        let message = e.to_string();
+        match e {
+            E::Expired => ApiError::unauthorized("token_expired", message),
+            E::Invalid(_) => ApiError::unauthorized("invalid_token", message),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A password login that must wait: 429 `too_many_attempts` with `Retry-After`.
+impl From<crate::auth::error::ThrottleError> for ApiError {
+    fn from(e: crate::auth::error::ThrottleError) -> Self {
+        use crate::auth::error::ThrottleError as E;
+        let message = e.to_string();
+        match e {
+            E::TooManyAttempts { retry_after_secs, .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+                    .with_retry_after(retry_after_secs)
+            }
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 /// A principal acting outside its role (403, the sentence says which roles the step needs).
 impl From<crate::domain::principal::NotAllowed> for ApiError {
     fn from(e: crate::domain::principal::NotAllowed) -> Self {

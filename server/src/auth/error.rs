@@ -1,5 +1,8 @@
-//! What a login step refuses, without HTTP: `error.rs` turns each into a 401 with its stable code. This
-//! file imports nothing of the crate, so that `error.rs` can name it without an import circle.
+//! What the auth steps refuse, without HTTP: `error.rs` turns each into the status, code and sentence
+//! clients already see. A leaf: it imports only the store's error (`db/error.rs`, itself a leaf), so that
+//! `error.rs` can name it without an import circle.
+
+use crate::db::error::StoreError;
 
 /// Why a login step refused. Each becomes a 401 with a stable code in `error.rs`.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -49,4 +52,30 @@ impl AuthError {
             AuthError::BadSignature => "invalid_signature",
         }
     }
+}
+
+/// Why an access token is not taken, or could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// 401 `token_expired`.
+    #[error("the access token has expired; get a new one with POST /api/v1/auth/refresh")]
+    Expired,
+    /// 401 `invalid_token`; the text says what is wrong: `bad signature`, `algorithm not accepted`,
+    /// `wrong issuer`, `malformed`, `unknown assurance level`.
+    #[error("the access token is not valid: {0}; log in again")]
+    Invalid(&'static str),
+    /// Signing failed, or no randomness for a refresh token: a logged 500.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Why a password login may not be tried now.
+#[derive(Debug, thiserror::Error)]
+pub enum ThrottleError {
+    /// 429 with `Retry-After`; `scope` says which count refused (`from your address`, `for this account
+    /// from your address`).
+    #[error("too many failed logins {scope}; try again in {retry_after_secs} s")]
+    TooManyAttempts { scope: &'static str, retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
