@@ -124,6 +124,19 @@ impl From<crate::auth::error::AuthError> for ApiError {
     }
 }
 
+/// A login step's refusal keeps its own status and code (401, or the device's); a vanished session or
+/// user is a 404 as before.
+impl From<crate::auth::error::LoginError> for ApiError {
+    fn from(e: crate::auth::error::LoginError) -> Self {
+        use crate::auth::error::LoginError as E;
+        match e {
+            E::Refused(e) => e.into(),
+            E::Device(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 /// An access token refused (401 `token_expired` / `invalid_token`), or one that could not be made (500).
 impl From<crate::auth::error::TokenError> for ApiError {
     fn from(e: crate::auth::error::TokenError) -> Self {

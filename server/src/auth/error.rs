@@ -1,8 +1,11 @@
 //! What the auth steps refuse, without HTTP: `error.rs` turns each into the status, code and sentence
-//! clients already see. A leaf: it imports only the store's error (`db/error.rs`, itself a leaf), so that
-//! `error.rs` can name it without an import circle.
+//! clients already see. A leaf: it imports only the store's and the devices' errors (`db/error.rs`,
+//! `devices/error.rs`, leaves themselves), so that `error.rs` can name it without an import circle.
 
-use crate::db::error::StoreError;
+use crate::{
+    db::error::{EngineError, StoreError},
+    devices::error::DeviceError,
+};
 
 /// Why a login step refused. Each becomes a 401 with a stable code in `error.rs`.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -51,6 +54,29 @@ impl AuthError {
             AuthError::UnknownChallenge | AuthError::SpentChallenge => "invalid_challenge",
             AuthError::BadSignature => "invalid_signature",
         }
+    }
+}
+
+/// What a login step (`auth::login`: refresh rotation, strong-login challenge) refused, or why it failed.
+/// A refusal travels in `Outcome::Refused` so that what the step wrote (an audit entry, an ended session)
+/// still commits; a failure rolls the step back.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// 401 with the refusal's own code.
+    #[error(transparent)]
+    Refused(#[from] AuthError),
+    /// The session's device is not this user's to use (401 `unknown_device`, `device_frozen`, `device_lost`).
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A session or user that vanished mid-step (404), or a failed statement (500).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The orgs store (user lookups) still answers the engine's error.
+impl From<EngineError> for LoginError {
+    fn from(e: EngineError) -> Self {
+        LoginError::Store(e.into())
     }
 }
 

@@ -248,7 +248,7 @@ pub async fn refresh(
             })
         })
         .await?;
-    outcome.into_result().map(Json)
+    Ok(Json(outcome.into_result()?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
@@ -350,7 +350,7 @@ pub async fn challenge(
     let mut nonce = [0u8; 32];
     getrandom::fill(&mut nonce).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
     let challenge =
-        state.db.write(move |tx| login::issue_challenge(tx, &req.username, &nonce, expires_at)).await?;
+        state.db.write(move |tx| Ok(login::issue_challenge(tx, &req.username, &nonce, expires_at)?)).await?;
     Ok(Json(ChallengeResponse {
         challenge_id: challenge.id,
         challenge: challenge.text,
@@ -390,7 +390,7 @@ pub async fn strong_login(
             })
         })
         .await?;
-    outcome.into_result().map(Json)
+    Ok(Json(outcome.into_result()?))
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/jwks", tag = "auth",
