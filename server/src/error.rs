@@ -595,6 +595,21 @@ impl From<crate::auth::password::strength::PasswordError> for ApiError {
     }
 }
 
+/// The password hashing queue is full: 503 `overloaded` with `Retry-After`; anything else a logged 500.
+impl From<crate::auth::password::error::HashError> for ApiError {
+    fn from(e: crate::auth::password::error::HashError) -> Self {
+        use crate::auth::password::error::HashError as E;
+        let message = e.to_string();
+        match e {
+            E::Overloaded { retry_after_secs } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+                    .with_retry_after(retry_after_secs)
+            }
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<crate::onboarding::error::OnboardingError> for ApiError {
     fn from(e: crate::onboarding::error::OnboardingError) -> Self {
         use crate::onboarding::error::OnboardingError as E;
@@ -1184,6 +1199,81 @@ mod tests {
                 Value::Null
             )
         );
+    }
+
+    #[test]
+    fn auth_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::auth::{
+            error::{AuthError, LoginError, ThrottleError, TokenError},
+            password::error::HashError,
+        };
+        assert_eq!(
+            seen(TokenError::Expired),
+            (
+                401,
+                "token_expired",
+                "the access token has expired; get a new one with POST /api/v1/auth/refresh".to_owned(),
+                Value::Null
+            )
+        );
+        assert_eq!(
+            seen(TokenError::Invalid("wrong issuer")),
+            (
+                401,
+                "invalid_token",
+                "the access token is not valid: wrong issuer; log in again".to_owned(),
+                Value::Null
+            )
+        );
+        let wait = ThrottleError::TooManyAttempts { scope: "from your address", retry_after_secs: 4 };
+        let wait = ApiError::from(wait);
+        assert!(matches!(wait, ApiError::Client { retry_after_secs: Some(4), .. }));
+        assert_eq!(
+            seen(wait),
+            (
+                429,
+                "too_many_attempts",
+                "too many failed logins from your address; try again in 4 s".to_owned(),
+                json!({"retry_after_secs": 4})
+            )
+        );
+        let overloaded = ApiError::from(HashError::Overloaded { retry_after_secs: 1 });
+        assert!(matches!(overloaded, ApiError::Client { retry_after_secs: Some(1), .. }));
+        assert_eq!(
+            seen(overloaded),
+            (
+                503,
+                "overloaded",
+                "too many logins at once; try again in 1 s".to_owned(),
+                json!({"retry_after_secs": 1})
+            )
+        );
+        assert_eq!(
+            seen(LoginError::from(AuthError::UnknownRefresh)),
+            (401, "invalid_refresh_token", "unknown refresh token".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            seen(LoginError::from(AuthError::NoSigningKey)),
+            (
+                401,
+                "no_signing_key",
+                "no registered signing key for this username; ask an administrator to register one"
+                    .to_owned(),
+                Value::Null
+            )
+        );
+        assert_eq!(
+            seen(LoginError::from(crate::devices::error::DeviceError::Frozen)),
+            (401, "device_frozen", "this device is frozen".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            seen(LoginError::from(StoreError::NotFound("the session"))),
+            (404, "not_found", "the session was not found".to_owned(), Value::Null)
+        );
+        let failed: ApiError = HashError::Internal(anyhow::anyhow!("argon2 memory: no")).into();
+        assert!(matches!(failed, ApiError::Internal(_)));
+        let failed: ApiError = TokenError::Internal(anyhow::anyhow!("no randomness")).into();
+        assert!(matches!(failed, ApiError::Internal(_)));
     }
 
     #[test]
