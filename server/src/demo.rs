@@ -78,7 +78,7 @@ struct DemoDevice {
 /// Loads the demo fixtures unless the database already has users (a restart keeps what is there).
 /// Returns whether anything was loaded.
 pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<bool> {
-    if db.write_blocking(|tx| Ok(store::count_users(tx)?))? > 0 {
+    if db.write_blocking(|tx| Ok::<_, crate::db::StoreError>(store::count_users(tx)?))? > 0 {
         return Ok(false);
     }
     let source = source(settings);
@@ -95,7 +95,7 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
     for u in &demo.users {
         seeds.push((u.username.clone(), keys::random_seed()?));
     }
-    db.write_blocking(|tx| {
+    db.write_blocking(|tx| -> anyhow::Result<()> {
         let system = Actor::System;
         for unit in demo.units {
             orgs::create_unit(tx, now, &system, unit)?;
@@ -119,14 +119,14 @@ pub fn load_if_empty(db: &Db, settings: &Settings, now: i64) -> anyhow::Result<b
         }
         for d in demo.devices {
             let officer = store::user_by_name(tx, &d.officer)?
-                .ok_or_else(|| crate::error::ApiError::not_found(&format!("demo officer {}", d.officer)))?;
+                .ok_or_else(|| anyhow::anyhow!("demo officer {} was not found", d.officer))?;
             devices::register(tx, now, officer.id, &d.name, Some(&d.id))?;
         }
         // After the units: the calendars name sites.
         reference.apply(tx, now, &system)?;
         Ok(())
     })
-    .map_err(|e| anyhow::anyhow!("loading demo data: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("loading demo data: {e:#}"))?;
     for (username, seed) in seeds {
         keys::write_secret(&keys_dir.join(format!("{username}.seed")), hex::encode(seed).as_bytes())?;
     }

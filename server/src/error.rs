@@ -724,6 +724,7 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict("already_exists", format!("{what} already exists"))
             }
             StoreError::Other(e) => e.into(),
+            StoreError::Failed(what) => ApiError::Internal(anyhow::anyhow!(what)),
         }
     }
 }

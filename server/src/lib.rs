@@ -133,14 +133,14 @@ pub fn prepare(settings: Settings) -> anyhow::Result<AppState> {
         Clock::System
     };
     // Records written by an older release are brought to the current record schema before anyone syncs.
-    let upgraded = db.write_blocking(|tx| Ok(crate::records::upgrade_documents(tx, clock.now_ms())?))?;
+    let upgraded = db.write_blocking(|tx| crate::records::upgrade_documents(tx, clock.now_ms()))?;
     if upgraded > 0 {
         tracing::info!(upgraded, "upgraded record documents to the current schema");
     }
     if settings.demo.enabled && demo::load_if_empty(&db, &settings, clock.now_ms())? {
         tracing::info!("loaded demo data; every demo user's password is `{}`", demo::DEMO_PASSWORD);
     }
-    let missing = db.write_blocking(|tx| Ok(reference::import::missing(tx)?))?;
+    let missing = db.write_blocking(|tx| reference::import::missing(tx))?;
     if !missing.is_empty() {
         tracing::warn!(
             missing = missing.join(", "),

@@ -13,7 +13,7 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use ed25519_dalek::{Signer, SigningKey};
-use fieldcheck_server::{auth::keys, config::Settings, demo, router, state::AppState};
+use fieldcheck_server::{auth::keys, config::Settings, db::StoreError, demo, router, state::AppState};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -271,7 +271,9 @@ async fn a_damaged_stored_checklist_is_an_error_never_an_empty_checklist() {
 
     app.state
         .db
-        .write(|tx| Ok(tx.execute("UPDATE instructions SET checklist = '[{\"item_id\": '", [])?))
+        .write(|tx| {
+            Ok::<_, StoreError>(tx.execute("UPDATE instructions SET checklist = '[{\"item_id\": '", [])?)
+        })
         .await
         .unwrap();
     let log = Log::default();
@@ -321,7 +323,7 @@ async fn a_supervisor_acts_on_exactly_the_instructions_they_see_in_their_units_s
     // Waigaoqiao (a sibling site of the same district) and becomes a supervisor there.
     app.state
         .db
-        .write(|tx| {
+        .write(|tx| -> Result<(), StoreError> {
             tx.execute_batch(
                 "UPDATE users SET unit_id = (SELECT id FROM customs_units WHERE code = '2201')
                    WHERE username = 'supervisor2';

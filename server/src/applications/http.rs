@@ -25,7 +25,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
     require_enterprise(&caller)?;
     let now = state.now_ms();
-    let app = state.db.write(move |tx| Ok(create_draft(tx, now, &caller, content, None)?)).await?;
+    let app = state.db.write(move |tx| create_draft(tx, now, &caller, content, None)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(app)))
 }
@@ -61,7 +61,7 @@ pub async fn list(
     let now = state.now_ms();
     let apps = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             if let Some(no) = &q.inspection_no {
                 // A typo is told as a typo, not answered with an empty list.
                 filing::typed_inspection_no(c, no)?;
@@ -90,7 +90,7 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Application>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| Ok(load_visible(c, &caller, id, now)?)).await?))
+    Ok(Json(state.db.read(move |c| load_visible(c, &caller, id, now)).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/applications/{id}/e-record", tag = "applications", security(("bearer" = [])),
@@ -104,7 +104,7 @@ pub async fn e_record(
     let now = state.now_ms();
     let record = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             load_visible(c, &caller, id, now)?;
             super::e_record(c, id)?.ok_or_else(|| ApiError::not_found("the electronic record"))
         })
@@ -124,7 +124,7 @@ pub async fn update(
 ) -> Result<Json<Application>, ApiError> {
     require_enterprise(&caller)?;
     let now = state.now_ms();
-    let app = state.db.write(move |tx| Ok(amend(tx, now, &caller, id, content)?)).await?;
+    let app = state.db.write(move |tx| amend(tx, now, &caller, id, content)).await?;
     state.receipts_changed();
     Ok(Json(app))
 }
@@ -142,7 +142,7 @@ pub async fn submit(
     let now = state.now_ms();
     let deadline = state.settings.workflow.inspection_deadline_ms();
     let year = filing_year(&state)?;
-    let app = state.db.write(move |tx| Ok(submit_in(tx, now, &caller, id, year, deadline)?)).await?;
+    let app = state.db.write(move |tx| submit_in(tx, now, &caller, id, year, deadline)).await?;
     state.receipts_changed();
     Ok(Json(app))
 }
@@ -165,7 +165,7 @@ pub async fn copy(
 ) -> Result<(StatusCode, Json<Application>), ApiError> {
     require_enterprise(&caller)?;
     let now = state.now_ms();
-    let app = state.db.write(move |tx| Ok(filing::copy(tx, now, &caller, id)?)).await?;
+    let app = state.db.write(move |tx| Ok::<_, ApiError>(filing::copy(tx, now, &caller, id)?)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(app)))
 }
@@ -180,9 +180,9 @@ pub async fn history(
     let now = state.now_ms();
     let h = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             load_visible(c, &caller, id, now)?;
-            Ok(store::history(c, id)?)
+            Ok::<_, ApiError>(store::history(c, id)?)
         })
         .await?;
     Ok(Json(h))

@@ -27,7 +27,7 @@ pub async fn list(
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let after = q.after.unwrap_or(0);
     let limit = crate::error::in_range("limit", q.limit, 100, 1, 1000)?;
-    let entries = state.db.read(move |c| Ok(super::entries(c, after, limit)?)).await?;
+    let entries = state.db.read(move |c| super::entries(c, after, limit)).await?;
     Ok(Json(entries))
 }
 

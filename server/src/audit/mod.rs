@@ -304,7 +304,7 @@ mod tests {
     fn db_with_entries(n: i64) -> (tempfile::TempDir, crate::db::Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::Db::open(dir.path(), 1).unwrap();
-        db.write_blocking(|tx| {
+        db.write_blocking(|tx| -> Result<(), StoreError> {
             for i in 0..n {
                 append(
                     tx,
@@ -347,16 +347,17 @@ mod tests {
     #[test]
     fn the_log_refuses_updates_and_deletes_through_sql() {
         let (_dir, db) = db_with_entries(2);
-        let upd = db.write_blocking(|tx| Ok(tx.execute("UPDATE audit_log SET actor = 'x'", [])?));
+        let upd =
+            db.write_blocking(|tx| Ok::<_, StoreError>(tx.execute("UPDATE audit_log SET actor = 'x'", [])?));
         assert!(upd.is_err());
-        let del = db.write_blocking(|tx| Ok(tx.execute("DELETE FROM audit_log", [])?));
+        let del = db.write_blocking(|tx| Ok::<_, StoreError>(tx.execute("DELETE FROM audit_log", [])?));
         assert!(del.is_err());
     }
 
     #[test]
     fn an_edited_entry_is_named_as_the_first_broken_link() {
         let (_dir, db) = db_with_entries(5);
-        db.write_blocking(|tx| {
+        db.write_blocking(|tx| -> Result<(), StoreError> {
             tx.execute_batch(
                 "DROP TRIGGER audit_log_no_update;
                  UPDATE audit_log SET details = '{\"i\":99}' WHERE seq = 3;",

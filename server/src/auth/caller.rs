@@ -270,7 +270,7 @@ async fn session_access(state: &AppState, sid: &str, admits: &[Restriction]) -> 
     let sid = sid.to_owned();
     let status = state
         .db
-        .read(move |c| Ok(store::session_status(c, &sid)?))
+        .read(move |c| store::session_status(c, &sid))
         .await?
         .ok_or_else(|| ApiError::unauthorized("invalid_token", "the session of this token is unknown"))?;
     if status.revoked_at.is_some() || status.expires_at <= now {

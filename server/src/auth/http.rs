@@ -164,7 +164,7 @@ pub async fn login(
     let name = req.username.clone();
     let (user, attempt) = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             let user = orgs_store::user_by_name(tx, &name)?;
             let account = throttle::account_of(user.as_ref().map(|u| u.id), &name);
             let attempt = throttle::reserve(tx, &st.settings.auth, client, &account, now)?;
@@ -209,7 +209,7 @@ pub async fn login(
     let st = state.clone();
     let response = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             if let Some(device_id) = &req.device_id {
                 crate::devices::check_usable_by(tx, device_id, user.id)?;
             }
@@ -296,7 +296,7 @@ pub async fn change_password(
     let st = state.clone();
     let response = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             orgs_store::update_password(tx, id, &hash)?;
             // Whoever knew the old password (the legal person who chose it) keeps no session.
             store::revoke_user_sessions(tx, id, now, "password changed")?;
@@ -323,7 +323,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Sta
     let now = state.now_ms();
     state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             store::revoke_session(tx, &caller.session_id, now, "logout")?;
             audit::append(
                 tx,
@@ -350,7 +350,7 @@ pub async fn challenge(
     let mut nonce = [0u8; 32];
     getrandom::fill(&mut nonce).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
     let challenge =
-        state.db.write(move |tx| Ok(login::issue_challenge(tx, &req.username, &nonce, expires_at)?)).await?;
+        state.db.write(move |tx| login::issue_challenge(tx, &req.username, &nonce, expires_at)).await?;
     Ok(Json(ChallengeResponse {
         challenge_id: challenge.id,
         challenge: challenge.text,
@@ -376,18 +376,20 @@ pub async fn strong_login(
     let outcome = state
         .db
         .write(move |tx| {
-            login::verify_challenge(tx, &req.challenge_id, &signature, now)?.then(|user| {
-                let out = open_session(&st, tx, &user, None, Aal::Strong, now)?;
-                audit::append(
-                    tx,
-                    now,
-                    &Actor::User(user.id),
-                    audit::Action::AuthLogin,
-                    &audit::Subject::User(user.id),
-                    json!({"aal": "strong"}),
-                )?;
-                Ok(out)
-            })
+            login::verify_challenge(tx, &req.challenge_id, &signature, now)?.then(
+                |user| -> Result<_, ApiError> {
+                    let out = open_session(&st, tx, &user, None, Aal::Strong, now)?;
+                    audit::append(
+                        tx,
+                        now,
+                        &Actor::User(user.id),
+                        audit::Action::AuthLogin,
+                        &audit::Subject::User(user.id),
+                        json!({"aal": "strong"}),
+                    )?;
+                    Ok(out)
+                },
+            )
         })
         .await?;
     Ok(Json(outcome.into_result()?))
@@ -458,7 +460,7 @@ mod tests {
         assert_eq!(body["details"], json!({"retry_after_secs": 1}));
         let counted: i64 = state
             .db
-            .read(|c| Ok(c.query_row("SELECT count(*) FROM login_limits", [], |r| r.get(0))?))
+            .read(|c| Ok::<_, ApiError>(c.query_row("SELECT count(*) FROM login_limits", [], |r| r.get(0))?))
             .await
             .unwrap();
         assert_eq!(counted, 0, "a refused login is no attempt");

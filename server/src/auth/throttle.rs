@@ -154,12 +154,12 @@ mod tests {
 
     fn try_at(db: &Db, client: &str, account: &str, now: i64) -> Result<Attempt, u64> {
         let (client, account) = (addr(client), account.to_string());
-        db.write_blocking(|tx| Ok(reserve(tx, &limits(), client, &account, now))).unwrap().map_err(
-            |e| match e {
+        db.write_blocking(|tx| Ok::<_, crate::db::StoreError>(reserve(tx, &limits(), client, &account, now)))
+            .unwrap()
+            .map_err(|e| match e {
                 ThrottleError::TooManyAttempts { retry_after_secs, .. } => retry_after_secs,
                 other => panic!("not a wait: {other:?}"),
-            },
-        )
+            })
     }
 
     fn db() -> (tempfile::TempDir, Db) {
@@ -221,9 +221,9 @@ mod tests {
             try_at(&db, "192.0.2.1", "user:1", T0).unwrap();
         }
         let right = try_at(&db, "192.0.2.1", "user:1", T0).unwrap();
-        db.write_blocking(|tx| Ok(succeeded(tx, &right)?)).unwrap();
+        db.write_blocking(|tx| succeeded(tx, &right)).unwrap();
         let counts = db
-            .write_blocking(|tx| {
+            .write_blocking(|tx| -> Result<_, crate::db::StoreError> {
                 let mut stmt = tx.prepare("SELECT key, failures FROM login_limits ORDER BY key")?;
                 let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -23,7 +23,7 @@ where
     let now = state.now_ms();
     let b = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             let b = f(tx)?;
             crate::workflow::booking_changed(tx, now, &Actor::User(user_id), b.instruction_id)?;
             Ok(b)
@@ -50,7 +50,7 @@ pub async fn get_calendar(
 ) -> Result<Json<Calendar>, ApiError> {
     let cal = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             let site = super::site_by_code(c, "code", &code).map_err(super::as_not_found)?;
             calendar::get(c, site.id)?.ok_or_else(|| {
                 ApiError::new(
@@ -75,7 +75,7 @@ pub async fn put_calendar(
     ApiJson(spec): ApiJson<CalendarSpec>,
 ) -> Result<Json<Calendar>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.write(move |tx| Ok(super::set_calendar(tx, now, &caller, &code, &spec)?)).await?))
+    Ok(Json(state.db.write(move |tx| super::set_calendar(tx, now, &caller, &code, &spec)).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -122,7 +122,7 @@ pub async fn availability(
     let earliest = now + state.settings.booking.min_lead_hours * 3_600_000;
     let out = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             let site = super::site_by_code(c, "code", &code).map_err(super::as_not_found)?;
             let rules = super::rules_of(c, site.id)?;
             let (start, end) = calendar::date_range_ms(&site.timezone, from, to)?;
@@ -165,7 +165,7 @@ pub async fn create(
         .db
         .read({
             let (caller, settings, new) = (caller.clone(), settings.clone(), new.clone());
-            move |c| Ok(super::precheck(c, now, &caller, &settings, &new)?)
+            move |c| Ok::<_, ApiError>(super::precheck(c, now, &caller, &settings, &new)?)
         })
         .await?;
     let user_id = caller.user_id;
@@ -176,7 +176,7 @@ pub async fn create(
             move |tx| match super::take(tx, now, &caller, &settings, new)? {
                 Taken::Booked(b) => {
                     crate::workflow::booking_changed(tx, now, &Actor::User(user_id), b.instruction_id)?;
-                    Ok(Ok(b))
+                    Ok::<_, ApiError>(Ok(b))
                 }
                 Taken::Full(full) => Ok(Err(full)),
             }
@@ -189,7 +189,9 @@ pub async fn create(
         }
         // Filled between the check and the writer: the alternatives are looked up on a reader, so the
         // writer only found the slot full.
-        Err(full) => Err(state.db.read(move |c| Ok(ApiError::from(full.refusal(c, &settings)))).await?),
+        Err(full) => {
+            Err(state.db.read(move |c| Ok::<_, ApiError>(ApiError::from(full.refusal(c, &settings)))).await?)
+        }
     }
 }
 
@@ -217,7 +219,7 @@ pub async fn list(
         limit: crate::error::in_range("limit", q.limit, 100, 1, 500)?,
         offset: q.offset.unwrap_or(0).max(0),
     };
-    Ok(Json(state.db.read(move |c| Ok(super::list(c, &caller, &f, now)?)).await?))
+    Ok(Json(state.db.read(move |c| super::list(c, &caller, &f, now)).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])),
@@ -228,7 +230,7 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Booking>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| Ok(super::get(c, &caller, id, now)?)).await?))
+    Ok(Json(state.db.read(move |c| super::get(c, &caller, id, now)).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/confirm", tag = "bookings", security(("bearer" = [])),

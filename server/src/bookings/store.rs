@@ -465,7 +465,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::Db::open(dir.path(), 1).unwrap();
         let plan = db
-            .write_blocking(|tx| {
+            .write_blocking(|tx| -> Result<_, StoreError> {
                 let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {USAGE_SQL}"))?;
                 let rows = stmt.query_map(params![1, 0, 1], |r| r.get::<_, String>(3))?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))

@@ -29,7 +29,7 @@ where
     T: Send + 'static,
     F: FnOnce(&crate::db::Tx<'_>) -> Result<T, CertificateError> + Send + 'static,
 {
-    let out = state.db.write(move |tx| Ok(f(tx)?)).await?;
+    let out = state.db.write(move |tx| f(tx)).await?;
     state.receipts_changed();
     state.sps.ring();
     Ok(out)
@@ -40,7 +40,7 @@ where
 pub async fn list_types(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<super::types::CertificateType>>, ApiError> {
-    Ok(Json(state.db.read(|c| Ok(super::types::all(c)?)).await?))
+    Ok(Json(state.db.read(super::types::all).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificate-applications", tag = "certificates", request_body = CertificateRequest,
@@ -185,7 +185,7 @@ pub async fn get_application(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CertApplication>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| Ok(super::visible(c, &caller, id, now)?)).await?))
+    Ok(Json(state.db.read(move |c| super::visible(c, &caller, id, now)).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/certificates/{id}", tag = "certificates", security(("bearer" = [])),
@@ -197,7 +197,12 @@ pub async fn get(
 ) -> Result<Json<store::CertificateView>, ApiError> {
     let now = state.now_ms();
     Ok(Json(
-        state.db.read(move |c| Ok(store::view(c, super::visible_certificate(c, &caller, id, now)?)?)).await?,
+        state
+            .db
+            .read(move |c| {
+                Ok::<_, ApiError>(store::view(c, super::visible_certificate(c, &caller, id, now)?)?)
+            })
+            .await?,
     ))
 }
 
@@ -270,7 +275,7 @@ pub async fn print(
     }
     let now = state.now_ms();
     let reader = caller.clone();
-    let cert = state.db.read(move |c| Ok(super::visible_certificate(c, &reader, id, now)?)).await?;
+    let cert = state.db.read(move |c| super::visible_certificate(c, &reader, id, now)).await?;
     if cert.status != "valid" {
         return Err(ApiError::conflict(
             "not_valid",
@@ -319,7 +324,7 @@ pub async fn sps_xml(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let now = state.now_ms();
-    let cert = state.db.read(move |c| Ok(super::visible_certificate(c, &caller, id, now)?)).await?;
+    let cert = state.db.read(move |c| super::visible_certificate(c, &caller, id, now)).await?;
     let content: CertificateContent = serde_json::from_str(&cert.content)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored content: {e}")))?;
     let xml = sps::message(&content, &cert.status, cert.status_changed_at);

@@ -232,10 +232,12 @@ pub async fn deliver(state: AppState) {
 
 /// One pass over the due entries; answers how many were delivered.
 pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
-    let due: Vec<(i64, i64, String)> = state.db.read(|c| Ok(outbox::due(c, MAX_ATTEMPTS, 100)?)).await?;
+    let due: Vec<(i64, i64, String)> = state.db.read(|c| outbox::due(c, MAX_ATTEMPTS, 100)).await?;
     let mut delivered = 0;
     for (outbox_id, certificate_id, status) in due {
-        let Some(cert) = state.db.read(move |c| Ok(store::certificate(c, certificate_id)?)).await? else {
+        let Some(cert) =
+            state.db.read(move |c| Ok::<_, ApiError>(store::certificate(c, certificate_id)?)).await?
+        else {
             continue;
         };
         let st = state.clone();
@@ -257,7 +259,9 @@ pub async fn deliver_round(state: &AppState) -> Result<usize, ApiError> {
         let ok = outcome.is_ok();
         state
             .db
-            .write(move |tx| Ok(outbox::attempted(tx, now, outbox_id, outcome.err().as_deref())?))
+            .write(move |tx| {
+                Ok::<_, ApiError>(outbox::attempted(tx, now, outbox_id, outcome.err().as_deref())?)
+            })
             .await?;
         delivered += usize::from(ok);
     }

@@ -69,7 +69,7 @@ async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Res
     let n = number.clone();
     let found = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             let Some(cert) = store::by_number(c, &n)? else { return Ok(None) };
             let replaced_by = cert.replaced_by.map(|id| store::number_of(c, id)).transpose()?.flatten();
             let replaces = cert.replaces.map(|id| store::number_of(c, id)).transpose()?.flatten();
@@ -109,7 +109,7 @@ async fn lookup(state: &AppState, number: String, digest: Option<String>) -> Res
 /// A printed notice's number is verified at the same URL as a certificate's.
 async fn notice(state: &AppState, number: String, digest: Option<String>) -> Result<Verification, ApiError> {
     let n = number.clone();
-    let Some(standing) = state.db.read(move |c| Ok(crate::notices::verification(c, &n)?)).await? else {
+    let Some(standing) = state.db.read(move |c| crate::notices::verification(c, &n)).await? else {
         return Err(not_valid(&number, "no certificate or notice has this number"));
     };
     let notice = standing.notice;

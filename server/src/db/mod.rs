@@ -52,8 +52,6 @@ use anyhow::Context;
 use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior, types::Type};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
-
 pub use migrations::MIGRATIONS;
 
 pub const DB_FILE: &str = "fieldcheck.sqlite3";
@@ -254,10 +252,11 @@ impl Db {
 
     /// Queues `f` for the writer thread; `answer` receives its result once the group it ran in has
     /// committed (or failed to).
-    fn submit<T, F>(inner: &Inner, f: F, answer: impl FnOnce(Result<T, ApiError>) + Send + 'static)
+    fn submit<T, E, F>(inner: &Inner, f: F, answer: impl FnOnce(Result<T, E>) + Send + 'static)
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let job: Job = Box::new(move |tx| {
             let out = f(tx);
@@ -265,7 +264,7 @@ impl Db {
             let answer: Answer = Box::new(move |commit_error| {
                 answer(match (out, commit_error) {
                     (Ok(_), Some(e)) => {
-                        Err(ApiError::Internal(anyhow::anyhow!("committing a group of writes: {e}")))
+                        Err(StoreError::Failed(format!("committing a group of writes: {e}")).into())
                     }
                     (out, _) => out,
                 })
@@ -283,11 +282,12 @@ impl Db {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction (shared with other writes queued at the same
     /// time, see the module's doc), answered once committed; `f`'s writes are kept only when it returns
-    /// `Ok`.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// `Ok`. It answers `f`'s own error type; the database's own failures arrive as a [`StoreError`] in it.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, ApiError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (send, receive) = tokio::sync::oneshot::channel();
         Self::submit(&self.inner, f, move |out| {
@@ -297,11 +297,12 @@ impl Db {
         receive.await.map_err(|_| writer_gone())?
     }
 
-    /// Runs `f` on a read-only connection.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// Runs `f` on a read-only connection; answers `f`'s own error type, as [`Db::write`] does.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
         // Held by the blocking task, so a read whose caller went away still counts until it ends. The
@@ -312,7 +313,7 @@ impl Db {
             let idle = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match idle {
                 Some(c) => c,
-                None => open_reader(&inner.path)?,
+                None => open_reader(&inner.path).map_err(StoreError::from)?,
             };
             let out = f(&conn);
             let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -321,20 +322,21 @@ impl Db {
             }
             out
         })
-        .await?
+        .await
+        .map_err(|e| StoreError::Failed(format!("a read did not finish: {e}")))?
     }
 
     /// A write of its own (no group) on the calling thread, for CLI commands and start-up steps that run
     /// without a tokio runtime; it waits for the writer thread's current group to finish.
-    pub fn write_blocking<T>(
+    pub fn write_blocking<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
         take_changed_docs();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
         let out = f(&tx);
-        let committed = out.and_then(|out| Ok(tx.commit().map(|()| out)?));
+        let committed = out.and_then(|out| Ok(tx.commit().map(|()| out).map_err(StoreError::from)?));
         let changed = take_changed_docs();
         if committed.is_ok() {
             bump_committed(&changed);
@@ -346,7 +348,7 @@ impl Db {
     }
 
     /// Is the database answering? Used by `/readyz`.
-    pub async fn ping(&self) -> Result<(), ApiError> {
+    pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 }
@@ -367,8 +369,8 @@ impl Drop for Inner {
 
 /// A write's answer channel closed without an answer: its job panicked (rolled back) or the writer
 /// thread is gone.
-fn writer_gone() -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("the write failed inside the database writer (see the log)"))
+fn writer_gone() -> StoreError {
+    StoreError::Failed("the write failed inside the database writer (see the log)".into())
 }
 
 /// The writer thread: takes what is queued as one group, runs each write in its own savepoint of one
@@ -468,7 +470,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn open_reader(path: &Path) -> Result<Connection, ApiError> {
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
@@ -530,9 +532,8 @@ pub fn in_snapshot<T, E: From<rusqlite::Error>>(c: &Conn, f: impl FnOnce() -> Re
     out
 }
 
-/// Stores answer [`StoreError`]; it is defined beside `ApiError` so that `error.rs` maps it without
-/// importing this module (which uses `ApiError`): no import circle.
-pub use crate::error::StoreError;
+/// Stores answer [`StoreError`] (a leaf, so `error.rs` maps it without importing this module).
+pub use error::StoreError;
 
 /// Column `idx` of `row`, stored as JSON text. Stored JSON that does not parse is damage, never a default:
 /// a damaged checklist read as an empty one would turn a regulatory record into a blank one. The error
@@ -593,7 +594,9 @@ mod tests {
     async fn concurrent_writes_share_commits_and_a_failed_one_is_rolled_back_alone() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path(), 2).unwrap();
-        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?)).await.unwrap();
+        db.write(|tx| Ok::<_, StoreError>(tx.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")?))
+            .await
+            .unwrap();
         let writes: Vec<_> = (0..200i64)
             .map(|n| {
                 let db = db.clone();
@@ -601,7 +604,7 @@ mod tests {
                     db.write(move |tx| {
                         tx.execute("INSERT INTO t (n) VALUES (?1)", [n])?;
                         if n % 7 == 0 {
-                            return Err(ApiError::bad_request("refused", "every seventh write fails"));
+                            return Err(StoreError::Conflict("every seventh write"));
                         }
                         Ok(n)
                     })
@@ -616,7 +619,7 @@ mod tests {
             }
         }
         let stored: Vec<i64> = db
-            .read(|c| {
+            .read(|c| -> Result<_, StoreError> {
                 let mut stmt = c.prepare("SELECT n FROM t ORDER BY n")?;
                 Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
             })
@@ -631,18 +634,20 @@ mod tests {
     async fn a_write_that_panics_is_answered_with_an_error_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path(), 1).unwrap();
-        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE t (n INTEGER)")?)).await.unwrap();
+        db.write(|tx| Ok::<_, StoreError>(tx.execute_batch("CREATE TABLE t (n INTEGER)")?)).await.unwrap();
         let panicked = db
-            .write(|tx| -> Result<(), ApiError> {
+            .write(|tx| -> Result<(), StoreError> {
                 tx.execute("INSERT INTO t (n) VALUES (1)", [])?;
                 panic!("a bug in a write")
             })
             .await;
         assert!(panicked.is_err());
-        db.write(|tx| Ok(tx.execute("INSERT INTO t (n) VALUES (2)", [])?)).await.unwrap();
+        db.write(|tx| Ok::<_, StoreError>(tx.execute("INSERT INTO t (n) VALUES (2)", [])?)).await.unwrap();
         let stored: Vec<i64> = db
             .read(|c| {
-                Ok(c.prepare("SELECT n FROM t")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+                Ok::<_, StoreError>(
+                    c.prepare("SELECT n FROM t")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?,
+                )
             })
             .await
             .unwrap();

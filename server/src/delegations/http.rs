@@ -47,7 +47,7 @@ pub async fn create(
     let now = state.now_ms();
     let d = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             let agent =
                 orgs_store::nameable_enterprise(tx, req.agent_customs_code.as_str())?.ok_or_else(|| {
                     invalid("agent_customs_code", "unknown_enterprise", "no enterprise has this customs code")
@@ -68,7 +68,7 @@ pub async fn create(
     responses((status = 200, body = Vec<Delegation>)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Delegation>>, ApiError> {
     let own = caller.enterprise()?;
-    Ok(Json(state.db.read(move |c| Ok(super::of_enterprise(c, own)?)).await?))
+    Ok(Json(state.db.read(move |c| super::of_enterprise(c, own)).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/delegations/{id}/revoke", tag = "delegations", security(("bearer" = [])),
@@ -80,7 +80,7 @@ pub async fn revoke(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Delegation>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.write(move |tx| Ok(super::revoke(tx, now, &caller, id)?)).await?))
+    Ok(Json(state.db.write(move |tx| super::revoke(tx, now, &caller, id)).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/delegations/{id}/grants", tag = "delegations", request_body = GrantRequest,
@@ -95,7 +95,7 @@ pub async fn grant(
 ) -> Result<(StatusCode, Json<Grant>), ApiError> {
     let scopes = super::scope_set(&req.scopes)?;
     let now = state.now_ms();
-    let g = state.db.write(move |tx| Ok(super::grant(tx, now, &caller, id, req.user_id, scopes)?)).await?;
+    let g = state.db.write(move |tx| super::grant(tx, now, &caller, id, req.user_id, scopes)).await?;
     Ok((StatusCode::CREATED, Json(g)))
 }
 
@@ -109,7 +109,7 @@ pub async fn grants(
     let own = caller.enterprise()?;
     let grants = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             super::get(c, id)?
                 .filter(|d| d.principal_id == own || d.agent_id == own)
                 .ok_or_else(|| ApiError::not_found("the delegation"))?;
@@ -145,7 +145,7 @@ pub async fn who_can_act(State(state): State<AppState>, caller: Caller) -> Resul
     let now = state.now_ms();
     let answer = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             let accounts = orgs_store::enterprise_users(c, own)?;
             let mut delegations = Vec::new();
             for d in super::of_enterprise(c, own)?.into_iter().filter(|d| d.principal_id == own) {

@@ -36,8 +36,7 @@ pub async fn register(
     ApiJson(req): ApiJson<RegisterDevice>,
 ) -> Result<(StatusCode, Json<Device>), ApiError> {
     let now = state.now_ms();
-    let device =
-        state.db.write(move |tx| Ok(super::register(tx, now, caller.user_id, &req.name, None)?)).await?;
+    let device = state.db.write(move |tx| super::register(tx, now, caller.user_id, &req.name, None)).await?;
     Ok((StatusCode::CREATED, Json(device)))
 }
 
@@ -52,7 +51,7 @@ pub async fn claim(
 ) -> Result<Json<Device>, ApiError> {
     let now = state.now_ms();
     let device_id = id.clone();
-    let device = state.db.write(move |tx| Ok(super::claim(tx, now, caller.user_id, &id)?)).await?;
+    let device = state.db.write(move |tx| super::claim(tx, now, caller.user_id, &id)).await?;
     // The retired copy's live connection ends with its sessions.
     state.sync_peers.disconnect(&device_id, "device_claimed", "this device was registered again elsewhere");
     Ok(Json(device))
@@ -63,7 +62,7 @@ pub async fn claim(
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Device>>, ApiError> {
     let devices = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             Ok(match caller.role {
                 Role::Admin => super::all(c)?,
                 Role::Supervisor => super::in_unit_subtree(c, caller.unit()?)?,

@@ -91,7 +91,7 @@ impl DocumentError {
     pub fn is_failure(&self) -> bool {
         use ApplicationError as A;
         use CertificateError as C;
-        let store = |e: &StoreError| matches!(e, StoreError::Other(_));
+        let store = StoreError::is_failure;
         match self {
             DocumentError::Store(e) => store(e),
             DocumentError::Application(A::Store(e) | A::Delegation(DelegationError::Store(e))) => store(e),

@@ -105,7 +105,7 @@ async fn upload(
     let (c2, s2, f2) = (caller.clone(), sha.clone(), file_name.clone());
     let known = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             let u = Upload { subject, subject_id, kind, sha: &s2, file_name: f2.as_deref(), replaces };
             super::check_upload(c, &c2, &u, now)?;
             Ok(store::is_present(c, s2.as_str())?)
@@ -122,7 +122,7 @@ async fn upload(
     let now = state.now_ms();
     let (attachment, created) = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             let u =
                 Upload { subject, subject_id, kind, sha: &sha, file_name: file_name.as_deref(), replaces };
             Ok(super::attach(tx, now, &caller, &u, checked)?)
@@ -235,7 +235,7 @@ async fn list(
     let now = state.now_ms();
     let all = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             super::subject(c, &caller, subject, id, now)?;
             Ok(store::list(c, subject, id)?)
         })
@@ -254,7 +254,7 @@ pub async fn download(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let now = state.now_ms();
-    let a = state.db.read(move |c| Ok(super::readable(c, &caller, id, now)?)).await?;
+    let a = state.db.read(move |c| super::readable(c, &caller, id, now)).await?;
     let sha = Sha256Hex::parse(&a.sha256)?;
     let path: PathBuf = state.photos.document(&sha);
     let bytes = tokio::fs::read(&path)
@@ -294,7 +294,7 @@ pub async fn request_again(
         return Err(invalid("opinion", "missing_opinion", "say which document is wanted again and why"));
     }
     let now = state.now_ms();
-    let request = state.db.write(move |tx| Ok(super::request_again(tx, now, &caller, id, &opinion)?)).await?;
+    let request = state.db.write(move |tx| super::request_again(tx, now, &caller, id, &opinion)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(request)))
 }

@@ -70,8 +70,7 @@ pub async fn list(
         to,
         overdue: q.overdue,
     };
-    let rows =
-        state.db.read(move |c| Ok(super::list(c, &caller, query, overdue, (limit, offset), now)?)).await?;
+    let rows = state.db.read(move |c| super::list(c, &caller, query, overdue, (limit, offset), now)).await?;
     if csv::wanted(&headers) {
         let mut t = Table::new(&[
             "id",
@@ -110,7 +109,7 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Instruction>, ApiError> {
     let now = state.now_ms();
-    Ok(Json(state.db.read(move |c| Ok(super::visible(c, &caller, id, now)?)).await?))
+    Ok(Json(state.db.read(move |c| super::visible(c, &caller, id, now)).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -136,6 +135,6 @@ pub async fn stats(
     let from = parse("from", &q.from)?.unwrap_or(i64::MIN);
     let to = parse("to", &q.to)?.unwrap_or(i64::MAX);
     let unit = caller.unit()?;
-    let counts = state.db.read(move |c| Ok(super::state_counts(c, unit, from, to)?)).await?;
+    let counts = state.db.read(move |c| super::state_counts(c, unit, from, to)).await?;
     Ok(Json(counts))
 }

@@ -178,7 +178,7 @@ pub async fn receive(
     let ahead = verify_ahead(&state, &list, intake.max_message_bytes);
     let answers = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             let mut signers = Signers::default();
             let mut answers = Vec::with_capacity(list.len());
             for (chunk, verified) in list.chunks(VERIFY_CHUNK).zip(ahead) {
@@ -240,7 +240,7 @@ fn verify_ahead(
         let (db, list) = (state.db.clone(), list.clone());
         // Not awaited: the writer waits on the channels, and a reader that fails drops its senders.
         tokio::spawn(async move {
-            db.read(move |c| {
+            db.read(move |c| -> Result<_, ApiError> {
                 let mut signers = Signers::default();
                 for (k, sender) in mine {
                     let chunk = list.chunks(VERIFY_CHUNK).nth(k).unwrap_or_default();
@@ -321,7 +321,7 @@ pub async fn application_evidence(
     let after = q.after.unwrap_or(0);
     let messages = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             crate::applications::filing::load_visible(c, &caller, id, now)?;
             // One more than asked tells whether another page follows.
             Ok(store::for_application(c, id, after, limit + 1)?)
@@ -420,9 +420,7 @@ pub async fn register_platform_signer(
     let now = state.now_ms();
     let user = state
         .db
-        .write(move |tx| {
-            Ok(super::register_platform_signer(tx, now, &Actor::User(caller.user_id), &req, &hash)?)
-        })
+        .write(move |tx| super::register_platform_signer(tx, now, &Actor::User(caller.user_id), &req, &hash))
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -412,7 +412,7 @@ pub async fn page(
     let far_km = state.settings.monitoring.far_from_site_km;
     let (f, overdue, points, sites) = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             let reach = store::reach(c, scope)?;
             Ok((
                 collect(c, reach, period, &rules, used)?,

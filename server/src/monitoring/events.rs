@@ -24,7 +24,7 @@ use crate::{auth, error::ApiError, state::AppState};
 /// wrote receipts. Runs for the life of the server.
 pub async fn pump(state: AppState) {
     let mut changed = state.receipts.subscribe();
-    let mut last = match state.db.read(|c| Ok(newest_id(c)?)).await {
+    let mut last = match state.db.read(newest_id).await {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, "the event pump could not start");
@@ -33,7 +33,7 @@ pub async fn pump(state: AppState) {
     };
     loop {
         loop {
-            let batch = match state.db.read(move |c| Ok(after(c, last, 500)?)).await {
+            let batch = match state.db.read(move |c| after(c, last, 500)).await {
                 Ok(b) => b,
                 Err(e) => {
                     // Subscribers keep their place; the next commit tries again.
@@ -92,7 +92,10 @@ pub async fn subscribe(
     let mut live = state.events.subscribe();
     let from = sub.last_event_id;
     let limit = sub.max_backlog;
-    let (backlog, newest) = state.db.read(move |c| Ok((after(c, from, limit + 1)?, newest_id(c)?))).await?;
+    let (backlog, newest) = state
+        .db
+        .read(move |c| Ok::<_, crate::db::StoreError>((after(c, from, limit + 1)?, newest_id(c)?)))
+        .await?;
     let (out, rx) = mpsc::channel(64);
     let units = sub.units;
     let retry = sub.retry;

@@ -123,8 +123,7 @@ pub async fn figures(
     let period = Period::parse(q.from.as_deref(), q.to.as_deref(), now)?;
     let used = rules_used(&state, q.silent_hours)?;
     let rules = OverdueRules::new(&state.settings.monitoring, now);
-    let figures =
-        state.db.read(move |c| Ok(collect(c, store::reach(c, scope)?, period, &rules, used)?)).await?;
+    let figures = state.db.read(move |c| collect(c, store::reach(c, scope)?, period, &rules, used)).await?;
     if csv::wanted(&headers) {
         return Ok(figures_csv(&figures).into_response("figures.csv"));
     }
@@ -188,9 +187,7 @@ pub async fn overdue(
     let rules = OverdueRules::new(&state.settings.monitoring, state.now_ms());
     let rows = state
         .db
-        .read(move |c| {
-            Ok(figures::overdue(c, store::reach(c, scope)?, &rules, figures::OVERDUE_TABLE_LIMIT)?)
-        })
+        .read(move |c| figures::overdue(c, store::reach(c, scope)?, &rules, figures::OVERDUE_TABLE_LIMIT))
         .await?;
     if csv::wanted(&headers) {
         let mut t = Table::new(&[
@@ -229,7 +226,7 @@ pub async fn officers(
 ) -> Result<Json<Vec<OfficerLoad>>, ApiError> {
     let scope = Scope::of(&caller)?;
     let rules = OverdueRules::new(&state.settings.monitoring, state.now_ms());
-    Ok(Json(state.db.read(move |c| Ok(figures::officers(c, store::reach(c, scope)?, None, &rules)?)).await?))
+    Ok(Json(state.db.read(move |c| figures::officers(c, store::reach(c, scope)?, None, &rules)).await?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -283,7 +280,7 @@ pub async fn events(
     if last_event_id < 0 {
         return Err(ApiError::bad_request("invalid_last_event_id", "event ids are not negative"));
     }
-    let units = state.db.read(move |c| Ok(store::events::units_of(c, scope)?)).await?;
+    let units = state.db.read(move |c| store::events::units_of(c, scope)).await?;
     let m = &state.settings.monitoring;
     let sub = Subscription {
         session_id: caller.session_id.clone(),

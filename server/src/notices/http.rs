@@ -38,7 +38,7 @@ pub async fn print(
         .db
         .write(move |tx| {
             let composed = super::compose(tx, &caller, kind, id, now)?;
-            Ok(super::issue(tx, now, &caller, composed)?)
+            super::issue(tx, now, &caller, composed)
         })
         .await?;
     let url = format!(

@@ -29,11 +29,11 @@ pub async fn register(
     let client = client.to_string();
     let now = state.now_ms();
     let address = client.clone();
-    state.db.read(move |c| Ok(super::check_rate(c, &address, per_hour, now)?)).await?;
+    state.db.read(move |c| Ok::<_, ApiError>(super::check_rate(c, &address, per_hour, now)?)).await?;
     let hash = state.passwords.hash(req.password.clone()).await?;
     let now = state.now_ms();
     let registration =
-        state.db.write(move |tx| Ok(super::register(tx, now, &client, per_hour, &req, &hash)?)).await?;
+        state.db.write(move |tx| super::register(tx, now, &client, per_hour, &req, &hash)).await?;
     state.receipts_changed();
     Ok((StatusCode::CREATED, Json(registration)))
 }
@@ -63,7 +63,7 @@ pub async fn amend(
 ) -> Result<Json<Registration>, ApiError> {
     let own = caller.enterprise()?;
     let now = state.now_ms();
-    let r = state.db.write(move |tx| Ok(super::resubmit(tx, now, caller.user_id, own, &req)?)).await?;
+    let r = state.db.write(move |tx| super::resubmit(tx, now, caller.user_id, own, &req)).await?;
     state.receipts_changed();
     Ok(Json(r))
 }
@@ -88,7 +88,7 @@ pub async fn list(
 ) -> Result<Json<Vec<Registration>>, ApiError> {
     let limit = crate::error::in_range("limit", q.limit, 100, 1, 500)?;
     let after = q.after.unwrap_or(0).max(0);
-    Ok(Json(state.db.read(move |c| Ok(store::list(c, q.state, after, limit)?)).await?))
+    Ok(Json(state.db.read(move |c| store::list(c, q.state, after, limit)).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -108,7 +108,7 @@ async fn decide(
     let now = state.now_ms();
     let r = state
         .db
-        .write(move |tx| Ok(super::decide(tx, now, caller.user_id, id, decision, opinion.as_deref())?))
+        .write(move |tx| super::decide(tx, now, caller.user_id, id, decision, opinion.as_deref()))
         .await?;
     state.receipts_changed();
     Ok(Json(r))

@@ -23,7 +23,7 @@ pub async fn healthz() -> Json<Value> {
     responses((status = 200, description = "the database answers and the reference data is loaded"),
         (status = 503, description = "it does not, or reference data is missing; `reason` says which")))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.db.read(|c| Ok(crate::reference::import::missing(c)?)).await {
+    match state.db.read(crate::reference::import::missing).await {
         Ok(missing) if missing.is_empty() => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Ok(missing) => (
             StatusCode::SERVICE_UNAVAILABLE,

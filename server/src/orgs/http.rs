@@ -58,7 +58,7 @@ pub async fn create_unit(
     ApiJson(req): ApiJson<NewUnit>,
 ) -> Result<(StatusCode, Json<Unit>), ApiError> {
     let now = state.now_ms();
-    let unit = state.db.write(move |tx| Ok(super::create_unit(tx, now, &actor(&caller), req)?)).await?;
+    let unit = state.db.write(move |tx| super::create_unit(tx, now, &actor(&caller), req)).await?;
     Ok((StatusCode::CREATED, Json(unit)))
 }
 
@@ -71,7 +71,7 @@ pub async fn create_enterprise(
     ApiJson(req): ApiJson<NewEnterprise>,
 ) -> Result<(StatusCode, Json<Enterprise>), ApiError> {
     let now = state.now_ms();
-    let e = state.db.write(move |tx| Ok(super::create_enterprise(tx, now, &actor(&caller), req)?)).await?;
+    let e = state.db.write(move |tx| super::create_enterprise(tx, now, &actor(&caller), req)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -88,7 +88,7 @@ pub async fn create_user(
     let now = state.now_ms();
     let user = state
         .db
-        .write(move |tx| Ok(super::create_user(tx, now, &actor(&caller), &req, &hash, store::Start::ACTIVE)?))
+        .write(move |tx| super::create_user(tx, now, &actor(&caller), &req, &hash, store::Start::ACTIVE))
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -96,7 +96,7 @@ pub async fn create_user(
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<User>)))]
 pub async fn list_users(State(state): State<AppState>) -> Result<Json<Vec<User>>, ApiError> {
-    Ok(Json(state.db.read(|c| Ok(store::all_users(c)?)).await?))
+    Ok(Json(state.db.read(|c| Ok::<_, ApiError>(store::all_users(c)?)).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/status", tag = "admin", request_body = StatusChange,
@@ -113,9 +113,7 @@ pub async fn set_user_status(
     Ok(Json(
         state
             .db
-            .write(move |tx| {
-                Ok(super::set_user_status(tx, now, &actor(&caller), id, req.status, &req.reason)?)
-            })
+            .write(move |tx| super::set_user_status(tx, now, &actor(&caller), id, req.status, &req.reason))
             .await?,
     ))
 }
@@ -133,7 +131,7 @@ pub async fn set_signing_key(
     Ok(Json(
         state
             .db
-            .write(move |tx| Ok(super::set_signing_key(tx, now, &actor(&caller), id, &req.public_key)?))
+            .write(move |tx| super::set_signing_key(tx, now, &actor(&caller), id, &req.public_key))
             .await?,
     ))
 }
@@ -141,7 +139,7 @@ pub async fn set_signing_key(
 #[utoipa::path(get, path = "/api/v1/units", tag = "organisation", security(("bearer" = [])),
     responses((status = 200, body = Vec<Unit>)))]
 pub async fn list_units(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Unit>>, ApiError> {
-    let units = state.db.read(move |c| Ok(super::visible_units(c, &caller)?)).await?;
+    let units = state.db.read(move |c| super::visible_units(c, &caller)).await?;
     Ok(Json(units))
 }
 
@@ -153,7 +151,7 @@ pub async fn get_enterprise(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Enterprise>, ApiError> {
     let now = state.now_ms();
-    let e = state.db.read(move |c| Ok(super::visible_enterprise(c, &caller, id, now)?)).await?;
+    let e = state.db.read(move |c| super::visible_enterprise(c, &caller, id, now)).await?;
     Ok(Json(e))
 }
 
@@ -164,7 +162,7 @@ pub async fn list_operators(
     caller: Caller,
 ) -> Result<Json<Vec<User>>, ApiError> {
     let own = caller.enterprise()?;
-    Ok(Json(state.db.read(move |c| Ok(store::enterprise_users(c, own)?)).await?))
+    Ok(Json(state.db.read(move |c| Ok::<_, ApiError>(store::enterprise_users(c, own)?)).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/enterprise/operators", tag = "enterprise", request_body = NewOperator,
@@ -182,7 +180,7 @@ pub async fn create_operator(
     let now = state.now_ms();
     let user = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             let enterprise =
                 store::enterprise(tx, own)?.ok_or_else(|| ApiError::not_found("your enterprise"))?;
             let new = NewUser {
@@ -224,7 +222,7 @@ pub async fn confirm_operator(
         .db
         .write(move |tx| {
             super::own_operator(tx, &caller, id)?;
-            Ok(super::confirm_operator(tx, now, &actor(&caller), id)?)
+            super::confirm_operator(tx, now, &actor(&caller), id)
         })
         .await?;
     state.receipts_changed();
@@ -253,7 +251,7 @@ pub async fn set_operator_status(
         .db
         .write(move |tx| {
             super::own_operator(tx, &caller, id)?;
-            Ok(super::set_user_status(tx, now, &actor(&caller), id, req.status, &req.reason)?)
+            super::set_user_status(tx, now, &actor(&caller), id, req.status, &req.reason)
         })
         .await?;
     Ok(Json(user))
@@ -273,7 +271,7 @@ pub async fn set_operator_validity(
         .db
         .write(move |tx| {
             super::own_operator(tx, &caller, id)?;
-            Ok(super::set_user_validity(tx, now, &actor(&caller), id, req.valid_until)?)
+            super::set_user_validity(tx, now, &actor(&caller), id, req.valid_until)
         })
         .await?;
     Ok(Json(user))
@@ -293,7 +291,7 @@ pub async fn set_operator_signing_key(
         .db
         .write(move |tx| {
             super::own_operator(tx, &caller, id)?;
-            Ok(super::set_signing_key(tx, now, &actor(&caller), id, &req.public_key)?)
+            super::set_signing_key(tx, now, &actor(&caller), id, &req.public_key)
         })
         .await?;
     Ok(Json(user))

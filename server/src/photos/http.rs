@@ -73,9 +73,9 @@ pub async fn put(
     let (c2, s2) = (caller.clone(), sha.clone());
     let known = state
         .db
-        .read(move |c| {
+        .read(move |c| -> Result<_, ApiError> {
             super::check_upload(c, &c2, q.instruction)?;
-            Ok(store::is_present(c, s2.as_str())?)
+            Ok::<_, ApiError>(store::is_present(c, s2.as_str())?)
         })
         .await?;
     let tmp = receive_whole(&state.photos, body, max, too_large).await?;
@@ -143,7 +143,7 @@ pub async fn create_upload(
     let ttl = state.settings.photos.upload_ttl_hours * 3600 * 1000;
     let instruction_id = req.instruction_id;
     let new = upload::Requested { sha, instruction_id, size: req.size, content_type, ttl };
-    let (outcome, expired) = state.db.write(move |tx| Ok(upload::open(tx, now, &caller, new)?)).await?;
+    let (outcome, expired) = state.db.write(move |tx| upload::open(tx, now, &caller, new)).await?;
     for id in expired {
         state.photos.discard_upload(&id);
     }
@@ -277,7 +277,7 @@ pub async fn finish(
     }
     let sha = Sha256Hex::parse(&row.sha256)?;
     let s2 = sha.clone();
-    let known = state.db.read(move |c| Ok(store::is_present(c, s2.as_str())?)).await?;
+    let known = state.db.read(move |c| Ok::<_, ApiError>(store::is_present(c, s2.as_str())?)).await?;
     let declared = row.content_type.as_deref().and_then(PhotoFormat::from_content_type);
     let from = state.photos.upload(&id);
     let outcome =
@@ -285,7 +285,7 @@ pub async fn finish(
     if outcome.is_err() {
         // The bytes were refused and are gone; so is the upload (a retry starts a new one).
         let id2 = id.clone();
-        state.db.write(move |tx| Ok(store::delete_upload(tx, &id2)?)).await?;
+        state.db.write(move |tx| store::delete_upload(tx, &id2)).await?;
     }
     drop(lock);
     state.photos.discard_upload(&id);
@@ -304,7 +304,7 @@ pub async fn cancel_upload(
     own_upload(&state, &caller, &id).await?;
     let lock = lock_upload(&state, &id).await?;
     let id2 = id.clone();
-    state.db.write(move |tx| Ok(store::delete_upload(tx, &id2)?)).await?;
+    state.db.write(move |tx| store::delete_upload(tx, &id2)).await?;
     drop(lock);
     state.photos.discard_upload(&id);
     Ok(StatusCode::NO_CONTENT)
@@ -401,7 +401,7 @@ async fn ingest(
     let now = state.now_ms();
     let recorded = state
         .db
-        .write(move |tx| {
+        .write(move |tx| -> Result<_, ApiError> {
             if let Some(id) = &upload_id {
                 store::delete_upload(tx, id)?;
             }

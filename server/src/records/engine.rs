@@ -48,7 +48,6 @@ use crate::{
     db,
     db::{Conn, Db, Tx},
     domain::Principal,
-    error::ApiError,
     instructions,
     instructions::machine,
     workflow::error::WorkflowError,
@@ -295,8 +294,8 @@ impl Engine {
 
     /// One round from `principal`'s device `device_id`: every message validated and merged (or refused
     /// on its own), then stored in one write transaction, answered after its commit. `with_index` also
-    /// answers (and creates on first need) the principal's assignment-index document. Answers `ApiError`
-    /// because `Db` does; what runs inside answers `RecordsError` and `WorkflowError`.
+    /// answers (and creates on first need) the principal's assignment-index document. Answers
+    /// `WorkflowError`: the round's commit also advances the instructions the records progressed.
     pub async fn sync(
         self: &Arc<Self>,
         env: Env<'_>,
@@ -304,7 +303,7 @@ impl Engine {
         device_id: &str,
         inputs: Vec<Input>,
         with_index: bool,
-    ) -> Result<Outcome, ApiError> {
+    ) -> Result<Outcome, WorkflowError> {
         let engine = self.clone();
         let ids: BTreeSet<String> = inputs.iter().map(|i| i.doc.clone()).collect();
         // The same document twice in one round: each message must see the one before it merged, so
@@ -316,14 +315,14 @@ impl Engine {
         let round = env
             .db
             .read(move |c| {
-                Ok(prepare(c, &engine_r, now, &principal_r, &device_r, inputs, duplicates, with_index)?)
+                prepare(c, &engine_r, now, &principal_r, &device_r, inputs, duplicates, with_index)
             })
             .await?;
         let round = if round.needs_write() {
             let (principal_w, device_w) = (principal.clone(), device_id.to_owned());
             let (round, receipts) = env
                 .db
-                .write(move |tx| {
+                .write(move |tx| -> Result<_, WorkflowError> {
                     let (round, progress) = commit(tx, now, &principal_w, &device_w, round)?;
                     Ok((round, progressed(tx, now, &principal_w, &progress)?))
                 })
@@ -360,7 +359,7 @@ impl Engine {
         db: &Db,
         meta: DocMeta,
         session: SyncSession,
-    ) -> Result<(SyncSession, Option<Vec<u8>>), ApiError> {
+    ) -> Result<(SyncSession, Option<Vec<u8>>), RecordsError> {
         let _lock = self.lock(BTreeSet::from([meta.id.clone()])).await;
         let engine_r = self.clone();
         db.read(move |c| {

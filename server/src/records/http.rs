@@ -104,7 +104,7 @@ pub async fn sync(
     // engine: it is not a document change, and a batch with no documents carries only this.
     if let Some(pending) = request.pending {
         let (device_id, now) = (device_id.clone(), state.now_ms());
-        state.db.write(move |tx| Ok(crate::devices::pending_reported(tx, &device_id, pending, now)?)).await?;
+        state.db.write(move |tx| crate::devices::pending_reported(tx, &device_id, pending, now)).await?;
     }
     let inputs =
         request.messages.into_iter().map(|m| Input { doc: m.doc, data: m.data.0, session: None }).collect();
@@ -138,7 +138,7 @@ pub struct IndexDoc {
     responses((status = 200, body = IndexDoc), (status = 403, body = ErrorBody)))]
 pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Json<IndexDoc>, ApiError> {
     let now = state.now_ms();
-    let index_doc = state.db.write(move |tx| Ok(super::index_for(tx, caller.user_id, now)?)).await?;
+    let index_doc = state.db.write(move |tx| super::index_for(tx, caller.user_id, now)).await?;
     let index_url = fieldcheck_sync::repo::RepoDocId::from_hex(&index_doc)
         .map(|id| format!("automerge:{id}"))
         .ok_or_else(|| {
@@ -156,6 +156,6 @@ pub async fn record(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<RecordView>, ApiError> {
     let now = state.now_ms();
-    let view = state.db.read(move |c| Ok(super::view::record_view(c, &caller, id, now)?)).await?;
+    let view = state.db.read(move |c| super::view::record_view(c, &caller, id, now)).await?;
     Ok(Json(view))
 }

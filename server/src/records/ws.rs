@@ -39,11 +39,13 @@ use serde_json::json;
 use tokio::sync::{broadcast::error::RecvError, oneshot};
 
 use super::{
+    error::RecordsError,
     peers::Ending,
     store::{self, DocMeta},
 };
 use crate::{
     auth::{Caller, caller::authenticate_token, store::session_status},
+    db::StoreError,
     domain::{AccountStatus, Role, UserStatus},
     error::{ApiError, ApiQuery, ErrorBody},
     state::AppState,
@@ -206,16 +208,15 @@ impl Connection {
         }
         // The handshake reads only: automerge-repo's adapter gives up waiting for `peer` after a second,
         // and the single writer may be busy with other devices' messages for longer than that.
-        let storage_id =
-            match self.state.db.read(|c| Ok(store::stored_server_actor(c)?)).await.map_err(internal)? {
-                Some(actor) => actor,
-                None => self
-                    .state
-                    .db
-                    .write(|tx| Ok(store::server_actor(tx)?.to_hex_string()))
-                    .await
-                    .map_err(internal)?,
-            };
+        let storage_id = match self.state.db.read(store::stored_server_actor).await.map_err(internal)? {
+            Some(actor) => actor,
+            None => self
+                .state
+                .db
+                .write(|tx| Ok::<_, StoreError>(store::server_actor(tx)?.to_hex_string()))
+                .await
+                .map_err(internal)?,
+        };
         let peer = repo::encode(&ServerMessage::Peer {
             sender_id: SERVER_PEER_ID,
             target_id: &self.device_id,
@@ -225,7 +226,7 @@ impl Connection {
         let (now, device_id) = (self.state.now_ms(), self.device_id.clone());
         self.state
             .db
-            .write(move |tx| {
+            .write(move |tx| -> Result<(), StoreError> {
                 crate::devices::seen(tx, &device_id, now)?;
                 // Only a client that says so (peer metadata `pending`); otherwise the figure stays unknown.
                 if let Some(pending) = pending {
@@ -324,7 +325,7 @@ impl Connection {
             .await
             .map_err(internal)?;
         let Some(output) = outcome.results.into_iter().next() else {
-            return Err(internal(ApiError::Internal(anyhow::anyhow!("the engine answered nothing"))));
+            return Err(internal("the engine answered nothing"));
         };
         let session = output.session;
         let outcome = output.result;
@@ -362,7 +363,7 @@ impl Connection {
         let meta = self
             .state
             .db
-            .read(move |c| {
+            .read(move |c| -> Result<_, RecordsError> {
                 Ok(match store::meta(c, &hex_id)? {
                     Some(meta) if super::may_sync(c, &caller, &meta)? => Some(meta),
                     _ => None,
@@ -440,7 +441,7 @@ impl Connection {
     /// A logout, an expired session or an ended account closes the connection.
     async fn check_session(&mut self) -> Step {
         let (sid, now) = (self.caller.session_id.clone(), self.state.now_ms());
-        let status = self.state.db.read(move |c| Ok(session_status(c, &sid)?)).await.map_err(internal)?;
+        let status = self.state.db.read(move |c| session_status(c, &sid)).await.map_err(internal)?;
         let live = status.is_some_and(|s| {
             s.revoked_at.is_none()
                 && s.expires_at > now
@@ -484,7 +485,7 @@ async fn send(socket: &mut WebSocket, bytes: Vec<u8>) -> Step {
 
 /// An infrastructure failure: logged here, the client only learns that the server failed. The
 /// in-memory sessions may be ahead of what was stored, so the connection ends.
-fn internal(e: ApiError) -> Option<Ending> {
+fn internal(e: impl std::fmt::Debug) -> Option<Ending> {
     tracing::error!(error = ?e, "sync connection failed on the server");
     Some(Ending::new("internal_error", "the server failed; reconnect to continue"))
 }

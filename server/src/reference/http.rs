@@ -45,7 +45,7 @@ pub async fn checklist_template(
 #[utoipa::path(get, path = "/api/v1/sampling-ratios", tag = "reference", security(("bearer" = [])),
     responses((status = 200, body = Vec<SamplingRatio>)))]
 pub async fn sampling_ratios(State(state): State<AppState>) -> Result<Json<Vec<SamplingRatio>>, ApiError> {
-    let ratios = state.db.read(|c| Ok(super::sampling_ratios(c)?)).await?;
+    let ratios = state.db.read(super::sampling_ratios).await?;
     Ok(Json(ratios))
 }
 

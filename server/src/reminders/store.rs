@@ -213,7 +213,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = crate::db::Db::open(dir.path(), 1).unwrap();
         let sql = format!("EXPLAIN QUERY PLAN {sql}");
-        db.write_blocking(move |tx| {
+        db.write_blocking(move |tx| -> Result<_, StoreError> {
             let mut stmt = tx.prepare(&sql)?;
             let rows = stmt.query_map(params![0, 1], |r| r.get::<_, String>(3))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))

@@ -36,7 +36,7 @@ pub async fn review(
     let app = state
         .db
         .write(move |tx| {
-            Ok(super::review_one(tx, now, &caller, id, req.action, req.opinion.as_deref(), deadline)?)
+            super::review_one(tx, now, &caller, id, req.action, req.opinion.as_deref(), deadline)
         })
         .await?;
     state.receipts_changed();
@@ -114,6 +114,6 @@ pub async fn set_auto_review(
     ApiJson(req): ApiJson<AutoReview>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let now = state.now_ms();
-    state.db.write(move |tx| Ok(super::set_auto_review(tx, now, &caller, id, req.enabled)?)).await?;
+    state.db.write(move |tx| super::set_auto_review(tx, now, &caller, id, req.enabled)).await?;
     Ok(Json(json!({"unit_id": id, "auto_review": req.enabled})))
 }

@@ -250,10 +250,8 @@ pub async fn revoke_approval(
 ) -> Result<Json<crate::applications::Application>, ApiError> {
     super::required_text("opinion", "missing_opinion", &req.opinion, "why the approval is revoked")?;
     let now = state.now_ms();
-    let app = state
-        .db
-        .write(move |tx| Ok(super::revoke_approval(tx, now, &caller, id, req.opinion.trim())?))
-        .await?;
+    let app =
+        state.db.write(move |tx| super::revoke_approval(tx, now, &caller, id, req.opinion.trim())).await?;
     state.receipts_changed();
     Ok(Json(app))
 }

@@ -283,7 +283,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path(), 1).unwrap();
         let (heads, stored) = db
-            .write_blocking(|tx| {
+            .write_blocking(|tx| -> Result<_, StoreError> {
                 tx.execute(
                     "INSERT INTO customs_units (id, code, name, kind, created_at) VALUES (1, '9999', 'hq', 'headquarters', 0)",
                     [],
