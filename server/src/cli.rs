@@ -349,7 +349,8 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             password::check_strength(&password).map_err(|e| api(e.into()))?;
-            let hash = password::hash_blocking(&password, settings.auth.argon2_memory_kib).map_err(api)?;
+            let hash = password::hash_blocking(&password, settings.auth.argon2_memory_kib)
+                .map_err(|e| api(e.into()))?;
             let new = NewUser {
                 username,
                 display_name: Line::parse(display_name)?,
