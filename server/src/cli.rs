@@ -247,6 +247,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    crate::ops::allocator::limit_arenas();
     crate::telemetry::init(&settings.log);
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async move {
@@ -348,7 +349,8 @@ fn admin(settings: &Settings, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             password::check_strength(&password).map_err(|e| api(e.into()))?;
-            let hash = password::hash_blocking(&password, settings.auth.argon2_memory_kib).map_err(api)?;
+            let hash = password::hash_blocking(&password, settings.auth.argon2_memory_kib)
+                .map_err(|e| api(e.into()))?;
             let new = NewUser {
                 username,
                 display_name: Line::parse(display_name)?,

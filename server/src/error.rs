@@ -124,6 +124,47 @@ impl From<crate::auth::error::AuthError> for ApiError {
     }
 }
 
+/// A login step's refusal keeps its own status and code (401, or the device's); a vanished session or
+/// user is a 404 as before.
+impl From<crate::auth::error::LoginError> for ApiError {
+    fn from(e: crate::auth::error::LoginError) -> Self {
+        use crate::auth::error::LoginError as E;
+        match e {
+            E::Refused(e) => e.into(),
+            E::Device(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+/// An access token refused (401 `token_expired` / `invalid_token`), or one that could not be made (500).
+impl From<crate::auth::error::TokenError> for ApiError {
+    fn from(e: crate::auth::error::TokenError) -> Self {
+        use crate::auth::error::TokenError as E;
+        let message = e.to_string();
+        match e {
+            E::Expired => ApiError::unauthorized("token_expired", message),
+            E::Invalid(_) => ApiError::unauthorized("invalid_token", message),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// A password login that must wait: 429 `too_many_attempts` with `Retry-After`.
+impl From<crate::auth::error::ThrottleError> for ApiError {
+    fn from(e: crate::auth::error::ThrottleError) -> Self {
+        use crate::auth::error::ThrottleError as E;
+        let message = e.to_string();
+        match e {
+            E::TooManyAttempts { retry_after_secs, .. } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+                    .with_retry_after(retry_after_secs)
+            }
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 /// A principal acting outside its role (403, the sentence says which roles the step needs).
 impl From<crate::domain::principal::NotAllowed> for ApiError {
     fn from(e: crate::domain::principal::NotAllowed) -> Self {
@@ -555,6 +596,21 @@ impl From<crate::auth::password::strength::PasswordError> for ApiError {
             E::TooShort(_) => "weak_password",
         };
         invalid("password", code, e.to_string())
+    }
+}
+
+/// The password hashing queue is full: 503 `overloaded` with `Retry-After`; anything else a logged 500.
+impl From<crate::auth::password::error::HashError> for ApiError {
+    fn from(e: crate::auth::password::error::HashError) -> Self {
+        use crate::auth::password::error::HashError as E;
+        let message = e.to_string();
+        match e {
+            E::Overloaded { retry_after_secs } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+                    .with_retry_after(retry_after_secs)
+            }
+            E::Internal(e) => ApiError::Internal(e),
+        }
     }
 }
 
@@ -1215,6 +1271,81 @@ mod tests {
                 Value::Null
             )
         );
+    }
+
+    #[test]
+    fn auth_refusals_keep_the_status_code_sentence_and_details_clients_saw() {
+        use crate::auth::{
+            error::{AuthError, LoginError, ThrottleError, TokenError},
+            password::error::HashError,
+        };
+        assert_eq!(
+            seen(TokenError::Expired),
+            (
+                401,
+                "token_expired",
+                "the access token has expired; get a new one with POST /api/v1/auth/refresh".to_owned(),
+                Value::Null
+            )
+        );
+        assert_eq!(
+            seen(TokenError::Invalid("wrong issuer")),
+            (
+                401,
+                "invalid_token",
+                "the access token is not valid: wrong issuer; log in again".to_owned(),
+                Value::Null
+            )
+        );
+        let wait = ThrottleError::TooManyAttempts { scope: "from your address", retry_after_secs: 4 };
+        let wait = ApiError::from(wait);
+        assert!(matches!(wait, ApiError::Client { retry_after_secs: Some(4), .. }));
+        assert_eq!(
+            seen(wait),
+            (
+                429,
+                "too_many_attempts",
+                "too many failed logins from your address; try again in 4 s".to_owned(),
+                json!({"retry_after_secs": 4})
+            )
+        );
+        let overloaded = ApiError::from(HashError::Overloaded { retry_after_secs: 1 });
+        assert!(matches!(overloaded, ApiError::Client { retry_after_secs: Some(1), .. }));
+        assert_eq!(
+            seen(overloaded),
+            (
+                503,
+                "overloaded",
+                "too many logins at once; try again in 1 s".to_owned(),
+                json!({"retry_after_secs": 1})
+            )
+        );
+        assert_eq!(
+            seen(LoginError::from(AuthError::UnknownRefresh)),
+            (401, "invalid_refresh_token", "unknown refresh token".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            seen(LoginError::from(AuthError::NoSigningKey)),
+            (
+                401,
+                "no_signing_key",
+                "no registered signing key for this username; ask an administrator to register one"
+                    .to_owned(),
+                Value::Null
+            )
+        );
+        assert_eq!(
+            seen(LoginError::from(crate::devices::error::DeviceError::Frozen)),
+            (401, "device_frozen", "this device is frozen".to_owned(), Value::Null)
+        );
+        assert_eq!(
+            seen(LoginError::from(StoreError::NotFound("the session"))),
+            (404, "not_found", "the session was not found".to_owned(), Value::Null)
+        );
+        let failed: ApiError = HashError::Internal(anyhow::anyhow!("argon2 memory: no")).into();
+        assert!(matches!(failed, ApiError::Internal(_)));
+        let failed: ApiError = TokenError::Internal(anyhow::anyhow!("no randomness")).into();
+        assert!(matches!(failed, ApiError::Internal(_)));
     }
 
     #[test]

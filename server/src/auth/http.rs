@@ -248,7 +248,7 @@ pub async fn refresh(
             })
         })
         .await?;
-    outcome.into_result().map(Json)
+    Ok(Json(outcome.into_result()?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
@@ -392,7 +392,7 @@ pub async fn strong_login(
             )
         })
         .await?;
-    outcome.into_result().map(Json)
+    Ok(Json(outcome.into_result()?))
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/jwks", tag = "auth",

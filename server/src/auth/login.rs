@@ -11,14 +11,14 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde_json::json;
 
 use super::{
-    error::AuthError,
+    error::{AuthError, LoginError},
     store::{self, Rotation, SessionRow},
 };
 use crate::{
     audit::{self, Actor},
+    db::error::StoreError,
     devices,
     domain::{AccountStatus, Role},
-    error::ApiError,
     orgs::{store as orgs_store, store::UserRow},
 };
 
@@ -27,12 +27,13 @@ use crate::{
 pub enum Outcome<T> {
     Granted(T),
     /// Refused; what the step wrote (an audit entry, an ended session) commits all the same.
-    Refused(ApiError),
+    Refused(LoginError),
 }
 
 impl<T> Outcome<T> {
-    /// The next step of a granted outcome, in the same transaction; a refusal passes through.
-    pub fn then<U>(self, f: impl FnOnce(T) -> Result<U, ApiError>) -> Result<Outcome<U>, ApiError> {
+    /// The next step of a granted outcome, in the same transaction (failing with the caller's own error);
+    /// a refusal passes through.
+    pub fn then<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Outcome<U>, E> {
         Ok(match self {
             Outcome::Granted(t) => Outcome::Granted(f(t)?),
             Outcome::Refused(e) => Outcome::Refused(e),
@@ -40,7 +41,7 @@ impl<T> Outcome<T> {
     }
 
     /// After the commit: the refusal becomes the request's error.
-    pub fn into_result(self) -> Result<T, ApiError> {
+    pub fn into_result(self) -> Result<T, LoginError> {
         match self {
             Outcome::Granted(t) => Ok(t),
             Outcome::Refused(e) => Err(e),
@@ -75,7 +76,7 @@ pub struct Rotated {
 
 /// Spends the refresh token whose hash is `hash`. A token used twice ends its session (a stolen copy
 /// is as likely as a retry), and that verdict commits with the refusal.
-pub fn rotate_refresh(tx: &Tx<'_>, hash: &[u8], now: i64) -> Result<Outcome<Rotated>, ApiError> {
+pub fn rotate_refresh(tx: &Tx<'_>, hash: &[u8], now: i64) -> Result<Outcome<Rotated>, LoginError> {
     let session_id = match store::spend_refresh(tx, hash, now)? {
         Rotation::Rotated { session_id } => session_id,
         Rotation::Reused => {
@@ -91,11 +92,11 @@ pub fn rotate_refresh(tx: &Tx<'_>, hash: &[u8], now: i64) -> Result<Outcome<Rota
         }
         Rotation::Unknown => return Ok(Outcome::Refused(AuthError::UnknownRefresh.into())),
     };
-    let session = store::session(tx, &session_id)?.ok_or_else(|| ApiError::not_found("the session"))?;
+    let session = store::session(tx, &session_id)?.ok_or_else(|| StoreError::NotFound("the session"))?;
     if session.revoked || session.expires_at <= now {
         return Ok(Outcome::Refused(AuthError::SessionEnded.into()));
     }
-    let user = orgs_store::user(tx, session.user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+    let user = orgs_store::user(tx, session.user_id)?.ok_or_else(|| StoreError::NotFound("the user"))?;
     if let Err(e) = check_allowed(&user, now) {
         return Ok(Outcome::Refused(e.into()));
     }
@@ -129,7 +130,7 @@ pub fn issue_challenge(
     username: &str,
     nonce: &[u8],
     expires_at: i64,
-) -> Result<Challenge, ApiError> {
+) -> Result<Challenge, LoginError> {
     let user = orgs_store::user_by_name(tx, username)?
         .filter(|u| u.signing_key.is_some())
         .ok_or(AuthError::NoSigningKey)?;
@@ -144,9 +145,9 @@ pub fn verify_challenge(
     challenge_id: &str,
     signature: &Signature,
     now: i64,
-) -> Result<Outcome<UserRow>, ApiError> {
+) -> Result<Outcome<UserRow>, LoginError> {
     let refuse =
-        |subject: audit::Subject<'_>, why: &str, error: AuthError| -> Result<Outcome<UserRow>, ApiError> {
+        |subject: audit::Subject<'_>, why: &str, error: AuthError| -> Result<Outcome<UserRow>, LoginError> {
             audit::append(
                 tx,
                 now,
@@ -164,7 +165,7 @@ pub fn verify_challenge(
     if c.used || c.expires_at <= now {
         return refuse(subject, "challenge spent or expired", AuthError::SpentChallenge);
     }
-    let user = orgs_store::user(tx, c.user_id)?.ok_or_else(|| ApiError::not_found("the user"))?;
+    let user = orgs_store::user(tx, c.user_id)?.ok_or_else(|| StoreError::NotFound("the user"))?;
     let key = user
         .signing_key
         .as_deref()
@@ -201,7 +202,7 @@ mod tests {
             AuthError::BadSignature,
         ];
         for e in all {
-            let api: ApiError = e.clone().into();
+            let api: crate::error::ApiError = LoginError::from(e.clone()).into();
             assert_eq!(api.status(), axum::http::StatusCode::UNAUTHORIZED, "{e:?}");
             assert!(e.code().chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{e:?}");
             assert!(e.to_string().len() > 10, "{e:?}");

@@ -5,7 +5,9 @@
 //! - [`caller`]: the `authorize` middleware and the per-route `Policy`; [`identity`]: `Caller`, who it let in
 //!   (the session around the `domain::Principal` the rules see).
 //! - [`login`]: the login steps that decide (account allowed, refresh rotation, strong-login challenge).
-//! - [`error`]: `AuthError`, what they refuse (no HTTP in it; `error.rs` maps it).
+//! - [`error`]: what the steps refuse, no HTTP in it (`error.rs` maps it): `AuthError` (a login refusal),
+//!   `LoginError` (what [`login`] answers), `TokenError` ([`tokens`]), `ThrottleError` ([`throttle`]);
+//!   [`password`] has its own `HashError` and `PasswordError`.
 //! - [`http`]: the handlers: extract, call [`login`] / [`store`] inside one transaction, map.
 //! - [`store`]: sessions, refresh tokens, challenges and login limits in SQLite.
 //! - [`tokens`], [`keys`]: JWTs and the Ed25519 keys that sign them; [`claims`]: what a token says, and the

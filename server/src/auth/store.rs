@@ -1,10 +1,11 @@
-//! SQL for sessions, refresh tokens and strong-login challenges.
+//! SQL for sessions, refresh tokens, strong-login challenges and login limits. Every function answers
+//! [`StoreError`], which `error.rs` maps (a failed statement is a logged 500).
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{
+    db::error::StoreError,
     domain::{AccountStatus, Role, UserStatus},
-    error::{ApiError, StoreError},
 };
 
 pub fn create_session(
@@ -14,7 +15,7 @@ pub fn create_session(
     aal: u8,
     now: i64,
     expires_at: i64,
-) -> Result<String, ApiError> {
+) -> Result<String, StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     tx.execute(
         "INSERT INTO sessions (id, user_id, device_id, aal, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -23,7 +24,12 @@ pub fn create_session(
     Ok(id)
 }
 
-pub fn store_refresh(tx: &Transaction<'_>, hash: &[u8], session_id: &str, now: i64) -> Result<(), ApiError> {
+pub fn store_refresh(
+    tx: &Transaction<'_>,
+    hash: &[u8],
+    session_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?1, ?2, ?3)",
         params![hash, session_id, now],
@@ -43,7 +49,7 @@ pub enum Rotation {
 
 /// Spends a refresh token. A second use of the same token means it leaked (or a client bug), and the safe
 /// answer to both is ending the session (RFC 6819 §5.2.2.3 refresh token rotation).
-pub fn spend_refresh(tx: &Transaction<'_>, hash: &[u8], now: i64) -> Result<Rotation, ApiError> {
+pub fn spend_refresh(tx: &Transaction<'_>, hash: &[u8], now: i64) -> Result<Rotation, StoreError> {
     let row: Option<(String, Option<i64>)> = tx
         .query_row(
             "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = ?1",
@@ -64,7 +70,7 @@ pub fn spend_refresh(tx: &Transaction<'_>, hash: &[u8], now: i64) -> Result<Rota
     }
 }
 
-pub fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64, why: &str) -> Result<(), ApiError> {
+pub fn revoke_session(tx: &Transaction<'_>, session_id: &str, now: i64, why: &str) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE sessions SET revoked_at = ?1, revoked_why = ?2 WHERE id = ?3 AND revoked_at IS NULL",
         params![now, why, session_id],
@@ -107,7 +113,7 @@ pub struct SessionStatus {
     pub device_status: Option<UserStatus>,
 }
 
-pub fn session_status(conn: &Connection, session_id: &str) -> Result<Option<SessionStatus>, ApiError> {
+pub fn session_status(conn: &Connection, session_id: &str) -> Result<Option<SessionStatus>, StoreError> {
     // Cached: every authenticated request runs it.
     Ok(conn
         .prepare_cached(
@@ -140,7 +146,7 @@ pub struct SessionRow {
     pub revoked: bool,
 }
 
-pub fn session(conn: &Connection, session_id: &str) -> Result<Option<SessionRow>, ApiError> {
+pub fn session(conn: &Connection, session_id: &str) -> Result<Option<SessionRow>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT user_id, device_id, aal, expires_at, revoked_at IS NOT NULL FROM sessions WHERE id = ?1",
@@ -163,7 +169,7 @@ pub fn create_challenge(
     user_id: i64,
     nonce: &[u8],
     expires_at: i64,
-) -> Result<String, ApiError> {
+) -> Result<String, StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     tx.execute(
         "INSERT INTO login_challenges (id, user_id, nonce, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -180,7 +186,7 @@ pub struct Challenge {
 }
 
 /// Marks the challenge used in the same statement that reads it, so it can be answered once only.
-pub fn take_challenge(tx: &Transaction<'_>, id: &str, now: i64) -> Result<Option<Challenge>, ApiError> {
+pub fn take_challenge(tx: &Transaction<'_>, id: &str, now: i64) -> Result<Option<Challenge>, StoreError> {
     let c = tx
         .query_row(
             "SELECT user_id, nonce, expires_at, used_at IS NOT NULL FROM login_challenges WHERE id = ?1",

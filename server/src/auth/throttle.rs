@@ -18,11 +18,11 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::{StatusCode, request::Parts},
+    http::request::Parts,
 };
 use sha2::{Digest, Sha256};
 
-use super::store;
+use super::{error::ThrottleError, store};
 use crate::{config::AuthSettings, db::Tx, error::ApiError};
 
 /// The client's address as a throttle key: IPv4 as it is, IPv6 by its /64 network (what one subscriber
@@ -100,7 +100,7 @@ pub fn reserve(
     client: ClientAddr,
     account: &str,
     now: i64,
-) -> Result<Attempt, ApiError> {
+) -> Result<Attempt, ThrottleError> {
     store::forget_login_limits(tx, now - limits.login_forget_after_secs * 1000)?;
     let attempt =
         Attempt { address_key: format!("addr:{client}"), account_key: format!("addr:{client} {account}") };
@@ -113,12 +113,7 @@ pub fn reserve(
         let (failures, next_at) = store::login_limit(tx, key)?.unwrap_or((0, now));
         if now < next_at {
             let secs = ((next_at - now + 999) / 1000) as u64;
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                format!("too many failed logins {scope}; try again in {secs} s"),
-            )
-            .with_retry_after(secs));
+            return Err(ThrottleError::TooManyAttempts { scope, retry_after_secs: secs });
         }
         counted.push((
             key,
@@ -134,7 +129,7 @@ pub fn reserve(
 
 /// The password was right: the (address, account) count starts over and the address gets its attempt back
 /// (a success there never clears it: an attacker with an account of his own would reset it between guesses).
-pub fn succeeded(tx: &Tx<'_>, attempt: &Attempt) -> Result<(), ApiError> {
+pub fn succeeded(tx: &Tx<'_>, attempt: &Attempt) -> Result<(), ThrottleError> {
     Ok(store::login_succeeded(tx, &attempt.account_key, &attempt.address_key)?)
 }
 
@@ -162,7 +157,7 @@ mod tests {
         db.write_blocking(|tx| Ok::<_, crate::db::StoreError>(reserve(tx, &limits(), client, &account, now)))
             .unwrap()
             .map_err(|e| match e {
-                ApiError::Client { retry_after_secs: Some(secs), .. } => secs,
+                ThrottleError::TooManyAttempts { retry_after_secs, .. } => retry_after_secs,
                 other => panic!("not a wait: {other:?}"),
             })
     }

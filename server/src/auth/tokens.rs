@@ -4,23 +4,23 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use sha2::{Digest, Sha256};
 
-use super::keys::JwtKeys;
-use crate::{domain::Aal, error::ApiError};
+use super::{error::TokenError, keys::JwtKeys};
+use crate::domain::Aal;
 
 pub use super::claims::{Claims, VERIFIED_TOKENS, VerifiedTokens};
 
-pub fn issue(keys: &JwtKeys, claims: &Claims) -> Result<String, ApiError> {
+pub fn issue(keys: &JwtKeys, claims: &Claims) -> Result<String, TokenError> {
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(keys.kid.clone());
     jsonwebtoken::encode(&header, claims, &keys.encoding)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("signing a token: {e}")))
+        .map_err(|e| TokenError::Internal(anyhow::anyhow!("signing a token: {e}")))
 }
 
 /// Verifies signature, algorithm, issuer and expiry (against our clock, not the system's).
 ///
 /// A token whose signature was verified once is remembered (see [`VerifiedTokens`]): its later uses skip
 /// the Ed25519 check and the JSON decoding, never the expiry check.
-pub fn verify(keys: &JwtKeys, issuer: &str, token: &str, now_secs: i64) -> Result<Claims, ApiError> {
+pub fn verify(keys: &JwtKeys, issuer: &str, token: &str, now_secs: i64) -> Result<Claims, TokenError> {
     let key = VerifiedTokens::key(issuer, token);
     let claims = match keys.verified.get(&key) {
         Some(claims) => claims,
@@ -31,20 +31,15 @@ pub fn verify(keys: &JwtKeys, issuer: &str, token: &str, now_secs: i64) -> Resul
         }
     };
     if claims.exp <= now_secs {
-        return Err(ApiError::unauthorized(
-            "token_expired",
-            "the access token has expired; get a new one with POST /api/v1/auth/refresh",
-        ));
+        return Err(TokenError::Expired);
     }
     Ok(claims)
 }
 
 /// Signature, algorithm, issuer and a known assurance level: everything about a token that does not
 /// change with time.
-fn verify_signed(keys: &JwtKeys, issuer: &str, token: &str) -> Result<Claims, ApiError> {
-    let invalid = |why: &str| {
-        ApiError::unauthorized("invalid_token", format!("the access token is not valid: {why}; log in again"))
-    };
+fn verify_signed(keys: &JwtKeys, issuer: &str, token: &str) -> Result<Claims, TokenError> {
+    let invalid = TokenError::Invalid;
     // Only EdDSA: `alg: none` and HMAC confusion attacks fail here, before any signature check.
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.validate_exp = false;
@@ -64,9 +59,9 @@ fn verify_signed(keys: &JwtKeys, issuer: &str, token: &str) -> Result<Claims, Ap
 }
 
 /// A fresh opaque refresh token and the hash we store in its place (a database leak reveals no tokens).
-pub fn new_refresh_token() -> Result<(String, Vec<u8>), ApiError> {
+pub fn new_refresh_token() -> Result<(String, Vec<u8>), TokenError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| TokenError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let hash = refresh_token_hash(&token);
     Ok((token, hash))
@@ -81,10 +76,11 @@ mod tests {
     use super::*;
     use crate::domain::Role;
 
-    fn code(e: ApiError) -> &'static str {
+    fn code(e: TokenError) -> &'static str {
         match e {
-            ApiError::Client { code, .. } => code,
-            ApiError::Internal(e) => panic!("an internal error: {e}"),
+            TokenError::Expired => "token_expired",
+            TokenError::Invalid(_) => "invalid_token",
+            TokenError::Internal(e) => panic!("an internal error: {e}"),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Operations: health, readiness, metrics, and the test-only clock.
+//! Operations: health, readiness, metrics, the allocator's set-up, and the test-only clock.
 
+pub mod allocator;
 pub mod metrics;
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};

@@ -7,6 +7,7 @@
 //! answered 503 at once. The working memory is mapped for argon2 directly ([`memory`]), handed from one
 //! hash to the next while hashing is busy and unmapped as soon as it goes idle.
 
+pub mod error;
 mod memory;
 pub mod strength;
 
@@ -16,26 +17,25 @@ use argon2::{
     Algorithm, Argon2, Params, Version,
     password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng},
 };
-use axum::http::StatusCode;
 use prometheus::{IntCounter, Registry};
 use tokio::sync::Semaphore;
 
-use self::memory::ArgonMemory;
-use crate::{config::AuthSettings, error::ApiError};
+use self::{error::HashError, memory::ArgonMemory};
+use crate::config::AuthSettings;
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
 
 /// Argon2id with `memory_kib`, two passes, one lane: OWASP's minimum for argon2id at the default memory.
-fn argon2id(memory_kib: u32) -> Result<Params, ApiError> {
+fn argon2id(memory_kib: u32) -> Result<Params, HashError> {
     Params::new(memory_kib, 2, 1, None).map_err(|e| internal("argon2 parameters", e))
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(anyhow::anyhow!("{what}: {e}"))
+fn internal(what: &str, e: impl std::fmt::Display) -> HashError {
+    HashError::Internal(anyhow::anyhow!("{what}: {e}"))
 }
 
 /// The PHC string stored in `users.password_hash`, e.g. `$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`.
-fn phc(params: &Params, salt: &SaltString, output: Output) -> Result<String, ApiError> {
+fn phc(params: &Params, salt: &SaltString, output: Output) -> Result<String, HashError> {
     Ok(PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -56,7 +56,7 @@ struct Stored {
 
 impl Stored {
     /// Parameters come from the stored hash, not from the settings, so older hashes keep working.
-    fn parse(phc: &str) -> Result<Stored, ApiError> {
+    fn parse(phc: &str) -> Result<Stored, HashError> {
         let unreadable = |e: argon2::password_hash::Error| internal("stored hash unreadable", e);
         let hash = PasswordHash::new(phc).map_err(unreadable)?;
         let params = Params::try_from(&hash).map_err(unreadable)?;
@@ -74,7 +74,7 @@ impl Stored {
         })
     }
 
-    fn matches(&self, password: &[u8], memory: &mut ArgonMemory) -> Result<bool, ApiError> {
+    fn matches(&self, password: &[u8], memory: &mut ArgonMemory) -> Result<bool, HashError> {
         let computed = Output::init_with(self.expected.len(), |out| {
             Ok(self.argon2.hash_password_into_with_memory(
                 password,
@@ -90,7 +90,7 @@ impl Stored {
 }
 
 /// Hashes `password` with a fresh salt, in `memory`.
-fn hash_in(password: &[u8], params: &Params, memory: &mut ArgonMemory) -> Result<String, ApiError> {
+fn hash_in(password: &[u8], params: &Params, memory: &mut ArgonMemory) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_bytes = [0u8; 64];
     let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| internal("salt", e))?;
@@ -103,7 +103,7 @@ fn hash_in(password: &[u8], params: &Params, memory: &mut ArgonMemory) -> Result
 }
 
 /// Hashes a new password outside the server (CLI, demo data), with memory of its own.
-pub fn hash_blocking(password: &str, memory_kib: u32) -> Result<String, ApiError> {
+pub fn hash_blocking(password: &str, memory_kib: u32) -> Result<String, HashError> {
     let params = argon2id(memory_kib)?;
     let mut memory = ArgonMemory::map(params.block_count()).map_err(|e| internal("argon2 memory", e))?;
     hash_in(password.as_bytes(), &params, &mut memory)
@@ -156,7 +156,7 @@ impl Gate {
     }
 
     /// Memory for `blocks` blocks: a finished hash's if one is left, else a new mapping.
-    fn memory(&self, blocks: usize) -> Result<ArgonMemory, ApiError> {
+    fn memory(&self, blocks: usize) -> Result<ArgonMemory, HashError> {
         let reused = {
             let mut state = self.lock();
             let fits = state.spare.iter().position(|m| m.blocks() >= blocks);
@@ -222,16 +222,11 @@ impl Passwords {
     }
 
     /// A place in the hashing queue, or 503 with `Retry-After` when it is full.
-    pub fn admit(&self) -> Result<Ticket, ApiError> {
+    pub fn admit(&self) -> Result<Ticket, HashError> {
         let mut state = self.gate.lock();
         if state.admitted >= self.gate.capacity {
             self.refused.inc();
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                format!("too many logins at once; try again in {OVERLOAD_RETRY_SECS} s"),
-            )
-            .with_retry_after(OVERLOAD_RETRY_SECS));
+            return Err(HashError::Overloaded { retry_after_secs: OVERLOAD_RETRY_SECS });
         }
         state.admitted += 1;
         Ok(Ticket { gate: self.gate.clone() })
@@ -244,7 +239,7 @@ impl Passwords {
         ticket: Ticket,
         password: String,
         stored: Option<String>,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, HashError> {
         let dummy = self.dummy.clone();
         self.run(ticket, move |gate| {
             let stored = Stored::parse(stored.as_deref().unwrap_or(&dummy))?;
@@ -257,7 +252,7 @@ impl Passwords {
     }
 
     /// Hashes a new password with the configured cost; 503 when the hashing queue is full.
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let ticket = self.admit()?;
         let params = self.params.clone();
         self.run(ticket, move |gate| {
@@ -274,8 +269,8 @@ impl Passwords {
     async fn run<T: Send + 'static>(
         &self,
         ticket: Ticket,
-        job: impl FnOnce(&Gate) -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
+        job: impl FnOnce(&Gate) -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
         let permit = self.running.clone().acquire_owned().await.expect("the semaphore is never closed");
         self.hashes.inc();
         tokio::task::spawn_blocking(move || {
@@ -343,13 +338,10 @@ mod tests {
     fn the_gate_lets_in_the_running_and_the_queued_and_refuses_the_rest_until_one_leaves() {
         let p = passwords(2, 3);
         let mut tickets: Vec<Ticket> = (0..5).map(|_| p.admit().unwrap()).collect();
-        let Err(ApiError::Client { status, code, retry_after_secs, .. }) = p.admit() else {
+        let Err(HashError::Overloaded { retry_after_secs }) = p.admit() else {
             panic!("a sixth login is let in")
         };
-        assert_eq!(
-            (status, code, retry_after_secs),
-            (StatusCode::SERVICE_UNAVAILABLE, "overloaded", Some(1))
-        );
+        assert_eq!(retry_after_secs, 1);
         assert_eq!(p.refused.get(), 1);
         tickets.pop();
         assert!(p.admit().is_ok());
