@@ -351,6 +351,13 @@ impl From<crate::bookings::error::StoredTimeError> for ApiError {
     }
 }
 
+impl From<crate::records::admission::Saturated> for ApiError {
+    fn from(e: crate::records::admission::Saturated) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "saturated", e.to_string())
+            .with_retry_after(e.retry_after_secs)
+    }
+}
+
 impl From<crate::records::error::RecordsError> for ApiError {
     fn from(e: crate::records::error::RecordsError) -> Self {
         use crate::records::error::RecordsError as E;

@@ -21,10 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use crate::error::ApiError;
 
 /// The service time assumed before the first sync was measured.
 const FIRST_GUESS: Duration = Duration::from_millis(500);
@@ -97,10 +94,10 @@ impl Admission {
 
     /// A slot, after waiting in line if all are taken; `503 saturated` with `Retry-After` when the line
     /// is longer than the server can serve within the longest wait, or the wait ran out.
-    pub async fn admit(&self) -> Result<Slot<'_>, ApiError> {
+    pub async fn admit(&self) -> Result<Slot<'_>, Saturated> {
         if self.slots == 0 {
             // Maintenance: no rate to measure; the handheld's own bound on waits ends its sync.
-            return Err(saturated(1));
+            return Err(Saturated { retry_after_secs: 1 });
         }
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Ok(Slot { admission: self, _permit: permit, since: Instant::now() });
@@ -121,7 +118,7 @@ impl Admission {
 
     /// The `503`: come back when the line ahead (`wait`) has been served, after the handhelds already
     /// told to come back, one slot's interval apart.
-    fn refuse(&self, wait: Duration) -> ApiError {
+    fn refuse(&self, wait: Duration) -> Saturated {
         let interval = self.interval();
         let now = Instant::now();
         let due = {
@@ -131,31 +128,24 @@ impl Admission {
             due
         };
         let secs = (due - now).as_millis().div_ceil(1000) as u64;
-        saturated(secs.clamp(1, MAX_RETRY_AFTER_SECS))
+        Saturated { retry_after_secs: secs.clamp(1, MAX_RETRY_AFTER_SECS) }
     }
 }
 
-fn saturated(retry_after_secs: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "saturated",
-        "the server is busy with other handhelds' syncs; nothing was done, sync again after `Retry-After`",
-    )
-    .with_retry_after(retry_after_secs)
+/// The line is too long to be served in time: nothing was done; come back after `retry_after_secs`
+/// (`error.rs` answers it as `503 saturated` with `Retry-After`).
+#[derive(Debug, thiserror::Error)]
+#[error("the server is busy with other handhelds' syncs; nothing was done, sync again after `Retry-After`")]
+pub struct Saturated {
+    pub retry_after_secs: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn retry_after(e: ApiError) -> u64 {
-        match e {
-            ApiError::Client { status, retry_after_secs: Some(secs), .. } => {
-                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-                secs
-            }
-            other => panic!("expected a 503 with Retry-After, got {other:?}"),
-        }
+    fn retry_after(e: Saturated) -> u64 {
+        e.retry_after_secs
     }
 
     #[tokio::test]

@@ -12,8 +12,9 @@
 //!
 //! Every function here answers [`RecordsError`] (`error.rs`, a leaf mapped to HTTP in the crate's
 //! `error.rs`) and takes the acting [`Principal`], never the HTTP caller; the device a message came from
-//! is an argument of its own. Only the endpoints (`http.rs`, `ws.rs`, and the engine's async entry points,
-//! which run on `Db`) answer `ApiError`.
+//! is an argument of its own (the engine's `sync` answers `WorkflowError`: a round also advances the
+//! workflow). Only the endpoints (`http.rs`, `ws.rs`) answer `ApiError`; the admission line's refusal is
+//! its own [`admission::Saturated`].
 
 pub mod admission;
 pub mod engine;
