@@ -1193,7 +1193,7 @@ mod tests {
     #[test]
     fn a_database_failure_behind_a_document_is_not_told_as_not_found() {
         use crate::{db::error::StoreError, documents::error::DocumentError as E};
-        let failure = E::Store(StoreError::Other(rusqlite::Error::InvalidQuery));
+        let failure = E::Store(StoreError::Failed("committing a group of writes: disk full".into()));
         assert!(failure.is_failure());
         assert!(!E::Store(StoreError::NotFound("the application")).is_failure());
         assert!(!E::Certificate(crate::certificates::error::CertificateError::NotFound("x")).is_failure());

@@ -139,16 +139,13 @@ impl TestServer {
     }
 
     pub fn api(&self) -> Api {
-        Api { base: self.base.clone(), token: None, client: reqwest::Client::new() }
+        Api { base: self.base.clone(), token: None, client: client(reqwest::Client::builder()) }
     }
 
     /// A client whose connections come from `local`: on Linux all of 127.0.0.0/8 is loopback, so tests act
     /// as different client addresses (login limits count per address).
     pub fn api_from(&self, local: [u8; 4]) -> Api {
-        let client = reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from(local))
-            .build()
-            .expect("an HTTP client");
+        let client = client(reqwest::Client::builder().local_address(std::net::IpAddr::from(local)));
         Api { base: self.base.clone(), token: None, client }
     }
 
@@ -289,6 +286,14 @@ pub async fn strong(server: &TestServer, username: &str) -> Api {
     server.api().with_token(body["access_token"].as_str().unwrap())
 }
 
+/// The tests' HTTP client. Its idle connections are dropped after 5 s, before the server closes them
+/// (it ends a keep-alive connection that sends no request head within `header_read_timeout_secs`, 10 s):
+/// with reqwest's 90 s default, a request after a slow setup could be sent on a connection whose close
+/// was already on its way, and fail with a reset that has nothing to do with the test.
+fn client(builder: reqwest::ClientBuilder) -> reqwest::Client {
+    builder.pool_idle_timeout(std::time::Duration::from_secs(5)).build().expect("an HTTP client")
+}
+
 /// A JSON client; every call answers `(status, body)` and never panics on a 4xx, so tests assert on both.
 #[derive(Clone)]
 pub struct Api {
@@ -300,7 +305,7 @@ pub struct Api {
 impl Api {
     /// A client of the server at `base` (`http://IP:PORT`), for servers the kit did not start.
     pub fn new(base: &str) -> Api {
-        Api { base: base.to_string(), token: None, client: reqwest::Client::new() }
+        Api { base: base.to_string(), token: None, client: client(reqwest::Client::builder()) }
     }
 
     pub fn with_token(mut self, token: &str) -> Api {

@@ -79,6 +79,102 @@ async fn five_hundred_racing_requests_for_twenty_slots_of_five_confirm_exactly_o
     assert_eq!(requested.as_array().unwrap().len(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_killed_during_a_booking_burst_keeps_every_acknowledged_booking_and_never_overbooks() {
+    const WRITERS: usize = 12;
+    let mut server = TestServer::start_with(&[booking::LONG_DEADLINE]);
+    server.set_clock(MONDAY).await;
+    set_calendar(&server, 5, true, &[]).await;
+    let ent = server.login("ent1-operator").await;
+    let instructions = issue_instructions(&server, &ent, 240).await;
+    let slots = booking::slots(&ent, "2026-12-01", "2026-12-04", 20).await;
+    // (instruction, slot) of every booking answered 201, and whether a writer was cut off by the kill.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i64, String)>::new()));
+    let cut_off = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = instructions
+        .chunks(instructions.len() / WRITERS)
+        .enumerate()
+        .map(|(w, mine)| {
+            let (ent, slots, mine) = (ent.clone(), slots.clone(), mine.to_vec());
+            let (acknowledged, cut_off) = (acknowledged.clone(), cut_off.clone());
+            tokio::spawn(async move {
+                // One request in flight per writer until the server dies.
+                for (k, id) in mine.into_iter().enumerate() {
+                    let slot = slots[(w + k * WRITERS) % slots.len()].clone();
+                    let body = json!({"instruction_id": id, "starts_at": slot});
+                    match ent.try_send(reqwest::Method::POST, "/api/v1/bookings", Some(body)).await {
+                        Ok((201, _)) => acknowledged.lock().unwrap().push((id, slot)),
+                        Ok((409, b)) if code(&b) == "slot_full" => {}
+                        Ok((status, b)) => panic!("booking {id}: {status} {b}"),
+                        Err(_) => {
+                            cut_off.store(true, std::sync::atomic::Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while acknowledged.lock().unwrap().len() < 2 * WRITERS {
+        assert!(std::time::Instant::now() < deadline, "the bookings did not start");
+        tokio::task::yield_now().await;
+    }
+    server.kill();
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(
+        cut_off.load(std::sync::atomic::Ordering::SeqCst),
+        "the kill came after the burst, not during it"
+    );
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    server.restart();
+    let ent = server.login("ent1-operator").await;
+    let (status, stored) = ent.get("/api/v1/bookings?state=confirmed&limit=500").await;
+    assert_eq!(status, 200, "{stored}");
+    let stored: HashMap<i64, String> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["instruction_id"].as_i64().unwrap(), b["slot"]["starts_at"].as_str().unwrap().to_owned()))
+        .collect();
+    for (id, slot) in &acknowledged {
+        assert_eq!(
+            stored.get(id),
+            Some(slot),
+            "the booking of instruction {id} was acknowledged but is gone"
+        );
+    }
+    // In flight when killed: at most one request per writer, kept whole or not at all.
+    assert!(
+        stored.len() <= acknowledged.len() + WRITERS,
+        "{} stored, {} acknowledged",
+        stored.len(),
+        acknowledged.len()
+    );
+    let mut per_slot: HashMap<&str, i64> = HashMap::new();
+    for slot in stored.values() {
+        *per_slot.entry(slot.as_str()).or_default() += 1;
+    }
+    for s in &slots {
+        let booked = per_slot.get(s.as_str()).copied().unwrap_or(0);
+        assert!(booked <= 5, "slot {s} holds {booked} bookings, capacity 5");
+        assert_eq!(usage(&ent, s).await, (booked, 5 - booked), "slot {s}: the count matches the bookings");
+    }
+    // Nothing half-written: an instruction is booked for its slot exactly when its booking is stored.
+    for id in &instructions {
+        let i = instruction(&ent, *id).await;
+        match stored.get(id) {
+            Some(slot) => {
+                assert_eq!((i["state"].as_str(), i["due_at"].as_str()), (Some("booked"), Some(slot.as_str())))
+            }
+            None => assert_eq!((i["state"].as_str(), i["due_at"].as_str()), (Some("issued"), None), "{i}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_held_request_is_confirmed_or_declined_with_alternatives_and_the_enterprise_can_take_one() {
     let server = TestServer::start();
