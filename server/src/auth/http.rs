@@ -111,6 +111,23 @@ fn open_session(
     token_pair(state, tx, user, &sid, device_id, aal, now)
 }
 
+/// A login that succeeded: its session opened and the login audited (`details` say how), in the caller's
+/// transaction.
+fn logged_in(
+    state: &AppState,
+    tx: &crate::db::Tx<'_>,
+    user: &UserRow,
+    device_id: Option<&str>,
+    aal: Aal,
+    now: i64,
+    details: Value,
+) -> Result<TokenResponse, ApiError> {
+    let out = open_session(state, tx, user, device_id, aal, now)?;
+    let subject = audit::Subject::User(user.id);
+    audit::append(tx, now, &Actor::User(user.id), audit::Action::AuthLogin, &subject, details)?;
+    Ok(out)
+}
+
 fn token_pair(
     state: &AppState,
     tx: &crate::db::Tx<'_>,
@@ -214,16 +231,9 @@ pub async fn login(
                 crate::devices::check_usable_by(tx, device_id, user.id)?;
             }
             throttle::succeeded(tx, &attempt)?;
-            let out = open_session(&st, tx, &user, req.device_id.as_deref(), Aal::Password, now)?;
-            audit::append(
-                tx,
-                now,
-                &Actor::User(user.id),
-                audit::Action::AuthLogin,
-                &audit::Subject::User(user.id),
-                json!({"aal": "password", "device_id": req.device_id, "address": client.to_string()}),
-            )?;
-            Ok(out)
+            let details =
+                json!({"aal": "password", "device_id": req.device_id, "address": client.to_string()});
+            logged_in(&st, tx, &user, req.device_id.as_deref(), Aal::Password, now, details)
         })
         .await?;
     Ok(Json(response))
@@ -376,20 +386,8 @@ pub async fn strong_login(
     let outcome = state
         .db
         .write(move |tx| {
-            login::verify_challenge(tx, &req.challenge_id, &signature, now)?.then(
-                |user| -> Result<_, ApiError> {
-                    let out = open_session(&st, tx, &user, None, Aal::Strong, now)?;
-                    audit::append(
-                        tx,
-                        now,
-                        &Actor::User(user.id),
-                        audit::Action::AuthLogin,
-                        &audit::Subject::User(user.id),
-                        json!({"aal": "strong"}),
-                    )?;
-                    Ok(out)
-                },
-            )
+            login::verify_challenge(tx, &req.challenge_id, &signature, now)?
+                .then(|user| logged_in(&st, tx, &user, None, Aal::Strong, now, json!({"aal": "strong"})))
         })
         .await?;
     Ok(Json(outcome.into_result()?))
